@@ -1,0 +1,110 @@
+"""Embedding caches and artifact names: one `.npz` per dataset x model variant x split.
+
+A cache holds embeddings (float32), ids, labels, dimension_names, token counts (before
+truncation), languages, titles and a JSON fingerprint of what produced it. It is valid
+only while the fingerprint matches the current settings and input file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from study.artifacts import save_npz
+from study.config import Config
+from study.errors import StudyError
+
+# Keys that describe the model side of an embedding; the rest (split, data hash) describe
+# the input. A probe may only score embeddings whose model side matches its training's.
+MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "dtype")
+# Keys a rerun compares to decide whether a cache is still valid. `pooling` is read from
+# the loaded model, so it is recorded but cannot be known before loading.
+CACHE_KEYS = ("source", "model_name", "max_tokens", "prefix", "dtype", "split", "data_sha256")
+
+
+def variant_name(cfg: Config, model: str, max_tokens: int | None) -> str:
+    """`model`, or `model-t512` when --max-tokens differs from the configured value."""
+    if max_tokens is None or max_tokens == cfg.model(model).max_tokens:
+        return model
+    return f"{model}-t{max_tokens}"
+
+
+def split_variant(cfg: Config, variant: str) -> tuple[str, int]:
+    """Inverse of `variant_name`: (model, max_tokens)."""
+    if variant in cfg.embedding_models:
+        return variant, cfg.embedding_models[variant].max_tokens
+    model, _, tail = variant.rpartition("-t")
+    if model in cfg.embedding_models and tail.isdigit():
+        return model, int(tail)
+    raise StudyError(f"'{variant}' names no model of config.yaml")
+
+
+def embedding_path(cfg: Config, dataset: str, variant: str, split: str) -> Path:
+    return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
+
+
+def probe_path(cfg: Config, dataset: str, variant: str, probe: str) -> Path:
+    return cfg.results_path / f"{dataset}_{variant}_{probe}.pkl"
+
+
+def predictions_path(cfg: Config, dataset: str, variant: str, probe: str) -> Path:
+    return cfg.results_path / "predictions" / f"{dataset}_{variant}_{probe}_test.npz"
+
+
+def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str,
+                pooling: str | None = None) -> dict:
+    m = cfg.model(model)
+    fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
+          "dtype": dtype, "split": split, "data_sha256": data_sha256}
+    if pooling is not None:
+        fp["pooling"] = pooling
+    return fp
+
+
+def mismatch(found: dict, expected: dict, keys) -> str | None:
+    """'key made with X, expected Y' for the first differing key, or None when they agree."""
+    for key in keys:
+        if key in expected and found.get(key) != expected.get(key):
+            return f"{key} made with {found.get(key)!r}, expected {expected.get(key)!r}"
+    return None
+
+
+def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict) -> None:
+    save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids.astype(str),
+             labels=split.labels.astype(np.float32), dimension_names=np.asarray(split.dimension_names, dtype=str),
+             token_counts=np.asarray(token_counts, dtype=np.int64), languages=split.languages.astype(str),
+             titles=split.titles.astype(str), fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
+
+
+def read_embeddings(path: Path) -> dict:
+    """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"embedding cache not found: {path} (run embed_articles.py first)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        data["fingerprint"] = json.loads(str(data["fingerprint"]))
+        data["dimension_names"] = [str(d) for d in data["dimension_names"]]
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise StudyError(f"{path}: unreadable embedding cache ({exc}); rerun embed_articles.py --force") from None
+    return data
+
+
+def load_checked(cfg: Config, dataset, model: str, max_tokens: int, split: str) -> dict:
+    """Read a cache and make sure it was made from the current input file and settings."""
+    from study.data import file_sha256
+
+    variant = variant_name(cfg, model, max_tokens)
+    path = embedding_path(cfg, dataset.name, variant, split)
+    data = read_embeddings(path)
+    source_file = dataset.path / f"{split}.jsonl"
+    if not source_file.is_file():
+        raise StudyError(f"split '{split}' missing: {source_file} does not exist")
+    expected = fingerprint(cfg, model, max_tokens, data["fingerprint"].get("dtype"), split, file_sha256(source_file))
+    why = mismatch(data["fingerprint"], expected, CACHE_KEYS)
+    if why:
+        raise StudyError(f"{path} was made with other settings or data ({why}); "
+                         f"rerun embed_articles.py --dataset {dataset.name} --models {model}")
+    return data

@@ -1,0 +1,194 @@
+"""config.yaml: schema, loading and the lookups every script shares.
+
+The schema is strict: an unknown key, a missing required key or a value of the wrong
+type stops the script at start with a message naming the key (`StudyError`).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from study.errors import StudyError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+PACKAGE_SCHEME = "python-package:"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class EmbeddingModel(_Strict):
+    source: Literal["sentence-transformers", "transformers"]
+    model_name: str
+    dimensions: int = Field(gt=0)
+    max_tokens: int = Field(gt=1)
+    prefix: str = ""
+    trust_remote_code: bool = False
+    batch_size: Optional[int] = Field(default=None, gt=0)
+    # Upper bound on batch_rows x padded_length; long-context models use it so that a
+    # batch of short articles is large and a batch of 8k-token articles is small.
+    token_budget: Optional[int] = Field(default=None, gt=0)
+    note: str = ""
+
+
+class DatasetEntry(_Strict):
+    path: str
+    dimensions: int = Field(gt=0)
+    baseline_mae: float = Field(gt=0)
+    description: str = ""
+
+
+class RidgeSettings(_Strict):
+    alphas: list[float] = Field(min_length=1)
+
+
+class MLPSettings(_Strict):
+    hidden_sizes: list[int] = Field(min_length=1)
+    dropout: float = Field(ge=0, lt=1)
+    learning_rate: float = Field(gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    epochs: int = Field(gt=0)
+    patience: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+
+
+class LightGBMSettings(_Strict):
+    params: dict[str, float | int | str | bool]
+    early_stopping_rounds: int = Field(gt=0)
+
+
+class ProbeMethods(_Strict):
+    ridge: RidgeSettings
+    mlp: MLPSettings
+    lightgbm: LightGBMSettings
+
+
+class SuccessBands(_Strict):
+    closes_gap: float
+    partial: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.closes_gap < self.partial:
+            raise ValueError("closes_gap must be below partial")
+        return self
+
+
+class DemoSettings(_Strict):
+    model: str
+    data_dir: str
+
+
+class Config(_Strict):
+    random_seed: int
+    device: str
+    batch_size: int = Field(gt=0)
+    score_range: tuple[float, float]
+    embeddings_dir: str
+    results_dir: str
+    bootstrap_samples: int = Field(gt=0)
+    success_bands: SuccessBands
+    fine_tuned_ms_per_article: tuple[float, float]
+    default_models: list[str] = Field(min_length=1)
+    embedding_models: dict[str, EmbeddingModel] = Field(min_length=1)
+    datasets: dict[str, DatasetEntry]
+    probe_methods: ProbeMethods
+    demo: DemoSettings
+    # Folder of the config file: relative paths inside it resolve against it.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _known_defaults(self):
+        unknown = [m for m in self.default_models if m not in self.embedding_models]
+        if unknown:
+            raise ValueError(f"default_models names models not in embedding_models: {unknown}")
+        if self.demo.model not in self.embedding_models:
+            raise ValueError(f"demo.model '{self.demo.model}' is not in embedding_models")
+        return self
+
+    @field_validator("score_range")
+    @classmethod
+    def _range(cls, v):
+        if not v[0] < v[1]:
+            raise ValueError("score_range must be [low, high] with low < high")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v):
+        if v not in ("auto", "cpu", "cuda", "mps") and not v.startswith("cuda:"):
+            raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    # -- lookups ---------------------------------------------------------------
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.root / path).resolve()
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.resolve(self.embeddings_dir)
+
+    @property
+    def results_path(self) -> Path:
+        return self.resolve(self.results_dir)
+
+    def model(self, name: str) -> EmbeddingModel:
+        if name not in self.embedding_models:
+            raise StudyError(f"model '{name}' is not in embedding_models of {self.root / 'config.yaml'}; "
+                             f"known: {', '.join(self.embedding_models)}")
+        return self.embedding_models[name]
+
+    def select_models(self, names: list[str] | None) -> list[str]:
+        """`names` checked against embedding_models, or default_models when None."""
+        for name in names or []:
+            self.model(name)
+        return list(names or self.default_models)
+
+    def model_location(self, name: str) -> str:
+        """HF id, or an absolute local folder for relative paths and python-package: names."""
+        ref = self.model(name).model_name
+        if ref.startswith(PACKAGE_SCHEME):
+            package, _, sub = ref[len(PACKAGE_SCHEME):].partition("/")
+            spec = importlib.util.find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
+                raise StudyError(f"model '{name}': python package '{package}' is not installed "
+                                 f"(pip install -r requirements.txt)")
+            return str(Path(list(spec.submodule_search_locations)[0]) / sub)
+        if ref.startswith((".", "/", "~")) or (self.root / ref).exists():
+            return str(self.resolve(ref))
+        return ref
+
+
+def _format_validation_error(err: ValidationError, path: Path) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        elif e["type"] == "missing":
+            parts.append(f"missing required key '{key}'")
+        else:
+            parts.append(f"key '{key}': {e['msg']} (found {e.get('input')!r})")
+    return f"{path}: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    path = Path(path or DEFAULT_CONFIG).resolve()
+    if not path.is_file():
+        raise StudyError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        return Config(**raw, root=path.parent)
+    except ValidationError as exc:
+        raise StudyError(_format_validation_error(exc, path)) from None

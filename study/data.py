@@ -1,0 +1,161 @@
+"""Input data: `<dataset dir>/{train,val,test}.jsonl`, validated line by line.
+
+Each line: {"id", "title", "content", "url", "labels": [...], "dimension_names": [...],
+"language" (optional)}. Errors name the file, the line and the field at fault.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from study.config import Config
+from study.errors import StudyError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    path: Path
+    baseline_mae: float | None  # the fine-tuned model's test MAE from config, if known
+
+
+@dataclass
+class Split:
+    name: str
+    path: Path
+    sha256: str
+    ids: np.ndarray            # str
+    titles: np.ndarray         # str
+    texts: list[str]           # title + blank line + content (no model prefix)
+    labels: np.ndarray         # float32, (n, n_dims)
+    dimension_names: list[str]
+    languages: np.ndarray      # str; detected where the file has none
+    language_detected: np.ndarray  # bool, True where `languages` was detected
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Dataset:
+    """`--dataset NAME` from config, `--data-dir DIR` for any folder, or both (name + folder)."""
+    if not name and not data_dir:
+        raise StudyError("give --dataset NAME (one of: " + ", ".join(cfg.datasets) + ") or --data-dir DIR")
+    entry = cfg.datasets.get(name) if name else None
+    if name and not data_dir and entry is None:
+        raise StudyError(f"dataset '{name}' is not in config.yaml datasets "
+                         f"(known: {', '.join(cfg.datasets)}); or point --data-dir at a folder")
+    path = Path(data_dir).expanduser().resolve() if data_dir else cfg.resolve(entry.path)
+    if not path.is_dir():
+        raise StudyError(f"dataset folder not found: {path}")
+    name = name or path.name
+    entry = entry or cfg.datasets.get(name)
+    return Dataset(name=name, path=path, baseline_mae=entry.baseline_mae if entry else None)
+
+
+def build_text(title: str, content: str) -> str:
+    """The text the production screening stage embeds: title, blank line, content."""
+    title, content = (title or "").strip(), (content or "").strip()
+    if title and content:
+        return f"{title}\n\n{content}"
+    return title or content
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def detect_languages(texts: list[str]) -> list[str]:
+    """ISO 639-1 codes from py3langid (offline, deterministic)."""
+    import py3langid
+
+    return [py3langid.classify(t[:2000])[0] for t in texts]
+
+
+def _fail(path: Path, line: int, msg: str):
+    raise StudyError(f"{path}:{line}: {msg}")
+
+
+def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -> Split:
+    path = dataset.path / f"{split}.jsonl"
+    if not path.is_file():
+        raise StudyError(f"split '{split}' missing: {path} does not exist")
+    ids, titles, texts, labels, langs = [], [], [], [], []
+    dims: list[str] | None = None
+    low, high = score_range
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _fail(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            if not isinstance(rec, dict):
+                _fail(path, lineno, "expected a JSON object")
+            for key in ("id", "labels", "dimension_names"):
+                if key not in rec:
+                    _fail(path, lineno, f"field '{key}' is missing")
+            title, content = rec.get("title") or "", rec.get("content") or ""
+            if not isinstance(title, str) or not isinstance(content, str):
+                _fail(path, lineno, "fields 'title' and 'content' must be strings")
+            text = build_text(title, content)
+            if not text:
+                _fail(path, lineno, f"article '{rec['id']}' has neither 'title' nor 'content'")
+            names = rec["dimension_names"]
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+                _fail(path, lineno, "field 'dimension_names' must be a non-empty list of strings")
+            if dims is None:
+                dims = names
+            elif names != dims:
+                _fail(path, lineno, f"field 'dimension_names' {names} differs from the first line's {dims}")
+            y = rec["labels"]
+            if not isinstance(y, list) or len(y) != len(dims):
+                _fail(path, lineno, f"field 'labels' must be a list of {len(dims)} numbers "
+                                    f"(one per dimension name), found {y!r}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in y):
+                _fail(path, lineno, f"field 'labels' must hold only numbers, found {y!r}")
+            bad = [(dims[i], v) for i, v in enumerate(y) if not low <= v <= high]
+            if bad:
+                _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
+                                    + ", ".join(f"{d}={v}" for d, v in bad))
+            lang = rec.get("language")
+            ids.append(str(rec["id"]))
+            titles.append(title)
+            texts.append(text)
+            labels.append(y)
+            langs.append(lang if isinstance(lang, str) and lang.strip() else None)
+    if not ids:
+        raise StudyError(f"{path}: no articles")
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise StudyError(f"{path}: article id '{dup}' appears more than once")
+    missing = [i for i, lang in enumerate(langs) if lang is None]
+    if missing:
+        for i, code in zip(missing, detect_languages([texts[i] for i in missing])):
+            langs[i] = code
+    detected = np.zeros(len(ids), dtype=bool)
+    detected[missing] = True
+    return Split(name=split, path=path, sha256=file_sha256(path), ids=np.array(ids),
+                 titles=np.array(titles), texts=texts, labels=np.asarray(labels, dtype=np.float32),
+                 dimension_names=list(dims), languages=np.array(langs), language_detected=detected)
+
+
+def load_splits(dataset: Dataset, score_range, splits=SPLITS) -> dict[str, Split]:
+    out = {s: load_split(dataset, s, score_range) for s in splits}
+    first = out[splits[0]]
+    for s in splits[1:]:
+        if out[s].dimension_names != first.dimension_names:
+            raise StudyError(f"{out[s].path}: dimension_names {out[s].dimension_names} differ from "
+                             f"{first.path}'s {first.dimension_names}")
+    return out

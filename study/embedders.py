@@ -1,0 +1,343 @@
+"""Texts -> embeddings: model loading, tokenization, batching and the encode loop.
+
+The loop is built for throughput on a GPU and stays plain on a CPU:
+- every text is tokenized once up front (fast tokenizer, batched), which also gives the
+  token count before truncation;
+- articles are sorted by length and cut into batches bounded by a row count and, for
+  long-context models, by a token budget (rows x padded length), so a batch of short
+  articles is large and a batch of 8k-token articles is small;
+- the model runs in half precision on CUDA (bf16, fp16 where bf16 is missing) and the
+  loop never waits on the GPU: inputs go through pinned memory, outputs stay on the device
+  until one copy at the end;
+- a CUDA out-of-memory error halves the batch (and every later batch) and retries it;
+- several devices (`devices=[...]`) share the batches round-robin, one process each,
+  so every batch is computed exactly as on one device.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from study.errors import StudyError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Encoder:
+    """A loaded model with one job: (input_ids, attention_mask) -> pooled embeddings."""
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    dtype: torch.dtype
+    source: str          # "sentence-transformers" | "transformers"
+    pooling: str
+    dim: int
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.source == "sentence-transformers":
+            return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+# -- device and precision ---------------------------------------------------------------
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting.startswith("cuda") and not torch.cuda.is_available():
+        raise StudyError(f"device '{setting}' asked for, but torch sees no CUDA GPU (set device: auto or cpu)")
+    return torch.device(setting)
+
+
+def resolve_dtype(device: torch.device, requested: str | None = None) -> str:
+    """float32 on CPU; bf16 on CUDA (fp16 where bf16 is missing) unless `requested`."""
+    if requested:
+        if requested not in DTYPES:
+            raise StudyError(f"--dtype must be one of {', '.join(DTYPES)}, found '{requested}'")
+        return requested
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def use_all_cores() -> int:
+    """On CPU, let torch use every core this process may run on."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+# -- loading ----------------------------------------------------------------------------
+def load_encoder(source: str, location: str, device: torch.device, dtype: str, *,
+                 trust_remote_code: bool = False, name: str = "") -> Encoder:
+    """Load a sentence-transformers or plain transformers model for inference."""
+    torch_dtype = DTYPES[dtype]
+    try:
+        if source == "sentence-transformers":
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(location, device=str(device), trust_remote_code=trust_remote_code)
+            tokenizer = model.tokenizer
+            pooling = _st_pooling(model)
+            dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                   else model.get_sentence_embedding_dimension())
+        else:
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+            model = AutoModel.from_pretrained(location, trust_remote_code=trust_remote_code)
+            pooling = "mean"
+            dim = model.config.hidden_size
+    except (OSError, ValueError, ImportError) as exc:
+        hint = ("the Hugging Face hub is unreachable or the id is wrong: download the model where the "
+                "hub is reachable and set its model_name in config.yaml to the local folder")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"model '{name or location}' could not be loaded from '{location}' ({first}); {hint}") from None
+    return _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim)
+
+
+def _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim) -> Encoder:
+    if tokenizer.pad_token_id is None:  # decoders (Qwen...) ship without a padding token
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    model = model.to(device=device, dtype=torch_dtype).eval()
+    return Encoder(model=model, tokenizer=tokenizer, device=device, dtype=torch_dtype,
+                   source=source, pooling=pooling, dim=int(dim))
+
+
+def _st_pooling(model) -> str:
+    for module in model:
+        cfg = getattr(module, "get_config_dict", lambda: {})()
+        if "pooling_mode" in cfg:
+            return str(cfg["pooling_mode"])
+        for key, value in cfg.items():
+            if key.startswith("pooling_mode_") and value is True:
+                return key[len("pooling_mode_"):]
+    return "unknown"
+
+
+def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.device, dtype: str,
+                          *, seed: int = 0) -> Encoder:
+    """A same-shape twin of a model with random weights, for speed and memory work only.
+
+    The architecture comes from `arch_dir/config.json`; the tokenizer is a BPE trained on
+    `texts` with the model's vocabulary size, so token counts look like real ones.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
+
+    arch_dir = Path(arch_dir)
+    if not (arch_dir / "config.json").is_file():
+        raise StudyError(f"no architecture config: {arch_dir / 'config.json'} does not exist")
+    config = AutoConfig.from_pretrained(str(arch_dir))
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=min(int(config.vocab_size), 50_000), show_progress=False,
+                                  special_tokens=["<pad>", "<s>", "</s>", "<unk>"])
+    bpe.train_from_iterator(texts, trainer=trainer)
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", bpe.token_to_id("<s>")), ("</s>", bpe.token_to_id("</s>"))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>",
+                                        bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(config)
+    return _prepare(model, tokenizer, device, DTYPES[dtype], "transformers", "mean", config.hidden_size)
+
+
+# -- tokenization and batching ----------------------------------------------------------
+def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[list[list[int]], np.ndarray]:
+    """(input ids cut at max_tokens, token count of each text before truncation)."""
+    full = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    counts = np.fromiter((len(ids) for ids in full), dtype=np.int64, count=len(full))
+    if counts.max(initial=0) <= max_tokens:
+        return full, counts
+    cut = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)
+    return cut["input_ids"], counts
+
+
+def plan_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None = None,
+                 multiple_of: int = 1) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Sort by length (longest first) and cut into (start, end) ranges of the sorted order.
+
+    A batch holds at most `batch_size` rows and, with a token budget, at most
+    `token_budget` tokens counted as rows x padded length (its first, longest row).
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    sorted_len = np.asarray(lengths)[order]
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        rows = batch_size
+        if token_budget:
+            padded = -(-int(sorted_len[start]) // multiple_of) * multiple_of
+            rows = max(1, min(rows, token_budget // max(padded, 1)))
+        end = min(n, start + rows)
+        batches.append((start, end))
+        start = end
+    return order, batches
+
+
+def _pad(seqs: list[list[int]], pad_id: int, multiple_of: int, pin: bool):
+    width = -(-max(len(s) for s in seqs) // multiple_of) * multiple_of
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        ids[row, :len(seq)] = seq
+        mask[row, :len(seq)] = 1
+    ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
+    return (ids.pin_memory(), mask.pin_memory()) if pin else (ids, mask)
+
+
+@dataclass
+class EncodeStats:
+    n_articles: int = 0
+    n_tokens: int = 0            # real (unpadded) tokens fed to the model
+    n_padded_tokens: int = 0
+    n_batches: int = 0
+    oom_retries: int = 0
+    tokenize_s: float = 0.0
+    encode_s: float = 0.0
+    devices: list[str] = field(default_factory=list)
+
+    @property
+    def articles_per_s(self) -> float:
+        return self.n_articles / self.encode_s if self.encode_s else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.n_tokens / self.encode_s if self.encode_s else float("nan")
+
+
+def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[tuple[int, int]],
+                   progress=None, stats: EncodeStats | None = None) -> np.ndarray:
+    """Embed `sorted_ids` batch by batch; returns float32 (n, dim) in the same order.
+
+    On CUDA out-of-memory the failing batch is split in two and every later batch is
+    held to half the failing batch's tokens.
+    """
+    stats = stats or EncodeStats()
+    dev = encoder.device
+    cuda = dev.type == "cuda"
+    multiple_of = 8 if cuda else 1
+    out = torch.empty((len(sorted_ids), encoder.dim), dtype=torch.float32, device=dev)
+    pending = deque(batches)
+    token_cap = None
+    with torch.inference_mode():
+        while pending:
+            start, end = pending.popleft()
+            width = max(len(s) for s in sorted_ids[start:end])
+            if token_cap and end - start > 1 and (end - start) * width > token_cap:
+                mid = start + max(1, min(end - start - 1, token_cap // width))
+                pending.appendleft((mid, end))
+                pending.appendleft((start, mid))
+                continue
+            ids, mask = _pad(sorted_ids[start:end], encoder.pad_id, multiple_of, cuda)
+            try:
+                emb = encoder.forward(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True))
+            except torch.OutOfMemoryError:
+                if end - start == 1:
+                    raise StudyError(f"out of GPU memory on a single article of {width} tokens; "
+                                     "lower max_tokens or use a bigger GPU") from None
+                del ids, mask
+                if cuda:
+                    torch.cuda.empty_cache()
+                stats.oom_retries += 1
+                token_cap = ((end - start) * width) // 2
+                log.warning("out of memory on a batch of %d x %d tokens: retrying with half the batch",
+                            end - start, width)
+                mid = start + (end - start) // 2
+                pending.appendleft((mid, end))
+                pending.appendleft((start, mid))
+                continue
+            out[start:end] = emb.float()
+            stats.n_batches += 1
+            stats.n_padded_tokens += int(ids.numel())
+            if progress is not None:
+                progress.update(end - start)
+    return out.cpu().numpy()
+
+
+def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
+                token_budget: int | None = None, progress=None, devices: list[str] | None = None,
+                load_spec: dict | None = None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
+    """Embed `texts`: (float32 embeddings, token counts before truncation, stats).
+
+    With several `devices`, `load_spec` (source, location, dtype, trust_remote_code) says
+    how each worker process loads the model; `encoder` then only lends its tokenizer.
+    """
+    multi = bool(devices) and len(devices) > 1
+    stats = EncodeStats(n_articles=len(texts), devices=list(devices) if multi else [str(encoder.device)])
+    t0 = time.perf_counter()
+    ids, counts = tokenize(encoder.tokenizer, texts, max_tokens)
+    stats.tokenize_s = time.perf_counter() - t0
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    stats.n_tokens = int(lengths.sum())
+    cuda = all(d.startswith("cuda") for d in devices) if multi else encoder.device.type == "cuda"
+    order, batches = plan_batches(lengths, batch_size, token_budget, 8 if cuda else 1)
+    sorted_ids = [ids[i] for i in order]
+    t0 = time.perf_counter()
+    if multi:
+        sorted_emb = _encode_on_devices(load_spec, devices, sorted_ids, batches, encoder.dim, progress)
+        stats.n_batches = len(batches)
+    else:
+        sorted_emb = encode_batches(encoder, sorted_ids, batches, progress, stats)
+    stats.encode_s = time.perf_counter() - t0
+    emb = np.empty_like(sorted_emb)
+    emb[order] = sorted_emb
+    return emb, counts, stats
+
+
+def _device_worker(job: dict):
+    device = torch.device(job["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(job["threads"])
+    else:
+        torch.cuda.set_device(device)
+    enc = load_encoder(job["source"], job["location"], device, job["dtype"],
+                       trust_remote_code=job["trust_remote_code"])
+    local, offset = [], 0
+    for start, end in job["batches"]:
+        local.append((offset, offset + end - start))
+        offset += end - start
+    return job["batches"], encode_batches(enc, job["ids"], local)
+
+
+def _encode_on_devices(load_spec: dict, devices: list[str], sorted_ids, batches, dim: int, progress) -> np.ndarray:
+    """Deal the batches round-robin to one spawned process per device."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // len(devices))
+    jobs = []
+    for k, device in enumerate(devices):
+        mine = batches[k::len(devices)]
+        jobs.append(dict(load_spec, device=device, threads=threads, batches=mine,
+                         ids=[row for start, end in mine for row in sorted_ids[start:end]]))
+    sorted_emb = np.empty((len(sorted_ids), dim), dtype=np.float32)
+    with ProcessPoolExecutor(max_workers=len(devices), mp_context=mp.get_context("spawn")) as pool:
+        for fut in as_completed([pool.submit(_device_worker, job) for job in jobs]):
+            done, emb = fut.result()
+            offset = 0
+            for start, end in done:
+                sorted_emb[start:end] = emb[offset:offset + end - start]
+                offset += end - start
+            if progress is not None:
+                progress.update(offset)
+    return sorted_emb

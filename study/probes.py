@@ -1,0 +1,238 @@
+"""The three probes, all scikit-learn regressors: `fit(X, Y, X_val, Y_val)`, `predict(X)`.
+
+Each standardises its inputs (scaler fitted on the training rows only, kept as
+`scaler_`), selects its hyper-parameter or stopping point on the validation rows (when
+none are given it holds out 15% of the training rows, seeded) and clips predictions to
+`score_range`. `Y` is (n, n_dims); a 1-D `y` is accepted and predicted back as 1-D.
+"""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
+
+PROBES = ("ridge", "mlp", "lightgbm")
+
+
+def _mae(Y, P) -> float:
+    return float(np.mean(np.abs(np.asarray(Y) - np.asarray(P))))
+
+
+class _Probe(RegressorMixin, BaseEstimator):
+    """Shared input checks, scaling, validation split, clipping."""
+
+    def fit(self, X, Y, X_val=None, Y_val=None):
+        X, Y = check_X_y(X, Y, multi_output=True, y_numeric=True, dtype=np.float32)
+        self.one_d_ = Y.ndim == 1
+        Y = Y.reshape(len(Y), -1).astype(np.float32)
+        if X_val is None:
+            X, X_val, Y, Y_val = train_test_split(X, Y, test_size=0.15, random_state=self.random_state)
+        else:
+            X_val, Y_val = check_X_y(X_val, Y_val, multi_output=True, y_numeric=True, dtype=np.float32)
+            Y_val = Y_val.reshape(len(Y_val), -1).astype(np.float32)
+            if X_val.shape[1] != X.shape[1] or Y_val.shape[1] != Y.shape[1]:
+                raise ValueError(f"validation data has {X_val.shape[1]} features / {Y_val.shape[1]} targets, "
+                                 f"training data {X.shape[1]} / {Y.shape[1]}")
+        self.n_features_in_, self.n_outputs_ = X.shape[1], Y.shape[1]
+        self.scaler_ = StandardScaler().fit(X)
+        t0 = time.perf_counter()
+        self._fit(self.scaler_.transform(X).astype(np.float32), Y,
+                  self.scaler_.transform(X_val).astype(np.float32), Y_val)
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.val_mae_ = _mae(Y_val, self._clip(self._predict(self.scaler_.transform(X_val).astype(np.float32))))
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self, "scaler_")
+        X = check_array(X, dtype=np.float32)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
+        P = self._clip(self._predict(self.scaler_.transform(X).astype(np.float32)))
+        return P.ravel() if self.one_d_ else P
+
+    def _clip(self, P):
+        low, high = self.score_range
+        return np.clip(np.asarray(P, dtype=np.float32), low, high)
+
+    def selected(self) -> dict:
+        """The hyper-parameters chosen on validation data, for the metadata."""
+        raise NotImplementedError
+
+
+class RidgeProbe(_Probe):
+    """Multi-output ridge regression; alpha chosen by validation MAE from `alphas`."""
+
+    def __init__(self, alphas=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0), score_range=(0.0, 10.0),
+                 random_state=42):
+        self.alphas = alphas
+        self.score_range = score_range
+        self.random_state = random_state
+
+    def _fit(self, X, Y, X_val, Y_val):
+        self.val_mae_by_alpha_ = {}
+        best = None
+        for alpha in self.alphas:
+            model = Ridge(alpha=float(alpha)).fit(X, Y)
+            mae = _mae(Y_val, self._clip(model.predict(X_val)))
+            self.val_mae_by_alpha_[float(alpha)] = mae
+            if best is None or mae < best[0]:
+                best = (mae, float(alpha), model)
+        _, self.alpha_, self.model_ = best
+
+    def _predict(self, X):
+        return self.model_.predict(X)
+
+    def selected(self):
+        return {"alpha": self.alpha_, "val_mae_by_alpha": self.val_mae_by_alpha_,
+                "alpha_at_grid_edge": self.alpha_ in (min(self.alphas), max(self.alphas))}
+
+
+class MLPNet(torch.nn.Module):
+    """Linear -> ReLU -> Dropout per hidden layer, then a final Linear, as `self.network`.
+
+    The layout the LLM Distillery screening stage loads from `model_config` + `state_dict`.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, hidden_sizes=(256, 128), dropout: float = 0.2):
+        super().__init__()
+        layers, width = [], input_dim
+        for h in hidden_sizes:
+            layers += [torch.nn.Linear(width, h), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
+            width = h
+        layers.append(torch.nn.Linear(width, output_dim))
+        self.network = torch.nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.network(x)
+
+
+class MLPProbe(_Probe):
+    """2-layer torch MLP, Adam + MSE, early stopping on validation MAE, best epoch restored."""
+
+    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
+                 epochs=100, patience=10, batch_size=64, score_range=(0.0, 10.0), random_state=42,
+                 device="cpu"):
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.score_range = score_range
+        self.random_state = random_state
+        self.device = device
+
+    @property
+    def model_config(self) -> dict:
+        return {"input_dim": self.n_features_in_, "output_dim": self.n_outputs_,
+                "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
+
+    def _fit(self, X, Y, X_val, Y_val):
+        device = torch.device(self.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.random_state)
+            net = MLPNet(**self.model_config).to(device)
+            with torch.no_grad():  # start from the mean score, not from 0
+                net.network[-1].bias.copy_(torch.as_tensor(Y.mean(0), device=device))
+            gen = torch.Generator().manual_seed(self.random_state)
+            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+            Xt, Yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
+            Xv = torch.from_numpy(X_val).to(device)
+            low, high = self.score_range
+            best_mae, best_state, bad = np.inf, None, 0
+            self.history_ = []
+            for epoch in range(1, self.epochs + 1):
+                net.train()
+                for idx in torch.randperm(len(Xt), generator=gen).split(self.batch_size):
+                    idx = idx.to(device)
+                    opt.zero_grad(set_to_none=True)
+                    loss = torch.nn.functional.mse_loss(net(Xt[idx]), Yt[idx])
+                    loss.backward()
+                    opt.step()
+                net.eval()
+                with torch.no_grad():
+                    pv = net(Xv).clamp(low, high).cpu().numpy()
+                mae = _mae(Y_val, pv)
+                self.history_.append(mae)
+                if mae < best_mae:
+                    best_mae, bad, self.best_epoch_ = mae, 0, epoch
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad += 1
+                    if bad >= self.patience:
+                        break
+            self.epochs_run_ = epoch
+        net.load_state_dict(best_state)
+        self.network_ = net.cpu().eval()
+
+    def _predict(self, X):
+        with torch.no_grad():
+            return self.network_(torch.from_numpy(np.ascontiguousarray(X))).numpy()
+
+    def state_dict(self) -> dict:
+        """CPU tensors of the best epoch, keys `network.<i>.weight|bias`."""
+        return {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}
+
+    def selected(self):
+        return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_mae_history": self.history_}
+
+
+class LightGBMProbe(_Probe):
+    """One LightGBM regressor per dimension, early stopping on validation L1."""
+
+    def __init__(self, params=None, early_stopping_rounds=50, score_range=(0.0, 10.0), random_state=42):
+        self.params = params
+        self.early_stopping_rounds = early_stopping_rounds
+        self.score_range = score_range
+        self.random_state = random_state
+
+    def _fit(self, X, Y, X_val, Y_val):
+        import lightgbm as lgb
+
+        params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(self.params or {}),
+                  "random_state": self.random_state}
+        self.models_ = []
+        for d in range(Y.shape[1]):
+            model = lgb.LGBMRegressor(**params)
+            model.fit(X, Y[:, d], eval_set=[(X_val, Y_val[:, d])], eval_metric="l1",
+                      callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+            self.models_.append(model)
+
+    def _predict(self, X):
+        return np.column_stack([m.predict(X) for m in self.models_])
+
+    def selected(self):
+        return {"best_iterations": [int(m.best_iteration_ or m.n_estimators) for m in self.models_]}
+
+
+def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu") -> _Probe:
+    """A probe from its `probe_methods` section of config.yaml."""
+    score_range = tuple(float(v) for v in score_range)
+    if kind == "ridge":
+        return RidgeProbe(alphas=tuple(settings.alphas), score_range=score_range, random_state=seed)
+    if kind == "mlp":
+        return MLPProbe(hidden_sizes=tuple(settings.hidden_sizes), dropout=settings.dropout,
+                        learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+                        epochs=settings.epochs, patience=settings.patience, batch_size=settings.batch_size,
+                        score_range=score_range, random_state=seed, device=device)
+    if kind == "lightgbm":
+        return LightGBMProbe(params=dict(settings.params), early_stopping_rounds=settings.early_stopping_rounds,
+                             score_range=score_range, random_state=seed)
+    raise ValueError(f"unknown probe '{kind}', expected one of {PROBES}")
+
+
+def probe_bundle(probe: _Probe, metadata: dict) -> dict:
+    """The pickled dict: `probe`, `scaler`, `metadata` (+ `model_config`, `state_dict` for the MLP)."""
+    bundle = {"probe": probe, "scaler": probe.scaler_, "metadata": metadata}
+    if isinstance(probe, MLPProbe):
+        bundle["model_config"] = probe.model_config
+        bundle["state_dict"] = probe.state_dict()
+    return bundle
