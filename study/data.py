@@ -159,3 +159,48 @@ def load_splits(dataset: Dataset, score_range, splits=SPLITS) -> dict[str, Split
             raise StudyError(f"{out[s].path}: dimension_names {out[s].dimension_names} differ from "
                              f"{first.path}'s {first.dimension_names}")
     return out
+
+
+def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tuned model's test predictions, aligned to `split`: (row indices, predictions).
+
+    Layout of the LLM Distillery training scripts (`benchmarks/test_set_predictions.json`):
+    {predictions: [[...]], labels: [[...]], article_ids: [...], dimension_names: [...]}.
+    Ids are matched to the test file's; ids of the form `article_<i>` (or no ids) mean the
+    i-th test article, accepted only where the file's labels agree with the test labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"baseline predictions not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(raw, dict) or "predictions" not in raw:
+        raise StudyError(f"{path}: expected an object with a 'predictions' field")
+    preds = np.asarray(raw["predictions"], dtype=np.float64)
+    names = raw.get("dimension_names") or split.dimension_names
+    if preds.ndim != 2 or preds.shape[1] != len(names):
+        raise StudyError(f"{path}: 'predictions' must be a list of {len(names)}-number lists")
+    if sorted(names) != sorted(split.dimension_names):
+        raise StudyError(f"{path}: dimension_names {names} differ from the test split's {split.dimension_names}")
+    preds = preds[:, [names.index(d) for d in split.dimension_names]]
+    labels = raw.get("labels")
+    labels = None if labels is None else np.asarray(labels, dtype=np.float64)[:, [names.index(d) for d in split.dimension_names]]
+    ids = [str(i) for i in raw.get("article_ids") or [f"article_{i}" for i in range(len(preds))]]
+    if len(ids) != len(preds):
+        raise StudyError(f"{path}: {len(ids)} article_ids but {len(preds)} predictions")
+    position = {a: i for i, a in enumerate(split.ids)}
+    if all(a in position for a in ids):
+        rows = np.array([position[a] for a in ids])
+    elif all(a.startswith("article_") and a[8:].isdigit() and int(a[8:]) < len(split) for a in ids):
+        rows = np.array([int(a[8:]) for a in ids])
+        if labels is None or not np.allclose(labels, split.labels[rows], atol=1e-3):
+            raise StudyError(f"{path}: ids are positions (article_<i>) but its labels do not agree with "
+                             f"{split.path} in that order; cannot match the articles safely")
+    else:
+        unknown = next(a for a in ids if a not in position)
+        raise StudyError(f"{path}: article id '{unknown}' is not in {split.path}")
+    if len(set(rows.tolist())) != len(rows):
+        raise StudyError(f"{path}: some articles appear more than once")
+    return rows, preds

@@ -197,20 +197,21 @@ class LightGBMProbe(_Probe):
     def _fit(self, X, Y, X_val, Y_val):
         import lightgbm as lgb
 
-        params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(self.params or {}),
-                  "random_state": self.random_state}
-        self.models_ = []
+        params = {"objective": "regression", "metric": "l1", "verbose": -1, "deterministic": True,
+                  "force_row_wise": True, **(self.params or {}), "seed": self.random_state}
+        rounds = int(params.pop("n_estimators", 1000))
+        self.boosters_ = []
         for d in range(Y.shape[1]):
-            model = lgb.LGBMRegressor(**params)
-            model.fit(X, Y[:, d], eval_set=[(X_val, Y_val[:, d])], eval_metric="l1",
-                      callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
-            self.models_.append(model)
+            train = lgb.Dataset(X, np.ascontiguousarray(Y[:, d]), free_raw_data=True)
+            valid = lgb.Dataset(X_val, np.ascontiguousarray(Y_val[:, d]), reference=train)
+            self.boosters_.append(lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
+                                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)]))
 
     def _predict(self, X):
-        return np.column_stack([m.predict(X) for m in self.models_])
+        return np.column_stack([b.predict(X, num_iteration=b.best_iteration) for b in self.boosters_])
 
     def selected(self):
-        return {"best_iterations": [int(m.best_iteration_ or m.n_estimators) for m in self.models_]}
+        return {"best_iterations": [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]}
 
 
 def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu") -> _Probe:
