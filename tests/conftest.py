@@ -26,7 +26,10 @@ def _build_tiny_model(folder: Path) -> Path:
 
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Pooling, Transformer
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5
+        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     words = sorted({w.lower() for lang in SENTENCES.values() for group in lang.values() for s in group
@@ -43,7 +46,8 @@ def _build_tiny_model(folder: Path) -> Path:
     torch.manual_seed(0)
     BertModel(config).save_pretrained(str(hf))
     word = Transformer(str(hf), max_seq_length=128)
-    model = SentenceTransformer(modules=[word, Pooling(word.get_word_embedding_dimension(), "mean")], device="cpu")
+    dim = word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension") else word.get_word_embedding_dimension()
+    model = SentenceTransformer(modules=[word, Pooling(dim, "mean")], device="cpu")
     model.save(str(folder / "st"))
     return folder / "st"
 

@@ -1,0 +1,115 @@
+"""The three probes: they learn, they are seeded, the MLP keeps its best epoch, pickles load back."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from conftest import planted
+from study.artifacts import load_pickle, save_pickle
+from study.config import load_config
+from study.errors import StudyError
+from study.probes import LightGBMProbe, MLPNet, MLPProbe, RidgeProbe, make_probe, probe_bundle
+
+CFG = load_config()
+
+
+def _probe(kind, **over):
+    probe = make_probe(kind, getattr(CFG.probe_methods, kind), score_range=CFG.score_range, seed=42)
+    if kind == "lightgbm":
+        over.setdefault("params", {**probe.params, "n_estimators": 300})
+    return probe.set_params(**over)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, Y = planted(900, d=16, k=3, seed=1)
+    return X[:600], Y[:600], X[600:750], Y[600:750], X[750:], Y[750:]
+
+
+@pytest.mark.parametrize("kind", ["ridge", "mlp", "lightgbm"])
+def test_probe_learns_a_planted_signal_and_is_deterministic(kind, data):
+    Xtr, Ytr, Xv, Yv, Xte, Yte = data
+    mean_mae = np.abs(Yte - Ytr.mean(0)).mean()
+    p1 = _probe(kind).fit(Xtr, Ytr, Xv, Yv)
+    P1 = p1.predict(Xte)
+    mae = np.abs(P1 - Yte).mean()
+    assert P1.shape == Yte.shape
+    assert mae < {"ridge": 0.35, "mlp": 0.5, "lightgbm": 0.7}[kind] * mean_mae, (mae, mean_mae)
+    P2 = _probe(kind).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    np.testing.assert_array_equal(P1, P2)
+    assert p1.val_mae_ == pytest.approx(np.abs(p1.predict(Xv) - Yv).mean(), rel=1e-5)
+
+
+def test_predictions_are_clipped_to_the_score_range(data):
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    probe = RidgeProbe(alphas=(0.01,), score_range=(4.0, 6.0)).fit(Xtr, Ytr, Xv, Yv)
+    P = probe.predict(Xte * 5)
+    assert P.min() >= 4.0 and P.max() <= 6.0 and (P == 6.0).any() and (P == 4.0).any()
+
+
+def test_ridge_picks_alpha_on_validation_and_scaler_sees_train_only(data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    probe = RidgeProbe(alphas=(0.01, 1.0, 1e6)).fit(Xtr, Ytr, Xv, Yv)
+    maes = probe.val_mae_by_alpha_
+    assert probe.alpha_ == min(maes, key=maes.get) and probe.alpha_ != 1e6
+    np.testing.assert_allclose(probe.scaler_.mean_, Xtr.mean(0), rtol=1e-5, atol=1e-6)
+    # an sklearn estimator: clone and 1-D targets work
+    one = clone(probe).fit(Xtr, Ytr[:, 0], Xv, Yv[:, 0])
+    assert one.predict(Xv).shape == (len(Xv),)
+
+
+def test_mlp_restores_the_best_epoch_not_the_last(data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    # a large learning rate makes validation MAE bounce, so the last epoch is not the best
+    probe = MLPProbe(learning_rate=0.05, epochs=30, patience=5, random_state=3).fit(Xtr, Ytr, Xv, Yv)
+    hist = probe.history_
+    assert probe.best_epoch_ == int(np.argmin(hist)) + 1
+    assert probe.epochs_run_ > probe.best_epoch_          # it went on past the best epoch
+    assert hist[-1] > min(hist)                            # ... and got worse
+    assert probe.val_mae_ == pytest.approx(min(hist), rel=1e-6)  # the kept weights are the best epoch's
+    assert probe.epochs_run_ == min(30, probe.best_epoch_ + 5)
+
+
+def test_pickled_bundle_rebuilds_the_mlp_from_state_dict(tmp_path, data):
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    probe = MLPProbe(epochs=5, patience=3).fit(Xtr, Ytr, Xv, Yv)
+    path = tmp_path / "p.pkl"
+    save_pickle(path, probe_bundle(probe, {"val_mae": probe.val_mae_}))
+    bundle = load_pickle(path)
+    assert set(bundle) == {"probe", "scaler", "metadata", "model_config", "state_dict"}
+    assert bundle["model_config"] == {"input_dim": 16, "output_dim": 3, "hidden_sizes": [256, 128], "dropout": 0.2}
+    assert all(t.device.type == "cpu" for t in bundle["state_dict"].values())
+    assert [k for k in bundle["state_dict"]] == ["network.0.weight", "network.0.bias", "network.3.weight",
+                                                 "network.3.bias", "network.6.weight", "network.6.bias"]
+    # the production screening stage: rebuild from config + state_dict, apply the scaler, clip
+    net = MLPNet(**bundle["model_config"])
+    net.load_state_dict(bundle["state_dict"])
+    net.eval()
+    with torch.no_grad():
+        raw = net(torch.from_numpy(bundle["scaler"].transform(Xte).astype(np.float32))).numpy()
+    np.testing.assert_allclose(np.clip(raw, 0, 10), bundle["probe"].predict(Xte), rtol=1e-5, atol=1e-5)
+
+
+def test_tampered_pickle_is_refused(tmp_path, data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    path = tmp_path / "r.pkl"
+    save_pickle(path, probe_bundle(RidgeProbe().fit(Xtr, Ytr, Xv, Yv), {}))
+    assert (tmp_path / "r.pkl.sha256").read_text().split()[0] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    blob = bytearray(path.read_bytes())
+    blob[-3] ^= 1
+    path.write_bytes(bytes(blob))
+    with pytest.raises(StudyError, match="checksum differs"):
+        load_pickle(path)
+    (tmp_path / "r.pkl.sha256").unlink()
+    with pytest.raises(StudyError, match="is missing"):
+        load_pickle(path)
+
+
+def test_lightgbm_stops_early_on_validation(data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    probe = LightGBMProbe(params={"n_estimators": 2000, "learning_rate": 0.3}, early_stopping_rounds=20).fit(Xtr, Ytr, Xv, Yv)
+    its = probe.selected()["best_iterations"]
+    assert len(its) == 3 and all(0 < i < 2000 for i in its)
+    assert len(pickle.loads(pickle.dumps(probe)).predict(Xv)) == len(Xv)
