@@ -81,6 +81,7 @@ def write_config(folder: Path, models: dict, **overrides) -> Path:
     cfg["bootstrap_samples"] = 200
     cfg["probe_methods"]["lightgbm"]["params"]["n_estimators"] = 200
     cfg.update(overrides)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

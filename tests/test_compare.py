@@ -1,0 +1,150 @@
+"""compare_results.py: the markdown report holds the evaluation JSON's numbers; charts are real PNGs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_script, write_config
+from matplotlib.image import imread
+
+from study import plots
+from study.analysis import comparison_markdown, comparison_rows, dimension_matrix
+
+DIMS = ["clarity", "evidence_strength"]
+MODEL = {"source": "sentence-transformers", "model_name": "unused", "dimensions": 8, "max_tokens": 128}
+
+
+def _probe(mae, ci, val, rmse, rho, per_dim, per_lang, truncated, whole) -> dict:
+    return {"overall_mae": mae, "mae_ci95": ci, "val_mae": val, "overall_rmse": rmse, "overall_spearman": rho,
+            "per_dimension": {d: {"mae": m, "rmse": m + 0.2, "spearman": 0.5} for d, m in zip(DIMS, per_dim)},
+            "per_language": {lang: {"n": n, "mae": m} for lang, (n, m) in per_lang.items()},
+            "truncation": {"max_tokens": 128, "truncated": {"n": truncated[0], "mae": truncated[1]},
+                           "not_truncated": {"n": whole[0], "mae": whole[1]}},
+            "inference_ms_per_article": 0.05, "selected": {}}
+
+
+def make_results(baseline: float | None = 0.68) -> dict:
+    """Evaluation results with known numbers: ridge of m-large is best on test, mlp of m-large on validation."""
+    models = {
+        "m-small": {"max_tokens": 128, "truncated_fraction": 0.75,
+                    "ridge": _probe(0.9123, [0.8511, 0.9744], 0.9051, 1.2011, 0.4123, [0.8012, 1.0234],
+                                    {"en": (30, 0.8834), "fr": (10, 0.9991)}, (30, 0.9456), (10, 0.8124)),
+                    "mlp": _probe(0.8016, [0.7422, 0.8633], 0.7912, 1.1012, 0.5012, [0.7541, 0.8491],
+                                  {"en": (30, 0.7788), "fr": (10, 0.8701)}, (30, 0.8222), (10, 0.7398))},
+        "m-large": {"max_tokens": 128, "truncated_fraction": 0.75,
+                    "ridge": _probe(0.7051, [0.6512, 0.7633], 0.7203, 0.9901, 0.6234, [0.6611, 0.7491],
+                                    {"en": (30, 0.6987), "fr": (10, 0.7243)}, (30, 0.7102), (10, 0.6898)),
+                    "mlp": _probe(0.7334, [0.6747, 0.7956], 0.7012, 1.0123, 0.6011, [0.7012, 0.7656],
+                                  {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))},
+    }
+    best = {"model": "m-large", "probe": "mlp", "val_mae": 0.7012, "test_mae": 0.7334,
+            "mae_ci95": [0.6747, 0.7956], "chosen_by": "validation MAE"}
+    if baseline is not None:
+        best.update(gap_to_baseline=0.7334 - baseline, band="closes the gap")
+    return {"dataset": "toy", "baseline_mae": baseline, "baseline_source": "config.yaml baseline_mae",
+            "random_seed": 42, "bootstrap_samples": 200, "success_bands": {"closes_gap": 0.75, "partial": 0.85},
+            "models": models, "n_test": 40, "dimension_names": DIMS, "language_counts": {"en": 30, "fr": 10},
+            "mean_predictor": {"overall_mae": 1.4321, "overall_rmse": 1.8767, "overall_spearman": None,
+                               "per_dimension": {d: {"mae": 1.4, "rmse": 1.8, "spearman": None} for d in DIMS},
+                               "mae_ci95": [1.3012, 1.5567]},
+            "best": best, "evaluated_at": "2026-01-01T00:00:00+00:00"}
+
+
+def section_table(md: str, heading: str) -> list[list[str]]:
+    """Cells of the first markdown table under `## heading` (header row first, alignment row dropped)."""
+    section = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for i, line in enumerate(lines) if i != 1]
+
+
+def assert_png(path: Path, min_side: int = 300) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = imread(path)
+    assert min(img.shape[:2]) >= min_side and img[..., :3].std() > 0.05  # a real drawing, not a blank canvas
+
+
+@pytest.fixture
+def setup(tmp_path):
+    cfg = write_config(tmp_path, {"m-small": MODEL, "m-large": MODEL})
+    data_dir = tmp_path / "toy"
+    data_dir.mkdir()
+    return cfg, data_dir, tmp_path / "results"
+
+
+def test_report_and_charts_hold_the_json_numbers(setup):
+    cfg, data_dir, results_dir = setup
+    results = make_results()
+    (results_dir / "toy_evaluation_results.json").parent.mkdir(parents=True)
+    (results_dir / "toy_evaluation_results.json").write_text(json.dumps(results))
+    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir)
+
+    report = results_dir / "toy_comparison_report.md"
+    assert str(report) in proc.stdout
+    md = report.read_text(encoding="utf-8")
+
+    overall = section_table(md, "Overall results")
+    assert overall[0][:5] == ["#", "model", "probe", "test MAE", "95% CI"]
+    body = [r for r in overall[1:] if r[0]]  # ranked rows, sorted by test MAE
+    assert [(r[1], r[2].split()[0], r[3]) for r in body] == [
+        ("m-large", "ridge", "0.705"), ("m-large", "mlp", "0.733"), ("m-small", "mlp", "0.802"),
+        ("m-small", "ridge", "0.912")]
+    m = results["models"]["m-small"]["mlp"]
+    assert body[2][4:] == ["[0.742, 0.863]", "1.101", "0.501", "0.791", "+0.122"]
+    assert body[1][2] == "mlp (best on val)"  # the validation choice is marked, not the test winner
+    assert ["", "train-mean predictor", "", "1.432", "[1.301, 1.557]", "1.877", "n/a", "", "+0.752"] in overall
+
+    best = md.split("## Best model", 1)[1].split("\n## ", 1)[0]
+    assert "**m-large + mlp**" in best and "test MAE 0.733 [0.675, 0.796]" in best
+    assert "baseline: test MAE 0.68 (config.yaml baseline_mae)" in best and "+0.053" in best
+    assert "**closes the gap**" in best and "inside the 95% CI" in best
+
+    dims = section_table(md, "Test MAE per dimension")
+    assert dims[0] == ["model / probe", *DIMS]
+    assert ["m-small / ridge", "0.801", "1.023"] in dims and ["m-large / mlp", "0.701", "0.766"] in dims
+
+    langs = section_table(md, "Test MAE per language")
+    assert langs[0] == ["model / probe", "en (n=30)", "fr (n=10)"]
+    assert ["m-small / mlp", f"{m['per_language']['en']['mae']:.3f}", "0.870"] in langs
+
+    trunc = section_table(md, "Truncation")
+    assert ["m-small / ridge", "128", "30 (75%)", "0.946", "10", "0.812", "+0.133"] in trunc
+
+    for name in ("toy_mae_by_model.png", "toy_dimension_mae_heatmap.png"):
+        assert_png(results_dir / "figures" / name)
+        assert f"(figures/{name})" in md
+    assert not list(results_dir.rglob("*.tmp"))
+
+
+def test_missing_evaluation_json_is_one_line_exit_2(setup):
+    cfg, data_dir, results_dir = setup
+    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(results_dir / "toy_evaluation_results.json") in lines[0]
+    assert not (results_dir / "toy_comparison_report.md").exists()
+
+
+def test_without_baseline_no_band_and_bars_still_drawn(tmp_path):
+    results = make_results(baseline=None)
+    md = comparison_markdown(results, {})
+    assert "No fine-tuned baseline known" in md and "closes the gap" not in md
+    assert all(r[-1] == "n/a" for r in section_table(md, "Overall results")[1:])
+    out = plots.mae_bars(comparison_rows(results), None, tmp_path / "bars.png")
+    assert_png(out)
+
+
+def test_dimension_matrix_rows_follow_the_ranking():
+    matrix, rows, cols = dimension_matrix(make_results())
+    assert rows == ["m-large / ridge", "m-large / mlp", "m-small / mlp", "m-small / ridge"] and cols == DIMS
+    np.testing.assert_allclose(matrix[0], [0.6611, 0.7491])
+
+
+def test_quality_vs_speed_writes_a_png(tmp_path):
+    points = [{"label": "m-small + mlp", "mae": 0.80, "articles_per_s": 900.0},
+              {"label": "m-large + ridge", "mae": 0.70, "articles_per_s": 40.0}]
+    out = plots.quality_vs_speed(points, 0.68, tmp_path / "sub" / "speed.png")
+    assert out == tmp_path / "sub" / "speed.png"
+    assert_png(out)
+    assert [p.name for p in out.parent.iterdir()] == ["speed.png"]

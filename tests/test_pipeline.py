@@ -1,0 +1,216 @@
+"""Phases 1-3 end to end, caching, reproducibility, and bad input that fails cleanly."""
+import hashlib
+import importlib
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_script, write_config
+from study import cli
+from study.artifacts import atomic_path
+
+
+def call(script, *args):
+    """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success)."""
+    module = importlib.import_module(script)
+    old = sys.argv
+    sys.argv = [f"{script}.py", *map(str, args)]
+    try:
+        cli.run(module.main)
+        return 0
+    except SystemExit as exc:
+        return exc.code
+    finally:
+        sys.argv = old
+
+
+def snapshot(*folders):
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for f in folders if f.exists() for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+def _eval_numbers(path):
+    """The evaluation JSON without its timing fields."""
+    data = json.loads(path.read_text())
+    data.pop("evaluated_at")
+    for model in data["models"].values():
+        for probe in ("ridge", "mlp", "lightgbm"):
+            model[probe].pop("inference_ms_per_article")
+    return data
+
+
+def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
+    cfg = write_config(tmp_path, {"minilm": {"source": "sentence-transformers", "model_name": str(real_model),
+                                             "dimensions": 384, "max_tokens": 256, "batch_size": 32}})
+    common = ["--config", cfg, "--dataset", "demo", "--data-dir", demo_dir]
+    first = run_script("embed_articles.py", *common)
+    assert first.stdout.count("articles/s") == 3
+    run_script("train_probes.py", *common)
+    run_script("evaluate.py", *common, "--baseline-mae", "0.7")
+    results = tmp_path / "results"
+    ev = json.loads((results / "demo_evaluation_results.json").read_text())
+    mean_mae = ev["mean_predictor"]["overall_mae"]
+    for probe in ("ridge", "mlp", "lightgbm"):
+        m = ev["models"]["minilm"][probe]
+        assert m["overall_mae"] < 0.85 * mean_mae, (probe, m["overall_mae"], mean_mae)
+        assert m["mae_ci95"][0] < m["overall_mae"] < m["mae_ci95"][1]
+        assert sum(v["n"] for v in m["per_language"].values()) == ev["n_test"] == 60
+        assert set(m["per_dimension"]) == {"climate_relevance", "technical_depth", "optimism"}
+    best = ev["best"]
+    vals = {p: ev["models"]["minilm"][p]["val_mae"] for p in ("ridge", "mlp", "lightgbm")}
+    assert best["probe"] == min(vals, key=vals.get) and best["chosen_by"] == "validation MAE"
+    assert ev["baseline_mae"] == 0.7 and best["band"] in ("closes the gap", "partial", "no improvement")
+    summary = json.loads((results / "demo_training_summary.json").read_text())
+    assert summary["models"]["minilm"]["ridge"]["embedding_fingerprint"]["max_tokens"] == 256
+    pred = np.load(results / "predictions" / "demo_minilm_mlp_test.npz", allow_pickle=False)
+
+    caches = sorted((tmp_path / "embeddings").glob("*.npz"))
+    mtimes = [p.stat().st_mtime_ns for p in caches]
+    again = run_script("embed_articles.py", *common)
+    assert again.stdout.count("cache is valid, skipped") == 3 and "articles/s" not in again.stdout
+    assert [p.stat().st_mtime_ns for p in caches] == mtimes
+    before = _eval_numbers(results / "demo_evaluation_results.json")
+    run_script("train_probes.py", *common)
+    run_script("evaluate.py", *common, "--baseline-mae", "0.7")
+    assert _eval_numbers(results / "demo_evaluation_results.json") == before
+    pred2 = np.load(results / "predictions" / "demo_minilm_mlp_test.npz", allow_pickle=False)
+    np.testing.assert_array_equal(pred["y_pred"], pred2["y_pred"])
+
+
+def test_cache_hit_does_no_model_work_and_changed_input_rebuilds(tmp_path, demo_dir, tiny_config, monkeypatch, capsys):
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    assert call("embed_articles", *common) == 0
+    embed = importlib.import_module("embed_articles")
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded on a cache hit")
+
+    monkeypatch.setattr(embed, "load_encoder", no_model)
+    capsys.readouterr()
+    assert call("embed_articles", *common) == 0
+    assert capsys.readouterr().out.count("cache is valid") == 3
+    monkeypatch.undo()
+
+    with open(demo_dir / "val.jsonl", "a") as fh:
+        fh.write(json.dumps({"id": "extra", "title": "News", "content": "The plan cuts carbon emissions.",
+                             "labels": [5, 1, 1], "dimension_names": ["climate_relevance", "technical_depth",
+                                                                       "optimism"]}) + "\n")
+    assert call("embed_articles", *common) == 0
+    out = capsys.readouterr().out
+    assert "val: cache out of date (data_sha256" in out and out.count("cache is valid") == 2
+    assert call("embed_articles", *common, "--max-tokens", "32", "--splits", "test") == 0
+    assert (tmp_path / "embeddings" / f"{demo_dir.name}_tiny-t32_test.npz").is_file()
+    assert call("embed_articles", *common, "--force", "--splits", "test") == 0
+    assert "cache is valid" not in capsys.readouterr().out
+
+
+def _bad_line(demo_dir, line):
+    with open(demo_dir / "train.jsonl", "a") as fh:
+        fh.write(line + "\n")
+    return sum(1 for _ in open(demo_dir / "train.jsonl"))
+
+
+BAD_ARTICLE = {"id": "bad", "title": "t", "content": "c", "dimension_names": ["climate_relevance", "technical_depth",
+                                                                           "optimism"]}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, tiny_model):
+    """A demo dataset already embedded (tiny model) with a ridge probe trained; copied per test."""
+    from conftest import write_demo_dataset
+
+    root = tmp_path_factory.mktemp("prepared")
+    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
+    cfg = write_config(root, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                       "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    assert call("embed_articles", "--config", cfg, "--data-dir", demo) == 0
+    assert call("train_probes", "--config", cfg, "--data-dir", demo, "--probes", "ridge") == 0
+    return root
+
+
+@pytest.fixture
+def workspace(prepared, tmp_path, tiny_model):
+    """(config, demo dir) of a private copy of `prepared`."""
+    shutil.copytree(prepared, tmp_path, dirs_exist_ok=True)
+    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    return cfg, tmp_path / "demo_ds"
+
+
+@pytest.mark.parametrize("case", ["missing_folder", "missing_split", "malformed", "no_text", "label_length",
+                                  "label_type", "label_range", "unknown_model", "unloadable_model"])
+def test_bad_input_fails_with_one_line_and_damages_nothing(case, tmp_path, workspace, capsys):
+    tiny_config, demo_dir = workspace
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    before = snapshot(tmp_path / "embeddings", tmp_path / "results")
+    args, expect = list(common), None
+    if case == "missing_folder":
+        args, expect = ["--config", tiny_config, "--data-dir", tmp_path / "nowhere"], "dataset folder not found"
+    elif case == "missing_split":
+        (demo_dir / "test.jsonl").unlink()
+        expect = "split 'test' missing"
+    elif case == "malformed":
+        n = _bad_line(demo_dir, '{"id": "x", "title": "unterminated')
+        expect = f"train.jsonl:{n}: malformed JSON"
+    elif case == "no_text":
+        n = _bad_line(demo_dir, json.dumps({**BAD_ARTICLE, "title": "", "content": "", "labels": [1, 1, 1]}))
+        expect = f"train.jsonl:{n}: article 'bad' has neither 'title' nor 'content'"
+    elif case == "label_length":
+        n = _bad_line(demo_dir, json.dumps({**BAD_ARTICLE, "labels": [1, 1]}))
+        expect = f"train.jsonl:{n}: field 'labels' must be a list of 3 numbers"
+    elif case == "label_type":
+        n = _bad_line(demo_dir, json.dumps({**BAD_ARTICLE, "labels": [1, None, 1]}))
+        expect = f"train.jsonl:{n}: field 'labels' must hold only numbers"
+    elif case == "label_range":
+        n = _bad_line(demo_dir, json.dumps({**BAD_ARTICLE, "labels": [1, -2, 1]}))
+        expect = f"train.jsonl:{n}: field 'labels' outside score_range"
+    elif case == "unknown_model":
+        args += ["--models", "no-such-model"]
+        expect = "model 'no-such-model' is not in embedding_models"
+    elif case == "unloadable_model":
+        cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": "org/not-a-model",
+                                               "dimensions": 32, "max_tokens": 64}})
+        args = ["--config", cfg, "--data-dir", demo_dir, "--force"]
+        expect = "could not be loaded from 'org/not-a-model'"
+    capsys.readouterr()
+    assert call("embed_articles", *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expect in err and err.count("\n") == 1 and "Traceback" not in err, err
+    if case == "unloadable_model":
+        assert "hub is unreachable" in err and "local folder" in err
+    assert snapshot(tmp_path / "embeddings", tmp_path / "results") == before
+
+
+def test_stale_cache_and_foreign_probe_are_refused(tmp_path, workspace, tiny_model, capsys):
+    tiny_config, demo_dir = workspace
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    before = snapshot(tmp_path / "results")
+    # the cache was made with max_tokens 64; config now says 48
+    other = write_config(tmp_path / "other", {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                                        "dimensions": 32, "max_tokens": 48}},
+                         embeddings_dir=str(tmp_path / "embeddings"), results_dir=str(tmp_path / "results"))
+    capsys.readouterr()
+    assert call("train_probes", "--config", other, "--data-dir", demo_dir) == 2
+    err = capsys.readouterr().err
+    assert "made with other settings or data (max_tokens made with 64, expected 48)" in err
+    # test embeddings rebuilt in bf16: the fp32 probe must not score them
+    assert call("embed_articles", *common, "--splits", "test", "--dtype", "bfloat16") == 0
+    capsys.readouterr()
+    assert call("evaluate", *common) == 2
+    err = capsys.readouterr().err
+    assert "trained on other embeddings" in err and "dtype made with 'float32', expected 'bfloat16'" in err
+    assert snapshot(tmp_path / "results") == before
+
+
+def test_atomic_write_leaves_nothing_behind_on_a_crash(tmp_path):
+    target = tmp_path / "out.npz"
+    target.write_bytes(b"old complete file")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as fh:
+            fh.write(b"half of a new fi")
+            raise RuntimeError("killed")
+    assert target.read_bytes() == b"old complete file"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
