@@ -135,6 +135,20 @@ def test_without_baseline_no_band_and_bars_still_drawn(tmp_path):
     assert_png(out)
 
 
+def test_baseline_predictions_add_reference_rows():
+    results = make_results()
+    results["baseline"] = {"overall_mae": 0.6812, "overall_rmse": 0.9234, "overall_spearman": 0.7123,
+                           "mae_ci95": [0.6311, 0.7344], "n_articles": 40,
+                           "per_dimension": {"clarity": {"mae": 0.6502}, "evidence_strength": {"mae": 0.7122}}}
+    results["models"]["m-large"]["mlp"]["vs_baseline"] = {"n_articles": 40, "mae_difference": 0.0522,
+                                                         "difference_ci95": [-0.0108, 0.1163]}
+    md = comparison_markdown(results, {})
+    assert ["", "fine-tuned baseline", "", "0.681", "[0.631, 0.734]", "0.923", "0.712", "", "+0.001"] \
+        in section_table(md, "Overall results")
+    assert ["fine-tuned baseline", "0.650", "0.712"] in section_table(md, "Test MAE per dimension")
+    assert "Paired on 40 matched articles: probe - baseline MAE +0.052 [-0.011, 0.116]" in md
+
+
 def test_dimension_matrix_rows_follow_the_ranking():
     matrix, rows, cols = dimension_matrix(make_results())
     assert rows == ["m-large / ridge", "m-large / mlp", "m-small / mlp", "m-small / ridge"] and cols == DIMS

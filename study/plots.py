@@ -1,0 +1,300 @@
+"""Every figure of the study: one function a chart, plain data in, the PNG's path out.
+
+All figures share one look (`STYLE`, one colour a model or probe, the fine-tuned baseline
+as a red dashed line), render with the Agg backend (no display needed) and are written
+atomically at `DPI` (temp file + rename), so a crash never leaves a half-written PNG.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from study.artifacts import atomic_path  # noqa: E402
+
+DPI = 150
+STYLE = {"figure.facecolor": "white", "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True,
+         "axes.spines.top": False, "axes.spines.right": False, "font.size": 9, "axes.titlesize": 10,
+         "axes.titleweight": "bold", "figure.titlesize": 12, "figure.titleweight": "bold",
+         "legend.fontsize": 8, "legend.frameon": False}
+BASELINE = {"color": "crimson", "linestyle": "--", "linewidth": 1.5}
+MEAN_PREDICTOR = {"color": "dimgray", "linestyle": ":", "linewidth": 1.5}
+ERROR_LABEL = "error (predicted − true)"
+
+
+def palette(n: int) -> list:
+    """`n` distinct colours, the same order in every figure."""
+    return [plt.get_cmap("tab10")(i % 10) for i in range(n)]
+
+
+def _styled(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    try:
+        with atomic_path(out, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
+    finally:
+        plt.close(fig)
+    return out
+
+
+def _grid(n: int, panel=(4.2, 3.4), ncols: int = 3, **kwargs):
+    """A figure with `n` panels (up to `ncols` a row); unused cells are hidden."""
+    ncols = min(n, ncols)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(panel[0] * ncols, 7.5), panel[1] * nrows + 0.6),
+                             layout="constrained", squeeze=False, **kwargs)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _grouped_bars(ax, categories: list[str], series: dict[str, list[float]], yerr: dict | None = None,
+                  value_fmt: str | None = None) -> None:
+    """One group of bars a category, one bar (and colour) a series; NaN draws no bar."""
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(categories))
+    for j, (name, values) in enumerate(series.items()):
+        offset = (j - (len(series) - 1) / 2) * width
+        bars = ax.bar(x + offset, np.asarray(values, dtype=float), width * 0.92, label=name,
+                      color=palette(len(series))[j], yerr=None if yerr is None else yerr[name],
+                      capsize=3, error_kw={"elinewidth": 1, "ecolor": "black"})
+        if value_fmt:
+            ax.bar_label(bars, labels=["" if np.isnan(v) else value_fmt.format(v) for v in np.asarray(values, float)],
+                         label_type="center", rotation=90 if len(series) * len(categories) > 12 else 0,
+                         color="white", fontsize=7)
+    _xticks(ax, x, categories)
+    ax.grid(axis="x", visible=False)
+
+
+def _xticks(ax, positions, labels: list[str]) -> None:
+    """Tick labels, slanted when some are long."""
+    slant = max(map(len, labels), default=0) > 12
+    ax.set_xticks(positions, labels, rotation=20 if slant else 0, ha="right" if slant else "center")
+
+
+def _baseline_line(ax, baseline_mae: float | None, source: str = "") -> None:
+    if baseline_mae is not None:
+        ax.axhline(baseline_mae, **BASELINE, label=f"fine-tuned baseline MAE {baseline_mae:.2f}"
+                   + (f" ({source})" if source else ""))
+
+
+# -- phase 3: comparison -------------------------------------------------------------
+@_styled
+def mae_bars(rows: list[dict], baseline_mae: float | None, out, *, baseline_source: str = "",
+             mean_mae: float | None = None, title: str = "Test MAE by model and probe (95% bootstrap CI)") -> Path:
+    """Grouped bars of test MAE, one group a model, one colour a probe, with CI error bars.
+
+    rows: [{"model", "probe", "mae", "ci95": [low, high]}]; the baseline is a dashed line,
+    `mean_mae` (the train-mean predictor) a dotted one.
+    """
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    probes = list(dict.fromkeys(r["probe"] for r in rows))
+    cell = {(r["model"], r["probe"]): r for r in rows}
+    nan = float("nan")
+
+    def below_above(r):  # distances from the bar's top to its CI ends
+        return [r["mae"] - r["ci95"][0], r["ci95"][1] - r["mae"]] if r else [nan, nan]
+
+    series = {p: [cell[m, p]["mae"] if (m, p) in cell else nan for m in models] for p in probes}
+    yerr = {p: np.array([below_above(cell.get((m, p))) for m in models]).T for p in probes}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 4.8), layout="constrained")
+    _grouped_bars(ax, models, series, yerr, value_fmt="{:.3f}")
+    _baseline_line(ax, baseline_mae, baseline_source)
+    if mean_mae is not None:
+        ax.axhline(mean_mae, **MEAN_PREDICTOR, label=f"train-mean predictor MAE {mean_mae:.2f}")
+    top = max([r["ci95"][1] for r in rows] + [baseline_mae or 0, mean_mae or 0])
+    ax.set_ylim(0, top * 1.12)
+    ax.set(title=title, xlabel="embedding model", ylabel="test MAE (lower is better)")
+    fig.legend(loc="outside lower center", ncols=min(len(probes) + 2, 5))
+    return _save(fig, out)
+
+
+@_styled
+def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out, *,
+                      title: str = "Test MAE per dimension", xlabel: str = "dimension",
+                      ylabel: str = "model / probe", cbar_label: str = "MAE (lower is better)") -> Path:
+    """Heatmap of `matrix` (rows x columns, NaN for missing) with each value written in its cell."""
+    M = np.asarray(matrix, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(col_labels) + 3.5), max(2.8, 0.42 * len(row_labels) + 2.2)),
+                           layout="constrained")
+    im = ax.imshow(np.ma.masked_invalid(M), cmap="YlOrRd", aspect="auto")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.grid(False)
+    for (i, j), v in np.ndenumerate(M):
+        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if np.isfinite(v) and im.norm(v) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, label=cbar_label, shrink=0.9)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return _save(fig, out)
+
+
+@_styled
+def quality_vs_speed(points: list[dict], baseline_mae: float | None, out, *,
+                     title: str = "Quality against speed") -> Path:
+    """Scatter of test MAE against throughput (log x); points: [{"label", "mae", "articles_per_s"}]."""
+    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
+    colors = palette(len(points))
+    for p, c in zip(points, colors):
+        ax.scatter(p["articles_per_s"], p["mae"], s=60, color=c, edgecolor="black", zorder=3)
+        ax.annotate(p["label"], (p["articles_per_s"], p["mae"]), xytext=(6, 6), textcoords="offset points",
+                    fontsize=8)
+    _baseline_line(ax, baseline_mae)
+    ax.set_xscale("log")
+    speeds = [p["articles_per_s"] for p in points]
+    if speeds:
+        ax.set_xlim(min(speeds) / 2, max(speeds) * 3)
+    ax.set(title=title, xlabel="throughput (articles/s, log scale; right is faster)",
+           ylabel="test MAE (lower is better)")
+    if baseline_mae is not None:
+        ax.legend(loc="best")
+    return _save(fig, out)
+
+
+# -- phase 5: error analysis ---------------------------------------------------------
+@_styled
+def error_histograms(errors: dict[str, np.ndarray], out, *, title: str = "Distribution of errors") -> Path:
+    """One panel a model: histogram of signed errors (pooled over dimensions), bias marked."""
+    flat = {m: np.asarray(e, dtype=float).ravel() for m, e in errors.items()}
+    lim = max(max(np.abs(e).max() for e in flat.values()), 1e-9)
+    bins = np.linspace(-lim, lim, 41)
+    fig, axes = _grid(len(flat))
+    for ax, (model, e), c in zip(axes, flat.items(), palette(len(flat))):
+        ax.hist(e, bins=bins, color=c, alpha=0.85)
+        ax.axvline(0, color="black", linewidth=1)
+        ax.axvline(e.mean(), color="black", linestyle="--", linewidth=1, label=f"bias {e.mean():+.2f}")
+        ax.set(title=f"{model}\nMAE {np.abs(e).mean():.3f}", xlabel=ERROR_LABEL, ylabel="article × dimension pairs")
+        ax.legend(loc="upper right")
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+@_styled
+def error_violins(values: dict[str, np.ndarray], out, *, ylabel: str = "per-article MAE",
+                  title: str = "Per-article error by model") -> Path:
+    """One violin a model (median line, mean dot)."""
+    models = list(values)
+    data = [np.asarray(values[m], dtype=float).ravel() for m in models]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(models) + 2), 4.5), layout="constrained")
+    parts = ax.violinplot(data, showmedians=True, showextrema=True)
+    for body, c in zip(parts["bodies"], palette(len(models))):
+        body.set(facecolor=c, edgecolor="black", alpha=0.7)
+    for key in ("cmedians", "cmins", "cmaxes", "cbars"):
+        parts[key].set(color="black", linewidth=1)
+    parts["cmedians"].set(label="median", linewidth=2)
+    ax.scatter(range(1, len(models) + 1), [d.mean() for d in data], color="white", edgecolor="black", zorder=3,
+               label="mean")
+    _xticks(ax, range(1, len(models) + 1), models)
+    ax.set(title=title, xlabel="embedding model", ylabel=ylabel)
+    ax.legend(loc="upper right")
+    return _save(fig, out)
+
+
+@_styled
+def pred_vs_true(pairs: dict[str, tuple[np.ndarray, np.ndarray]], dimension_names: list[str], out, *,
+                 score_range=(0.0, 10.0), title: str = "Predicted against true scores") -> Path:
+    """One panel a model: (true, predicted) per article and dimension, the diagonal, and the
+    mean prediction per unit of true score (flatter than the diagonal = pull toward the mean)."""
+    low, high = score_range
+    fig, axes = _grid(len(pairs), panel=(4.0, 4.0), sharey=True)
+    colors = palette(len(dimension_names))
+    edges = np.arange(low, high + 1)
+    for ax, (model, (Y, P)) in zip(axes, pairs.items()):
+        Y, P = np.asarray(Y, dtype=float), np.asarray(P, dtype=float)
+        for d, name in enumerate(dimension_names):
+            ax.scatter(Y[:, d], P[:, d], s=6, alpha=0.35, color=colors[d], rasterized=True)
+        idx = np.clip(np.digitize(Y.ravel(), edges) - 1, 0, len(edges) - 2)
+        centers = [(edges[b] + edges[b + 1]) / 2 for b in range(len(edges) - 1) if (idx == b).any()]
+        means = [P.ravel()[idx == b].mean() for b in range(len(edges) - 1) if (idx == b).any()]
+        ax.plot(centers, means, color="black", marker="o", markersize=3, linewidth=1.5, label="mean prediction")
+        ax.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=1, label="perfect (y = x)")
+        ax.set(xlim=(low, high), ylim=(low, high), aspect="equal", title=model, xlabel="true score",
+               ylabel="predicted score")
+    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=name) for name, c in zip(dimension_names, colors)]
+    handles += axes[0].get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3 if len(pairs) == 1 else 4))
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+@_styled
+def error_vs_tokens(series: dict[str, dict], out, *, title: str = "Error against article length") -> Path:
+    """One panel a model: per-article MAE against token count (log x), with the mean per
+    length bin and the model's truncation point (`max_tokens`) as a vertical line.
+
+    series: {model: {"token_counts", "mae" (per article), "max_tokens"}}.
+    """
+    fig, axes = _grid(len(series), sharey=True)
+    for ax, (model, s), c in zip(axes, series.items(), palette(len(series))):
+        tokens = np.maximum(np.asarray(s["token_counts"], dtype=float), 1)
+        mae = np.asarray(s["mae"], dtype=float)
+        max_tokens = int(s["max_tokens"])
+        ax.scatter(tokens, mae, s=8, alpha=0.4, color=c, rasterized=True, label="article")
+        if tokens.max() > tokens.min():
+            edges = np.geomspace(tokens.min(), tokens.max() * 1.0001, 9)
+            idx = np.clip(np.digitize(tokens, edges) - 1, 0, len(edges) - 2)
+            keep = [b for b in range(len(edges) - 1) if (idx == b).sum() >= 3]
+            ax.plot([np.sqrt(edges[b] * edges[b + 1]) for b in keep], [mae[idx == b].mean() for b in keep],
+                    color="black", marker="o", markersize=3, label="mean per length bin")
+        ax.axvline(max_tokens, **BASELINE, label=f"truncation at {max_tokens} tokens")
+        ax.axvspan(max_tokens, max(tokens.max(), max_tokens) * 1.5, color="crimson", alpha=0.06)
+        ax.set_xscale("log")
+        ax.set_xlim(tokens.min() / 1.5, max(tokens.max(), max_tokens) * 1.5)
+        truncated = tokens > max_tokens
+        ax.set(title=f"{model}\n{truncated.mean():.0%} of articles truncated", xlabel="tokens before truncation (log)",
+               ylabel="per-article MAE")
+        ax.legend(loc="upper left", frameon=True, framealpha=0.85)
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+@_styled
+def error_by_language(per_language: dict[str, dict[str, dict]], out, *,
+                      title: str = "Test MAE by language") -> Path:
+    """Grouped bars: one group a language (its article count in the label), one colour a model.
+
+    per_language: {model: {language: {"n", "mae"}}}; languages keep the first model's order.
+    """
+    languages = list(dict.fromkeys(lang for groups in per_language.values() for lang in groups))
+    counts = {lang: next(g[lang]["n"] for g in per_language.values() if lang in g) for lang in languages}
+    series = {m: [g[lang]["mae"] if lang in g else float("nan") for lang in languages] for m, g in per_language.items()}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(languages) * len(series) + 3), 4.5), layout="constrained")
+    _grouped_bars(ax, [f"{lang}\nn={counts[lang]}" for lang in languages], series, value_fmt="{:.2f}")
+    ax.set(title=title, xlabel="language (articles in the test split)", ylabel="MAE (lower is better)")
+    fig.legend(loc="outside lower center", ncols=min(len(series), 4))
+    return _save(fig, out)
+
+
+@_styled
+def bias_by_score_bin(bins: dict[str, list[dict]], out, *,
+                      title: str = "Bias by true score: do probes pull extremes toward the mean?") -> Path:
+    """Grouped bars of mean (predicted − true) per bin of the true score, one colour a model.
+
+    bins: {model: [{"low", "high", "n", "bias"}]}; positive bars = over-predicted.
+    """
+    counts = {(b["low"], b["high"]): b["n"] for rows in bins.values() for b in rows}
+    keys = sorted(counts)
+    labels = [f"{lo:g}–{hi:g}\nn={counts[lo, hi]}" for lo, hi in keys]
+    series = {m: [next((b["bias"] for b in rows if (b["low"], b["high"]) == k), float("nan")) for k in keys]
+              for m, rows in bins.items()}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(keys) * len(series) + 3), 4.5), layout="constrained")
+    _grouped_bars(ax, labels, series)
+    ax.axhline(0, color="black", linewidth=1)
+    ax.set(title=title, xlabel="true score bin (article × dimension pairs)",
+           ylabel="bias: mean (predicted − true)\n> 0 over-predicted, < 0 under-predicted")
+    fig.legend(loc="outside lower center", ncols=min(len(series), 4))
+    return _save(fig, out)
