@@ -126,13 +126,15 @@ def test_random_weights_run(tmp_path, tiny_config, demo_dir):
     shapes = tmp_path / "shapes"
     _tiny_arch(shapes / "tiny")
     proc = run_script("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--models", "tiny",
-                      "--random-weights", "--shapes-dir", shapes, "--n", 40, "--runs", 2, "--device", "cpu")
+                      "--random-weights", "--shapes-dir", shapes, "--n", 40, "--runs", 2, "--device", "cpu",
+                      "--threads", 1)   # one thread: fast on shared CI cores
     doc = json.loads((tmp_path / "results" / "benchmarks" / "demo_ds_benchmarks.json").read_text())
     assert {"dataset", "device", "device_name", "versions", "settings", "fine_tuned_ms_per_article", "models",
             "probes", "end_to_end"} <= set(doc)
     assert doc["dataset"] == "demo_ds" and doc["device"] == "cpu" and doc["fine_tuned_ms_per_article"] == [20, 50]
     assert {"torch", "transformers", "sentence-transformers", "lightgbm", "sklearn", "numpy", "python"} <= set(doc["versions"])
     assert doc["settings"]["random_weights"] and doc["settings"]["n"] == 40 and doc["settings"]["cpu_count"] >= 1
+    assert doc["settings"]["torch_threads"] == 1 and doc["settings"]["articles"] == "test[:40]"
 
     m = doc["models"]["tiny"]
     assert m["random_weights"] and m["load_time_meaningful"] is False and m["load_seconds_cold"] is None
@@ -159,9 +161,14 @@ def test_random_weights_run(tmp_path, tiny_config, demo_dir):
 
 
 def test_real_model_probes_and_quality_guard(tmp_path, tiny_config, tiny_model, demo_dir):
+    probe_methods = load_config(tiny_config).probe_methods.model_dump()
+    probe_methods["mlp"]["epochs"] = 5            # probe timings, not probe quality, are tested here
+    tiny_config = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                                   "dimensions": 32, "max_tokens": 64, "batch_size": 16}},
+                               probe_methods=probe_methods)
     run_script("embed_articles.py", "--config", tiny_config, "--data-dir", demo_dir, "--device", "cpu")
     proc = run_script("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--n", 30,
-                      "--runs", 1, "--device", "cpu", "--quality-check", "--no-reference")
+                      "--runs", 1, "--device", "cpu", "--threads", 1, "--quality-check", "--no-reference")
     doc = json.loads((tmp_path / "results" / "benchmarks" / "demo_ds_benchmarks.json").read_text())
     m = doc["models"]["tiny"]
     assert m["load_time_meaningful"] and m["load_seconds_cold"] > 0 and m["load_seconds_warm"] > 0

@@ -1,0 +1,581 @@
+"""Phase 4 logic: embedding and probe speed, load time, peak memory, achieved TFLOP/s.
+
+What is measured, per model (see `benchmark_model`):
+- load time: cold = the first load of the model in this process (the libraries are
+  imported and the CUDA context is created beforehand, so neither is counted; the files
+  may come from the operating system's page cache), warm = a second load right after;
+- throughput: one warm-up run, then `runs` timed runs of `study.embedders.embed_texts`
+  on the same articles; each timed run includes the real tokenization, batching, the
+  forward passes and the copy of the embeddings to the host; articles/s and tokens/s use
+  the median run; tokens are the real (unpadded) tokens after truncation;
+- achieved TFLOP/s from the real token lengths (`FLOP_FORMULA`) and its share of the
+  device's dense peak for the dtype (`PEAKS`, or --peak-tflops);
+- peak memory: `torch.cuda.max_memory_allocated` (reset before the warm-up run) on a GPU,
+  the peak resident set size of the process on a CPU (`resource.getrusage`; a high-water
+  mark of the whole process, so it also holds what earlier models used);
+- the reference setting (fp32, batch 32, same length-sorted batches, no token budget) in
+  the same run, for the speed-up.
+Per probe: training time and prediction latency on the cached real embeddings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from study.cache import load_checked, variant_name
+from study.config import Config
+from study.data import Dataset, Split
+from study.embedders import Encoder, embed_texts, load_encoder, random_weight_encoder, tokenize
+from study.errors import StudyError
+from study.probes import PROBES, make_probe
+
+FLOP_FORMULA = ("forward FLOPs of an article of T real tokens = 2 * N * T + 4 * L * T^2 * H, with N the "
+                "parameters outside the embedding tables and the pooler (2 FLOPs per weight per token: the "
+                "matrix products), L layers and hidden size H (attention scores Q.K^T and their product "
+                "with V: 2 * T^2 * H each per layer); padding is not counted, so padded work lowers the figure")
+
+# Dense (no sparsity) peaks in TFLOP/s from NVIDIA's data sheets, matched against the CUDA device
+# name in this order. "half": bf16 tensor cores (fp16 on chips without bf16: T4, V100), fp32
+# accumulate; "float32": plain fp32 (torch does not use TF32 for matmuls unless told to).
+PEAKS = (
+    (r"H200", "H200", 989.0, 67.0),            # also GH200 (Hopper, same tensor cores)
+    (r"H100.*PCIe", "H100 PCIe", 756.0, 51.0),
+    (r"H100.*NVL", "H100 NVL", 835.0, 60.0),
+    (r"H100", "H100 SXM", 989.0, 67.0),
+    (r"A100", "A100", 312.0, 19.5),
+    (r"L40S", "L40S", 362.0, 91.6),
+    (r"L40\b", "L40", 181.0, 90.5),
+    (r"\bL4\b", "L4", 121.0, 30.3),
+    (r"\bA10\b", "A10", 125.0, 31.2),
+    (r"RTX 4090", "RTX 4090", 165.0, 82.6),
+    (r"\bT4\b", "T4", 65.0, 8.1),
+    (r"V100", "V100", 125.0, 15.7),
+)
+REFERENCE = {"dtype": "float32", "batch_size": 32, "token_budget": None}
+HALF_DTYPES = ("bfloat16", "float16")
+SINGLE_CALLS = 200      # single-article predict calls timed per probe (median)
+BATCH_ROWS, BATCH_CALLS = 1000, 5
+QUALITY_TARGET = {"cosine_min": 0.999, "abs_delta_mae": 0.005}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the command line decides; stored in the JSON's `settings`."""
+    n: int = 1000
+    runs: int = 3
+    dtype: str | None = None            # None: bf16 on CUDA (fp16 without bf16), fp32 on CPU
+    batch_size: int | None = None       # None: the model's batch_size from config
+    token_budget: int | None = None     # None: the model's token_budget; 0: none
+    max_tokens: int | None = None       # None: the model's max_tokens
+    random_weights: bool = False
+    shapes_dir: str | None = None
+    peak_tflops: float | None = None
+    reference: bool = True
+    quality_check: bool = False
+    threads: int | None = None          # torch CPU threads (recorded; the script sets them)
+
+
+# -- device, versions, peaks ----------------------------------------------------------------
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def peak_tflops(name: str, dtype: str, device_type: str = "cuda") -> tuple[float | None, str | None]:
+    """(dense peak TFLOP/s for `dtype` on the device called `name`, matched table row) or (None, None)."""
+    if device_type != "cuda":
+        return None, None
+    for pattern, label, half, fp32 in PEAKS:
+        if re.search(pattern, name):
+            return (fp32 if dtype == "float32" else half), label
+    return None, None
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for key, dist in (("torch", "torch"), ("transformers", "transformers"),
+                      ("sentence-transformers", "sentence-transformers"), ("tokenizers", "tokenizers"),
+                      ("lightgbm", "lightgbm"), ("sklearn", "scikit-learn"), ("numpy", "numpy")):
+        try:
+            out[key] = version(dist)
+        except PackageNotFoundError:
+            out[key] = None
+    out["cuda"] = torch.version.cuda
+    out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return out
+
+
+# -- FLOPs ----------------------------------------------------------------------------------
+def hf_model(encoder: Encoder) -> torch.nn.Module:
+    """The transformers model inside an encoder (a SentenceTransformer wraps one)."""
+    from transformers import PreTrainedModel
+
+    for module in encoder.model.modules():
+        if isinstance(module, PreTrainedModel):
+            return module
+    raise StudyError(f"no transformers model found inside {type(encoder.model).__name__}")
+
+
+def non_embedding_params(model: torch.nn.Module) -> int:
+    """Parameters outside nn.Embedding tables and the pooler (which sees one token an article)."""
+    skip = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Embedding) or name.split(".")[-1] == "pooler":
+            skip.update(id(p) for p in module.parameters())
+    return int(sum(p.numel() for p in model.parameters() if id(p) not in skip))
+
+
+def forward_flops(lengths, n_params: int, layers: int, hidden: int) -> float:
+    """Total forward FLOPs over articles of `lengths` real tokens (see FLOP_FORMULA)."""
+    t = np.asarray(lengths, dtype=np.float64)
+    return float(np.sum(2.0 * n_params * t + 4.0 * layers * hidden * t * t))
+
+
+def model_shape(encoder: Encoder) -> dict:
+    model = hf_model(encoder)
+    cfg = model.config
+    return {"n_params_non_embedding": non_embedding_params(model),
+            "n_params_total": int(sum(p.numel() for p in model.parameters())),
+            "layers": int(cfg.num_hidden_layers), "hidden": int(cfg.hidden_size),
+            "model_type": getattr(cfg, "model_type", None)}
+
+
+# -- inputs -----------------------------------------------------------------------------------
+def benchmark_articles(splits: dict[str, Split], n: int) -> tuple[list[str], str]:
+    """The first `n` test articles, topped up from train then val when test has fewer."""
+    texts, parts = [], []
+    for name in ("test", "train", "val"):
+        if name not in splits or len(texts) >= n:
+            continue
+        take = splits[name].texts[:n - len(texts)]
+        texts += take
+        parts.append(f"{name}[:{len(take)}]")
+    return texts, " + ".join(parts)
+
+
+def architecture_dir(cfg: Config, model: str, shapes_dir: str | Path | None) -> Path:
+    """The folder whose config.json describes `model`: `<shapes_dir>/<name>`, else the model's own folder.
+
+    Names tried under shapes_dir: the config name, the last part of the HF id, and that
+    without a `paraphrase-` prefix (sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2
+    -> multilingual-MiniLM-L12-v2).
+    """
+    tried = []
+    if shapes_dir:
+        base = Path(shapes_dir).expanduser().resolve()
+        tail = cfg.model(model).model_name.rstrip("/").split("/")[-1]
+        for name in dict.fromkeys([model, tail, tail.removeprefix("paraphrase-")]):
+            tried.append(base / name / "config.json")
+            if tried[-1].is_file():
+                return tried[-1].parent
+    try:
+        location = Path(cfg.model_location(model))
+    except StudyError:
+        location = None
+    if location is not None and location.is_dir():
+        for sub in ("", "0_Transformer"):
+            tried.append(location / sub / "config.json")
+            if tried[-1].is_file():
+                return tried[-1].parent
+    raise StudyError(f"--random-weights: no architecture config for model '{model}'; tried "
+                     + ", ".join(str(t) for t in tried) + " (point --shapes-dir at the model_shapes folder)")
+
+
+# -- timing helpers ---------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float | None, str]:
+    """(MiB, "gpu") from the CUDA allocator since the last reset, or (MiB, "rss") for the process."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) / 2**20, "gpu"
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return None, "rss"
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "rss"  # bytes on macOS, KiB on Linux
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _to_float32(encoder: Encoder) -> Encoder:
+    if encoder.dtype == torch.float32:
+        return encoder
+    return dataclasses.replace(encoder, model=encoder.model.to(torch.float32), dtype=torch.float32)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
+                   token_budget: int | None, runs: int, shape: dict, peak: float | None) -> dict:
+    """One warm-up run, then `runs` timed runs of embed_texts (tokenization included)."""
+    device = encoder.device
+    ids, counts = tokenize(encoder.tokenizer, texts, max_tokens)   # exact real lengths, untimed
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    kwargs = dict(max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget)
+    _reset_peak(device)
+    embed_texts(encoder, texts, **kwargs)   # warm-up: kernels, allocator, caches
+    seconds, stats = [], []
+    for _ in range(runs):
+        _sync(device)
+        t0 = time.perf_counter()
+        _, _, st = embed_texts(encoder, texts, **kwargs)
+        _sync(device)
+        seconds.append(time.perf_counter() - t0)
+        stats.append(st)
+    memory, kind = peak_memory_mb(device)
+    median = statistics.median(seconds)
+    n_tokens = int(lengths.sum())
+    tflops = forward_flops(lengths, shape["n_params_non_embedding"], shape["layers"], shape["hidden"]) / median / 1e12
+    last = stats[-1]
+    return {
+        "dtype": _dtype_name(encoder.dtype), "batch_size": int(batch_size), "token_budget": token_budget,
+        "max_tokens": int(max_tokens), "n_articles": len(texts), "n_tokens": n_tokens,
+        "mean_tokens": n_tokens / len(texts), "truncated_fraction": float((counts > max_tokens).mean()),
+        "articles_per_s": len(texts) / median, "tokens_per_s": n_tokens / median, "run_seconds": seconds,
+        "tflops": tflops, "peak_tflops": peak,
+        "share_of_peak": tflops / peak if peak else None,
+        "peak_memory_mb": memory, "memory_kind": kind,
+        "tokenize_seconds": statistics.median(s.tokenize_s for s in stats),
+        "n_batches": last.n_batches, "padded_tokens": last.n_padded_tokens,
+        "padding_overhead": last.n_padded_tokens / max(last.n_tokens, 1) - 1.0,
+        "oom_retries": last.oom_retries,
+    }
+
+
+# -- quality guard --------------------------------------------------------------------------------
+def quality_check(cfg: Config, encoders: dict[str, Encoder], splits: dict[str, Split], *, prefix: str,
+                  max_tokens: int, batch_size: int, token_budget: int | None) -> dict:
+    """Half precision vs fp32 on every article of the three splits: cosines and ridge test MAE."""
+    half = next(d for d in encoders if d != "float32")
+    emb = {}
+    for dtype, enc in encoders.items():
+        emb[dtype] = {name: embed_texts(enc, [prefix + t for t in split.texts], max_tokens=max_tokens,
+                                        batch_size=batch_size, token_budget=token_budget)[0]
+                      for name, split in splits.items()}
+    a = np.concatenate([emb["float32"][s] for s in splits]).astype(np.float64)
+    b = np.concatenate([emb[half][s] for s in splits]).astype(np.float64)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    mae = {}
+    for dtype in encoders:
+        probe = make_probe("ridge", cfg.probe_methods.ridge, score_range=cfg.score_range, seed=cfg.random_seed)
+        probe.fit(emb[dtype]["train"], splits["train"].labels, emb[dtype]["val"], splits["val"].labels)
+        mae[dtype] = float(np.mean(np.abs(probe.predict(emb[dtype]["test"]) - splits["test"].labels)))
+    delta = mae[half] - mae["float32"]
+    return {"half_dtype": half, "n_articles": int(len(cos)), "cosine_min": float(cos.min()),
+            "cosine_mean": float(cos.mean()), "ridge_test_mae_float32": mae["float32"],
+            "ridge_test_mae_half": mae[half], "delta_mae": delta, "target": dict(QUALITY_TARGET),
+            "meets_target": bool(cos.min() >= QUALITY_TARGET["cosine_min"]
+                                 and abs(delta) < QUALITY_TARGET["abs_delta_mae"])}
+
+
+# -- probes ---------------------------------------------------------------------------------------
+def time_probes(cfg: Config, dataset: Dataset, model: str, max_tokens: int) -> dict:
+    """Training time and prediction latency of each probe on the cached embeddings of `model`."""
+    train, val, test = (load_checked(cfg, dataset, model, max_tokens, s) for s in ("train", "val", "test"))
+    X = np.ascontiguousarray(test["embeddings"])
+    batch = np.ascontiguousarray(X[np.arange(BATCH_ROWS) % len(X)])
+    out = {}
+    for kind in PROBES:
+        probe = make_probe(kind, getattr(cfg.probe_methods, kind), score_range=cfg.score_range,
+                           seed=cfg.random_seed, device="cpu")
+        t0 = time.perf_counter()
+        probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
+        train_s = time.perf_counter() - t0
+        for i in range(3):
+            probe.predict(X[i % len(X)][None])
+        single = []
+        for i in range(SINGLE_CALLS):
+            row = X[i % len(X)][None]
+            t0 = time.perf_counter()
+            probe.predict(row)
+            single.append(time.perf_counter() - t0)
+        probe.predict(batch)
+        batched = []
+        for _ in range(BATCH_CALLS):
+            t0 = time.perf_counter()
+            probe.predict(batch)
+            batched.append(time.perf_counter() - t0)
+        out[kind] = {"train_seconds": train_s, "predict_ms_per_article": 1000 * statistics.median(single),
+                     "predict_ms_per_1000": 1000 * statistics.median(batched) * 1000 / BATCH_ROWS,
+                     "n_train": int(len(train["labels"])), "embedding_dim": int(X.shape[1])}
+    return out
+
+
+def end_to_end(models: dict, probes: dict, fine_tuned_ms: tuple[float, float]) -> dict:
+    """Embedding cost per article (batched throughput) + probe cost per article in batches of 1000."""
+    lo, hi = fine_tuned_ms
+    out = {}
+    for variant, timings in probes.items():
+        if variant not in models:
+            continue
+        embed_ms = 1000.0 / models[variant]["articles_per_s"]
+        out[variant] = {}
+        for kind, t in timings.items():
+            ms = embed_ms + t["predict_ms_per_1000"] / 1000.0
+            out[variant][kind] = {"ms_per_article": ms, "embedding_ms_per_article": embed_ms,
+                                  "probe_ms_per_article": t["predict_ms_per_1000"] / 1000.0,
+                                  "speedup_vs_fine_tuned": [lo / ms, hi / ms]}
+    return out
+
+
+# -- one model ------------------------------------------------------------------------------------
+def benchmark_model(cfg: Config, model: str, splits: dict[str, Split], texts: list[str], device: torch.device,
+                    dtype: str, opts: Options, name: str, say=print) -> dict:
+    """Load, time and (optionally) quality-check one model on the device called `name`; returns its
+    `models` entry."""
+    spec = cfg.model(model)
+    max_tokens = opts.max_tokens or spec.max_tokens
+    variant = variant_name(cfg, model, max_tokens)
+    batch_size = opts.batch_size or spec.batch_size or cfg.batch_size
+    token_budget = spec.token_budget if opts.token_budget is None else (opts.token_budget or None)
+    texts = [spec.prefix + t for t in texts]
+    entry = {"random_weights": opts.random_weights}
+
+    if opts.random_weights:
+        arch = architecture_dir(cfg, model, opts.shapes_dir)
+        _check_positions(arch, max_tokens, model)
+        say(f"[{variant}] building a random-weight twin from {arch / 'config.json'} "
+            f"(BPE tokenizer trained on {len(splits['train'])} train articles)")
+        t0 = time.perf_counter()
+        encoder = random_weight_encoder(arch, splits["train"].texts, device, dtype, seed=cfg.random_seed)
+        _sync(device)
+        entry.update(load_seconds_cold=None, load_seconds_warm=None, load_time_meaningful=False,
+                     build_seconds=time.perf_counter() - t0, architecture=str(arch / "config.json"))
+    else:
+        location = cfg.model_location(model)
+        loads = []
+        for _ in range(2):
+            encoder = None
+            _free(device)
+            t0 = time.perf_counter()
+            encoder = load_encoder(spec.source, location, device, dtype,
+                                   trust_remote_code=spec.trust_remote_code, name=model)
+            _sync(device)
+            loads.append(time.perf_counter() - t0)
+        entry.update(load_seconds_cold=loads[0], load_seconds_warm=loads[1], load_time_meaningful=True,
+                     location=location)
+        say(f"[{variant}] loaded {location}: cold {loads[0]:.2f}s (first load in this process), "
+            f"warm {loads[1]:.2f}s")
+    shape = model_shape(encoder)
+    entry.update(shape)
+    peak = opts.peak_tflops or peak_tflops(name, dtype, device.type)[0]
+
+    say(f"[{variant}] {len(texts)} articles, {dtype}, batch {batch_size}, token budget {token_budget}, "
+        f"max tokens {max_tokens}: 1 warm-up + {opts.runs} timed runs")
+    entry.update(time_embedding(encoder, texts, max_tokens=max_tokens, batch_size=batch_size,
+                                token_budget=token_budget, runs=opts.runs, shape=shape, peak=peak))
+    say(f"[{variant}] {entry['articles_per_s']:.1f} articles/s, {entry['tokens_per_s']:.0f} tokens/s, "
+        f"{entry['tflops']:.3f} TFLOP/s")
+
+    fp32 = encoder if encoder.dtype == torch.float32 else None
+    if opts.quality_check:
+        half = dtype if dtype in HALF_DTYPES else ("bfloat16" if device.type != "cuda" or
+                                                   torch.cuda.is_bf16_supported() else "float16")
+        other_dtype = "float32" if dtype in HALF_DTYPES else half
+        say(f"[{variant}] quality check: {half} vs float32 on the {sum(map(len, splits.values()))} articles "
+            f"of train/val/test")
+        other = load_encoder(spec.source, cfg.model_location(model), device, other_dtype,
+                             trust_remote_code=spec.trust_remote_code, name=model)
+        pair = {"float32": other if other_dtype == "float32" else encoder,
+                half: other if other_dtype == half else encoder}
+        entry["quality_check"] = quality_check(cfg, pair, splits, prefix=spec.prefix, max_tokens=max_tokens,
+                                               batch_size=batch_size, token_budget=token_budget)
+        if other_dtype == "float32":
+            fp32 = other
+        del other, pair
+        _free(device)
+        q = entry["quality_check"]
+        say(f"[{variant}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
+            f"{q['ridge_test_mae_float32']:.4f} (fp32) vs {q['ridge_test_mae_half']:.4f} ({half}), "
+            f"delta {q['delta_mae']:+.4f}: " + ("meets" if q["meets_target"] else "MISSES")
+            + f" the target (cosine >= {QUALITY_TARGET['cosine_min']}, |delta| < {QUALITY_TARGET['abs_delta_mae']})")
+
+    entry["reference"], entry["speedup_vs_reference"] = None, None
+    if opts.reference:
+        if fp32 is None:   # the benchmark model cast in place: its precision no longer matters
+            fp32 = _to_float32(encoder)
+        encoder = None
+        _free(device)
+        ref_peak = peak_tflops(name, "float32", device.type)[0]
+        say(f"[{variant}] reference setting: float32, batch {REFERENCE['batch_size']}, no token budget")
+        ref = time_embedding(fp32, texts, max_tokens=max_tokens, runs=opts.runs, shape=shape, peak=ref_peak,
+                             batch_size=REFERENCE["batch_size"], token_budget=REFERENCE["token_budget"])
+        entry["reference"] = {k: ref[k] for k in ("dtype", "batch_size", "token_budget", "articles_per_s",
+                                                  "tokens_per_s", "tflops", "peak_tflops", "share_of_peak",
+                                                  "run_seconds", "peak_memory_mb", "n_batches", "padding_overhead")}
+        entry["speedup_vs_reference"] = entry["articles_per_s"] / ref["articles_per_s"]
+        say(f"[{variant}] reference {ref['articles_per_s']:.1f} articles/s: "
+            f"x{entry['speedup_vs_reference']:.2f} for the benchmark setting")
+    del encoder, fp32
+    _free(device)
+    return entry
+
+
+def _check_positions(arch: Path, max_tokens: int, model: str) -> None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(arch))
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1   # positions start after the padding index
+    if limit and max_tokens > limit:
+        raise StudyError(f"model '{model}': max tokens {max_tokens} exceed the {limit} positions of {arch / 'config.json'}")
+
+
+# -- the whole run --------------------------------------------------------------------------------
+def run_benchmark(cfg: Config, dataset: Dataset, models: list[str], splits: dict[str, Split],
+                  device: torch.device, dtype: str, opts: Options, say=print) -> dict:
+    """Benchmark every model and probe; returns the JSON document (see benchmark_speed.py)."""
+    if opts.quality_check and opts.random_weights:
+        raise StudyError("--quality-check needs real weights: drop --random-weights")
+    if opts.n < 1 or opts.runs < 1:
+        raise StudyError(f"--n and --runs must be at least 1, found {opts.n} and {opts.runs}")
+    _prepare_process(device)
+    name = device_name(device)
+    texts, source = benchmark_articles(splits, opts.n)
+    peak_half, row = peak_tflops(name, "bfloat16", device.type)
+    doc = {
+        "dataset": dataset.name, "device": str(device), "device_name": name, "versions": versions(),
+        "settings": {
+            **dataclasses.asdict(opts), "dtype_used": dtype, "dataset_path": str(dataset.path),
+            "articles": source, "n_articles": len(texts), "warmup_runs": 1,
+            "config": str(cfg.root / "config.yaml"), "random_seed": cfg.random_seed,
+            "models": {m: cfg.model(m).model_dump() for m in models},
+            "probe_methods": cfg.probe_methods.model_dump(), "probe_device": "cpu",
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "reference_setting": dict(REFERENCE),
+            "peak_table_row": row, "peak_tflops_half": peak_half,
+            "peak_tflops_float32": peak_tflops(name, "float32", device.type)[0],
+            "flop_formula": FLOP_FORMULA,
+            "timing": "median wall time of embed_texts (tokenization + batching + forward + copy to host) "
+                      "after one warm-up run; CUDA synchronised before and after each timed run",
+            "load_time": "cold = first load of the model in this process (libraries imported and CUDA "
+                         "initialised before; files may be in the OS page cache), warm = second load",
+            "memory": "gpu: torch.cuda.max_memory_allocated since the warm-up run; rss: peak resident set "
+                      "size of the whole process since it started (includes earlier models)",
+            "probe_timing": f"fit on cached train embeddings with val for selection; predict latency = median of "
+                            f"{SINGLE_CALLS} single-article calls; per 1000 = median of {BATCH_CALLS} calls on "
+                            f"{BATCH_ROWS} test rows (cycled when the test split is smaller)",
+            "end_to_end": "1000 / articles_per_s + probe predict_ms_per_1000 / 1000",
+            "argv": sys.argv,
+        },
+        "fine_tuned_ms_per_article": list(cfg.fine_tuned_ms_per_article),
+        "models": {}, "probes": {}, "probes_skipped": {}, "end_to_end": {},
+    }
+    say(f"device {device} ({name}), {torch.get_num_threads()} CPU threads; {len(texts)} articles ({source})")
+    for model in models:
+        max_tokens = opts.max_tokens or cfg.model(model).max_tokens
+        variant = variant_name(cfg, model, max_tokens)
+        doc["models"][variant] = benchmark_model(cfg, model, splits, texts, device, dtype, opts, name, say)
+        try:
+            doc["probes"][variant] = time_probes(cfg, dataset, model, max_tokens)
+        except StudyError as exc:
+            doc["probes_skipped"][variant] = str(exc)
+            say(f"[{variant}] probe timings skipped: {exc}")
+        else:
+            say(f"[{variant}] probes timed on cached embeddings: {', '.join(doc['probes'][variant])}")
+    doc["end_to_end"] = end_to_end(doc["models"], doc["probes"], cfg.fine_tuned_ms_per_article)
+    return doc
+
+
+def _prepare_process(device: torch.device) -> None:
+    """Import the model libraries and create the CUDA context now, so no load time counts them."""
+    import sentence_transformers  # noqa: F401
+    import transformers  # noqa: F401
+
+    if device.type == "cuda":
+        if device.index is not None:   # set_device refuses a bare "cuda"
+            torch.cuda.set_device(device)
+        torch.zeros(1, device=device).sum().item()
+
+
+# -- printing -------------------------------------------------------------------------------------
+def _fmt(value, spec: str, none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def format_table(doc: dict) -> str:
+    """The benchmark as plain-text tables (embedding, probes + end to end, quality)."""
+    lines = [f"Benchmark of {doc['dataset']} on {doc['device']} ({doc['device_name']}), "
+             f"{doc['settings']['n_articles']} articles, median of {doc['settings']['runs']} runs"]
+    head = (f"{'model':<30} {'dtype':<9} {'batch':>5} {'budget':>7} {'articles/s':>10} {'tokens/s':>10} "
+            f"{'TFLOP/s':>8} {'%peak':>6} {'x ref':>6} {'ref art/s':>9} {'mem MB':>8} {'load s':>11} "
+            f"{'tok s':>6} {'pad':>5}")
+    lines += ["", head, "-" * len(head)]
+    for variant, m in doc["models"].items():
+        ref = m.get("reference") or {}
+        load = ("random" if not m.get("load_time_meaningful", True)
+                else f"{m['load_seconds_cold']:.1f}/{m['load_seconds_warm']:.1f}")
+        lines.append(
+            f"{variant[:30]:<30} {m['dtype']:<9} {m['batch_size']:>5} {_fmt(m['token_budget'], 'd'):>7} "
+            f"{m['articles_per_s']:>10.1f} {m['tokens_per_s']:>10.0f} {_fmt(m['tflops'], '.3f'):>8} "
+            f"{_fmt(m['share_of_peak'] and 100 * m['share_of_peak'], '.1f'):>6} "
+            f"{_fmt(m['speedup_vs_reference'], '.2f'):>6} {_fmt(ref.get('articles_per_s'), '.1f'):>9} "
+            f"{_fmt(m['peak_memory_mb'], '.0f'):>6}{m['memory_kind'][0]:>2} {load:>11} "
+            f"{m['tokenize_seconds']:>6.2f} {100 * m['padding_overhead']:>4.0f}%")
+    lines.append("(mem: g = peak GPU allocation, r = peak process RSS; load s = cold/warm; tok s = tokenization "
+                 "inside each run; pad = padded tokens beyond the real ones)")
+    if doc["probes"]:
+        lo, hi = doc["fine_tuned_ms_per_article"]
+        head = (f"{'model':<30} {'probe':<9} {'train s':>8} {'ms/article':>10} {'ms/1000':>9} "
+                f"{'e2e ms/art':>10} {f'x fine-tuned ({lo:g}-{hi:g} ms)':>26}")
+        lines += ["", head, "-" * len(head)]
+        for variant, probes in doc["probes"].items():
+            for kind, p in probes.items():
+                e = doc["end_to_end"].get(variant, {}).get(kind)
+                speed = "-" if not e else "{:.3g}-{:.3g}x".format(*e["speedup_vs_fine_tuned"])
+                lines.append(f"{variant[:30]:<30} {kind:<9} {p['train_seconds']:>8.2f} "
+                             f"{p['predict_ms_per_article']:>10.3f} {p['predict_ms_per_1000']:>9.2f} "
+                             f"{_fmt(e and e['ms_per_article'], '.3f'):>10} {speed:>26}")
+        lines.append("(ms/article: one single-article predict call; ms/1000: one call on 1000 articles; e2e: embedding "
+                     "at the throughput above + probe in batches of 1000"
+                     + ("; the fine-tuned model's cost is a GPU figure, set against a CPU run here)"
+                        if doc["device"] == "cpu" else ")"))
+    for variant, why in doc.get("probes_skipped", {}).items():
+        lines.append(f"[{variant}] no probe timings: {why}")
+    for variant, m in doc["models"].items():
+        q = m.get("quality_check")
+        if q:
+            lines.append(f"[{variant}] {q['half_dtype']} vs float32 on {q['n_articles']} articles: cosine min "
+                         f"{q['cosine_min']:.5f}, mean {q['cosine_mean']:.5f}; ridge test MAE delta "
+                         f"{q['delta_mae']:+.4f} -> " + ("meets the target" if q["meets_target"] else "misses the target"))
+    return "\n".join(lines)
