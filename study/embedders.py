@@ -157,6 +157,7 @@ def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.
         single="<s> $A </s>", special_tokens=[("<s>", bpe.token_to_id("<s>")), ("</s>", bpe.token_to_id("</s>"))])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>",
                                         bos_token="<s>", eos_token="</s>")
+    config.pad_token_id = tokenizer.pad_token_id  # position ids of XLM-R-style models skip padding
     torch.manual_seed(seed)
     model = AutoModel.from_config(config)
     return _prepare(model, tokenizer, device, DTYPES[dtype], "transformers", "mean", config.hidden_size)
@@ -164,13 +165,28 @@ def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.
 
 # -- tokenization and batching ----------------------------------------------------------
 def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[list[list[int]], np.ndarray]:
-    """(input ids cut at max_tokens, token count of each text before truncation)."""
-    full = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    counts = np.fromiter((len(ids) for ids in full), dtype=np.int64, count=len(full))
-    if counts.max(initial=0) <= max_tokens:
-        return full, counts
-    cut = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)
-    return cut["input_ids"], counts
+    """(input ids cut at max_tokens, token count of each text before truncation), in one pass.
+
+    The overflow of a truncated text comes back as extra chunks; the full count is the
+    tokens of all its chunks less the special tokens repeated in each extra chunk.
+    """
+    enc = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, stride=0,
+                    return_overflowing_tokens=True, verbose=False)
+    owner = enc.get("overflow_to_sample_mapping")
+    if owner is None:  # a tokenizer without overflow support: count on a second, untruncated pass
+        full = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        cut = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)
+        return cut["input_ids"], np.fromiter((len(x) for x in full), dtype=np.int64, count=len(full))
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    counts = np.zeros(len(texts), dtype=np.int64)
+    ids: list[list[int] | None] = [None] * len(texts)
+    for chunk, i in zip(enc["input_ids"], owner):
+        if ids[i] is None:
+            ids[i] = chunk
+            counts[i] += len(chunk)
+        else:
+            counts[i] += len(chunk) - special
+    return ids, counts
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None = None,

@@ -31,8 +31,12 @@ def test_plan_batches_respects_rows_and_token_budget():
 
 
 def test_tokenize_counts_tokens_before_truncation(tiny):
-    texts = ["the plan cuts carbon emissions " * 40, "news"]
+    texts = ["the plan cuts carbon emissions " * 40, "news", "the plan " * 15] + _texts(20)
     ids, counts = tokenize(tiny.tokenizer, texts, max_tokens=32)
+    full = tiny.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    cut = tiny.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=32)["input_ids"]
+    assert counts.tolist() == [len(f) for f in full]   # counted before truncation
+    assert ids == cut                                   # and cut exactly as the tokenizer cuts
     assert counts[0] > 32 and len(ids[0]) == 32
     assert counts[1] == len(ids[1]) == 3  # [CLS] news [SEP]
 
