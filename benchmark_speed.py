@@ -2,8 +2,7 @@
 
     python benchmark_speed.py --dataset uplifting_v5 --models multilingual-e5-large bge-m3
     python benchmark_speed.py --data-dir ../shared/data/sustainability_real --random-weights --device cuda
-    python benchmark_speed.py --data-dir ../shared/data/ai-engineering-practice_real \
-        --models minilm-l6-en-demo --n 100 --quality-check
+    python benchmark_speed.py --data-dir ../shared/data/ai-engineering-practice_real --models minilm-l6-en-demo --n 100 --quality-check
 
 Per model: load time (cold = first load in this process, warm = second), throughput in
 articles/s and tokens/s on the first --n test articles (topped up from train) cut at the

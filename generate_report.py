@@ -1,0 +1,45 @@
+"""Phase 6: build the Word report from the JSON results of phases 2-5.
+
+    python generate_report.py --dataset uplifting_v5
+    python generate_report.py --dataset uplifting_v5 --output results/Multilingual_Embedding_Research_Report.docx
+    python generate_report.py --data-dir ../shared/data/sustainability_real
+
+Reads results/<dataset>_evaluation_results.json (required: run evaluate.py first) and, when
+present, results/<dataset>_training_summary.json, results/benchmarks/<dataset>_benchmarks.json,
+results/analysis/<dataset>_error_summary.json (+ its figures) and results/figures/<dataset>_*.png.
+A section whose input is missing says so in the document. Writes results/<dataset>_report.docx
+(or --output) atomically, and the quality-vs-speed chart beside it in <report name>_figures/.
+Every number in the document comes from those files; the data folder itself is not read.
+"""
+import argparse
+from pathlib import Path
+
+from study import cli
+from study.config import load_config
+from study.errors import StudyError
+from study.report import write_report
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_common(parser, models=False)
+    parser.add_argument("--output", help="the .docx to write (default: <results_dir>/<dataset>_report.docx)")
+    args = parser.parse_args()
+
+    cfg = load_config(args.config)
+    if not args.dataset and not args.data_dir:
+        raise StudyError("give --dataset NAME or --data-dir DIR (its folder name names the results)")
+    dataset = args.dataset or Path(args.data_dir).expanduser().resolve().name
+    out = Path(args.output) if args.output else cfg.results_path / f"{dataset}_report.docx"
+    if out.suffix.lower() != ".docx":
+        raise StudyError(f"--output must end in .docx, found {out}")
+
+    done = write_report(cfg, dataset, out.resolve())
+    print(f"sections: {'; '.join(done['sections'])}")
+    print(f"{done['tables']} tables, {done['figures']} figures"
+          + (f"; unavailable: {', '.join(done['missing'])}" if done["missing"] else ""))
+    print(f"report: {done['path']}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

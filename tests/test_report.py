@@ -1,0 +1,245 @@
+"""generate_report.py: the docx holds the JSON results' numbers, embeds the figures and copes with missing inputs."""
+import json
+from pathlib import Path
+
+import docx
+import pytest
+from PIL import Image
+
+from conftest import run_script, write_config
+
+DIMS = ["clarity", "depth"]
+MODELS = {"mini-128": {"source": "sentence-transformers", "model_name": "org/mini-128", "dimensions": 8,
+                       "max_tokens": 128, "note": "short context"},
+          "bge-m3": {"source": "sentence-transformers", "model_name": "BAAI/bge-m3", "dimensions": 16,
+                     "max_tokens": 8192}}
+PROBES = ("ridge", "mlp", "lightgbm")
+
+
+def _probe_entry(base: float, k: int) -> dict:
+    mae = base + 0.011 * k
+    return {"overall_mae": mae, "overall_rmse": mae * 1.3 + 0.0004, "overall_spearman": 0.61 - 0.0123 * k,
+            "per_dimension": {d: {"mae": mae + 0.0217 * (i - 0.5), "rmse": mae * 1.3, "spearman": 0.6}
+                              for i, d in enumerate(DIMS)},
+            "mae_ci95": [mae - 0.0512, mae + 0.0498], "val_mae": mae - 0.0031 + (0.05 if k == 2 else 0),
+            "per_language": {"en": {"n": 30, "mae": mae - 0.0123}, "fr": {"n": 20, "mae": mae + 0.0187}},
+            "truncation": {"max_tokens": 128, "truncated": {"n": 12, "mae": mae + 0.0655},
+                           "not_truncated": {"n": 38, "mae": mae - 0.0207}},
+            "inference_ms_per_article": 0.01, "selected": {"alpha": 10.0, "alpha_at_grid_edge": False},
+            "predictions_file": "predictions/x.npz"}
+
+
+def evaluation(baseline=0.68) -> dict:
+    models = {}
+    for j, (name, spec) in enumerate(MODELS.items()):
+        entry = {"embedding_dim": spec["dimensions"], "max_tokens": spec["max_tokens"],
+                 "truncated_fraction": 0.24 if spec["max_tokens"] == 128 else 0.0, "mean_token_count": 301.5}
+        for k, probe in enumerate(PROBES):
+            entry[probe] = _probe_entry(0.8123 - 0.0571 * j, k)
+            if spec["max_tokens"] > 128:
+                entry[probe]["vs_baseline"] = {"n_articles": 48, "probe_mae": 0.7512, "baseline_mae": 0.6834,
+                                               "mae_difference": 0.0678, "difference_ci95": [0.0211, 0.1149]}
+                entry[probe]["truncation"] = {"max_tokens": 8192, "truncated": {"n": 0, "mae": None},
+                                              "not_truncated": {"n": 50, "mae": entry[probe]["overall_mae"]}}
+        models[name] = entry
+    best = models["bge-m3"]["ridge"]
+    out = {"dataset": "toy", "baseline_mae": baseline, "baseline_source": "config.yaml baseline_mae",
+           "random_seed": 42, "bootstrap_samples": 200, "success_bands": {"closes_gap": 0.75, "partial": 0.85},
+           "models": models, "n_test": 50, "dimension_names": DIMS, "language_counts": {"en": 30, "fr": 20},
+           "mean_predictor": {"overall_mae": 1.9876, "overall_rmse": 2.4, "overall_spearman": None,
+                              "per_dimension": {d: {"mae": 1.9876, "rmse": 2.4, "spearman": None} for d in DIMS},
+                              "mae_ci95": [1.8, 2.1]},
+           "best": {"model": "bge-m3", "probe": "ridge", "val_mae": best["val_mae"], "test_mae": best["overall_mae"],
+                    "mae_ci95": best["mae_ci95"], "chosen_by": "validation MAE"},
+           "evaluated_at": "2026-01-01T00:00:00+00:00"}
+    if baseline:
+        out["best"].update(band="partial", gap_to_baseline=best["overall_mae"] - baseline)  # 0.7552: partial
+    return out
+
+
+def training() -> dict:
+    fp = {"source": "sentence-transformers", "model_name": "org/x", "max_tokens": 128, "prefix": "", "dtype": "float32",
+          "pooling": "mean", "split": "train", "data_sha256": "ab" * 32}
+    return {"dataset": "toy", "models": {m: {p: {"n_train": 200, "n_val": 60, "embedding_fingerprint": fp,
+                                                 "hyperparameters": {"alphas": [1.0, 10.0]}, "file": f"toy_{m}_{p}.pkl",
+                                                 "sha256": "cd" * 32} for p in PROBES} for m in MODELS}}
+
+
+def benchmarks() -> dict:
+    return {"dataset": "toy", "device": "cuda", "device_name": "Test GPU", "versions": {"python": "3.11", "torch": "9.9"},
+            "settings": {}, "fine_tuned_ms_per_article": [20, 50],
+            "models": {"mini-128": {"random_weights": False, "dtype": "bfloat16", "batch_size": 256, "articles_per_s": 812.25,
+                                    "tokens_per_s": 99000.0, "peak_memory_mb": 1234.0},
+                       "bge-m3": {"random_weights": True, "dtype": "bfloat16", "batch_size": 128, "articles_per_s": 95.5,
+                                  "tokens_per_s": 50000.0, "peak_memory_mb": 4321.0}},
+            "probes": {}, "end_to_end": {m: {p: {"ms_per_article": 1.5 + i, "speedup_vs_fine_tuned": [13.3, 33.3]}
+                                             for p in PROBES} for i, m in enumerate(MODELS)}}
+
+
+ERROR_FIGURES = {"error_vs_tokens": "analysis/toy_ridge_error_vs_tokens.png",
+                 "error_histograms": "analysis/toy_ridge_error_histograms.png",
+                 "bias_by_score_bin": "analysis/toy_ridge_bias_by_score_bin.png"}
+
+
+def error_summary() -> dict:
+    model = {"n": 50, "max_tokens": 128, "overall_mae": 0.7, "bias": -0.0456,
+             "abs_error_quantiles": {"p50": 0.5, "p90": 1.2, "p99": 2.1}, "per_dimension_mae": {d: 0.7 for d in DIMS},
+             "per_language": {}, "token_bins": [], "truncated": {"n": 12, "mae": 0.8}, "not_truncated": {"n": 38, "mae": 0.6},
+             "score_bins": [{"low": 0.0, "high": 5.0, "n": 40, "mae": 0.7, "bias": 0.3125},
+                            {"low": 5.0, "high": 10.0, "n": 60, "mae": 0.7, "bias": -0.4375}],
+             "worst": [{"id": "a1", "language": "fr", "title": "Un titre", "mae": 2.5, "true": [1, 2], "pred": [3, 4]}]}
+    return {"dataset": "toy", "probe": "ridge", "figures": dict(ERROR_FIGURES), "models": {m: model for m in MODELS}}
+
+
+def _png(path: Path, shade: int):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (60, 40), (200, 30, shade)).save(path)  # distinct pixels: docx stores equal images once
+
+
+@pytest.fixture
+def results(tmp_path):
+    """A config and complete phase 2-5 outputs for dataset 'toy'; returns (config, results dir)."""
+    cfg = write_config(tmp_path, MODELS)
+    res = tmp_path / "results"
+    for rel, data in (("toy_evaluation_results.json", evaluation()), ("toy_training_summary.json", training()),
+                      ("benchmarks/toy_benchmarks.json", benchmarks()), ("analysis/toy_error_summary.json", error_summary())):
+        (res / rel).parent.mkdir(parents=True, exist_ok=True)
+        (res / rel).write_text(json.dumps(data))
+    for i, rel in enumerate(ERROR_FIGURES.values()):
+        _png(res / rel, i)
+    for i, name in enumerate(("mae_by_model", "dimension_mae_heatmap"), 10):
+        _png(res / "figures" / f"toy_{name}.png", i)
+    return cfg, res
+
+
+def report(cfg, out, *extra):
+    proc = run_script("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, *extra)
+    assert f"report: {out}" in proc.stdout
+    return docx.Document(str(out))
+
+
+def text_of(doc) -> str:
+    return "\n".join(p.text for p in doc.paragraphs)
+
+
+def table(doc, *header: str):
+    """The one table whose header row starts with `header`."""
+    found = [t for t in doc.tables if [c.text for c in t.rows[0].cells][:len(header)] == list(header)]
+    assert len(found) == 1, (header, [[c.text for c in t.rows[0].cells] for t in doc.tables])
+    return found[0]
+
+
+def rows(t) -> list[list[str]]:
+    return [[c.text for c in r.cells] for r in t.rows[1:]]
+
+
+def test_report_numbers_equal_the_json(results, tmp_path):
+    cfg, res = results
+    ev = evaluation()
+    out = tmp_path / "out" / "report.docx"
+    doc = report(cfg, out)
+    f3 = lambda x: f"{round(x, 3):.3f}"  # noqa: E731
+
+    overall = table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE", "Spearman", "Band")
+    body = {(r[0], r[1]): r for r in rows(overall)}
+    for model, entry in ev["models"].items():
+        for probe in PROBES:
+            m = entry[probe]
+            r = body[model, probe]
+            assert r[2:7] == [f3(m["val_mae"]), f3(m["overall_mae"]),
+                              f"{f3(m['mae_ci95'][0])}–{f3(m['mae_ci95'][1])}", f3(m["overall_rmse"]),
+                              f3(m["overall_spearman"])]
+    assert body["train-mean predictor", "—"][3] == f3(ev["mean_predictor"]["overall_mae"])
+    assert body["fine-tuned baseline", "—"][3] == f3(ev["baseline_mae"])
+    paired = table(doc, "Model", "Probe", "n", "Probe MAE", "Fine-tuned MAE", "Difference", "95% CI")
+    assert rows(paired)[0] == ["bge-m3", "ridge", "48", "0.751", "0.683", "+0.068", "0.021–0.115"]
+    for r in overall.rows[1:]:  # numbers right-aligned
+        assert r.cells[3].paragraphs[0].alignment == docx.enum.text.WD_ALIGN_PARAGRAPH.RIGHT
+
+    per_dim = table(doc, "Model + probe")
+    assert [c.text for c in per_dim.rows[0].cells] == ["Model + probe", *DIMS]
+    body = {r[0]: r[1:] for r in rows(per_dim)}
+    for model, entry in ev["models"].items():
+        for probe in PROBES:
+            assert body[f"{model} + {probe}"] == [f3(entry[probe]["per_dimension"][d]["mae"]) for d in DIMS]
+
+    per_lang = table(doc, "Language", "n")
+    head = [c.text for c in per_lang.rows[0].cells]
+    for r in rows(per_lang):
+        for col, label in enumerate(head[2:], 2):
+            model, probe = label.split(" + ")
+            assert r[col] == f3(ev["models"][model][probe]["per_language"][r[0]]["mae"])
+        assert r[1] == str(ev["language_counts"][r[0]])
+
+    trunc = table(doc, "Model", "Max tokens")
+    mini = next(r for r in rows(trunc) if r[0] == "mini-128")
+    chosen = min(PROBES, key=lambda p: ev["models"]["mini-128"][p]["val_mae"])
+    t = ev["models"]["mini-128"][chosen]["truncation"]
+    assert mini[4:] == [chosen, "12", f3(t["truncated"]["mae"]), "38", f3(t["not_truncated"]["mae"]),
+                        f"{t['truncated']['mae'] - t['not_truncated']['mae']:+.3f}"]
+
+    speed = table(doc, "Model", "Probe", "Test MAE", "Articles/s")
+    assert {r[0]: r[3] for r in rows(speed)} == {"mini-128": "812.2", "bge-m3": "95.5"}
+
+    probes = table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "Against the chosen probe")
+    against = {(r[0], r[1]): (r[3], r[5]) for r in rows(probes)}
+    assert against["bge-m3", "ridge"] == (f3(ev["models"]["bge-m3"]["ridge"]["overall_mae"]), "chosen on validation")
+    assert against["bge-m3", "mlp"][1] == "CIs overlap"
+
+    text = text_of(doc)
+    b = ev["best"]
+    assert "Verdict: partial" in text and "bge-m3 + ridge: test MAE 0.755, band 'partial'" in text
+    assert f"test MAE {f3(b['test_mae'])}" in text and f"{f3(b['mae_ci95'][0])}–{f3(b['mae_ci95'][1])}" in text
+    assert f"Gap to it: {b['gap_to_baseline']:+.3f}" in text and "config.yaml baseline_mae" in text
+    assert "random weights" in text and "bge-m3" in text
+    assert "Does bge-m3 close the gap?" in text
+
+    # figures: 2 comparison + 3 error analysis + the quality/speed chart, each with a caption
+    assert len(doc.inline_shapes) == 6
+    images = [p for p in doc.part.package.parts if p.content_type == "image/png"]
+    assert len(images) == 6
+    captions = [p.text for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Figure")]
+    assert len(captions) == 6
+    assert (out.parent / "report_figures" / "quality_vs_speed.png").is_file()
+    headings = [p.text for p in doc.paragraphs if p.style.name == "Heading 1"]
+    assert headings == ["1. Executive summary", "2. Answers to the study's questions", "3. Method", "4. Results",
+                        "5. Error analysis", "6. Limitations", "Appendix"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.docx", "report_figures"]  # no temp file left
+
+
+def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
+    cfg, res = results
+    (res / "benchmarks" / "toy_benchmarks.json").unlink()
+    (res / "analysis" / "toy_error_summary.json").unlink()
+    for png in (res / "figures").glob("*.png"):
+        png.unlink()
+    doc = report(cfg, tmp_path / "r.docx")
+    text = text_of(doc)
+    assert "Speed comparison unavailable" in text and "run benchmark_speed.py" in text
+    assert "Error analysis unavailable" in text and "Comparison charts unavailable" in text
+    assert len(doc.inline_shapes) == 0
+    table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE")  # the results tables are still there
+
+
+def test_no_baseline_and_no_bge(tmp_path):
+    cfg = write_config(tmp_path, {"mini-128": MODELS["mini-128"]})
+    ev = evaluation(baseline=None)
+    del ev["models"]["bge-m3"]
+    ev["best"] = {"model": "mini-128", "probe": "ridge", "val_mae": 0.8, "test_mae": 0.8123, "mae_ci95": [0.76, 0.86]}
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "toy_evaluation_results.json").write_text(json.dumps(ev))
+    doc = report(cfg, tmp_path / "r.docx")
+    text = text_of(doc)
+    assert "Verdict: none" in text and "bge-m3 was not evaluated" in text
+    assert "Band" not in [c.text for c in table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE").rows[0].cells]
+
+
+def test_missing_evaluation_exits_2_with_one_line(tmp_path):
+    cfg = write_config(tmp_path, MODELS)
+    out = tmp_path / "r.docx"
+    proc = run_script("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: evaluation results") and "evaluate.py" in lines[0]
+    assert not out.exists()
