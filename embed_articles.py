@@ -18,7 +18,7 @@ from study import cli
 from study.cache import CACHE_KEYS, embedding_path, fingerprint, mismatch, read_embeddings, save_embeddings, variant_name
 from study.config import load_config
 from study.data import SPLITS, load_splits, resolve_dataset
-from study.embedders import embed_texts, load_encoder, resolve_device, resolve_dtype, use_all_cores
+from study.embedders import batch_size_for, embed_texts, load_encoder, resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
 
 
@@ -76,7 +76,8 @@ def main():
             texts = [spec.prefix + t for t in split.texts]
             with tqdm(total=len(texts), desc=f"{variant} {split.name}", unit="article") as bar:
                 emb, counts, stats = embed_texts(
-                    encoder, texts, max_tokens=max_tokens, batch_size=args.batch_size or spec.batch_size or cfg.batch_size,
+                    encoder, texts, max_tokens=max_tokens,
+                    batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                     token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec)
             save_embeddings(path, embeddings=emb, split=split, token_counts=counts,
                             fingerprint={**expected, "pooling": encoder.pooling})

@@ -36,7 +36,7 @@ import torch
 from study.cache import load_checked, variant_name
 from study.config import Config
 from study.data import Dataset, Split
-from study.embedders import Encoder, embed_texts, load_encoder, random_weight_encoder, tokenize
+from study.embedders import Encoder, batch_size_for, embed_texts, load_encoder, random_weight_encoder, tokenize
 from study.errors import StudyError
 from study.probes import PROBES, make_probe
 
@@ -364,7 +364,7 @@ def benchmark_model(cfg: Config, model: str, splits: dict[str, Split], texts: li
     spec = cfg.model(model)
     max_tokens = opts.max_tokens or spec.max_tokens
     variant = variant_name(cfg, model, max_tokens)
-    batch_size = opts.batch_size or spec.batch_size or cfg.batch_size
+    batch_size = opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size)
     token_budget = spec.token_budget if opts.token_budget is None else (opts.token_budget or None)
     texts = [spec.prefix + t for t in texts]
     entry = {"random_weights": opts.random_weights}

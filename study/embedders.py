@@ -79,6 +79,14 @@ def resolve_dtype(device: torch.device, requested: str | None = None) -> str:
     return "float32"
 
 
+CPU_MAX_BATCH = 16  # on CPU a batch this size keeps every core busy; bigger ones only add padding
+
+
+def batch_size_for(device: torch.device, configured: int) -> int:
+    """The configured (GPU-sized) batch, capped on CPU where padded tokens cost full price."""
+    return min(configured, CPU_MAX_BATCH) if device.type == "cpu" else configured
+
+
 def use_all_cores() -> int:
     """On CPU, let torch use every core this process may run on."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
