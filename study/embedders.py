@@ -158,7 +158,7 @@ def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.
     config = AutoConfig.from_pretrained(str(arch_dir))
     bpe = Tokenizer(models.BPE(unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=min(int(config.vocab_size), 50_000), show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=int(config.vocab_size), show_progress=False,
                                   special_tokens=["<pad>", "<s>", "</s>", "<unk>"])
     bpe.train_from_iterator(texts, trainer=trainer)
     bpe.post_processor = processors.TemplateProcessing(
@@ -332,7 +332,7 @@ def _device_worker(job: dict):
     device = torch.device(job["device"])
     if device.type == "cpu":
         torch.set_num_threads(job["threads"])
-    else:
+    elif device.index is not None:
         torch.cuda.set_device(device)
     enc = load_encoder(job["source"], job["location"], device, job["dtype"],
                        trust_remote_code=job["trust_remote_code"])
