@@ -214,3 +214,27 @@ def test_atomic_write_leaves_nothing_behind_on_a_crash(tmp_path):
             raise RuntimeError("killed")
     assert target.read_bytes() == b"old complete file"
     assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
+
+
+def test_evaluate_scores_the_fine_tuned_predictions_on_the_same_articles(workspace, tmp_path):
+    tiny_config, demo_dir = workspace
+    test = [json.loads(line) for line in open(demo_dir / "test.jsonl")]
+    labels = np.array([a["labels"] for a in test])
+    rng = np.random.default_rng(0)
+    preds = np.clip(labels + rng.normal(0, 0.6, labels.shape), 0, 10)
+    path = tmp_path / "test_set_predictions.json"
+    path.write_text(json.dumps({"predictions": preds.tolist(), "labels": labels.tolist(),
+                                "article_ids": [f"article_{i}" for i in range(len(test))],
+                                "dimension_names": test[0]["dimension_names"]}))
+    assert call("evaluate", "--config", tiny_config, "--data-dir", demo_dir, "--baseline-predictions", path) == 0
+    ev = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    base_mae = float(np.abs(preds - labels).mean())
+    assert ev["baseline"]["overall_mae"] == pytest.approx(base_mae)
+    assert ev["baseline_mae"] == pytest.approx(base_mae) and ev["baseline_source"].startswith("predictions file")
+    ridge = ev["models"]["tiny"]["ridge"]
+    vs = ridge["vs_baseline"]
+    assert vs["n_articles"] == len(test)
+    assert vs["mae_difference"] == pytest.approx(ridge["overall_mae"] - base_mae, abs=1e-6)
+    lo, hi = vs["difference_ci95"]
+    assert lo < vs["mae_difference"] < hi
+    assert lo > 0  # the tiny random model is far worse than predictions 0.6 from the truth
