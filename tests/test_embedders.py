@@ -105,3 +105,30 @@ def test_bf16_keeps_real_embeddings_close_to_fp32(real_model):
     b, _, _ = embed_texts(bf16, texts, max_tokens=256, batch_size=16)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() >= 0.999, cos.min()
+
+
+def test_frozen_decoder_path_mean_pools_without_padding_leaking(tmp_path):
+    """source: transformers (the frozen Qwen2.5 option): a tiny Qwen2 whose tokenizer has no pad token."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2Model
+
+    texts = _texts(12, seed=2)
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<|endoftext|>"],
+                                                       show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>", unk_token="<unk>")
+    assert tok.pad_token is None
+    tok.save_pretrained(str(tmp_path))
+    torch.manual_seed(0)
+    Qwen2Model(Qwen2Config(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           num_key_value_heads=2, intermediate_size=64)).save_pretrained(str(tmp_path))
+
+    enc = load_encoder("transformers", str(tmp_path), torch.device("cpu"), "float32")
+    assert enc.pooling == "mean" and enc.dim == 32 and enc.tokenizer.pad_token == "<|endoftext|>"
+    batched, counts, _ = embed_texts(enc, texts, max_tokens=48, batch_size=6)
+    with torch.no_grad():  # one article at a time, no padding at all
+        for i, text in enumerate(texts):
+            ids = torch.tensor([enc.tokenizer(text, truncation=True, max_length=48)["input_ids"]])
+            alone = enc.model(input_ids=ids).last_hidden_state.mean(1)[0].numpy()
+            np.testing.assert_allclose(batched[i], alone, rtol=1e-4, atol=1e-5)
