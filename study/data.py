@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
     if not ids:
         raise StudyError(f"{path}: no articles")
     if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+        dup = next(i for i, n in Counter(ids).items() if n > 1)
         raise StudyError(f"{path}: article id '{dup}' appears more than once")
     missing = [i for i, lang in enumerate(langs) if lang is None]
     if missing:

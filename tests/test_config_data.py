@@ -76,6 +76,7 @@ def _art(i, **kw):
     (_art(1, labels=[1.0, "high"]), r"train\.jsonl:2: field 'labels' must hold only numbers"),
     (_art(1, labels=[1.0, 11.5]), r"train\.jsonl:2: field 'labels' outside score_range \[0, 10\]: y=11\.5"),
     (_art(1, dimension_names=["x", "z"]), r"train\.jsonl:2: field 'dimension_names'"),
+    (_art(0), r"train\.jsonl: article id 'a0' appears more than once"),
     ({k: v for k, v in _art(1).items() if k != "labels"}, r"train\.jsonl:2: field 'labels' is missing"),
 ])
 def test_bad_lines_name_file_line_and_field(tmp_path, bad, message):
