@@ -15,7 +15,7 @@ import time
 from tqdm import tqdm
 
 from study import cli
-from study.cache import CACHE_KEYS, embedding_path, fingerprint, mismatch, read_embeddings, save_embeddings, variant_name
+from study.cache import CACHE_KEYS, embedding_path, fingerprint, mismatch, read_fingerprint, save_embeddings, variant_name
 from study.config import load_config
 from study.data import SPLITS, load_splits, resolve_dataset
 from study.embedders import batch_size_for, embed_texts, load_encoder, resolve_device, resolve_dtype, use_all_cores
@@ -53,7 +53,8 @@ def main():
             path = embedding_path(cfg, dataset.name, variant, split.name)
             expected = fingerprint(cfg, model, max_tokens, dtype, split.name, split.sha256)
             if path.exists() and not args.force:
-                why = mismatch(read_embeddings(path)["fingerprint"], expected, CACHE_KEYS)
+                found = read_fingerprint(path)
+                why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
                 if why is None:
                     print(f"[{variant}] {split.name}: cache is valid, skipped ({path.name})")
                     continue

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from study.artifacts import read_npz
 from study.errors import StudyError
 
 PREDICTION_ARRAYS = ("ids", "y_true", "y_pred", "languages", "token_counts", "titles", "max_tokens",
@@ -170,16 +171,10 @@ def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
 def load_predictions(path: Path) -> dict:
     """One probe's test predictions (written by evaluate.py) as plain Python/numpy values."""
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"predictions not found: {path} (run evaluate.py first)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in PREDICTION_ARRAYS if k not in z.files]
-            if missing:
-                raise StudyError(f"{path}: arrays {missing} are missing; rerun evaluate.py")
-            data = {k: z[k] for k in PREDICTION_ARRAYS}
-    except (OSError, ValueError, EOFError) as exc:
-        raise StudyError(f"{path}: unreadable predictions ({exc}); rerun evaluate.py") from None
+    data = read_npz(path, "predictions", "run evaluate.py")
+    missing = [k for k in PREDICTION_ARRAYS if k not in data]
+    if missing:
+        raise StudyError(f"{path}: arrays {missing} are missing; rerun evaluate.py")
     Y, P = data["y_true"].astype(np.float64), data["y_pred"].astype(np.float64)
     names = [str(d) for d in data["dimension_names"]]
     n = len(data["ids"])

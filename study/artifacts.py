@@ -13,6 +13,7 @@ import math
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,21 @@ def merge_json(path: Path, update: dict) -> dict:
 def save_npz(path: Path, **arrays) -> None:
     with atomic_path(path, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def read_npz(path: Path, what: str, remedy: str) -> dict:
+    """Every array of an .npz (`allow_pickle=False`); StudyError naming the file if absent or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{what} not found: {path} ({remedy})")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except NPZ_ERRORS as exc:
+        raise StudyError(f"{path}: unreadable {what} ({exc}); {remedy}") from None
 
 
 # -- probes -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.artifacts import save_npz
+from study.artifacts import NPZ_ERRORS, read_npz, save_npz
 from study.config import Config
 from study.errors import StudyError
 
@@ -79,17 +79,22 @@ def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint:
 
 def read_embeddings(path: Path) -> dict:
     """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent or unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"embedding cache not found: {path} (run embed_articles.py first)")
+    data = read_npz(path, "embedding cache", "run embed_articles.py, with --force if it exists")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
         data["fingerprint"] = json.loads(str(data["fingerprint"]))
         data["dimension_names"] = [str(d) for d in data["dimension_names"]]
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise StudyError(f"{path}: unreadable embedding cache ({exc}); rerun embed_articles.py --force") from None
+    except (KeyError, ValueError) as exc:
+        raise StudyError(f"{path}: not an embedding cache of this project ({exc}); rerun embed_articles.py --force") from None
     return data
+
+
+def read_fingerprint(path: Path) -> dict | None:
+    """Only the fingerprint of a cache (no embeddings read); None when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["fingerprint"]))
+    except NPZ_ERRORS:
+        return None
 
 
 def load_checked(cfg: Config, dataset, model: str, max_tokens: int, split: str) -> dict:

@@ -238,3 +238,17 @@ def test_evaluate_scores_the_fine_tuned_predictions_on_the_same_articles(workspa
     lo, hi = vs["difference_ci95"]
     assert lo < vs["mae_difference"] < hi
     assert lo > 0  # the tiny random model is far worse than predictions 0.6 from the truth
+
+
+def test_a_damaged_cache_is_rebuilt(workspace, capsys):
+    tiny_config, demo_dir = workspace
+    cache = next((tiny_config.parent / "embeddings").glob("*_test.npz"))
+    cache.write_bytes(cache.read_bytes()[:100])   # e.g. a copy cut short on the way home
+    capsys.readouterr()
+    assert call("evaluate", "--config", tiny_config, "--data-dir", demo_dir) == 2
+    err = capsys.readouterr().err
+    assert f"{cache}: unreadable embedding cache" in err and err.count("\n") == 1
+    assert call("embed_articles", "--config", tiny_config, "--data-dir", demo_dir) == 0
+    out = capsys.readouterr().out
+    assert "test: cache out of date (unreadable), rebuilding" in out and out.count("cache is valid") == 2
+    assert np.load(cache, allow_pickle=False)["embeddings"].shape == (60, 32)
