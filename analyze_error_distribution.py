@@ -17,7 +17,7 @@ from study.analysis import error_summary, load_predictions
 from study.artifacts import read_json, write_json
 from study.cache import predictions_path
 from study.config import load_config
-from study.data import resolve_dataset
+from study.data import dataset_name
 from study.errors import StudyError
 from study.metrics import article_mae
 from study.probes import PROBES
@@ -32,19 +32,19 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
-    dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = args.models or list(read_json(cfg.results_path / f"{dataset.name}_evaluation_results.json",
+    name = dataset_name(args.dataset, args.data_dir)
+    variants = args.models or list(read_json(cfg.results_path / f"{name}_evaluation_results.json",
                                              "evaluation results (run evaluate.py first)")["models"])
-    preds = {v: load_predictions(predictions_path(cfg, dataset.name, v, args.probe)) for v in variants}
+    preds = {v: load_predictions(predictions_path(cfg, name, v, args.probe)) for v in variants}
     dims = preds[variants[0]]["dimension_names"]
     for v, p in preds.items():
         if p["dimension_names"] != dims:
             raise StudyError(f"predictions of {v} score dimensions {p['dimension_names']}, those of {variants[0]} {dims}")
 
-    summary = error_summary(dataset.name, args.probe, preds, cfg.score_range)
+    summary = error_summary(name, args.probe, preds, cfg.score_range)
     stats = summary["models"]
-    out_dir, tag = cfg.results_path / "analysis", f"{dataset.name}, {args.probe} probe"
-    png = {name: out_dir / f"{dataset.name}_{args.probe}_{name}.png" for name in
+    out_dir, tag = cfg.results_path / "analysis", f"{name}, {args.probe} probe"
+    png = {name: out_dir / f"{name}_{args.probe}_{name}.png" for name in
            ("error_histograms", "error_violins", "pred_vs_true", "dimension_mae", "error_vs_tokens",
             "error_by_language", "bias_by_score_bin")}
     mae = {v: article_mae(p["y_true"], p["y_pred"]) for v, p in preds.items()}
@@ -63,7 +63,7 @@ def main():
     plots.bias_by_score_bin({v: stats[v]["score_bins"] for v in variants}, png["bias_by_score_bin"],
                             title=f"Bias by true score: do probes pull extremes toward the mean? ({tag})")
     summary["figures"] = {name: path.relative_to(cfg.results_path).as_posix() for name, path in png.items()}
-    out = out_dir / f"{dataset.name}_error_summary.json"
+    out = out_dir / f"{name}_error_summary.json"
     write_json(out, summary)
 
     print(f"{'model':32s} {'MAE':>7s} {'bias':>7s} {'p90':>6s} {'MAE cut (n)':>14s} {'MAE whole (n)':>14s}")
@@ -71,7 +71,7 @@ def main():
         cut, whole = s["truncated"], s["not_truncated"]
         print(f"{v:32s} {s['overall_mae']:7.4f} {s['bias']:+7.3f} {s['abs_error_quantiles']['p90']:6.3f} "
               + " ".join(f"{'n/a' if g['mae'] is None else format(g['mae'], '.4f'):>8s} ({g['n']:>3d})" for g in (cut, whole)))
-    print(f"figures: {out_dir}/{dataset.name}_{args.probe}_*.png ({len(png)})")
+    print(f"figures: {out_dir}/{name}_{args.probe}_*.png ({len(png)})")
     print(f"summary: {out}")
 
 

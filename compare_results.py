@@ -15,7 +15,7 @@ from study import cli, plots
 from study.analysis import comparison_markdown, comparison_rows, dimension_matrix
 from study.artifacts import atomic_path, read_json
 from study.config import load_config
-from study.data import resolve_dataset
+from study.data import dataset_name
 
 
 def main():
@@ -24,19 +24,19 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
-    dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    results = read_json(cfg.results_path / f"{dataset.name}_evaluation_results.json",
+    name = dataset_name(args.dataset, args.data_dir)
+    results = read_json(cfg.results_path / f"{name}_evaluation_results.json",
                         "evaluation results (run evaluate.py first)")
     figures_dir = cfg.results_path / "figures"
-    report = cfg.results_path / f"{dataset.name}_comparison_report.md"
+    report = cfg.results_path / f"{name}_comparison_report.md"
 
     bars = plots.mae_bars(comparison_rows(results), results.get("baseline_mae"),
-                          figures_dir / f"{dataset.name}_mae_by_model.png",
+                          figures_dir / f"{name}_mae_by_model.png",
                           baseline_source=results.get("baseline_source", ""),
                           mean_mae=(results.get("mean_predictor") or {}).get("overall_mae"))
     matrix, rows, dims = dimension_matrix(results)
-    heatmap = plots.dimension_heatmap(matrix, rows, dims, figures_dir / f"{dataset.name}_dimension_mae_heatmap.png",
-                                      title=f"Test MAE per dimension ({dataset.name})")
+    heatmap = plots.dimension_heatmap(matrix, rows, dims, figures_dir / f"{name}_dimension_mae_heatmap.png",
+                                      title=f"Test MAE per dimension ({name})")
     figures = {"Test MAE by model and probe with 95% CIs": bars.relative_to(report.parent),
                "Test MAE per dimension": heatmap.relative_to(report.parent)}
     with atomic_path(report, "wb") as fh:

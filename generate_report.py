@@ -16,6 +16,7 @@ from pathlib import Path
 
 from study import cli
 from study.config import load_config
+from study.data import dataset_name
 from study.errors import StudyError
 from study.report import write_report
 
@@ -27,9 +28,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
-    if not args.dataset and not args.data_dir:
-        raise StudyError("give --dataset NAME or --data-dir DIR (its folder name names the results)")
-    dataset = args.dataset or Path(args.data_dir).expanduser().resolve().name
+    dataset = dataset_name(args.dataset, args.data_dir)
     out = Path(args.output) if args.output else cfg.results_path / f"{dataset}_report.docx"
     if out.suffix.lower() != ".docx":
         raise StudyError(f"--output must end in .docx, found {out}")

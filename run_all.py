@@ -17,7 +17,6 @@ stand-in for the multilingual models, needing no download) under the dataset nam
 offline (HF_HUB_OFFLINE=1), and prints where the report is.
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,9 @@ import time
 from pathlib import Path
 
 from study import cli
+from study.artifacts import read_json
 from study.config import load_config
+from study.data import dataset_name
 from study.errors import StudyError
 
 HERE = Path(__file__).resolve().parent
@@ -79,7 +80,7 @@ def main():
         bench += ["--runs", str(DEMO["bench_runs"]), "--no-reference"]
     if not args.dataset and not args.data_dir:
         raise StudyError("give --dataset NAME, --data-dir DIR or --demo")
-    dataset = args.dataset or Path(args.data_dir).expanduser().resolve().name
+    dataset = dataset_name(args.dataset, args.data_dir)
 
     common = []
     for flag, value in (("--config", args.config), ("--dataset", args.dataset), ("--data-dir", args.data_dir)):
@@ -125,10 +126,10 @@ def main():
 def chosen_probe(results: Path, dataset: str) -> str:
     """The probe of the best model chosen on validation, from the evaluation JSON."""
     path = results / f"{dataset}_evaluation_results.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["best"]["probe"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise StudyError(f"cannot read the best probe from {path} ({exc}); give --probe") from None
+    best = read_json(path, "evaluation results (run evaluate.py first)").get("best") or {}
+    if "probe" not in best:
+        raise StudyError(f"{path} names no best probe; give --probe")
+    return best["probe"]
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from study.config import load_config
 from study.data import resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
-from study.probes import PROBES, make_probe, probe_bundle
+from study.probes import PROBES, describe_selected, make_probe, probe_bundle
 
 
 def main():
@@ -67,19 +67,10 @@ def main():
             merge_json(summary_path, {"dataset": dataset.name,
                                       "models": {variant: {kind: {**summary, "file": path.name, "sha256": digest}}}})
             tqdm.write(f"[{variant}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
-                       f"{_selected_text(probe.selected())} -> {path.name}")
+                       f"({describe_selected(probe.selected())}) -> {path.name}")
             bar.update()
     bar.close()
     print(f"training summary: {summary_path}")
-
-
-def _selected_text(selected: dict) -> str:
-    if "alpha" in selected:
-        edge = " (at the edge of the grid: widen probe_methods.ridge.alphas)" if selected["alpha_at_grid_edge"] else ""
-        return f"(alpha {selected['alpha']:g}{edge})"
-    if "best_epoch" in selected:
-        return f"(best epoch {selected['best_epoch']} of {selected['epochs_run']})"
-    return f"(iterations {selected['best_iterations']})"
 
 
 if __name__ == "__main__":

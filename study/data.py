@@ -44,6 +44,16 @@ class Split:
         return len(self.ids)
 
 
+def dataset_name(name: str | None, data_dir: str | None) -> str:
+    """What names a dataset's outputs: --dataset, else the --data-dir folder's name.
+
+    The phases that only read results/ use it, so they also work where the data is not.
+    """
+    if not name and not data_dir:
+        raise StudyError("give --dataset NAME or --data-dir DIR (its folder name names the results)")
+    return name or Path(data_dir).expanduser().resolve().name
+
+
 def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Dataset:
     """`--dataset NAME` from config, `--data-dir DIR` for any folder, or both (name + folder)."""
     if not name and not data_dir:
@@ -55,7 +65,7 @@ def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Data
     path = Path(data_dir).expanduser().resolve() if data_dir else cfg.resolve(entry.path)
     if not path.is_dir():
         raise StudyError(f"dataset folder not found: {path}")
-    name = name or path.name
+    name = dataset_name(name, str(path))
     entry = entry or cfg.datasets.get(name)
     return Dataset(name=name, path=path, baseline_mae=entry.baseline_mae if entry else None)
 

@@ -214,6 +214,18 @@ class LightGBMProbe(_Probe):
         return {"best_iterations": [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]}
 
 
+def describe_selected(selected: dict | None) -> str:
+    """One line for what validation chose: the ridge alpha, the MLP's best epoch, LightGBM's iterations."""
+    s = selected or {}
+    if "alpha" in s:
+        return f"alpha {s['alpha']:g}" + (" (at the edge of the grid)" if s.get("alpha_at_grid_edge") else "")
+    if "best_epoch" in s:
+        return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}"
+    if "best_iterations" in s:
+        return "iterations " + ", ".join(str(i) for i in s["best_iterations"])
+    return "—"
+
+
 def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu") -> _Probe:
     """A probe from its `probe_methods` section of config.yaml."""
     score_range = tuple(float(v) for v in score_range)

@@ -32,6 +32,7 @@ from study.cache import split_variant
 from study.config import Config
 from study.errors import StudyError
 from study.metrics import success_band
+from study.probes import describe_selected
 
 # -- presentation settings (formatting only, never results) ------------------------------
 DECIMALS = 3            # MAE, RMSE, Spearman, CIs, biases
@@ -158,17 +159,6 @@ def _band(evaluation: dict, mae) -> str | None:
     if not evaluation.get("baseline_mae") or not _ok(mae) or not {"closes_gap", "partial"} <= set(bands):
         return None
     return success_band(mae, bands["closes_gap"], bands["partial"])
-
-
-def _selected_text(selected: dict | None) -> str:
-    s = selected or {}
-    if "alpha" in s:
-        return f"alpha {s['alpha']:g}" + (" (grid edge)" if s.get("alpha_at_grid_edge") else "")
-    if "best_epoch" in s:
-        return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}"
-    if "best_iterations" in s:
-        return "iterations " + ", ".join(str(i) for i in s["best_iterations"])
-    return "—"
 
 
 # -- document writer ------------------------------------------------------------------------
@@ -628,7 +618,6 @@ class Report:
     def q_probes(self):
         w = self.w
         w.heading("2.4 Which probe works best?", 2)
-        probes = list(dict.fromkeys(p for e in self.models.values() for p in probes_of(e)))
         paired = any("vs_baseline" in e[p] for e in self.models.values() for p in probes_of(e))
         rows = []
         for v, e in self.models.items():
@@ -709,7 +698,7 @@ class Report:
         rows = []
         for probe in dict.fromkeys(p for e in self.models.values() for p in probes_of(e)):
             settings = self.probe_settings(probe)
-            chosen = "; ".join(f"{v}: {_selected_text(e[probe].get('selected'))}"
+            chosen = "; ".join(f"{v}: {describe_selected(e[probe].get('selected'))}"
                                for v, e in self.models.items() if probe in e)
             rows.append([probe, settings, chosen])
         w.table("Probe settings (training summary hyperparameters, else config.yaml) and what validation chose.",

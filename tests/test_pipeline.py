@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, run_script, write_config
+from conftest import run_script, write_config
 from study import cli
 from study.artifacts import atomic_path
 
@@ -252,3 +252,16 @@ def test_a_damaged_cache_is_rebuilt(workspace, capsys):
     out = capsys.readouterr().out
     assert "test: cache out of date (unreadable), rebuilding" in out and out.count("cache is valid") == 2
     assert np.load(cache, allow_pickle=False)["embeddings"].shape == (60, 32)
+
+
+def test_phases_after_evaluation_need_only_results(workspace, tmp_path):
+    """Results copied home without the data: comparison, error analysis and report still run."""
+    tiny_config, demo_dir = workspace
+    assert call("evaluate", "--config", tiny_config, "--data-dir", demo_dir) == 0
+    shutil.rmtree(demo_dir)
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    assert call("compare_results", *common) == 0
+    assert call("analyze_error_distribution", *common, "--probe", "ridge") == 0
+    assert call("generate_report", *common) == 0
+    assert (tmp_path / "results" / "demo_ds_report.docx").is_file()
+    assert call("train_probes", *common) == 2   # phases that read the data still say it is missing
