@@ -6,47 +6,39 @@
 Reads results/<dataset>_evaluation_results.json (run evaluate.py first). Writes
 results/<dataset>_comparison_report.md (overall MAE / RMSE / Spearman with 95% CIs per
 model x probe, the best model chosen on validation against the fine-tuned baseline and its
-band, per-dimension, per-language and truncation tables) and the charts
-results/figures/<dataset>_mae_by_model.png and results/figures/<dataset>_dimension_mae_heatmap.png.
+band, per-dimension, per-language and truncation tables), the charts
+results/figures/<dataset>_mae_by_model.png and results/figures/<dataset>_dimension_mae_heatmap.png,
+and results/<dataset>_comparison.json, which records them by name for the report.
 """
-import argparse
-
-from study import cli, plots
-from study.analysis import comparison_markdown, comparison_rows, dimension_matrix
-from study.artifacts import atomic_path, read_json
+from study import cli, paths
+from study.artifacts import atomic_path, write_json
+from study.comparison import FIGURES, comparison_markdown, draw_figures
 from study.config import load_config
 from study.data import dataset_name
+from study.results import read_evaluation
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser, models=False)
-    args = parser.parse_args()
+    args = cli.parser(__doc__).parse_args()
 
     cfg = load_config(args.config)
     name = dataset_name(args.dataset, args.data_dir)
-    results = read_json(cfg.results_path / f"{name}_evaluation_results.json",
-                        "evaluation results (run evaluate.py first)")
-    figures_dir = cfg.results_path / "figures"
-    report = cfg.results_path / f"{name}_comparison_report.md"
+    results = read_evaluation(cfg, name)
+    report = paths.comparison_markdown(cfg, name)
 
-    bars = plots.mae_bars(comparison_rows(results), results.get("baseline_mae"),
-                          figures_dir / f"{name}_mae_by_model.png",
-                          baseline_source=results.get("baseline_source", ""),
-                          mean_mae=(results.get("mean_predictor") or {}).get("overall_mae"))
-    matrix, rows, dims = dimension_matrix(results)
-    heatmap = plots.dimension_heatmap(matrix, rows, dims, figures_dir / f"{name}_dimension_mae_heatmap.png",
-                                      title=f"Test MAE per dimension ({name})")
-    figures = {"Test MAE by model and probe with 95% CIs": bars.relative_to(report.parent),
-               "Test MAE per dimension": heatmap.relative_to(report.parent)}
+    figures = draw_figures(cfg, results)
+    links = {FIGURES[n]: p.resolve().relative_to(report.parent.resolve()).as_posix() for n, p in figures.items()}
     with atomic_path(report, "wb") as fh:
-        fh.write(comparison_markdown(results, {c: p.as_posix() for c, p in figures.items()}).encode("utf-8"))
+        fh.write(comparison_markdown(results, links).encode("utf-8"))
+    write_json(paths.comparison_record(cfg, name), {
+        "dataset": name, "report": paths.relative(cfg, report),
+        "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}})
 
     best = results["best"]
     print(f"best on validation: {best['model']} + {best['probe']}, test MAE {best['test_mae']:.4f}"
           + (f" ({best['band']})" if "band" in best else ""))
     print(f"report: {report}")
-    print(f"charts: {bars}\n        {heatmap}")
+    print("charts: " + "\n        ".join(str(p) for p in figures.values()))
 
 
 if __name__ == "__main__":

@@ -2,20 +2,19 @@
 
     python embed_articles.py --dataset uplifting_v5 --models multilingual-MiniLM-L12-v2 bge-m3
     python embed_articles.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo
-    python embed_articles.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512   # truncation sweep
+    python embed_articles.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 1024   # truncation sweep
 
 Writes embeddings/<dataset>_<model>[-t<max tokens>]_<split>.npz. A rerun whose inputs and
 settings match the cache's fingerprint loads nothing and computes nothing; a changed input
 file or setting rebuilds; --force always rebuilds. On CUDA the model runs in bf16 (fp16
 where bf16 is missing) unless --dtype float32.
 """
-import argparse
 import time
 
 from tqdm import tqdm
 
-from study import cli
-from study.cache import CACHE_KEYS, embedding_path, fingerprint, mismatch, read_fingerprint, save_embeddings, variant_name
+from study import cli, paths
+from study.cache import CACHE_KEYS, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config
 from study.data import SPLITS, load_splits, resolve_dataset
 from study.embedders import batch_size_for, embed_texts, load_encoder, resolve_device, resolve_dtype, use_all_cores
@@ -23,19 +22,18 @@ from study.errors import StudyError
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser)
+    parser = cli.parser(__doc__)
+    cli.add_models(parser, "default_models of config.yaml")
+    cli.add_speed(parser)
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: bf16 on CUDA, fp32 on CPU")
-    parser.add_argument("--batch-size", type=int, help="override the model's batch_size")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    models = cfg.select_models(args.models)
+    variants = cfg.select_variants(args.models, args.max_tokens)
     splits = load_splits(dataset, cfg.score_range, tuple(args.splits))
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
     dtype = resolve_dtype(device, args.dtype)
@@ -44,50 +42,52 @@ def main():
     else:
         print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
 
-    for model in models:
-        spec = cfg.model(model)
-        max_tokens = args.max_tokens or spec.max_tokens
-        variant = variant_name(cfg, model, max_tokens)
-        todo = []
-        for split in splits.values():
-            path = embedding_path(cfg, dataset.name, variant, split.name)
-            expected = fingerprint(cfg, model, max_tokens, dtype, split.name, split.sha256)
-            if path.exists() and not args.force:
-                found = read_fingerprint(path)
-                why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
-                if why is None:
-                    print(f"[{variant}] {split.name}: cache is valid, skipped ({path.name})")
-                    continue
-                print(f"[{variant}] {split.name}: cache out of date ({why}), rebuilding")
-            todo.append((split, path, expected))
+    for variant in variants:
+        todo = stale_splits(cfg, dataset, variant, splits.values(), dtype, args.force)
         if not todo:
             continue
-
-        t_load = time.perf_counter()
-        location = cfg.model_location(model)
+        spec, t_load = cfg.model(variant.model), time.perf_counter()
+        location = cfg.model_location(variant.model)
         encoder = load_encoder(spec.source, location, device if not args.devices else resolve_device("cpu"),
-                               dtype, trust_remote_code=spec.trust_remote_code, name=model)
+                               dtype, trust_remote_code=spec.trust_remote_code, name=variant.model)
         if encoder.dim != spec.dimensions:
-            raise StudyError(f"model '{model}' gives {encoder.dim}-dim embeddings but config.yaml says "
+            raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                              f"dimensions: {spec.dimensions}")
-        print(f"[{variant}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
-              f"(pooling {encoder.pooling}, max tokens {max_tokens})")
+        print(f"[{variant.name}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
+              f"(pooling {encoder.pooling}, max tokens {variant.max_tokens})")
         load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code)
         for split, path, expected in todo:
             texts = [spec.prefix + t for t in split.texts]
-            with tqdm(total=len(texts), desc=f"{variant} {split.name}", unit="article") as bar:
+            with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
                 emb, counts, stats = embed_texts(
-                    encoder, texts, max_tokens=max_tokens,
+                    encoder, texts, max_tokens=variant.max_tokens,
                     batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                     token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec)
             save_embeddings(path, embeddings=emb, split=split, token_counts=counts,
                             fingerprint={**expected, "pooling": encoder.pooling})
-            truncated = float((counts > max_tokens).mean())
-            print(f"[{variant}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
+            print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
                   f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
-                  f"{stats.tokenize_s:.2f}s; {truncated:.0%} truncated at {max_tokens}"
-                  + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "") + f") -> {path}")
+                  f"{stats.tokenize_s:.2f}s; {(counts > variant.max_tokens).mean():.0%} truncated at "
+                  f"{variant.max_tokens}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
+                  + f") -> {path}")
         del encoder
+
+
+def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
+    """(split, cache path, fingerprint) of each split whose cache is missing, out of date or --force'd."""
+    todo = []
+    for split in splits:
+        path = paths.embedding_cache(cfg, dataset.name, variant.name, split.name)
+        expected = fingerprint(cfg, variant.model, variant.max_tokens, dtype, split.name, split.sha256)
+        if path.exists() and not force:
+            found = read_fingerprint(path)
+            why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+            if why is None:
+                print(f"[{variant.name}] {split.name}: cache is valid, skipped ({path.name})")
+                continue
+            print(f"[{variant.name}] {split.name}: cache out of date ({why}), rebuilding")
+        todo.append((split, path, expected))
+    return todo
 
 
 if __name__ == "__main__":

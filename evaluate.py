@@ -1,144 +1,133 @@
 """Phase 3: score every trained probe on the test split and compare with the fine-tuned model.
 
     python evaluate.py --dataset uplifting_v5
+    python evaluate.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192 --probes ridge mlp
     python evaluate.py --dataset uplifting_v5 --baseline-predictions filters/uplifting/v5/benchmarks/test_set_predictions.json
     python evaluate.py --data-dir ../shared/data/sustainability_real --baseline-mae 0.71
 
 Reads the probes listed in results/<dataset>_training_summary.json and the test embeddings.
-Writes results/<dataset>_evaluation_results.json (MAE, RMSE, Spearman overall and per
-dimension, MAE per language and for truncated vs whole articles, 95% bootstrap CIs, the best
-model chosen on validation MAE and its success band) and each probe's test predictions
-under results/predictions/ for the error analysis.
+Writes results/<dataset>_evaluation_results.json (layout: study/results.py; MAE, RMSE,
+Spearman overall and per dimension, MAE per language and for truncated vs whole articles,
+95% bootstrap CIs, each model's probe chosen on validation, the best model + probe chosen
+on validation and its success band) and each probe's test predictions under
+results/predictions/ for the error analysis.
 """
-import argparse
 import time
 from datetime import datetime, timezone
 
 import numpy as np
 
-from study import cli
-from study.artifacts import load_pickle, read_json, save_npz, write_json
-from study.cache import MODEL_KEYS, load_checked, mismatch, predictions_path, probe_path, split_variant
+from study import cli, paths
+from study.artifacts import read_json, save_npz, write_json
+from study.cache import load_checked
 from study.config import load_config
 from study.data import load_baseline_predictions, load_split, resolve_dataset
 from study.errors import StudyError
-from study.metrics import article_mae, bootstrap_ci, mae_by_group, score, success_band
-from study.probes import PROBES
+from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
+from study.probes import load_trained
+from study.results import best_summary, chosen_probe
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser, models=False)
-    parser.add_argument("--models", nargs="+", help="model variants to score (default: every trained one)")
+    parser = cli.parser(__doc__)
+    cli.add_models(parser, "every variant in the training summary")
+    cli.add_probes(parser)
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test_set_predictions.json")
     parser.add_argument("--baseline-mae", type=float, help="the fine-tuned model's test MAE when config has none")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    summary_path = cfg.results_path / f"{dataset.name}_training_summary.json"
+    summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_json(summary_path, "training summary (run train_probes.py first)").get("models", {})
-    variants = args.models or list(trained)
+    variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
     for v in variants:
-        if v not in trained:
-            raise StudyError(f"no probes trained for '{v}' in {summary_path} (trained: {', '.join(trained)})")
-    seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
+        if not set(args.probes) & set(trained.get(v.name, {})):
+            raise StudyError(f"no {'/'.join(args.probes)} probe trained for '{v.name}' in {summary_path} "
+                             f"(trained: {', '.join(trained) or 'none'})")
+    if not variants:
+        raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
 
-    baseline_mae, baseline_source = dataset.baseline_mae, "config.yaml baseline_mae"
-    if args.baseline_mae is not None:
-        baseline_mae, baseline_source = args.baseline_mae, "--baseline-mae"
-    baseline = None
-    if args.baseline_predictions:
-        test_split = load_split(dataset, "test", cfg.score_range)
-        rows, base_pred = load_baseline_predictions(args.baseline_predictions, test_split)
-        base_scores = score(test_split.labels[rows], base_pred, test_split.dimension_names)
-        base_err = article_mae(test_split.labels[rows], base_pred)
-        baseline = {**base_scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions),
-                    "mae_ci95": bootstrap_ci(base_err, n_boot, seed)}
-        baseline_mae, baseline_source = base_scores["overall_mae"], f"predictions file {args.baseline_predictions}"
-        print(f"fine-tuned baseline on {len(rows)} matched test articles: MAE {baseline_mae:.4f}")
-
-    results = {"dataset": dataset.name, "baseline_mae": baseline_mae, "baseline_source": baseline_source,
-               "random_seed": seed, "bootstrap_samples": n_boot, "success_bands": cfg.success_bands.model_dump(),
-               "models": {}}
-    if baseline:
-        results["baseline"] = baseline
-    reference = None
-    for variant in variants:
-        model, max_tokens = split_variant(cfg, variant)
-        test = load_checked(cfg, dataset, model, max_tokens, "test")
-        Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
-        if reference is None:  # the same test set for every model, and a train-mean reference
-            reference = test
-            train_mean = load_checked(cfg, dataset, model, max_tokens, "train")["labels"].mean(axis=0)
-            mean_pred = np.broadcast_to(train_mean, Y.shape)
-            results.update(n_test=int(len(Y)), dimension_names=names,
-                           language_counts={k: v["n"] for k, v in mae_by_group(Y, mean_pred, test["languages"]).items()},
-                           mean_predictor={**score(Y, mean_pred, names),
-                                           "mae_ci95": bootstrap_ci(article_mae(Y, mean_pred), n_boot, seed)})
-        elif not np.array_equal(test["ids"], reference["ids"]):
-            raise StudyError(f"test embeddings of {variant} hold other articles than those of the first model")
-        truncated = test["token_counts"] > max_tokens
-        entry = {"embedding_dim": int(X.shape[1]), "max_tokens": max_tokens,
-                 "truncated_fraction": float(truncated.mean()), "mean_token_count": float(test["token_counts"].mean())}
-        for kind in [p for p in PROBES if p in trained[variant]]:
-            path = probe_path(cfg, dataset.name, variant, kind)
-            bundle = load_pickle(path)
-            meta = bundle["metadata"]
-            why = mismatch(meta["embedding_fingerprint"], test["fingerprint"], MODEL_KEYS)
-            if why or meta["dimension_names"] != names:
-                raise StudyError(f"{path} was trained on other embeddings than {variant}'s test cache "
-                                 f"({why or 'dimension_names differ'}); rerun train_probes.py")
-            t0 = time.perf_counter()
-            P = bundle["probe"].predict(X)
-            seconds = time.perf_counter() - t0
-            err = article_mae(Y, P)
-            m = {**score(Y, P, names), "mae_ci95": bootstrap_ci(err, n_boot, seed), "val_mae": meta["val_mae"],
-                 "per_language": mae_by_group(Y, P, test["languages"]),
-                 "truncation": {"max_tokens": max_tokens,
-                                **{k: {"n": int(mask.sum()), "mae": float(err[mask].mean()) if mask.any() else None}
-                                   for k, mask in (("truncated", truncated), ("not_truncated", ~truncated))}},
-                 "inference_ms_per_article": 1000 * seconds / len(Y), "selected": meta["selected"]}
-            if baseline:
-                diff = err[rows] - base_err
-                m["vs_baseline"] = {"n_articles": int(len(rows)), "probe_mae": float(err[rows].mean()),
-                                    "baseline_mae": float(base_err.mean()), "mae_difference": float(diff.mean()),
-                                    "difference_ci95": bootstrap_ci(diff, n_boot, seed)}
-            pred_path = predictions_path(cfg, dataset.name, variant, kind)
-            save_npz(pred_path, ids=test["ids"], y_true=Y, y_pred=P.astype(np.float32), languages=test["languages"],
-                     token_counts=test["token_counts"], titles=test["titles"], max_tokens=np.int64(max_tokens),
-                     dimension_names=np.asarray(names))
-            m["predictions_file"] = str(pred_path.relative_to(cfg.results_path))
-            entry[kind] = m
-            lo, hi = m["mae_ci95"]
-            print(f"[{variant}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
-                  f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {meta['val_mae']:.4f})")
-        results["models"][variant] = entry
-
-    results["best"] = best_model(results, cfg)
+    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
+               "success_bands": cfg.success_bands.model_dump(), **mean_predictor(cfg, dataset, variants[0])}
+    baseline = fine_tuned_baseline(cfg, dataset, args)
+    results.update(baseline["header"])
+    reference_ids = load_checked(cfg, dataset, variants[0], "test")["ids"]
+    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
+                                               baseline, reference_ids) for v in variants}
+    results["best"] = best_summary(results["models"], results["baseline_mae"], cfg.success_bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out = cfg.results_path / f"{dataset.name}_evaluation_results.json"
+    out = paths.evaluation(cfg, dataset.name)
     write_json(out, results)
+
     b = results["best"]
     print(f"train-mean predictor MAE {results['mean_predictor']['overall_mae']:.4f}")
     print(f"best on validation: {b['model']} + {b['probe']}: test MAE {b['test_mae']:.4f} "
           f"[{b['mae_ci95'][0]:.4f}, {b['mae_ci95'][1]:.4f}]"
-          + (f"; fine-tuned baseline {baseline_mae:.2f} ({baseline_source}): {b['band']}" if baseline_mae else
+          + (f"; fine-tuned baseline {results['baseline_mae']:.2f} ({results['baseline_source']}): {b['band']}"
+             if results["baseline_mae"] else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
     print(f"results: {out}")
 
 
-def best_model(results: dict, cfg) -> dict:
-    """The model + probe with the lowest validation MAE (never test), with its test figures."""
-    candidates = [(m[p]["val_mae"], v, p) for v, m in results["models"].items() for p in PROBES if p in m]
-    _, variant, kind = min(candidates)
-    m = results["models"][variant][kind]
-    best = {"model": variant, "probe": kind, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
-            "mae_ci95": m["mae_ci95"], "chosen_by": "validation MAE"}
-    if results["baseline_mae"]:
-        best["gap_to_baseline"] = m["overall_mae"] - results["baseline_mae"]
-        best["band"] = success_band(m["overall_mae"], cfg.success_bands.closes_gap, cfg.success_bands.partial)
-    return best
+def mean_predictor(cfg, dataset, variant) -> dict:
+    """The test set every model must share, and the reference that predicts the training mean."""
+    test = load_checked(cfg, dataset, variant, "test")
+    Y, names = test["labels"], test["dimension_names"]
+    mean = np.broadcast_to(load_checked(cfg, dataset, variant, "train")["labels"].mean(axis=0), Y.shape)
+    return {"n_test": int(len(Y)), "dimension_names": names,
+            "language_counts": {k: v["n"] for k, v in mae_by_group(Y, mean, test["languages"]).items()},
+            "mean_predictor": score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed)}
+
+
+def fine_tuned_baseline(cfg, dataset, args) -> dict:
+    """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors."""
+    header = {"baseline_mae": dataset.baseline_mae, "baseline_source": "config.yaml baseline_mae"}
+    if args.baseline_mae is not None:
+        header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
+    if not args.baseline_predictions:
+        return {"header": header, "rows": None}
+    split = load_split(dataset, "test", cfg.score_range)
+    rows, pred = load_baseline_predictions(args.baseline_predictions, split)
+    scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
+    print(f"fine-tuned baseline on {len(rows)} matched test articles: MAE {scores['overall_mae']:.4f}")
+    header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
+              "baseline": {**scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions)}}
+    return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
+
+
+def score_variant(cfg, dataset, variant, kinds, baseline, reference_ids) -> dict:
+    """Score each trained probe of one variant on its test embeddings; write their predictions."""
+    test = load_checked(cfg, dataset, variant, "test")
+    if not np.array_equal(test["ids"], reference_ids):
+        raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
+    Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
+    entry = {"model": variant.model, "model_name": cfg.model(variant.model).model_name, "embedding_dim": int(X.shape[1]), "max_tokens": variant.max_tokens,
+             "truncated_fraction": float((tokens > variant.max_tokens).mean()),
+             "mean_token_count": float(tokens.mean()), "probes": {}}
+    seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
+    for kind in kinds:
+        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test)
+        t0 = time.perf_counter()
+        P = probe.predict(X)
+        ms = 1000 * (time.perf_counter() - t0) / len(Y)
+        m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
+                           max_tokens=variant.max_tokens, n_boot=n_boot, seed=seed),
+             "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms}
+        if baseline["rows"] is not None:
+            rows = baseline["rows"]
+            m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
+        pred_path = paths.predictions(cfg, dataset.name, variant.name, kind)
+        save_npz(pred_path, ids=test["ids"], y_true=Y, y_pred=P.astype(np.float32), languages=test["languages"],
+                 token_counts=tokens, titles=test["titles"], max_tokens=np.int64(variant.max_tokens),
+                 dimension_names=np.asarray(names), dataset=np.asarray(dataset.name))
+        m["predictions_file"] = paths.relative(cfg, pred_path)
+        entry["probes"][kind] = m
+        lo, hi = m["mae_ci95"]
+        print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
+              f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
+    entry["chosen_probe"] = chosen_probe(entry["probes"])
+    return entry
 
 
 if __name__ == "__main__":

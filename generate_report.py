@@ -6,15 +6,15 @@
 
 Reads results/<dataset>_evaluation_results.json (required: run evaluate.py first) and, when
 present, results/<dataset>_training_summary.json, results/benchmarks/<dataset>_benchmarks.json,
-results/analysis/<dataset>_error_summary.json (+ its figures) and results/figures/<dataset>_*.png.
+results/analysis/<dataset>_error_summary.json and results/<dataset>_comparison.json, with the
+figures those two record by name.
 A section whose input is missing says so in the document. Writes results/<dataset>_report.docx
 (or --output) atomically, and the quality-vs-speed chart beside it in <report name>_figures/.
 Every number in the document comes from those files; the data folder itself is not read.
 """
-import argparse
 from pathlib import Path
 
-from study import cli
+from study import cli, paths
 from study.config import load_config
 from study.data import dataset_name
 from study.errors import StudyError
@@ -22,14 +22,13 @@ from study.report import write_report
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser, models=False)
+    parser = cli.parser(__doc__)
     parser.add_argument("--output", help="the .docx to write (default: <results_dir>/<dataset>_report.docx)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     dataset = dataset_name(args.dataset, args.data_dir)
-    out = Path(args.output) if args.output else cfg.results_path / f"{dataset}_report.docx"
+    out = Path(args.output) if args.output else paths.report(cfg, dataset)
     if out.suffix.lower() != ".docx":
         raise StudyError(f"--output must end in .docx, found {out}")
 

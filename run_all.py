@@ -3,6 +3,7 @@
     python run_all.py --demo                                   # offline: synthetic data, stand-in model
     python run_all.py --dataset uplifting_v5
     python run_all.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --baseline-mae 0.71
+    python run_all.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192   # a truncation sweep
     python run_all.py --dataset uplifting_v5 --skip benchmark  # every phase but the speed benchmark
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
@@ -16,16 +17,14 @@ config `demo.data_dir` when it is not there yet, runs every phase on it with con
 stand-in for the multilingual models, needing no download) under the dataset name `demo`,
 offline (HF_HUB_OFFLINE=1), and prints where the report is.
 """
-import argparse
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from study import cli
-from study.artifacts import read_json
-from study.config import load_config
+from study import cli, paths
+from study.config import PROBES, load_config
 from study.data import dataset_name
 from study.errors import StudyError
 
@@ -43,14 +42,14 @@ DEMO = {"name": "demo", "bench_n": 64, "bench_runs": 2}   # the demo stays fast 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common(parser, models=False)
-    parser.add_argument("--models", nargs="+", help="model names from config.yaml (default: default_models)")
+    parser = cli.parser(__doc__)
+    cli.add_models(parser, "default_models of config.yaml")
+    cli.add_probes(parser)
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
     parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
     parser.add_argument("--baseline-mae", type=float, help="the fine-tuned model's test MAE, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
-    parser.add_argument("--probe", help="probe of the error analysis (default: the one chosen on validation)")
+    parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=int, help="articles per benchmark run (default: benchmark_speed.py's)")
     parser.add_argument("--output", help="the report's .docx (default: results/<dataset>_report.docx)")
     parser.add_argument("--skip", nargs="+", default=[], choices=list(PHASES), help="phases not to run")
@@ -85,25 +84,27 @@ def main():
     common = []
     for flag, value in (("--config", args.config), ("--dataset", args.dataset), ("--data-dir", args.data_dir)):
         common += [flag, value] if value else []
-    models = ["--models", *args.models] if args.models else []
+    models = (["--models", *args.models] if args.models else []) \
+        + (["--max-tokens", *map(str, args.max_tokens)] if args.max_tokens else [])
+    probes = ["--probes", *args.probes]
     device = ["--device", args.device] if args.device else []
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else [])
-    report = Path(args.output).resolve() if args.output else cfg.results_path / f"{dataset}_report.docx"
+    report = Path(args.output).resolve() if args.output else paths.report(cfg, dataset)
     arguments = {
-        "embed": lambda: common + models + device,
-        "train": lambda: common + models,
-        "evaluate": lambda: common + models + baseline,
-        "compare": lambda: common,
-        "benchmark": lambda: common + models + device + bench,
-        "errors": lambda: common + models + ["--probe", args.probe or chosen_probe(cfg.results_path, dataset)],
-        "report": lambda: common + ["--output", str(report)],
+        "embed": common + models + device,
+        "train": common + models + probes,
+        "evaluate": common + models + probes + baseline,
+        "compare": common,
+        "benchmark": common + models + probes + device + bench,
+        "errors": common + models + (["--probe", args.probe] if args.probe else []),
+        "report": common + ["--output", str(report)],
     }
 
     todo = [name for name in PHASES if name not in args.skip]
     times = []
     for i, name in enumerate(todo, 1):
-        command = [sys.executable, str(HERE / PHASES[name]), *arguments[name]()]
+        command = [sys.executable, str(HERE / PHASES[name]), *arguments[name]]
         print(f"\n=== phase {i}/{len(todo)}: {PHASES[name]} {' '.join(command[2:])}", flush=True)
         t0 = time.perf_counter()
         code = subprocess.call(command, env=env)
@@ -121,15 +122,6 @@ def main():
     print(f"  {'total':32s} {sum(s for _, s in times):8.1f}s")
     if "report" in todo:
         print(f"\nreport: {report}")
-
-
-def chosen_probe(results: Path, dataset: str) -> str:
-    """The probe of the best model chosen on validation, from the evaluation JSON."""
-    path = results / f"{dataset}_evaluation_results.json"
-    best = read_json(path, "evaluation results (run evaluate.py first)").get("best") or {}
-    if "probe" not in best:
-        raise StudyError(f"{path} names no best probe; give --probe")
-    return best["probe"]
 
 
 if __name__ == "__main__":

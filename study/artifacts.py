@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from study import paths
 from study.errors import StudyError
 
 @contextlib.contextmanager
@@ -114,7 +115,7 @@ def save_pickle(path: Path, obj) -> str:
     digest = hashlib.sha256(blob).hexdigest()
     with atomic_path(path, "wb") as fh:
         fh.write(blob)
-    with atomic_path(path.with_name(path.name + ".sha256"), "w") as fh:
+    with atomic_path(paths.checksum(path), "w") as fh:
         fh.write(f"{digest}  {path.name}\n")
     return digest
 
@@ -122,7 +123,7 @@ def save_pickle(path: Path, obj) -> str:
 def load_pickle(path: Path):
     """Load a pickle after checking it against its `.sha256` file."""
     path = Path(path)
-    sidecar = path.with_name(path.name + ".sha256")
+    sidecar = paths.checksum(path)
     if not path.is_file():
         raise StudyError(f"probe not found: {path} (run train_probes.py first)")
     if not sidecar.is_file():

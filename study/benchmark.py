@@ -1,21 +1,10 @@
 """Phase 4 logic: embedding and probe speed, load time, peak memory, achieved TFLOP/s.
 
-What is measured, per model (see `benchmark_model`):
-- load time: cold = the first load of the model in this process (the libraries are
-  imported and the CUDA context is created beforehand, so neither is counted; the files
-  may come from the operating system's page cache), warm = a second load right after;
-- throughput: one warm-up run, then `runs` timed runs of `study.embedders.embed_texts`
-  on the same articles; each timed run includes the real tokenization, batching, the
-  forward passes and the copy of the embeddings to the host; articles/s and tokens/s use
-  the median run; tokens are the real (unpadded) tokens after truncation;
-- achieved TFLOP/s from the real token lengths (`FLOP_FORMULA`) and its share of the
-  device's dense peak for the dtype (`PEAKS`, or --peak-tflops);
-- peak memory: `torch.cuda.max_memory_allocated` (reset before the warm-up run) on a GPU,
-  the peak resident set size of the process on a CPU (`resource.getrusage`; a high-water
-  mark of the whole process, so it also holds what earlier models used);
-- the reference setting (fp32, batch 32, same length-sorted batches, no token budget) in
-  the same run, for the speed-up.
-Per probe: training time and prediction latency on the cached real embeddings.
+How each figure is measured is stated once, in `METHOD` below; it is stored with every
+benchmark JSON (`settings.method`) and quoted by benchmark_speed.py --help.
+Per model: `load_model` (or a random-weight twin), `time_embedding` in the benchmark setting,
+optionally `check_quality` (half precision against fp32), then `time_reference` (fp32,
+batch 32). Per probe: `time_probes` on the cached real embeddings.
 """
 from __future__ import annotations
 
@@ -33,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from study.cache import load_checked, variant_name
+from study.cache import load_checked
 from study.config import Config
 from study.data import Dataset, Split
 from study.embedders import Encoder, batch_size_for, embed_texts, load_encoder, random_weight_encoder, tokenize
 from study.errors import StudyError
-from study.probes import PROBES, make_probe
+from study.config import PROBES, Variant
+from study.probes import make_probe
 
 FLOP_FORMULA = ("forward FLOPs of an article of T real tokens = 2 * N * T + 4 * L * T^2 * H, with N the "
                 "parameters outside the embedding tables and the pooler (2 FLOPs per weight per token: the "
@@ -63,9 +53,28 @@ PEAKS = (
     (r"V100", "V100", 125.0, 15.7),
 )
 REFERENCE = {"dtype": "float32", "batch_size": 32, "token_budget": None}
-HALF_DTYPES = ("bfloat16", "float16")
 SINGLE_CALLS = 200      # single-article predict calls timed per probe (median)
 BATCH_ROWS, BATCH_CALLS = 1000, 5
+METHOD = {  # the benchmark's methodology, in one place
+    "load_time": "cold = first load of the model in this process (libraries imported and CUDA initialised "
+                 "before, so neither counts; files may be in the OS page cache), warm = a second load right after",
+    "timing": "one warm-up run, then the median wall time of the timed runs of embed_texts on the same articles: "
+              "real tokenization + batching + forward passes + copy of the embeddings to the host; CUDA "
+              "synchronised before and after each timed run; tokens are the real (unpadded) tokens after truncation",
+    "flops": FLOP_FORMULA,
+    "share_of_peak": "achieved TFLOP/s over the device's dense peak for the dtype (PEAKS by device name, or "
+                     "--peak-tflops)",
+    "memory": "gpu: torch.cuda.max_memory_allocated since the warm-up run; rss: peak resident set size of the "
+              "whole process since it started (a high-water mark: includes earlier models)",
+    "reference": "fp32, batch 32, the same length-sorted batches, no token budget, in the same run",
+    "probe_timing": f"fit on cached train embeddings with val for selection; predict latency = median of "
+                    f"{SINGLE_CALLS} single-article calls; per 1000 = median of {BATCH_CALLS} calls on "
+                    f"{BATCH_ROWS} test rows (cycled when the test split is smaller)",
+    "end_to_end": "1000 / articles_per_s + probe predict_ms_per_1000 / 1000",
+    "quality_check": "half precision against fp32 on every train/val/test article: cosine of the embeddings "
+                     "and the change in ridge test MAE (target: cosine >= 0.999, |delta MAE| < 0.005)",
+}
+HALF_DTYPES = ("bfloat16", "float16")
 QUALITY_TARGET = {"cosine_min": 0.999, "abs_delta_mae": 0.005}
 
 
@@ -77,7 +86,7 @@ class Options:
     dtype: str | None = None            # None: bf16 on CUDA (fp16 without bf16), fp32 on CPU
     batch_size: int | None = None       # None: the model's batch_size from config
     token_budget: int | None = None     # None: the model's token_budget; 0: none
-    max_tokens: int | None = None       # None: the model's max_tokens
+    probes: tuple[str, ...] = PROBES    # probes to time on the cached embeddings
     random_weights: bool = False
     shapes_dir: str | None = None
     peak_tflops: float | None = None
@@ -307,13 +316,13 @@ def quality_check(cfg: Config, encoders: dict[str, Encoder], splits: dict[str, S
 
 
 # -- probes ---------------------------------------------------------------------------------------
-def time_probes(cfg: Config, dataset: Dataset, model: str, max_tokens: int) -> dict:
-    """Training time and prediction latency of each probe on the cached embeddings of `model`."""
-    train, val, test = (load_checked(cfg, dataset, model, max_tokens, s) for s in ("train", "val", "test"))
+def time_probes(cfg: Config, dataset: Dataset, variant: Variant, probes=PROBES) -> dict:
+    """Training time and prediction latency of each probe on the cached embeddings of `variant`."""
+    train, val, test = (load_checked(cfg, dataset, variant, s) for s in ("train", "val", "test"))
     X = np.ascontiguousarray(test["embeddings"])
     batch = np.ascontiguousarray(X[np.arange(BATCH_ROWS) % len(X)])
     out = {}
-    for kind in PROBES:
+    for kind in probes:
         probe = make_probe(kind, getattr(cfg.probe_methods, kind), score_range=cfg.score_range,
                            seed=cfg.random_seed, device="cpu")
         t0 = time.perf_counter()
@@ -357,92 +366,97 @@ def end_to_end(models: dict, probes: dict, fine_tuned_ms: tuple[float, float]) -
 
 
 # -- one model ------------------------------------------------------------------------------------
-def benchmark_model(cfg: Config, model: str, splits: dict[str, Split], texts: list[str], device: torch.device,
-                    dtype: str, opts: Options, name: str, say=print) -> dict:
-    """Load, time and (optionally) quality-check one model on the device called `name`; returns its
-    `models` entry."""
-    spec = cfg.model(model)
-    max_tokens = opts.max_tokens or spec.max_tokens
-    variant = variant_name(cfg, model, max_tokens)
-    batch_size = opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size)
-    token_budget = spec.token_budget if opts.token_budget is None else (opts.token_budget or None)
-    texts = [spec.prefix + t for t in texts]
-    entry = {"random_weights": opts.random_weights}
-
+def load_model(cfg: Config, variant: Variant, splits: dict[str, Split], device: torch.device, dtype: str,
+               opts: Options, say=print) -> tuple[Encoder, dict]:
+    """The real model (loaded twice: cold and warm) or its random-weight twin; (encoder, entry fields)."""
+    spec = cfg.model(variant.model)
     if opts.random_weights:
-        arch = architecture_dir(cfg, model, opts.shapes_dir)
-        _check_positions(arch, max_tokens, model)
-        say(f"[{variant}] building a random-weight twin from {arch / 'config.json'} "
+        arch = architecture_dir(cfg, variant.model, opts.shapes_dir)
+        _check_positions(arch, variant.max_tokens, variant.model)
+        say(f"[{variant.name}] building a random-weight twin from {arch / 'config.json'} "
             f"(BPE tokenizer trained on {len(splits['train'])} train articles)")
         t0 = time.perf_counter()
         encoder = random_weight_encoder(arch, splits["train"].texts, device, dtype, seed=cfg.random_seed)
         _sync(device)
-        entry.update(load_seconds_cold=None, load_seconds_warm=None, load_time_meaningful=False,
-                     build_seconds=time.perf_counter() - t0, architecture=str(arch / "config.json"))
-    else:
-        location = cfg.model_location(model)
-        loads = []
-        for _ in range(2):
-            encoder = None
-            _free(device)
-            t0 = time.perf_counter()
-            encoder = load_encoder(spec.source, location, device, dtype,
-                                   trust_remote_code=spec.trust_remote_code, name=model)
-            _sync(device)
-            loads.append(time.perf_counter() - t0)
-        entry.update(load_seconds_cold=loads[0], load_seconds_warm=loads[1], load_time_meaningful=True,
-                     location=location)
-        say(f"[{variant}] loaded {location}: cold {loads[0]:.2f}s (first load in this process), "
-            f"warm {loads[1]:.2f}s")
-    shape = model_shape(encoder)
-    entry.update(shape)
-    peak = opts.peak_tflops or peak_tflops(name, dtype, device.type)[0]
-
-    say(f"[{variant}] {len(texts)} articles, {dtype}, batch {batch_size}, token budget {token_budget}, "
-        f"max tokens {max_tokens}: 1 warm-up + {opts.runs} timed runs")
-    entry.update(time_embedding(encoder, texts, max_tokens=max_tokens, batch_size=batch_size,
-                                token_budget=token_budget, runs=opts.runs, shape=shape, peak=peak))
-    say(f"[{variant}] {entry['articles_per_s']:.1f} articles/s, {entry['tokens_per_s']:.0f} tokens/s, "
-        f"{entry['tflops']:.3f} TFLOP/s")
-
-    fp32 = encoder if encoder.dtype == torch.float32 else None
-    if opts.quality_check:
-        half = dtype if dtype in HALF_DTYPES else ("bfloat16" if device.type != "cuda" or
-                                                   torch.cuda.is_bf16_supported() else "float16")
-        other_dtype = "float32" if dtype in HALF_DTYPES else half
-        say(f"[{variant}] quality check: {half} vs float32 on the {sum(map(len, splits.values()))} articles "
-            f"of train/val/test")
-        other = load_encoder(spec.source, cfg.model_location(model), device, other_dtype,
-                             trust_remote_code=spec.trust_remote_code, name=model)
-        pair = {"float32": other if other_dtype == "float32" else encoder,
-                half: other if other_dtype == half else encoder}
-        entry["quality_check"] = quality_check(cfg, pair, splits, prefix=spec.prefix, max_tokens=max_tokens,
-                                               batch_size=batch_size, token_budget=token_budget)
-        if other_dtype == "float32":
-            fp32 = other
-        del other, pair
-        _free(device)
-        q = entry["quality_check"]
-        say(f"[{variant}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
-            f"{q['ridge_test_mae_float32']:.4f} (fp32) vs {q['ridge_test_mae_half']:.4f} ({half}), "
-            f"delta {q['delta_mae']:+.4f}: " + ("meets" if q["meets_target"] else "MISSES")
-            + f" the target (cosine >= {QUALITY_TARGET['cosine_min']}, |delta| < {QUALITY_TARGET['abs_delta_mae']})")
-
-    entry["reference"], entry["speedup_vs_reference"] = None, None
-    if opts.reference:
-        if fp32 is None:   # the benchmark model cast in place: its precision no longer matters
-            fp32 = _to_float32(encoder)
+        return encoder, {"random_weights": True, "load_seconds_cold": None, "load_seconds_warm": None,
+                         "load_time_meaningful": False, "build_seconds": time.perf_counter() - t0,
+                         "architecture": str(arch / "config.json")}
+    location = cfg.model_location(variant.model)
+    loads = []
+    for _ in range(2):
         encoder = None
         _free(device)
-        ref_peak = peak_tflops(name, "float32", device.type)[0]
-        say(f"[{variant}] reference setting: float32, batch {REFERENCE['batch_size']}, no token budget")
-        ref = time_embedding(fp32, texts, max_tokens=max_tokens, runs=opts.runs, shape=shape, peak=ref_peak,
-                             batch_size=REFERENCE["batch_size"], token_budget=REFERENCE["token_budget"])
-        entry["reference"] = {k: ref[k] for k in ("dtype", "batch_size", "token_budget", "articles_per_s",
-                                                  "tokens_per_s", "tflops", "peak_tflops", "share_of_peak",
-                                                  "run_seconds", "peak_memory_mb", "n_batches", "padding_overhead")}
-        entry["speedup_vs_reference"] = entry["articles_per_s"] / ref["articles_per_s"]
-        say(f"[{variant}] reference {ref['articles_per_s']:.1f} articles/s: "
+        t0 = time.perf_counter()
+        encoder = load_encoder(spec.source, location, device, dtype, trust_remote_code=spec.trust_remote_code,
+                               name=variant.model)
+        _sync(device)
+        loads.append(time.perf_counter() - t0)
+    say(f"[{variant.name}] loaded {location}: cold {loads[0]:.2f}s (first load in this process), warm {loads[1]:.2f}s")
+    return encoder, {"random_weights": False, "load_seconds_cold": loads[0], "load_seconds_warm": loads[1],
+                     "load_time_meaningful": True, "location": location}
+
+
+def check_quality(cfg: Config, variant: Variant, encoder: Encoder, splits: dict[str, Split], device: torch.device,
+                  setting: dict, say=print) -> tuple[dict, Encoder | None]:
+    """Half precision against fp32 (a second copy of the model in the other dtype); (result, the fp32 encoder)."""
+    spec = cfg.model(variant.model)
+    dtype = _dtype_name(encoder.dtype)
+    half = dtype if dtype in HALF_DTYPES else ("bfloat16" if device.type != "cuda" or
+                                               torch.cuda.is_bf16_supported() else "float16")
+    other_dtype = "float32" if dtype in HALF_DTYPES else half
+    say(f"[{variant.name}] quality check: {half} vs float32 on the {sum(map(len, splits.values()))} articles "
+        f"of train/val/test")
+    other = load_encoder(spec.source, cfg.model_location(variant.model), device, other_dtype,
+                         trust_remote_code=spec.trust_remote_code, name=variant.model)
+    pair = {"float32": other if other_dtype == "float32" else encoder, half: other if other_dtype == half else encoder}
+    q = quality_check(cfg, pair, splits, prefix=spec.prefix, max_tokens=variant.max_tokens, **setting)
+    say(f"[{variant.name}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
+        f"{q['ridge_test_mae_float32']:.4f} (fp32) vs {q['ridge_test_mae_half']:.4f} ({half}), "
+        f"delta {q['delta_mae']:+.4f}: " + ("meets" if q["meets_target"] else "MISSES")
+        + f" the target (cosine >= {QUALITY_TARGET['cosine_min']}, |delta| < {QUALITY_TARGET['abs_delta_mae']})")
+    return q, pair["float32"]
+
+
+def time_reference(variant: Variant, fp32: Encoder, texts: list[str], shape: dict, device_name_: str, runs: int,
+                   say=print) -> dict:
+    """The reference setting (fp32, batch 32, no token budget) on the same articles."""
+    say(f"[{variant.name}] reference setting: float32, batch {REFERENCE['batch_size']}, no token budget")
+    ref = time_embedding(fp32, texts, max_tokens=variant.max_tokens, runs=runs, shape=shape,
+                         peak=peak_tflops(device_name_, "float32", fp32.device.type)[0],
+                         batch_size=REFERENCE["batch_size"], token_budget=REFERENCE["token_budget"])
+    return {k: ref[k] for k in ("dtype", "batch_size", "token_budget", "articles_per_s", "tokens_per_s", "tflops",
+                                "peak_tflops", "share_of_peak", "run_seconds", "peak_memory_mb", "n_batches",
+                                "padding_overhead")}
+
+
+def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], texts: list[str], device: torch.device,
+                    dtype: str, opts: Options, name: str, say=print) -> dict:
+    """Load, time, quality-check and reference-time one model on the device called `name`: its `models` entry."""
+    spec = cfg.model(variant.model)
+    setting = {"batch_size": opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
+               "token_budget": spec.token_budget if opts.token_budget is None else (opts.token_budget or None)}
+    texts = [spec.prefix + t for t in texts]
+    encoder, entry = load_model(cfg, variant, splits, device, dtype, opts, say)
+    shape = model_shape(encoder)
+    entry.update(shape)
+    say(f"[{variant.name}] {len(texts)} articles, {dtype}, batch {setting['batch_size']}, token budget "
+        f"{setting['token_budget']}, max tokens {variant.max_tokens}: 1 warm-up + {opts.runs} timed runs")
+    entry.update(time_embedding(encoder, texts, max_tokens=variant.max_tokens, runs=opts.runs, shape=shape,
+                                peak=opts.peak_tflops or peak_tflops(name, dtype, device.type)[0], **setting))
+    say(f"[{variant.name}] {entry['articles_per_s']:.1f} articles/s, {entry['tokens_per_s']:.0f} tokens/s, "
+        f"{entry['tflops']:.3f} TFLOP/s")
+    fp32 = encoder if encoder.dtype == torch.float32 else None
+    if opts.quality_check:
+        entry["quality_check"], fp32 = check_quality(cfg, variant, encoder, splits, device, setting, say)
+        _free(device)
+    entry["reference"], entry["speedup_vs_reference"] = None, None
+    if opts.reference:
+        fp32 = fp32 or _to_float32(encoder)   # the benchmark model cast in place: its precision no longer matters
+        encoder = None
+        _free(device)
+        entry["reference"] = time_reference(variant, fp32, texts, shape, name, opts.runs, say)
+        entry["speedup_vs_reference"] = entry["articles_per_s"] / entry["reference"]["articles_per_s"]
+        say(f"[{variant.name}] reference {entry['reference']['articles_per_s']:.1f} articles/s: "
             f"x{entry['speedup_vs_reference']:.2f} for the benchmark setting")
     del encoder, fp32
     _free(device)
@@ -461,7 +475,7 @@ def _check_positions(arch: Path, max_tokens: int, model: str) -> None:
 
 
 # -- the whole run --------------------------------------------------------------------------------
-def run_benchmark(cfg: Config, dataset: Dataset, models: list[str], splits: dict[str, Split],
+def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits: dict[str, Split],
                   device: torch.device, dtype: str, opts: Options, say=print) -> dict:
     """Benchmark every model and probe; returns the JSON document (see benchmark_speed.py)."""
     if opts.quality_check and opts.random_weights:
@@ -478,41 +492,29 @@ def run_benchmark(cfg: Config, dataset: Dataset, models: list[str], splits: dict
             **dataclasses.asdict(opts), "dtype_used": dtype, "dataset_path": str(dataset.path),
             "articles": source, "n_articles": len(texts), "warmup_runs": 1,
             "config": str(cfg.root / "config.yaml"), "random_seed": cfg.random_seed,
-            "models": {m: cfg.model(m).model_dump() for m in models},
+            "models": {v.name: {**cfg.model(v.model).model_dump(), "max_tokens": v.max_tokens} for v in variants},
             "probe_methods": cfg.probe_methods.model_dump(), "probe_device": "cpu",
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "reference_setting": dict(REFERENCE),
             "peak_table_row": row, "peak_tflops_half": peak_half,
             "peak_tflops_float32": peak_tflops(name, "float32", device.type)[0],
-            "flop_formula": FLOP_FORMULA,
-            "timing": "median wall time of embed_texts (tokenization + batching + forward + copy to host) "
-                      "after one warm-up run; CUDA synchronised before and after each timed run",
-            "load_time": "cold = first load of the model in this process (libraries imported and CUDA "
-                         "initialised before; files may be in the OS page cache), warm = second load",
-            "memory": "gpu: torch.cuda.max_memory_allocated since the warm-up run; rss: peak resident set "
-                      "size of the whole process since it started (includes earlier models)",
-            "probe_timing": f"fit on cached train embeddings with val for selection; predict latency = median of "
-                            f"{SINGLE_CALLS} single-article calls; per 1000 = median of {BATCH_CALLS} calls on "
-                            f"{BATCH_ROWS} test rows (cycled when the test split is smaller)",
-            "end_to_end": "1000 / articles_per_s + probe predict_ms_per_1000 / 1000",
+            "method": dict(METHOD),
             "argv": sys.argv,
         },
         "fine_tuned_ms_per_article": list(cfg.fine_tuned_ms_per_article),
         "models": {}, "probes": {}, "probes_skipped": {}, "end_to_end": {},
     }
     say(f"device {device} ({name}), {torch.get_num_threads()} CPU threads; {len(texts)} articles ({source})")
-    for model in models:
-        max_tokens = opts.max_tokens or cfg.model(model).max_tokens
-        variant = variant_name(cfg, model, max_tokens)
-        doc["models"][variant] = benchmark_model(cfg, model, splits, texts, device, dtype, opts, name, say)
+    for variant in variants:
+        doc["models"][variant.name] = benchmark_model(cfg, variant, splits, texts, device, dtype, opts, name, say)
         try:
-            doc["probes"][variant] = time_probes(cfg, dataset, model, max_tokens)
+            doc["probes"][variant.name] = time_probes(cfg, dataset, variant, opts.probes)
         except StudyError as exc:
-            doc["probes_skipped"][variant] = str(exc)
-            say(f"[{variant}] probe timings skipped: {exc}")
+            doc["probes_skipped"][variant.name] = str(exc)
+            say(f"[{variant.name}] probe timings skipped: {exc}")
         else:
-            say(f"[{variant}] probes timed on cached embeddings: {', '.join(doc['probes'][variant])}")
+            say(f"[{variant.name}] probes timed on cached embeddings: {', '.join(doc['probes'][variant.name])}")
     doc["end_to_end"] = end_to_end(doc["models"], doc["probes"], cfg.fine_tuned_ms_per_article)
     return doc
 

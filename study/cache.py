@@ -1,4 +1,4 @@
-"""Embedding caches and artifact names: one `.npz` per dataset x model variant x split.
+"""Embedding caches: one `.npz` per dataset x model variant x split (named by `study.paths`).
 
 A cache holds embeddings (float32), ids, labels, dimension_names, token counts (before
 truncation), languages, titles and a JSON fingerprint of what produced it. It is valid
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from study.artifacts import NPZ_ERRORS, read_npz, save_npz
-from study.config import Config
+from study import paths
+from study.config import Config, Variant
 from study.errors import StudyError
 
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
@@ -21,35 +22,6 @@ MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "dtype"
 # Keys a rerun compares to decide whether a cache is still valid. `pooling` is read from
 # the loaded model, so it is recorded but cannot be known before loading.
 CACHE_KEYS = ("source", "model_name", "max_tokens", "prefix", "dtype", "split", "data_sha256")
-
-
-def variant_name(cfg: Config, model: str, max_tokens: int | None) -> str:
-    """`model`, or `model-t512` when --max-tokens differs from the configured value."""
-    if max_tokens is None or max_tokens == cfg.model(model).max_tokens:
-        return model
-    return f"{model}-t{max_tokens}"
-
-
-def split_variant(cfg: Config, variant: str) -> tuple[str, int]:
-    """Inverse of `variant_name`: (model, max_tokens)."""
-    if variant in cfg.embedding_models:
-        return variant, cfg.embedding_models[variant].max_tokens
-    model, _, tail = variant.rpartition("-t")
-    if model in cfg.embedding_models and tail.isdigit():
-        return model, int(tail)
-    raise StudyError(f"'{variant}' names no model of config.yaml")
-
-
-def embedding_path(cfg: Config, dataset: str, variant: str, split: str) -> Path:
-    return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
-
-
-def probe_path(cfg: Config, dataset: str, variant: str, probe: str) -> Path:
-    return cfg.results_path / f"{dataset}_{variant}_{probe}.pkl"
-
-
-def predictions_path(cfg: Config, dataset: str, variant: str, probe: str) -> Path:
-    return cfg.results_path / "predictions" / f"{dataset}_{variant}_{probe}_test.npz"
 
 
 def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str,
@@ -97,19 +69,19 @@ def read_fingerprint(path: Path) -> dict | None:
         return None
 
 
-def load_checked(cfg: Config, dataset, model: str, max_tokens: int, split: str) -> dict:
+def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
     """Read a cache and make sure it was made from the current input file and settings."""
     from study.data import file_sha256
 
-    variant = variant_name(cfg, model, max_tokens)
-    path = embedding_path(cfg, dataset.name, variant, split)
+    path = paths.embedding_cache(cfg, dataset.name, variant.name, split)
     data = read_embeddings(path)
     source_file = dataset.path / f"{split}.jsonl"
     if not source_file.is_file():
         raise StudyError(f"split '{split}' missing: {source_file} does not exist")
-    expected = fingerprint(cfg, model, max_tokens, data["fingerprint"].get("dtype"), split, file_sha256(source_file))
+    expected = fingerprint(cfg, variant.model, variant.max_tokens, data["fingerprint"].get("dtype"), split,
+                           file_sha256(source_file))
     why = mismatch(data["fingerprint"], expected, CACHE_KEYS)
     if why:
         raise StudyError(f"{path} was made with other settings or data ({why}); "
-                         f"rerun embed_articles.py --dataset {dataset.name} --models {model}")
+                         f"rerun embed_articles.py --dataset {dataset.name} --models {variant.name}")
     return data

@@ -1,21 +1,55 @@
-"""What every script shares on the command line: common options and the error guard."""
+"""What every script shares on the command line: one vocabulary of options and the error guard.
+
+    --config, --dataset, --data-dir      every script
+    --models, --max-tokens               every phase that works per model (same meaning everywhere)
+    --probes                             every phase that works per probe
+    --dtype, --batch-size                the phases that embed
+"""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
 
+from study.config import DTYPE_NAMES, PROBES
 from study.errors import StudyError
 
 
-def add_common(parser: argparse.ArgumentParser, models: bool = True) -> None:
-    parser.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
-    parser.add_argument("--dataset", help="dataset name from config.yaml (also names the outputs)")
-    parser.add_argument("--data-dir", help="folder with train/val/test.jsonl (any dataset in the input format)")
-    if models:
-        parser.add_argument("--models", nargs="+", help="model names from config.yaml (default: all)")
-        parser.add_argument("--max-tokens", type=int, default=None,
-                            help="override each model's max_tokens (part of the artifact names)")
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+    return value
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose help is the script's usage docstring, with --config, --dataset, --data-dir."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
+    p.add_argument("--dataset", help="dataset name from config.yaml (also names the outputs)")
+    p.add_argument("--data-dir", help="folder with train/val/test.jsonl (any dataset in the input format)")
+    return p
+
+
+def add_models(p: argparse.ArgumentParser, default: str) -> None:
+    """--models and --max-tokens; `default` says what runs without --models (see Config.select_variants)."""
+    p.add_argument("--models", nargs="+", metavar="MODEL",
+                   help=f"config model names, or a max-tokens variant such as bge-m3-t512 (default: {default})")
+    p.add_argument("--max-tokens", nargs="+", type=positive_int, metavar="N",
+                   help="max tokens of each model (several values: a truncation sweep; default: the model's own). "
+                        "Names the artifacts <model>-t<N> when it differs from config.yaml")
+
+
+def add_probes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES, help="probes (default: all three)")
+
+
+def add_speed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", choices=DTYPE_NAMES, help="default: bf16 on CUDA (fp16 where bf16 is missing), fp32 on CPU")
+    p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")
 
 
 def run(main) -> None:

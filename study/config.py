@@ -6,6 +6,7 @@ type stops the script at start with a message naming the key (`StudyError`).
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -66,6 +67,10 @@ class ProbeMethods(_Strict):
     ridge: RidgeSettings
     mlp: MLPSettings
     lightgbm: LightGBMSettings
+
+
+PROBES = tuple(ProbeMethods.model_fields)   # ("ridge", "mlp", "lightgbm"): one section each
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 class SuccessBands(_Strict):
@@ -144,11 +149,45 @@ class Config(_Strict):
                              f"known: {', '.join(self.embedding_models)}")
         return self.embedding_models[name]
 
-    def select_models(self, names: list[str] | None) -> list[str]:
-        """`names` checked against embedding_models, or default_models when None."""
-        for name in names or []:
-            self.model(name)
-        return list(names or self.default_models)
+    def variant(self, model: str, max_tokens: int | None = None) -> "Variant":
+        """`model` at `max_tokens` (default: its config value); named `model-t<N>` when that differs."""
+        configured = self.model(model).max_tokens
+        tokens = configured if max_tokens is None else int(max_tokens)
+        return Variant(model, tokens, model if tokens == configured else f"{model}-t{tokens}")
+
+    def parse_variant(self, text: str) -> "Variant":
+        """A config model name, or its max-tokens spelling `bge-m3-t512`."""
+        if text in self.embedding_models:
+            return self.variant(text)
+        model, _, tail = text.rpartition("-t")
+        if model in self.embedding_models and tail.isdigit() and int(tail) > 0:
+            return self.variant(model, int(tail))
+        self.model(text)   # raises the "not in embedding_models" error
+        raise AssertionError("unreachable")
+
+    def select_variants(self, names: list[str] | None, max_tokens: list[int] | None,
+                        available: list[str] | None = None) -> list["Variant"]:
+        """What `--models` and `--max-tokens` mean in every phase.
+
+        names: config model names or `model-t<N>` spellings; each is taken at every value of
+        `max_tokens` (default: its config max tokens; an explicit `-t<N>` keeps its own).
+        Without names: the `available` variants (phases that read what an earlier phase
+        made), kept where their max tokens is among `max_tokens`; else default_models.
+        """
+        if not names and available is not None:
+            found = [self.parse_variant(v) for v in available]
+            return [v for v in found if not max_tokens or v.max_tokens in max_tokens]
+        out = []
+        for text in names or self.default_models:
+            parsed = self.parse_variant(text)
+            if parsed.name != parsed.model and max_tokens and max_tokens != [parsed.max_tokens]:
+                raise StudyError(f"--models {text} names its max tokens ({parsed.max_tokens}); it contradicts "
+                                 f"--max-tokens {' '.join(map(str, max_tokens))}: give one or the other")
+            if parsed.name != parsed.model or not max_tokens:
+                out.append(parsed)
+            else:
+                out += [self.variant(parsed.model, t) for t in max_tokens]
+        return list(dict.fromkeys(out))
 
     def model_location(self, name: str) -> str:
         """HF id, or an absolute local folder for relative paths and python-package: names."""
@@ -163,6 +202,14 @@ class Config(_Strict):
         if ref.startswith((".", "/", "~")) or (self.root / ref).exists():
             return str(self.resolve(ref))
         return ref
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A config model embedded at a max tokens; `name` names its caches, probes and results."""
+    model: str
+    max_tokens: int
+    name: str
 
 
 def _format_validation_error(err: ValidationError, path: Path) -> str:

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from study.config import DTYPE_NAMES
 from study.errors import StudyError
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+assert tuple(DTYPES) == DTYPE_NAMES
 
 
 @dataclass

@@ -29,15 +29,15 @@ def score(Y: np.ndarray, P: np.ndarray, dimension_names: list[str]) -> dict:
 
 
 def mae_by_group(Y: np.ndarray, P: np.ndarray, groups) -> dict:
-    """{group: {"n": articles, "mae": MAE over their dimensions}}, largest group first."""
+    """{group: {"n": articles, "mae": MAE over their dimensions, "bias": mean of predicted − true}},
+    largest group first (ties in name order)."""
     groups = np.asarray(groups)
-    abs_err = np.abs(np.asarray(P, dtype=np.float64) - np.asarray(Y, dtype=np.float64)).mean(axis=1)
-    names, counts = np.unique(groups, return_counts=True)
-    out = {}
-    for name in names[np.argsort(-counts, kind="stable")]:
-        mask = groups == name
-        out[str(name)] = {"n": int(mask.sum()), "mae": float(abs_err[mask].mean())}
-    return out
+    err = np.asarray(P, dtype=np.float64) - np.asarray(Y, dtype=np.float64)
+    abs_err, bias = np.abs(err).mean(axis=1), err.mean(axis=1)
+    names, index, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    mae_sum, bias_sum = np.bincount(index, abs_err, len(names)), np.bincount(index, bias, len(names))
+    return {str(names[g]): {"n": int(counts[g]), "mae": float(mae_sum[g] / counts[g]), "bias": float(bias_sum[g] / counts[g])}
+            for g in np.argsort(-counts, kind="stable")}
 
 
 def bootstrap_ci(per_article: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
@@ -62,3 +62,38 @@ def success_band(mae: float, closes_gap: float, partial: float) -> str:
     if mae <= partial:
         return "partial"
     return "no improvement"
+
+
+def truncation_split(article_err: np.ndarray, token_counts: np.ndarray, max_tokens: int) -> dict:
+    """MAE of the articles longer than `max_tokens` (cut) and of the others (whole).
+
+    {"max_tokens", "truncated": {"n", "mae"}, "not_truncated": {"n", "mae"}}; a group without
+    articles has MAE None. Phases 3 and 5 both use it.
+    """
+    article_err = np.asarray(article_err, dtype=np.float64)
+    cut = np.asarray(token_counts) > max_tokens
+    return {"max_tokens": int(max_tokens),
+            **{name: {"n": int(mask.sum()), "mae": float(article_err[mask].mean()) if mask.any() else None}
+               for name, mask in (("truncated", cut), ("not_truncated", ~cut))}}
+
+
+def score_with_ci(Y, P, dimension_names: list[str], n_boot: int, seed: int) -> dict:
+    """`score` plus the 95% bootstrap CI of the MAE (articles resampled)."""
+    return {**score(Y, P, dimension_names), "mae_ci95": bootstrap_ci(article_mae(Y, P), n_boot, seed)}
+
+
+def score_probe(Y, P, dimension_names: list[str], *, languages, token_counts, max_tokens: int,
+                n_boot: int, seed: int) -> dict:
+    """Everything phase 3 reports for one probe's test predictions: scores with CI, MAE per
+    language, and truncated against whole articles."""
+    return {**score_with_ci(Y, P, dimension_names, n_boot, seed),
+            "per_language": mae_by_group(Y, P, languages),
+            "truncation": truncation_split(article_mae(Y, P), token_counts, max_tokens)}
+
+
+def paired_difference(probe_err: np.ndarray, baseline_err: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Probe minus baseline per-article MAE on the same articles, with a paired bootstrap CI."""
+    diff = np.asarray(probe_err, dtype=np.float64) - np.asarray(baseline_err, dtype=np.float64)
+    return {"n_articles": int(len(diff)), "probe_mae": float(np.mean(probe_err)),
+            "baseline_mae": float(np.mean(baseline_err)), "mae_difference": float(diff.mean()),
+            "difference_ci95": bootstrap_ci(diff, n_boot, seed)}

@@ -18,7 +18,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-PROBES = ("ridge", "mlp", "lightgbm")
+from study.config import PROBES
+from study.errors import StudyError
+
 
 
 def _mae(Y, P) -> float:
@@ -249,3 +251,19 @@ def probe_bundle(probe: _Probe, metadata: dict) -> dict:
         bundle["model_config"] = probe.model_config
         bundle["state_dict"] = probe.state_dict()
     return bundle
+
+
+def load_trained(path, embeddings: dict):
+    """(estimator, metadata) of a trained probe, checked against the embeddings it will score:
+    the same model side of the fingerprint (model, max tokens, prefix, pooling, dtype) and the
+    same dimension names."""
+    from study.artifacts import load_pickle
+    from study.cache import MODEL_KEYS, mismatch
+
+    bundle = load_pickle(path)
+    meta = bundle["metadata"]
+    why = mismatch(meta["embedding_fingerprint"], embeddings["fingerprint"], MODEL_KEYS)
+    if why or meta["dimension_names"] != embeddings["dimension_names"]:
+        raise StudyError(f"{path} was trained on other embeddings than the cache it should score "
+                         f"({why or 'dimension_names differ'}); rerun train_probes.py")
+    return bundle["probe"], meta

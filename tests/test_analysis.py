@@ -9,7 +9,7 @@ import pytest
 from conftest import run_script, write_config
 from matplotlib.image import imread
 
-from study.analysis import error_summary, load_predictions, model_summary
+from study.error_analysis import error_summary, load_predictions, model_summary
 from study.artifacts import save_npz
 from study.config import load_config
 from study.errors import StudyError
@@ -112,6 +112,13 @@ def test_load_predictions_names_missing_arrays(tmp_path):
         load_predictions(tmp_path / "bad.npz")
 
 
+def evaluation_json(variants, probe: str) -> dict:
+    """The smallest evaluation JSON study.results accepts: `probe` chosen for every model."""
+    models = {v: {"chosen_probe": probe, "probes": {probe: {"val_mae": 1.0, "overall_mae": 1.0}}} for v in variants}
+    return {"dataset": "toy", "dimension_names": DIMS, "models": models,
+            "best": {"model": variants[0], "probe": probe}}
+
+
 @pytest.fixture
 def setup(tmp_path):
     cfg_path = write_config(tmp_path, {"small": MODEL, "long": {**MODEL, "max_tokens": 512}})
@@ -126,10 +133,10 @@ def test_script_writes_summary_and_figures(setup):
     for seed, (variant, max_tokens) in enumerate((("small", 64), ("long", 512))):
         path = cfg.results_path / "predictions" / f"toy_{variant}_mlp_test.npz"
         preds[variant] = write_predictions(path, make_predictions(max_tokens=max_tokens, seed=seed))
-    (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps({"models": {"small": {}, "long": {}}}))
+    (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small", "long"), "mlp")))
 
     proc = run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
-                      "--probe", "mlp", "--device", "cpu")
+                      "--probe", "mlp")
     out = cfg.results_path / "analysis" / "toy_error_summary.json"
     assert str(out) in proc.stdout
     summary = json.loads(out.read_text())
@@ -150,9 +157,21 @@ def test_script_writes_summary_and_figures(setup):
 
 def test_missing_predictions_is_one_line_exit_2(setup):
     cfg_path, cfg, data_dir = setup
+    cfg.results_path.mkdir(parents=True)
+    (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small",), "ridge")))
     proc = run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
                       "--models", "small", "--probe", "ridge", check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(cfg.results_path / "predictions" / "toy_small_ridge_test.npz") in lines[0]
     assert not (cfg.results_path / "analysis").exists()
+
+
+def test_probe_defaults_to_the_one_chosen_on_validation(setup):
+    cfg_path, cfg, data_dir = setup
+    write_predictions(cfg.results_path / "predictions" / "toy_small_lightgbm_test.npz", make_predictions())
+    (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small",), "lightgbm")))
+    run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir)
+    summary = json.loads((cfg.results_path / "analysis" / "toy_error_summary.json").read_text())
+    assert summary["probe"] == "lightgbm"
+    assert all(rel.startswith("analysis/toy_lightgbm_") for rel in summary["figures"].values())

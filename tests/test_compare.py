@@ -10,7 +10,7 @@ from conftest import run_script, write_config
 from matplotlib.image import imread
 
 from study import plots
-from study.analysis import comparison_markdown, comparison_rows, dimension_matrix
+from study.comparison import comparison_markdown, comparison_rows, dimension_matrix
 
 DIMS = ["clarity", "evidence_strength"]
 MODEL = {"source": "sentence-transformers", "model_name": "unused", "dimensions": 8, "max_tokens": 128}
@@ -28,16 +28,16 @@ def _probe(mae, ci, val, rmse, rho, per_dim, per_lang, truncated, whole) -> dict
 def make_results(baseline: float | None = 0.68) -> dict:
     """Evaluation results with known numbers: ridge of m-large is best on test, mlp of m-large on validation."""
     models = {
-        "m-small": {"max_tokens": 128, "truncated_fraction": 0.75,
+        "m-small": {"model": "m-small", "max_tokens": 128, "truncated_fraction": 0.75, "chosen_probe": "mlp", "probes": {
                     "ridge": _probe(0.9123, [0.8511, 0.9744], 0.9051, 1.2011, 0.4123, [0.8012, 1.0234],
                                     {"en": (30, 0.8834), "fr": (10, 0.9991)}, (30, 0.9456), (10, 0.8124)),
                     "mlp": _probe(0.8016, [0.7422, 0.8633], 0.7912, 1.1012, 0.5012, [0.7541, 0.8491],
-                                  {"en": (30, 0.7788), "fr": (10, 0.8701)}, (30, 0.8222), (10, 0.7398))},
-        "m-large": {"max_tokens": 128, "truncated_fraction": 0.75,
+                                  {"en": (30, 0.7788), "fr": (10, 0.8701)}, (30, 0.8222), (10, 0.7398))}},
+        "m-large": {"model": "m-large", "max_tokens": 128, "truncated_fraction": 0.75, "chosen_probe": "mlp", "probes": {
                     "ridge": _probe(0.7051, [0.6512, 0.7633], 0.7203, 0.9901, 0.6234, [0.6611, 0.7491],
                                     {"en": (30, 0.6987), "fr": (10, 0.7243)}, (30, 0.7102), (10, 0.6898)),
                     "mlp": _probe(0.7334, [0.6747, 0.7956], 0.7012, 1.0123, 0.6011, [0.7012, 0.7656],
-                                  {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))},
+                                  {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))}},
     }
     best = {"model": "m-large", "probe": "mlp", "val_mae": 0.7012, "test_mae": 0.7334,
             "mae_ci95": [0.6747, 0.7956], "chosen_by": "validation MAE"}
@@ -90,7 +90,7 @@ def test_report_and_charts_hold_the_json_numbers(setup):
     assert [(r[1], r[2].split()[0], r[3]) for r in body] == [
         ("m-large", "ridge", "0.705"), ("m-large", "mlp", "0.733"), ("m-small", "mlp", "0.802"),
         ("m-small", "ridge", "0.912")]
-    m = results["models"]["m-small"]["mlp"]
+    m = results["models"]["m-small"]["probes"]["mlp"]
     assert body[2][4:] == ["[0.742, 0.863]", "1.101", "0.501", "0.791", "+0.122"]
     assert body[1][2] == "mlp (best on val)"  # the validation choice is marked, not the test winner
     assert ["", "train-mean predictor", "", "1.432", "[1.301, 1.557]", "1.877", "n/a", "", "+0.752"] in overall
@@ -111,9 +111,13 @@ def test_report_and_charts_hold_the_json_numbers(setup):
     trunc = section_table(md, "Truncation")
     assert ["m-small / ridge", "128", "30 (75%)", "0.946", "10", "0.812", "+0.133"] in trunc
 
-    for name in ("toy_mae_by_model.png", "toy_dimension_mae_heatmap.png"):
-        assert_png(results_dir / "figures" / name)
-        assert f"(figures/{name})" in md
+    record = json.loads((results_dir / "toy_comparison.json").read_text())
+    assert record == {"dataset": "toy", "report": "toy_comparison_report.md",
+                      "figures": {"mae_by_model": "figures/toy_mae_by_model.png",
+                                  "dimension_mae_heatmap": "figures/toy_dimension_mae_heatmap.png"}}
+    for rel in record["figures"].values():
+        assert_png(results_dir / rel)
+        assert f"({rel})" in md
     assert not list(results_dir.rglob("*.tmp"))
 
 
@@ -140,7 +144,7 @@ def test_baseline_predictions_add_reference_rows():
     results["baseline"] = {"overall_mae": 0.6812, "overall_rmse": 0.9234, "overall_spearman": 0.7123,
                            "mae_ci95": [0.6311, 0.7344], "n_articles": 40,
                            "per_dimension": {"clarity": {"mae": 0.6502}, "evidence_strength": {"mae": 0.7122}}}
-    results["models"]["m-large"]["mlp"]["vs_baseline"] = {"n_articles": 40, "mae_difference": 0.0522,
+    results["models"]["m-large"]["probes"]["mlp"]["vs_baseline"] = {"n_articles": 40, "mae_difference": 0.0522,
                                                          "difference_ci95": [-0.0108, 0.1163]}
     md = comparison_markdown(results, {})
     assert ["", "fine-tuned baseline", "", "0.681", "[0.631, 0.734]", "0.923", "0.712", "", "+0.001"] \

@@ -45,7 +45,27 @@ def test_bad_config_names_the_key(tmp_path, mutate, expected):
 
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(StudyError, match="model 'nope' is not in embedding_models"):
-        load_config().select_models(["nope"])
+        load_config().select_variants(["nope"], None)
+    with pytest.raises(StudyError, match="model 'bge-m3-tx' is not in embedding_models"):
+        load_config().select_variants(["bge-m3-tx"], None)
+
+
+def test_models_and_max_tokens_mean_the_same_everywhere():
+    cfg = load_config()
+    names = lambda *a, **k: [v.name for v in cfg.select_variants(*a, **k)]  # noqa: E731
+    assert names(None, None) == cfg.default_models
+    assert names(["bge-m3"], None) == ["bge-m3"]
+    assert names(["bge-m3"], [8192]) == ["bge-m3"]                  # the config value keeps the plain name
+    assert names(["bge-m3", "multilingual-e5-large"], [512, 1024]) == [
+        "bge-m3-t512", "bge-m3-t1024", "multilingual-e5-large", "multilingual-e5-large-t1024"]
+    assert names(["bge-m3-t512"], None) == names(["bge-m3"], [512]) == ["bge-m3-t512"]
+    v = cfg.parse_variant("bge-m3-t512")
+    assert (v.model, v.max_tokens, v.name) == ("bge-m3", 512, "bge-m3-t512")
+    with pytest.raises(StudyError, match="contradicts --max-tokens 256"):
+        cfg.select_variants(["bge-m3-t512"], [256])
+    # phases that read results: every available variant, kept where --max-tokens says
+    assert names(None, None, available=["bge-m3", "bge-m3-t512"]) == ["bge-m3", "bge-m3-t512"]
+    assert names(None, [512], available=["bge-m3", "bge-m3-t512"]) == ["bge-m3-t512"]
 
 
 def test_build_text_matches_the_screening_stage():

@@ -38,7 +38,7 @@ def _eval_numbers(path):
     data.pop("evaluated_at")
     for model in data["models"].values():
         for probe in ("ridge", "mlp", "lightgbm"):
-            model[probe].pop("inference_ms_per_article")
+            model["probes"][probe].pop("inference_ms_per_article")
     return data
 
 
@@ -54,14 +54,15 @@ def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
     ev = json.loads((results / "demo_evaluation_results.json").read_text())
     mean_mae = ev["mean_predictor"]["overall_mae"]
     for probe in ("ridge", "mlp", "lightgbm"):
-        m = ev["models"]["minilm"][probe]
+        m = ev["models"]["minilm"]["probes"][probe]
         assert m["overall_mae"] < 0.85 * mean_mae, (probe, m["overall_mae"], mean_mae)
         assert m["mae_ci95"][0] < m["overall_mae"] < m["mae_ci95"][1]
         assert sum(v["n"] for v in m["per_language"].values()) == ev["n_test"] == 60
         assert set(m["per_dimension"]) == {"climate_relevance", "technical_depth", "optimism"}
     best = ev["best"]
-    vals = {p: ev["models"]["minilm"][p]["val_mae"] for p in ("ridge", "mlp", "lightgbm")}
-    assert best["probe"] == min(vals, key=vals.get) and best["chosen_by"] == "validation MAE"
+    vals = {p: ev["models"]["minilm"]["probes"][p]["val_mae"] for p in ("ridge", "mlp", "lightgbm")}
+    assert best["probe"] == min(vals, key=vals.get) == ev["models"]["minilm"]["chosen_probe"]
+    assert best["chosen_by"] == "validation MAE"
     assert ev["baseline_mae"] == 0.7 and best["band"] in ("closes the gap", "partial", "no improvement")
     summary = json.loads((results / "demo_training_summary.json").read_text())
     assert summary["models"]["minilm"]["ridge"]["embedding_fingerprint"]["max_tokens"] == 256
@@ -231,7 +232,7 @@ def test_evaluate_scores_the_fine_tuned_predictions_on_the_same_articles(workspa
     base_mae = float(np.abs(preds - labels).mean())
     assert ev["baseline"]["overall_mae"] == pytest.approx(base_mae)
     assert ev["baseline_mae"] == pytest.approx(base_mae) and ev["baseline_source"].startswith("predictions file")
-    ridge = ev["models"]["tiny"]["ridge"]
+    ridge = ev["models"]["tiny"]["probes"]["ridge"]
     vs = ridge["vs_baseline"]
     assert vs["n_articles"] == len(test)
     assert vs["mae_difference"] == pytest.approx(ridge["overall_mae"] - base_mae, abs=1e-6)

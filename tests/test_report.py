@@ -32,17 +32,19 @@ def _probe_entry(base: float, k: int) -> dict:
 def evaluation(baseline=0.68) -> dict:
     models = {}
     for j, (name, spec) in enumerate(MODELS.items()):
-        entry = {"embedding_dim": spec["dimensions"], "max_tokens": spec["max_tokens"],
-                 "truncated_fraction": 0.24 if spec["max_tokens"] == 128 else 0.0, "mean_token_count": 301.5}
+        entry = {"model": name, "model_name": spec["model_name"], "embedding_dim": spec["dimensions"],
+                 "max_tokens": spec["max_tokens"], "truncated_fraction": 0.24 if spec["max_tokens"] == 128 else 0.0,
+                 "mean_token_count": 301.5, "chosen_probe": "ridge", "probes": {}}
         for k, probe in enumerate(PROBES):
-            entry[probe] = _probe_entry(0.8123 - 0.0571 * j, k)
+            entry["probes"][probe] = _probe_entry(0.8123 - 0.0571 * j, k)
             if spec["max_tokens"] > 128:
-                entry[probe]["vs_baseline"] = {"n_articles": 48, "probe_mae": 0.7512, "baseline_mae": 0.6834,
+                entry["probes"][probe]["vs_baseline"] = {"n_articles": 48, "probe_mae": 0.7512, "baseline_mae": 0.6834,
                                                "mae_difference": 0.0678, "difference_ci95": [0.0211, 0.1149]}
-                entry[probe]["truncation"] = {"max_tokens": 8192, "truncated": {"n": 0, "mae": None},
-                                              "not_truncated": {"n": 50, "mae": entry[probe]["overall_mae"]}}
+                entry["probes"][probe]["truncation"] = {
+                    "max_tokens": 8192, "truncated": {"n": 0, "mae": None},
+                    "not_truncated": {"n": 50, "mae": entry["probes"][probe]["overall_mae"]}}
         models[name] = entry
-    best = models["bge-m3"]["ridge"]
+    best = models["bge-m3"]["probes"]["ridge"]
     out = {"dataset": "toy", "baseline_mae": baseline, "baseline_source": "config.yaml baseline_mae",
            "random_seed": 42, "bootstrap_samples": 200, "success_bands": {"closes_gap": 0.75, "partial": 0.85},
            "models": models, "n_test": 50, "dimension_names": DIMS, "language_counts": {"en": 30, "fr": 20},
@@ -107,8 +109,10 @@ def results(tmp_path):
         (res / rel).write_text(json.dumps(data))
     for i, rel in enumerate(ERROR_FIGURES.values()):
         _png(res / rel, i)
-    for i, name in enumerate(("mae_by_model", "dimension_mae_heatmap"), 10):
-        _png(res / "figures" / f"toy_{name}.png", i)
+    figures = {name: f"figures/toy_{name}.png" for name in ("mae_by_model", "dimension_mae_heatmap")}
+    for i, rel in enumerate(figures.values(), 10):
+        _png(res / rel, i)
+    (res / "toy_comparison.json").write_text(json.dumps({"dataset": "toy", "figures": figures}))
     return cfg, res
 
 
@@ -144,7 +148,7 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     body = {(r[0], r[1]): r for r in rows(overall)}
     for model, entry in ev["models"].items():
         for probe in PROBES:
-            m = entry[probe]
+            m = entry["probes"][probe]
             r = body[model, probe]
             assert r[2:7] == [f3(m["val_mae"]), f3(m["overall_mae"]),
                               f"{f3(m['mae_ci95'][0])}–{f3(m['mae_ci95'][1])}", f3(m["overall_rmse"]),
@@ -161,20 +165,21 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     body = {r[0]: r[1:] for r in rows(per_dim)}
     for model, entry in ev["models"].items():
         for probe in PROBES:
-            assert body[f"{model} + {probe}"] == [f3(entry[probe]["per_dimension"][d]["mae"]) for d in DIMS]
+            assert body[f"{model} + {probe}"] == [f3(entry["probes"][probe]["per_dimension"][d]["mae"]) for d in DIMS]
 
     per_lang = table(doc, "Language", "n")
     head = [c.text for c in per_lang.rows[0].cells]
     for r in rows(per_lang):
         for col, label in enumerate(head[2:], 2):
             model, probe = label.split(" + ")
-            assert r[col] == f3(ev["models"][model][probe]["per_language"][r[0]]["mae"])
+            assert r[col] == f3(ev["models"][model]["probes"][probe]["per_language"][r[0]]["mae"])
         assert r[1] == str(ev["language_counts"][r[0]])
 
     trunc = table(doc, "Model", "Max tokens")
     mini = next(r for r in rows(trunc) if r[0] == "mini-128")
-    chosen = min(PROBES, key=lambda p: ev["models"]["mini-128"][p]["val_mae"])
-    t = ev["models"]["mini-128"][chosen]["truncation"]
+    chosen = min(PROBES, key=lambda p: ev["models"]["mini-128"]["probes"][p]["val_mae"])
+    assert chosen == ev["models"]["mini-128"]["chosen_probe"]
+    t = ev["models"]["mini-128"]["probes"][chosen]["truncation"]
     assert mini[4:] == [chosen, "12", f3(t["truncated"]["mae"]), "38", f3(t["not_truncated"]["mae"]),
                         f"{t['truncated']['mae'] - t['not_truncated']['mae']:+.3f}"]
 
@@ -183,7 +188,7 @@ def test_report_numbers_equal_the_json(results, tmp_path):
 
     probes = table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "Against the chosen probe")
     against = {(r[0], r[1]): (r[3], r[5]) for r in rows(probes)}
-    assert against["bge-m3", "ridge"] == (f3(ev["models"]["bge-m3"]["ridge"]["overall_mae"]), "chosen on validation")
+    assert against["bge-m3", "ridge"] == (f3(ev["models"]["bge-m3"]["probes"]["ridge"]["overall_mae"]), "chosen on validation")
     assert against["bge-m3", "mlp"][1] == "CIs overlap"
 
     text = text_of(doc)
@@ -211,8 +216,7 @@ def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
     cfg, res = results
     (res / "benchmarks" / "toy_benchmarks.json").unlink()
     (res / "analysis" / "toy_error_summary.json").unlink()
-    for png in (res / "figures").glob("*.png"):
-        png.unlink()
+    (res / "toy_comparison.json").unlink()
     doc = report(cfg, tmp_path / "r.docx")
     text = text_of(doc)
     assert "Speed comparison unavailable" in text and "run benchmark_speed.py" in text

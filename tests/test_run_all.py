@@ -32,7 +32,37 @@ def test_demo_end_to_end(tmp_path, tiny_model):
     doc = docx.Document(str(out))
     overall = next(t for t in doc.tables if [c.text for c in t.rows[0].cells][:4] == ["Model", "Probe", "Val MAE", "Test MAE"])
     cells = {(r.cells[0].text, r.cells[1].text): r.cells[3].text for r in overall.rows[1:]}
-    for probe, m in ev["models"]["tiny"].items():
-        if isinstance(m, dict) and "overall_mae" in m:
-            assert cells["tiny", probe] == f"{m['overall_mae']:.3f}"
+    for probe, m in ev["models"]["tiny"]["probes"].items():
+        assert cells["tiny", probe] == f"{m['overall_mae']:.3f}"
     assert len(doc.inline_shapes) >= 3  # comparison charts, error figures, quality vs speed
+
+
+def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tiny_model):
+    """Phases 1-6 for datasets 'demo' and 'demo_ds' into one results/: each report embeds only its own figures."""
+    import hashlib
+
+    from study.demo import write_demo_dataset
+
+    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    names = ("demo", "demo_ds")
+    for seed, name in enumerate(names):
+        data = write_demo_dataset(tmp_path / "data" / name, n_train=80, n_val=30, n_test=40, seed=seed)
+        run_script("run_all.py", "--config", cfg, "--dataset", name, "--data-dir", data, "--skip", "benchmark")
+    results = tmp_path / "results"
+    sha = lambda blob: hashlib.sha256(blob).hexdigest()  # noqa: E731
+    recorded = {}
+    for name in names:
+        comparison = json.loads((results / f"{name}_comparison.json").read_text())
+        errors = json.loads((results / "analysis" / f"{name}_error_summary.json").read_text())
+        rels = list(comparison["figures"].values()) + list(errors["figures"].values())
+        assert len(rels) == 9 and all(rel.split("/")[-1].startswith(f"{name}_") for rel in rels)
+        recorded[name] = {sha((results / rel).read_bytes()) for rel in rels}
+    # no figure file outside the records (the old names 'error_histograms_mlp_error_histograms.png' etc.)
+    on_disk = {p.relative_to(results).as_posix() for p in results.rglob("*.png") if "_report_figures" not in str(p)}
+    assert len(on_disk) == 18 and all(p.split("/")[-1].startswith(("demo_", "demo_ds_")) for p in on_disk)
+    assert not recorded["demo"] & recorded["demo_ds"]
+    for name, other in (names, names[::-1]):
+        doc = docx.Document(str(results / f"{name}_report.docx"))
+        embedded = {sha(p.blob) for p in doc.part.package.parts if p.content_type == "image/png"}
+        assert embedded == recorded[name], name   # every figure of its own, none of the other dataset's

@@ -1,0 +1,165 @@
+"""Phase 3b: the evaluation JSON as a markdown comparison report and its two charts.
+
+`comparison_rows` and `dimension_matrix` are the plain data of the charts; `comparison_markdown`
+writes the report (best model against the baseline, overall, per dimension, per language,
+truncation); `draw_figures` draws the charts under the names of `FIGURES`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from study import paths, plots
+from study.config import Config
+from study.results import best as best_entry
+from study.results import ranked
+
+FIGURES = {  # name -> caption, in the order of the report
+    "mae_by_model": "Test MAE by model and probe with 95% CIs",
+    "dimension_mae_heatmap": "Test MAE per dimension",
+}
+
+
+def comparison_rows(results: dict) -> list[dict]:
+    """One row a model x probe ({model, probe, mae, ci95, rmse, spearman, val_mae}), best test MAE first."""
+    return [{"model": v, "probe": p, "mae": m["overall_mae"], "ci95": m["mae_ci95"], "rmse": m["overall_rmse"],
+             "spearman": m["overall_spearman"], "val_mae": m["val_mae"]} for v, p, m in ranked(results)]
+
+
+def dimension_matrix(results: dict) -> tuple[np.ndarray, list[str], list[str]]:
+    """Per-dimension test MAE: (matrix, row labels 'model / probe', dimension names), best row first."""
+    dims = results["dimension_names"]
+    entries = ranked(results)
+    matrix = np.array([[m["per_dimension"][d]["mae"] for d in dims] for _, _, m in entries], dtype=float)
+    return matrix, [f"{v} / {p}" for v, p, _ in entries], list(dims)
+
+
+def _f(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(ci) -> str:
+    return f"[{_f(ci[0])}, {_f(ci[1])}]"
+
+
+def _gap(mae: float, base: float | None) -> str:
+    return "n/a" if base is None else f"{mae - base:+.3f}"
+
+
+def _table(header: list[str], rows: list[list], right_from: int = 1) -> str:
+    """A markdown table; columns from `right_from` on are right-aligned (numbers)."""
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = [header, align] + [[str(c) for c in row] for row in rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def _baseline_position(ci, baseline: float) -> str:
+    if ci[1] < baseline:
+        return "below the baseline (the whole 95% CI is lower)"
+    if ci[0] > baseline:
+        return "above the baseline (the whole 95% CI is higher)"
+    return "not distinguishable from the baseline (it lies inside the 95% CI)"
+
+
+def _best_section(results: dict) -> list[str]:
+    best, base, bands = results["best"], results.get("baseline_mae"), results["success_bands"]
+    out = ["## Best model (chosen on validation MAE)", "",
+           f"- **{best['model']} + {best['probe']}**: validation MAE {_f(best['val_mae'])}, "
+           f"test MAE {_f(best['test_mae'])} {_ci(best['mae_ci95'])}"]
+    if base is None:
+        out.append("- No fine-tuned baseline known (config.yaml baseline_mae, evaluate.py --baseline-mae or "
+                   "--baseline-predictions): no verdict band")
+    else:
+        out += [f"- Fine-tuned baseline: test MAE {_f(base, 2)} ({results['baseline_source']})",
+                f"- Gap to the baseline: {best['gap_to_baseline']:+.3f}; the best probe is "
+                f"{_baseline_position(best['mae_ci95'], base)}",
+                f"- Verdict: **{best['band']}** (bands on test MAE: closes the gap <= {bands['closes_gap']:g}, "
+                f"partial <= {bands['partial']:g}, no improvement above)"]
+        paired = best_entry(results)[2].get("vs_baseline")
+        if paired:
+            out.append(f"- Paired on {paired['n_articles']} matched articles: probe - baseline MAE "
+                       f"{paired['mae_difference']:+.3f} {_ci(paired['difference_ci95'])}")
+    mean = results.get("mean_predictor")
+    if mean:
+        out.append(f"- Train-mean predictor (predicts every article as the training mean): test MAE "
+                   f"{_f(mean['overall_mae'])} {_ci(mean['mae_ci95'])}")
+    return out
+
+
+def _references(results: dict) -> list[tuple[str, dict]]:
+    """The train-mean predictor and the fine-tuned model's scores, where the results hold them."""
+    return [(name, results[key]) for name, key in (("train-mean predictor", "mean_predictor"),
+                                                   ("fine-tuned baseline", "baseline")) if results.get(key)]
+
+
+def _overall_section(results: dict) -> list[str]:
+    best, base = results["best"], results.get("baseline_mae")
+    table = [[i, r["model"], r["probe"] + (" (best on val)" if (r["model"], r["probe"]) == (best["model"], best["probe"])
+                                           else ""), _f(r["mae"]), _ci(r["ci95"]), _f(r["rmse"]), _f(r["spearman"]),
+              _f(r["val_mae"]), _gap(r["mae"], base)] for i, r in enumerate(comparison_rows(results), 1)]
+    table += [["", name, "", _f(ref["overall_mae"]), _ci(ref["mae_ci95"]), _f(ref["overall_rmse"]),
+               _f(ref["overall_spearman"]), "", _gap(ref["overall_mae"], base)] for name, ref in _references(results)]
+    return ["## Overall results (sorted by test MAE)", "",
+            "Spearman: mean of the per-dimension rank correlations. Gap: test MAE minus the baseline's.", "",
+            _table(["#", "model", "probe", "test MAE", "95% CI", "RMSE", "Spearman", "val MAE", "gap"], table, 3)]
+
+
+def _dimension_section(results: dict) -> list[str]:
+    matrix, labels, dims = dimension_matrix(results)
+    rows = [[label, *(_f(v) for v in row)] for label, row in zip(labels, matrix)]
+    rows += [[name, *(_f(ref["per_dimension"][d]["mae"]) for d in dims)] for name, ref in _references(results)]
+    return ["## Test MAE per dimension", "", _table(["model / probe", *dims], rows)]
+
+
+def _language_section(results: dict) -> list[str]:
+    entries = ranked(results)
+    counts = results.get("language_counts") or {}
+    langs = list(counts) or list(dict.fromkeys(lang for _, _, m in entries for lang in m["per_language"]))
+    rows = [[f"{v} / {p}", *(_f(m["per_language"][lang]["mae"]) if lang in m["per_language"] else "n/a"
+                             for lang in langs)] for v, p, m in entries]
+    header = [f"{lang} (n={counts[lang]})" if lang in counts else lang for lang in langs]
+    return ["## Test MAE per language", "", _table(["model / probe", *header], rows)]
+
+
+def _truncation_section(results: dict) -> list[str]:
+    rows = []
+    for v, p, m in ranked(results):
+        t = m["truncation"]
+        cut, whole = t["truncated"], t["not_truncated"]
+        diff = None if cut["mae"] is None or whole["mae"] is None else f"{cut['mae'] - whole['mae']:+.3f}"
+        rows.append([f"{v} / {p}", t["max_tokens"], f"{cut['n']} ({cut['n'] / (cut['n'] + whole['n']):.0%})",
+                     _f(cut["mae"]), whole["n"], _f(whole["mae"]), diff or "n/a"])
+    return ["## Truncation: articles longer than the model's max tokens", "",
+            "Token counts are measured before truncation; a positive difference means cut articles score worse.", "",
+            _table(["model / probe", "max tokens", "truncated", "MAE truncated", "whole", "MAE whole", "difference"],
+                   rows)]
+
+
+def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
+    """The comparison report: best model vs baseline, overall, per dimension, per language, truncation.
+
+    figures: {caption: path relative to the report}.
+    """
+    dims = results["dimension_names"]
+    out = [f"# Comparison report: {results['dataset']}", "",
+           f"{results['n_test']} test articles, {len(dims)} dimensions ({', '.join(dims)}). "
+           f"95% CIs: {results['bootstrap_samples']} bootstrap resamples of articles (seed {results['random_seed']}). "
+           f"Evaluated {results.get('evaluated_at', 'n/a')}."]
+    for section in (_best_section, _overall_section, _dimension_section, _language_section, _truncation_section):
+        out += [""] + section(results)
+    out += ["", "## Figures"] + [f"\n![{caption}]({path})" for caption, path in figures.items()]
+    return "\n".join(out) + "\n"
+
+
+def draw_figures(cfg: Config, results: dict) -> dict[str, Path]:
+    """Draw the charts of `FIGURES`; {name: png}."""
+    name = results["dataset"]
+    bars = plots.mae_bars(comparison_rows(results), results.get("baseline_mae"),
+                          paths.comparison_figure(cfg, name, "mae_by_model"),
+                          baseline_source=results.get("baseline_source", ""),
+                          mean_mae=(results.get("mean_predictor") or {}).get("overall_mae"))
+    matrix, rows, dims = dimension_matrix(results)
+    heatmap = plots.dimension_heatmap(matrix, rows, dims, paths.comparison_figure(cfg, name, "dimension_mae_heatmap"),
+                                      title=f"Test MAE per dimension ({name})")
+    return {"mae_by_model": bars, "dimension_mae_heatmap": heatmap}

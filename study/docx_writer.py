@@ -1,0 +1,203 @@
+"""The layout engine of the Word report: a thin layer over python-docx, and number formatting.
+
+`Writer` knows headings, paragraphs, captioned tables (column widths from their text, header
+row repeated on each page) and captioned figures; `num`, `signed`, `ci`, `pct` format numbers
+the same way everywhere, with an em dash for a missing value. Nothing here knows the study.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.table import WD_TABLE_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.image.exceptions import UnrecognizedImageError
+from docx.oxml import OxmlElement
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt, RGBColor
+from PIL import Image, UnidentifiedImageError
+
+from study.artifacts import atomic_path
+
+DECIMALS = 3            # MAE, RMSE, Spearman, CIs, biases
+FIGURE_WIDTH_CM = 15.5
+FIGURE_MAX_HEIGHT_CM = 11.0
+TEXT_WIDTH_CM = 16.6    # A4 minus the margins set in Writer
+KEEP_TOGETHER_ROWS = 20  # tables up to this many rows are not split across pages
+HEADER_FILL = "D9E2F3"
+
+
+def ok(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def num(x, decimals: int = DECIMALS) -> str:
+    """`x` with a fixed number of decimals; an em dash for a missing value."""
+    return f"{x:.{decimals}f}" if ok(x) else "—"
+
+
+def signed(x, decimals: int = DECIMALS) -> str:
+    return f"{x:+.{decimals}f}" if ok(x) else "—"
+
+
+def ci(pair, decimals: int = DECIMALS) -> str:
+    return f"{num(pair[0], decimals)}–{num(pair[1], decimals)}" if pair and len(pair) == 2 else "—"
+
+
+def pct(x, decimals: int = 1) -> str:
+    return f"{100 * x:.{decimals}f}%" if ok(x) else "—"
+
+
+
+def short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class Writer:
+    """A thin layer over python-docx: numbered headings, captioned tables and figures."""
+
+    def __init__(self, title: str, subtitle: str):
+        self.doc = Document()
+        self.tables = self.figures = 0
+        self.embedded: set[Path] = set()
+        self.missing: list[str] = []
+        section = self.doc.sections[0]
+        section.orientation = WD_ORIENT.PORTRAIT
+        section.page_width, section.page_height = Cm(21.0), Cm(29.7)
+        for side in ("left_margin", "right_margin"):
+            setattr(section, side, Cm(2.2))
+        section.top_margin = section.bottom_margin = Cm(2.0)
+        normal = self.doc.styles["Normal"]
+        normal.font.name, normal.font.size = "Calibri", Pt(10.5)
+        normal.paragraph_format.space_after = Pt(4)
+        self.doc.core_properties.title = title
+        self.doc.add_paragraph(title, style="Title")
+        self.doc.add_paragraph(subtitle, style="Subtitle")
+        footer = section.footer.paragraphs[0]
+        footer.text = title
+        footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
+
+    def heading(self, text: str, level: int = 1):
+        self.doc.add_heading(text, level=level)
+
+    def para(self, *parts, style: str | None = None):
+        """A paragraph of plain strings and (text, "b"|"i") runs."""
+        p = self.doc.add_paragraph(style=style)
+        for part in parts:
+            text, fmt = part if isinstance(part, tuple) else (part, "")
+            run = p.add_run(text)
+            run.bold, run.italic = "b" in fmt, "i" in fmt
+        return p
+
+    def bullet(self, *parts):
+        return self.para(*parts, style="List Bullet")
+
+    def unavailable(self, what: str, why: str):
+        """The note a section prints when its input is missing."""
+        self.missing.append(what)
+        p = self.para((f"{what} unavailable: ", "b"), (why, "i"))
+        for run in p.runs:
+            run.font.color.rgb = RGBColor(0x80, 0x30, 0x30)
+
+    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9):
+        """A captioned table: shaded header row repeated on each page; align 'l'/'r'/'c' per column."""
+        self.tables += 1
+        cap = self.doc.add_paragraph(style="Caption")
+        cap.add_run(f"Table {self.tables}. ").bold = True
+        cap.add_run(caption)
+        cap.paragraph_format.keep_with_next = True
+        table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
+        table.style = "Table Grid"
+        table.alignment = WD_TABLE_ALIGNMENT.CENTER
+        where = {"l": WD_ALIGN_PARAGRAPH.LEFT, "r": WD_ALIGN_PARAGRAPH.RIGHT, "c": WD_ALIGN_PARAGRAPH.CENTER}
+        for r, values in enumerate([header, *rows]):
+            for c, value in enumerate(values):
+                cell = table.rows[r].cells[c]
+                cell.text = ""
+                p = cell.paragraphs[0]
+                p.paragraph_format.space_after = Pt(0)
+                p.alignment = where["l" if r == 0 and align[c] == "l" else align[c]]
+                run = p.add_run(str(value))
+                run.font.size = Pt(font_pt)
+                if r == 0:
+                    run.bold = True
+                    shading = OxmlElement("w:shd")
+                    shading.set(qn("w:val"), "clear")
+                    shading.set(qn("w:color"), "auto")
+                    shading.set(qn("w:fill"), HEADER_FILL)
+                    cell._tc.get_or_add_tcPr().append(shading)
+        self._widths(table, [header, *rows], font_pt)
+        if len(rows) <= KEEP_TOGETHER_ROWS:  # a short table stays on one page
+            for row in table.rows[:-1]:
+                for cell in row.cells:
+                    for p in cell.paragraphs:
+                        p.paragraph_format.keep_with_next = True
+        repeat = OxmlElement("w:tblHeader")
+        repeat.set(qn("w:val"), "true")
+        table.rows[0]._tr.get_or_add_trPr().append(repeat)
+        self.doc.add_paragraph().paragraph_format.space_after = Pt(2)
+        return table
+
+    @staticmethod
+    def _widths(table, cells: list[list], font_pt: float):
+        """Column widths from the text they hold (Word and LibreOffice both honour explicit widths)."""
+        def need(text: str, header: bool) -> float:
+            words = str(text).split()
+            longest = max((len(w) for w in words), default=1) * (1.15 if header else 1.0)   # bold is wider
+            # a header may wrap at its spaces; a value should not wrap below its longest word
+            return max(longest, min(len(str(text)), 12 if header else 28))
+        chars = [max(need(row[c], r == 0) for r, row in enumerate(cells)) for c in range(len(cells[0]))]
+        natural = [n * font_pt * 0.0235 + 0.45 for n in chars]   # ~average glyph width + cell padding
+        cap = max(natural)
+        if sum(natural) > TEXT_WIDTH_CM:  # narrow the widest columns first: short ones keep their width
+            lo, hi = 0.0, cap
+            for _ in range(40):
+                cap = (lo + hi) / 2
+                lo, hi = (cap, hi) if sum(min(w, cap) for w in natural) < TEXT_WIDTH_CM else (lo, cap)
+        widths = [min(w, cap) for w in natural]
+        table.autofit = False
+        grid = table._tbl.tblGrid.findall(qn("w:gridCol"))
+        for c, width in enumerate(widths):
+            grid[c].set(qn("w:w"), str(int(Cm(width).twips)))
+            for cell in table.columns[c].cells:
+                cell.width = Cm(width)
+
+    def figure(self, path: Path, caption: str) -> bool:
+        path = Path(path)
+        if path.resolve() in self.embedded:
+            return True
+        if not path.is_file():
+            self.unavailable(f"Figure {path.name}", f"{path} was not found")
+            return False
+        try:
+            with Image.open(path) as im:
+                aspect = im.height / im.width
+            size = ({"height": Cm(FIGURE_MAX_HEIGHT_CM)} if FIGURE_WIDTH_CM * aspect > FIGURE_MAX_HEIGHT_CM
+                    else {"width": Cm(FIGURE_WIDTH_CM)})
+            self.doc.add_picture(str(path), **size)
+        except (UnrecognizedImageError, UnidentifiedImageError, OSError, ValueError) as exc:
+            self.unavailable(f"Figure {path.name}", f"{path} could not be read ({exc})")
+            return False
+        self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
+        self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
+        self.figures += 1
+        self.embedded.add(path.resolve())
+        cap = self.doc.add_paragraph(style="Caption")
+        cap.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        cap.add_run(f"Figure {self.figures}. ").bold = True
+        cap.add_run(caption)
+        return True
+
+    def code(self, text: str):
+        p = self.doc.add_paragraph()
+        p.paragraph_format.space_after = Pt(0)
+        run = p.add_run(text)
+        run.font.name, run.font.size = "Courier New", Pt(7.5)
+
+    def save(self, out: Path):
+        with atomic_path(out, "wb") as fh:
+            self.doc.save(fh)
+
+

@@ -1,0 +1,125 @@
+"""The study's findings, each computed once by a plain function over the JSON results.
+
+The report's executive summary and its sections both call these, so a number cannot
+differ between the two. Inputs are the dicts of the evaluation JSON (`ev`, layout in
+study/results.py) and of the benchmark JSON (`bench`); outputs are plain dicts and lists.
+"""
+from __future__ import annotations
+
+import math
+
+from study.metrics import success_band
+from study.results import chosen
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def overlap(a, b) -> bool:
+    """Do two [low, high] intervals overlap?"""
+    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
+
+
+def band(ev: dict, mae) -> str | None:
+    """The success band of a test MAE against the evaluation's baseline; None without a baseline."""
+    bands = ev.get("success_bands") or {}
+    if not ev.get("baseline_mae") or not finite(mae) or not {"closes_gap", "partial"} <= set(bands):
+        return None
+    return success_band(mae, bands["closes_gap"], bands["partial"])
+
+
+def _is_bge(variant: str, entry: dict) -> bool:
+    return "bge-m3" in variant.lower() or "bge-m3" in str(entry.get("model_name", "")).lower()
+
+
+def bge_answer(ev: dict) -> dict | None:
+    """Does bge-m3 close the gap? None when no bge-m3 variant was evaluated, else
+    {"answers": [one per bge-m3 variant: variant, probe, mae, ci, band, gap, vs_baseline,
+    overlaps_rival], "best": the answer of the variant chosen on validation, "rival": the best
+    other model's {variant, probe, mae, ci} or None}."""
+    models = ev["models"]
+    bge = [(v, p, m) for v, p, m in chosen(ev) if _is_bge(v, models[v])]
+    if not bge:
+        return None
+    others = [(v, p, m) for v, p, m in chosen(ev) if not _is_bge(v, models[v])]
+    rival = min(others, key=lambda c: c[2]["val_mae"]) if others else None
+    base = ev.get("baseline_mae")
+    answers = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"],
+                "band": band(ev, m["overall_mae"]), "gap": m["overall_mae"] - base if base else None,
+                "vs_baseline": m.get("vs_baseline"),
+                "overlaps_rival": overlap(m.get("mae_ci95"), rival[2].get("mae_ci95")) if rival else None}
+               for v, p, m in bge]
+    return {"answers": answers, "best": min(answers, key=lambda a: a["val_mae"]),
+            "rival": None if rival is None else {"variant": rival[0], "probe": rival[1],
+                                                 "mae": rival[2]["overall_mae"], "ci": rival[2].get("mae_ci95")}}
+
+
+def truncation_rows(ev: dict) -> list[dict]:
+    """Per model, with its chosen probe: how many test articles are cut and their MAE against whole ones."""
+    rows = []
+    for v, p, m in chosen(ev):
+        e, t = ev["models"][v], m.get("truncation") or {}
+        cut, whole = t.get("truncated") or {}, t.get("not_truncated") or {}
+        diff = cut["mae"] - whole["mae"] if finite(cut.get("mae")) and finite(whole.get("mae")) else None
+        rows.append({"variant": v, "probe": p, "max_tokens": e.get("max_tokens"),
+                     "truncated_fraction": e.get("truncated_fraction"), "mean_token_count": e.get("mean_token_count"),
+                     "n_cut": cut.get("n", 0), "mae_cut": cut.get("mae"), "n_whole": whole.get("n", 0),
+                     "mae_whole": whole.get("mae"), "difference": diff})
+    return rows
+
+
+def sweeps(ev: dict) -> dict[str, list[dict]]:
+    """Models evaluated at several max tokens: {model: [{variant, max_tokens, probe, mae, ci}], by max tokens}."""
+    groups: dict[str, list[dict]] = {}
+    for v, p, m in chosen(ev):
+        e = ev["models"][v]
+        groups.setdefault(e.get("model", v), []).append({"variant": v, "max_tokens": e.get("max_tokens"), "probe": p,
+                                                         "mae": m["overall_mae"], "ci": m.get("mae_ci95")})
+    return {k: sorted(g, key=lambda r: r["max_tokens"] or 0) for k, g in groups.items() if len(g) > 1}
+
+
+def speed_points(ev: dict, bench: dict | None) -> list[dict]:
+    """Each benchmarked model with its chosen probe: {label, variant, probe, mae, articles_per_s}."""
+    measured = (bench or {}).get("models") or {}
+    return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m["overall_mae"],
+             "articles_per_s": measured[v]["articles_per_s"]}
+            for v, p, m in chosen(ev) if finite((measured.get(v) or {}).get("articles_per_s"))]
+
+
+def speed_front(points: list[dict]) -> list[dict]:
+    """The points no other point beats on both speed and MAE, fastest first."""
+    front = [p for p in points if not any(q["mae"] < p["mae"] and q["articles_per_s"] > p["articles_per_s"]
+                                          for q in points)]
+    return sorted(front, key=lambda p: -p["articles_per_s"])
+
+
+def probe_comparisons(ev: dict) -> list[dict]:
+    """Every probe set against its model's chosen probe: {variant, probe, val_mae, mae, ci, against}, where
+    against is 'chosen on validation', 'CIs overlap', or 'CIs apart: better|worse' (on test MAE)."""
+    rows = []
+    for v, c, cm in chosen(ev):
+        for p, m in ev["models"][v]["probes"].items():
+            if p == c:
+                against = "chosen on validation"
+            elif overlap(m.get("mae_ci95"), cm.get("mae_ci95")):
+                against = "CIs overlap"
+            else:
+                against = "CIs apart: " + ("better" if m["overall_mae"] < cm["overall_mae"] else "worse")
+            rows.append({"variant": v, "probe": p, "val_mae": m.get("val_mae"), "mae": m["overall_mae"],
+                         "ci": m.get("mae_ci95"), "against": against})
+    return rows
+
+
+def probe_overlaps(ev: dict) -> tuple[int, int]:
+    """(comparisons whose CIs overlap, comparisons) of each model's chosen probe with its other probes."""
+    others = [r for r in probe_comparisons(ev) if r["against"] != "chosen on validation"]
+    return sum(r["against"] == "CIs overlap" for r in others), len(others)
+
+
+def chosen_counts(ev: dict) -> dict[str, int]:
+    """{probe: number of models whose probe chosen on validation it is}."""
+    counts: dict[str, int] = {}
+    for _, p, _ in chosen(ev):
+        counts[p] = counts.get(p, 0) + 1
+    return counts

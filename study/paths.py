@@ -1,0 +1,94 @@
+"""Every artifact's file name, in one place: no other module builds one.
+
+Embedding caches live under `embeddings_dir`, everything else under `results_dir` (both
+from config.yaml). Every name starts with the dataset's name, so several datasets share
+one `results/` without touching each other's files. A variant is a config model name,
+with `-t<N>` when it was embedded at another max tokens than the config's.
+
+Figures are recorded by name in the JSON of the phase that drew them (`relative`) and
+found again from that record (`recorded`), never by listing a folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.config import Config
+
+
+# -- phase 1 ------------------------------------------------------------------------------
+def embedding_cache(cfg: Config, dataset: str, variant: str, split: str) -> Path:
+    return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
+
+
+# -- phase 2 ------------------------------------------------------------------------------
+def probe(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
+    return cfg.results_path / f"{dataset}_{variant}_{kind}.pkl"
+
+
+def checksum(path: Path) -> Path:
+    """The `.sha256` sidecar of a pickle: '<hex>  <file name>'."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def training_summary(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / f"{dataset}_training_summary.json"
+
+
+# -- phase 3 ------------------------------------------------------------------------------
+def evaluation(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / f"{dataset}_evaluation_results.json"
+
+
+def predictions(cfg: Config, dataset: str, variant: str, kind: str, split: str = "test") -> Path:
+    return cfg.results_path / "predictions" / f"{dataset}_{variant}_{kind}_{split}.npz"
+
+
+# -- phase 3b -----------------------------------------------------------------------------
+def comparison_markdown(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / f"{dataset}_comparison_report.md"
+
+
+def comparison_record(cfg: Config, dataset: str) -> Path:
+    """compare_results.py's JSON: the figures it drew, by name."""
+    return cfg.results_path / f"{dataset}_comparison.json"
+
+
+def comparison_figure(cfg: Config, dataset: str, name: str) -> Path:
+    return cfg.results_path / "figures" / f"{dataset}_{name}.png"
+
+
+# -- phase 4 ------------------------------------------------------------------------------
+def benchmark(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / "benchmarks" / f"{dataset}_benchmarks.json"
+
+
+# -- phase 5 ------------------------------------------------------------------------------
+def error_summary(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / "analysis" / f"{dataset}_error_summary.json"
+
+
+def error_figure(cfg: Config, dataset: str, kind: str, name: str) -> Path:
+    return cfg.results_path / "analysis" / f"{dataset}_{kind}_{name}.png"
+
+
+# -- phase 6 ------------------------------------------------------------------------------
+def report(cfg: Config, dataset: str) -> Path:
+    return cfg.results_path / f"{dataset}_report.docx"
+
+
+def report_figure(report_path: Path, name: str) -> Path:
+    """A chart drawn for the report itself, in a folder beside the .docx."""
+    report_path = Path(report_path)
+    return report_path.with_name(f"{report_path.stem}_figures") / f"{name}.png"
+
+
+# -- recording figures in JSON --------------------------------------------------------------
+def relative(cfg: Config, path: Path) -> str:
+    """`path` as recorded in a phase's JSON: relative to results_dir, so a copied folder still works."""
+    return Path(path).resolve().relative_to(cfg.results_path.resolve()).as_posix()
+
+
+def recorded(cfg: Config, rel: str) -> Path:
+    """The file a JSON record names (see `relative`)."""
+    return cfg.results_path / rel

@@ -1,0 +1,98 @@
+"""The one reader of the evaluation JSON, and the one place that chooses on validation.
+
+Layout written by evaluate.py (`results/<ds>_evaluation_results.json`):
+
+    {"dataset", "n_test", "dimension_names", "baseline_mae", ..., "mean_predictor", "baseline"?,
+     "models": {variant: {"model", "embedding_dim", "max_tokens", "truncated_fraction",
+                          "mean_token_count", "chosen_probe",
+                          "probes": {"ridge": {...}, "mlp": {...}, "lightgbm": {...}}}},
+     "best": {"model", "probe", "val_mae", "test_mae", "mae_ci95", ...}}
+
+"Chosen" always means one thing: the lowest validation MAE. `chosen_probe` is a model's
+best probe; `best` is the best model + probe over all models. Test data never chooses.
+"""
+from __future__ import annotations
+
+from study import paths
+from study.artifacts import read_json
+from study.config import PROBES, Config
+from study.errors import StudyError
+from study.metrics import success_band
+
+
+def chosen_probe(probes: dict[str, dict]) -> str:
+    """The probe with the lowest validation MAE (ties: the first in ridge, mlp, lightgbm order)."""
+    order = sorted(probes, key=lambda p: (probes[p]["val_mae"], PROBES.index(p) if p in PROBES else len(PROBES)))
+    return order[0]
+
+
+def choose_best(models: dict[str, dict]) -> tuple[str, str]:
+    """(variant, probe) with the lowest validation MAE over every model's chosen probe."""
+    return min(((v, e["chosen_probe"]) for v, e in models.items()),
+               key=lambda vp: models[vp[0]]["probes"][vp[1]]["val_mae"])
+
+
+def best_summary(models: dict[str, dict], baseline_mae: float | None, bands) -> dict:
+    """The evaluation JSON's `best`: the model + probe chosen on validation, its test figures and band."""
+    variant, probe = choose_best(models)
+    m = models[variant]["probes"][probe]
+    out = {"model": variant, "probe": probe, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
+           "mae_ci95": m["mae_ci95"], "chosen_by": "validation MAE"}
+    if baseline_mae:
+        out["gap_to_baseline"] = m["overall_mae"] - baseline_mae
+        out["band"] = success_band(m["overall_mae"], bands.closes_gap, bands.partial)
+    return out
+
+
+def read_evaluation(cfg: Config, dataset: str) -> dict:
+    """The evaluation JSON of `dataset`, checked for the layout above and for its dataset name."""
+    path = paths.evaluation(cfg, dataset)
+    ev = read_json(path, "evaluation results (run evaluate.py first)")
+    problem = _layout_problem(ev)
+    if problem:
+        raise StudyError(f"{path}: not evaluate.py's output ({problem}); rerun evaluate.py")
+    if ev["dataset"] != dataset:
+        raise StudyError(f"{path} holds the results of dataset '{ev['dataset']}', not '{dataset}'")
+    return ev
+
+
+def _layout_problem(ev) -> str | None:
+    if not isinstance(ev, dict):
+        return f"expected a JSON object, found {type(ev).__name__}"
+    for key in ("dataset", "models", "best", "dimension_names"):
+        if key not in ev:
+            return f"no '{key}'"
+    if not isinstance(ev["models"], dict) or not ev["models"]:
+        return "'models' is empty"
+    for variant, entry in ev["models"].items():
+        probes = entry.get("probes") if isinstance(entry, dict) else None
+        if not isinstance(probes, dict) or not probes or not all(isinstance(m, dict) for m in probes.values()):
+            return f"model '{variant}' has no 'probes'"
+        if entry.get("chosen_probe") not in probes:
+            return f"model '{variant}' has no valid 'chosen_probe'"
+    best = ev["best"]
+    if not isinstance(best, dict) or best.get("probe") not in ev["models"].get(best.get("model"), {}).get("probes", {}):
+        return "'best' names no evaluated model and probe"
+    return None
+
+
+def probe_entries(ev: dict) -> list[tuple[str, str, dict]]:
+    """(variant, probe, metrics) for every scored probe, in the order of the JSON."""
+    return [(v, p, m) for v, entry in ev["models"].items() for p, m in entry["probes"].items()]
+
+
+def ranked(ev: dict) -> list[tuple[str, str, dict]]:
+    """`probe_entries` sorted by test MAE, lowest first."""
+    return sorted(probe_entries(ev), key=lambda e: e[2]["overall_mae"])
+
+
+def chosen(ev: dict) -> list[tuple[str, str, dict]]:
+    """(variant, chosen probe, its metrics) for every model."""
+    return [(v, e["chosen_probe"], e["probes"][e["chosen_probe"]]) for v, e in ev["models"].items()]
+
+
+def best(ev: dict) -> tuple[str, str, dict]:
+    """(variant, probe, metrics) of the best model + probe chosen on validation."""
+    b = ev["best"]
+    return b["model"], b["probe"], ev["models"][b["model"]]["probes"][b["probe"]]
+
