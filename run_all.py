@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--baseline-mae", type=float, help="the fine-tuned model's test MAE, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
-    parser.add_argument("--bench-n", type=int, help="articles per benchmark run (default: benchmark_speed.py's)")
+    parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
     parser.add_argument("--output", help="the report's .docx (default: results/<dataset>_report.docx)")
     parser.add_argument("--skip", nargs="+", default=[], choices=list(PHASES), help="phases not to run")
     args = parser.parse_args()
@@ -59,24 +59,7 @@ def main():
     env = dict(os.environ)
     bench = ["--n", str(args.bench_n)] if args.bench_n else []
     if args.demo:
-        if args.dataset or args.data_dir or args.models:
-            raise StudyError("--demo picks its own dataset and model: drop --dataset, --data-dir and --models")
-        data_dir = cfg.resolve(cfg.demo.data_dir)
-        if not all((data_dir / f"{s}.jsonl").is_file() for s in ("train", "val", "test")):
-            from study.demo import write_demo_dataset
-
-            write_demo_dataset(data_dir)
-            print(f"demo: wrote the synthetic multilingual dataset to {data_dir}")
-        else:
-            print(f"demo: using the synthetic dataset already in {data_dir}")
-        spec = cfg.model(cfg.demo.model)
-        print(f"demo: model '{cfg.demo.model}' ({spec.model_name}){': ' + spec.note if spec.note else ''}")
-        print("demo: this model is a STAND-IN. The default demo model, all-MiniLM-L6-v2, is English-only; it shows "
-              "that the pipeline runs end to end offline, not how the multilingual models of the study score.")
-        args.dataset, args.data_dir, args.models = DEMO["name"], str(data_dir), [cfg.demo.model]
-        env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-        bench = bench or ["--n", str(DEMO["bench_n"])]
-        bench += ["--runs", str(DEMO["bench_runs"]), "--no-reference"]
+        bench = demo_setup(cfg, args, env, bench)
     if not args.dataset and not args.data_dir:
         raise StudyError("give --dataset NAME, --data-dir DIR or --demo")
     dataset = dataset_name(args.dataset, args.data_dir)
@@ -102,6 +85,36 @@ def main():
     }
 
     todo = [name for name in PHASES if name not in args.skip]
+    run_phases(todo, arguments, env)
+    if "report" in todo:
+        print(f"\nreport: {report}")
+
+
+
+def demo_setup(cfg, args, env: dict, bench: list[str]) -> list[str]:
+    """--demo: write the synthetic dataset when absent, point args at it and the stand-in model, go
+    offline; returns the benchmark's (small) options."""
+    if args.dataset or args.data_dir or args.models:
+        raise StudyError("--demo picks its own dataset and model: drop --dataset, --data-dir and --models")
+    data_dir = cfg.resolve(cfg.demo.data_dir)
+    if not all((data_dir / f"{s}.jsonl").is_file() for s in ("train", "val", "test")):
+        from study.demo import write_demo_dataset
+
+        write_demo_dataset(data_dir)
+        print(f"demo: wrote the synthetic multilingual dataset to {data_dir}")
+    else:
+        print(f"demo: using the synthetic dataset already in {data_dir}")
+    spec = cfg.model(cfg.demo.model)
+    print(f"demo: model '{cfg.demo.model}' ({spec.model_name}){': ' + spec.note if spec.note else ''}")
+    print("demo: this model is a STAND-IN. The default demo model, all-MiniLM-L6-v2, is English-only; it shows "
+          "that the pipeline runs end to end offline, not how the multilingual models of the study score.")
+    args.dataset, args.data_dir, args.models = DEMO["name"], str(data_dir), [cfg.demo.model]
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return (bench or ["--n", str(DEMO["bench_n"])]) + ["--runs", str(DEMO["bench_runs"]), "--no-reference"]
+
+
+def run_phases(todo: list[str], arguments: dict[str, list[str]], env: dict) -> None:
+    """Each phase as its own process, in order; the first failure stops the run with its exit code."""
     times = []
     for i, name in enumerate(todo, 1):
         command = [sys.executable, str(HERE / PHASES[name]), *arguments[name]]
@@ -115,13 +128,10 @@ def main():
                   f"(not run: {', '.join(PHASES[n] for n in todo[i:]) or 'none'})", file=sys.stderr, flush=True)
             sys.exit(code)
         print(f"=== {PHASES[name]} done in {seconds:.1f}s", flush=True)
-
     print("\nwall-clock time per phase:")
     for script, seconds in times:
         print(f"  {script:32s} {seconds:8.1f}s")
     print(f"  {'total':32s} {sum(s for _, s in times):8.1f}s")
-    if "report" in todo:
-        print(f"\nreport: {report}")
 
 
 if __name__ == "__main__":
