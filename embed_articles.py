@@ -17,7 +17,7 @@ from study import cli, paths
 from study.cache import CACHE_KEYS, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config
 from study.data import SPLITS, load_splits, resolve_dataset
-from study.embedders import batch_size_for, embed_texts, load_encoder, resolve_device, resolve_dtype, use_all_cores
+from study.embedders import batch_size_for, embed_texts, load_model, resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
 
 
@@ -48,14 +48,15 @@ def main():
             continue
         spec, t_load = cfg.model(variant.model), time.perf_counter()
         location = cfg.model_location(variant.model)
-        encoder = load_encoder(spec.source, location, device if not args.devices else resolve_device("cpu"),
-                               dtype, trust_remote_code=spec.trust_remote_code, name=variant.model)
+        encoder = load_model(spec, location, device if not args.devices else resolve_device("cpu"), dtype,
+                             variant.model)
         if encoder.dim != spec.dimensions:
             raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                              f"dimensions: {spec.dimensions}")
         print(f"[{variant.name}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
-              f"(pooling {encoder.pooling}, max tokens {variant.max_tokens})")
-        load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code)
+              f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens})")
+        load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,
+                         normalize=spec.normalize)
         for split, path, expected in todo:
             texts = [spec.prefix + t for t in split.texts]
             with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
@@ -63,8 +64,9 @@ def main():
                     encoder, texts, max_tokens=variant.max_tokens,
                     batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                     token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec)
-            save_embeddings(path, embeddings=emb, split=split, token_counts=counts,
-                            fingerprint={**expected, "pooling": encoder.pooling})
+            save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected,
+                            stats={"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
+                                   "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype})
             print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
                   f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
                   f"{stats.tokenize_s:.2f}s; {(counts > variant.max_tokens).mean():.0%} truncated at "

@@ -19,13 +19,14 @@ import numpy as np
 
 from study import cli, paths
 from study.artifacts import read_json, save_npz, write_json
-from study.cache import load_checked
+from study.cache import load_checked, read_fingerprint
 from study.config import load_config
-from study.data import load_baseline_predictions, load_split, resolve_dataset
+from study.data import file_sha256, load_baseline_predictions, load_split, resolve_dataset
 from study.errors import StudyError
 from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
 from study.probes import load_trained
 from study.results import best_summary, chosen_probe
+from study.screening import screen, tier_scores, weight_vector
 
 
 def main():
@@ -33,7 +34,7 @@ def main():
     cli.add_models(parser, "every variant in the training summary")
     cli.add_probes(parser)
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test_set_predictions.json")
-    parser.add_argument("--baseline-mae", type=float, help="the fine-tuned model's test MAE when config has none")
+    parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -49,13 +50,16 @@ def main():
         raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
 
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
-               "success_bands": cfg.success_bands.model_dump(), **mean_predictor(cfg, dataset, variants[0])}
+               "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0])}
     baseline = fine_tuned_baseline(cfg, dataset, args)
     results.update(baseline["header"])
-    reference_ids = load_checked(cfg, dataset, variants[0], "test")["ids"]
+    results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
+    context = {"baseline": baseline, "test_ids": load_checked(cfg, dataset, variants[0], "test")["ids"],
+               "data_sha256": {s: file_sha256(dataset.path / f"{s}.jsonl") for s in ("train", "val")},
+               "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
-                                               baseline, reference_ids) for v in variants}
-    results["best"] = best_summary(results["models"], results["baseline_mae"], cfg.success_bands)
+                                               context, results["screening_setup"]) for v in variants}
+    results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = paths.evaluation(cfg, dataset.name)
     write_json(out, results)
@@ -89,6 +93,7 @@ def fine_tuned_baseline(cfg, dataset, args) -> dict:
         return {"header": header, "rows": None}
     split = load_split(dataset, "test", cfg.score_range)
     rows, pred = load_baseline_predictions(args.baseline_predictions, split)
+    pred = np.clip(pred, *cfg.score_range)   # as the fine-tuned model's serving code does
     scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
     print(f"fine-tuned baseline on {len(rows)} matched test articles: MAE {scores['overall_mae']:.4f}")
     header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
@@ -96,38 +101,68 @@ def fine_tuned_baseline(cfg, dataset, args) -> dict:
     return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
 
 
-def score_variant(cfg, dataset, variant, kinds, baseline, reference_ids) -> dict:
-    """Score each trained probe of one variant on its test embeddings; write their predictions."""
-    test = load_checked(cfg, dataset, variant, "test")
-    if not np.array_equal(test["ids"], reference_ids):
+def screening_setup(cfg, dataset, dimension_names) -> dict:
+    """What the screening analysis uses: weights, tiers, recall targets, the fine-tuned model's costs."""
+    w = weight_vector(dimension_names, dataset.settings.weights)
+    return {"weights": dict(zip(dimension_names, w.tolist())), "tiers": dataset.settings.tiers,
+            "recall_targets": list(cfg.screening_recall), "thresholds_chosen_on": "validation",
+            "fine_tuned_ms_per_article": list(cfg.fine_tuned_ms_per_article),
+            "fine_tuned_training_hours": list(cfg.fine_tuned_training_hours)}
+
+
+def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
+    """Score each trained probe of one variant on its test embeddings (and screen with its validation
+    predictions); write both predictions."""
+    test, val = load_checked(cfg, dataset, variant, "test"), load_checked(cfg, dataset, variant, "val")
+    if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    entry = {"model": variant.model, "model_name": cfg.model(variant.model).model_name, "embedding_dim": int(X.shape[1]), "max_tokens": variant.max_tokens,
-             "truncated_fraction": float((tokens > variant.max_tokens).mean()),
-             "mean_token_count": float(tokens.mean()), "probes": {}}
+    entry = {"model": variant.model, "model_name": cfg.model(variant.model).model_name, "embedding_dim": int(X.shape[1]),
+             "max_tokens": variant.max_tokens, "truncated_fraction": float((tokens > variant.max_tokens).mean()),
+             "mean_token_count": float(tokens.mean()), "embedding_cost": embedding_cost(cfg, dataset, variant),
+             "probes": {}}
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     for kind in kinds:
-        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test)
+        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test, context["data_sha256"])
         t0 = time.perf_counter()
         P = probe.predict(X)
         ms = 1000 * (time.perf_counter() - t0) / len(Y)
+        P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
                            max_tokens=variant.max_tokens, n_boot=n_boot, seed=seed),
-             "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms}
+             "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
+             "train_seconds": meta["train_seconds"],
+             "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
+             "screening": screen((val["labels"], P_val), (Y, P), context["weights"], setup["tiers"],
+                                 setup["recall_targets"], cfg.score_range, n_boot, seed)}
+        baseline = context["baseline"]
         if baseline["rows"] is not None:
             rows = baseline["rows"]
             m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
-        pred_path = paths.predictions(cfg, dataset.name, variant.name, kind)
-        save_npz(pred_path, ids=test["ids"], y_true=Y, y_pred=P.astype(np.float32), languages=test["languages"],
-                 token_counts=tokens, titles=test["titles"], max_tokens=np.int64(variant.max_tokens),
-                 dimension_names=np.asarray(names), dataset=np.asarray(dataset.name))
-        m["predictions_file"] = paths.relative(cfg, pred_path)
+        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred)
+                                  for split, cache, pred in (("test", test, P), ("val", val, P_val))}
         entry["probes"][kind] = m
         lo, hi = m["mae_ci95"]
         print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
               f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
+
+
+
+def save_predictions(cfg, dataset, variant, kind, split, cache, P) -> str:
+    """One split's predictions beside what the error analysis needs; returns the file as recorded."""
+    path = paths.predictions(cfg, dataset.name, variant.name, kind, split)
+    save_npz(path, ids=cache["ids"], y_true=cache["labels"], y_pred=P.astype(np.float32), languages=cache["languages"],
+             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(variant.max_tokens),
+             dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name))
+    return paths.relative(cfg, path)
+
+
+def embedding_cost(cfg, dataset, variant) -> dict:
+    """What embedding each split cost, as recorded in its cache (None where an older cache has no record)."""
+    return {s: read_fingerprint(paths.embedding_cache(cfg, dataset.name, variant.name, s), "embed_stats")
+            for s in ("train", "val", "test")}
 
 
 if __name__ == "__main__":

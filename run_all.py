@@ -47,7 +47,7 @@ def main():
     cli.add_probes(parser)
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
     parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
-    parser.add_argument("--baseline-mae", type=float, help="the fine-tuned model's test MAE, passed to evaluate.py")
+    parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")

@@ -17,10 +17,10 @@ from study import cli, paths
 from study.artifacts import merge_json, save_pickle
 from study.cache import load_checked
 from study.config import load_config
-from study.data import resolve_dataset
+from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
-from study.probes import describe_selected, make_probe, probe_bundle
+from study.probes import DEFAULT_HIDDEN, describe_selected, make_probe
 
 
 def main():
@@ -50,7 +50,8 @@ def main():
             probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
             metadata = {
                 "dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": kind,
-                "dimension_names": train["dimension_names"],
+                "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
+                "data_sha256": {s: d["fingerprint"]["data_sha256"] for s, d in (("train", train), ("val", val))},
                 "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
                 "hyperparameters": settings.model_dump(), "selected": probe.selected(),
                 "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
@@ -59,15 +60,26 @@ def main():
                 "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             path = paths.probe(cfg, dataset.name, variant.name, kind)
-            digest = save_pickle(path, probe_bundle(probe, metadata))
+            digest = save_pickle(path, probe.to_bundle(metadata))
             summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
             merge_json(summary_path, {"dataset": dataset.name, "models": {
                 variant.name: {kind: {**summary, "file": path.name, "sha256": digest}}}})
             tqdm.write(f"[{variant.name}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
                        f"({describe_selected(probe.selected())}) -> {path.name}")
+            if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
+                tqdm.write(f"note: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage "
+                           "that assumes the default layout cannot load this MLP (build it from model_config)")
             bar.update()
     bar.close()
     print(f"training summary: {summary_path}")
+
+
+def embedding_recipe(cfg, variant) -> dict:
+    """How a serving stage must embed an article for this probe."""
+    spec = cfg.model(variant.model)
+    return {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
+            "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
+            "text": TEXT_RECIPE}
 
 
 if __name__ == "__main__":

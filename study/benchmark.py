@@ -2,7 +2,7 @@
 
 How each figure is measured is stated once, in `METHOD` below; it is stored with every
 benchmark JSON (`settings.method`) and quoted by benchmark_speed.py --help.
-Per model: `load_model` (or a random-weight twin), `time_embedding` in the benchmark setting,
+Per model: `prepare_encoder` (the real model, or a random-weight twin), `time_embedding` in the benchmark setting,
 optionally `check_quality` (half precision against fp32), then `time_reference` (fp32,
 batch 32). Per probe: `time_probes` on the cached real embeddings.
 """
@@ -25,7 +25,7 @@ import torch
 from study.cache import load_checked
 from study.config import Config
 from study.data import Dataset, Split
-from study.embedders import Encoder, batch_size_for, embed_texts, load_encoder, random_weight_encoder, tokenize
+from study.embedders import Encoder, batch_size_for, embed_texts, load_model, random_weight_encoder, tokenize
 from study.errors import StudyError
 from study.config import PROBES, Variant
 from study.probes import make_probe
@@ -366,7 +366,7 @@ def end_to_end(models: dict, probes: dict, fine_tuned_ms: tuple[float, float]) -
 
 
 # -- one model ------------------------------------------------------------------------------------
-def load_model(cfg: Config, variant: Variant, splits: dict[str, Split], device: torch.device, dtype: str,
+def prepare_encoder(cfg: Config, variant: Variant, splits: dict[str, Split], device: torch.device, dtype: str,
                opts: Options, say=print) -> tuple[Encoder, dict]:
     """The real model (loaded twice: cold and warm) or its random-weight twin; (encoder, entry fields)."""
     spec = cfg.model(variant.model)
@@ -387,8 +387,7 @@ def load_model(cfg: Config, variant: Variant, splits: dict[str, Split], device: 
         encoder = None
         _free(device)
         t0 = time.perf_counter()
-        encoder = load_encoder(spec.source, location, device, dtype, trust_remote_code=spec.trust_remote_code,
-                               name=variant.model)
+        encoder = load_model(spec, location, device, dtype, variant.model)
         _sync(device)
         loads.append(time.perf_counter() - t0)
     say(f"[{variant.name}] loaded {location}: cold {loads[0]:.2f}s (first load in this process), warm {loads[1]:.2f}s")
@@ -406,8 +405,7 @@ def check_quality(cfg: Config, variant: Variant, encoder: Encoder, splits: dict[
     other_dtype = "float32" if dtype in HALF_DTYPES else half
     say(f"[{variant.name}] quality check: {half} vs float32 on the {sum(map(len, splits.values()))} articles "
         f"of train/val/test")
-    other = load_encoder(spec.source, cfg.model_location(variant.model), device, other_dtype,
-                         trust_remote_code=spec.trust_remote_code, name=variant.model)
+    other = load_model(spec, cfg.model_location(variant.model), device, other_dtype, variant.model)
     pair = {"float32": other if other_dtype == "float32" else encoder, half: other if other_dtype == half else encoder}
     q = quality_check(cfg, pair, splits, prefix=spec.prefix, max_tokens=variant.max_tokens, **setting)
     say(f"[{variant.name}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
@@ -436,7 +434,7 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
     setting = {"batch_size": opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                "token_budget": spec.token_budget if opts.token_budget is None else (opts.token_budget or None)}
     texts = [spec.prefix + t for t in texts]
-    encoder, entry = load_model(cfg, variant, splits, device, dtype, opts, say)
+    encoder, entry = prepare_encoder(cfg, variant, splits, device, dtype, opts, say)
     shape = model_shape(encoder)
     entry.update(shape)
     say(f"[{variant.name}] {len(texts)} articles, {dtype}, batch {setting['batch_size']}, token budget "

@@ -18,20 +18,16 @@ from study.errors import StudyError
 
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
 # the input. A probe may only score embeddings whose model side matches its training's.
-MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "dtype")
-# Keys a rerun compares to decide whether a cache is still valid. `pooling` is read from
-# the loaded model, so it is recorded but cannot be known before loading.
-CACHE_KEYS = ("source", "model_name", "max_tokens", "prefix", "dtype", "split", "data_sha256")
+MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype")
+# Keys a rerun compares to decide whether a cache is still valid.
+CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256")
 
 
-def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str,
-                pooling: str | None = None) -> dict:
+def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str) -> dict:
+    """What produced a cache: the model side (MODEL_KEYS) and the input side (split, data hash)."""
     m = cfg.model(model)
-    fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
-          "dtype": dtype, "split": split, "data_sha256": data_sha256}
-    if pooling is not None:
-        fp["pooling"] = pooling
-    return fp
+    return {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
+            "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256}
 
 
 def mismatch(found: dict, expected: dict, keys) -> str | None:
@@ -42,8 +38,10 @@ def mismatch(found: dict, expected: dict, keys) -> str | None:
     return None
 
 
-def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict) -> None:
+def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict, stats: dict) -> None:
+    """The cache; `stats` (seconds, articles/s, devices, dtype) is what embedding it cost."""
     save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids.astype(str),
+             embed_stats=np.asarray(json.dumps(stats, sort_keys=True)),
              labels=split.labels.astype(np.float32), dimension_names=np.asarray(split.dimension_names, dtype=str),
              token_counts=np.asarray(token_counts, dtype=np.int64), languages=split.languages.astype(str),
              titles=split.titles.astype(str), fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
@@ -60,11 +58,11 @@ def read_embeddings(path: Path) -> dict:
     return data
 
 
-def read_fingerprint(path: Path) -> dict | None:
-    """Only the fingerprint of a cache (no embeddings read); None when it cannot be read."""
+def read_fingerprint(path: Path, member: str = "fingerprint") -> dict | None:
+    """Only the fingerprint (or `embed_stats`) of a cache, no embeddings read; None when it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return json.loads(str(z["fingerprint"]))
+            return json.loads(str(z[member]))
     except NPZ_ERRORS:
         return None
 

@@ -12,12 +12,15 @@ import numpy as np
 
 from study import paths, plots
 from study.config import Config
+from study.findings import article_score_rows, band_rule, screening_curves, screening_rows, training_cost
 from study.results import best as best_entry
 from study.results import ranked
 
 FIGURES = {  # name -> caption, in the order of the report
     "mae_by_model": "Test MAE by model and probe with 95% CIs",
     "dimension_mae_heatmap": "Test MAE per dimension",
+    "screening_curve": "Share of test articles that skip the fine-tuned model against the share of medium+ "
+                       "articles kept, over all thresholds (each model's probe chosen on validation)",
 }
 
 
@@ -63,7 +66,7 @@ def _baseline_position(ci, baseline: float) -> str:
 
 
 def _best_section(results: dict) -> list[str]:
-    best, base, bands = results["best"], results.get("baseline_mae"), results["success_bands"]
+    best, base = results["best"], results.get("baseline_mae")
     out = ["## Best model (chosen on validation MAE)", "",
            f"- **{best['model']} + {best['probe']}**: validation MAE {_f(best['val_mae'])}, "
            f"test MAE {_f(best['test_mae'])} {_ci(best['mae_ci95'])}"]
@@ -74,8 +77,7 @@ def _best_section(results: dict) -> list[str]:
         out += [f"- Fine-tuned baseline: test MAE {_f(base, 2)} ({results['baseline_source']})",
                 f"- Gap to the baseline: {best['gap_to_baseline']:+.3f}; the best probe is "
                 f"{_baseline_position(best['mae_ci95'], base)}",
-                f"- Verdict: **{best['band']}** (bands on test MAE: closes the gap <= {bands['closes_gap']:g}, "
-                f"partial <= {bands['partial']:g}, no improvement above)"]
+                f"- Verdict: **{best['band']}** (bands {band_rule(results)})"]
         paired = best_entry(results)[2].get("vs_baseline")
         if paired:
             out.append(f"- Paired on {paired['n_articles']} matched articles: probe - baseline MAE "
@@ -136,6 +138,51 @@ def _truncation_section(results: dict) -> list[str]:
                    rows)]
 
 
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _pct_ci(ci) -> str:
+    return "n/a" if not ci or ci[0] is None else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _screening_section(results: dict) -> list[str]:
+    setup = results.get("screening_setup")
+    rows = screening_rows(results)
+    if not setup or not rows:
+        return ["## Can a probe screen articles for the fine-tuned model?", "",
+                "No screening results: rerun evaluate.py (it predicts the validation split and chooses thresholds)."]
+    tiers, weights = setup["tiers"], setup["weights"]
+    table = [[f"{r['variant']} / {r['probe']}", f"{r['target']:.0%}", f"{r['threshold']:.2f}", _pct(r["val_skip_share"]),
+              _pct(r["skip_share"]), _pct_ci(r["skip_share_ci95"]), _pct(r["recall"]), _pct_ci(r["recall_ci95"]),
+              _f(r["skipped_mae"]), _ci(r["skipped_mae_ci95"]) if r["skipped_mae_ci95"][0] is not None else "n/a"]
+             for r in rows]
+    cost = [[f"{r['variant']} / {r['probe']}", _f(r["embedding_seconds"], 1), _f(r["probe_seconds"], 1),
+             _f(r["total_seconds"], 1), r["device"] or "n/a",
+             "n/a" if not r["share_of_fine_tuned"] else f"{100 * r['share_of_fine_tuned'][1]:.2f}-"
+                                                       f"{100 * r['share_of_fine_tuned'][0]:.2f}%"]
+            for r in training_cost(results)]
+    hours = setup["fine_tuned_training_hours"]
+    return ["## Can a probe screen articles for the fine-tuned model?", "",
+            "Article score: the weighted mean of the dimension scores (weights "
+            + ", ".join(f"{d} {w:.3g}" for d, w in weights.items()) + f"); medium+ means a true score >= "
+            f"{tiers['medium']:g} (high >= {tiers['high']:g}). For each recall target the threshold on the predicted "
+            "score is chosen on the validation split (the highest that keeps the target share of medium+ validation "
+            "articles) and applied unchanged to test. Articles below it skip the fine-tuned model; their probe "
+            "scores are final (skipped MAE).", "",
+            _table(["model / probe", "target", "threshold", "val skip", "test skip", "95% CI", "test recall", "95% CI",
+                    "skipped MAE", "95% CI"], table),
+            "", "Article scores on test: MAE of the weighted article score, tier accuracy (low / medium / high) and "
+            "the share of article scores within 0.5 and 1.0 of the truth.", "",
+            _table(["model / probe", "article MAE", "95% CI", "tier accuracy", "95% CI", "within 0.5", "within 1.0"],
+                   [[f"{v} / {p}", _f(a["weighted_mae"]), _ci(a["weighted_mae_ci95"]), _pct(a["tier_accuracy"]),
+                     _pct_ci(a["tier_accuracy_ci95"]), _pct(a["within_0.5"]), _pct(a["within_1.0"])]
+                    for v, p, a in article_score_rows(results)]),
+            "", f"Training cost: embedding train + val (as recorded in the caches) plus the probe's fit, against "
+            f"{hours[0]:g}-{hours[1]:g} h for the fine-tuned model.", "",
+            _table(["model / probe", "embedding s", "probe fit s", "total s", "device", "of fine-tuned training"], cost)]
+
+
 def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
     """The comparison report: best model vs baseline, overall, per dimension, per language, truncation.
 
@@ -146,7 +193,8 @@ def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
            f"{results['n_test']} test articles, {len(dims)} dimensions ({', '.join(dims)}). "
            f"95% CIs: {results['bootstrap_samples']} bootstrap resamples of articles (seed {results['random_seed']}). "
            f"Evaluated {results.get('evaluated_at', 'n/a')}."]
-    for section in (_best_section, _overall_section, _dimension_section, _language_section, _truncation_section):
+    for section in (_best_section, _overall_section, _dimension_section, _language_section, _truncation_section,
+                    _screening_section):
         out += [""] + section(results)
     out += ["", "## Figures"] + [f"\n![{caption}]({path})" for caption, path in figures.items()]
     return "\n".join(out) + "\n"
@@ -162,4 +210,9 @@ def draw_figures(cfg: Config, results: dict) -> dict[str, Path]:
     matrix, rows, dims = dimension_matrix(results)
     heatmap = plots.dimension_heatmap(matrix, rows, dims, paths.comparison_figure(cfg, name, "dimension_mae_heatmap"),
                                       title=f"Test MAE per dimension ({name})")
-    return {"mae_by_model": bars, "dimension_mae_heatmap": heatmap}
+    figures = {"mae_by_model": bars, "dimension_mae_heatmap": heatmap}
+    curves = screening_curves(results)
+    if curves:
+        figures["screening_curve"] = plots.screening_curve(
+            curves, results["screening_setup"]["recall_targets"], paths.comparison_figure(cfg, name, "screening_curve"))
+    return figures

@@ -29,6 +29,11 @@ class EmbeddingModel(_Strict):
     dimensions: int = Field(gt=0)
     max_tokens: int = Field(gt=1)
     prefix: str = ""
+    # How the published sentence-transformers configuration pools and normalises; phase 1 checks
+    # the loaded model against them (a folder with only Hugging Face files silently becomes mean
+    # pooling without normalisation in sentence-transformers).
+    pooling: Literal["mean", "cls", "max", "lasttoken", "weightedmean"]
+    normalize: bool
     trust_remote_code: bool = False
     batch_size: Optional[int] = Field(default=None, gt=0)
     # Upper bound on batch_rows x padded_length; long-context models use it so that a
@@ -37,11 +42,33 @@ class EmbeddingModel(_Strict):
     note: str = ""
 
 
+class Tiers(_Strict):
+    """Article-score tiers: medium and high articles are the ones the fine-tuned model must see."""
+    medium: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.medium < self.high:
+            raise ValueError(f"tiers: medium ({self.medium:g}) must be below high ({self.high:g})")
+        return self
+
+
 class DatasetEntry(_Strict):
     path: str
     dimensions: int = Field(gt=0)
     baseline_mae: float = Field(gt=0)
     description: str = ""
+    success_bands: Optional["SuccessBands"] = None          # default: the top-level margins
+    dimension_weights: Optional[dict[str, float]] = None    # article score = weighted mean; default: equal
+    tiers: Optional[Tiers] = None                           # default: the top-level tiers
+
+    @field_validator("dimension_weights")
+    @classmethod
+    def _weights(cls, v):
+        if v is not None and (not v or any(not w >= 0 for w in v.values()) or sum(v.values()) <= 0):
+            raise ValueError("dimension_weights must map dimension names to weights >= 0, not all 0")
+        return v
 
 
 class RidgeSettings(_Strict):
@@ -56,6 +83,7 @@ class MLPSettings(_Strict):
     epochs: int = Field(gt=0)
     patience: int = Field(gt=0)
     batch_size: int = Field(gt=0)
+    loss: Literal["l1", "mse"] = "l1"   # the metric is MAE, and the production trainer uses L1
 
 
 class LightGBMSettings(_Strict):
@@ -74,8 +102,9 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 
 class SuccessBands(_Strict):
-    closes_gap: float
-    partial: float
+    """Margins over a dataset's own fine-tuned baseline MAE (0.07 / 0.17: 0.75 / 0.85 for a baseline of 0.68)."""
+    closes_gap: float = Field(ge=0)
+    partial: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -98,7 +127,10 @@ class Config(_Strict):
     results_dir: str
     bootstrap_samples: int = Field(gt=0)
     success_bands: SuccessBands
+    tiers: Tiers
+    screening_recall: list[float] = Field(min_length=1)
     fine_tuned_ms_per_article: tuple[float, float]
+    fine_tuned_training_hours: tuple[float, float]
     default_models: list[str] = Field(min_length=1)
     embedding_models: dict[str, EmbeddingModel] = Field(min_length=1)
     datasets: dict[str, DatasetEntry]
@@ -122,6 +154,22 @@ class Config(_Strict):
         if not v[0] < v[1]:
             raise ValueError("score_range must be [low, high] with low < high")
         return v
+
+    @field_validator("screening_recall")
+    @classmethod
+    def _recall(cls, v):
+        if not all(0 < r <= 1 for r in v):
+            raise ValueError("screening_recall values must lie in (0, 1]")
+        return sorted(v, reverse=True)
+
+    @model_validator(mode="after")
+    def _tiers_in_range(self):
+        low, high = self.score_range
+        for where, tiers in [("tiers", self.tiers)] + [(f"datasets.{n}.tiers", d.tiers) for n, d in self.datasets.items()]:
+            if tiers is not None and not low < tiers.medium < tiers.high <= high:
+                raise ValueError(f"{where}: medium {tiers.medium:g} and high {tiers.high:g} must lie inside "
+                                 f"score_range [{low:g}, {high:g}]")
+        return self
 
     @field_validator("device")
     @classmethod

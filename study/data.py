@@ -25,6 +25,7 @@ class Dataset:
     name: str
     path: Path
     baseline_mae: float | None  # the fine-tuned model's test MAE from config, if known
+    settings: DatasetSettings | None = None  # bands, weights, tiers (config's defaults when None)
 
 
 @dataclass
@@ -54,6 +55,23 @@ def dataset_name(name: str | None, data_dir: str | None) -> str:
     return name or Path(data_dir).expanduser().resolve().name
 
 
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What judges a dataset's results: success-band margins, dimension weights, tiers."""
+    bands: dict                        # {"closes_gap": margin, "partial": margin}
+    weights: dict[str, float] | None   # None: equal weights
+    tiers: dict                        # {"medium": score, "high": score}
+
+
+def dataset_settings(cfg: Config, name: str) -> DatasetSettings:
+    """The dataset's own bands, weights and tiers from config.yaml, else the top-level defaults."""
+    entry = cfg.datasets.get(name)
+    bands = (entry and entry.success_bands) or cfg.success_bands
+    tiers = (entry and entry.tiers) or cfg.tiers
+    return DatasetSettings(bands=bands.model_dump(), weights=entry.dimension_weights if entry else None,
+                           tiers=tiers.model_dump())
+
+
 def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Dataset:
     """`--dataset NAME` from config, `--data-dir DIR` for any folder, or both (name + folder)."""
     if not name and not data_dir:
@@ -67,7 +85,12 @@ def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Data
         raise StudyError(f"dataset folder not found: {path}")
     name = dataset_name(name, str(path))
     entry = entry or cfg.datasets.get(name)
-    return Dataset(name=name, path=path, baseline_mae=entry.baseline_mae if entry else None)
+    return Dataset(name=name, path=path, baseline_mae=entry.baseline_mae if entry else None,
+                   settings=dataset_settings(cfg, name))
+
+
+TEXT_RECIPE = ("title + blank line + content, each stripped of surrounding whitespace; either alone when the "
+               "other is empty; the model's prefix in front")
 
 
 def build_text(title: str, content: str) -> str:
@@ -189,10 +212,13 @@ def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarra
         raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(raw, dict) or "predictions" not in raw:
         raise StudyError(f"{path}: expected an object with a 'predictions' field")
-    preds = np.asarray(raw["predictions"], dtype=np.float64)
     names = raw.get("dimension_names") or split.dimension_names
-    if preds.ndim != 2 or preds.shape[1] != len(names):
-        raise StudyError(f"{path}: 'predictions' must be a list of {len(names)}-number lists")
+    try:
+        preds = np.asarray(raw["predictions"], dtype=np.float64)
+    except (TypeError, ValueError):
+        preds = np.zeros(0)
+    if preds.ndim != 2 or preds.shape[1] != len(names) or not np.isfinite(preds).all():
+        raise StudyError(f"{path}: 'predictions' must be a list of {len(names)}-number lists (finite numbers)")
     if sorted(names) != sorted(split.dimension_names):
         raise StudyError(f"{path}: dimension_names {names} differ from the test split's {split.dimension_names}")
     preds = preds[:, [names.index(d) for d in split.dimension_names]]

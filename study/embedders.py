@@ -44,6 +44,7 @@ class Encoder:
     source: str          # "sentence-transformers" | "transformers"
     pooling: str
     dim: int
+    normalize: bool = False   # L2-normalised output (an ST Normalize module; applied here for "transformers")
 
     @property
     def pad_id(self) -> int:
@@ -53,7 +54,8 @@ class Encoder:
         if self.source == "sentence-transformers":
             return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(hidden, attention_mask)
+        pooled = mean_pool(hidden, attention_mask)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -98,8 +100,12 @@ def use_all_cores() -> int:
 
 # -- loading ----------------------------------------------------------------------------
 def load_encoder(source: str, location: str, device: torch.device, dtype: str, *,
-                 trust_remote_code: bool = False, name: str = "") -> Encoder:
-    """Load a sentence-transformers or plain transformers model for inference."""
+                 trust_remote_code: bool = False, name: str = "", normalize: bool = False) -> Encoder:
+    """Load a sentence-transformers or plain transformers model for inference.
+
+    A sentence-transformers model pools and normalises as its own modules say; a plain
+    transformers model is mean-pooled, and L2-normalised when `normalize`.
+    """
     torch_dtype = DTYPES[dtype]
     try:
         if source == "sentence-transformers":
@@ -108,6 +114,7 @@ def load_encoder(source: str, location: str, device: torch.device, dtype: str, *
             model = SentenceTransformer(location, device=str(device), trust_remote_code=trust_remote_code)
             tokenizer = model.tokenizer
             pooling = _st_pooling(model)
+            normalize = any(type(module).__name__ == "Normalize" for module in model)
             dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                    else model.get_sentence_embedding_dimension())
         else:
@@ -122,25 +129,44 @@ def load_encoder(source: str, location: str, device: torch.device, dtype: str, *
                 "hub is reachable and set its model_name in config.yaml to the local folder")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"model '{name or location}' could not be loaded from '{location}' ({first}); {hint}") from None
-    return _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim)
+    return _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim, normalize)
 
 
-def _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim) -> Encoder:
+def load_model(spec, location: str, device: torch.device, dtype: str, name: str) -> Encoder:
+    """Load a model of config.yaml (`spec`: its EmbeddingModel entry) and check its pooling and normalisation."""
+    encoder = load_encoder(spec.source, location, device, dtype, trust_remote_code=spec.trust_remote_code, name=name,
+                           normalize=spec.normalize)
+    check_recipe(encoder, spec.pooling, spec.normalize, name)
+    return encoder
+
+
+def check_recipe(encoder: Encoder, pooling: str, normalize: bool, name: str) -> None:
+    """Stop when the loaded model pools or normalises otherwise than config.yaml says."""
+    if (encoder.pooling, encoder.normalize) != (pooling, normalize):
+        raise StudyError(f"model '{name}' loaded with pooling {encoder.pooling}, normalize {encoder.normalize}, but "
+                         f"config.yaml says pooling {pooling}, normalize {normalize} (a folder holding only Hugging "
+                         "Face files becomes mean pooling without normalisation in sentence-transformers; "
+                         + ("the transformers source pools by mean only" if encoder.source == "transformers"
+                            else "use the model's sentence-transformers files, or correct config.yaml") + ")")
+
+
+def _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim, normalize=False) -> Encoder:
     if tokenizer.pad_token_id is None:  # decoders (Qwen...) ship without a padding token
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     model = model.to(device=device, dtype=torch_dtype).eval()
     return Encoder(model=model, tokenizer=tokenizer, device=device, dtype=torch_dtype,
-                   source=source, pooling=pooling, dim=int(dim))
+                   source=source, pooling=pooling, dim=int(dim), normalize=bool(normalize))
 
 
 def _st_pooling(model) -> str:
+    """The pooling mode of a SentenceTransformer in config.yaml's words (mean, cls, max, lasttoken, ...)."""
     for module in model:
         cfg = getattr(module, "get_config_dict", lambda: {})()
         if "pooling_mode" in cfg:
-            return str(cfg["pooling_mode"])
+            return str(cfg["pooling_mode"]).removesuffix("_tokens").removesuffix("_token")
         for key, value in cfg.items():
             if key.startswith("pooling_mode_") and value is True:
-                return key[len("pooling_mode_"):]
+                return key[len("pooling_mode_"):].removesuffix("_tokens").removesuffix("_token")
     return "unknown"
 
 
@@ -337,7 +363,7 @@ def _device_worker(job: dict):
     elif device.index is not None:
         torch.cuda.set_device(device)
     enc = load_encoder(job["source"], job["location"], device, job["dtype"],
-                       trust_remote_code=job["trust_remote_code"])
+                       trust_remote_code=job["trust_remote_code"], normalize=job.get("normalize", False))
     local, offset = [], 0
     for start, end in job["batches"]:
         local.append((offset, offset + end - start))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from study.metrics import success_band
-from study.results import chosen
+from study.metrics import band_limits, success_band
+from study.results import chosen, probe_entries
 
 
 def finite(x) -> bool:
@@ -23,10 +23,21 @@ def overlap(a, b) -> bool:
 
 def band(ev: dict, mae) -> str | None:
     """The success band of a test MAE against the evaluation's baseline; None without a baseline."""
-    bands = ev.get("success_bands") or {}
-    if not ev.get("baseline_mae") or not finite(mae) or not {"closes_gap", "partial"} <= set(bands):
+    margins = ev.get("success_bands") or {}
+    if not ev.get("baseline_mae") or not finite(mae) or not {"closes_gap", "partial"} <= set(margins):
         return None
-    return success_band(mae, bands["closes_gap"], bands["partial"])
+    return success_band(mae, ev["baseline_mae"], margins)
+
+
+def band_rule(ev: dict) -> str | None:
+    """The bands in words, with this dataset's limits; None without a baseline."""
+    margins, base = ev.get("success_bands") or {}, ev.get("baseline_mae")
+    if not base or not {"closes_gap", "partial"} <= set(margins):
+        return None
+    closes, partial = band_limits(base, margins)
+    return (f"on the test MAE of the model chosen on validation: closes the gap at or below {closes:.2f} "
+            f"(baseline {base:.2f} + {margins['closes_gap']:g}), partial at or below {partial:.2f} "
+            f"(+ {margins['partial']:g}), no improvement above")
 
 
 def _is_bge(variant: str, entry: dict) -> bool:
@@ -123,3 +134,64 @@ def chosen_counts(ev: dict) -> dict[str, int]:
     for _, p, _ in chosen(ev):
         counts[p] = counts.get(p, 0) + 1
     return counts
+
+
+# -- screening (study/screening.py computes the numbers in phase 3) ------------------------------
+def screening_rows(ev: dict, bench: dict | None = None) -> list[dict]:
+    """One row per model + probe + recall target: the threshold chosen on validation and its test
+    results; with benchmark results, the two-stage scorer's cost per article and speed-up."""
+    setup = ev.get("screening_setup") or {}
+    ft = setup.get("fine_tuned_ms_per_article")
+    e2e = (bench or {}).get("end_to_end") or {}
+    rows = []
+    for v, p, m in probe_entries(ev):
+        for t in (m.get("screening") or {}).get("thresholds") or []:
+            if t.get("threshold") is None:
+                continue
+            test = t["test"]
+            row = {"variant": v, "probe": p, "target": t["target_recall"], "threshold": t["threshold"],
+                   "val_skip_share": t["val"]["skip_share"], "val_recall": t["val"]["recall"],
+                   **{k: test[k] for k in ("skip_share", "skip_share_ci95", "recall", "recall_ci95", "skipped_mae",
+                                           "skipped_mae_ci95", "n_skipped", "n")},
+                   "ms_per_article": None, "speedup": None}
+            stage1 = ((e2e.get(v) or {}).get(p) or {}).get("ms_per_article")
+            if finite(stage1) and ft:
+                cost = [stage1 + (1 - test["skip_share"]) * f for f in ft]
+                row.update(ms_per_article=cost, speedup=[f / c for f, c in zip(ft, cost)])
+            rows.append(row)
+    return rows
+
+
+def best_screening(ev: dict, bench: dict | None = None) -> dict[float, dict]:
+    """{recall target: the row whose validation skip share is largest} (test results only reported)."""
+    best: dict[float, dict] = {}
+    for row in screening_rows(ev, bench):
+        if row["target"] not in best or row["val_skip_share"] > best[row["target"]]["val_skip_share"]:
+            best[row["target"]] = row
+    return best
+
+
+def screening_curves(ev: dict) -> dict[str, dict]:
+    """{'variant + probe': test curve} of each model's chosen probe."""
+    return {f"{v} + {p}": m["screening"]["curve"] for v, p, m in chosen(ev) if (m.get("screening") or {}).get("curve")}
+
+
+def training_cost(ev: dict) -> list[dict]:
+    """Per model + probe: seconds to embed train + val (from the caches' records) plus the probe's fit time,
+    against the fine-tuned model's training hours."""
+    hours = (ev.get("screening_setup") or {}).get("fine_tuned_training_hours")
+    rows = []
+    for v, p, m in probe_entries(ev):
+        cost = ev["models"][v].get("embedding_cost") or {}
+        parts = [cost.get(s) or {} for s in ("train", "val")]
+        embed = sum(x["seconds"] for x in parts) if all(finite(x.get("seconds")) for x in parts) else None
+        total = embed + m["train_seconds"] if embed is not None and finite(m.get("train_seconds")) else None
+        rows.append({"variant": v, "probe": p, "embedding_seconds": embed, "probe_seconds": m.get("train_seconds"),
+                     "total_seconds": total, "device": ", ".join(parts[0].get("devices") or []) or None,
+                     "share_of_fine_tuned": [total / (h * 3600) for h in hours] if total and hours else None})
+    return rows
+
+
+def article_score_rows(ev: dict) -> list[tuple[str, str, dict]]:
+    """(variant, probe, article-score figures: weighted MAE, tier accuracy, confusion, within ±0.5 / ±1.0)."""
+    return [(v, p, m["article_scores"]) for v, p, m in probe_entries(ev) if m.get("article_scores")]

@@ -56,10 +56,17 @@ def article_mae(Y, P) -> np.ndarray:
     return np.abs(np.asarray(P, dtype=np.float64) - np.asarray(Y, dtype=np.float64)).mean(axis=1)
 
 
-def success_band(mae: float, closes_gap: float, partial: float) -> str:
-    if mae <= closes_gap:
+def band_limits(baseline_mae: float, margins: dict) -> tuple[float, float]:
+    """(closes-the-gap limit, partial limit): the dataset's baseline MAE plus each margin."""
+    return baseline_mae + margins["closes_gap"], baseline_mae + margins["partial"]
+
+
+def success_band(mae: float, baseline_mae: float, margins: dict) -> str:
+    """The band of a test MAE: within baseline + closes_gap, within baseline + partial, or beyond."""
+    closes, partial = band_limits(baseline_mae, margins)
+    if mae <= closes + 1e-12:
         return "closes the gap"
-    if mae <= partial:
+    if mae <= partial + 1e-12:
         return "partial"
     return "no improvement"
 

@@ -298,3 +298,26 @@ def bias_by_score_bin(bins: dict[str, list[dict]], out, *,
            ylabel="bias: mean (predicted − true)\n> 0 over-predicted, < 0 under-predicted")
     fig.legend(loc="outside lower center", ncols=min(len(series), 4))
     return _save(fig, out)
+
+
+@_styled
+def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
+                    title: str = "Screening: articles that skip the fine-tuned model against medium+ recall") -> Path:
+    """One line a model: share of test articles below the threshold (they skip the fine-tuned model) against
+    the share of medium+ articles kept, over all thresholds; dotted verticals at the recall targets.
+
+    curves: {label: {"recall": [...], "skip_share": [...]}}.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
+    for (label, c), color in zip(curves.items(), palette(len(curves))):
+        recall, skip = np.asarray(c["recall"], dtype=float), np.asarray(c["skip_share"], dtype=float)
+        ax.plot(recall, skip, color=color, marker="o", markersize=2.5, linewidth=1.5, label=label)
+    for i, t in enumerate(targets):
+        ax.axvline(t, color="gray", linestyle=":", linewidth=1,
+                   label="recall targets " + ", ".join(f"{x:.0%}" for x in targets) if i == 0 else None)
+    ax.set_xlim(max(0.0, min(targets) - 0.25), 1.005)   # the region where a screening threshold can sit
+    ax.set_ylim(0, 1.02)
+    ax.set(title=title, xlabel="recall of medium+ articles (share kept for the fine-tuned model)",
+           ylabel="share of all articles that skip the fine-tuned model")
+    ax.legend(loc="lower left")
+    return _save(fig, out)

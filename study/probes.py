@@ -4,6 +4,16 @@ Each standardises its inputs (scaler fitted on the training rows only, kept as
 `scaler_`), selects its hyper-parameter or stopping point on the validation rows (when
 none are given it holds out 15% of the training rows, seeded) and clips predictions to
 `score_range`. `Y` is (n, n_dims); a 1-D `y` is accepted and predicted back as 1-D.
+
+A fitted probe is saved as a bundle of plain objects (`to_bundle`: numpy arrays, torch
+tensors, a scikit-learn StandardScaler, dicts, lists, strings, numbers), so a serving stage
+loads it with a bare `pickle.load` without this project; `probe_from_bundle` rebuilds the
+estimator. Prediction from a bundle: scaler.transform(X) as float32 -> the model -> clip
+to metadata["score_range"]:
+- ridge: `X @ coef.T + intercept`;
+- mlp: `nn.Sequential` of Linear/ReLU/Dropout blocks per `model_config["hidden_sizes"]`, then
+  a final Linear, loaded from `state_dict` (keys `network.<i>.weight|bias`), in eval mode;
+- lightgbm: `lightgbm.Booster(model_str=s).predict(X, num_iteration=it)` per dimension.
 """
 from __future__ import annotations
 
@@ -21,6 +31,10 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 from study.config import PROBES
 from study.errors import StudyError
 
+
+
+BUNDLE_FORMAT = 1
+DEFAULT_HIDDEN = [256, 128]   # the layout a serving stage that assumes the study's MLP can load
 
 
 def _mae(Y, P) -> float:
@@ -67,9 +81,27 @@ class _Probe(RegressorMixin, BaseEstimator):
         """The hyper-parameters chosen on validation data, for the metadata."""
         raise NotImplementedError
 
+    def to_bundle(self, metadata: dict) -> dict:
+        """The plain-object bundle (see the module docstring); `metadata` must hold `score_range`."""
+        check_is_fitted(self, "scaler_")
+        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_,
+                "metadata": {**metadata, "score_range": [float(v) for v in self.score_range]}, **self._state()}
+
+    @classmethod
+    def from_bundle(cls, bundle: dict) -> "_Probe":
+        """A fitted probe that predicts exactly what the bundled one did."""
+        probe = cls(score_range=tuple(bundle["metadata"]["score_range"]))
+        probe.scaler_ = bundle["scaler"]
+        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
+        probe.one_d_ = False
+        probe._restore(bundle)
+        probe.n_outputs_ = int(probe._predict(np.zeros((1, probe.n_features_in_), np.float32)).shape[1])
+        return probe
+
 
 class RidgeProbe(_Probe):
     """Multi-output ridge regression; alpha chosen by validation MAE from `alphas`."""
+    kind = "ridge"
 
     def __init__(self, alphas=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0), score_range=(0.0, 10.0),
                  random_state=42):
@@ -86,10 +118,17 @@ class RidgeProbe(_Probe):
             self.val_mae_by_alpha_[float(alpha)] = mae
             if best is None or mae < best[0]:
                 best = (mae, float(alpha), model)
-        _, self.alpha_, self.model_ = best
+        _, self.alpha_, model = best
+        self.coef_, self.intercept_ = np.asarray(model.coef_), np.asarray(model.intercept_)
 
     def _predict(self, X):
-        return self.model_.predict(X)
+        return X @ self.coef_.T + self.intercept_
+
+    def _state(self) -> dict:
+        return {"coef": self.coef_, "intercept": self.intercept_}
+
+    def _restore(self, bundle):
+        self.coef_, self.intercept_ = np.asarray(bundle["coef"]), np.asarray(bundle["intercept"])
 
     def selected(self):
         return {"alpha": self.alpha_, "val_mae_by_alpha": self.val_mae_by_alpha_,
@@ -116,11 +155,13 @@ class MLPNet(torch.nn.Module):
 
 
 class MLPProbe(_Probe):
-    """2-layer torch MLP, Adam + MSE, early stopping on validation MAE, best epoch restored."""
+    """2-layer torch MLP, Adam + L1 (or MSE) loss, early stopping on validation MAE, best epoch restored."""
+    kind = "mlp"
 
     def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
                  epochs=100, patience=10, batch_size=64, score_range=(0.0, 10.0), random_state=42,
-                 device="cpu"):
+                 device="cpu", loss="l1"):
+        self.loss = loss
         self.hidden_sizes = hidden_sizes
         self.dropout = dropout
         self.learning_rate = learning_rate
@@ -148,6 +189,7 @@ class MLPProbe(_Probe):
             opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
             Xt, Yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
             Xv = torch.from_numpy(X_val).to(device)
+            loss_fn = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}[self.loss]
             low, high = self.score_range
             best_mae, best_state, bad = np.inf, None, 0
             self.history_ = []
@@ -156,7 +198,7 @@ class MLPProbe(_Probe):
                 for idx in torch.randperm(len(Xt), generator=gen).split(self.batch_size):
                     idx = idx.to(device)
                     opt.zero_grad(set_to_none=True)
-                    loss = torch.nn.functional.mse_loss(net(Xt[idx]), Yt[idx])
+                    loss = loss_fn(net(Xt[idx]), Yt[idx])
                     loss.backward()
                     opt.step()
                 net.eval()
@@ -179,9 +221,17 @@ class MLPProbe(_Probe):
         with torch.no_grad():
             return self.network_(torch.from_numpy(np.ascontiguousarray(X))).numpy()
 
-    def state_dict(self) -> dict:
-        """CPU tensors of the best epoch, keys `network.<i>.weight|bias`."""
-        return {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}
+    def _state(self) -> dict:
+        """model_config and the CPU tensors of the best epoch, keys `network.<i>.weight|bias`."""
+        return {"model_config": self.model_config,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
+
+    def _restore(self, bundle):
+        config = bundle["model_config"]
+        self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
+        net = MLPNet(**config)
+        net.load_state_dict(bundle["state_dict"])
+        self.network_ = net.eval()
 
     def selected(self):
         return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_mae_history": self.history_}
@@ -189,6 +239,7 @@ class MLPProbe(_Probe):
 
 class LightGBMProbe(_Probe):
     """One LightGBM regressor per dimension, early stopping on validation L1."""
+    kind = "lightgbm"
 
     def __init__(self, params=None, early_stopping_rounds=50, score_range=(0.0, 10.0), random_state=42):
         self.params = params
@@ -208,12 +259,23 @@ class LightGBMProbe(_Probe):
             valid = lgb.Dataset(X_val, np.ascontiguousarray(Y_val[:, d]), reference=train)
             self.boosters_.append(lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
                                             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)]))
+        self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]
 
     def _predict(self, X):
-        return np.column_stack([b.predict(X, num_iteration=b.best_iteration) for b in self.boosters_])
+        return np.column_stack([b.predict(X, num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_)])
+
+    def _state(self) -> dict:
+        return {"boosters": [b.model_to_string(num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_)],
+                "best_iterations": list(self.best_iterations_)}
+
+    def _restore(self, bundle):
+        import lightgbm as lgb
+
+        self.boosters_ = [lgb.Booster(model_str=s) for s in bundle["boosters"]]
+        self.best_iterations_ = [int(i) for i in bundle["best_iterations"]]
 
     def selected(self):
-        return {"best_iterations": [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]}
+        return {"best_iterations": list(self.best_iterations_)}
 
 
 def describe_selected(selected: dict | None) -> str:
@@ -234,7 +296,7 @@ def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cp
     if kind == "ridge":
         return RidgeProbe(alphas=tuple(settings.alphas), score_range=score_range, random_state=seed)
     if kind == "mlp":
-        return MLPProbe(hidden_sizes=tuple(settings.hidden_sizes), dropout=settings.dropout,
+        return MLPProbe(hidden_sizes=tuple(settings.hidden_sizes), dropout=settings.dropout, loss=settings.loss,
                         learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
                         epochs=settings.epochs, patience=settings.patience, batch_size=settings.batch_size,
                         score_range=score_range, random_state=seed, device=device)
@@ -244,26 +306,39 @@ def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cp
     raise ValueError(f"unknown probe '{kind}', expected one of {PROBES}")
 
 
-def probe_bundle(probe: _Probe, metadata: dict) -> dict:
-    """The pickled dict: `probe`, `scaler`, `metadata` (+ `model_config`, `state_dict` for the MLP)."""
-    bundle = {"probe": probe, "scaler": probe.scaler_, "metadata": metadata}
-    if isinstance(probe, MLPProbe):
-        bundle["model_config"] = probe.model_config
-        bundle["state_dict"] = probe.state_dict()
-    return bundle
+KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe)}
 
 
-def load_trained(path, embeddings: dict):
+def probe_from_bundle(bundle) -> _Probe:
+    """Rebuild the estimator of a probe file (see `_Probe.to_bundle`)."""
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or bundle.get("kind") not in KINDS:
+        raise StudyError(f"not a probe bundle of format {BUNDLE_FORMAT} (kind ridge, mlp or lightgbm); "
+                         "rerun train_probes.py")
+    return KINDS[bundle["kind"]].from_bundle(bundle)
+
+
+def load_trained(path, embeddings: dict, data_sha256: dict | None = None):
     """(estimator, metadata) of a trained probe, checked against the embeddings it will score:
-    the same model side of the fingerprint (model, max tokens, prefix, pooling, dtype) and the
-    same dimension names."""
+    the same model side of the fingerprint (model, max tokens, prefix, pooling, normalisation,
+    dtype), the same dimension names and, given `data_sha256` ({split: hash} of the current
+    train/val files), the same training data."""
     from study.artifacts import load_pickle
     from study.cache import MODEL_KEYS, mismatch
 
     bundle = load_pickle(path)
+    try:
+        probe = probe_from_bundle(bundle)
+    except StudyError as exc:
+        raise StudyError(f"{path}: {exc}") from None
     meta = bundle["metadata"]
     why = mismatch(meta["embedding_fingerprint"], embeddings["fingerprint"], MODEL_KEYS)
     if why or meta["dimension_names"] != embeddings["dimension_names"]:
         raise StudyError(f"{path} was trained on other embeddings than the cache it should score "
                          f"({why or 'dimension_names differ'}); rerun train_probes.py")
-    return bundle["probe"], meta
+    trained_on = meta.get("data_sha256") or {}
+    stale = [s for s, h in (data_sha256 or {}).items() if trained_on.get(s) != h]
+    if stale:
+        raise StudyError(f"{path} was trained on other {' and '.join(stale)} data than the current "
+                         f"{', '.join(s + '.jsonl' for s in stale)} (data hashes differ); rerun embed_articles.py "
+                         "and train_probes.py")
+    return probe, meta

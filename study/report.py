@@ -139,10 +139,9 @@ class Report:
                      f"Gap to it: {signed(b.get('gap_to_baseline'))} MAE"
                      + (" (the probe is worse)." if (b.get("gap_to_baseline") or 0) > 0
                         else " (the probe is as good or better)."))
-        bands = ev.get("success_bands") or {}
-        if bands:
-            w.bullet(f"Success bands on the best test MAE: closes the gap at or below {num(bands.get('closes_gap'), 2)}, "
-                     f"partial at or below {num(bands.get('partial'), 2)}, no improvement above.")
+        rule = findings.band_rule(ev)
+        if rule:
+            w.bullet(f"Success bands {rule}.")
         mean = ev.get("mean_predictor") or {}
         if mean:
             w.bullet(f"Reference: predicting the training mean of every dimension gives test MAE "
@@ -176,6 +175,18 @@ class Report:
                        f"({num(best['articles_per_s'], 1)} articles/s, MAE {num(best['mae'])}).")
         else:
             out.append("Quality against speed: no benchmark results (run benchmark_speed.py).")
+        best = findings.best_screening(self.ev, self.inp.benchmarks)
+        if best:
+            out.append("Can a probe screen articles for the fine-tuned model? " + "; ".join(
+                f"keeping {target:.0%} of medium+ articles on validation, {self.label(r['variant'], r['probe'])} lets "
+                f"{pct(r['val_skip_share'])} skip it there; on test {pct(r['skip_share'])} skip "
+                f"(95% CI {pct(r['skip_share_ci95'][0])}–{pct(r['skip_share_ci95'][1])}) and "
+                f"{pct(r['recall'])} of medium+ articles are kept" + (
+                    f", {num(r['speedup'][0], 1)}–{num(r['speedup'][1], 1)}× faster than the fine-tuned model alone"
+                    if r["speedup"] else "") for target, r in best.items()) + ".")
+        else:
+            out.append("Can a probe screen articles for the fine-tuned model? Not answered: the evaluation holds no "
+                       "screening results (rerun evaluate.py).")
         out.append("Which probe works best? Chosen on validation: "
                    + ", ".join(f"{p} for {n} of {len(self.models)} model(s)"
                                for p, n in findings.chosen_counts(self.ev).items())
@@ -196,6 +207,7 @@ class Report:
         self.q_truncation()
         self.q_speed()
         self.q_probes()
+        self.q_screening()
 
     def q_bge(self):
         w = self.w
@@ -335,6 +347,60 @@ class Report:
                     [[v, p, str(vs["n_articles"]), num(vs["probe_mae"]), num(vs["baseline_mae"]),
                       signed(vs["mae_difference"]), ci(vs["difference_ci95"])] for v, p, vs in paired], "llrrrrr")
 
+    def q_screening(self):
+        w, ev = self.w, self.ev
+        w.heading("2.5 Can a probe screen articles for the fine-tuned model?", 2)
+        setup, rows = ev.get("screening_setup"), findings.screening_rows(ev, self.inp.benchmarks)
+        if not setup or not rows:
+            w.unavailable("Screening answer", "the evaluation holds no screening results; rerun evaluate.py (it "
+                          "predicts the validation split and chooses the thresholds there).")
+            return
+        tiers = setup["tiers"]
+        w.para("In the two-stage scorer every article is embedded and scored by the probe; an article whose predicted "
+               "score (the weighted mean of its dimensions: "
+               + ", ".join(f"{d} {x:.3g}" for d, x in setup["weights"].items())
+               + ") is below a threshold keeps the probe's scores, the others go on to the fine-tuned model. Each "
+               "threshold is chosen on the validation split as the highest that keeps the target share of the "
+               f"articles whose true score is medium or higher (>= {num(tiers['medium'], 1)}; high >= "
+               f"{num(tiers['high'], 1)}), then applied unchanged to the test split.")
+        w.table("Screening thresholds chosen on validation and their test results, with 95% bootstrap CIs; "
+                "skipped MAE is the probe's MAE on the articles that skip the fine-tuned model"
+                + ("; cost per article = embedding + probe + the passing share × the fine-tuned model's cost "
+                   "(benchmark and config)." if any(r["speedup"] for r in rows) else "."),
+                ["Model + probe", "Target", "Threshold", "Val skip", "Test skip (95% CI)", "Test recall (95% CI)",
+                 "Skipped MAE (95% CI)", "ms/article", "× faster"],
+                [[self.label(r["variant"], r["probe"]), pct(r["target"], 0), num(r["threshold"], 2),
+                  pct(r["val_skip_share"]), f"{pct(r['skip_share'])} ({pct(r['skip_share_ci95'][0])}–"
+                  f"{pct(r['skip_share_ci95'][1])})", f"{pct(r['recall'])} ({pct(r['recall_ci95'][0])}–"
+                  f"{pct(r['recall_ci95'][1])})", f"{num(r['skipped_mae'])} ({ci(r['skipped_mae_ci95'])})",
+                  "—" if not r["ms_per_article"] else f"{num(r['ms_per_article'][0], 1)}–{num(r['ms_per_article'][1], 1)}",
+                  "—" if not r["speedup"] else f"{num(r['speedup'][0], 1)}–{num(r['speedup'][1], 1)}"]
+                 for r in rows], "lrrrrrrrr", font_pt=7)
+        self.place("cmp", ["screening_curve"])
+        w.table("Article scores on test: MAE of the weighted article score, tier accuracy and the share within 0.5 "
+                "and 1.0 of the truth, with 95% bootstrap CIs.",
+                ["Model + probe", "Article MAE (95% CI)", "Tier accuracy (95% CI)", "Within 0.5", "Within 1.0"],
+                [[self.label(v, p), f"{num(a['weighted_mae'])} ({ci(a['weighted_mae_ci95'])})",
+                  f"{pct(a['tier_accuracy'])} ({pct(a['tier_accuracy_ci95'][0])}–{pct(a['tier_accuracy_ci95'][1])})",
+                  pct(a["within_0.5"]), pct(a["within_1.0"])] for v, p, a in findings.article_score_rows(ev)],
+                "lrrrr", font_pt=8)
+        b = self.best
+        confusion = (self.models[b["model"]]["probes"][b["probe"]].get("article_scores") or {}).get("tier_confusion")
+        if confusion:
+            w.table(f"Tier confusion on test of {self.label(b['model'], b['probe'])} (rows: true tier, columns: "
+                    "predicted tier).", ["True \\ predicted", "low", "medium", "high"],
+                    [[name] + [str(n) for n in row] for name, row in zip(("low", "medium", "high"), confusion)], "lrrr")
+        hours = setup["fine_tuned_training_hours"]
+        w.table(f"Training cost: embedding train + val (recorded in the caches) plus the probe's fit, against "
+                f"{num(hours[0], 0)}–{num(hours[1], 0)} h for the fine-tuned model (config).",
+                ["Model + probe", "Embedding s", "Probe fit s", "Total s", "Device", "Share of fine-tuned training"],
+                [[self.label(r["variant"], r["probe"]), num(r["embedding_seconds"], 1), num(r["probe_seconds"], 1),
+                  num(r["total_seconds"], 1), r["device"] or "—",
+                  "—" if not r["share_of_fine_tuned"] else
+                  f"{pct(r['share_of_fine_tuned'][1], 2)}–{pct(r['share_of_fine_tuned'][0], 2)}"]
+                 for r in findings.training_cost(ev)], "lrrrlr", font_pt=8)
+
+    # method --------------------------------------------------------------------------------
     def method(self):
         w, ev, tr = self.w, self.ev, self.inp.training
         w.heading("3. Method")

@@ -17,7 +17,7 @@ from study import paths
 from study.artifacts import read_json
 from study.config import PROBES, Config
 from study.errors import StudyError
-from study.metrics import success_band
+from study.metrics import band_limits, success_band
 
 
 def chosen_probe(probes: dict[str, dict]) -> str:
@@ -32,15 +32,18 @@ def choose_best(models: dict[str, dict]) -> tuple[str, str]:
                key=lambda vp: models[vp[0]]["probes"][vp[1]]["val_mae"])
 
 
-def best_summary(models: dict[str, dict], baseline_mae: float | None, bands) -> dict:
+def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: dict) -> dict:
     """The evaluation JSON's `best`: the model + probe chosen on validation, its test figures and band."""
     variant, probe = choose_best(models)
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
            "mae_ci95": m["mae_ci95"], "chosen_by": "validation MAE"}
-    if baseline_mae:
-        out["gap_to_baseline"] = m["overall_mae"] - baseline_mae
-        out["band"] = success_band(m["overall_mae"], bands.closes_gap, bands.partial)
+    if baseline_mae:   # with the fine-tuned predictions: on the articles both sides scored
+        paired = m.get("vs_baseline")
+        mae, base = (paired["probe_mae"], paired["baseline_mae"]) if paired else (m["overall_mae"], baseline_mae)
+        out["gap_to_baseline"] = mae - base
+        out["band"] = success_band(mae, base, margins)
+        out["band_limits"] = list(band_limits(baseline_mae, margins))
     return out
 
 

@@ -73,7 +73,8 @@ def demo_dir(tmp_path) -> Path:
 def write_config(folder: Path, models: dict, **overrides) -> Path:
     """config.yaml for tests: the repository's, with its own models and outputs under `folder`."""
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    cfg["embedding_models"] = models
+    # models of the tests pool by mean without normalising unless they say otherwise
+    cfg["embedding_models"] = {name: {"pooling": "mean", "normalize": False, **m} for name, m in models.items()}
     cfg["default_models"] = list(models)
     cfg["demo"] = {"model": next(iter(models)), "data_dir": "demo_data"}
     cfg["embeddings_dir"] = str(folder / "embeddings")

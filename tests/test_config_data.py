@@ -1,5 +1,6 @@
 """config.yaml validation and input-data validation: every bad input names the file, line and field."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -137,3 +138,16 @@ def test_baseline_predictions_match_by_id_or_by_checked_position(tmp_path):
                                     "article_ids": ["article_0", "article_1", "article_2"], "dimension_names": ["x", "y"]}))
     with pytest.raises(StudyError, match="labels do not agree"):
         load_baseline_predictions(shuffled, split)
+
+
+@pytest.mark.parametrize("tiers, expect", [
+    ({"medium": 7.0, "high": 4.0}, "medium (7) must be below high (4)"),
+    ({"medium": 4.0, "high": 12.0}, "must lie inside score_range [0, 10]"),
+])
+def test_tiers_out_of_order_or_range_stop_at_start(tmp_path, tiers, expect):
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["tiers"] = tiers
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(StudyError, match=re.escape(expect)):
+        load_config(path)

@@ -33,18 +33,20 @@ def snapshot(*folders):
 
 
 def _eval_numbers(path):
-    """The evaluation JSON without its timing fields."""
+    """The evaluation JSON without its timing fields (inference and fit times)."""
     data = json.loads(path.read_text())
     data.pop("evaluated_at")
     for model in data["models"].values():
         for probe in ("ridge", "mlp", "lightgbm"):
             model["probes"][probe].pop("inference_ms_per_article")
+            model["probes"][probe].pop("train_seconds")
     return data
 
 
 def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
     cfg = write_config(tmp_path, {"minilm": {"source": "sentence-transformers", "model_name": str(real_model),
-                                             "dimensions": 384, "max_tokens": 256, "batch_size": 32}})
+                                             "dimensions": 384, "max_tokens": 256, "batch_size": 32,
+                                             "pooling": "mean", "normalize": True}})
     common = ["--config", cfg, "--dataset", "demo", "--data-dir", demo_dir]
     first = run_script("embed_articles.py", *common)
     assert first.stdout.count("articles/s") == 3
@@ -89,7 +91,7 @@ def test_cache_hit_does_no_model_work_and_changed_input_rebuilds(tmp_path, demo_
     def no_model(*a, **k):
         raise AssertionError("the model was loaded on a cache hit")
 
-    monkeypatch.setattr(embed, "load_encoder", no_model)
+    monkeypatch.setattr(embed, "load_model", no_model)
     capsys.readouterr()
     assert call("embed_articles", *common) == 0
     assert capsys.readouterr().out.count("cache is valid") == 3
@@ -266,3 +268,27 @@ def test_phases_after_evaluation_need_only_results(workspace, tmp_path):
     assert call("generate_report", *common) == 0
     assert (tmp_path / "results" / "demo_ds_report.docx").is_file()
     assert call("train_probes", *common) == 2   # phases that read the data still say it is missing
+
+
+def test_probes_trained_on_other_data_are_refused(workspace, tmp_path, capsys):
+    tiny_config, demo_dir = workspace
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    lines = (demo_dir / "train.jsonl").read_text().splitlines(keepends=True)
+    (demo_dir / "train.jsonl").write_text("".join(lines[:-1]))   # one training article fewer
+    assert call("embed_articles", *common) == 0                   # the caches follow the data ...
+    before = snapshot(tmp_path / "results")
+    capsys.readouterr()
+    assert call("evaluate", *common) == 2                         # ... the probes did not
+    err = capsys.readouterr().err
+    assert "was trained on other train data than the current train.jsonl" in err and err.count("\n") == 1
+    assert snapshot(tmp_path / "results") == before
+
+
+def test_a_model_that_pools_otherwise_than_config_says_is_refused(tmp_path, demo_dir, tiny_model, capsys):
+    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                           "dimensions": 32, "max_tokens": 64, "pooling": "cls", "normalize": True}})
+    assert call("embed_articles", "--config", cfg, "--data-dir", demo_dir) == 2
+    last = capsys.readouterr().err.splitlines()[-1]   # after the library's own loading bar
+    assert last.startswith("error: model 'tiny' loaded with pooling mean, normalize False, but config.yaml says "
+                           "pooling cls, normalize True")
+    assert not (tmp_path / "embeddings").exists() or not list((tmp_path / "embeddings").iterdir())

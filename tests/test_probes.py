@@ -1,16 +1,17 @@
 """The three probes: they learn, they are seeded, the MLP keeps its best epoch, pickles load back."""
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 
-from conftest import planted
+from conftest import REPO, planted
 from study.artifacts import load_pickle, save_pickle
 from study.config import load_config
 from study.errors import StudyError
-from study.probes import LightGBMProbe, MLPNet, MLPProbe, RidgeProbe, make_probe, probe_bundle
+from study.probes import LightGBMProbe, MLPProbe, RidgeProbe, make_probe, probe_from_bundle
 
 CFG = load_config()
 
@@ -72,30 +73,69 @@ def test_mlp_restores_the_best_epoch_not_the_last(data):
     assert probe.epochs_run_ == min(30, probe.best_epoch_ + 5)
 
 
-def test_pickled_bundle_rebuilds_the_mlp_from_state_dict(tmp_path, data):
+def test_bundle_holds_plain_objects_and_rebuilds_the_same_probe(tmp_path, data):
     Xtr, Ytr, Xv, Yv, Xte, _ = data
     probe = MLPProbe(epochs=5, patience=3).fit(Xtr, Ytr, Xv, Yv)
     path = tmp_path / "p.pkl"
-    save_pickle(path, probe_bundle(probe, {"val_mae": probe.val_mae_}))
+    save_pickle(path, probe.to_bundle({"val_mae": probe.val_mae_}))
     bundle = load_pickle(path)
-    assert set(bundle) == {"probe", "scaler", "metadata", "model_config", "state_dict"}
+    assert set(bundle) == {"format", "kind", "scaler", "metadata", "model_config", "state_dict"}
     assert bundle["model_config"] == {"input_dim": 16, "output_dim": 3, "hidden_sizes": [256, 128], "dropout": 0.2}
     assert all(t.device.type == "cpu" for t in bundle["state_dict"].values())
     assert [k for k in bundle["state_dict"]] == ["network.0.weight", "network.0.bias", "network.3.weight",
                                                  "network.3.bias", "network.6.weight", "network.6.bias"]
-    # the production screening stage: rebuild from config + state_dict, apply the scaler, clip
-    net = MLPNet(**bundle["model_config"])
-    net.load_state_dict(bundle["state_dict"])
-    net.eval()
-    with torch.no_grad():
-        raw = net(torch.from_numpy(bundle["scaler"].transform(Xte).astype(np.float32))).numpy()
-    np.testing.assert_allclose(np.clip(raw, 0, 10), bundle["probe"].predict(Xte), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(probe_from_bundle(bundle).predict(Xte), probe.predict(Xte))
+
+
+SERVING = """
+import importlib.util, pickle, sys
+import numpy as np
+assert importlib.util.find_spec("study") is None, "the serving process must not see the project"
+{snippet}
+X = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+    np.save(path + ".npy", load_probe(path)(X))
+"""
+
+
+def readme_snippet() -> str:
+    """The code block of the README's 'Using a probe outside this project'."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Using a probe outside this project", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_every_probe_kind_loads_in_a_process_that_cannot_import_the_project(tmp_path, data):
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    expected = {}
+    for kind in ("ridge", "mlp", "lightgbm"):
+        probe = _probe(kind, **({"epochs": 5} if kind == "mlp" else {})).fit(Xtr, Ytr, Xv, Yv)
+        path = serving / f"{kind}.pkl"
+        save_pickle(path, probe.to_bundle({"dimension_names": ["a", "b", "c"]}))
+        expected[kind] = probe.predict(Xte)
+    np.save(serving / "X.npy", Xte)
+    (serving / "serve.py").write_text(SERVING.format(snippet=readme_snippet()))
+    proc = subprocess.run([sys.executable, "-I", "serve.py", "X.npy", *(f"{k}.pkl" for k in expected)],
+                          cwd=serving, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for kind, P in expected.items():
+        np.testing.assert_allclose(np.load(serving / f"{kind}.pkl.npy"), P, rtol=1e-5, atol=1e-5, err_msg=kind)
+
+
+def test_mlp_loss_is_l1_by_default_and_mse_on_request(data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    assert CFG.probe_methods.mlp.loss == "l1" and _probe("mlp").loss == "l1"
+    l1 = _probe("mlp", epochs=3).fit(Xtr, Ytr, Xv, Yv)
+    mse = _probe("mlp", epochs=3, loss="mse").fit(Xtr, Ytr, Xv, Yv)
+    assert l1.history_ != mse.history_   # the loss reaches the optimiser
 
 
 def test_tampered_pickle_is_refused(tmp_path, data):
     Xtr, Ytr, Xv, Yv, _, _ = data
     path = tmp_path / "r.pkl"
-    save_pickle(path, probe_bundle(RidgeProbe().fit(Xtr, Ytr, Xv, Yv), {}))
+    save_pickle(path, RidgeProbe().fit(Xtr, Ytr, Xv, Yv).to_bundle({}))
     assert (tmp_path / "r.pkl.sha256").read_text().split()[0] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
     blob = bytearray(path.read_bytes())
     blob[-3] ^= 1
