@@ -49,7 +49,7 @@ def main():
         spec, t_load = cfg.model(variant.model), time.perf_counter()
         location = cfg.model_location(variant.model)
         encoder = load_model(spec, location, device if not args.devices else resolve_device("cpu"), dtype,
-                             variant.model)
+                             variant.model, variant.max_tokens)
         if encoder.dim != spec.dimensions:
             raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                              f"dimensions: {spec.dimensions}")

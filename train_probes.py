@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from tqdm import tqdm
 
 from study import cli, paths
-from study.artifacts import merge_json, save_pickle
+from study.artifacts import merge_json, read_json_object, save_pickle
 from study.cache import load_checked
 from study.config import load_config
 from study.data import TEXT_RECIPE, resolve_dataset
@@ -28,7 +28,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     parser.add_argument("--mlp-device", default="cpu",
-                        help="device of the MLP, the only probe that can use a GPU (default cpu: small, bit-reproducible)")
+                        help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -37,41 +37,49 @@ def main():
     device = str(resolve_device(args.mlp_device))
     summary_path = paths.training_summary(cfg, dataset.name)
 
-    bar = tqdm(total=len(variants) * len(args.probes), desc="probes", unit="probe")
-    for variant in variants:
-        train = load_checked(cfg, dataset, variant, "train")
-        val = load_checked(cfg, dataset, variant, "val")
-        if train["dimension_names"] != val["dimension_names"]:
-            raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
-        for kind in args.probes:
-            bar.set_postfix_str(f"{variant.name} {kind}")
-            settings = getattr(cfg.probe_methods, kind)
-            probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device)
-            probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
-            metadata = {
-                "dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": kind,
-                "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
-                "data_sha256": {s: d["fingerprint"]["data_sha256"] for s, d in (("train", train), ("val", val))},
-                "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
-                "hyperparameters": settings.model_dump(), "selected": probe.selected(),
-                "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
-                "n_train": int(len(train["labels"])), "n_val": int(len(val["labels"])),
-                "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
-                "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-            path = paths.probe(cfg, dataset.name, variant.name, kind)
-            digest = save_pickle(path, probe.to_bundle(metadata))
-            summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
-            merge_json(summary_path, {"dataset": dataset.name, "models": {
-                variant.name: {kind: {**summary, "file": path.name, "sha256": digest}}}})
-            tqdm.write(f"[{variant.name}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
-                       f"({describe_selected(probe.selected())}) -> {path.name}")
-            if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
-                tqdm.write(f"note: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage "
-                           "that assumes the default layout cannot load this MLP (build it from model_config)")
-            bar.update()
-    bar.close()
+    if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
+        read_json_object(summary_path, "training summary", "remove it and rerun train_probes.py (it lists the "
+                         "probes trained so far; retraining them writes it anew)")
+    with tqdm(total=len(variants) * len(args.probes), desc="probes", unit="probe") as bar:
+        for variant in variants:
+            train = load_checked(cfg, dataset, variant, "train")
+            val = load_checked(cfg, dataset, variant, "val")
+            if train["dimension_names"] != val["dimension_names"]:
+                raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
+            for kind in args.probes:
+                bar.set_postfix_str(f"{variant.name} {kind}")
+                tqdm.write(fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path))
+                bar.update()
     print(f"training summary: {summary_path}")
+
+
+def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) -> str:
+    """Fit one probe (choices on validation), write its file and its summary entry; returns the log line."""
+    settings = getattr(cfg.probe_methods, kind)
+    probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device)
+    probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
+    metadata = {
+        "dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": kind,
+        "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
+        "data_sha256": {s: d["fingerprint"]["data_sha256"] for s, d in (("train", train), ("val", val))},
+        "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
+        "hyperparameters": settings.model_dump(), "selected": probe.selected(),
+        "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
+        "n_train": int(len(train["labels"])), "n_val": int(len(val["labels"])),
+        "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = paths.probe(cfg, dataset.name, variant.name, kind)
+    digest = save_pickle(path, probe.to_bundle(metadata))
+    summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
+    merge_json(summary_path, {"dataset": dataset.name, "models": {
+        variant.name: {kind: {**summary, "file": path.name, "sha256": digest}}}})
+    line = (f"[{variant.name}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
+            f"({describe_selected(probe.selected())}) -> {path.name}")
+    if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
+        line += (f"\nnote: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage that "
+                 "assumes the default layout cannot load this MLP (build it from model_config)")
+    return line
 
 
 def embedding_recipe(cfg, variant) -> dict:

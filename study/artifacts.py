@@ -7,12 +7,16 @@ arrays (they load with `allow_pickle=False`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import hashlib
+import io
 import json
 import math
 import os
 import pickle
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,13 +25,37 @@ import numpy as np
 from study import paths
 from study.errors import StudyError
 
+STALE_TMP_SECONDS = 3600   # a temp file untouched this long was left by a killed write
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of earlier writes of `path` that a kill left behind (a partial cache can be as big as a full one)."""
+    now = time.time()
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > STALE_TMP_SECONDS:
+                old.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, mode: str = "wb"):
-    """Yield an open temp file beside `path`; on success fsync and rename it to `path`."""
+    """Yield an open temp file beside `path`; on success fsync and rename it to `path`.
+
+    The file gets the permissions of a plain `open` (0666 less the umask), so colleagues in the
+    group can read results/ where the umask lets them.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -80,16 +108,67 @@ def deep_merge(old: dict, new: dict) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def locked(path: Path):
+    """An exclusive lock on `<path>.lock` for the block: writers of the same file wait for each other."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_json_object(path: Path, what: str, remedy: str) -> dict:
+    """A JSON object (not a list, not a number); StudyError naming the file and the way out otherwise."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: expected a JSON object, found {type(data).__name__}; {remedy}")
+    return data
+
+
 def merge_json(path: Path, update: dict) -> dict:
-    """Merge `update` into the JSON object at `path` (created if absent) and write it back."""
-    merged = deep_merge(read_json(path) if Path(path).exists() else {}, update)
-    write_json(path, merged)
+    """Merge `update` into the JSON object at `path` (created if absent) and write it back, under a lock
+    so that concurrent runs lose no entry."""
+    with locked(path):
+        old = read_json_object(path, "file", "remove it and rerun") if Path(path).exists() else {}
+        merged = deep_merge(old, update)
+        write_json(path, merged)
     return merged
 
 
+UTF8, OFFSETS = "__utf8", "__offsets"
+
+
+def _pack_strings(arrays: dict) -> dict:
+    """1-D string arrays as UTF-8 bytes + offsets: the size follows the text, not n x the longest string,
+    and the file still loads with allow_pickle=False."""
+    out = {}
+    for key, value in arrays.items():
+        a = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if a.ndim == 1 and a.dtype.kind in "UO":
+            encoded = [str(x).encode("utf-8") for x in a]
+            out[key + UTF8] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+            out[key + OFFSETS] = np.cumsum([0] + [len(e) for e in encoded], dtype=np.int64)
+        else:
+            out[key] = a
+    return out
+
+
+def _unpack_strings(data: dict) -> dict:
+    for key in [k for k in data if k.endswith(UTF8)]:
+        name = key[:-len(UTF8)]
+        buf, offsets = data.pop(key).tobytes(), data.pop(name + OFFSETS)
+        data[name] = np.array([buf[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])], dtype=object)
+    return data
+
+
 def save_npz(path: Path, **arrays) -> None:
+    """Arrays to an .npz, atomically; 1-D string arrays packed (read them back with read_npz)."""
     with atomic_path(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **_pack_strings(arrays))
 
 
 NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
@@ -102,8 +181,8 @@ def read_npz(path: Path, what: str, remedy: str) -> dict:
         raise StudyError(f"{what} not found: {path} ({remedy})")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except NPZ_ERRORS as exc:
+            return _unpack_strings({k: z[k] for k in z.files})
+    except (*NPZ_ERRORS, UnicodeDecodeError) as exc:
         raise StudyError(f"{path}: unreadable {what} ({exc}); {remedy}") from None
 
 
@@ -120,8 +199,29 @@ def save_pickle(path: Path, obj) -> str:
     return digest
 
 
+# The only globals a probe file may name (study/probes.py `to_bundle`): numpy arrays and scalars,
+# torch tensors (their storage goes through torch.load, weights only), a StandardScaler, an OrderedDict.
+PICKLE_ALLOWED = {
+    ("collections", "OrderedDict"), ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy._core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
+    ("sklearn.preprocessing._data", "StandardScaler"),
+    ("torch._utils", "_rebuild_tensor_v2"), ("torch.storage", "_load_from_bytes"),
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Admits only PICKLE_ALLOWED: a pickle naming anything else (os.system, say) is refused, not run."""
+
+    def find_class(self, module, name):
+        if (module, name) not in PICKLE_ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a probe file never holds")
+        return super().find_class(module, name)
+
+
 def load_pickle(path: Path):
-    """Load a pickle after checking it against its `.sha256` file."""
+    """Load a probe pickle after checking it against its `.sha256` file, admitting only plain objects."""
     path = Path(path)
     sidecar = paths.checksum(path)
     if not path.is_file():
@@ -132,4 +232,7 @@ def load_pickle(path: Path):
     expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
     if hashlib.sha256(blob).hexdigest() != expected:
         raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
-    return pickle.loads(blob)
+    try:
+        return _PlainUnpickler(io.BytesIO(blob)).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        raise StudyError(f"{path}: refused ({exc}); retrain it with train_probes.py") from None

@@ -25,7 +25,7 @@ import torch
 from study.cache import load_checked
 from study.config import Config
 from study.data import Dataset, Split
-from study.embedders import Encoder, batch_size_for, embed_texts, load_model, random_weight_encoder, tokenize
+from study.embedders import Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder, tokenize
 from study.errors import StudyError
 from study.config import PROBES, Variant
 from study.probes import make_probe
@@ -372,7 +372,10 @@ def prepare_encoder(cfg: Config, variant: Variant, splits: dict[str, Split], dev
     spec = cfg.model(variant.model)
     if opts.random_weights:
         arch = architecture_dir(cfg, variant.model, opts.shapes_dir)
-        _check_positions(arch, variant.max_tokens, variant.model)
+        from transformers import AutoConfig
+
+        check_positions(AutoConfig.from_pretrained(str(arch)), variant.max_tokens, variant.model,
+                        str(arch / "config.json"))
         say(f"[{variant.name}] building a random-weight twin from {arch / 'config.json'} "
             f"(BPE tokenizer trained on {len(splits['train'])} train articles)")
         t0 = time.perf_counter()
@@ -387,7 +390,7 @@ def prepare_encoder(cfg: Config, variant: Variant, splits: dict[str, Split], dev
         encoder = None
         _free(device)
         t0 = time.perf_counter()
-        encoder = load_model(spec, location, device, dtype, variant.model)
+        encoder = load_model(spec, location, device, dtype, variant.model, variant.max_tokens)
         _sync(device)
         loads.append(time.perf_counter() - t0)
     say(f"[{variant.name}] loaded {location}: cold {loads[0]:.2f}s (first load in this process), warm {loads[1]:.2f}s")
@@ -405,7 +408,7 @@ def check_quality(cfg: Config, variant: Variant, encoder: Encoder, splits: dict[
     other_dtype = "float32" if dtype in HALF_DTYPES else half
     say(f"[{variant.name}] quality check: {half} vs float32 on the {sum(map(len, splits.values()))} articles "
         f"of train/val/test")
-    other = load_model(spec, cfg.model_location(variant.model), device, other_dtype, variant.model)
+    other = load_model(spec, cfg.model_location(variant.model), device, other_dtype, variant.model, variant.max_tokens)
     pair = {"float32": other if other_dtype == "float32" else encoder, half: other if other_dtype == half else encoder}
     q = quality_check(cfg, pair, splits, prefix=spec.prefix, max_tokens=variant.max_tokens, **setting)
     say(f"[{variant.name}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
@@ -459,17 +462,6 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
     del encoder, fp32
     _free(device)
     return entry
-
-
-def _check_positions(arch: Path, max_tokens: int, model: str) -> None:
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(str(arch))
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit and getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
-        limit -= (getattr(config, "pad_token_id", None) or 0) + 1   # positions start after the padding index
-    if limit and max_tokens > limit:
-        raise StudyError(f"model '{model}': max tokens {max_tokens} exceed the {limit} positions of {arch / 'config.json'}")
 
 
 # -- the whole run --------------------------------------------------------------------------------

@@ -20,14 +20,16 @@ from study.errors import StudyError
 # the input. A probe may only score embeddings whose model side matches its training's.
 MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype")
 # Keys a rerun compares to decide whether a cache is still valid.
-CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256")
+CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256", "layout")
+CACHE_LAYOUT = 2   # 2: strings packed as UTF-8 + offsets (study.artifacts.save_npz)
 
 
 def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str) -> dict:
     """What produced a cache: the model side (MODEL_KEYS) and the input side (split, data hash)."""
     m = cfg.model(model)
     return {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
-            "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256}
+            "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256,
+            "layout": CACHE_LAYOUT}
 
 
 def mismatch(found: dict, expected: dict, keys) -> str | None:
@@ -40,11 +42,11 @@ def mismatch(found: dict, expected: dict, keys) -> str | None:
 
 def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict, stats: dict) -> None:
     """The cache; `stats` (seconds, articles/s, devices, dtype) is what embedding it cost."""
-    save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids.astype(str),
+    save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids,
              embed_stats=np.asarray(json.dumps(stats, sort_keys=True)),
              labels=split.labels.astype(np.float32), dimension_names=np.asarray(split.dimension_names, dtype=str),
-             token_counts=np.asarray(token_counts, dtype=np.int64), languages=split.languages.astype(str),
-             titles=split.titles.astype(str), fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
+             token_counts=np.asarray(token_counts, dtype=np.int64), languages=split.languages,
+             titles=split.titles, fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
 
 
 def read_embeddings(path: Path) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
 
 from study.config import DTYPE_NAMES, PROBES
@@ -36,9 +37,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # one line, like every other error of the study
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parser(doc: str) -> argparse.ArgumentParser:
     """A parser whose help is the script's usage docstring, with --config, --dataset, --data-dir."""
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
     p.add_argument("--dataset", help="dataset name from config.yaml (also names the outputs)")
     p.add_argument("--data-dir", help="folder with train/val/test.jsonl (any dataset in the input format)")
@@ -63,13 +69,25 @@ def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")
 
 
+def _mid_line() -> bool:
+    """Did a progress bar leave stderr in the middle of a line? (then the error starts on a new one)"""
+    from tqdm import tqdm
+
+    return bool(getattr(tqdm, "_instances", None))
+
+
 def run(main) -> None:
     """Call `main()`; bad input ends with one readable line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
     except StudyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"\nerror: {exc}" if _mid_line() else f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:   # a full disk, a read-only folder, a file where a folder should be ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc} (nothing half-written was kept)", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: artifacts already written are complete, nothing half-written was kept",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+import re
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +18,7 @@ from study.errors import StudyError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 PACKAGE_SCHEME = "python-package:"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # dataset and model names become parts of file names
 
 
 class _Strict(BaseModel):
@@ -74,9 +76,16 @@ class DatasetEntry(_Strict):
 class RidgeSettings(_Strict):
     alphas: list[float] = Field(min_length=1)
 
+    @field_validator("alphas")
+    @classmethod
+    def _positive(cls, v):
+        if not all(a > 0 and a < float("inf") for a in v):
+            raise ValueError(f"every alpha must be a finite number above 0, found {v}")
+        return v
+
 
 class MLPSettings(_Strict):
-    hidden_sizes: list[int] = Field(min_length=1)
+    hidden_sizes: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     dropout: float = Field(ge=0, lt=1)
     learning_rate: float = Field(gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
@@ -89,6 +98,18 @@ class MLPSettings(_Strict):
 class LightGBMSettings(_Strict):
     params: dict[str, float | int | str | bool]
     early_stopping_rounds: int = Field(gt=0)
+
+    @field_validator("params")
+    @classmethod
+    def _ranges(cls, v):   # the settings LightGBM would otherwise take silently or spin on
+        floors = {"num_leaves": 2, "n_estimators": 1, "min_child_samples": 1, "max_bin": 2}
+        for key, floor in floors.items():
+            if key in v and (isinstance(v[key], (bool, str)) or v[key] < floor):
+                raise ValueError(f"params.{key} must be a number >= {floor}, found {v[key]!r}")
+        for key in ("learning_rate", "subsample", "colsample_bytree"):
+            if key in v and (isinstance(v[key], (bool, str)) or not 0 < v[key] <= (1 if key != "learning_rate" else 10)):
+                raise ValueError(f"params.{key} must lie in (0, 1] ((0, 10] for learning_rate), found {v[key]!r}")
+        return v
 
 
 class ProbeMethods(_Strict):
@@ -143,7 +164,11 @@ class Config(_Strict):
     def _known_defaults(self):
         unknown = [m for m in self.default_models if m not in self.embedding_models]
         if unknown:
-            raise ValueError(f"default_models names models not in embedding_models: {unknown}")
+            raise ValueError(f"default_models names models not in embedding_models: {', '.join(unknown)} "
+                             f"(known: {', '.join(self.embedding_models)})")
+        unsafe = [m for m in list(self.embedding_models) + list(self.datasets) if not SAFE_NAME.fullmatch(m)]
+        if unsafe:
+            raise ValueError(f"names {unsafe} may become parts of file names: use letters, digits, '.', '_', '+', '-'")
         if self.demo.model not in self.embedding_models:
             raise ValueError(f"demo.model '{self.demo.model}' is not in embedding_models")
         return self
@@ -269,7 +294,8 @@ def _format_validation_error(err: ValidationError, path: Path) -> str:
         elif e["type"] == "missing":
             parts.append(f"missing required key '{key}'")
         else:
-            parts.append(f"key '{key}': {e['msg']} (found {e.get('input')!r})")
+            found = repr(e.get("input"))
+            parts.append(f"key '{key}': {e['msg']}" + (f" (found {found})" if len(found) <= 80 else ""))
     return f"{path}: " + "; ".join(parts)
 
 

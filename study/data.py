@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import Config
+from study.config import SAFE_NAME, Config
 from study.errors import StudyError
 
 SPLITS = ("train", "val", "test")
@@ -52,7 +52,11 @@ def dataset_name(name: str | None, data_dir: str | None) -> str:
     """
     if not name and not data_dir:
         raise StudyError("give --dataset NAME or --data-dir DIR (its folder name names the results)")
-    return name or Path(data_dir).expanduser().resolve().name
+    name = name or Path(data_dir).expanduser().resolve().name
+    if not SAFE_NAME.fullmatch(name):
+        raise StudyError(f"dataset name '{name}' would become part of file names: use letters, digits, '.', '_', "
+                         "'+', '-' (give --dataset NAME to name a folder with other characters)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -127,14 +131,20 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
     ids, titles, texts, labels, langs = [], [], [], [], []
     dims: list[str] | None = None
     low, high = score_range
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    first_line: dict[str, int] = {}
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:   # a UTF-8 byte-order mark on the first line is accepted
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                _fail(path, lineno, f"not UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)")
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                _fail(path, lineno, f"malformed JSON ({exc.msg} at column {exc.colno})")
+                where = "the line is cut short" if exc.pos >= len(line.rstrip("\r\n")) else f"column {exc.colno}"
+                _fail(path, lineno, f"malformed JSON ({exc.msg}; {where})")
             if not isinstance(rec, dict):
                 _fail(path, lineno, "expected a JSON object")
             for key in ("id", "labels", "dimension_names"):
@@ -146,9 +156,14 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             text = build_text(title, content)
             if not text:
                 _fail(path, lineno, f"article '{rec['id']}' has neither 'title' nor 'content'")
+            if not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool) or not str(rec["id"]).strip():
+                _fail(path, lineno, f"field 'id' must be a non-empty string or a whole number, found {rec['id']!r}")
             names = rec["dimension_names"]
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-                _fail(path, lineno, "field 'dimension_names' must be a non-empty list of strings")
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                _fail(path, lineno, "field 'dimension_names' must be a non-empty list of non-empty strings")
+            if len(set(names)) != len(names):
+                twice = next(n for n, k in Counter(names).items() if k > 1)
+                _fail(path, lineno, f"field 'dimension_names' names '{twice}' more than once")
             if dims is None:
                 dims = names
             elif names != dims:
@@ -164,6 +179,9 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
                 _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
                                     + ", ".join(f"{d}={v}" for d, v in bad))
             lang = rec.get("language")
+            if str(rec["id"]) in first_line:
+                _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
+            first_line[str(rec["id"])] = lineno
             ids.append(str(rec["id"]))
             titles.append(title)
             texts.append(text)
@@ -171,18 +189,15 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             langs.append(lang if isinstance(lang, str) and lang.strip() else None)
     if not ids:
         raise StudyError(f"{path}: no articles")
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, n in Counter(ids).items() if n > 1)
-        raise StudyError(f"{path}: article id '{dup}' appears more than once")
     missing = [i for i, lang in enumerate(langs) if lang is None]
     if missing:
         for i, code in zip(missing, detect_languages([texts[i] for i in missing])):
             langs[i] = code
     detected = np.zeros(len(ids), dtype=bool)
     detected[missing] = True
-    return Split(name=split, path=path, sha256=file_sha256(path), ids=np.array(ids),
-                 titles=np.array(titles), texts=texts, labels=np.asarray(labels, dtype=np.float32),
-                 dimension_names=list(dims), languages=np.array(langs), language_detected=detected)
+    return Split(name=split, path=path, sha256=file_sha256(path), ids=np.array(ids, dtype=object),
+                 titles=np.array(titles, dtype=object), texts=texts, labels=np.asarray(labels, dtype=np.float32),
+                 dimension_names=list(dims), languages=np.array(langs, dtype=object), language_detected=detected)
 
 
 def load_splits(dataset: Dataset, score_range, splits=SPLITS) -> dict[str, Split]:

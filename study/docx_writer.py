@@ -7,6 +7,7 @@ the same way everywhere, with an em dash for a missing value. Nothing here knows
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from docx import Document
@@ -51,6 +52,14 @@ def pct(x, decimals: int = 1) -> str:
 
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text) -> str:
+    """`text` without the control characters Word documents cannot hold (they come from input data)."""
+    return _NOT_XML.sub("", str(text))
+
+
 def short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -59,6 +68,7 @@ class Writer:
     """A thin layer over python-docx: numbered headings, captioned tables and figures."""
 
     def __init__(self, title: str, subtitle: str):
+        title, subtitle = xml_safe(title), xml_safe(subtitle)
         self.doc = Document()
         self.tables = self.figures = 0
         self.embedded: set[Path] = set()
@@ -73,21 +83,21 @@ class Writer:
         normal.font.name, normal.font.size = "Calibri", Pt(10.5)
         normal.paragraph_format.space_after = Pt(4)
         self.doc.core_properties.title = title
-        self.doc.add_paragraph(title, style="Title")
-        self.doc.add_paragraph(subtitle, style="Subtitle")
+        self.doc.add_paragraph(xml_safe(title), style="Title")
+        self.doc.add_paragraph(xml_safe(subtitle), style="Subtitle")
         footer = section.footer.paragraphs[0]
         footer.text = title
         footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
 
     def heading(self, text: str, level: int = 1):
-        self.doc.add_heading(text, level=level)
+        self.doc.add_heading(xml_safe(text), level=level)
 
     def para(self, *parts, style: str | None = None):
         """A paragraph of plain strings and (text, "b"|"i") runs."""
         p = self.doc.add_paragraph(style=style)
         for part in parts:
             text, fmt = part if isinstance(part, tuple) else (part, "")
-            run = p.add_run(text)
+            run = p.add_run(xml_safe(text))
             run.bold, run.italic = "b" in fmt, "i" in fmt
         return p
 
@@ -106,7 +116,7 @@ class Writer:
         self.tables += 1
         cap = self.doc.add_paragraph(style="Caption")
         cap.add_run(f"Table {self.tables}. ").bold = True
-        cap.add_run(caption)
+        cap.add_run(xml_safe(caption))
         cap.paragraph_format.keep_with_next = True
         table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
         table.style = "Table Grid"
@@ -119,7 +129,7 @@ class Writer:
                 p = cell.paragraphs[0]
                 p.paragraph_format.space_after = Pt(0)
                 p.alignment = where["l" if r == 0 and align[c] == "l" else align[c]]
-                run = p.add_run(str(value))
+                run = p.add_run(xml_safe(value))
                 run.font.size = Pt(font_pt)
                 if r == 0:
                     run.bold = True
@@ -187,13 +197,13 @@ class Writer:
         cap = self.doc.add_paragraph(style="Caption")
         cap.alignment = WD_ALIGN_PARAGRAPH.CENTER
         cap.add_run(f"Figure {self.figures}. ").bold = True
-        cap.add_run(caption)
+        cap.add_run(xml_safe(caption))
         return True
 
     def code(self, text: str):
         p = self.doc.add_paragraph()
         p.paragraph_format.space_after = Pt(0)
-        run = p.add_run(text)
+        run = p.add_run(xml_safe(text))
         run.font.name, run.font.size = "Courier New", Pt(7.5)
 
     def save(self, out: Path):

@@ -91,9 +91,14 @@ def batch_size_for(device: torch.device, configured: int) -> int:
     return min(configured, CPU_MAX_BATCH) if device.type == "cpu" else configured
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container quota)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def use_all_cores() -> int:
     """On CPU, let torch use every core this process may run on."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = available_cores()
     torch.set_num_threads(n)
     return n
 
@@ -132,12 +137,33 @@ def load_encoder(source: str, location: str, device: torch.device, dtype: str, *
     return _prepare(model, tokenizer, device, torch_dtype, source, pooling, dim, normalize)
 
 
-def load_model(spec, location: str, device: torch.device, dtype: str, name: str) -> Encoder:
-    """Load a model of config.yaml (`spec`: its EmbeddingModel entry) and check its pooling and normalisation."""
+def load_model(spec, location: str, device: torch.device, dtype: str, name: str, max_tokens: int) -> Encoder:
+    """Load a model of config.yaml (`spec`: its EmbeddingModel entry); check its pooling and normalisation,
+    and that `max_tokens` fit its position table."""
     encoder = load_encoder(spec.source, location, device, dtype, trust_remote_code=spec.trust_remote_code, name=name,
                            normalize=spec.normalize)
     check_recipe(encoder, spec.pooling, spec.normalize, name)
+    hf = next((m for m in encoder.model.modules() if hasattr(getattr(m, "config", None), "max_position_embeddings")),
+              None)
+    if hf is not None:
+        check_positions(hf.config, max_tokens, name, location)
     return encoder
+
+
+def position_limit(config) -> int | None:
+    """How many tokens a transformers config's position table holds (None: no fixed limit)."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit and getattr(config, "model_type", "") in ("xlm-roberta", "roberta", "camembert"):
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1   # positions start after the padding index
+    return limit
+
+
+def check_positions(config, max_tokens: int, name: str, where: str) -> None:
+    """Stop before the first long article when max tokens exceed the model's position table."""
+    limit = position_limit(config)
+    if limit and max_tokens > limit:
+        raise StudyError(f"model '{name}': max tokens {max_tokens} exceed the {limit} positions of {where}; "
+                         f"use --max-tokens {limit} or less")
 
 
 def check_recipe(encoder: Encoder, pooling: str, normalize: bool, name: str) -> None:

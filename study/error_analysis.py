@@ -52,8 +52,8 @@ def load_predictions(path: Path, dataset: str | None = None) -> dict:
                                                                 ("languages", "token_counts", "titles")):
         raise StudyError(f"{path}: arrays disagree in shape (y_true {Y.shape}, y_pred {P.shape}, {n} ids, "
                          f"{len(names)} dimension names); rerun evaluate.py")
-    return {"ids": data["ids"].astype(str), "y_true": Y, "y_pred": P, "languages": data["languages"].astype(str),
-            "token_counts": data["token_counts"].astype(np.int64), "titles": data["titles"].astype(str),
+    return {"ids": data["ids"], "y_true": Y, "y_pred": P, "languages": data["languages"],
+            "token_counts": data["token_counts"].astype(np.int64), "titles": data["titles"],
             "max_tokens": int(data["max_tokens"]), "dimension_names": names}
 
 

@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
 from study.config import PROBES
+from study.embedders import available_cores
 from study.errors import StudyError
 
 
@@ -253,6 +254,8 @@ class LightGBMProbe(_Probe):
         params = {"objective": "regression", "metric": "l1", "verbose": -1, "deterministic": True,
                   "force_row_wise": True, **(self.params or {}), "seed": self.random_state}
         rounds = int(params.pop("n_estimators", 1000))
+        if int(params.get("n_jobs", -1)) <= 0:   # "all cores": those this process may use, not the machine's
+            params["n_jobs"] = available_cores()
         self.boosters_ = []
         for d in range(Y.shape[1]):
             train = lgb.Dataset(X, np.ascontiguousarray(Y[:, d]), free_raw_data=True)

@@ -1,7 +1,10 @@
 """Shared fixtures: tiny models built offline, small datasets, a config pointing at tmp dirs."""
 from __future__ import annotations
 
+import hashlib
+import importlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from study import cli  # noqa: E402
 from study.demo import SENTENCES, write_demo_dataset  # noqa: E402
 
 
@@ -110,3 +114,43 @@ def planted(n: int, d: int = 16, k: int = 3, seed: int = 0, noise: float = 0.3):
     W = rng.normal(size=(d, k))
     Y = np.clip(5 + X @ W / np.sqrt(d) * 1.5 + rng.normal(0, noise, size=(n, k)), 0, 10).astype(np.float32)
     return X, Y
+
+
+def call(script, *args):
+    """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success)."""
+    module = importlib.import_module(script)
+    old = sys.argv
+    sys.argv = [f"{script}.py", *map(str, args)]
+    try:
+        cli.run(module.main)
+        return 0
+    except SystemExit as exc:
+        return exc.code
+    finally:
+        sys.argv = old
+
+
+def snapshot(*folders):
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for f in folders if f.exists() for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, tiny_model):
+    """A demo dataset already embedded (tiny model) with a ridge probe trained; copied per test."""
+    root = tmp_path_factory.mktemp("prepared")
+    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
+    cfg = write_config(root, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                       "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    assert call("embed_articles", "--config", cfg, "--data-dir", demo) == 0
+    assert call("train_probes", "--config", cfg, "--data-dir", demo, "--probes", "ridge") == 0
+    return root
+
+
+@pytest.fixture
+def workspace(prepared, tmp_path, tiny_model):
+    """(config, demo dir) of a private copy of `prepared`."""
+    shutil.copytree(prepared, tmp_path, dirs_exist_ok=True)
+    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    return cfg, tmp_path / "demo_ds"

@@ -91,13 +91,16 @@ def _art(i, **kw):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ('{"id": "a1", "title": ', r"train\.jsonl:2: malformed JSON"),
+    ('{"id": "a1", "title": ', r"train\.jsonl:2: malformed JSON \(.*; the line is cut short\)"),
+    ('{"id": "a1", "title": x}', r"train\.jsonl:2: malformed JSON \(Expecting value; column 23\)"),
+    (_art(1, id=None), r"train\.jsonl:2: field 'id' must be a non-empty string or a whole number, found None"),
+    (_art(1, dimension_names=["x", "x"]), r"train\.jsonl:2: field 'dimension_names' names 'x' more than once"),
     (_art(1, title="", content=""), r"train\.jsonl:2: article 'a1' has neither 'title' nor 'content'"),
     (_art(1, labels=[1.0]), r"train\.jsonl:2: field 'labels' must be a list of 2 numbers"),
     (_art(1, labels=[1.0, "high"]), r"train\.jsonl:2: field 'labels' must hold only numbers"),
     (_art(1, labels=[1.0, 11.5]), r"train\.jsonl:2: field 'labels' outside score_range \[0, 10\]: y=11\.5"),
     (_art(1, dimension_names=["x", "z"]), r"train\.jsonl:2: field 'dimension_names'"),
-    (_art(0), r"train\.jsonl: article id 'a0' appears more than once"),
+    (_art(0), r"train\.jsonl:2: article id 'a0' already appears on line 1"),
     ({k: v for k, v in _art(1).items() if k != "labels"}, r"train\.jsonl:2: field 'labels' is missing"),
 ])
 def test_bad_lines_name_file_line_and_field(tmp_path, bad, message):
@@ -151,3 +154,15 @@ def test_tiers_out_of_order_or_range_stop_at_start(tmp_path, tiers, expect):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(StudyError, match=re.escape(expect)):
         load_config(path)
+
+
+def test_byte_order_mark_is_accepted_and_a_non_utf8_byte_is_named(tmp_path):
+    ds = _dataset(tmp_path, [_art(0), _art(1)])
+    path = ds.path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())          # a BOM, as some editors write
+    assert load_split(ds, "train", (0, 10)).ids.tolist() == ["a0", "a1"]
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"Titel", b"Tit\xe9l")            # Latin-1, not UTF-8
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(StudyError, match=r"train\.jsonl:2: not UTF-8 \(byte 0xe9"):
+        load_split(ds, "train", (0, 10))

@@ -1,35 +1,13 @@
 """Phases 1-3 end to end, caching, reproducibility, and bad input that fails cleanly."""
-import hashlib
 import importlib
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_script, write_config
-from study import cli
+from conftest import call, run_script, snapshot, write_config
 from study.artifacts import atomic_path
-
-
-def call(script, *args):
-    """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success)."""
-    module = importlib.import_module(script)
-    old = sys.argv
-    sys.argv = [f"{script}.py", *map(str, args)]
-    try:
-        cli.run(module.main)
-        return 0
-    except SystemExit as exc:
-        return exc.code
-    finally:
-        sys.argv = old
-
-
-def snapshot(*folders):
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for f in folders if f.exists() for p in sorted(f.rglob("*")) if p.is_file()}
 
 
 def _eval_numbers(path):
@@ -118,29 +96,6 @@ def _bad_line(demo_dir, line):
 
 BAD_ARTICLE = {"id": "bad", "title": "t", "content": "c", "dimension_names": ["climate_relevance", "technical_depth",
                                                                            "optimism"]}
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_model):
-    """A demo dataset already embedded (tiny model) with a ridge probe trained; copied per test."""
-    from conftest import write_demo_dataset
-
-    root = tmp_path_factory.mktemp("prepared")
-    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
-    cfg = write_config(root, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                       "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
-    assert call("embed_articles", "--config", cfg, "--data-dir", demo) == 0
-    assert call("train_probes", "--config", cfg, "--data-dir", demo, "--probes", "ridge") == 0
-    return root
-
-
-@pytest.fixture
-def workspace(prepared, tmp_path, tiny_model):
-    """(config, demo dir) of a private copy of `prepared`."""
-    shutil.copytree(prepared, tmp_path, dirs_exist_ok=True)
-    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
-    return cfg, tmp_path / "demo_ds"
 
 
 @pytest.mark.parametrize("case", ["missing_folder", "missing_split", "malformed", "no_text", "label_length",

@@ -56,11 +56,11 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
         comparison = json.loads((results / f"{name}_comparison.json").read_text())
         errors = json.loads((results / "analysis" / f"{name}_error_summary.json").read_text())
         rels = list(comparison["figures"].values()) + list(errors["figures"].values())
-        assert len(rels) == 9 and all(rel.split("/")[-1].startswith(f"{name}_") for rel in rels)
+        assert len(rels) == 10 and all(rel.split("/")[-1].startswith(f"{name}_") for rel in rels)
         recorded[name] = {sha((results / rel).read_bytes()) for rel in rels}
     # no figure file outside the records (the old names 'error_histograms_mlp_error_histograms.png' etc.)
     on_disk = {p.relative_to(results).as_posix() for p in results.rglob("*.png") if "_report_figures" not in str(p)}
-    assert len(on_disk) == 18 and all(p.split("/")[-1].startswith(("demo_", "demo_ds_")) for p in on_disk)
+    assert len(on_disk) == 20 and all(p.split("/")[-1].startswith(("demo_", "demo_ds_")) for p in on_disk)
     assert not recorded["demo"] & recorded["demo_ds"]
     for name, other in (names, names[::-1]):
         doc = docx.Document(str(results / f"{name}_report.docx"))
