@@ -43,6 +43,30 @@ def _remove_stale_temps(path: Path) -> None:
                 old.unlink()
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temp file in the target's folder (so the rename stays atomic), with a plain open's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """`data` in a complete, fsynced temp file beside `path`; the caller renames it."""
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, mode: str = "wb"):
     """Yield an open temp file beside `path`; on success fsync and rename it to `path`.
@@ -51,11 +75,8 @@ def atomic_path(path: Path, mode: str = "wb"):
     group can read results/ where the umask lets them.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -166,9 +187,15 @@ def _unpack_strings(data: dict) -> dict:
 
 
 def save_npz(path: Path, **arrays) -> None:
-    """Arrays to an .npz, atomically; 1-D string arrays packed (read them back with read_npz)."""
+    """Arrays to an .npz, atomically; 1-D string arrays packed (read them back with read_npz).
+
+    Built in memory first, so a full disk surfaces as its own OSError (not as zipfile's
+    "seek of closed file").
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, **_pack_strings(arrays))
     with atomic_path(path, "wb") as fh:
-        np.savez(fh, **_pack_strings(arrays))
+        fh.write(buffer.getbuffer())
 
 
 NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
@@ -192,11 +219,30 @@ def save_pickle(path: Path, obj) -> str:
     path = Path(path)
     blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     digest = hashlib.sha256(blob).hexdigest()
-    with atomic_path(path, "wb") as fh:
-        fh.write(blob)
-    with atomic_path(paths.checksum(path), "w") as fh:
-        fh.write(f"{digest}  {path.name}\n")
+    staged = [_stage(path, blob)]
+    try:
+        staged.append(_stage(paths.checksum(path), f"{digest}  {path.name}\n".encode()))
+        os.replace(staged[1], paths.checksum(path))
+        staged.pop()
+    except BaseException:   # nothing renamed yet: the old pair stands
+        for tmp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    # A kill here leaves the new checksum beside the complete staged pickle: load_pickle finishes the rename.
+    os.replace(staged[0], path)
     return digest
+
+
+def _finish_interrupted_save(path: Path, expected: str) -> bytes | None:
+    """The staged pickle a killed save_pickle left, renamed into place, when it matches the new checksum."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            blob = tmp.read_bytes()
+            if hashlib.sha256(blob).hexdigest() == expected:
+                os.replace(tmp, path)
+                return blob
+    return None
 
 
 # The only globals a probe file may name (study/probes.py `to_bundle`): numpy arrays and scalars,
@@ -231,7 +277,9 @@ def load_pickle(path: Path):
     blob = path.read_bytes()
     expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
     if hashlib.sha256(blob).hexdigest() != expected:
-        raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
+        blob = _finish_interrupted_save(path, expected)
+        if blob is None:
+            raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
     try:
         return _PlainUnpickler(io.BytesIO(blob)).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:

@@ -112,6 +112,8 @@ def load_encoder(source: str, location: str, device: torch.device, dtype: str, *
     transformers model is mean-pooled, and L2-normalised when `normalize`.
     """
     torch_dtype = DTYPES[dtype]
+    if location.startswith(("/", ".", "~")) and not Path(location).expanduser().exists():
+        raise StudyError(f"model '{name or location}': the folder {location} does not exist (model_name in config.yaml)")
     try:
         if source == "sentence-transformers":
             from sentence_transformers import SentenceTransformer

@@ -166,3 +166,25 @@ def test_control_characters_do_not_break_the_report(tmp_path):
 
     text = "\n".join(p.text for p in docx.Document(str(tmp_path / "r.docx")).paragraphs)
     assert "an id with  and  inside" in text
+
+
+@pytest.mark.parametrize("killed_at", [1, 2])
+def test_a_kill_between_the_pickle_and_its_checksum_leaves_a_whole_pair(tmp_path, monkeypatch, killed_at):
+    path = tmp_path / "p.pkl"
+    save_pickle(path, {"version": "old"})
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == killed_at:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        save_pickle(path, {"version": "new"})
+    monkeypatch.setattr(os, "replace", real_replace)
+    # killed before the first rename: the old pair; after it: the new pair, finished on the next load
+    assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}
+    assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}
+    assert not list(tmp_path.glob(".*.tmp"))
