@@ -24,6 +24,8 @@ from study.report import write_report
 def main():
     parser = cli.parser(__doc__)
     parser.add_argument("--output", help="the .docx to write (default: <results_dir>/<dataset>_report.docx)")
+    parser.add_argument("--benchmarks-of", metavar="DATASET",
+                        help="take the speed benchmark measured on this dataset (run_all.py measures once per run)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -32,7 +34,7 @@ def main():
     if out.suffix.lower() != ".docx":
         raise StudyError(f"--output must end in .docx, found {out}")
 
-    done = write_report(cfg, dataset, out.resolve())
+    done = write_report(cfg, dataset, out.resolve(), benchmarks_of=args.benchmarks_of)
     print(f"sections: {'; '.join(done['sections'])}")
     print(f"{done['tables']} tables, {done['figures']} figures"
           + (f"; unavailable: {', '.join(done['missing'])}" if done["missing"] else ""))

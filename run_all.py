@@ -1,15 +1,21 @@
-"""Run the six phases of the study in order, each as its own process, stopping at the first failure.
+"""Run the six phases of the study for one or several datasets, each phase as its own process.
 
     python run_all.py --demo                                   # offline: synthetic data, stand-in model
     python run_all.py --dataset uplifting_v5
     python run_all.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --baseline-mae 0.71
-    python run_all.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192   # a truncation sweep
+    python run_all.py --datasets uplifting_v5 investment-risk_v5 --models bge-m3 --max-tokens 512 8192 --keep-going
+    python run_all.py --dataset uplifting_v5 --from evaluate   # phases 1-2 done: evaluate, compare, ... report
     python run_all.py --dataset uplifting_v5 --skip benchmark  # every phase but the speed benchmark
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
 benchmark_speed.py, analyze_error_distribution.py (on the probe chosen on validation unless
---probe), generate_report.py. Each phase's output streams through; its wall-clock time is
-printed after it and in a summary at the end. A failing phase stops the run with its exit code.
+--probe), generate_report.py. Each phase's output streams through to the console and into
+results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), with its command
+line and wall time. Several datasets (--datasets NAME ... and/or --data-dirs DIR ...) run one
+after another; the speed benchmark runs once, on the first, unless --bench-each; then
+results/summary.md compares them. The first failing phase stops the run with its exit code;
+with --keep-going a failing dataset is reported at the end (with its error line) while the
+others finish, and the run exits 1.
 
 --demo writes the synthetic multilingual demo dataset (study/demo.py, six languages) into
 config `demo.data_dir` when it is not there yet, runs every phase on it with config
@@ -18,15 +24,16 @@ stand-in for the multilingual models, needing no download) under the dataset nam
 offline (HF_HUB_OFFLINE=1), and prints where the report is.
 """
 import os
-import subprocess
 import sys
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from study import cli, paths
 from study.config import PROBES, load_config
 from study.data import dataset_name
 from study.errors import StudyError
+from study.runner import run_phases
+from study.summary import write_summary
 
 HERE = Path(__file__).resolve().parent
 PHASES = {  # name -> script, in running order
@@ -45,14 +52,19 @@ def main():
     parser = cli.parser(__doc__)
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
+    parser.add_argument("--datasets", nargs="+", default=[], help="several datasets of config.yaml, one after another")
+    parser.add_argument("--data-dirs", nargs="+", default=[], help="several dataset folders, one after another")
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
     parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
-    parser.add_argument("--output", help="the report's .docx (default: results/<dataset>_report.docx)")
+    parser.add_argument("--bench-each", action="store_true", help="benchmark on every dataset (default: on the first)")
+    parser.add_argument("--output", help="the report's .docx, for one dataset (default: results/<dataset>_report.docx)")
     parser.add_argument("--skip", nargs="+", default=[], choices=list(PHASES), help="phases not to run")
+    parser.add_argument("--from", dest="start", choices=list(PHASES), help="start at this phase (reuse the earlier ones' files)")
+    parser.add_argument("--keep-going", action="store_true", help="report a failing dataset at the end and go on")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -60,35 +72,72 @@ def main():
     bench = ["--n", str(args.bench_n)] if args.bench_n else []
     if args.demo:
         bench = demo_setup(cfg, args, env, bench)
-    if not args.dataset and not args.data_dir:
-        raise StudyError("give --dataset NAME, --data-dir DIR or --demo")
-    dataset = dataset_name(args.dataset, args.data_dir)
+    targets = dataset_targets(args)
+    if args.output and len(targets) > 1:
+        raise StudyError("--output names one report: drop it when running several datasets")
+    started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    order = list(PHASES)[list(PHASES).index(args.start) if args.start else 0:]
+    failures, reports = [], []
+    for k, (name, data_dir) in enumerate(targets):
+        arguments = phase_arguments(args, cfg, name, data_dir, bench, benchmarks_of=targets[0][0])
+        todo = [(PHASES[phase], arguments[phase]) for phase in order if phase not in args.skip
+                and (phase != "benchmark" or k == 0 or args.bench_each)]
+        log = paths.run_log(cfg, name, started)
+        print(f"\n##### dataset {name} ({k + 1} of {len(targets)}); log: {log}", flush=True)
+        failed = run_phases(todo, env, log, say=lambda s: print(s, flush=True))
+        if failed and not args.keep_going:
+            sys.exit(failed[1])
+        if failed:
+            failures.append((name, *failed))
+        elif any(script == PHASES["report"] for script, _ in todo):
+            reports.append(arguments["report"][-1])
+    if len(targets) > 1:
+        evaluated = [n for n, _ in targets if paths.evaluation(cfg, n).is_file() and n not in [f[0] for f in failures]]
+        if evaluated:
+            print(f"\nsummary across datasets: {paths.summary_markdown(cfg)}")
+            write_summary(cfg, evaluated)
+    for path in reports:
+        print(f"\nreport: {path}")
+    for name, script, code, error in failures:
+        print(f"failed: {name}: {script} exit code {code}: {error or 'no error line'}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
 
-    common = []
-    for flag, value in (("--config", args.config), ("--dataset", args.dataset), ("--data-dir", args.data_dir)):
-        common += [flag, value] if value else []
+
+def dataset_targets(args) -> list[tuple[str, str | None]]:
+    """(dataset name, data folder or None) for each dataset of the run, in order."""
+    targets = [(n, None) for n in args.datasets] + [(dataset_name(None, d), d) for d in args.data_dirs]
+    if args.dataset or args.data_dir:
+        targets.insert(0, (dataset_name(args.dataset, args.data_dir), args.data_dir))
+    if not targets:
+        raise StudyError("give --dataset NAME, --data-dir DIR, --datasets NAME ..., --data-dirs DIR ... or --demo")
+    names = [n for n, _ in targets]
+    if len(set(names)) != len(names):
+        raise StudyError(f"a dataset is named twice in this run: {', '.join(names)}")
+    return targets
+
+
+def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str], benchmarks_of: str) -> dict:
+    """Each phase's command-line arguments for one dataset."""
+    common = (["--config", args.config] if args.config else []) + ["--dataset", name] \
+        + (["--data-dir", data_dir] if data_dir else [])
     models = (["--models", *args.models] if args.models else []) \
         + (["--max-tokens", *map(str, args.max_tokens)] if args.max_tokens else [])
     probes = ["--probes", *args.probes]
     device = ["--device", args.device] if args.device else []
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else [])
-    report = Path(args.output).resolve() if args.output else paths.report(cfg, dataset)
-    arguments = {
+    report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
+    benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
+    return {
         "embed": common + models + device,
         "train": common + models + probes,
         "evaluate": common + models + probes + baseline,
         "compare": common,
         "benchmark": common + models + probes + device + bench,
         "errors": common + models + (["--probe", args.probe] if args.probe else []),
-        "report": common + ["--output", str(report)],
+        "report": common + benchmarks + ["--output", str(report)],
     }
-
-    todo = [name for name in PHASES if name not in args.skip]
-    run_phases(todo, arguments, env)
-    if "report" in todo:
-        print(f"\nreport: {report}")
-
 
 
 def demo_setup(cfg, args, env: dict, bench: list[str]) -> list[str]:
@@ -108,30 +157,11 @@ def demo_setup(cfg, args, env: dict, bench: list[str]) -> list[str]:
     print(f"demo: model '{cfg.demo.model}' ({spec.model_name}){': ' + spec.note if spec.note else ''}")
     print("demo: this model is a STAND-IN. The default demo model, all-MiniLM-L6-v2, is English-only; it shows "
           "that the pipeline runs end to end offline, not how the multilingual models of the study score.")
+    if args.datasets or args.data_dirs:
+        raise StudyError("--demo picks its own dataset: drop --datasets and --data-dirs")
     args.dataset, args.data_dir, args.models = DEMO["name"], str(data_dir), [cfg.demo.model]
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return (bench or ["--n", str(DEMO["bench_n"])]) + ["--runs", str(DEMO["bench_runs"]), "--no-reference"]
-
-
-def run_phases(todo: list[str], arguments: dict[str, list[str]], env: dict) -> None:
-    """Each phase as its own process, in order; the first failure stops the run with its exit code."""
-    times = []
-    for i, name in enumerate(todo, 1):
-        command = [sys.executable, str(HERE / PHASES[name]), *arguments[name]]
-        print(f"\n=== phase {i}/{len(todo)}: {PHASES[name]} {' '.join(command[2:])}", flush=True)
-        t0 = time.perf_counter()
-        code = subprocess.call(command, env=env)
-        seconds = time.perf_counter() - t0
-        times.append((PHASES[name], seconds))
-        if code != 0:
-            print(f"\n=== {PHASES[name]} failed with exit code {code} after {seconds:.1f}s; stopped "
-                  f"(not run: {', '.join(PHASES[n] for n in todo[i:]) or 'none'})", file=sys.stderr, flush=True)
-            sys.exit(code)
-        print(f"=== {PHASES[name]} done in {seconds:.1f}s", flush=True)
-    print("\nwall-clock time per phase:")
-    for script, seconds in times:
-        print(f"  {script:32s} {seconds:8.1f}s")
-    print(f"  {'total':32s} {sum(s for _, s in times):8.1f}s")
 
 
 if __name__ == "__main__":

@@ -92,3 +92,22 @@ def relative(cfg: Config, path: Path) -> str:
 def recorded(cfg: Config, rel: str) -> Path:
     """The file a JSON record names (see `relative`)."""
     return cfg.results_path / rel
+
+
+# -- run_all.py ---------------------------------------------------------------------------
+def run_log(cfg: Config, dataset: str, started: str) -> Path:
+    """The log of one run_all.py run on one dataset; `started` is its UTC start time."""
+    return cfg.results_path / "logs" / f"{started}_{dataset}.log"
+
+
+def summary_markdown(cfg: Config) -> Path:
+    """The cross-dataset summary of a run over several datasets."""
+    return cfg.results_path / "summary.md"
+
+
+def summary_record(cfg: Config) -> Path:
+    return cfg.results_path / "summary.json"
+
+
+def summary_figure(cfg: Config) -> Path:
+    return cfg.results_path / "figures" / "summary_mae_by_dataset.png"

@@ -321,3 +321,23 @@ def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
            ylabel="share of all articles that skip the fine-tuned model")
     ax.legend(loc="lower left")
     return _save(fig, out)
+
+
+@_styled
+def dataset_bars(mae: dict[str, dict[str, float]], baselines: dict[str, float | None], out, *,
+                 title: str = "Test MAE per dataset (each model's probe chosen on validation)") -> Path:
+    """Grouped bars: one group a dataset, one colour a model; each dataset's baseline as a short red line.
+
+    mae: {model: {dataset: test MAE}}.
+    """
+    datasets = list(baselines)
+    series = {m: [per.get(d, float("nan")) for d in datasets] for m, per in mae.items()}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(datasets) * len(series) + 3), 4.8), layout="constrained")
+    _grouped_bars(ax, datasets, series, value_fmt="{:.3f}")
+    known = [i for i, d in enumerate(datasets) if baselines[d] is not None]
+    for i in known:
+        ax.hlines(baselines[datasets[i]], i - 0.45, i + 0.45, label="fine-tuned baseline" if i == known[0] else None,
+                  **BASELINE)
+    ax.set(title=title, xlabel="dataset", ylabel="test MAE (lower is better)")
+    fig.legend(loc="outside lower center", ncols=min(len(series) + 1, 4))
+    return _save(fig, out)

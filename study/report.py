@@ -49,11 +49,15 @@ class Inputs:
     files: dict[str, Path] = field(default_factory=dict)   # what was read, for the appendix
 
 
-def load_inputs(cfg: Config, dataset: str) -> Inputs:
-    """Everything the report reads; StudyError only when the evaluation JSON is missing or bad."""
+def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> Inputs:
+    """Everything the report reads; StudyError only when the evaluation JSON is missing or bad.
+
+    `benchmarks_of`: the dataset whose speed benchmark to use (a run over several datasets measures once).
+    """
     inputs = Inputs(dataset=dataset, evaluation=read_evaluation(cfg, dataset),
                     files={"evaluation": paths.evaluation(cfg, dataset)})
-    optional = {"training": paths.training_summary(cfg, dataset), "benchmarks": paths.benchmark(cfg, dataset),
+    optional = {"training": paths.training_summary(cfg, dataset),
+                "benchmarks": paths.benchmark(cfg, benchmarks_of or dataset),
                 "errors": paths.error_summary(cfg, dataset)}
     for key, path in optional.items():
         if path.is_file():
@@ -282,6 +286,8 @@ class Report:
         bm, e2e = bench.get("models") or {}, bench.get("end_to_end") or {}
         ft = bench.get("fine_tuned_ms_per_article")
         w.para(f"Measured on {bench.get('device', '?')} ({bench.get('device_name') or 'unnamed device'})"
+               + (f", on the articles of dataset {bench.get('dataset')}" if bench.get("dataset") != self.inp.dataset
+                  else "")
                + (f"; the fine-tuned model costs {num(ft[0], 0)}–{num(ft[1], 0)} ms per article (config)." if ft else "."))
         rows = []
         for v, p, m in chosen(self.ev):
@@ -685,6 +691,6 @@ def _plain(obj):
 
 
 
-def write_report(cfg: Config, dataset: str, out: Path) -> dict:
+def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None = None) -> dict:
     """Build the report of `dataset` into `out` (.docx, written atomically); returns what went in."""
-    return Report(cfg, load_inputs(cfg, dataset), out).build()
+    return Report(cfg, load_inputs(cfg, dataset, benchmarks_of), out).build()

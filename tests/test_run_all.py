@@ -46,10 +46,29 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
     names = ("demo", "demo_ds")
-    for seed, name in enumerate(names):
-        data = write_demo_dataset(tmp_path / "data" / name, n_train=80, n_val=30, n_test=40, seed=seed)
-        run_script("run_all.py", "--config", cfg, "--dataset", name, "--data-dir", data, "--skip", "benchmark")
+    dirs = [write_demo_dataset(tmp_path / "data" / name, n_train=80, n_val=30, n_test=40, seed=seed)
+            for seed, name in enumerate(names)]
+    # one run over both datasets and a missing one: --keep-going finishes the others, then exits 1
+    proc = run_script("run_all.py", "--config", cfg, "--data-dirs", *dirs, tmp_path / "data" / "gone",
+                      "--skip", "benchmark", "--keep-going", check=False)
+    assert proc.returncode == 1
+    assert "failed: gone: embed_articles.py exit code 2: error: dataset folder not found" in proc.stderr
     results = tmp_path / "results"
+    summary = json.loads((results / "summary.json").read_text())
+    assert [r["dataset"] for r in summary["datasets"]] == list(names)
+    for r in summary["datasets"]:
+        ev = json.loads((results / f"{r['dataset']}_evaluation_results.json").read_text())
+        assert r["test_mae"] == ev["best"]["test_mae"] and r["model"] == ev["best"]["model"] == "tiny"
+    assert (results / summary["figures"]["mae_by_dataset"]).is_file() and (results / "summary.md").is_file()
+    logs = sorted((results / "logs").glob("*.log"))
+    assert [p.name.split("_", 1)[1] for p in logs] == ["demo.log", "demo_ds.log", "gone.log"]
+    log = logs[0].read_text()
+    assert "=== phase 1/6: embed_articles.py" in log and "=== generate_report.py done in" in log
+    assert "\r" not in log and log.count("tiny train:") <= 11     # a progress bar: a line per 10% at most
+    # --from: phases 1-2 are not run again
+    again = run_script("run_all.py", "--config", cfg, "--data-dir", dirs[0], "--from", "evaluate", "--skip",
+                       "benchmark", "errors", "report")
+    assert "phase 1/2: evaluate.py" in again.stdout and "embed_articles.py" not in again.stdout
     sha = lambda blob: hashlib.sha256(blob).hexdigest()  # noqa: E731
     recorded = {}
     for name in names:
@@ -59,7 +78,8 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
         assert len(rels) == 10 and all(rel.split("/")[-1].startswith(f"{name}_") for rel in rels)
         recorded[name] = {sha((results / rel).read_bytes()) for rel in rels}
     # no figure file outside the records (the old names 'error_histograms_mlp_error_histograms.png' etc.)
-    on_disk = {p.relative_to(results).as_posix() for p in results.rglob("*.png") if "_report_figures" not in str(p)}
+    on_disk = {p.relative_to(results).as_posix() for p in results.rglob("*.png")
+                if "_report_figures" not in str(p)} - set(summary["figures"].values())
     assert len(on_disk) == 20 and all(p.split("/")[-1].startswith(("demo_", "demo_ds_")) for p in on_disk)
     assert not recorded["demo"] & recorded["demo_ds"]
     for name, other in (names, names[::-1]):

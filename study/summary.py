@@ -1,0 +1,63 @@
+"""The cross-dataset summary of a run over several datasets (results/summary.md + a figure).
+
+Per dataset: the best model + probe chosen on validation, its test MAE with CI, the
+fine-tuned baseline and the band. Per model: the test MAE of its probe chosen on
+validation on every dataset. Built only from each dataset's evaluation JSON.
+"""
+from __future__ import annotations
+
+from study import paths, plots
+from study.config import Config
+from study.findings import band_rule
+from study.results import chosen, read_evaluation
+
+
+def cross_dataset(cfg: Config, datasets: list[str]) -> dict:
+    rows, per_model = [], {}
+    for name in datasets:
+        ev = read_evaluation(cfg, name)
+        b = ev["best"]
+        rows.append({"dataset": name, "model": b["model"], "probe": b["probe"], "val_mae": b["val_mae"],
+                     "test_mae": b["test_mae"], "mae_ci95": b["mae_ci95"], "baseline_mae": ev.get("baseline_mae"),
+                     "band": b.get("band"), "bands": band_rule(ev), "n_test": ev.get("n_test")})
+        for v, p, m in chosen(ev):
+            per_model.setdefault(v, {})[name] = {"probe": p, "mae": m["overall_mae"], "ci95": m.get("mae_ci95")}
+    return {"datasets": rows, "models": per_model}
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def summary_markdown(summary: dict, figure: str) -> str:
+    names = [r["dataset"] for r in summary["datasets"]]
+    out = ["# Summary across datasets", "",
+           "Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
+           "fine-tuned baseline (bands: margins over that baseline).", "",
+           "| dataset | test articles | chosen on validation | test MAE | 95% CI | baseline | band |",
+           "|---|---:|---|---:|---:|---:|---|"]
+    out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['test_mae'])} | "
+            f"[{_f(r['mae_ci95'][0])}, {_f(r['mae_ci95'][1])}] | {_f(r['baseline_mae'])} | {r['band'] or 'no baseline'} |"
+            for r in summary["datasets"]]
+    out += ["", "Test MAE of each model's probe chosen on validation, per dataset:", "",
+            "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    out += [f"| {model} | " + " | ".join(f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a" for n in names)
+            + " |" for model, d in summary["models"].items()]
+    out += ["", f"![Test MAE per dataset and model]({figure})", ""]
+    return "\n".join(out)
+
+
+def write_summary(cfg: Config, datasets: list[str]) -> dict:
+    """Write summary.md, its figure and summary.json (which records both by name); returns the record."""
+    from study.artifacts import atomic_path, write_json
+
+    summary = cross_dataset(cfg, datasets)
+    figure = plots.dataset_bars({m: {n: d["mae"] for n, d in per.items()} for m, per in summary["models"].items()},
+                                {r["dataset"]: r["baseline_mae"] for r in summary["datasets"]},
+                                paths.summary_figure(cfg))
+    md = paths.summary_markdown(cfg)
+    with atomic_path(md, "wb") as fh:
+        fh.write(summary_markdown(summary, paths.relative(cfg, figure)).encode("utf-8"))
+    record = {**summary, "markdown": paths.relative(cfg, md), "figures": {"mae_by_dataset": paths.relative(cfg, figure)}}
+    write_json(paths.summary_record(cfg), record)
+    return record
