@@ -16,7 +16,8 @@ from tqdm import tqdm
 from study import cli, paths
 from study.cache import CACHE_KEYS, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config
-from study.data import SPLITS, load_splits, resolve_dataset
+from study.artifacts import write_json
+from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
 from study.embedders import batch_size_for, embed_texts, load_model, resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
 
@@ -35,6 +36,7 @@ def main():
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = cfg.select_variants(args.models, args.max_tokens)
     splits = load_splits(dataset, cfg.score_range, tuple(args.splits))
+    report_leaks(cfg, dataset, splits)
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
     dtype = resolve_dtype(device, args.dtype)
     if device.type == "cpu":
@@ -73,6 +75,17 @@ def main():
                   f"{variant.max_tokens}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
                   + f") -> {path}")
         del encoder
+
+
+def report_leaks(cfg, dataset, splits) -> None:
+    """Say (and record for the report) which articles appear in more than one split."""
+    leaks = split_leaks(splits)
+    if len(splits) > 1:
+        write_json(paths.data_checks(cfg, dataset.name), {"dataset": dataset.name, "splits": list(splits),
+                                                          "split_leaks": leaks})
+    if leaks["same_id"] or leaks["same_text"]:
+        print(f"warning: articles in more than one split: {leaks['same_id']} by id, {leaks['same_text']} by title + "
+              "content; e.g. " + "; ".join(f"{'/'.join(e['splits'])}: {', '.join(e['ids'])}" for e in leaks["examples"]))
 
 
 def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:

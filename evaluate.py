@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from study import cli, paths
-from study.artifacts import read_json, save_npz, write_json
+from study.artifacts import read_json, read_npz, save_npz, write_json
 from study.cache import load_checked, read_fingerprint
 from study.config import load_config
 from study.data import file_sha256, load_baseline_predictions, load_split, resolve_dataset
@@ -59,6 +59,7 @@ def main():
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
+    add_sweep_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = paths.evaluation(cfg, dataset.name)
@@ -117,7 +118,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    entry = {"model": variant.model, "model_name": cfg.model(variant.model).model_name, "embedding_dim": int(X.shape[1]),
+    spec = cfg.model(variant.model)
+    entry = {"model": variant.model, "model_name": spec.model_name, "role": spec.role, "embedding_dim": int(X.shape[1]),
              "max_tokens": variant.max_tokens, "truncated_fraction": float((tokens > variant.max_tokens).mean()),
              "mean_token_count": float(tokens.mean()), "embedding_cost": embedding_cost(cfg, dataset, variant),
              "probes": {}}
@@ -148,6 +150,25 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 
+
+
+def add_sweep_differences(cfg, dataset, models: dict) -> None:
+    """Truncation sweep: each variant's per-article MAE minus the same model's longest variant's, same probe,
+    paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in models.items():
+        groups.setdefault(entry["model"], []).append(name)
+    for variants in (g for g in groups.values() if len(g) > 1):
+        longest = max(variants, key=lambda v: models[v]["max_tokens"])
+        for v in (v for v in variants if v != longest):
+            for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
+                errors = []
+                for x in (v, longest):
+                    pred = read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
+                    errors.append(article_mae(pred["y_true"], pred["y_pred"]))
+                models[v]["probes"][kind]["vs_longest"] = {
+                    "longest": longest, "max_tokens": models[longest]["max_tokens"],
+                    **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
 
 
 def save_predictions(cfg, dataset, variant, kind, split, cache, P) -> str:

@@ -41,6 +41,9 @@ class EmbeddingModel(_Strict):
     # Upper bound on batch_rows x padded_length; long-context models use it so that a
     # batch of short articles is large and a batch of 8k-token articles is small.
     token_budget: Optional[int] = Field(default=None, gt=0)
+    # frozen_base: the fine-tuned model's own base model, frozen: the clean test of whether the gap
+    # comes from task-specific learning
+    role: Literal["embedding", "frozen_base"] = "embedding"
     note: str = ""
 
 

@@ -210,6 +210,23 @@ def load_splits(dataset: Dataset, score_range, splits=SPLITS) -> dict[str, Split
     return out
 
 
+def split_leaks(splits: dict[str, Split], examples: int = 3) -> dict:
+    """Articles in more than one split: the same id, or the same title + content under another id.
+
+    {"same_id": n, "same_text": n, "examples": [{"splits", "ids"}]}; both inflate test scores.
+    """
+    by_id, by_text = {}, {}
+    for name, split in splits.items():
+        for article_id, text in zip(split.ids, split.texts):
+            by_id.setdefault(article_id, []).append(name)
+            by_text.setdefault(hashlib.sha256(text.encode("utf-8")).hexdigest(), []).append((name, article_id))
+    same_id = {i: s for i, s in by_id.items() if len(set(s)) > 1}
+    same_text = [v for v in by_text.values() if len({s for s, _ in v}) > 1 and len({i for _, i in v}) > 1]
+    shown = [{"splits": sorted(set(s)), "ids": [i]} for i, s in list(same_id.items())[:examples]]
+    shown += [{"splits": sorted({s for s, _ in v}), "ids": sorted({i for _, i in v})} for v in same_text[:examples]]
+    return {"same_id": len(same_id), "same_text": len(same_text), "examples": shown}
+
+
 def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """The fine-tuned model's test predictions, aligned to `split`: (row indices, predictions).
 

@@ -81,12 +81,14 @@ def truncation_rows(ev: dict) -> list[dict]:
 
 
 def sweeps(ev: dict) -> dict[str, list[dict]]:
-    """Models evaluated at several max tokens: {model: [{variant, max_tokens, probe, mae, ci}], by max tokens}."""
+    """Models evaluated at several max tokens: {model: [{variant, max_tokens, probe, mae, ci, vs_longest}], by max
+    tokens}; vs_longest is the paired difference against the model's longest variant (same probe, same articles)."""
     groups: dict[str, list[dict]] = {}
     for v, p, m in chosen(ev):
         e = ev["models"][v]
         groups.setdefault(e.get("model", v), []).append({"variant": v, "max_tokens": e.get("max_tokens"), "probe": p,
-                                                         "mae": m["overall_mae"], "ci": m.get("mae_ci95")})
+                                                         "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
+                                                         "vs_longest": m.get("vs_longest")})
     return {k: sorted(g, key=lambda r: r["max_tokens"] or 0) for k, g in groups.items() if len(g) > 1}
 
 
@@ -195,3 +197,10 @@ def training_cost(ev: dict) -> list[dict]:
 def article_score_rows(ev: dict) -> list[tuple[str, str, dict]]:
     """(variant, probe, article-score figures: weighted MAE, tier accuracy, confusion, within ±0.5 / ±1.0)."""
     return [(v, p, m["article_scores"]) for v, p, m in probe_entries(ev) if m.get("article_scores")]
+
+
+def frozen_base(ev: dict) -> dict | None:
+    """The fine-tuned model's own base, frozen (config role frozen_base), with its chosen probe, if evaluated."""
+    hits = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"]}
+            for v, p, m in chosen(ev) if ev["models"][v].get("role") == "frozen_base"]
+    return min(hits, key=lambda h: h["val_mae"]) if hits else None

@@ -20,6 +20,11 @@ def embedding_cache(cfg: Config, dataset: str, variant: str, split: str) -> Path
     return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
 
 
+def data_checks(cfg: Config, dataset: str) -> Path:
+    """What phase 1 found in the data itself (articles in more than one split)."""
+    return cfg.results_path / f"{dataset}_data_checks.json"
+
+
 # -- phase 2 ------------------------------------------------------------------------------
 def probe(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
     return cfg.results_path / f"{dataset}_{variant}_{kind}.pkl"

@@ -42,6 +42,7 @@ class Inputs:
     evaluation: dict
     training: dict | None = None
     benchmarks: dict | None = None
+    data_checks: dict | None = None
     errors: dict | None = None
     comparison_figures: dict[str, Path] = field(default_factory=dict)   # name -> png recorded by compare_results.py
     error_figures: dict[str, Path] = field(default_factory=dict)        # name -> png recorded by phase 5
@@ -56,7 +57,7 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
     """
     inputs = Inputs(dataset=dataset, evaluation=read_evaluation(cfg, dataset),
                     files={"evaluation": paths.evaluation(cfg, dataset)})
-    optional = {"training": paths.training_summary(cfg, dataset),
+    optional = {"training": paths.training_summary(cfg, dataset), "data_checks": paths.data_checks(cfg, dataset),
                 "benchmarks": paths.benchmark(cfg, benchmarks_of or dataset),
                 "errors": paths.error_summary(cfg, dataset)}
     for key, path in optional.items():
@@ -150,6 +151,11 @@ class Report:
         if mean:
             w.bullet(f"Reference: predicting the training mean of every dimension gives test MAE "
                      f"{num(mean.get('overall_mae'))}.")
+        base = findings.frozen_base(ev)
+        if base:
+            w.bullet(f"The fine-tuned model's own base, frozen ({self.label(base['variant'], base['probe'])}): test MAE "
+                     f"{num(base['mae'])} (95% CI {ci(base['ci'])}) against the best model's {num(b['test_mae'])}: "
+                     "what the base model knows before any task-specific training.")
         w.para(("Short answers", "b"))
         for text in self.short_answers():
             w.bullet(text)
@@ -266,8 +272,14 @@ class Report:
                          f"{signed(r['difference'])} against whole articles"
                          + (" (worse)." if r["difference"] is not None and r["difference"] > 0 else " (not worse)."))
         for model, runs in findings.sweeps(self.ev).items():   # one model at several max tokens: the direct test
-            w.para(f"Same model, different max tokens ({model}): "
-                   + "; ".join(f"{r['max_tokens']} tokens: MAE {num(r['mae'])} ({ci(r['ci'])})" for r in runs) + ".")
+            w.table(f"Truncation sweep of {model}: the same model at several max tokens (probe chosen on validation), "
+                    "and each setting's paired difference in test MAE against the longest (same probe, same "
+                    "articles; a CI above zero means cutting shorter hurts).",
+                    ["Max tokens", "Probe", "Test MAE (95% CI)", "Δ MAE vs longest (95% CI)"],
+                    [[str(r["max_tokens"]), r["probe"], f"{num(r['mae'])} ({ci(r['ci'])})",
+                      "longest" if not r["vs_longest"] else
+                      f"{signed(r['vs_longest']['mae_difference'])} ({ci(r['vs_longest']['difference_ci95'])})"]
+                     for r in runs], "rlrr")
         w.para(("Caveat: ", "i"), ("truncated articles are the long ones, so the difference mixes the loss of text with "
                                    "whatever else differs in long articles. The clean test is one model embedded at "
                                    "several max tokens (--max-tokens 128 512 ...).", "i"))
@@ -424,6 +436,14 @@ class Report:
                f"each scored {low:g}–{high:g} on {len(dims)} dimensions: {', '.join(dims)}. Validation articles choose "
                f"every hyper-parameter, the stopping point of each probe and the best model; test articles are only "
                f"scored.")
+        leaks = (self.inp.data_checks or {}).get("split_leaks")
+        if leaks is None:
+            w.para("Articles shared between splits: not checked (embed_articles.py records it).")
+        else:
+            w.para(f"Articles shared between splits (phase 1): {leaks['same_id']} by id and {leaks['same_text']} by "
+                   "identical title + content under different ids"
+                   + ("; shared articles make the test scores look better than they are." if leaks["same_id"]
+                      or leaks["same_text"] else "."))
         langs = ev.get("language_counts") or {}
         total = sum(langs.values()) or 1
         if langs:

@@ -247,3 +247,31 @@ def test_a_model_that_pools_otherwise_than_config_says_is_refused(tmp_path, demo
     assert last.startswith("error: model 'tiny' loaded with pooling mean, normalize False, but config.yaml says "
                            "pooling cls, normalize True")
     assert not (tmp_path / "embeddings").exists() or not list((tmp_path / "embeddings").iterdir())
+
+
+def test_truncation_sweep_is_paired_against_the_longest_setting(workspace, tmp_path):
+    tiny_config, demo_dir = workspace
+    common = ["--config", tiny_config, "--data-dir", demo_dir]
+    assert call("embed_articles", *common, "--max-tokens", "16") == 0
+    assert call("train_probes", *common, "--max-tokens", "16", "--probes", "ridge") == 0
+    assert call("evaluate", *common, "--models", "tiny", "tiny-t16", "--probes", "ridge") == 0
+    ev = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    vs = ev["models"]["tiny-t16"]["probes"]["ridge"]["vs_longest"]
+    err = {}
+    for v in ("tiny", "tiny-t16"):
+        pred = np.load(tmp_path / "results" / "predictions" / f"demo_ds_{v}_ridge_test.npz", allow_pickle=False)
+        err[v] = np.abs(pred["y_pred"].astype(float) - pred["y_true"]).mean(axis=1)
+    assert vs["longest"] == "tiny" and vs["max_tokens"] == 64 and vs["n_articles"] == 60
+    assert vs["mae_difference"] == pytest.approx((err["tiny-t16"] - err["tiny"]).mean(), abs=1e-6)
+    assert "vs_longest" not in ev["models"]["tiny"]["probes"]["ridge"]
+
+
+def test_articles_shared_between_splits_are_reported(tmp_path, demo_dir, tiny_config, capsys):
+    train = [json.loads(line) for line in open(demo_dir / "train.jsonl")]
+    with open(demo_dir / "test.jsonl", "a") as fh:
+        fh.write(json.dumps({**train[0], "id": "copy-of-a-train-article"}) + "\n")
+        fh.write(json.dumps(train[1]) + "\n")                        # the same id in two splits
+    assert call("embed_articles", "--config", tiny_config, "--data-dir", demo_dir, "--splits", "train", "test") == 0
+    assert "articles in more than one split: 1 by id, 1 by title + content" in capsys.readouterr().out
+    checks = json.loads((tmp_path / "results" / "demo_ds_data_checks.json").read_text())["split_leaks"]
+    assert (checks["same_id"], checks["same_text"]) == (1, 1)   # the same id is counted once, by id
