@@ -18,6 +18,7 @@ from study.config import PROBES, load_config
 from study.data import dataset_name
 from study.error_analysis import draw_figures, error_summary, load_predictions
 from study.errors import StudyError
+from study.provenance import record
 from study.results import read_evaluation
 
 
@@ -44,6 +45,7 @@ def main():
     summary = error_summary(name, probe, preds, cfg.score_range)
     figures = draw_figures(cfg, summary, preds)
     summary["figures"] = {n: paths.relative(cfg, p) for n, p in figures.items()}
+    summary["provenance"] = record()
     out = paths.error_summary(cfg, name)
     write_json(out, summary)
 

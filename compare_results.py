@@ -15,6 +15,7 @@ from study.artifacts import atomic_path, write_json
 from study.comparison import FIGURES, comparison_markdown, draw_figures
 from study.config import load_config
 from study.data import dataset_name
+from study.provenance import record
 from study.results import read_evaluation
 
 
@@ -32,7 +33,7 @@ def main():
         fh.write(comparison_markdown(results, links).encode("utf-8"))
     write_json(paths.comparison_record(cfg, name), {
         "dataset": name, "report": paths.relative(cfg, report),
-        "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}})
+        "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
 
     best = results["best"]
     print(f"best on validation: {best['model']} + {best['probe']}, test MAE {best['test_mae']:.4f}"

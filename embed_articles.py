@@ -20,6 +20,7 @@ from study.artifacts import write_json
 from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
 from study.embedders import batch_size_for, embed_texts, load_model, resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
+from study.provenance import model_revision
 
 
 def main():
@@ -55,6 +56,9 @@ def main():
         if encoder.dim != spec.dimensions:
             raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                              f"dimensions: {spec.dimensions}")
+        model_revision.cache_clear()   # a hub model downloaded just now has a revision now
+        for _, _, expected in todo:
+            expected.update({"revision": model_revision(location)} if model_revision(location) else {})
         print(f"[{variant.name}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
               f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens})")
         load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,

@@ -25,6 +25,7 @@ from study.data import file_sha256, load_baseline_predictions, load_split, resol
 from study.errors import StudyError
 from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
 from study.probes import load_trained
+from study.provenance import record
 from study.results import best_summary, chosen_probe
 from study.screening import screen, tier_scores, weight_vector
 
@@ -62,6 +63,7 @@ def main():
     add_sweep_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
     write_json(out, results)
 

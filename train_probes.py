@@ -20,6 +20,7 @@ from study.config import load_config
 from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
+from study.provenance import record
 from study.probes import DEFAULT_HIDDEN, describe_selected, make_probe
 
 
@@ -67,7 +68,7 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
         "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
         "n_train": int(len(train["labels"])), "n_val": int(len(val["labels"])),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": record(device),
     }
     path = paths.probe(cfg, dataset.name, variant.name, kind)
     digest = save_pickle(path, probe.to_bundle(metadata))

@@ -27,6 +27,7 @@ from study.config import Config
 from study.data import Dataset, Split
 from study.embedders import Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder, tokenize
 from study.errors import StudyError
+from study.provenance import record, versions
 from study.config import PROBES, Variant
 from study.probes import make_probe
 
@@ -116,22 +117,6 @@ def peak_tflops(name: str, dtype: str, device_type: str = "cuda") -> tuple[float
         if re.search(pattern, name):
             return (fp32 if dtype == "float32" else half), label
     return None, None
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for key, dist in (("torch", "torch"), ("transformers", "transformers"),
-                      ("sentence-transformers", "sentence-transformers"), ("tokenizers", "tokenizers"),
-                      ("lightgbm", "lightgbm"), ("sklearn", "scikit-learn"), ("numpy", "numpy")):
-        try:
-            out[key] = version(dist)
-        except PackageNotFoundError:
-            out[key] = None
-    out["cuda"] = torch.version.cuda
-    out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return out
 
 
 # -- FLOPs ----------------------------------------------------------------------------------
@@ -478,6 +463,7 @@ def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits
     peak_half, row = peak_tflops(name, "bfloat16", device.type)
     doc = {
         "dataset": dataset.name, "device": str(device), "device_name": name, "versions": versions(),
+        "provenance": record(name),
         "settings": {
             **dataclasses.asdict(opts), "dtype_used": dtype, "dataset_path": str(dataset.path),
             "articles": source, "n_articles": len(texts), "warmup_runs": 1,

@@ -15,21 +15,30 @@ from study.artifacts import NPZ_ERRORS, read_npz, save_npz
 from study import paths
 from study.config import Config, Variant
 from study.errors import StudyError
+from study.provenance import model_revision, record
 
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
 # the input. A probe may only score embeddings whose model side matches its training's.
-MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype")
+MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision")
 # Keys a rerun compares to decide whether a cache is still valid.
 CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256", "layout")
 CACHE_LAYOUT = 2   # 2: strings packed as UTF-8 + offsets (study.artifacts.save_npz)
 
 
 def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str) -> dict:
-    """What produced a cache: the model side (MODEL_KEYS) and the input side (split, data hash)."""
+    """What produced a cache: the model side (MODEL_KEYS), the input side (split, data hash) and, where it
+    can be known here, the model's revision (weights changed: the cache is rebuilt)."""
     m = cfg.model(model)
-    return {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
-            "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256,
-            "layout": CACHE_LAYOUT}
+    fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
+          "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256,
+          "layout": CACHE_LAYOUT}
+    try:
+        revision = model_revision(cfg.model_location(model))
+    except StudyError:   # e.g. results copied home without the model's package
+        revision = None
+    if revision is not None:
+        fp["revision"] = revision
+    return fp
 
 
 def mismatch(found: dict, expected: dict, keys) -> str | None:
@@ -44,6 +53,7 @@ def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint:
     """The cache; `stats` (seconds, articles/s, devices, dtype) is what embedding it cost."""
     save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids,
              embed_stats=np.asarray(json.dumps(stats, sort_keys=True)),
+             provenance=np.asarray(json.dumps(record(", ".join(stats.get("devices") or [])), sort_keys=True)),
              labels=split.labels.astype(np.float32), dimension_names=np.asarray(split.dimension_names, dtype=str),
              token_counts=np.asarray(token_counts, dtype=np.int64), languages=split.languages,
              titles=split.titles, fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))

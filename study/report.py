@@ -11,8 +11,6 @@ whose input is missing says so and names the phase that makes it. The layout eng
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,8 +29,6 @@ from study.results import chosen, read_evaluation
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
 WORST_SHOWN = 10        # worst-scored articles listed per report
-LIBRARIES = ("torch", "sentence-transformers", "transformers", "tokenizers", "numpy", "scipy", "scikit-learn",
-             "lightgbm", "matplotlib", "python-docx", "pydantic")
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -633,30 +629,33 @@ class Report:
         w, tr = self.w, self.inp.training
         w.heading("Appendix")
         w.heading("A. Configuration", 2)
-        cfg = self.cfg.model_dump()
+        cfg, source = self.ev.get("config"), "recorded by evaluate.py with the results"
+        if not cfg:   # results from before the evaluation JSON recorded its configuration
+            cfg, source = self.cfg.model_dump(), f"config.yaml ({self.cfg.root}) where this report was generated"
         used = {e.get("model", v) for v, e in self.models.items()}
         shown = {k: cfg[k] for k in ("random_seed", "device", "batch_size", "score_range", "bootstrap_samples",
-                                     "success_bands", "fine_tuned_ms_per_article")}
+                                     "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
+                                     "fine_tuned_training_hours") if k in cfg}
         shown["embedding_models"] = {k: v for k, v in cfg["embedding_models"].items() if k in used}
         if self.inp.dataset in cfg["datasets"]:
             shown["datasets"] = {self.inp.dataset: cfg["datasets"][self.inp.dataset]}
         shown["probe_methods"] = cfg["probe_methods"]
-        w.para(f"The settings of config.yaml ({self.cfg.root}) that concern this report, as read when it was generated:")
+        w.para(f"The settings that concern this report, {source}:")
         w.code(yaml.safe_dump(_plain(shown), sort_keys=False, allow_unicode=True, default_flow_style=None, width=88).rstrip())
-        w.heading("B. Library versions", 2)
-        versions = (self.inp.benchmarks or {}).get("versions")
+        w.heading("B. Where and with what the results were made", 2)
+        prov = self.ev.get("provenance") or {}
+        versions, source = prov.get("versions"), "recorded by evaluate.py"
+        if not versions:
+            versions, source = (self.inp.benchmarks or {}).get("versions"), "recorded by benchmark_speed.py"
         if versions:
-            source = "as recorded by benchmark_speed.py"
+            code = prov.get("code") or {}
+            w.para(f"Host {prov.get('host', '?')}; code version {code.get('commit') or 'unknown (not a git checkout)'}"
+                   + (" with uncommitted changes" if code.get("dirty") else "") + f"; evaluated {prov.get('created_at', '?')}."
+                   + (f" Speed measured on {self.inp.benchmarks.get('device_name')}." if self.inp.benchmarks else ""))
+            w.table(f"Library versions, {source}.", ["Library", "Version"], [[k, str(v)] for k, v in versions.items()],
+                    "ll")
         else:
-            versions = {"python": platform.python_version()}
-            for lib in LIBRARIES:
-                try:
-                    versions[lib] = importlib.metadata.version(lib)
-                except importlib.metadata.PackageNotFoundError:
-                    versions[lib] = "not installed"
-            source = "installed where this report was generated (no benchmark run recorded them)"
-        w.table(f"Library versions, {source}.", ["Library", "Version"],
-                [[k, str(v)] for k, v in versions.items()], "ll")
+            w.unavailable("Library versions", "the results record none (results from an older version of the study)")
         w.heading("C. Cache fingerprints and probe files", 2)
         trained = (tr or {}).get("models") or {}
         if not trained:
@@ -666,10 +665,12 @@ class Report:
             for v, entry in trained.items():
                 fp = next((m.get("embedding_fingerprint") for m in entry.values() if m.get("embedding_fingerprint")), {})
                 rows.append([v, str(fp.get("model_name", "—")), str(fp.get("max_tokens", "—")), repr(fp.get("prefix", "")),
-                             str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("data_sha256", "—"))[:16]])
+                             str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("revision", "—")),
+                             str(fp.get("data_sha256", "—"))[:16]])
                 files += [[v, p, str(m.get("file", "—")), str(m.get("sha256", "—"))[:16]] for p, m in entry.items()]
             w.table("Fingerprints of the training embeddings each probe was fitted on (training summary).",
-                    ["Model", "Model name", "Max tokens", "Prefix", "Dtype", "Pooling", "Data sha256"], rows, "llrllll",
+                    ["Model", "Model name", "Max tokens", "Prefix", "Dtype", "Pooling", "Revision", "Data sha256"], rows,
+                    "llrlllll",
                     font_pt=7)
             w.table("Probe files and their sha256 (first 16 hex digits).", ["Model", "Probe", "File", "sha256"], files,
                     "llll", font_pt=7)

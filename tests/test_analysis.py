@@ -140,7 +140,7 @@ def test_script_writes_summary_and_figures(setup):
     out = cfg.results_path / "analysis" / "toy_error_summary.json"
     assert str(out) in proc.stdout
     summary = json.loads(out.read_text())
-    assert list(summary) == ["dataset", "probe", "figures", "models"]
+    assert list(summary) == ["dataset", "probe", "figures", "models", "provenance"]
     assert summary["dataset"] == "toy" and summary["probe"] == "mlp"
     assert list(summary["models"]) == ["small", "long"]
     assert summary["models"] == error_summary("toy", "mlp", preds, (0, 10))["models"]
