@@ -19,9 +19,9 @@ import numpy as np
 
 from study import cli, paths
 from study.artifacts import read_json, read_npz, save_npz, write_json
-from study.cache import load_checked, read_fingerprint
+from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.config import load_config
-from study.data import file_sha256, load_baseline_predictions, load_split, resolve_dataset
+from study.data import Split, file_sha256, load_baseline_predictions, load_split, resolve_dataset
 from study.errors import StudyError
 from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
 from study.probes import load_trained
@@ -39,7 +39,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
-    dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
+    dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_json(summary_path, "training summary (run train_probes.py first)").get("models", {})
     variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
@@ -56,7 +56,7 @@ def main():
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     context = {"baseline": baseline, "test_ids": load_checked(cfg, dataset, variants[0], "test")["ids"],
-               "data_sha256": {s: file_sha256(dataset.path / f"{s}.jsonl") for s in ("train", "val")},
+               "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
@@ -94,7 +94,7 @@ def fine_tuned_baseline(cfg, dataset, args) -> dict:
         header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
     if not args.baseline_predictions:
         return {"header": header, "rows": None}
-    split = load_split(dataset, "test", cfg.score_range)
+    split = test_articles(cfg, dataset)
     rows, pred = load_baseline_predictions(args.baseline_predictions, split)
     pred = np.clip(pred, *cfg.score_range)   # as the fine-tuned model's serving code does
     scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
@@ -102,6 +102,17 @@ def fine_tuned_baseline(cfg, dataset, args) -> dict:
     header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
               "baseline": {**scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions)}}
     return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
+
+
+def current_data(cfg, dataset, first) -> dict:
+    """{split: hash} of the data files; without them (results copied home) what the first model's caches
+    recorded, which every other cache and probe must then agree with."""
+    files = {s: dataset.path / f"{s}.jsonl" for s in ("train", "val", "test")}
+    if all(f.is_file() for f in files.values()):
+        return {s: file_sha256(f) for s, f in files.items()}
+    print(f"note: the data files are not in {dataset.path}: the caches are checked against each other and against "
+          "the data hashes they recorded, not against the files")
+    return data_hashes(cfg, dataset, first)
 
 
 def screening_setup(cfg, dataset, dimension_names) -> dict:
@@ -113,10 +124,26 @@ def screening_setup(cfg, dataset, dimension_names) -> dict:
             "fine_tuned_training_hours": list(cfg.fine_tuned_training_hours)}
 
 
+def test_articles(cfg, dataset) -> Split:
+    """The test split from its file, or (results copied home) its ids and labels from the first cache."""
+    if (dataset.path / "test.jsonl").is_file():
+        return load_split(dataset, "test", cfg.score_range)
+    path = paths.embedding_cache(cfg, dataset.name, cfg.parse_variant(next(iter(read_json(
+        paths.training_summary(cfg, dataset.name))["models"]))).name, "test")
+    cache = read_embeddings(path)
+    n = len(cache["ids"])
+    return Split(name="test", path=path, sha256=cache["fingerprint"].get("data_sha256", ""), ids=cache["ids"],
+                 titles=cache["titles"], texts=[], labels=cache["labels"], dimension_names=cache["dimension_names"],
+                 languages=cache["languages"], language_detected=np.zeros(n, dtype=bool))
+
+
 def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     """Score each trained probe of one variant on its test embeddings (and screen with its validation
     predictions); write both predictions."""
     test, val = load_checked(cfg, dataset, variant, "test"), load_checked(cfg, dataset, variant, "val")
+    if data_hashes(cfg, dataset, variant) != context["data_sha256"]:
+        raise StudyError(f"the caches of {variant.name} were made from other data than the current files (or than the "
+                         f"first model's caches); rerun embed_articles.py --models {variant.name}")
     if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
@@ -127,7 +154,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
              "probes": {}}
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     for kind in kinds:
-        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test, context["data_sha256"])
+        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
+                                   {s: context["data_sha256"][s] for s in ("train", "val")})
         t0 = time.perf_counter()
         P = probe.predict(X)
         ms = 1000 * (time.perf_counter() - t0) / len(Y)

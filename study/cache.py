@@ -79,6 +79,18 @@ def read_fingerprint(path: Path, member: str = "fingerprint") -> dict | None:
         return None
 
 
+def data_hashes(cfg: Config, dataset, variant: Variant) -> dict:
+    """{split: data hash} the caches of `variant` recorded (fingerprints only, no embeddings read)."""
+    out = {}
+    for split in ("train", "val", "test"):
+        path = paths.embedding_cache(cfg, dataset.name, variant.name, split)
+        fp = read_fingerprint(path)
+        if fp is None:
+            raise StudyError(f"embedding cache not found or unreadable: {path} (run embed_articles.py)")
+        out[split] = fp.get("data_sha256")
+    return out
+
+
 def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
     """Read a cache and make sure it was made from the current input file and settings."""
     from study.data import file_sha256
@@ -86,10 +98,14 @@ def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
     path = paths.embedding_cache(cfg, dataset.name, variant.name, split)
     data = read_embeddings(path)
     source_file = dataset.path / f"{split}.jsonl"
-    if not source_file.is_file():
+    if source_file.is_file():
+        data_sha256 = file_sha256(source_file)
+    elif dataset.path.is_dir():
         raise StudyError(f"split '{split}' missing: {source_file} does not exist")
+    else:   # results copied home without the data: the cache's own record stands (see data_hashes)
+        data_sha256 = data["fingerprint"].get("data_sha256")
     expected = fingerprint(cfg, variant.model, variant.max_tokens, data["fingerprint"].get("dtype"), split,
-                           file_sha256(source_file))
+                           data_sha256)
     why = mismatch(data["fingerprint"], expected, CACHE_KEYS)
     if why:
         raise StudyError(f"{path} was made with other settings or data ({why}); "

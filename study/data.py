@@ -76,8 +76,11 @@ def dataset_settings(cfg: Config, name: str) -> DatasetSettings:
                            tiers=tiers.model_dump())
 
 
-def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Dataset:
-    """`--dataset NAME` from config, `--data-dir DIR` for any folder, or both (name + folder)."""
+def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None, need_folder: bool = True) -> Dataset:
+    """`--dataset NAME` from config, `--data-dir DIR` for any folder, or both (name + folder).
+
+    need_folder=False: the data may be absent (results copied home); the caches stand in for it.
+    """
     if not name and not data_dir:
         raise StudyError("give --dataset NAME (one of: " + ", ".join(cfg.datasets) + ") or --data-dir DIR")
     entry = cfg.datasets.get(name) if name else None
@@ -85,7 +88,7 @@ def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None) -> Data
         raise StudyError(f"dataset '{name}' is not in config.yaml datasets "
                          f"(known: {', '.join(cfg.datasets)}); or point --data-dir at a folder")
     path = Path(data_dir).expanduser().resolve() if data_dir else cfg.resolve(entry.path)
-    if not path.is_dir():
+    if need_folder and not path.is_dir():
         raise StudyError(f"dataset folder not found: {path}")
     name = dataset_name(name, str(path))
     entry = entry or cfg.datasets.get(name)

@@ -212,12 +212,23 @@ def test_a_damaged_cache_is_rebuilt(workspace, capsys):
     assert np.load(cache, allow_pickle=False)["embeddings"].shape == (60, 32)
 
 
-def test_phases_after_evaluation_need_only_results(workspace, tmp_path):
+def test_phases_after_evaluation_need_only_results(workspace, tmp_path, capsys):
     """Results copied home without the data: comparison, error analysis and report still run."""
     tiny_config, demo_dir = workspace
     assert call("evaluate", "--config", tiny_config, "--data-dir", demo_dir) == 0
+    before = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    test = [json.loads(line) for line in open(demo_dir / "test.jsonl")]
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"predictions": [a["labels"] for a in test], "article_ids": [a["id"] for a in test]}))
     shutil.rmtree(demo_dir)
     common = ["--config", tiny_config, "--data-dir", demo_dir]
+    capsys.readouterr()
+    assert call("evaluate", *common, "--baseline-predictions", baseline) == 0   # evaluated at home: caches only
+    assert "the data files are not in" in capsys.readouterr().out
+    after = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    ridge = after["models"]["tiny"]["probes"]["ridge"]
+    assert ridge["overall_mae"] == before["models"]["tiny"]["probes"]["ridge"]["overall_mae"]
+    assert after["baseline"]["overall_mae"] == pytest.approx(0, abs=1e-5) and ridge["vs_baseline"]["n_articles"] == len(test)
     assert call("compare_results", *common) == 0
     assert call("analyze_error_distribution", *common, "--probe", "ridge") == 0
     assert call("generate_report", *common) == 0
