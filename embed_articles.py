@@ -14,7 +14,7 @@ import time
 from tqdm import tqdm
 
 from study import cli, paths
-from study.cache import CACHE_KEYS, fingerprint, mismatch, read_fingerprint, save_embeddings
+from study.cache import CACHE_KEYS, Checkpoint, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config
 from study.artifacts import write_json
 from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
@@ -65,14 +65,18 @@ def main():
                          normalize=spec.normalize)
         for split, path, expected in todo:
             texts = [spec.prefix + t for t in split.texts]
+            checkpoint = None if args.devices and len(args.devices) > 1 else Checkpoint(path, expected)
             with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
                 emb, counts, stats = embed_texts(
                     encoder, texts, max_tokens=variant.max_tokens,
                     batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
-                    token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec)
+                    token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec,
+                    checkpoint=checkpoint)
             save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected,
                             stats={"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
                                    "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype})
+            if checkpoint is not None:
+                checkpoint.remove()
             print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
                   f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
                   f"{stats.tokenize_s:.2f}s; {(counts > variant.max_tokens).mean():.0%} truncated at "

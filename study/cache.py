@@ -6,6 +6,7 @@ only while the fingerprint matches the current settings and input file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -89,6 +90,47 @@ def data_hashes(cfg: Config, dataset, variant: Variant) -> dict:
             raise StudyError(f"embedding cache not found or unreadable: {path} (run embed_articles.py)")
         out[split] = fp.get("data_sha256")
     return out
+
+
+CHECKPOINT_ROWS = 1024   # rows embedded between two saves of a cache's partial work
+
+
+class Checkpoint:
+    """Partial work of one cache: the embeddings of the first rows of its length-sorted plan, saved every
+    `every` rows beside the cache (`.<cache name>.partial.npz`) with the cache's fingerprint and a hash of
+    the plan. A rerun with the same fingerprint and plan resumes after them; anything else starts afresh.
+    A kill loses at most the rows since the last save."""
+
+    def __init__(self, cache_path: Path, fingerprint: dict, every: int | None = None):
+        self.path = Path(cache_path).with_name(f".{Path(cache_path).stem}.partial.npz")
+        self.fingerprint, self.plan, self.saved = json.dumps(fingerprint, sort_keys=True), None, 0
+        self.every = every or CHECKPOINT_ROWS
+
+    def bind(self, order, batches) -> None:
+        digest = hashlib.sha256(np.asarray(order, dtype=np.int64).tobytes())
+        digest.update(np.asarray(batches, dtype=np.int64).tobytes())
+        self.plan = digest.hexdigest()
+
+    def resume(self) -> tuple[int, np.ndarray | None]:
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                if str(z["fingerprint"]) == self.fingerprint and str(z["plan"]) == self.plan:
+                    self.saved = int(z["rows"])
+                    return self.saved, z["embeddings"][:self.saved]
+        except NPZ_ERRORS:
+            pass
+        return 0, None
+
+    def due(self, rows: int) -> bool:
+        return rows - self.saved >= self.every
+
+    def save(self, rows: int, embeddings: np.ndarray) -> None:
+        save_npz(self.path, embeddings=embeddings, rows=np.int64(rows), fingerprint=np.asarray(self.fingerprint),
+                 plan=np.asarray(self.plan))
+        self.saved = rows
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:

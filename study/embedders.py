@@ -306,18 +306,25 @@ class EncodeStats:
 
 
 def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[tuple[int, int]],
-                   progress=None, stats: EncodeStats | None = None) -> np.ndarray:
+                   progress=None, stats: EncodeStats | None = None, checkpoint=None) -> np.ndarray:
     """Embed `sorted_ids` batch by batch; returns float32 (n, dim) in the same order.
 
     On CUDA out-of-memory the failing batch is split in two and every later batch is
-    held to half the failing batch's tokens.
+    held to half the failing batch's tokens. With a `checkpoint` (see study.cache.Checkpoint)
+    the rows done so far are saved every so often and a rerun resumes after them: the same
+    plan, so the same batches and the same numbers as an uninterrupted run.
     """
     stats = stats or EncodeStats()
     dev = encoder.device
     cuda = dev.type == "cuda"
     multiple_of = 8 if cuda else 1
     out = torch.empty((len(sorted_ids), encoder.dim), dtype=torch.float32, device=dev)
-    pending = deque(batches)
+    done, prefix = checkpoint.resume() if checkpoint is not None else (0, None)
+    if done:
+        out[:done] = torch.from_numpy(prefix).to(dev)
+        if progress is not None:
+            progress.update(done)
+    pending = deque((max(start, done), end) for start, end in batches if end > done)
     token_cap = None
     with torch.inference_mode():
         while pending:
@@ -351,16 +358,19 @@ def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[
             stats.n_padded_tokens += int(ids.numel())
             if progress is not None:
                 progress.update(end - start)
+            if checkpoint is not None and checkpoint.due(end):
+                checkpoint.save(end, out[:end].cpu().numpy())
     return out.cpu().numpy()
 
 
 def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
                 token_budget: int | None = None, progress=None, devices: list[str] | None = None,
-                load_spec: dict | None = None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
+                load_spec: dict | None = None, checkpoint=None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
     """Embed `texts`: (float32 embeddings, token counts before truncation, stats).
 
     With several `devices`, `load_spec` (source, location, dtype, trust_remote_code) says
     how each worker process loads the model; `encoder` then only lends its tokenizer.
+    `checkpoint` (one device only) saves and resumes partial work; it is bound to the plan.
     """
     multi = bool(devices) and len(devices) > 1
     stats = EncodeStats(n_articles=len(texts), devices=list(devices) if multi else [str(encoder.device)])
@@ -372,12 +382,14 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
     cuda = all(d.startswith("cuda") for d in devices) if multi else encoder.device.type == "cuda"
     order, batches = plan_batches(lengths, batch_size, token_budget, 8 if cuda else 1)
     sorted_ids = [ids[i] for i in order]
+    if checkpoint is not None:
+        checkpoint.bind(order, batches)
     t0 = time.perf_counter()
     if multi:
         sorted_emb = _encode_on_devices(load_spec, devices, sorted_ids, batches, encoder.dim, progress)
         stats.n_batches = len(batches)
     else:
-        sorted_emb = encode_batches(encoder, sorted_ids, batches, progress, stats)
+        sorted_emb = encode_batches(encoder, sorted_ids, batches, progress, stats, checkpoint)
     stats.encode_s = time.perf_counter() - t0
     emb = np.empty_like(sorted_emb)
     emb[order] = sorted_emb

@@ -286,3 +286,34 @@ def test_articles_shared_between_splits_are_reported(tmp_path, demo_dir, tiny_co
     assert "articles in more than one split: 1 by id, 1 by title + content" in capsys.readouterr().out
     checks = json.loads((tmp_path / "results" / "demo_ds_data_checks.json").read_text())["split_leaks"]
     assert (checks["same_id"], checks["same_text"]) == (1, 1)   # the same id is counted once, by id
+
+
+def test_a_killed_embedding_resumes_and_gives_the_same_cache(tmp_path, demo_dir, tiny_config, monkeypatch):
+    import study.cache
+    from study.embedders import Encoder
+
+    common = ["--config", tiny_config, "--data-dir", demo_dir, "--splits", "train"]
+    cache = tmp_path / "embeddings" / "demo_ds_tiny_train.npz"
+    assert call("embed_articles", *common) == 0
+    uninterrupted = np.load(cache, allow_pickle=False)["embeddings"]
+    cache.unlink()
+
+    monkeypatch.setattr(study.cache, "CHECKPOINT_ROWS", 16)     # batches of 16 rows: a save after each
+    forward, calls = Encoder.forward, []
+
+    def killed_at_the_fourth_batch(self, ids, mask):
+        calls.append(len(ids))
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return forward(self, ids, mask)
+
+    monkeypatch.setattr(Encoder, "forward", killed_at_the_fourth_batch)
+    assert call("embed_articles", *common) == 130
+    partial = tmp_path / "embeddings" / ".demo_ds_tiny_train.partial.npz"
+    assert not cache.exists() and int(np.load(partial)["rows"]) == 48
+    calls.clear()
+    monkeypatch.setattr(Encoder, "forward", lambda self, ids, mask: calls.append(len(ids)) or forward(self, ids, mask))
+    assert call("embed_articles", *common) == 0
+    assert sum(calls) == 120 - 48                                 # it went on after the saved rows
+    np.testing.assert_array_equal(np.load(cache, allow_pickle=False)["embeddings"], uninterrupted)
+    assert not partial.exists()
