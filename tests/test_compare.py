@@ -112,6 +112,7 @@ def test_report_and_charts_hold_the_json_numbers(setup):
     assert ["m-small / ridge", "128", "30 (75%)", "0.946", "10", "0.812", "+0.133"] in trunc
 
     record = json.loads((results_dir / "toy_comparison.json").read_text())
+    assert set(record.pop("provenance")) == {"code", "host", "device", "versions", "created_at"}
     assert record == {"dataset": "toy", "report": "toy_comparison_report.md",
                       "figures": {"mae_by_model": "figures/toy_mae_by_model.png",
                                   "dimension_mae_heatmap": "figures/toy_dimension_mae_heatmap.png"}}

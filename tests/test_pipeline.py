@@ -11,9 +11,10 @@ from study.artifacts import atomic_path
 
 
 def _eval_numbers(path):
-    """The evaluation JSON without its timing fields (inference and fit times)."""
+    """The evaluation JSON without its timing fields (inference and fit times, creation times)."""
     data = json.loads(path.read_text())
     data.pop("evaluated_at")
+    data["provenance"].pop("created_at")
     for model in data["models"].values():
         for probe in ("ridge", "mlp", "lightgbm"):
             model["probes"][probe].pop("inference_ms_per_article")
@@ -46,6 +47,13 @@ def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
     assert ev["baseline_mae"] == 0.7 and best["band"] in ("closes the gap", "partial", "no improvement")
     summary = json.loads((results / "demo_training_summary.json").read_text())
     assert summary["models"]["minilm"]["ridge"]["embedding_fingerprint"]["max_tokens"] == 256
+    # provenance in every artifact; the model's revision (a hash of its weight files) in the fingerprint
+    for record in (ev["provenance"], summary["models"]["minilm"]["ridge"]["provenance"]):
+        assert set(record) == {"code", "host", "device", "versions", "created_at"} and record["versions"]["torch"]
+    assert ev["config"]["random_seed"] == 42 and "minilm" in ev["config"]["embedding_models"]
+    with np.load(tmp_path / "embeddings" / "demo_minilm_test.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["fingerprint"]))["revision"].startswith("sha256:")
+        assert json.loads(str(z["provenance"]))["device"] == "cpu"
     pred = np.load(results / "predictions" / "demo_minilm_mlp_test.npz", allow_pickle=False)
 
     caches = sorted((tmp_path / "embeddings").glob("*.npz"))
