@@ -12,22 +12,20 @@ Spearman overall and per dimension, MAE per language and for truncated vs whole 
 on validation and its success band) and each probe's test predictions under
 results/predictions/ for the error analysis.
 """
-import time
 from datetime import datetime, timezone
 
 import numpy as np
 
 from study import cli, paths
-from study.artifacts import read_json, read_npz, save_npz, write_json
-from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
+from study.artifacts import read_json, write_json
+from study.cache import load_checked
 from study.config import load_config
-from study.data import Split, file_sha256, load_baseline_predictions, load_split, resolve_dataset
+from study.data import resolve_dataset
 from study.errors import StudyError
-from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
-from study.probes import load_trained
+from study.evaluation import (add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
+                              score_variant, screening_setup)
 from study.provenance import record
-from study.results import best_summary, chosen_probe
-from study.screening import screen, tier_scores, weight_vector
+from study.results import best_summary
 
 
 def main():
@@ -75,145 +73,6 @@ def main():
              if results["baseline_mae"] else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
     print(f"results: {out}")
-
-
-def mean_predictor(cfg, dataset, variant) -> dict:
-    """The test set every model must share, and the reference that predicts the training mean."""
-    test = load_checked(cfg, dataset, variant, "test")
-    Y, names = test["labels"], test["dimension_names"]
-    mean = np.broadcast_to(load_checked(cfg, dataset, variant, "train")["labels"].mean(axis=0), Y.shape)
-    return {"n_test": int(len(Y)), "dimension_names": names,
-            "language_counts": {k: v["n"] for k, v in mae_by_group(Y, mean, test["languages"]).items()},
-            "mean_predictor": score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed)}
-
-
-def fine_tuned_baseline(cfg, dataset, args) -> dict:
-    """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors."""
-    header = {"baseline_mae": dataset.baseline_mae, "baseline_source": "config.yaml baseline_mae"}
-    if args.baseline_mae is not None:
-        header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
-    if not args.baseline_predictions:
-        return {"header": header, "rows": None}
-    split = test_articles(cfg, dataset)
-    rows, pred = load_baseline_predictions(args.baseline_predictions, split)
-    pred = np.clip(pred, *cfg.score_range)   # as the fine-tuned model's serving code does
-    scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
-    print(f"fine-tuned baseline on {len(rows)} matched test articles: MAE {scores['overall_mae']:.4f}")
-    header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
-              "baseline": {**scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions)}}
-    return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
-
-
-def current_data(cfg, dataset, first) -> dict:
-    """{split: hash} of the data files; without them (results copied home) what the first model's caches
-    recorded, which every other cache and probe must then agree with."""
-    files = {s: dataset.path / f"{s}.jsonl" for s in ("train", "val", "test")}
-    if all(f.is_file() for f in files.values()):
-        return {s: file_sha256(f) for s, f in files.items()}
-    print(f"note: the data files are not in {dataset.path}: the caches are checked against each other and against "
-          "the data hashes they recorded, not against the files")
-    return data_hashes(cfg, dataset, first)
-
-
-def screening_setup(cfg, dataset, dimension_names) -> dict:
-    """What the screening analysis uses: weights, tiers, recall targets, the fine-tuned model's costs."""
-    w = weight_vector(dimension_names, dataset.settings.weights)
-    return {"weights": dict(zip(dimension_names, w.tolist())), "tiers": dataset.settings.tiers,
-            "recall_targets": list(cfg.screening_recall), "thresholds_chosen_on": "validation",
-            "fine_tuned_ms_per_article": list(cfg.fine_tuned_ms_per_article),
-            "fine_tuned_training_hours": list(cfg.fine_tuned_training_hours)}
-
-
-def test_articles(cfg, dataset) -> Split:
-    """The test split from its file, or (results copied home) its ids and labels from the first cache."""
-    if (dataset.path / "test.jsonl").is_file():
-        return load_split(dataset, "test", cfg.score_range)
-    path = paths.embedding_cache(cfg, dataset.name, cfg.parse_variant(next(iter(read_json(
-        paths.training_summary(cfg, dataset.name))["models"]))).name, "test")
-    cache = read_embeddings(path)
-    n = len(cache["ids"])
-    return Split(name="test", path=path, sha256=cache["fingerprint"].get("data_sha256", ""), ids=cache["ids"],
-                 titles=cache["titles"], texts=[], labels=cache["labels"], dimension_names=cache["dimension_names"],
-                 languages=cache["languages"], language_detected=np.zeros(n, dtype=bool))
-
-
-def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
-    """Score each trained probe of one variant on its test embeddings (and screen with its validation
-    predictions); write both predictions."""
-    test, val = load_checked(cfg, dataset, variant, "test"), load_checked(cfg, dataset, variant, "val")
-    if data_hashes(cfg, dataset, variant) != context["data_sha256"]:
-        raise StudyError(f"the caches of {variant.name} were made from other data than the current files (or than the "
-                         f"first model's caches); rerun embed_articles.py --models {variant.name}")
-    if not np.array_equal(test["ids"], context["test_ids"]):
-        raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
-    Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    spec = cfg.model(variant.model)
-    entry = {"model": variant.model, "model_name": spec.model_name, "role": spec.role, "embedding_dim": int(X.shape[1]),
-             "max_tokens": variant.max_tokens, "truncated_fraction": float((tokens > variant.max_tokens).mean()),
-             "mean_token_count": float(tokens.mean()), "embedding_cost": embedding_cost(cfg, dataset, variant),
-             "probes": {}}
-    seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
-    for kind in kinds:
-        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
-                                   {s: context["data_sha256"][s] for s in ("train", "val")})
-        t0 = time.perf_counter()
-        P = probe.predict(X)
-        ms = 1000 * (time.perf_counter() - t0) / len(Y)
-        P_val = probe.predict(val["embeddings"])
-        m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=variant.max_tokens, n_boot=n_boot, seed=seed),
-             "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
-             "train_seconds": meta["train_seconds"],
-             "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
-             "screening": screen((val["labels"], P_val), (Y, P), context["weights"], setup["tiers"],
-                                 setup["recall_targets"], cfg.score_range, n_boot, seed)}
-        baseline = context["baseline"]
-        if baseline["rows"] is not None:
-            rows = baseline["rows"]
-            m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
-        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred)
-                                  for split, cache, pred in (("test", test, P), ("val", val, P_val))}
-        entry["probes"][kind] = m
-        lo, hi = m["mae_ci95"]
-        print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
-              f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
-    entry["chosen_probe"] = chosen_probe(entry["probes"])
-    return entry
-
-
-
-def add_sweep_differences(cfg, dataset, models: dict) -> None:
-    """Truncation sweep: each variant's per-article MAE minus the same model's longest variant's, same probe,
-    paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
-    groups: dict[str, list[str]] = {}
-    for name, entry in models.items():
-        groups.setdefault(entry["model"], []).append(name)
-    for variants in (g for g in groups.values() if len(g) > 1):
-        longest = max(variants, key=lambda v: models[v]["max_tokens"])
-        for v in (v for v in variants if v != longest):
-            for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
-                errors = []
-                for x in (v, longest):
-                    pred = read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
-                    errors.append(article_mae(pred["y_true"], pred["y_pred"]))
-                models[v]["probes"][kind]["vs_longest"] = {
-                    "longest": longest, "max_tokens": models[longest]["max_tokens"],
-                    **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
-
-
-def save_predictions(cfg, dataset, variant, kind, split, cache, P) -> str:
-    """One split's predictions beside what the error analysis needs; returns the file as recorded."""
-    path = paths.predictions(cfg, dataset.name, variant.name, kind, split)
-    save_npz(path, ids=cache["ids"], y_true=cache["labels"], y_pred=P.astype(np.float32), languages=cache["languages"],
-             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(variant.max_tokens),
-             dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name))
-    return paths.relative(cfg, path)
-
-
-def embedding_cost(cfg, dataset, variant) -> dict:
-    """What embedding each split cost, as recorded in its cache (None where an older cache has no record)."""
-    return {s: read_fingerprint(paths.embedding_cache(cfg, dataset.name, variant.name, s), "embed_stats")
-            for s in ("train", "val", "test")}
 
 
 if __name__ == "__main__":

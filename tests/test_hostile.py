@@ -51,16 +51,13 @@ def _evil_probe(tmp_path, cfg, demo_dir):
 
 
 # (case, script, extra arguments, setup(tmp_path, cfg, demo_dir) or None, expected part of the one line)
-CASES = [
-    ("batch size 0", "embed_articles", ["--batch-size", "0"], None, "--batch-size: must be at least 1, found 0"),
-    ("batch size -1", "embed_articles", ["--batch-size", "-1"], None, "--batch-size: must be at least 1, found -1"),
-    ("max tokens 0", "embed_articles", ["--max-tokens", "0"], None, "--max-tokens: must be at least 1, found 0"),
-    ("max tokens -5", "embed_articles", ["--max-tokens", "-5"], None, "--max-tokens: must be at least 1, found -5"),
+OUT_OF_RANGE = [("embed_articles", "--batch-size", "at least 1", ("0", "-1")),
+                ("embed_articles", "--max-tokens", "at least 1", ("0", "-5")),
+                ("evaluate", "--baseline-mae", "a finite number above 0", ("0", "nan", "-1"))]
+CASES = [(f"{flag} {v}", script, [flag, v], None, f"{flag}: must be {rule}, found {v}")
+         for script, flag, rule, values in OUT_OF_RANGE for v in values] + [
     ("max tokens beyond the positions", "embed_articles", ["--max-tokens", "600"], None,
      "max tokens 600 exceed the 512 positions"),
-    ("baseline MAE 0", "evaluate", ["--baseline-mae", "0"], None, "--baseline-mae: must be a finite number above 0"),
-    ("baseline MAE nan", "evaluate", ["--baseline-mae", "nan"], None, "must be a finite number above 0, found nan"),
-    ("baseline MAE -1", "evaluate", ["--baseline-mae", "-1"], None, "must be a finite number above 0, found -1"),
     ("baseline with NaN", "evaluate", ["--baseline-predictions", "BASELINE_NAN"], None, "(finite numbers)"),
     ("ragged baseline", "evaluate", ["--baseline-predictions", "BASELINE_RAGGED"], None, "(finite numbers)"),
     ("unsafe dataset name", "embed_articles", ["--dataset", "../../x"], None,
