@@ -6,6 +6,7 @@ type stops the script at start with a message naming the key (`StudyError`).
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 import re
@@ -30,6 +31,8 @@ class EmbeddingModel(_Strict):
     model_name: str
     dimensions: int = Field(gt=0)
     max_tokens: int = Field(gt=1)
+    # Tokens the model's position table holds; a --max-tokens sweep skips (with a note) the values above it
+    positions: Optional[int] = Field(default=None, gt=1)
     prefix: str = ""
     # How the published sentence-transformers configuration pools and normalises; phase 1 checks
     # the loaded model against them (a folder with only Hugging Face files silently becomes mean
@@ -263,7 +266,16 @@ class Config(_Strict):
                 out.append(parsed)
             else:
                 out += [self.variant(parsed.model, t) for t in max_tokens]
-        return list(dict.fromkeys(out))
+        fits = [v for v in dict.fromkeys(out) if not self.model(v.model).positions
+                or v.max_tokens <= self.model(v.model).positions]
+        for v in dict.fromkeys(out):
+            if v not in fits:
+                logging.getLogger(__name__).warning(
+                    f"note: {v.name} skipped: {v.model} holds {self.model(v.model).positions} positions, fewer than "
+                    f"{v.max_tokens} tokens (never truncated differently than asked)")
+        if out and not fits:
+            raise StudyError(f"every variant asked for exceeds its model's positions: {', '.join(v.name for v in out)}")
+        return fits
 
     def model_location(self, name: str) -> str:
         """HF id, or an absolute local folder for relative paths and python-package: names."""

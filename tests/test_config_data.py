@@ -57,13 +57,18 @@ def test_models_and_max_tokens_mean_the_same_everywhere():
     assert names(None, None) == cfg.default_models
     assert names(["bge-m3"], None) == ["bge-m3"]
     assert names(["bge-m3"], [8192]) == ["bge-m3"]                  # the config value keeps the plain name
-    assert names(["bge-m3", "multilingual-e5-large"], [512, 1024]) == [
-        "bge-m3-t512", "bge-m3-t1024", "multilingual-e5-large", "multilingual-e5-large-t1024"]
+    assert names(["bge-m3", "multilingual-e5-small"], [256, 512]) == [
+        "bge-m3-t256", "bge-m3-t512", "multilingual-e5-small-t256", "multilingual-e5-small"]
     assert names(["bge-m3-t512"], None) == names(["bge-m3"], [512]) == ["bge-m3-t512"]
     v = cfg.parse_variant("bge-m3-t512")
     assert (v.model, v.max_tokens, v.name) == ("bge-m3", 512, "bge-m3-t512")
     with pytest.raises(StudyError, match="contradicts --max-tokens 256"):
         cfg.select_variants(["bge-m3-t512"], [256])
+    # a sweep skips the values beyond a model's positions (512 for e5-large), with a note
+    assert names(["multilingual-e5-large", "bge-m3"], [512, 1024]) == [
+        "multilingual-e5-large", "bge-m3-t512", "bge-m3-t1024"]
+    with pytest.raises(StudyError, match="exceeds its model's positions"):
+        cfg.select_variants(["multilingual-e5-large"], [1024])
     # phases that read results: every available variant, kept where --max-tokens says
     assert names(None, None, available=["bge-m3", "bge-m3-t512"]) == ["bge-m3", "bge-m3-t512"]
     assert names(None, [512], available=["bge-m3", "bge-m3-t512"]) == ["bge-m3-t512"]
