@@ -6,7 +6,6 @@ the same way everywhere, with an em dash for a missing value. Nothing here knows
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from docx.shared import Cm, Pt, RGBColor
 from PIL import Image, UnidentifiedImageError
 
 from study.artifacts import atomic_path
+from study.metrics import finite
 
 DECIMALS = 3            # MAE, RMSE, Spearman, CIs, biases
 FIGURE_WIDTH_CM = 15.5
@@ -30,17 +30,13 @@ KEEP_TOGETHER_ROWS = 20  # tables up to this many rows are not split across page
 HEADER_FILL = "D9E2F3"
 
 
-def ok(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def num(x, decimals: int = DECIMALS) -> str:
     """`x` with a fixed number of decimals; an em dash for a missing value."""
-    return f"{x:.{decimals}f}" if ok(x) else "—"
+    return f"{x:.{decimals}f}" if finite(x) else "—"
 
 
 def signed(x, decimals: int = DECIMALS) -> str:
-    return f"{x:+.{decimals}f}" if ok(x) else "—"
+    return f"{x:+.{decimals}f}" if finite(x) else "—"
 
 
 def ci(pair, decimals: int = DECIMALS) -> str:
@@ -48,7 +44,7 @@ def ci(pair, decimals: int = DECIMALS) -> str:
 
 
 def pct(x, decimals: int = 1) -> str:
-    return f"{100 * x:.{decimals}f}%" if ok(x) else "—"
+    return f"{100 * x:.{decimals}f}%" if finite(x) else "—"
 
 
 

@@ -6,14 +6,8 @@ study/results.py) and of the benchmark JSON (`bench`); outputs are plain dicts a
 """
 from __future__ import annotations
 
-import math
-
-from study.metrics import band_limits, success_band
+from study.metrics import band_limits, finite, success_band
 from study.results import chosen, probe_entries
-
-
-def finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def overlap(a, b) -> bool:

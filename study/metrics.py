@@ -5,6 +5,11 @@ import numpy as np
 from scipy.stats import spearmanr
 
 
+def finite(x) -> bool:
+    """A real, finite number (not a bool, not None, not NaN): what a table may print as a number."""
+    return isinstance(x, (int, float, np.floating, np.integer)) and not isinstance(x, bool) and bool(np.isfinite(x))
+
+
 def _spearman(y, p) -> float:
     if np.ptp(y) == 0 or np.ptp(p) == 0:  # undefined for a constant column
         return float("nan")

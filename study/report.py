@@ -23,7 +23,8 @@ from study.comparison import FIGURES as COMPARISON_FIGURES
 from study.config import Config
 from study.docx_writer import Writer, ci, num, pct, short, signed
 from study.error_analysis import FIGURES as ERROR_FIGURES
-from study.findings import band, finite
+from study.findings import band
+from study.metrics import finite
 from study.probes import describe_selected
 from study.results import chosen, read_evaluation
 
