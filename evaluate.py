@@ -50,7 +50,7 @@ def main():
 
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0])}
-    baseline = fine_tuned_baseline(cfg, dataset, args)
+    baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     context = {"baseline": baseline, "test_ids": load_checked(cfg, dataset, variants[0], "test")["ids"],

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from study import paths
-from study.artifacts import read_json, read_npz, save_npz
+from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
@@ -31,14 +31,14 @@ def mean_predictor(cfg, dataset, variant) -> dict:
             "mean_predictor": score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed)}
 
 
-def fine_tuned_baseline(cfg, dataset, args) -> dict:
+def fine_tuned_baseline(cfg, dataset, args, variant) -> dict:
     """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors."""
     header = {"baseline_mae": dataset.baseline_mae, "baseline_source": "config.yaml baseline_mae"}
     if args.baseline_mae is not None:
         header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
     if not args.baseline_predictions:
         return {"header": header, "rows": None}
-    split = test_articles(cfg, dataset)
+    split = test_articles(cfg, dataset, variant)
     rows, pred = load_baseline_predictions(args.baseline_predictions, split)
     pred = np.clip(pred, *cfg.score_range)   # as the fine-tuned model's serving code does
     scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
@@ -68,12 +68,11 @@ def screening_setup(cfg, dataset, dimension_names) -> dict:
             "fine_tuned_training_hours": list(cfg.fine_tuned_training_hours)}
 
 
-def test_articles(cfg, dataset) -> Split:
-    """The test split from its file, or (results copied home) its ids and labels from the first cache."""
+def test_articles(cfg, dataset, variant) -> Split:
+    """The test split from its file, or (results copied home) its ids and labels from `variant`'s test cache."""
     if (dataset.path / "test.jsonl").is_file():
         return load_split(dataset, "test", cfg.score_range)
-    path = paths.embedding_cache(cfg, dataset.name, cfg.parse_variant(next(iter(read_json(
-        paths.training_summary(cfg, dataset.name))["models"]))).name, "test")
+    path = paths.embedding_cache(cfg, dataset.name, variant.name, "test")
     cache = read_embeddings(path)
     n = len(cache["ids"])
     return Split(name="test", path=path, sha256=cache["fingerprint"].get("data_sha256", ""), ids=cache["ids"],
