@@ -134,7 +134,7 @@ def locked(path: Path):
     """An exclusive lock on `<path>.lock` for the block: writers of the same file wait for each other."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as fh:
+    with open(paths.lock(path), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -102,7 +102,7 @@ class Checkpoint:
     A kill loses at most the rows since the last save."""
 
     def __init__(self, cache_path: Path, fingerprint: dict, every: int | None = None):
-        self.path = Path(cache_path).with_name(f".{Path(cache_path).stem}.partial.npz")
+        self.path = paths.partial_cache(cache_path)
         self.fingerprint, self.plan, self.saved = json.dumps(fingerprint, sort_keys=True), None, 0
         self.every = every or CHECKPOINT_ROWS
 

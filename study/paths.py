@@ -25,9 +25,21 @@ def data_checks(cfg: Config, dataset: str) -> Path:
     return cfg.results_path / f"{dataset}_data_checks.json"
 
 
+def partial_cache(cache: Path) -> Path:
+    """The partial work of an embedding cache being written (removed once the cache is complete)."""
+    cache = Path(cache)
+    return cache.with_name(f".{cache.stem}.partial.npz")
+
+
 # -- phase 2 ------------------------------------------------------------------------------
 def probe(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
     return cfg.results_path / f"{dataset}_{variant}_{kind}.pkl"
+
+
+def lock(path: Path) -> Path:
+    """The lock file that writers of `path` take turns on."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
 
 
 def checksum(path: Path) -> Path:
