@@ -14,8 +14,9 @@ results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), wit
 line and wall time. Several datasets (--datasets NAME ... and/or --data-dirs DIR ...) run one
 after another; the speed benchmark runs once, on the first, unless --bench-each; then
 results/summary.md compares them. The first failing phase stops the run with its exit code;
-with --keep-going a failing dataset is reported at the end (with its error line) while the
-others finish, and the run exits 1.
+with --keep-going a failing dataset, or a model whose embedding fails (phase 1 then runs model
+by model), is reported at the end with its error line and left out while the others finish,
+and the run exits 1.
 
 --demo writes the synthetic multilingual demo dataset (study/demo.py, six languages) into
 config `demo.data_dir` when it is not there yet, runs every phase on it with config
@@ -79,12 +80,17 @@ def main():
     order = list(PHASES)[list(PHASES).index(args.start) if args.start else 0:]
     failures, reports = [], []
     for k, (name, data_dir) in enumerate(targets):
-        arguments = phase_arguments(args, cfg, name, data_dir, bench, benchmarks_of=targets[0][0])
-        todo = [(PHASES[phase], arguments[phase]) for phase in order if phase not in args.skip
-                and (phase != "benchmark" or k == 0 or args.bench_each)]
         log = paths.run_log(cfg, name, started)
         print(f"\n##### dataset {name} ({k + 1} of {len(targets)}); log: {log}", flush=True)
-        failed = run_phases(todo, env, log, say=lambda s: print(s, flush=True))
+        models = args.models or cfg.default_models
+        if args.keep_going and len(models) > 1 and "embed" in order and "embed" not in args.skip:
+            models = embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures)
+        arguments = phase_arguments(args, cfg, name, data_dir, bench, benchmarks_of=targets[0][0], models=models)
+        todo = [(PHASES[phase], arguments[phase]) for phase in order if phase not in args.skip
+                and (phase != "benchmark" or k == 0 or args.bench_each)
+                and (phase != "embed" or not args.keep_going or len(models) == 1)]
+        failed = (PHASES["embed"], 2, "every model failed") if not models else \
+            run_phases(todo, env, log, say=lambda s: print(s, flush=True))
         if failed and not args.keep_going:
             sys.exit(failed[1])
         if failed:
@@ -117,11 +123,27 @@ def dataset_targets(args) -> list[tuple[str, str | None]]:
     return targets
 
 
-def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str], benchmarks_of: str) -> dict:
-    """Each phase's command-line arguments for one dataset."""
+def embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures) -> list[str]:
+    """--keep-going: phase 1 model by model; a model that fails is reported at the end and left out of the
+    later phases. Returns the models that were embedded."""
+    kept = []
+    for model in models:
+        embed = phase_arguments(args, cfg, name, data_dir, bench, name, models=[model])["embed"]
+        failed = run_phases([(PHASES["embed"], embed)], env, log, say=lambda s: print(s, flush=True))
+        if failed:
+            failures.append((f"{name} / {model}", *failed))
+        else:
+            kept.append(model)
+    return kept
+
+
+def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str], benchmarks_of: str,
+                    models: list[str] | None = None) -> dict:
+    """Each phase's command-line arguments for one dataset (`models`: instead of --models)."""
     common = (["--config", args.config] if args.config else []) + ["--dataset", name] \
         + (["--data-dir", data_dir] if data_dir else [])
-    models = (["--models", *args.models] if args.models else []) \
+    models = models or args.models
+    models = (["--models", *models] if models else []) \
         + (["--max-tokens", *map(str, args.max_tokens)] if args.max_tokens else [])
     probes = ["--probes", *args.probes]
     device = ["--device", args.device] if args.device else []

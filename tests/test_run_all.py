@@ -86,3 +86,18 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
         doc = docx.Document(str(results / f"{name}_report.docx"))
         embedded = {sha(p.blob) for p in doc.part.package.parts if p.content_type == "image/png"}
         assert embedded == recorded[name], name   # every figure of its own, none of the other dataset's
+
+
+def test_keep_going_leaves_a_failing_model_out_and_finishes_the_others(tmp_path, tiny_model, demo_dir):
+    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
+                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16},
+                                  "broken": {"source": "sentence-transformers", "model_name": "org/not-a-model",
+                                             "dimensions": 32, "max_tokens": 64}})
+    proc = run_script("run_all.py", "--config", cfg, "--data-dir", demo_dir, "--keep-going", "--skip", "benchmark",
+                      "errors", check=False)
+    assert proc.returncode == 1
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].startswith("failed: demo_ds / broken: embed_articles.py exit code 2: "
+                                                     "error: model 'broken' could not be loaded")
+    ev = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    assert list(ev["models"]) == ["tiny"] and (tmp_path / "results" / "demo_ds_report.docx").is_file()
