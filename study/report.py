@@ -26,6 +26,7 @@ from study.error_analysis import FIGURES as ERROR_FIGURES
 from study.findings import band
 from study.metrics import finite
 from study.probes import describe_selected
+from study.provenance import record
 from study.results import chosen, read_evaluation
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
@@ -657,6 +658,12 @@ class Report:
                     "ll")
         else:
             w.unavailable("Library versions", "the results record none (results from an older version of the study)")
+        here = record()
+        w.para(f"This document was generated on host {here['host']} at {here['created_at']} with code version "
+               f"{here['code'].get('commit') or 'unknown'}" + (" (uncommitted changes)" if here["code"].get("dirty") else "")
+               + "; every number in it comes from the results above, not from this machine.")
+        w.doc.core_properties.comments = (f"generated on {here['host']} at {here['created_at']}, code "
+                                          f"{(here['code'].get('commit') or 'unknown')[:12]}")
         w.heading("C. Cache fingerprints and probe files", 2)
         trained = (tr or {}).get("models") or {}
         if not trained:

@@ -185,3 +185,32 @@ def test_a_kill_between_the_pickle_and_its_checksum_leaves_a_whole_pair(tmp_path
     assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}
     assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("where, err", [("fsync", 28), ("mkstemp", 13), ("mkstemp", 30)])
+def test_a_full_disk_or_read_only_folder_is_one_line(where, err, tmp_path, workspace, capsys, monkeypatch):
+    """ENOSPC while writing, EACCES or EROFS when creating a file (simulated: the tests run as root)."""
+    import errno
+    import tempfile
+
+    cfg, demo_dir = workspace
+    before = snapshot(tmp_path / "embeddings", tmp_path / "results")
+
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(os if where == "fsync" else tempfile, where, fail)
+    capsys.readouterr()
+    assert call("evaluate", "--config", cfg, "--data-dir", demo_dir) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == f"error: {os.strerror(err)} (nothing half-written was kept)" and err in errno.errorcode
+    monkeypatch.undo()
+    assert snapshot(tmp_path / "embeddings", tmp_path / "results") == before
+    assert not list((tmp_path / "results").rglob("*.tmp"))
+
+
+def test_ctrl_c_while_starting_is_a_quiet_exit_130():
+    code = "import os, signal, time, study; os.kill(os.getpid(), signal.SIGINT); time.sleep(5)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "interrupted while starting: nothing was written"
