@@ -48,12 +48,13 @@ def main():
     if not variants:
         raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
 
+    first_test = load_checked(cfg, dataset, variants[0], "test")
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
-               "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0])}
+               "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
-    context = {"baseline": baseline, "test_ids": load_checked(cfg, dataset, variants[0], "test")["ids"],
+    context = {"baseline": baseline, "test_ids": first_test["ids"],
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],

@@ -5,6 +5,7 @@ Each line: {"id", "title", "content", "url", "labels": [...], "dimension_names":
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -109,6 +110,14 @@ def build_text(title: str, content: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file, read once per process while its size and modification time stay the same
+    (phases check the same split files against several caches)."""
+    st = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -21,9 +21,9 @@ from study.results import chosen_probe
 from study.screening import screen, tier_scores, weight_vector
 
 
-def mean_predictor(cfg, dataset, variant) -> dict:
-    """The test set every model must share, and the reference that predicts the training mean."""
-    test = load_checked(cfg, dataset, variant, "test")
+def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
+    """The test set every model must share (`test`: the first variant's test cache), and the reference
+    that predicts the training mean."""
     Y, names = test["labels"], test["dimension_names"]
     mean = np.broadcast_to(load_checked(cfg, dataset, variant, "train")["labels"].mean(axis=0), Y.shape)
     return {"n_test": int(len(Y)), "dimension_names": names,
