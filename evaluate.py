@@ -22,7 +22,7 @@ from study.cache import load_checked
 from study.config import load_config
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
+from study.evaluation import (add_chunk_differences, add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
                               score_variant, screening_setup)
 from study.provenance import record
 from study.results import best_summary
@@ -60,6 +60,7 @@ def main():
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
+    add_chunk_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())

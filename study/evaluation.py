@@ -90,11 +90,16 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    spec = cfg.model(variant.model)
-    entry = {"model": variant.model, "model_name": spec.model_name, "role": spec.role, "embedding_dim": int(X.shape[1]),
-             "max_tokens": variant.max_tokens, "truncated_fraction": float((tokens > variant.max_tokens).mean()),
-             "mean_token_count": float(tokens.mean()), "embedding_cost": embedding_cost(cfg, dataset, variant),
-             "probes": {}}
+    spec, cost = cfg.describe(variant), embedding_cost(cfg, dataset, variant)
+    cut_at = cut_length(cfg, variant, cost)
+    entry = {"model": variant.model, "model_name": spec["model_name"], "role": spec["role"],
+             "embedding_dim": int(X.shape[1]), "max_tokens": variant.max_tokens,
+             "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
+             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts") if k in spec}, "probes": {}}
+    if variant.chunked:
+        entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
+                           "windows_per_article": cost["test"]["windows"] / len(Y),
+                           "capped_fraction": cost["test"]["capped_articles"] / len(Y)}
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     for kind in kinds:
         probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
@@ -104,7 +109,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         ms = 1000 * (time.perf_counter() - t0) / len(Y)
         P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=variant.max_tokens, n_boot=n_boot, seed=seed),
+                           max_tokens=cut_at, n_boot=n_boot, seed=seed),
              "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
              "train_seconds": meta["train_seconds"],
              "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
@@ -114,7 +119,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         if baseline["rows"] is not None:
             rows = baseline["rows"]
             m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
-        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred)
+        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred, cut_at)
                                   for split, cache, pred in (("test", test, P), ("val", val, P_val))}
         entry["probes"][kind] = m
         lo, hi = m["mae_ci95"]
@@ -130,7 +135,8 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
     paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
     groups: dict[str, list[str]] = {}
     for name, entry in models.items():
-        groups.setdefault(entry["model"], []).append(name)
+        if not entry.get("chunked") and not entry.get("parts"):
+            groups.setdefault(entry["model"], []).append(name)
     for variants in (g for g in groups.values() if len(g) > 1):
         longest = max(variants, key=lambda v: models[v]["max_tokens"])
         for v in (v for v in variants if v != longest):
@@ -144,11 +150,42 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
                     **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
 
 
-def save_predictions(cfg, dataset, variant, kind, split, cache, P) -> str:
+def add_chunk_differences(cfg, dataset, models: dict) -> None:
+    """Chunked against truncated: each chunked variant `m-c<N>`'s per-article MAE minus that of `m` truncated at N
+    tokens, same probe, paired on the same test articles, over all of them and over those the truncation cut
+    (`vs_truncated`: {"truncated", "all", "cut"}; "cut" is None when no article was cut)."""
+    for name, entry in models.items():
+        twin = cfg.variant(entry["model"], entry["max_tokens"]).name if entry.get("chunked") else None
+        if twin not in models:
+            continue
+        for kind in set(entry["probes"]) & set(models[twin]["probes"]):
+            (mine, theirs) = (read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
+                              for x in (name, twin))
+            errors = [article_mae(p["y_true"], p["y_pred"]) for p in (mine, theirs)]
+            cut = theirs["token_counts"] > entry["max_tokens"]
+            entry["probes"][kind]["vs_truncated"] = {
+                "truncated": twin, "all": paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed),
+                "cut": paired_difference(*(e[cut] for e in errors), cfg.bootstrap_samples, cfg.random_seed)
+                if cut.any() else None}
+
+
+def cut_length(cfg, variant, cost: dict) -> int:
+    """The token count beyond which a variant loses text: its max tokens, or for a chunked one the tokens its
+    windows cover (recorded by phase 1)."""
+    if not variant.chunked:
+        return variant.max_tokens
+    capacity = (cost.get("test") or {}).get("token_capacity")
+    if not isinstance(capacity, int):
+        raise StudyError(f"the test cache of {variant.name} has no record of its windows' token capacity; "
+                         f"rerun embed_articles.py --force --models {variant.name}")
+    return capacity
+
+
+def save_predictions(cfg, dataset, variant, kind, split, cache, P, cut_at: int) -> str:
     """One split's predictions beside what the error analysis needs; returns the file as recorded."""
     path = paths.predictions(cfg, dataset.name, variant.name, kind, split)
     save_npz(path, ids=cache["ids"], y_true=cache["labels"], y_pred=P.astype(np.float32), languages=cache["languages"],
-             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(variant.max_tokens),
+             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(cut_at),
              dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name))
     return paths.relative(cfg, path)
 
