@@ -130,6 +130,12 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
 
 
 
+def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(per-article test MAE, token counts) of a variant's probe, from the predictions file just written."""
+    pred = read_npz(paths.predictions(cfg, dataset.name, variant, kind), "predictions", "rerun evaluate.py")
+    return article_mae(pred["y_true"], pred["y_pred"]), pred["token_counts"]
+
+
 def add_sweep_differences(cfg, dataset, models: dict) -> None:
     """Truncation sweep: each variant's per-article MAE minus the same model's longest variant's, same probe,
     paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
@@ -141,10 +147,7 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
         longest = max(variants, key=lambda v: models[v]["max_tokens"])
         for v in (v for v in variants if v != longest):
             for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
-                errors = []
-                for x in (v, longest):
-                    pred = read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
-                    errors.append(article_mae(pred["y_true"], pred["y_pred"]))
+                errors = [test_errors(cfg, dataset, x, kind)[0] for x in (v, longest)]
                 models[v]["probes"][kind]["vs_longest"] = {
                     "longest": longest, "max_tokens": models[longest]["max_tokens"],
                     **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
@@ -154,19 +157,28 @@ def add_chunk_differences(cfg, dataset, models: dict) -> None:
     """Chunked against truncated: each chunked variant `m-c<N>`'s per-article MAE minus that of `m` truncated at N
     tokens, same probe, paired on the same test articles, over all of them and over those the truncation cut
     (`vs_truncated`: {"truncated", "all", "cut"}; "cut" is None when no article was cut)."""
+    n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
     for name, entry in models.items():
         twin = cfg.variant(entry["model"], entry["max_tokens"]).name if entry.get("chunked") else None
-        if twin not in models:
-            continue
-        for kind in set(entry["probes"]) & set(models[twin]["probes"]):
-            (mine, theirs) = (read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
-                              for x in (name, twin))
-            errors = [article_mae(p["y_true"], p["y_pred"]) for p in (mine, theirs)]
-            cut = theirs["token_counts"] > entry["max_tokens"]
+        for kind in set(entry["probes"]) & set(models[twin]["probes"]) if twin in models else ():
+            (mine, _), (theirs, tokens) = (test_errors(cfg, dataset, x, kind) for x in (name, twin))
+            cut = tokens > entry["max_tokens"]
             entry["probes"][kind]["vs_truncated"] = {
-                "truncated": twin, "all": paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed),
-                "cut": paired_difference(*(e[cut] for e in errors), cfg.bootstrap_samples, cfg.random_seed)
-                if cut.any() else None}
+                "truncated": twin, "all": paired_difference(mine, theirs, n_boot, seed),
+                "cut": paired_difference(mine[cut], theirs[cut], n_boot, seed) if cut.any() else None}
+
+
+def add_part_differences(cfg, dataset, models: dict) -> None:
+    """A concatenation against each of its parts evaluated here: its per-article MAE minus the part's, same
+    probe, same test articles (`vs_parts`: {part: paired difference}); below zero the pair is better."""
+    for name, entry in models.items():
+        for kind in entry["probes"]:
+            parts = [p for p in entry.get("parts") or [] if kind in (models.get(p) or {}).get("probes", {})]
+            if parts:
+                mine = test_errors(cfg, dataset, name, kind)[0]
+                entry["probes"][kind]["vs_parts"] = {
+                    p: paired_difference(mine, test_errors(cfg, dataset, p, kind)[0], cfg.bootstrap_samples,
+                                         cfg.random_seed) for p in parts}
 
 
 def cut_length(cfg, variant, cost: dict) -> int:

@@ -174,6 +174,14 @@ class Report:
                 f"MAE truncated − whole {signed(r['difference'])})" for r in cut) + ".")
         else:
             out.append("How much does truncation hurt? No test article is longer than any model's max tokens.")
+        for r in findings.chunking_rows(self.ev):
+            out.append(f"Does embedding the whole article help? {r['variant']} against {r['truncated']} "
+                       f"({r['probe']}): test MAE {signed(r['all']['mae_difference'])} "
+                       f"(95% CI {ci(r['all']['difference_ci95'])}), {r['reading_all']}.")
+        for r in findings.concatenation_rows(self.ev):
+            out.append(f"Do two models together beat either? {r['variant']} ({r['probe']}): "
+                       + ("yes, beyond the uncertainty, against every part." if r["beats_all"] else "no, not beyond the "
+                          "uncertainty against every part."))
         points = findings.speed_points(self.ev, self.inp.benchmarks)
         if points:
             fastest = max(points, key=lambda p: p["articles_per_s"])
@@ -216,6 +224,7 @@ class Report:
         self.q_speed()
         self.q_probes()
         self.q_screening()
+        self.q_pairs()
 
     def q_bge(self):
         w = self.w
@@ -280,10 +289,42 @@ class Report:
                      for r in runs], "rlrr")
         w.para(("Caveat: ", "i"), ("truncated articles are the long ones, so the difference mixes the loss of text with "
                                    "whatever else differs in long articles. The clean test is one model embedded at "
-                                   "several max tokens (--max-tokens 128 512 ...).", "i"))
+                                   "several max tokens (--max-tokens 128 512 ...), or chunked against truncated "
+                                   "(below).", "i"))
+        self.chunking()
         if not self.place("err", ["error_vs_tokens"]):
             w.unavailable("Error-vs-token-count figure",
                           "no error analysis with a token figure was found (run analyze_error_distribution.py).")
+
+    def chunking(self):
+        """Chunked against truncated: does embedding the whole article help?"""
+        w, rows = self.w, findings.chunking_rows(self.ev)
+        if not rows:
+            self.not_run("Chunked against truncated", "python embed_articles.py --models <model> --chunks, then "
+                         "train_probes.py and evaluate.py with --models <model> <model>-c<N>")
+            return
+        w.table("Chunked against truncated, the same model and probe (the chunked variant's probe chosen on "
+                "validation): each article cut into windows of N tokens, their embeddings averaged, against the "
+                "article cut at N tokens. Δ = chunked − truncated test MAE, paired on the same articles (95% "
+                "bootstrap CI; below zero chunking helps), over all test articles and over those truncation cuts.",
+                ["Chunked", "Truncated", "Probe", "Windows / article", "Cut after max windows", "Δ MAE all",
+                 "n cut", "Δ MAE cut articles"],
+                [[r["variant"], r["truncated"], r["probe"], num(r.get("windows_per_article"), 2),
+                  pct(r.get("capped_fraction")), f"{signed(r['all']['mae_difference'])} ({ci(r['all']['difference_ci95'])})",
+                  str(r["cut"]["n_articles"] if r["cut"] else 0),
+                  f"{signed(r['cut']['mae_difference'])} ({ci(r['cut']['difference_ci95'])})" if r["cut"] else "—"]
+                 for r in rows], "lllrrrrr", font_pt=8)
+        words = {"lower": "helps (the CI lies below zero)", "higher": "hurts (the CI lies above zero)",
+                 "not distinguishable": "makes no difference distinguishable at this test size (the CI holds zero)"}
+        for r in rows:
+            w.bullet(f"{r['variant']} against {r['truncated']} ({r['probe']}): chunking {words[r['reading_all']]} over "
+                     "all test articles" + (f", and {words[r['reading_cut']]} on the {r['cut']['n_articles']} articles "
+                                            "truncation cuts." if r["cut"] else "; no test article is cut at "
+                                            f"{r.get('window')} tokens."))
+
+    def not_run(self, what: str, how: str):
+        """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
+        self.w.para((f"{what}: not run. ", "b"), (f"To produce it: {how}.", "i"))
 
     def q_speed(self):
         w, bench = self.w, self.inp.benchmarks
@@ -417,6 +458,31 @@ class Report:
                  for r in findings.training_cost(ev)], "lrrrlr", font_pt=8)
 
     # method --------------------------------------------------------------------------------
+    def q_pairs(self):
+        w = self.w
+        w.heading("2.6 Do two models together beat either?", 2)
+        rows = findings.concatenation_rows(self.ev)
+        if not rows:
+            self.not_run("Models side by side", "python embed_articles.py --models <a>+<b> (no re-embedding when a "
+                         "and b are cached), then train_probes.py and evaluate.py with --models <a> <b> <a>+<b>")
+            return
+        w.table("Two models' embeddings side by side (probe chosen on validation), against each part with the same "
+                "probe: Δ = pair − part test MAE, paired on the same articles (95% bootstrap CI; below zero the pair is "
+                "better). The pair costs both models' embedding time.",
+                ["Pair", "Probe", "Test MAE (95% CI)", "Part", "Δ MAE vs part (95% CI)", "Articles/s"],
+                [[r["variant"], r["probe"], f"{num(r['mae'])} ({ci(r['ci'])})", a["part"],
+                  f"{signed(a['mae_difference'])} ({ci(a['difference_ci95'])})",
+                  num(findings.throughput(self.ev, self.inp.benchmarks, r["variant"]), 1)]
+                 for r in rows for a in r["against"] or [{"part": "not evaluated", "mae_difference": None,
+                                                          "difference_ci95": None}]], "llrlrr", font_pt=8)
+        for r in rows:
+            if r["beats_all"]:
+                w.bullet(f"{r['variant']} beats each of its parts beyond the uncertainty (every CI lies below zero).")
+            else:
+                w.bullet(f"{r['variant']} does not beat each of its parts beyond the uncertainty: "
+                         + ", ".join(f"against {a['part']} {a['reading']}" for a in r["against"])
+                         + ("" if len(r["against"]) == len(r["parts"]) else " (not every part was evaluated)") + ".")
+
     def method(self):
         w, ev, tr = self.w, self.ev, self.inp.training
         w.heading("3. Method")
