@@ -517,13 +517,18 @@ class Report:
         rows = []
         for v, e in self.models.items():
             spec = self.cfg.embedding_models.get(e.get("model", v))
-            rows.append([v, spec.model_name if spec else "(not in config.yaml)", str(e.get("embedding_dim", "—")),
-                         str(e.get("max_tokens", "—")), repr(spec.prefix) if spec and spec.prefix else "none",
-                         spec.note if spec else ""])
+            tokens = f"windows of {e['chunks']['window']}" if e.get("chunks") else str(e.get("max_tokens", "—"))
+            note = spec.note if spec else ("side by side: " + " + ".join(e["parts"]) if e.get("parts") else "")
+            rows.append([v, e.get("model_name") or (spec.model_name if spec else "(not in config.yaml)"),
+                         str(e.get("embedding_dim", "—")), tokens,
+                         repr(spec.prefix) if spec and spec.prefix else "none", note])
         w.table("Embedding models (config.yaml embedding_models; dimension and max tokens as evaluated).",
                 ["Model", "Source", "Dim", "Max tokens", "Prefix", "Note"], rows, "llrrll", font_pt=8)
         w.para("Each article is embedded as title, blank line, content (with the model's prefix), cut at the model's "
-               "max tokens; embeddings are frozen and cached with a fingerprint of what produced them (appendix C).")
+               "max tokens; embeddings are frozen and cached with a fingerprint of what produced them (appendix C)."
+               + (" A chunked variant (-c<N>) embeds every window of N tokens of the article (config chunking) and "
+                  "averages them; a variant a+b sets two models' embeddings side by side."
+                  if any(e.get("chunked") or e.get("parts") for e in self.models.values()) else ""))
         w.heading("3.3 Probes", 2)
         rows = []
         for probe in dict.fromkeys(p for e in self.models.values() for p in e["probes"]):
@@ -674,7 +679,8 @@ class Report:
             w.bullet(f"Languages with fewer than {SMALL_GROUP} test articles ({', '.join(small)}): their per-language MAE "
                      "is a rough indication only.")
         w.bullet("Truncation: comparing truncated with whole articles is observational (long articles differ in other "
-                 "ways); only a max-tokens sweep of one model isolates the effect.")
+                 "ways); only a max-tokens sweep of one model, or its chunked variant against its truncated one, "
+                 "isolates the effect.")
         for v in self.models:
             spec = self.cfg.embedding_models.get(self.models[v].get("model", v))
             if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
@@ -700,11 +706,13 @@ class Report:
         cfg, source = self.ev.get("config"), "recorded by evaluate.py with the results"
         if not cfg:   # results from before the evaluation JSON recorded its configuration
             cfg, source = self.cfg.model_dump(), f"config.yaml ({self.cfg.root}) where this report was generated"
-        used = {e.get("model", v) for v, e in self.models.items()}
+        used = {m for v, e in self.models.items() for m in e.get("model", v).split("+")}
         shown = {k: cfg[k] for k in ("random_seed", "device", "batch_size", "score_range", "bootstrap_samples",
                                      "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
                                      "fine_tuned_training_hours") if k in cfg}
         shown["embedding_models"] = {k: v for k, v in cfg["embedding_models"].items() if k in used}
+        if any(e.get("chunked") for e in self.models.values()) and "chunking" in cfg:
+            shown["chunking"] = cfg["chunking"]
         if self.inp.dataset in cfg["datasets"]:
             shown["datasets"] = {self.inp.dataset: cfg["datasets"][self.inp.dataset]}
         shown["probe_methods"] = cfg["probe_methods"]
