@@ -184,3 +184,30 @@ def test_a_pair_is_rebuilt_when_a_part_changes_and_refused_when_parts_disagree(c
     assert "differ in ids" in capsys.readouterr().err
     assert call("embed_articles", *common, "--force") == 0
     assert "tiny-t16+tiny-c16] test: 64 dimensions" in capsys.readouterr().out
+
+
+def test_a_pair_costs_its_parts_summed_in_the_speed_chart():
+    from study.benchmark import composed
+    from study.config import Variant
+    from study.findings import concatenation_rows, speed_points
+
+    a, b = Variant("a", 128, "a"), Variant("b", 512, "b")
+    measured = {"a": {"articles_per_s": 100.0, "dtype": "float32", "batch_size": 16, "peak_memory_mb": 300.0},
+                "b": {"articles_per_s": 25.0, "dtype": "float32", "batch_size": 8, "peak_memory_mb": 900.0}}
+    entry = composed(Variant("a+b", 128, "a+b", parts=(a, b)), measured, say=lambda s: None)
+    assert entry["articles_per_s"] == pytest.approx(20.0) and entry["peak_memory_mb"] == 900.0
+    with pytest.raises(StudyError, match="benchmarked before"):
+        composed(Variant("a+c", 128, "a+c", parts=(a, Variant("c", 8, "c"))), measured)
+
+    def probe(mae, ci, vs=None):
+        return {"ridge": {"overall_mae": mae, "val_mae": mae, "mae_ci95": ci, **({"vs_parts": vs} if vs else {})}}
+
+    diff = {"a": {"mae_difference": -0.2, "difference_ci95": [-0.3, -0.1]},
+            "b": {"mae_difference": -0.05, "difference_ci95": [-0.1, 0.01]}}
+    ev = {"models": {"a": {"chosen_probe": "ridge", "probes": probe(1.0, [0.9, 1.1])},
+                     "b": {"chosen_probe": "ridge", "probes": probe(0.85, [0.8, 0.9])},
+                     "a+b": {"chosen_probe": "ridge", "parts": ["a", "b"], "probes": probe(0.8, [0.75, 0.85], diff)}}}
+    points = {p["variant"]: p["articles_per_s"] for p in speed_points(ev, {"models": measured})}
+    assert points == {"a": 100.0, "b": 25.0, "a+b": pytest.approx(20.0)}   # not benchmarked itself: its parts summed
+    row = concatenation_rows(ev)[0]
+    assert [x["reading"] for x in row["against"]] == ["lower", "not distinguishable"] and not row["beats_all"]
