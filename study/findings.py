@@ -261,3 +261,19 @@ def learning_curve_answer(ev: dict) -> dict | None:
         if (r["variant"], r["probe"]) == (b.get("model"), b.get("probe")):
             return r
     return next((r for r in readings if r["chosen"]), readings[0] if readings else None)
+
+
+def curve_sentence(r: dict) -> str:
+    """A `learning_curve_readings` entry in plain words."""
+    head = (f"{r['variant']} + {r['probe']}: test MAE {r['mae_first']:.3f} with {r['n_first']:,} training articles, "
+            f"{r['mae_last']:.3f} with {r['n_last']:,}")
+    if r["reading"] == "one point":
+        return head + "; a single point, nothing to read."
+    d, (lo, hi) = r["difference"], r["difference_ci"]
+    step = (f"; the last step ({r['n_previous']:,} to {r['n_last']:,} articles) changed it by {d:+.3f} "
+            f"(95% CI {lo:+.3f} to {hi:+.3f}")
+    step += f", {r['per_doubling']:+.3f} per doubling)" if r["per_doubling"] is not None else ")"
+    meaning = {"still falling": "still falling: more labels would probably help",
+               "flat": "flat: the CI includes zero, so more labels of the same kind are unlikely to help much",
+               "rising": "rising: the error grew at the last step, so more labels did not help there"}
+    return f"{head}{step}. Reading: {meaning[r['reading']]}."

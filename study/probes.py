@@ -312,7 +312,8 @@ def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cp
 
 
 def subset_size(fraction: float, n: int) -> int:
-    """ceil(fraction * n) rows, at least 1 (rounded first, so 0.1 * 120 is 12, not 13)."""
+    """ceil(fraction * n) rows, at least 1; the product is rounded first (0.07 * 100 is 7.000000000000001 in
+    floating point, and means 7 rows, not 8)."""
     return max(1, math.ceil(round(float(fraction) * n, 9)))
 
 
