@@ -16,6 +16,7 @@ from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
+from study.findings import curve_reading
 from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
 from study.probes import load_trained
 from study.results import chosen_probe
@@ -127,6 +128,11 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
             print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
                 f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
                 for p in m["learning_curve"]))
+            r = curve_reading(m["learning_curve"])
+            if r["difference"] is not None:
+                print(f"[{variant.name}] {kind:8s} last step {r['n_previous']} -> {r['n_last']} articles: test MAE "
+                      f"{r['difference']:+.4f} [{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}] (paired): "
+                      f"{r['reading']}")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 

@@ -710,6 +710,8 @@ class Report:
                              str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("revision", "—")),
                              str(fp.get("data_sha256", "—"))[:16]])
                 files += [[v, p, str(m.get("file", "—")), str(m.get("sha256", "—"))[:16]] for p, m in entry.items()]
+                files += [[v, f"{p}, {r.get('n_train', '?')} training articles", str(r.get("file", "—")),
+                           str(r.get("sha256", "—"))[:16]] for p, m in entry.items() for r in m.get("train_subsets") or []]
             w.table("Fingerprints of the training embeddings each probe was fitted on (training summary).",
                     ["Model", "Model name", "Max tokens", "Prefix", "Dtype", "Pooling", "Revision", "Data sha256"], rows,
                     "llrlllll",
