@@ -130,7 +130,8 @@ def test_learning_curve_end_to_end(workspace, tmp_path):
     cells = [[c.text for c in r.cells] for r in table[0].rows[1:]]
     assert [r[2] for r in cells] == ["12", "30", "60", "120"] * 2
     assert cells[0][3] == f"{ev['models']['tiny']['probes']['ridge']['learning_curve'][0]['test_mae']:.3f}"
-    files = [c.text for t in doc.tables if t.rows[0].cells[2].text == "File" for r in t.rows for c in r.cells]
+    files = [c.text for t in doc.tables if [c.text for c in t.rows[0].cells][2:3] == ["File"] for r in t.rows
+             for c in r.cells]
     assert "demo_ds_tiny_ridge_n12.pkl" in files and "demo_ds_tiny_mlp_n60.pkl" in files   # the appendix lists them
 
     # retraining without --train-fractions empties the record: no stale curve
