@@ -273,7 +273,7 @@ def curve_sentence(r: dict) -> str:
     step = (f"; the last step ({r['n_previous']:,} to {r['n_last']:,} articles) changed it by {d:+.3f} "
             f"(95% CI {lo:+.3f} to {hi:+.3f}")
     step += f", {r['per_doubling']:+.3f} per doubling)" if r["per_doubling"] is not None else ")"
-    meaning = {"still falling": "still falling: more labels would probably help",
-               "flat": "flat: the CI includes zero, so more labels of the same kind are unlikely to help much",
-               "rising": "rising: the error grew at the last step, so more labels did not help there"}
+    meaning = {"still falling": "still falling — more labels would probably help",
+               "flat": "flat — the CI includes zero, so more labels of the same kind are unlikely to help much",
+               "rising": "rising — the error grew at the last step, so more labels did not help there"}
     return f"{head}{step}. Reading: {meaning[r['reading']]}."
