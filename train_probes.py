@@ -58,9 +58,9 @@ def main():
                 raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
             subsets = nested_subsets(len(train["labels"]), args.train_fractions or [], cfg.random_seed)
             if args.train_fractions:
-                tqdm.write(f"[{variant.name}] learning curve: " + "".join(f"{x['n_train']} ({x['fraction']:g}), "
-                                                                     for x in subsets)
-                      + f"then all {len(train['labels'])} training articles (the normal probe)")
+                sizes = "".join(f"{x['n_train']} ({x['fraction']:g}), " for x in subsets)
+                tqdm.write(f"[{variant.name}] learning curve: {sizes}then all {len(train['labels'])} training "
+                           "articles (the normal probe)")
             for kind in args.probes:
                 bar.set_postfix_str(f"{variant.name} {kind}")
                 tqdm.write(fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path))
