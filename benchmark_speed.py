@@ -10,7 +10,9 @@ and its share of the device's peak, peak memory, batching figures, and the speed
 the reference setting (fp32, batch 32). Per probe (--probes): training time and prediction
 latency on the cached embeddings of embed_articles.py (skipped when there are none), and
 the end-to-end cost per article against the fine-tuned model's fine_tuned_ms_per_article.
-How each figure is measured: `METHOD` in study/benchmark.py, stored in the JSON.
+How each figure is measured: `METHOD` in study/benchmark.py, stored in the JSON. A chunked
+variant (<model>-c<N>, or --chunks) is timed on its windowed path, without the reference
+setting; a concatenation a+b is not timed again: its cost is its parts' summed.
 
 --random-weights builds each model from <shapes-dir>/<model>/config.json (default: the
 architecture shapes shipped in study/model_shapes; else the model's own config.json when it
@@ -27,7 +29,7 @@ import torch
 from study import cli, paths
 from study.artifacts import write_json
 from study.benchmark import Options, format_table, run_benchmark
-from study.config import load_config
+from study.config import load_config, with_parts
 from study.data import load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
 
@@ -39,6 +41,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     cli.add_speed(parser)
+    cli.add_chunks(parser)
     parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--n", type=cli.positive_int, default=1000, help="articles embedded per run (default 1000)")
     parser.add_argument("--runs", type=cli.positive_int, default=3,
@@ -57,7 +60,7 @@ def main():
 
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = cfg.select_variants(args.models, args.max_tokens)
+    variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks))
     splits = load_splits(dataset, cfg.score_range)
     device = resolve_device(args.device or cfg.device)
     if args.threads:

@@ -3,19 +3,26 @@
     python embed_articles.py --dataset uplifting_v5 --models multilingual-MiniLM-L12-v2 bge-m3
     python embed_articles.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo
     python embed_articles.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 1024   # truncation sweep
+    python embed_articles.py --dataset uplifting_v5 --models multilingual-mpnet-base-v2 --chunks  # + chunked twin
+    python embed_articles.py --dataset uplifting_v5 --models multilingual-e5-large+bge-m3          # side by side
 
-Writes embeddings/<dataset>_<model>[-t<max tokens>]_<split>.npz. A rerun whose inputs and
-settings match the cache's fingerprint loads nothing and computes nothing; a changed input
-file or setting rebuilds; --force always rebuilds. On CUDA the model runs in bf16 (fp16
-where bf16 is missing) unless --dtype float32.
+Writes embeddings/<dataset>_<variant>_<split>.npz, the variant being the model name, with -t<N>
+when its max tokens differ from config.yaml. --chunks adds each model's chunked twin
+<model>-c<N>: every article cut into windows of N tokens (overlapping by config chunking.overlap
+tokens, at most chunking.max_windows of them; the articles cut after them are counted), every
+window embedded, the windows' embeddings averaged. `a+b` puts the cached embeddings of a and b
+side by side (embedding them first where needed; the same articles in the same order, checked).
+A rerun whose inputs and settings match the cache's fingerprint loads nothing and computes
+nothing; a changed input file or setting rebuilds; --force always rebuilds. On CUDA the model
+runs in bf16 (fp16 where bf16 is missing) unless --dtype float32.
 """
 import time
 
 from tqdm import tqdm
 
 from study import cli, paths
-from study.cache import CACHE_KEYS, Checkpoint, fingerprint, mismatch, read_fingerprint, save_embeddings
-from study.config import load_config
+from study.cache import CACHE_KEYS, Checkpoint, concatenate, fingerprint, mismatch, read_fingerprint, save_embeddings
+from study.config import load_config, with_parts
 from study.artifacts import write_json
 from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
 from study.embedders import batch_size_for, embed_texts, load_model, resolve_device, resolve_dtype, use_all_cores
@@ -31,11 +38,12 @@ def main():
     parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
+    cli.add_chunks(parser)
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = cfg.select_variants(args.models, args.max_tokens)
+    variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks))
     splits = load_splits(dataset, cfg.score_range, tuple(args.splits))
     report_leaks(cfg, dataset, splits)
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
@@ -46,6 +54,10 @@ def main():
         print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
 
     for variant in variants:
+        if variant.parts:
+            for split in splits.values():
+                concatenate(cfg, dataset, variant, split, args.force)
+            continue
         todo = stale_splits(cfg, dataset, variant, splits.values(), dtype, args.force)
         if not todo:
             continue
@@ -63,24 +75,29 @@ def main():
               f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens})")
         load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,
                          normalize=spec.normalize)
+        chunks = cfg.chunking.model_dump() if variant.chunked else None
         for split, path, expected in todo:
-            texts = [spec.prefix + t for t in split.texts]
+            texts = split.texts
             checkpoint = None if args.devices and len(args.devices) > 1 else Checkpoint(path, expected)
             with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
                 emb, counts, stats = embed_texts(
                     encoder, texts, max_tokens=variant.max_tokens,
                     batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                     token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec,
-                    checkpoint=checkpoint)
-            save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected,
-                            stats={"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
-                                   "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype})
+                    checkpoint=checkpoint, chunks=chunks, prefix=spec.prefix)
+            record = {"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
+                      "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype}
+            if chunks:
+                record.update(windows=stats.n_windows, capped_articles=stats.capped, token_capacity=stats.capacity)
+            save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected, stats=record)
             if checkpoint is not None:
                 checkpoint.remove()
+            cut = (f"{stats.n_windows} windows of {variant.max_tokens} tokens, {stats.capped} articles cut after "
+                   f"{chunks['max_windows']}" if chunks else
+                   f"{(counts > variant.max_tokens).mean():.0%} truncated at {variant.max_tokens}")
             print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
                   f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
-                  f"{stats.tokenize_s:.2f}s; {(counts > variant.max_tokens).mean():.0%} truncated at "
-                  f"{variant.max_tokens}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
+                  f"{stats.tokenize_s:.2f}s; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
                   + f") -> {path}")
         del encoder
 
@@ -101,7 +118,7 @@ def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
     todo = []
     for split in splits:
         path = paths.embedding_cache(cfg, dataset.name, variant.name, split.name)
-        expected = fingerprint(cfg, variant.model, variant.max_tokens, dtype, split.name, split.sha256)
+        expected = fingerprint(cfg, variant, dtype, split.name, split.sha256)
         if path.exists() and not force:
             found = read_fingerprint(path)
             why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)

@@ -10,7 +10,10 @@ Writes results/<dataset>_evaluation_results.json (layout: study/results.py; MAE,
 Spearman overall and per dimension, MAE per language and for truncated vs whole articles,
 95% bootstrap CIs, each model's probe chosen on validation, the best model + probe chosen
 on validation and its success band) and each probe's test predictions under
-results/predictions/ for the error analysis. A probe trained with
+results/predictions/ for the error analysis. Paired on the same test articles, same probe:
+each max-tokens variant against the model's longest (truncation sweep), each chunked
+variant <model>-c<N> against <model> truncated at N tokens, and each concatenation a+b
+against its parts, where those were evaluated too. A probe trained with
 train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
 probe the training summary records, then the full-data probe's, by training articles.
 """
@@ -24,7 +27,7 @@ from study.cache import load_checked
 from study.config import load_config
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
+from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
                               score_variant, screening_setup)
 from study.provenance import record
 from study.results import best_summary
@@ -62,6 +65,8 @@ def main():
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
+    add_chunk_differences(cfg, dataset, results["models"])
+    add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())

@@ -135,11 +135,19 @@ def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple
 
 
 def embedding_recipe(cfg, variant) -> dict:
-    """How a serving stage must embed an article for this probe."""
+    """How a serving stage must embed an article for this probe: one model's recipe (with its windows when
+    chunked), or the recipes of a concatenation's parts, whose embeddings go side by side in that order."""
+    if variant.parts:
+        return {"concatenation": [embedding_recipe(cfg, p) for p in variant.parts],
+                "dimensions": cfg.describe(variant)["dimensions"], "text": TEXT_RECIPE}
     spec = cfg.model(variant.model)
-    return {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
-            "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
-            "text": TEXT_RECIPE}
+    recipe = {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
+              "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
+              "text": TEXT_RECIPE}
+    if variant.chunked:
+        recipe["chunks"] = {"window_tokens": variant.max_tokens, **cfg.chunking.model_dump(),
+                            "aggregate": "mean of the windows' embeddings" + (", L2-normalised" if spec.normalize else "")}
+    return recipe
 
 
 if __name__ == "__main__":

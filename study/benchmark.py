@@ -25,7 +25,8 @@ import torch
 from study.cache import load_checked
 from study.config import Config
 from study.data import Dataset, Split
-from study.embedders import Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder, tokenize
+from study.embedders import (Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder,
+                             tokenize, window_ids)
 from study.errors import StudyError
 from study.provenance import record, versions
 from study.config import PROBES, Variant
@@ -238,12 +239,19 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
-                   token_budget: int | None, runs: int, shape: dict, peak: float | None) -> dict:
-    """One warm-up run, then `runs` timed runs of embed_texts (tokenization included)."""
+                   token_budget: int | None, runs: int, shape: dict, peak: float | None,
+                   chunks: dict | None = None, prefix: str = "") -> dict:
+    """One warm-up run, then `runs` timed runs of embed_texts (tokenization included); with `chunks`, of the
+    chunk-and-average path (texts without their prefix, which goes into every window)."""
     device = encoder.device
-    ids, counts = tokenize(encoder.tokenizer, texts, max_tokens)   # exact real lengths, untimed
+    if chunks:   # exact real lengths, untimed
+        win = window_ids(encoder.tokenizer, texts, window=max_tokens, prefix=prefix, **chunks)
+        ids, counts, cut = win.ids, win.counts, win.capped
+    else:
+        ids, counts = tokenize(encoder.tokenizer, texts, max_tokens)
+        cut = counts > max_tokens
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    kwargs = dict(max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget)
+    kwargs = dict(max_tokens=max_tokens, batch_size=batch_size, token_budget=token_budget, chunks=chunks, prefix=prefix)
     _reset_peak(device)
     embed_texts(encoder, texts, **kwargs)   # warm-up: kernels, allocator, caches
     seconds, stats = [], []
@@ -262,7 +270,8 @@ def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch
     return {
         "dtype": _dtype_name(encoder.dtype), "batch_size": int(batch_size), "token_budget": token_budget,
         "max_tokens": int(max_tokens), "n_articles": len(texts), "n_tokens": n_tokens,
-        "mean_tokens": n_tokens / len(texts), "truncated_fraction": float((counts > max_tokens).mean()),
+        "mean_tokens": n_tokens / len(texts), "truncated_fraction": float(cut.mean()),
+        **({"windows": len(ids), "chunks": dict(chunks)} if chunks else {}),
         "articles_per_s": len(texts) / median, "tokens_per_s": n_tokens / median, "run_seconds": seconds,
         "tflops": tflops, "peak_tflops": peak,
         "share_of_peak": tflops / peak if peak else None,
@@ -421,14 +430,16 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
     spec = cfg.model(variant.model)
     setting = {"batch_size": opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
                "token_budget": spec.token_budget if opts.token_budget is None else (opts.token_budget or None)}
-    texts = [spec.prefix + t for t in texts]
+    chunking = {"chunks": cfg.chunking.model_dump(), "prefix": spec.prefix} if variant.chunked else {}
+    texts = texts if variant.chunked else [spec.prefix + t for t in texts]
     encoder, entry = prepare_encoder(cfg, variant, splits, device, dtype, opts, say)
     shape = model_shape(encoder)
     entry.update(shape)
     say(f"[{variant.name}] {len(texts)} articles, {dtype}, batch {setting['batch_size']}, token budget "
         f"{setting['token_budget']}, max tokens {variant.max_tokens}: 1 warm-up + {opts.runs} timed runs")
     entry.update(time_embedding(encoder, texts, max_tokens=variant.max_tokens, runs=opts.runs, shape=shape,
-                                peak=opts.peak_tflops or peak_tflops(name, dtype, device.type)[0], **setting))
+                                peak=opts.peak_tflops or peak_tflops(name, dtype, device.type)[0], **setting,
+                                **chunking))
     say(f"[{variant.name}] {entry['articles_per_s']:.1f} articles/s, {entry['tokens_per_s']:.0f} tokens/s, "
         f"{entry['tflops']:.3f} TFLOP/s")
     fp32 = encoder if encoder.dtype == torch.float32 else None
@@ -436,7 +447,7 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
         entry["quality_check"], fp32 = check_quality(cfg, variant, encoder, splits, device, setting, say)
         _free(device)
     entry["reference"], entry["speedup_vs_reference"] = None, None
-    if opts.reference:
+    if opts.reference and not variant.chunked:   # the reference is about the truncating path's settings
         fp32 = fp32 or _to_float32(encoder)   # the benchmark model cast in place: its precision no longer matters
         encoder = None
         _free(device)
@@ -468,7 +479,7 @@ def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits
             **dataclasses.asdict(opts), "dtype_used": dtype, "dataset_path": str(dataset.path),
             "articles": source, "n_articles": len(texts), "warmup_runs": 1,
             "config": str(cfg.root / "config.yaml"), "random_seed": cfg.random_seed,
-            "models": {v.name: {**cfg.model(v.model).model_dump(), "max_tokens": v.max_tokens} for v in variants},
+            "models": {v.name: {**cfg.describe(v), "max_tokens": v.max_tokens} for v in variants},
             "probe_methods": cfg.probe_methods.model_dump(), "probe_device": "cpu",
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
@@ -483,7 +494,8 @@ def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits
     }
     say(f"device {device} ({name}), {torch.get_num_threads()} CPU threads; {len(texts)} articles ({source})")
     for variant in variants:
-        doc["models"][variant.name] = benchmark_model(cfg, variant, splits, texts, device, dtype, opts, name, say)
+        doc["models"][variant.name] = (composed(variant, doc["models"], say) if variant.parts else
+                                       benchmark_model(cfg, variant, splits, texts, device, dtype, opts, name, say))
         try:
             doc["probes"][variant.name] = time_probes(cfg, dataset, variant, opts.probes)
         except StudyError as exc:
@@ -493,6 +505,20 @@ def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits
             say(f"[{variant.name}] probes timed on cached embeddings: {', '.join(doc['probes'][variant.name])}")
     doc["end_to_end"] = end_to_end(doc["models"], doc["probes"], cfg.fine_tuned_ms_per_article)
     return doc
+
+
+def composed(variant: Variant, measured: dict, say=print) -> dict:
+    """A concatenation costs what its parts cost, one after the other: 1 / sum of 1 / articles per second."""
+    missing = [p.name for p in variant.parts if p.name not in measured]
+    if missing:
+        raise StudyError(f"{variant.name}: its parts {', '.join(missing)} must be benchmarked before it")
+    rates = [measured[p.name]["articles_per_s"] for p in variant.parts]
+    entry = {"composed_of": [p.name for p in variant.parts], "articles_per_s": 1.0 / sum(1.0 / r for r in rates),
+             "dtype": "+".join(measured[p.name].get("dtype", "?") for p in variant.parts),
+             "batch_size": "+".join(str(measured[p.name].get("batch_size", "?")) for p in variant.parts),
+             "peak_memory_mb": max(measured[p.name].get("peak_memory_mb") or 0 for p in variant.parts) or None}
+    say(f"[{variant.name}] {entry['articles_per_s']:.1f} articles/s: its parts' costs summed (not timed again)")
+    return entry
 
 
 def _prepare_process(device: torch.device) -> None:
@@ -520,6 +546,10 @@ def format_table(doc: dict) -> str:
             f"{'tok s':>6} {'pad':>5}")
     lines += ["", head, "-" * len(head)]
     for variant, m in doc["models"].items():
+        if m.get("composed_of"):
+            lines.append(f"{variant[:30]:<30} {m['articles_per_s']:>35.1f} articles/s: "
+                         f"{' + '.join(m['composed_of'])}, summed")
+            continue
         ref = m.get("reference") or {}
         load = ("random" if not m.get("load_time_meaningful", True)
                 else f"{m['load_seconds_cold']:.1f}/{m['load_seconds_warm']:.1f}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -20,21 +21,29 @@ from study.provenance import model_revision, record
 
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
 # the input. A probe may only score embeddings whose model side matches its training's.
-MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision")
+MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision", "chunks",
+              "parts")
 # Keys a rerun compares to decide whether a cache is still valid.
 CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256", "layout")
 CACHE_LAYOUT = 2   # 2: strings packed as UTF-8 + offsets (study.artifacts.save_npz)
 
 
-def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str, data_sha256: str) -> dict:
+def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: str) -> dict:
     """What produced a cache: the model side (MODEL_KEYS), the input side (split, data hash) and, where it
-    can be known here, the model's revision (weights changed: the cache is rebuilt)."""
-    m = cfg.model(model)
-    fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(max_tokens), "prefix": m.prefix,
+    can be known here, the model's revision (weights changed: the cache is rebuilt).
+
+    A chunked variant adds its windowing (`chunks`); a concatenation records its parts' model sides
+    (`parts`; `dtype` then lists one dtype per part)."""
+    if variant.parts:
+        dtypes = list(dtype) if isinstance(dtype, (list, tuple)) else [dtype] * len(variant.parts)
+        return {"parts": [model_side(fingerprint(cfg, p, d, split, data_sha256)) for p, d in zip(variant.parts, dtypes)],
+                "max_tokens": variant.max_tokens, "split": split, "data_sha256": data_sha256, "layout": CACHE_LAYOUT}
+    m = cfg.model(variant.model)
+    fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(variant.max_tokens), "prefix": m.prefix,
           "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256,
-          "layout": CACHE_LAYOUT}
+          "layout": CACHE_LAYOUT, "chunks": cfg.chunking.model_dump() if variant.chunked else None}
     try:
-        revision = model_revision(cfg.model_location(model))
+        revision = model_revision(cfg.model_location(variant.model))
     except StudyError:   # e.g. results copied home without the model's package
         revision = None
     if revision is not None:
@@ -42,11 +51,27 @@ def fingerprint(cfg: Config, model: str, max_tokens: int, dtype: str, split: str
     return fp
 
 
+def model_side(fp: dict) -> dict:
+    return {k: fp[k] for k in MODEL_KEYS if k in fp}
+
+
+def recorded_dtype(found: dict):
+    """The dtype a cache was made with: one, or one per part of a concatenation."""
+    return [p.get("dtype") for p in found["parts"]] if isinstance(found.get("parts"), list) else found.get("dtype")
+
+
 def mismatch(found: dict, expected: dict, keys) -> str | None:
     """'key made with X, expected Y' for the first differing key, or None when they agree."""
     for key in keys:
         if key in expected and found.get(key) != expected.get(key):
-            return f"{key} made with {found.get(key)!r}, expected {expected.get(key)!r}"
+            a, b = found.get(key), expected.get(key)
+            if key == "parts" and isinstance(a, list) and len(a) == len(b):   # say which part, and what in it
+                why = next((f"part {i + 1}: {w}" for i, (x, y) in enumerate(zip(a, b)) if (w := mismatch(x, y, keys))),
+                           None)
+                if why is None:   # parts agree on every key the current settings can know
+                    continue
+                return why
+            return f"{key} made with {a!r}, expected {b!r}"
     return None
 
 
@@ -146,10 +171,61 @@ def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
         raise StudyError(f"split '{split}' missing: {source_file} does not exist")
     else:   # results copied home without the data: the cache's own record stands (see data_hashes)
         data_sha256 = data["fingerprint"].get("data_sha256")
-    expected = fingerprint(cfg, variant.model, variant.max_tokens, data["fingerprint"].get("dtype"), split,
-                           data_sha256)
+    expected = fingerprint(cfg, variant, recorded_dtype(data["fingerprint"]), split, data_sha256)
     why = mismatch(data["fingerprint"], expected, CACHE_KEYS)
     if why:
         raise StudyError(f"{path} was made with other settings or data ({why}); "
                          f"rerun embed_articles.py --dataset {dataset.name} --models {variant.name}")
     return data
+
+
+def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = False) -> Path:
+    """The cache of a concatenation `a+b` for one split: its parts' cached embeddings side by side.
+
+    Nothing is embedded: each part's cache must be valid for the current data and settings, and
+    all must hold the same articles in the same order with the same labels. The token counts (and
+    so what the evaluation calls truncated) are those of the part with the fewest max tokens; the
+    recorded cost is the sum of the parts'. A rerun rebuilds only when a part's cache changed.
+    """
+    from study.data import file_sha256
+
+    path = paths.embedding_cache(cfg, dataset.name, variant.name, split.name)
+    part_paths = [paths.embedding_cache(cfg, dataset.name, p.name, split.name) for p in variant.parts]
+    for part, part_path in zip(variant.parts, part_paths):
+        if not part_path.is_file():
+            raise StudyError(f"{variant.name} {split.name}: the cache of its part {part.name} is missing ({part_path}); "
+                             f"run embed_articles.py --models {part.name}")
+    part_sha = {p.name: file_sha256(pp) for p, pp in zip(variant.parts, part_paths)}
+    if path.exists() and not force:
+        found, stats = read_fingerprint(path), read_fingerprint(path, "embed_stats") or {}
+        dtypes = [(read_fingerprint(pp) or {}).get("dtype") for pp in part_paths]
+        expected = fingerprint(cfg, variant, dtypes, split.name, split.sha256)
+        why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+        if why is None and stats.get("part_sha256") == part_sha:
+            print(f"[{variant.name}] {split.name}: cache is valid, skipped ({path.name})")
+            return path
+        print(f"[{variant.name}] {split.name}: cache out of date ({why or 'a part was rebuilt'}), rebuilding")
+    caches = [load_checked(cfg, dataset, p, split.name) for p in variant.parts]
+    first = caches[0]
+    for part, cache in zip(variant.parts[1:], caches[1:]):
+        for key in ("ids", "labels"):
+            if not np.array_equal(cache[key], first[key]):
+                raise StudyError(f"{variant.name} {split.name}: the caches of {variant.parts[0].name} and {part.name} "
+                                 f"differ in {key} (other articles, order or labels); rerun embed_articles.py --force "
+                                 f"--models {variant.parts[0].name} {part.name}")
+    shortest = min(range(len(caches)), key=lambda i: variant.parts[i].max_tokens)
+    costs = [read_fingerprint(pp, "embed_stats") or {} for pp in part_paths]
+    seconds = [c.get("seconds") for c in costs]
+    total = sum(seconds) if all(isinstance(x, (int, float)) for x in seconds) else None
+    stats = {"seconds": total, "articles_per_s": len(first["ids"]) / total if total else None, "tokens_per_s": None,
+             "devices": sorted({d for c in costs for d in c.get("devices") or []}),
+             "dtype": "+".join(str(c.get("dtype")) for c in costs),
+             "parts": dict(zip(part_sha, costs)), "part_sha256": part_sha}
+    emb = np.hstack([c["embeddings"] for c in caches])
+    rows = SimpleNamespace(**{k: first[k] for k in ("ids", "labels", "dimension_names", "languages", "titles")})
+    save_embeddings(path, embeddings=emb, split=rows, token_counts=caches[shortest]["token_counts"], stats=stats,
+                    fingerprint=fingerprint(cfg, variant, [c["fingerprint"].get("dtype") for c in caches], split.name,
+                                            first["fingerprint"]["data_sha256"]))
+    print(f"[{variant.name}] {split.name}: {emb.shape[1]} dimensions ({' + '.join(str(c['embeddings'].shape[1]) for c in caches)}) "
+          f"for {len(first['ids'])} articles -> {path}")
+    return path

@@ -1,7 +1,10 @@
 """What every script shares on the command line: one vocabulary of options and the error guard.
 
     --config, --dataset, --data-dir      every script
-    --models, --max-tokens               every phase that works per model (same meaning everywhere)
+    --models, --max-tokens               every phase that works per model (same meaning everywhere):
+                                         bge-m3, bge-m3-t512 (max tokens), bge-m3-c512 (chunked),
+                                         multilingual-e5-large+bge-m3 (side by side)
+    --chunks                             the phases that embed: each model also chunked
     --probes                             every phase that works per probe
     --dtype, --batch-size                the phases that embed
     --train-fractions                    train_probes.py and run_all.py (the learning curve)
@@ -66,10 +69,17 @@ def parser(doc: str) -> argparse.ArgumentParser:
 def add_models(p: argparse.ArgumentParser, default: str) -> None:
     """--models and --max-tokens; `default` says what runs without --models (see Config.select_variants)."""
     p.add_argument("--models", nargs="+", metavar="MODEL",
-                   help=f"config model names, or a max-tokens variant such as bge-m3-t512 (default: {default})")
+                   help=f"config model names, a max-tokens variant such as bge-m3-t512, a chunked one such as "
+                        f"bge-m3-c512, or models side by side such as multilingual-e5-large+bge-m3 (default: {default})")
     p.add_argument("--max-tokens", nargs="+", type=positive_int, metavar="N",
                    help="max tokens of each model (several values: a truncation sweep; default: the model's own). "
                         "Names the artifacts <model>-t<N> when it differs from config.yaml")
+
+
+def add_chunks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunks", action="store_true",
+                   help="each model also as its chunked twin <model>-c<N>: windows of N tokens covering the whole "
+                        "article, their embeddings averaged (config chunking: overlap, max_windows)")
 
 
 def add_probes(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,9 @@ import numpy as np
 
 from study import paths, plots
 from study.config import Config
-from study.findings import (CURVE_RULE, article_score_rows, band_rule, learning_curve_readings, learning_curve_rows,
-                            screening_curves, screening_rows, training_cost)
+from study.findings import (CURVE_RULE, article_score_rows, band_rule, chunking_rows, concatenation_rows,
+                            learning_curve_readings, learning_curve_rows, screening_curves, screening_rows,
+                            training_cost)
 from study.results import best as best_entry
 from study.results import learning_curves, ranked
 
@@ -141,6 +142,35 @@ def _truncation_section(results: dict) -> list[str]:
                    rows)]
 
 
+def _diff(d) -> str:
+    return "n/a" if not d else f"{d['mae_difference']:+.3f} {_ci(d['difference_ci95'])}"
+
+
+def _chunking_section(results: dict) -> list[str]:
+    """Chunked against truncated (only when both were evaluated)."""
+    rows = [[r["variant"], r["truncated"], r["probe"], _f(r.get("windows_per_article"), 2), _pct(r.get("capped_fraction")),
+             _diff(r["all"]), r["cut"]["n_articles"] if r["cut"] else 0, _diff(r["cut"])] for r in chunking_rows(results)]
+    if not rows:
+        return []
+    return ["## Chunked against truncated", "",
+            "Same model, same probe (the chunked variant's chosen on validation); difference = chunked − truncated test "
+            "MAE paired on the same articles, with its 95% CI: below zero chunking helps.", "",
+            _table(["chunked", "truncated", "probe", "windows/article", "cut after max windows", "difference, all",
+                    "n cut", "difference, cut articles"], rows, right_from=3)]
+
+
+def _pairs_section(results: dict) -> list[str]:
+    """Concatenations against their parts (only when one was evaluated)."""
+    rows = [[r["variant"], r["probe"], f"{_f(r['mae'])} {_ci(r['ci'])}", a["part"], _diff(a), a["reading"]]
+            for r in concatenation_rows(results) for a in r["against"]]
+    if not rows:
+        return []
+    return ["## Models side by side", "",
+            "Difference = pair − part test MAE, same probe, paired on the same articles, with its 95% CI: below zero "
+            "the pair is better.", "",
+            _table(["pair", "probe", "test MAE", "part", "difference", "reading"], rows, right_from=2)]
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -219,8 +249,9 @@ def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
            f"95% CIs: {results['bootstrap_samples']} bootstrap resamples of articles (seed {results['random_seed']}). "
            f"Evaluated {results.get('evaluated_at', 'n/a')}."]
     for section in (_best_section, _overall_section, _dimension_section, _language_section, _truncation_section,
-                    _screening_section, _learning_curve_section):
-        out += [""] + section(results)
+                    _chunking_section, _pairs_section, _screening_section, _learning_curve_section):
+        lines = section(results)
+        out += [""] + lines if lines else []
     out += ["", "## Figures"] + [f"\n![{caption}]({path})" for caption, path in figures.items()]
     return "\n".join(out) + "\n"
 

@@ -140,6 +140,13 @@ class SuccessBands(_Strict):
         return self
 
 
+class ChunkSettings(_Strict):
+    """Chunk-and-average variants (`<model>-c<N>`): windows of N tokens overlapping by `overlap` tokens, at most
+    `max_windows` per article (an article needing more is cut after them, and counted)."""
+    overlap: int = Field(default=32, ge=0)
+    max_windows: int = Field(default=16, gt=0)
+
+
 class DemoSettings(_Strict):
     model: str
     data_dir: str
@@ -162,6 +169,7 @@ class Config(_Strict):
     embedding_models: dict[str, EmbeddingModel] = Field(min_length=1)
     datasets: dict[str, DatasetEntry]
     probe_methods: ProbeMethods
+    chunking: ChunkSettings = ChunkSettings()
     demo: DemoSettings
     # Folder of the config file: relative paths inside it resolve against it.
     root: Path = Field(default=Path("."), exclude=True)
@@ -175,6 +183,9 @@ class Config(_Strict):
         unsafe = [m for m in list(self.embedding_models) + list(self.datasets) if not SAFE_NAME.fullmatch(m)]
         if unsafe:
             raise ValueError(f"names {unsafe} may become parts of file names: use letters, digits, '.', '_', '+', '-'")
+        joined = [m for m in self.embedding_models if "+" in m]
+        if joined:
+            raise ValueError(f"model names {joined} hold '+', which joins models into a concatenation (a+b): rename them")
         if self.demo.model not in self.embedding_models:
             raise ValueError(f"demo.model '{self.demo.model}' is not in embedding_models")
         return self
@@ -228,30 +239,40 @@ class Config(_Strict):
                              f"known: {', '.join(self.embedding_models)}")
         return self.embedding_models[name]
 
-    def variant(self, model: str, max_tokens: int | None = None) -> "Variant":
-        """`model` at `max_tokens` (default: its config value); named `model-t<N>` when that differs."""
+    def variant(self, model: str, max_tokens: int | None = None, chunked: bool = False) -> "Variant":
+        """`model` at `max_tokens` (default: its config value); named `model-t<N>` when that differs, or
+        `model-c<N>` when chunked (windows of N tokens, averaged)."""
         configured = self.model(model).max_tokens
         tokens = configured if max_tokens is None else int(max_tokens)
+        if chunked:
+            return Variant(model, tokens, f"{model}-c{tokens}", chunked=True)
         return Variant(model, tokens, model if tokens == configured else f"{model}-t{tokens}")
 
     def parse_variant(self, text: str) -> "Variant":
-        """A config model name, or its max-tokens spelling `bge-m3-t512`."""
+        """A config model name, its max-tokens spelling `bge-m3-t512`, its chunked spelling `bge-m3-c512`, or
+        two or more of these joined by '+' (their embeddings side by side: `multilingual-e5-large+bge-m3`)."""
         if text in self.embedding_models:
             return self.variant(text)
-        model, _, tail = text.rpartition("-t")
-        if model in self.embedding_models and tail.isdigit() and int(tail) > 0:
-            return self.variant(model, int(tail))
+        model, _, tail = text.rpartition("-")
+        if model in self.embedding_models and tail[:1] in ("t", "c") and tail[1:].isdigit() and int(tail[1:]) > 0:
+            return self.variant(model, int(tail[1:]), chunked=tail[0] == "c")
+        if "+" in text:
+            parts = tuple(self.parse_variant(p) for p in text.split("+"))
+            if len({p.name for p in parts}) < len(parts):
+                raise StudyError(f"--models {text}: a concatenation names the same variant twice")
+            return Variant("+".join(p.model for p in parts), min(p.max_tokens for p in parts), text, parts=parts)
         self.model(text)   # raises the "not in embedding_models" error
         raise AssertionError("unreachable")
 
     def select_variants(self, names: list[str] | None, max_tokens: list[int] | None,
-                        available: list[str] | None = None) -> list["Variant"]:
-        """What `--models` and `--max-tokens` mean in every phase.
+                        available: list[str] | None = None, chunks: bool = False) -> list["Variant"]:
+        """What `--models`, `--max-tokens` and `--chunks` mean in every phase.
 
-        names: config model names or `model-t<N>` spellings; each is taken at every value of
-        `max_tokens` (default: its config max tokens; an explicit `-t<N>` keeps its own).
-        Without names: the `available` variants (phases that read what an earlier phase
-        made), kept where their max tokens is among `max_tokens`; else default_models.
+        names: config model names, `model-t<N>` / `model-c<N>` spellings or `a+b` concatenations; each
+        plain model is taken at every value of `max_tokens` (default: its config max tokens; an explicit
+        `-t<N>` / `-c<N>` keeps its own; a concatenation keeps its parts'). `chunks`: each plain variant
+        also as its chunked twin `model-c<N>`. Without names: the `available` variants (phases that read
+        what an earlier phase made), kept where their max tokens is among `max_tokens`; else default_models.
         """
         if not names and available is not None:
             found = [self.parse_variant(v) for v in available]
@@ -259,23 +280,40 @@ class Config(_Strict):
         out = []
         for text in names or self.default_models:
             parsed = self.parse_variant(text)
-            if parsed.name != parsed.model and max_tokens and max_tokens != [parsed.max_tokens]:
+            if parsed.name != parsed.model and max_tokens and max_tokens != [parsed.max_tokens] and not parsed.parts:
                 raise StudyError(f"--models {text} names its max tokens ({parsed.max_tokens}); it contradicts "
                                  f"--max-tokens {' '.join(map(str, max_tokens))}: give one or the other")
             if parsed.name != parsed.model or not max_tokens:
                 out.append(parsed)
             else:
                 out += [self.variant(parsed.model, t) for t in max_tokens]
-        fits = [v for v in dict.fromkeys(out) if not self.model(v.model).positions
-                or v.max_tokens <= self.model(v.model).positions]
+        if chunks:
+            out = [x for v in out for x in ([v] if v.parts or v.chunked else [v, self.variant(v.model, v.max_tokens, True)])]
+        fits, skipped = [], []
         for v in dict.fromkeys(out):
-            if v not in fits:
-                logging.getLogger(__name__).warning(
-                    f"note: {v.name} skipped: {v.model} holds {self.model(v.model).positions} positions, fewer than "
-                    f"{v.max_tokens} tokens (never truncated differently than asked)")
+            (fits if all(self._fits(p) for p in v.parts or [v]) else skipped).append(v)
+        for v in skipped:
+            bad = next(p for p in v.parts or [v] if not self._fits(p))
+            logging.getLogger(__name__).warning(
+                f"note: {v.name} skipped: {bad.model} holds {self.model(bad.model).positions} positions, fewer than "
+                f"{bad.max_tokens} tokens (never truncated differently than asked)")
         if out and not fits:
             raise StudyError(f"every variant asked for exceeds its model's positions: {', '.join(v.name for v in out)}")
         return fits
+
+    def _fits(self, v: "Variant") -> bool:
+        positions = self.model(v.model).positions
+        return not positions or v.max_tokens <= positions
+
+    def describe(self, v: "Variant") -> dict:
+        """What the evaluation and the report say of a variant: model name(s), role, dimensions; for a
+        concatenation its parts' names joined by ' + ' and their summed dimensions."""
+        specs = [self.model(p.model) for p in v.parts or [v]]
+        return {"model_name": " + ".join(s.model_name for s in specs),
+                "role": "frozen_base" if any(s.role == "frozen_base" for s in specs) else "embedding",
+                "dimensions": sum(s.dimensions for s in specs),
+                **({"chunked": True} if v.chunked else {}),
+                **({"parts": [p.name for p in v.parts]} if v.parts else {})}
 
     def model_location(self, name: str) -> str:
         """HF id, or an absolute local folder for relative paths and python-package: names."""
@@ -294,10 +332,22 @@ class Config(_Strict):
 
 @dataclass(frozen=True)
 class Variant:
-    """A config model embedded at a max tokens; `name` names its caches, probes and results."""
+    """A config model embedded at a max tokens; `name` names its caches, probes and results.
+
+    chunked: windows of `max_tokens` tokens covering the whole article, their embeddings averaged
+    (`model-c<N>`). parts: a concatenation's variants, side by side (`a+b`); then `model` is their
+    model names joined by '+' and `max_tokens` the smallest of theirs.
+    """
     model: str
     max_tokens: int
     name: str
+    chunked: bool = False
+    parts: tuple["Variant", ...] = ()
+
+
+def with_parts(variants: list[Variant]) -> list[Variant]:
+    """`variants` with the parts of each concatenation placed before it (once): the order to embed or time them."""
+    return list(dict.fromkeys(x for v in variants for x in (*v.parts, v)))
 
 
 def _format_validation_error(err: ValidationError, path: Path) -> str:

@@ -245,6 +245,56 @@ def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[list[list[in
     return ids, counts
 
 
+@dataclass
+class Windows:
+    """Every article cut into token windows: the windows' input ids, the article each belongs to, and
+    what the cut left out."""
+    ids: list[list[int]]
+    owner: np.ndarray          # article index of each window
+    counts: np.ndarray         # token count of each article, whole (prefix and special tokens included)
+    capped: np.ndarray         # articles that needed more than max_windows windows (cut after them)
+    capacity: int              # the most tokens of an article the windows can cover
+
+
+def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
+    """(ids before, ids after) the text that the tokenizer adds to a single text (e.g. [CLS] / [SEP])."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(bare) + 1):
+        if full[i:i + len(bare)] == bare:
+            return full[:i], full[i + len(bare):]
+    raise StudyError("the tokenizer's special tokens could not be told apart from the text; chunking needs them")
+
+
+def window_ids(tokenizer, texts: list[str], *, window: int, overlap: int, max_windows: int,
+               prefix: str = "") -> Windows:
+    """Cut each text into windows of at most `window` tokens (special tokens and `prefix` included in each),
+    consecutive windows sharing `overlap` tokens of text, at most `max_windows` per text.
+
+    The text is tokenized once, whole; each window is the model's special tokens around `prefix` + a slice
+    of the text's tokens, so a text that fits one window gets the ids the truncating path gives it.
+    """
+    left, right = special_tokens(tokenizer)
+    head = left + (tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else [])
+    body = window - len(head) - len(right)
+    stride = body - overlap
+    if stride < 1:
+        raise StudyError(f"windows of {window} tokens hold {body} tokens of text after the special tokens and "
+                         f"prefix: chunking.overlap ({overlap}) must be below that")
+    content = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    ids, owner, capped = [], [], np.zeros(len(texts), dtype=bool)
+    for i, toks in enumerate(content):
+        starts = list(range(0, max(len(toks) - overlap, 1), stride))
+        if len(starts) > max_windows:
+            starts, capped[i] = starts[:max_windows], True
+        for start in starts:
+            ids.append(head + toks[start:start + body] + right)
+            owner.append(i)
+    counts = np.fromiter((len(t) + window - body for t in content), dtype=np.int64, count=len(content))
+    return Windows(ids, np.asarray(owner, dtype=np.int64), counts, capped,
+                   capacity=window + (max_windows - 1) * stride)
+
+
 def plan_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None = None,
                  multiple_of: int = 1) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Sort by length (longest first) and cut into (start, end) ranges of the sorted order.
@@ -284,6 +334,9 @@ class EncodeStats:
     n_padded_tokens: int = 0
     n_batches: int = 0
     oom_retries: int = 0
+    n_windows: int | None = None   # chunked: windows embedded, articles cut after max_windows, tokens covered
+    capped: int | None = None
+    capacity: int | None = None
     tokenize_s: float = 0.0
     encode_s: float = 0.0
     devices: list[str] = field(default_factory=list)
@@ -357,17 +410,27 @@ def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[
 
 def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
                 token_budget: int | None = None, progress=None, devices: list[str] | None = None,
-                load_spec: dict | None = None, checkpoint=None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
+                load_spec: dict | None = None, checkpoint=None,
+                chunks: dict | None = None, prefix: str = "") -> tuple[np.ndarray, np.ndarray, EncodeStats]:
     """Embed `texts`: (float32 embeddings, token counts before truncation, stats).
 
     With several `devices`, `load_spec` (source, location, dtype, trust_remote_code) says
     how each worker process loads the model; `encoder` then only lends its tokenizer.
     `checkpoint` (one device only) saves and resumes partial work; it is bound to the plan.
+    `chunks` ({"overlap", "max_windows"}): each text is cut into windows of `max_tokens` tokens
+    (`prefix` in each; see `window_ids`), every window is embedded in the same length-sorted
+    loop, and a text's embedding is the mean of its windows' (L2-normalised again when the
+    model normalises). Without `chunks`, `prefix` must already be in the texts.
     """
     multi = bool(devices) and len(devices) > 1
     stats = EncodeStats(n_articles=len(texts), devices=list(devices) if multi else [str(encoder.device)])
     t0 = time.perf_counter()
-    ids, counts = tokenize(encoder.tokenizer, texts, max_tokens)
+    if chunks:
+        win = window_ids(encoder.tokenizer, texts, window=max_tokens, prefix=prefix, **chunks)
+        ids, counts = win.ids, win.counts
+        stats.n_windows, stats.capped, stats.capacity = len(ids), int(win.capped.sum()), win.capacity
+    else:
+        ids, counts = tokenize(encoder.tokenizer, [prefix + t for t in texts] if prefix else texts, max_tokens)
     stats.tokenize_s = time.perf_counter() - t0
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     stats.n_tokens = int(lengths.sum())
@@ -377,6 +440,9 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
     if checkpoint is not None:
         checkpoint.bind(order, batches)
     t0 = time.perf_counter()
+    if chunks and progress is not None:   # the bar counts windows: they are what takes the time
+        progress.reset(total=len(ids))
+        progress.unit = "window"
     if multi:
         sorted_emb = _encode_on_devices(load_spec, devices, sorted_ids, batches, encoder.dim, progress)
         stats.n_batches = len(batches)
@@ -385,7 +451,19 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
     stats.encode_s = time.perf_counter() - t0
     emb = np.empty_like(sorted_emb)
     emb[order] = sorted_emb
+    if chunks:
+        emb = average_windows(emb, win.owner, len(texts), encoder.normalize)
     return emb, counts, stats
+
+
+def average_windows(emb: np.ndarray, owner: np.ndarray, n: int, normalize: bool) -> np.ndarray:
+    """One row per article: the mean of its windows' rows (in float64), L2-normalised when `normalize`."""
+    sums = np.zeros((n, emb.shape[1]), dtype=np.float64)
+    np.add.at(sums, owner, emb)
+    out = sums / np.bincount(owner, minlength=n)[:, None]
+    if normalize:
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
 
 
 def _device_worker(job: dict):

@@ -92,11 +92,16 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    spec = cfg.model(variant.model)
-    entry = {"model": variant.model, "model_name": spec.model_name, "role": spec.role, "embedding_dim": int(X.shape[1]),
-             "max_tokens": variant.max_tokens, "truncated_fraction": float((tokens > variant.max_tokens).mean()),
-             "mean_token_count": float(tokens.mean()), "embedding_cost": embedding_cost(cfg, dataset, variant),
-             "probes": {}}
+    spec, cost = cfg.describe(variant), embedding_cost(cfg, dataset, variant)
+    cut_at = cut_length(cfg, variant, cost)
+    entry = {"model": variant.model, "model_name": spec["model_name"], "role": spec["role"],
+             "embedding_dim": int(X.shape[1]), "max_tokens": variant.max_tokens,
+             "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
+             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts") if k in spec}, "probes": {}}
+    if variant.chunked:
+        entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
+                           "windows_per_article": cost["test"]["windows"] / len(Y),
+                           "capped_fraction": cost["test"]["capped_articles"] / len(Y)}
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     for kind in kinds:
         probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
@@ -106,7 +111,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         ms = 1000 * (time.perf_counter() - t0) / len(Y)
         P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=variant.max_tokens, n_boot=n_boot, seed=seed),
+                           max_tokens=cut_at, n_boot=n_boot, seed=seed),
              "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
              "train_seconds": meta["train_seconds"],
              "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
@@ -116,7 +121,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         if baseline["rows"] is not None:
             rows = baseline["rows"]
             m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
-        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred)
+        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred, cut_at)
                                   for split, cache, pred in (("test", test, P), ("val", val, P_val))}
         entry["probes"][kind] = m
         lo, hi = m["mae_ci95"]
@@ -171,30 +176,74 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list[dict], test: dict,
     return points
 
 
+def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(per-article test MAE, token counts) of a variant's probe, from the predictions file just written."""
+    pred = read_npz(paths.predictions(cfg, dataset.name, variant, kind), "predictions", "rerun evaluate.py")
+    return article_mae(pred["y_true"], pred["y_pred"]), pred["token_counts"]
+
+
 def add_sweep_differences(cfg, dataset, models: dict) -> None:
     """Truncation sweep: each variant's per-article MAE minus the same model's longest variant's, same probe,
     paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
     groups: dict[str, list[str]] = {}
     for name, entry in models.items():
-        groups.setdefault(entry["model"], []).append(name)
+        if not entry.get("chunked") and not entry.get("parts"):
+            groups.setdefault(entry["model"], []).append(name)
     for variants in (g for g in groups.values() if len(g) > 1):
         longest = max(variants, key=lambda v: models[v]["max_tokens"])
         for v in (v for v in variants if v != longest):
             for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
-                errors = []
-                for x in (v, longest):
-                    pred = read_npz(paths.predictions(cfg, dataset.name, x, kind), "predictions", "rerun evaluate.py")
-                    errors.append(article_mae(pred["y_true"], pred["y_pred"]))
+                errors = [test_errors(cfg, dataset, x, kind)[0] for x in (v, longest)]
                 models[v]["probes"][kind]["vs_longest"] = {
                     "longest": longest, "max_tokens": models[longest]["max_tokens"],
                     **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
 
 
-def save_predictions(cfg, dataset, variant, kind, split, cache, P) -> str:
+def add_chunk_differences(cfg, dataset, models: dict) -> None:
+    """Chunked against truncated: each chunked variant `m-c<N>`'s per-article MAE minus that of `m` truncated at N
+    tokens, same probe, paired on the same test articles, over all of them and over those the truncation cut
+    (`vs_truncated`: {"truncated", "all", "cut"}; "cut" is None when no article was cut)."""
+    n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
+    for name, entry in models.items():
+        twin = cfg.variant(entry["model"], entry["max_tokens"]).name if entry.get("chunked") else None
+        for kind in set(entry["probes"]) & set(models[twin]["probes"]) if twin in models else ():
+            (mine, _), (theirs, tokens) = (test_errors(cfg, dataset, x, kind) for x in (name, twin))
+            cut = tokens > entry["max_tokens"]
+            entry["probes"][kind]["vs_truncated"] = {
+                "truncated": twin, "all": paired_difference(mine, theirs, n_boot, seed),
+                "cut": paired_difference(mine[cut], theirs[cut], n_boot, seed) if cut.any() else None}
+
+
+def add_part_differences(cfg, dataset, models: dict) -> None:
+    """A concatenation against each of its parts evaluated here: its per-article MAE minus the part's, same
+    probe, same test articles (`vs_parts`: {part: paired difference}); below zero the pair is better."""
+    for name, entry in models.items():
+        for kind in entry["probes"]:
+            parts = [p for p in entry.get("parts") or [] if kind in (models.get(p) or {}).get("probes", {})]
+            if parts:
+                mine = test_errors(cfg, dataset, name, kind)[0]
+                entry["probes"][kind]["vs_parts"] = {
+                    p: paired_difference(mine, test_errors(cfg, dataset, p, kind)[0], cfg.bootstrap_samples,
+                                         cfg.random_seed) for p in parts}
+
+
+def cut_length(cfg, variant, cost: dict) -> int:
+    """The token count beyond which a variant loses text: its max tokens, or for a chunked one the tokens its
+    windows cover (recorded by phase 1)."""
+    if not variant.chunked:
+        return variant.max_tokens
+    capacity = (cost.get("test") or {}).get("token_capacity")
+    if not isinstance(capacity, int):
+        raise StudyError(f"the test cache of {variant.name} has no record of its windows' token capacity; "
+                         f"rerun embed_articles.py --force --models {variant.name}")
+    return capacity
+
+
+def save_predictions(cfg, dataset, variant, kind, split, cache, P, cut_at: int) -> str:
     """One split's predictions beside what the error analysis needs; returns the file as recorded."""
     path = paths.predictions(cfg, dataset.name, variant.name, kind, split)
     save_npz(path, ids=cache["ids"], y_true=cache["labels"], y_pred=P.astype(np.float32), languages=cache["languages"],
-             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(variant.max_tokens),
+             token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(cut_at),
              dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name))
     return paths.relative(cfg, path)
 

@@ -69,7 +69,7 @@ def truncation_rows(ev: dict) -> list[dict]:
         e, t = ev["models"][v], m.get("truncation") or {}
         cut, whole = t.get("truncated") or {}, t.get("not_truncated") or {}
         diff = cut["mae"] - whole["mae"] if finite(cut.get("mae")) and finite(whole.get("mae")) else None
-        rows.append({"variant": v, "probe": p, "max_tokens": e.get("max_tokens"),
+        rows.append({"variant": v, "probe": p, "max_tokens": t.get("max_tokens", e.get("max_tokens")),
                      "truncated_fraction": e.get("truncated_fraction"), "mean_token_count": e.get("mean_token_count"),
                      "n_cut": cut.get("n", 0), "mae_cut": cut.get("mae"), "n_whole": whole.get("n", 0),
                      "mae_whole": whole.get("mae"), "difference": diff})
@@ -88,12 +88,60 @@ def sweeps(ev: dict) -> dict[str, list[dict]]:
     return {k: sorted(g, key=lambda r: r["max_tokens"] or 0) for k, g in groups.items() if len(g) > 1}
 
 
+def reading(difference: dict | None) -> str | None:
+    """A paired difference (first minus second) in words: 'lower' or 'higher' when its 95% CI excludes zero."""
+    if not difference or not difference.get("difference_ci95"):
+        return None
+    lo, hi = difference["difference_ci95"]
+    return "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
+
+
+def chunking_rows(ev: dict) -> list[dict]:
+    """Per chunked variant whose truncated twin was evaluated, with the chunked variant's chosen probe (the twin
+    with the same probe): window, windows per article, share cut after max_windows, and the paired differences
+    chunked − truncated over all test articles and over those truncation cut, each with its reading."""
+    rows = []
+    for v, p, m in chosen(ev):
+        vs, e = m.get("vs_truncated"), ev["models"][v]
+        if vs:
+            rows.append({"variant": v, "truncated": vs["truncated"], "probe": p, **(e.get("chunks") or {}),
+                         "all": vs["all"], "cut": vs["cut"], "reading_all": reading(vs["all"]),
+                         "reading_cut": reading(vs["cut"])})
+    return rows
+
+
+def concatenation_rows(ev: dict) -> list[dict]:
+    """Per concatenation with its chosen probe: test MAE and CI, and against each evaluated part (same probe) the
+    paired difference concatenation − part and its reading; `beats_all` when every difference is 'lower'."""
+    rows = []
+    for v, p, m in chosen(ev):
+        parts = ev["models"][v].get("parts")
+        if parts:
+            vs = m.get("vs_parts") or {}
+            against = [{"part": q, **vs[q], "reading": reading(vs[q])} for q in parts if q in vs]
+            rows.append({"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
+                         "parts": parts, "against": against,
+                         "beats_all": bool(against) and len(against) == len(parts)
+                         and all(a["reading"] == "lower" for a in against)})
+    return rows
+
+
+def throughput(ev: dict, bench: dict | None, variant: str) -> float | None:
+    """A variant's embedding throughput (articles/s) in the benchmark; a concatenation not benchmarked itself
+    costs its parts' summed: 1 / sum of 1 / articles per second."""
+    measured = (bench or {}).get("models") or {}
+    rate = (measured.get(variant) or {}).get("articles_per_s")
+    if finite(rate):
+        return rate
+    parts = [(measured.get(q) or {}).get("articles_per_s") for q in ev["models"][variant].get("parts") or []]
+    return 1.0 / sum(1.0 / r for r in parts) if parts and all(finite(r) and r > 0 for r in parts) else None
+
+
 def speed_points(ev: dict, bench: dict | None) -> list[dict]:
     """Each benchmarked model with its chosen probe: {label, variant, probe, mae, articles_per_s}."""
-    measured = (bench or {}).get("models") or {}
     return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m["overall_mae"],
-             "articles_per_s": measured[v]["articles_per_s"]}
-            for v, p, m in chosen(ev) if finite((measured.get(v) or {}).get("articles_per_s"))]
+             "articles_per_s": throughput(ev, bench, v)}
+            for v, p, m in chosen(ev) if throughput(ev, bench, v) is not None]
 
 
 def speed_front(points: list[dict]) -> list[dict]:

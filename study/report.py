@@ -174,6 +174,14 @@ class Report:
                 f"MAE truncated − whole {signed(r['difference'])})" for r in cut) + ".")
         else:
             out.append("How much does truncation hurt? No test article is longer than any model's max tokens.")
+        for r in findings.chunking_rows(self.ev):
+            out.append(f"Does embedding the whole article help? {r['variant']} against {r['truncated']} "
+                       f"({r['probe']}): test MAE {signed(r['all']['mae_difference'])} "
+                       f"(95% CI {ci(r['all']['difference_ci95'])}), {r['reading_all']}.")
+        for r in findings.concatenation_rows(self.ev):
+            out.append(f"Do two models together beat either? {r['variant']} ({r['probe']}): "
+                       + ("yes, beyond the uncertainty, against every part." if r["beats_all"] else "no, not beyond the "
+                          "uncertainty against every part."))
         points = findings.speed_points(self.ev, self.inp.benchmarks)
         if points:
             fastest = max(points, key=lambda p: p["articles_per_s"])
@@ -219,6 +227,7 @@ class Report:
         self.q_speed()
         self.q_probes()
         self.q_screening()
+        self.q_pairs()
         self.q_learning_curve()
 
     def q_bge(self):
@@ -284,10 +293,42 @@ class Report:
                      for r in runs], "rlrr")
         w.para(("Caveat: ", "i"), ("truncated articles are the long ones, so the difference mixes the loss of text with "
                                    "whatever else differs in long articles. The clean test is one model embedded at "
-                                   "several max tokens (--max-tokens 128 512 ...).", "i"))
+                                   "several max tokens (--max-tokens 128 512 ...), or chunked against truncated "
+                                   "(below).", "i"))
+        self.chunking()
         if not self.place("err", ["error_vs_tokens"]):
             w.unavailable("Error-vs-token-count figure",
                           "no error analysis with a token figure was found (run analyze_error_distribution.py).")
+
+    def chunking(self):
+        """Chunked against truncated: does embedding the whole article help?"""
+        w, rows = self.w, findings.chunking_rows(self.ev)
+        if not rows:
+            self.not_run("Chunked against truncated", "python embed_articles.py --models <model> --chunks, then "
+                         "train_probes.py and evaluate.py with --models <model> <model>-c<N>")
+            return
+        w.table("Chunked against truncated, the same model and probe (the chunked variant's probe chosen on "
+                "validation): each article cut into windows of N tokens, their embeddings averaged, against the "
+                "article cut at N tokens. Δ = chunked − truncated test MAE, paired on the same articles (95% "
+                "bootstrap CI; below zero chunking helps), over all test articles and over those truncation cuts.",
+                ["Chunked", "Truncated", "Probe", "Windows / article", "Cut after max windows", "Δ MAE all",
+                 "n cut", "Δ MAE cut articles"],
+                [[r["variant"], r["truncated"], r["probe"], num(r.get("windows_per_article"), 2),
+                  pct(r.get("capped_fraction")), f"{signed(r['all']['mae_difference'])} ({ci(r['all']['difference_ci95'])})",
+                  str(r["cut"]["n_articles"] if r["cut"] else 0),
+                  f"{signed(r['cut']['mae_difference'])} ({ci(r['cut']['difference_ci95'])})" if r["cut"] else "—"]
+                 for r in rows], "lllrrrrr", font_pt=8)
+        words = {"lower": "helps (the CI lies below zero)", "higher": "hurts (the CI lies above zero)",
+                 "not distinguishable": "makes no difference distinguishable at this test size (the CI holds zero)"}
+        for r in rows:
+            w.bullet(f"{r['variant']} against {r['truncated']} ({r['probe']}): chunking {words[r['reading_all']]} over "
+                     "all test articles" + (f", and {words[r['reading_cut']]} on the {r['cut']['n_articles']} articles "
+                                            "truncation cuts." if r["cut"] else "; no test article is cut at "
+                                            f"{r.get('window')} tokens."))
+
+    def not_run(self, what: str, how: str):
+        """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
+        self.w.para((f"{what}: not run. ", "b"), (f"To produce it: {how}.", "i"))
 
     def q_speed(self):
         w, bench = self.w, self.inp.benchmarks
@@ -428,7 +469,7 @@ class Report:
                                                        "0.1 0.25 0.5 1.0, then evaluate.py (and compare_results.py for "
                                                        "the chart).", "i"))
             return
-        w.heading("2.6 Would more labels help?", 2)
+        w.heading("2.7 Would more labels help?", 2)
         w.para("Each probe was retrained on nested subsets of the training split: one permutation of the training "
                "articles, seeded with random_seed, of which each subset takes the first ceil(fraction × n), so every "
                "subset lies inside the next larger one. The validation and test articles stay the same; fraction 1 "
@@ -451,6 +492,31 @@ class Report:
             w.bullet(findings.curve_sentence(r))
 
     # method --------------------------------------------------------------------------------
+    def q_pairs(self):
+        w = self.w
+        w.heading("2.6 Do two models together beat either?", 2)
+        rows = findings.concatenation_rows(self.ev)
+        if not rows:
+            self.not_run("Models side by side", "python embed_articles.py --models <a>+<b> (no re-embedding when a "
+                         "and b are cached), then train_probes.py and evaluate.py with --models <a> <b> <a>+<b>")
+            return
+        w.table("Two models' embeddings side by side (probe chosen on validation), against each part with the same "
+                "probe: Δ = pair − part test MAE, paired on the same articles (95% bootstrap CI; below zero the pair is "
+                "better). The pair costs both models' embedding time.",
+                ["Pair", "Probe", "Test MAE (95% CI)", "Part", "Δ MAE vs part (95% CI)", "Articles/s"],
+                [[r["variant"], r["probe"], f"{num(r['mae'])} ({ci(r['ci'])})", a["part"],
+                  f"{signed(a['mae_difference'])} ({ci(a['difference_ci95'])})",
+                  num(findings.throughput(self.ev, self.inp.benchmarks, r["variant"]), 1)]
+                 for r in rows for a in r["against"] or [{"part": "not evaluated", "mae_difference": None,
+                                                          "difference_ci95": None}]], "llrlrr", font_pt=8)
+        for r in rows:
+            if r["beats_all"]:
+                w.bullet(f"{r['variant']} beats each of its parts beyond the uncertainty (every CI lies below zero).")
+            else:
+                w.bullet(f"{r['variant']} does not beat each of its parts beyond the uncertainty: "
+                         + ", ".join(f"against {a['part']} {a['reading']}" for a in r["against"])
+                         + ("" if len(r["against"]) == len(r["parts"]) else " (not every part was evaluated)") + ".")
+
     def method(self):
         w, ev, tr = self.w, self.ev, self.inp.training
         w.heading("3. Method")
@@ -485,13 +551,18 @@ class Report:
         rows = []
         for v, e in self.models.items():
             spec = self.cfg.embedding_models.get(e.get("model", v))
-            rows.append([v, spec.model_name if spec else "(not in config.yaml)", str(e.get("embedding_dim", "—")),
-                         str(e.get("max_tokens", "—")), repr(spec.prefix) if spec and spec.prefix else "none",
-                         spec.note if spec else ""])
+            tokens = f"windows of {e['chunks']['window']}" if e.get("chunks") else str(e.get("max_tokens", "—"))
+            note = spec.note if spec else ("side by side: " + " + ".join(e["parts"]) if e.get("parts") else "")
+            rows.append([v, e.get("model_name") or (spec.model_name if spec else "(not in config.yaml)"),
+                         str(e.get("embedding_dim", "—")), tokens,
+                         repr(spec.prefix) if spec and spec.prefix else "none", note])
         w.table("Embedding models (config.yaml embedding_models; dimension and max tokens as evaluated).",
                 ["Model", "Source", "Dim", "Max tokens", "Prefix", "Note"], rows, "llrrll", font_pt=8)
         w.para("Each article is embedded as title, blank line, content (with the model's prefix), cut at the model's "
-               "max tokens; embeddings are frozen and cached with a fingerprint of what produced them (appendix C).")
+               "max tokens; embeddings are frozen and cached with a fingerprint of what produced them (appendix C)."
+               + (" A chunked variant (-c<N>) embeds every window of N tokens of the article (config chunking) and "
+                  "averages them; a variant a+b sets two models' embeddings side by side."
+                  if any(e.get("chunked") or e.get("parts") for e in self.models.values()) else ""))
         w.heading("3.3 Probes", 2)
         rows = []
         for probe in dict.fromkeys(p for e in self.models.values() for p in e["probes"]):
@@ -642,7 +713,8 @@ class Report:
             w.bullet(f"Languages with fewer than {SMALL_GROUP} test articles ({', '.join(small)}): their per-language MAE "
                      "is a rough indication only.")
         w.bullet("Truncation: comparing truncated with whole articles is observational (long articles differ in other "
-                 "ways); only a max-tokens sweep of one model isolates the effect.")
+                 "ways); only a max-tokens sweep of one model, or its chunked variant against its truncated one, "
+                 "isolates the effect.")
         for v in self.models:
             spec = self.cfg.embedding_models.get(self.models[v].get("model", v))
             if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
@@ -668,11 +740,13 @@ class Report:
         cfg, source = self.ev.get("config"), "recorded by evaluate.py with the results"
         if not cfg:   # results from before the evaluation JSON recorded its configuration
             cfg, source = self.cfg.model_dump(), f"config.yaml ({self.cfg.root}) where this report was generated"
-        used = {e.get("model", v) for v, e in self.models.items()}
+        used = {m for v, e in self.models.items() for m in e.get("model", v).split("+")}
         shown = {k: cfg[k] for k in ("random_seed", "device", "batch_size", "score_range", "bootstrap_samples",
                                      "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
                                      "fine_tuned_training_hours") if k in cfg}
         shown["embedding_models"] = {k: v for k, v in cfg["embedding_models"].items() if k in used}
+        if any(e.get("chunked") for e in self.models.values()) and "chunking" in cfg:
+            shown["chunking"] = cfg["chunking"]
         if self.inp.dataset in cfg["datasets"]:
             shown["datasets"] = {self.inp.dataset: cfg["datasets"][self.inp.dataset]}
         shown["probe_methods"] = cfg["probe_methods"]

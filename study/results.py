@@ -4,9 +4,16 @@ Layout written by evaluate.py (`results/<ds>_evaluation_results.json`):
 
     {"dataset", "n_test", "dimension_names", "baseline_mae", ..., "mean_predictor", "baseline"?,
      "models": {variant: {"model", "embedding_dim", "max_tokens", "truncated_fraction",
-                          "mean_token_count", "chosen_probe",
+                          "mean_token_count", "chosen_probe", "chunked"?, "chunks"?, "parts"?,
                           "probes": {"ridge": {...}, "mlp": {...}, "lightgbm": {...}}}},
      "best": {"model", "probe", "val_mae", "test_mae", "mae_ci95", ...}}
+
+A chunked variant (`chunked`, `chunks`: window, overlap, max_windows, token_capacity,
+windows_per_article, capped_fraction) counts as truncated only the articles its windows do not
+cover; its probes carry `vs_truncated` {"truncated": twin, "all", "cut"}, paired differences
+(chunked minus truncated per-article MAE: `probe_mae` is the chunked one, `baseline_mae` the
+truncated one) over all test articles and over those the twin cut. A concatenation (`parts`)
+has its probes' `vs_parts` {part: paired difference, concatenation minus part}.
 
 A probe trained with train_probes.py --train-fractions also holds its learning curve, by
 training articles, the full-data probe last (fraction 1.0):
