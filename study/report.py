@@ -328,7 +328,8 @@ class Report:
 
     def not_run(self, what: str, how: str):
         """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
-        self.w.para((f"{what}: not run. ", "b"), (f"To produce it: {how}.", "i"))
+        self.w.para((f"{what} Not run. " if what.endswith("?") else f"{what}: not run. ", "b"),
+                    (f"To produce it: {how}.", "i"))
 
     def q_speed(self):
         w, bench = self.w, self.inp.benchmarks
@@ -465,9 +466,8 @@ class Report:
         w = self.w
         readings = findings.learning_curve_readings(self.ev)
         if not readings:   # one line, no section
-            w.para(("Would more labels help? ", "b"), ("Not measured: run python train_probes.py ... --train-fractions "
-                                                       "0.1 0.25 0.5 1.0, then evaluate.py (and compare_results.py for "
-                                                       "the chart).", "i"))
+            self.not_run("Would more labels help?", "python train_probes.py ... --train-fractions 0.1 0.25 0.5 1.0, "
+                         "then evaluate.py (and compare_results.py for the chart)")
             return
         w.heading("2.7 Would more labels help?", 2)
         w.para("Each probe was retrained on nested subsets of the training split: one permutation of the training "
