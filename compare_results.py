@@ -6,9 +6,11 @@
 Reads results/<dataset>_evaluation_results.json (run evaluate.py first). Writes
 results/<dataset>_comparison_report.md (overall MAE / RMSE / Spearman with 95% CIs per
 model x probe, the best model chosen on validation against the fine-tuned baseline and its
-band, per-dimension, per-language and truncation tables), the charts
-results/figures/<dataset>_mae_by_model.png and results/figures/<dataset>_dimension_mae_heatmap.png,
-and results/<dataset>_comparison.json, which records them by name for the report.
+band, per-dimension, per-language, truncation and screening tables, and the learning curve
+when train_probes.py ran with --train-fractions), the charts
+results/figures/<dataset>_{mae_by_model,dimension_mae_heatmap,screening_curve,learning_curve}.png
+(the last two when their results exist), and results/<dataset>_comparison.json, which records
+them by name for the report.
 """
 from study import cli, paths
 from study.artifacts import atomic_path, write_json

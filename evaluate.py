@@ -13,7 +13,9 @@ on validation and its success band) and each probe's test predictions under
 results/predictions/ for the error analysis. Paired on the same test articles, same probe:
 each max-tokens variant against the model's longest (truncation sweep), each chunked
 variant <model>-c<N> against <model> truncated at N tokens, and each concatenation a+b
-against its parts, where those were evaluated too.
+against its parts, where those were evaluated too. A probe trained with
+train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
+probe the training summary records, then the full-data probe's, by training articles.
 """
 from datetime import datetime, timezone
 
@@ -57,7 +59,7 @@ def main():
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
-    context = {"baseline": baseline, "test_ids": first_test["ids"],
+    context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],

@@ -3,11 +3,19 @@
     python train_probes.py --dataset uplifting_v5 --models multilingual-MiniLM-L12-v2 bge-m3
     python train_probes.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192
     python train_probes.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --probes ridge mlp
+    python train_probes.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # learning curve
 
 Reads embeddings/<dataset>_<variant>_{train,val}.npz (run embed_articles.py first). Every
 choice (ridge alpha, MLP best epoch, LightGBM iterations) is made on the validation split.
 Writes results/<dataset>_<variant>_<probe>.pkl (+ .pkl.sha256) and merges the run into
 results/<dataset>_training_summary.json.
+
+--train-fractions also trains each probe on nested subsets of the training split (one
+permutation seeded with random_seed, the first ceil(f x n) rows; validation unchanged):
+results/<dataset>_<variant>_<probe>_n<rows>.pkl, listed under the probe's `train_subsets`
+in the training summary, where evaluate.py finds them. 1.0 is the normal probe, trained
+once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
+belonged to the run that trained the old full-data probe).
 """
 from datetime import datetime, timezone
 
@@ -21,13 +29,14 @@ from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
 from study.provenance import record
-from study.probes import DEFAULT_HIDDEN, describe_selected, make_probe
+from study.probes import DEFAULT_HIDDEN, describe_selected, ids_sha256, make_probe, nested_subsets
 
 
 def main():
     parser = cli.parser(__doc__)
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
+    cli.add_train_fractions(parser)
     parser.add_argument("--mlp-device", default="cpu",
                         help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
     args = parser.parse_args()
@@ -47,18 +56,35 @@ def main():
             val = load_checked(cfg, dataset, variant, "val")
             if train["dimension_names"] != val["dimension_names"]:
                 raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
+            subsets = nested_subsets(len(train["labels"]), args.train_fractions or [], cfg.random_seed)
+            if args.train_fractions:
+                sizes = "".join(f"{x['n_train']} ({x['fraction']:g}), " for x in subsets)
+                tqdm.write(f"[{variant.name}] learning curve: {sizes}then all {len(train['labels'])} training "
+                           "articles (the normal probe)")
             for kind in args.probes:
                 bar.set_postfix_str(f"{variant.name} {kind}")
                 tqdm.write(fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path))
+                records = []
+                for subset in subsets:
+                    bar.set_postfix_str(f"{variant.name} {kind} n={subset['n_train']}")
+                    line, rec = fit_subset(cfg, dataset, variant, kind, train, val, device, subset)
+                    records.append(rec)
+                    tqdm.write(line)
+                if records:   # the full-data probe's entry was written with an empty list first
+                    merge_json(summary_path, {"dataset": dataset.name, "models": {
+                        variant.name: {kind: {"train_subsets": records}}}})
                 bar.update()
     print(f"training summary: {summary_path}")
 
 
-def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) -> str:
-    """Fit one probe (choices on validation), write its file and its summary entry; returns the log line."""
+def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
+    """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets)."""
     settings = getattr(cfg.probe_methods, kind)
     probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device)
-    probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
+    X, Y = train["embeddings"], train["labels"]
+    if subset is not None:
+        X, Y = X[subset["rows"]], Y[subset["rows"]]
+    probe.fit(X, Y, val["embeddings"], val["labels"])
     metadata = {
         "dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": kind,
         "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
@@ -66,21 +92,46 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
         "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
         "hyperparameters": settings.model_dump(), "selected": probe.selected(),
         "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
-        "n_train": int(len(train["labels"])), "n_val": int(len(val["labels"])),
+        "n_train": int(len(Y)), "n_val": int(len(val["labels"])),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": record(device),
     }
+    if subset is not None:
+        metadata["train_subset"] = {
+            "fraction": subset["fraction"], "n_train": subset["n_train"], "of": int(len(train["labels"])),
+            "seed": cfg.random_seed, "ids_sha256": ids_sha256(train["ids"][subset["rows"]]),
+            "rule": "the first ceil(fraction x n) rows of one permutation of the training rows seeded with random_seed"}
+    return probe, metadata
+
+
+def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) -> str:
+    """Fit one probe (choices on validation), write its file and its summary entry; returns the log line."""
+    settings = getattr(cfg.probe_methods, kind)
+    probe, metadata = fit(cfg, dataset, variant, kind, train, val, device)
     path = paths.probe(cfg, dataset.name, variant.name, kind)
     digest = save_pickle(path, probe.to_bundle(metadata))
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
     merge_json(summary_path, {"dataset": dataset.name, "models": {
-        variant.name: {kind: {**summary, "file": path.name, "sha256": digest}}}})
+        variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}})
     line = (f"[{variant.name}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}")
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
         line += (f"\nnote: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage that "
                  "assumes the default layout cannot load this MLP (build it from model_config)")
     return line
+
+
+def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple[str, dict]:
+    """Fit one learning-curve probe on `subset` and write its file; (log line, its `train_subsets` record)."""
+    probe, metadata = fit(cfg, dataset, variant, kind, train, val, device, subset)
+    path = paths.subset_probe(cfg, dataset.name, variant.name, kind, subset["n_train"])
+    digest = save_pickle(path, probe.to_bundle(metadata))
+    rec = {"fraction": subset["fraction"], "n_train": subset["n_train"], "file": path.name, "sha256": digest,
+           "ids_sha256": metadata["train_subset"]["ids_sha256"], "val_mae": probe.val_mae_,
+           "selected": probe.selected(), "train_seconds": probe.fit_seconds_}
+    line = (f"[{variant.name}] {kind} on {subset['n_train']} articles ({subset['fraction']:g}): val MAE "
+            f"{probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s ({describe_selected(probe.selected())}) -> {path.name}")
+    return line, rec
 
 
 def embedding_recipe(cfg, variant) -> dict:

@@ -7,6 +7,7 @@
     --chunks                             the phases that embed: each model also chunked
     --probes                             every phase that works per probe
     --dtype, --batch-size                the phases that embed
+    --train-fractions                    train_probes.py and run_all.py (the learning curve)
 """
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, found '{text}'") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, found {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A share of the training rows: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], found '{text}'") from None
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (a share of the training articles), found {text}")
     return value
 
 
@@ -72,6 +84,14 @@ def add_chunks(p: argparse.ArgumentParser) -> None:
 
 def add_probes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES, help="probes (default: all three)")
+
+
+def add_train_fractions(p: argparse.ArgumentParser) -> None:
+    """--train-fractions: the learning curve's nested training subsets (see study/probes.py `nested_subsets`)."""
+    p.add_argument("--train-fractions", nargs="+", type=fraction, metavar="F",
+                   help="also train each probe on these shares of the training articles, nested subsets of one "
+                        "seeded permutation (e.g. 0.1 0.25 0.5 1.0; 1.0 is the normal probe, trained anyway); "
+                        "evaluate.py scores them as a learning curve")
 
 
 def add_speed(p: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
 `comparison_rows` and `dimension_matrix` are the plain data of the charts; `comparison_markdown`
 writes the report (best model against the baseline, overall, per dimension, per language,
-truncation); `draw_figures` draws the charts under the names of `FIGURES`.
+truncation, screening, the learning curve); `draw_figures` draws the charts under the names of `FIGURES`.
 """
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ import numpy as np
 
 from study import paths, plots
 from study.config import Config
-from study.findings import (article_score_rows, band_rule, chunking_rows, concatenation_rows, screening_curves,
-                            screening_rows, training_cost)
+from study.findings import (CURVE_RULE, article_score_rows, band_rule, chunking_rows, concatenation_rows,
+                            learning_curve_readings, learning_curve_rows, screening_curves, screening_rows,
+                            training_cost)
 from study.results import best as best_entry
-from study.results import ranked
+from study.results import learning_curves, ranked
 
 FIGURES = {  # name -> caption, in the order of the report
     "mae_by_model": "Test MAE by model and probe with 95% CIs",
     "dimension_mae_heatmap": "Test MAE per dimension",
     "screening_curve": "Share of test articles that skip the fine-tuned model against the share of medium+ "
                        "articles kept, over all thresholds (each model's probe chosen on validation)",
+    "learning_curve": "Test MAE with 95% CIs against the number of training articles (nested subsets of the "
+                      "training split; train_probes.py --train-fractions)",
 }
 
 
@@ -213,6 +216,28 @@ def _screening_section(results: dict) -> list[str]:
             _table(["model / probe", "embedding s", "probe fit s", "total s", "device", "of fine-tuned training"], cost)]
 
 
+def _learning_curve_section(results: dict) -> list[str]:
+    head = ["## Would more labels help? (learning curve)", ""]
+    rows = learning_curve_rows(results)
+    if not rows:
+        return head + ["No learning curve: run `python train_probes.py ... --train-fractions 0.1 0.25 0.5 1.0`, then "
+                       "evaluate.py."]
+    table = [[f"{r['variant']} / {r['probe']}", f"{r['fraction']:g}", r["n_train"], _f(r["mae"]), _ci(r["ci"]),
+              _f(r["val_mae"]), "" if r["difference"] is None else f"{r['difference']:+.3f}",
+              "" if r["difference_ci"] is None else _ci(r["difference_ci"])] for r in rows]
+    readings = [f"- {r['variant']} / {r['probe']}: **{r['reading']}** (test MAE {_f(r['mae_first'])} with "
+                f"{r['n_first']} training articles, {_f(r['mae_last'])} with {r['n_last']}"
+                + ("" if r["difference"] is None else f"; last step {r['n_previous']} -> {r['n_last']}: "
+                   f"{r['difference']:+.3f} {_ci(r['difference_ci'])}") + ")" for r in learning_curve_readings(results)]
+    return head + ["Each probe retrained on nested subsets of the training split (one seeded permutation, the first "
+                   "ceil(fraction x n) articles; the same validation and test articles); fraction 1 is the normal "
+                   "probe. Change: test MAE minus the point before's, paired on the same test articles, with its 95% "
+                   "bootstrap CI.", "",
+                   _table(["model / probe", "fraction", "training articles", "test MAE", "95% CI", "val MAE",
+                           "change", "95% CI"], table), "",
+                   f"Reading: {CURVE_RULE}.", ""] + readings
+
+
 def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
     """The comparison report: best model vs baseline, overall, per dimension, per language, truncation.
 
@@ -224,7 +249,7 @@ def comparison_markdown(results: dict, figures: dict[str, str]) -> str:
            f"95% CIs: {results['bootstrap_samples']} bootstrap resamples of articles (seed {results['random_seed']}). "
            f"Evaluated {results.get('evaluated_at', 'n/a')}."]
     for section in (_best_section, _overall_section, _dimension_section, _language_section, _truncation_section,
-                    _chunking_section, _pairs_section, _screening_section):
+                    _chunking_section, _pairs_section, _screening_section, _learning_curve_section):
         lines = section(results)
         out += [""] + lines if lines else []
     out += ["", "## Figures"] + [f"\n![{caption}]({path})" for caption, path in figures.items()]
@@ -246,4 +271,9 @@ def draw_figures(cfg: Config, results: dict) -> dict[str, Path]:
     if curves:
         figures["screening_curve"] = plots.screening_curve(
             curves, results["screening_setup"]["recall_targets"], paths.comparison_figure(cfg, name, "screening_curve"))
+    learning = learning_curves(results)
+    if learning:
+        figures["learning_curve"] = plots.learning_curve(
+            {f"{v} + {p}": points for v, p, points in learning}, results.get("baseline_mae"),
+            paths.comparison_figure(cfg, name, "learning_curve"), baseline_source=results.get("baseline_source", ""))
     return figures

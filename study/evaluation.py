@@ -1,5 +1,6 @@
 """Phase 3's work, one function a step: the reference scores, the fine-tuned baseline, scoring and
-screening each probe of a variant, the paired sweep differences, and the predictions files.
+screening each probe of a variant, its learning curve, the paired sweep differences, and the
+predictions files.
 
 evaluate.py reads top to bottom as their orchestration; the evaluation JSON they build is
 described in study/results.py.
@@ -15,6 +16,7 @@ from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
+from study.findings import curve_reading
 from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
 from study.probes import load_trained
 from study.results import chosen_probe
@@ -125,9 +127,53 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         lo, hi = m["mae_ci95"]
         print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
               f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
+        subsets = ((context.get("trained") or {}).get(variant.name, {}).get(kind) or {}).get("train_subsets")
+        if subsets:
+            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta), context)
+            print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
+                f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
+                for p in m["learning_curve"]))
+            r = curve_reading(m["learning_curve"])
+            if r["difference"] is not None:
+                print(f"[{variant.name}] {kind:8s} last step {r['n_previous']} -> {r['n_last']} articles: test MAE "
+                      f"{r['difference']:+.4f} [{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}] (paired): "
+                      f"{r['reading']}")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 
+
+def learning_curve(cfg, dataset, variant, kind, subsets: list[dict], test: dict, full: tuple, context) -> list[dict]:
+    """Test MAE of the probes trained on nested subsets of the training split (train_probes.py
+    --train-fractions; `subsets`: their records in the training summary), then of the full-data probe
+    (`full`: its test predictions, metrics and metadata), by training articles: [{fraction, n_train,
+    test_mae, mae_ci95, val_mae, file, vs_previous}]. `vs_previous` (from the second point on) is the
+    paired difference of per-article MAE against the point before, on the same test articles."""
+    Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
+    n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
+    points, errors = [], []
+    for rec in sorted(subsets, key=lambda r: r["n_train"]):
+        path = paths.subset_probe(cfg, dataset.name, variant.name, kind, rec["n_train"])
+        probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
+        if path.name != rec.get("file") or (meta.get("train_subset") or {}).get("ids_sha256") != rec.get("ids_sha256"):
+            raise StudyError(f"{path} is not the subset probe the training summary records for {variant.name} {kind}; "
+                             "rerun train_probes.py --train-fractions ...")
+        P = probe.predict(X)
+        s = score_with_ci(Y, P, names, n_boot, seed)
+        points.append({"fraction": rec["fraction"], "n_train": int(rec["n_train"]), "test_mae": s["overall_mae"],
+                       "mae_ci95": s["mae_ci95"], "val_mae": meta["val_mae"], "file": path.name})
+        errors.append(article_mae(Y, P))
+    P, m, meta = full
+    points.append({"fraction": 1.0, "n_train": int(meta["n_train"]), "test_mae": m["overall_mae"],
+                   "mae_ci95": m["mae_ci95"], "val_mae": meta["val_mae"],
+                   "file": paths.probe(cfg, dataset.name, variant.name, kind).name})
+    errors.append(article_mae(Y, P))
+    if [p["n_train"] for p in points] != sorted({p["n_train"] for p in points}):
+        raise StudyError(f"the subset probes of {variant.name} {kind} are not smaller than its full-data probe "
+                         f"({[p['n_train'] for p in points]} articles); rerun train_probes.py --train-fractions ...")
+    for i in range(1, len(points)):
+        points[i]["vs_previous"] = {"n_train": points[i - 1]["n_train"],
+                                    **paired_difference(errors[i], errors[i - 1], n_boot, seed)}
+    return points
 
 
 def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,10 @@ study/results.py) and of the benchmark JSON (`bench`); outputs are plain dicts a
 """
 from __future__ import annotations
 
+import math
+
 from study.metrics import band_limits, finite, success_band
-from study.results import chosen, probe_entries
+from study.results import chosen, learning_curves, probe_entries
 
 
 def overlap(a, b) -> bool:
@@ -246,3 +248,80 @@ def frozen_base(ev: dict) -> dict | None:
     hits = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"]}
             for v, p, m in chosen(ev) if ev["models"][v].get("role") == "frozen_base"]
     return min(hits, key=lambda h: h["val_mae"]) if hits else None
+
+
+# -- would more labels help? (learning curve, train_probes.py --train-fractions) -----------------
+CURVE_RULE = ("the last step of each curve decides, from the full training split against the largest subset: "
+              "the paired difference of per-article test MAE (full minus subset, the same test articles) with "
+              "its 95% bootstrap CI. Wholly below zero: still falling (the last added labels lowered the error, "
+              "so more labels would probably help); containing zero: flat (no change distinguishable from "
+              "noise at that step, so more labels of the same kind are unlikely to help much); wholly above "
+              "zero: rising (the error grew)")
+
+
+def learning_curve_rows(ev: dict) -> list[dict]:
+    """One row a point of every learning curve: {variant, probe, fraction, n_train, mae, ci, val_mae,
+    difference, difference_ci} (difference: against the point before, None for the first)."""
+    rows = []
+    for v, p, points in learning_curves(ev):
+        for point in points:
+            step = point.get("vs_previous") or {}
+            rows.append({"variant": v, "probe": p, "fraction": point.get("fraction"), "n_train": point["n_train"],
+                         "mae": point["test_mae"], "ci": point["mae_ci95"], "val_mae": point.get("val_mae"),
+                         "difference": step.get("mae_difference"), "difference_ci": step.get("difference_ci95")})
+    return rows
+
+
+def curve_reading(points: list[dict]) -> dict:
+    """The reading of one learning curve by `CURVE_RULE`: {reading, n_first, mae_first, n_previous, n_last,
+    mae_last, difference, difference_ci, per_doubling}; reading is 'still falling', 'flat', 'rising' or
+    'one point' (nothing to compare). per_doubling: the last step's difference per doubling of the
+    training articles (difference / log2(n_last / n_previous))."""
+    first, last = points[0], points[-1]
+    out = {"n_first": first["n_train"], "mae_first": first["test_mae"], "n_last": last["n_train"],
+           "mae_last": last["test_mae"], "n_previous": None, "difference": None, "difference_ci": None,
+           "per_doubling": None, "reading": "one point"}
+    step = last.get("vs_previous")
+    if len(points) < 2 or not step or not finite(step.get("mae_difference")):
+        return out
+    lo, hi = step["difference_ci95"]
+    out.update(n_previous=step["n_train"], difference=step["mae_difference"], difference_ci=[lo, hi],
+               reading="still falling" if hi < 0 else "rising" if lo > 0 else "flat")
+    if last["n_train"] > step["n_train"] > 0:
+        out["per_doubling"] = step["mae_difference"] / math.log2(last["n_train"] / step["n_train"])
+    return out
+
+
+def learning_curve_readings(ev: dict) -> list[dict]:
+    """`curve_reading` of every learning curve, with its variant and probe and whether it is the model's probe
+    chosen on validation."""
+    picks = {(v, p) for v, p, _ in chosen(ev)}
+    return [{"variant": v, "probe": p, "chosen": (v, p) in picks, **curve_reading(points)}
+            for v, p, points in learning_curves(ev)]
+
+
+def learning_curve_answer(ev: dict) -> dict | None:
+    """The reading for the best model + probe chosen on validation when it has a curve, else for the first
+    chosen probe that has one, else for the first curve; None without learning curves."""
+    readings = learning_curve_readings(ev)
+    b = ev.get("best") or {}
+    for r in readings:
+        if (r["variant"], r["probe"]) == (b.get("model"), b.get("probe")):
+            return r
+    return next((r for r in readings if r["chosen"]), readings[0] if readings else None)
+
+
+def curve_sentence(r: dict) -> str:
+    """A `learning_curve_readings` entry in plain words."""
+    head = (f"{r['variant']} + {r['probe']}: test MAE {r['mae_first']:.3f} with {r['n_first']:,} training articles, "
+            f"{r['mae_last']:.3f} with {r['n_last']:,}")
+    if r["reading"] == "one point":
+        return head + "; a single point, nothing to read."
+    d, (lo, hi) = r["difference"], r["difference_ci"]
+    step = (f"; the last step ({r['n_previous']:,} to {r['n_last']:,} articles) changed it by {d:+.3f} "
+            f"(95% CI {lo:+.3f} to {hi:+.3f}")
+    step += f", {r['per_doubling']:+.3f} per doubling)" if r["per_doubling"] is not None else ")"
+    meaning = {"still falling": "still falling — more labels would probably help",
+               "flat": "flat — the CI includes zero, so more labels of the same kind are unlikely to help much",
+               "rising": "rising — the error grew at the last step, so more labels did not help there"}
+    return f"{head}{step}. Reading: {meaning[r['reading']]}."

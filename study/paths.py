@@ -36,6 +36,12 @@ def probe(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
     return cfg.results_path / f"{dataset}_{variant}_{kind}.pkl"
 
 
+def subset_probe(cfg: Config, dataset: str, variant: str, kind: str, n_train: int) -> Path:
+    """A learning-curve probe, trained on the first `n_train` rows of the seeded permutation of the
+    training split (train_probes.py --train-fractions); the full-data probe keeps `probe`'s name."""
+    return cfg.results_path / f"{dataset}_{variant}_{kind}_n{int(n_train)}.pkl"
+
+
 def lock(path: Path) -> Path:
     """The lock file that writers of `path` take turns on."""
     path = Path(path)

@@ -324,6 +324,32 @@ def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
 
 
 @_styled
+def learning_curve(curves: dict[str, list[dict]], baseline_mae: float | None, out, *, baseline_source: str = "",
+                   title: str = "Learning curve: test MAE against training articles (95% bootstrap CI)") -> Path:
+    """One line a model + probe: test MAE with its CI bars against the number of training articles (log x);
+    the fine-tuned baseline as a horizontal line when known.
+
+    curves: {label: [{"n_train", "test_mae", "mae_ci95": [low, high]}, ...]}.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
+    for j, ((label, points), color) in enumerate(zip(curves.items(), palette(len(curves)))):
+        dodge = 1 + 0.015 * (j - (len(curves) - 1) / 2)   # lines side by side, so their CI bars do not hide each other
+        n = np.array([p["n_train"] for p in points], dtype=float) * dodge
+        mae = np.array([p["test_mae"] for p in points], dtype=float)
+        ci = np.array([p["mae_ci95"] for p in points], dtype=float).reshape(-1, 2)
+        ax.errorbar(n, mae, yerr=np.clip(np.vstack([mae - ci[:, 0], ci[:, 1] - mae]), 0, None), color=color, marker="o",
+                    markersize=4, linewidth=1.5, capsize=3, elinewidth=1, label=label)
+    _baseline_line(ax, baseline_mae, baseline_source)
+    ax.set_xscale("log")
+    ticks = sorted({p["n_train"] for points in curves.values() for p in points})
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.minorticks_off()
+    ax.set(title=title, xlabel="training articles (log scale)", ylabel="test MAE (lower is better)")
+    ax.legend(loc="best")
+    return _save(fig, out)
+
+
+@_styled
 def dataset_bars(mae: dict[str, dict[str, float]], baselines: dict[str, float | None], out, *,
                  title: str = "Test MAE per dataset (each model's probe chosen on validation)") -> Path:
     """Grouped bars: one group a dataset, one colour a model; each dataset's baseline as a short red line.

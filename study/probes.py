@@ -18,6 +18,8 @@ to metadata["score_range"]:
 from __future__ import annotations
 
 import copy
+import hashlib
+import math
 import time
 
 import numpy as np
@@ -307,6 +309,33 @@ def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cp
         return LightGBMProbe(params=dict(settings.params), early_stopping_rounds=settings.early_stopping_rounds,
                              score_range=score_range, random_state=seed)
     raise ValueError(f"unknown probe '{kind}', expected one of {PROBES}")
+
+
+def subset_size(fraction: float, n: int) -> int:
+    """ceil(fraction * n) rows, at least 1; the product is rounded first (0.07 * 100 is 7.000000000000001 in
+    floating point, and means 7 rows, not 8)."""
+    return max(1, math.ceil(round(float(fraction) * n, 9)))
+
+
+def nested_subsets(n: int, fractions, seed: int) -> list[dict]:
+    """The learning curve's training subsets: [{"fraction", "n_train", "rows"}] by size, smallest first.
+
+    One permutation of the `n` training rows, seeded with `seed`; a fraction f takes its first
+    ceil(f * n) rows (`rows` sorted), so every subset lies inside every larger one and the same
+    seed gives the same rows. Fractions whose subset is the whole split (1.0) are left out: that
+    is the normal, full-data probe. Two fractions of the same size keep the first."""
+    order = np.random.default_rng(seed).permutation(n)
+    out: dict[int, dict] = {}
+    for f in sorted(float(f) for f in fractions):
+        k = subset_size(f, n)
+        if k < n and k not in out:
+            out[k] = {"fraction": f, "n_train": k, "rows": np.sort(order[:k])}
+    return [out[k] for k in sorted(out)]
+
+
+def ids_sha256(ids) -> str:
+    """A fingerprint of a set of article ids (order-free): what a subset probe was trained on."""
+    return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode("utf-8")).hexdigest()
 
 
 KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe)}

@@ -203,6 +203,9 @@ class Report:
         else:
             out.append("Can a probe screen articles for the fine-tuned model? Not answered: the evaluation holds no "
                        "screening results (rerun evaluate.py).")
+        curve = findings.learning_curve_answer(self.ev)
+        if curve:
+            out.append(f"Would more labels help? {findings.curve_sentence(curve)}")
         out.append("Which probe works best? Chosen on validation: "
                    + ", ".join(f"{p} for {n} of {len(self.models)} model(s)"
                                for p, n in findings.chosen_counts(self.ev).items())
@@ -225,6 +228,7 @@ class Report:
         self.q_probes()
         self.q_screening()
         self.q_pairs()
+        self.q_learning_curve()
 
     def q_bge(self):
         w = self.w
@@ -324,7 +328,8 @@ class Report:
 
     def not_run(self, what: str, how: str):
         """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
-        self.w.para((f"{what}: not run. ", "b"), (f"To produce it: {how}.", "i"))
+        self.w.para((f"{what} Not run. " if what.endswith("?") else f"{what}: not run. ", "b"),
+                    (f"To produce it: {how}.", "i"))
 
     def q_speed(self):
         w, bench = self.w, self.inp.benchmarks
@@ -456,6 +461,35 @@ class Report:
                   "—" if not r["share_of_fine_tuned"] else
                   f"{pct(r['share_of_fine_tuned'][1], 2)}–{pct(r['share_of_fine_tuned'][0], 2)}"]
                  for r in findings.training_cost(ev)], "lrrrlr", font_pt=8)
+
+    def q_learning_curve(self):
+        w = self.w
+        readings = findings.learning_curve_readings(self.ev)
+        if not readings:   # one line, no section
+            self.not_run("Would more labels help?", "python train_probes.py ... --train-fractions 0.1 0.25 0.5 1.0, "
+                         "then evaluate.py (and compare_results.py for the chart)")
+            return
+        w.heading("2.7 Would more labels help?", 2)
+        w.para("Each probe was retrained on nested subsets of the training split: one permutation of the training "
+               "articles, seeded with random_seed, of which each subset takes the first ceil(fraction × n), so every "
+               "subset lies inside the next larger one. The validation and test articles stay the same; fraction 1 "
+               "is the normal, full-data probe.")
+        w.table("Learning curve: test MAE with its 95% bootstrap CI by number of training articles; change = test MAE "
+                "minus the point before's, paired on the same test articles, with its 95% bootstrap CI "
+                "(evaluation JSON, learning_curve).",
+                ["Model + probe", "Fraction", "Training articles", "Test MAE", "95% CI", "Val MAE", "Change", "95% CI"],
+                [[self.label(r["variant"], r["probe"]), num(r["fraction"], 2), f"{r['n_train']:,}", num(r["mae"]),
+                  ci(r["ci"]), num(r["val_mae"]), "—" if r["difference"] is None else signed(r["difference"]),
+                  "—" if r["difference_ci"] is None else ci(r["difference_ci"])]
+                 for r in findings.learning_curve_rows(self.ev)], "lrrrrrrr", font_pt=8)
+        if "learning_curve" in self.inp.comparison_figures:
+            self.place("cmp", ["learning_curve"])
+        else:
+            w.unavailable("Learning-curve chart", "the comparison record names no learning_curve figure (rerun "
+                          "compare_results.py).")
+        w.para(("Rule: ", "b"), findings.CURVE_RULE[0].upper() + findings.CURVE_RULE[1:] + ".")
+        for r in readings:
+            w.bullet(findings.curve_sentence(r))
 
     # method --------------------------------------------------------------------------------
     def q_pairs(self):
@@ -750,6 +784,8 @@ class Report:
                              str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("revision", "—")),
                              str(fp.get("data_sha256", "—"))[:16]])
                 files += [[v, p, str(m.get("file", "—")), str(m.get("sha256", "—"))[:16]] for p, m in entry.items()]
+                files += [[v, f"{p}, {r.get('n_train', '?')} training articles", str(r.get("file", "—")),
+                           str(r.get("sha256", "—"))[:16]] for p, m in entry.items() for r in m.get("train_subsets") or []]
             w.table("Fingerprints of the training embeddings each probe was fitted on (training summary).",
                     ["Model", "Model name", "Max tokens", "Prefix", "Dtype", "Pooling", "Revision", "Data sha256"], rows,
                     "llrlllll",

@@ -15,6 +15,16 @@ cover; its probes carry `vs_truncated` {"truncated": twin, "all", "cut"}, paired
 truncated one) over all test articles and over those the twin cut. A concatenation (`parts`)
 has its probes' `vs_parts` {part: paired difference, concatenation minus part}.
 
+A probe trained with train_probes.py --train-fractions also holds its learning curve, by
+training articles, the full-data probe last (fraction 1.0):
+
+    "probes": {"ridge": {..., "learning_curve": [
+        {"fraction", "n_train", "test_mae", "mae_ci95", "val_mae", "file",
+         "vs_previous"?: {"n_train" (of the point before), "mae_difference" (this minus that,
+                          per-article MAE on the same test articles), "difference_ci95", ...}}, ...]}}
+
+Read it with `learning_curves`.
+
 "Chosen" always means one thing: the lowest validation MAE. `chosen_probe` is a model's
 best probe; `best` is the best model + probe over all models. Test data never chooses.
 """
@@ -80,6 +90,11 @@ def _layout_problem(ev) -> str | None:
             return f"model '{variant}' has no 'probes'"
         if entry.get("chosen_probe") not in probes:
             return f"model '{variant}' has no valid 'chosen_probe'"
+        for kind, m in probes.items():
+            curve = m.get("learning_curve")
+            if curve is not None and not (isinstance(curve, list) and curve and all(
+                    isinstance(p, dict) and {"n_train", "test_mae", "mae_ci95"} <= set(p) for p in curve)):
+                return f"model '{variant}' {kind}: 'learning_curve' is not a list of points"
     best = ev["best"]
     if not isinstance(best, dict) or best.get("probe") not in ev["models"].get(best.get("model"), {}).get("probes", {}):
         return "'best' names no evaluated model and probe"
@@ -106,3 +121,9 @@ def best(ev: dict) -> tuple[str, str, dict]:
     b = ev["best"]
     return b["model"], b["probe"], ev["models"][b["model"]]["probes"][b["probe"]]
 
+
+
+def learning_curves(ev: dict) -> list[tuple[str, str, list[dict]]]:
+    """(variant, probe, points by training articles, the full-data probe last) for every probe with a
+    learning curve (train_probes.py --train-fractions), in the order of the JSON; [] when none has one."""
+    return [(v, p, m["learning_curve"]) for v, p, m in probe_entries(ev) if m.get("learning_curve")]
