@@ -61,7 +61,9 @@ def add_models(p: argparse.ArgumentParser, default: str) -> None:
 
 
 def add_probes(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES, help="probes (default: all three)")
+    p.add_argument("--probes", nargs="+", choices=PROBES,
+                   help="probes (default: the dataset's task's three: ridge mlp lightgbm for scores, logistic mlp "
+                        "lightgbm for yes/no labels)")
 
 
 def add_speed(p: argparse.ArgumentParser) -> None:
