@@ -58,6 +58,8 @@ def main():
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
     parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE, passed to evaluate.py")
+    parser.add_argument("--baseline-f1", type=cli.unit_float, help="yes/no datasets: the fine-tuned classifier's test "
+                        "F1, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
@@ -145,9 +147,10 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
     models = models or args.models
     models = (["--models", *models] if models else []) \
         + (["--max-tokens", *map(str, args.max_tokens)] if args.max_tokens else [])
-    probes = ["--probes", *args.probes]
+    probes = ["--probes", *args.probes] if args.probes else []
     device = ["--device", args.device] if args.device else []
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
+        + (["--baseline-f1", str(args.baseline_f1)] if args.baseline_f1 is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else [])
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]

@@ -37,6 +37,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def unit_float(text: str) -> float:
+    """A share in (0, 1], such as an F1."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], found {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):   # one line, like every other error of the study
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")

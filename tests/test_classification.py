@@ -1,0 +1,127 @@
+"""Yes/no labels (task: classification): probes, metrics, validation and the phase chain."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+from conftest import call, write_config
+from study import paths
+from study.artifacts import load_pickle
+from study.config import load_config
+from study.data import load_split, resolve_dataset
+from study.demo import write_demo_yes_no
+from study.metrics import binary_scores, bootstrap_ci, bootstrap_statistic, score_binary
+from study.probes import (LightGBMClassifierProbe, LogisticProbe, MLPClassifierProbe, best_f1_threshold,
+                          probe_from_bundle)
+
+
+def separable(n=400, d=12, seed=0, rate=0.3):
+    """(X, y): y = 1 where a noisy linear score is in its top `rate` share."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    s = X[:, 0] + 0.5 * X[:, 1] + 0.6 * rng.normal(size=n)
+    return X, (s >= np.quantile(s, 1 - rate)).astype(int)
+
+
+def test_threshold_maximises_f1_on_validation_by_brute_force():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    p = np.round(np.clip(0.35 * y + rng.random(200) * 0.7, 0, 1), 2)   # ties on purpose
+    threshold, f1 = best_f1_threshold(y, p)
+    brute = max(f1_score(y, p >= t) for t in np.unique(p))
+    assert f1 == pytest.approx(brute) and f1_score(y, p >= threshold) == pytest.approx(brute)
+    assert best_f1_threshold([0, 1, 1, 0], [0.1, 0.9, 0.6, 0.6]) == (pytest.approx(0.35), pytest.approx(0.8))
+
+
+@pytest.mark.parametrize("make", [lambda: LogisticProbe(Cs=(0.01, 0.1, 1.0)),
+                                  lambda: MLPClassifierProbe(hidden_sizes=(32,), epochs=30, patience=5),
+                                  lambda: LightGBMClassifierProbe(params={"n_estimators": 100, "n_jobs": 1,
+                                                                           "min_child_samples": 5})],
+                         ids=["logistic", "mlp", "lightgbm"])
+def test_classifier_probes_choose_on_validation_reload_and_repeat(make):
+    X, y = separable()
+    Xtr, ytr, Xv, yv, Xte = X[:250], y[:250], X[250:330], y[250:330], X[330:]
+    probe = make().fit(Xtr, ytr, Xv, yv)
+    # the threshold is the one that maximises F1 on the validation rows, computed independently
+    pv = probe.predict_proba(Xv)[:, 1]
+    assert probe.val_f1_ == pytest.approx(max(f1_score(yv, pv >= t) for t in np.unique(pv)))
+    assert f1_score(yv, pv >= probe.threshold_) == pytest.approx(probe.val_f1_)
+    assert np.array_equal(probe.predict(Xte), (probe.predict_proba(Xte)[:, 1] >= probe.threshold_).astype(int))
+    assert probe.val_f1_ > 0.6
+    # the bundle holds plain objects only and predicts the same
+    from study.artifacts import _PlainUnpickler
+    import io
+    bundle = _PlainUnpickler(io.BytesIO(pickle.dumps(probe.to_bundle({"dataset": "x"})))).load()
+    assert bundle["threshold"] == probe.threshold_ and bundle["metadata"]["task"] == "classification"
+    again = probe_from_bundle(bundle)
+    assert np.array_equal(again.predict_proba(Xte), probe.predict_proba(Xte))
+    # the same seed gives the same probe, bit for bit
+    assert np.array_equal(make().fit(Xtr, ytr, Xv, yv).predict_proba(Xte), probe.predict_proba(Xte))
+
+
+def test_logistic_picks_C_by_validation_log_loss():
+    X, y = separable(seed=1)
+    probe = LogisticProbe(Cs=(1e-4, 0.1, 100.0)).fit(X[:250], y[:250], X[250:], y[250:])
+    losses = probe.val_log_loss_by_C_
+    assert probe.C_ == min(losses, key=losses.get) and probe.val_log_loss_ == pytest.approx(losses[probe.C_])
+
+
+def test_binary_scores_match_sklearn_on_a_hand_made_case():
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1])
+    p = np.array([0.9, 0.8, 0.3, 0.7, 0.2, 0.1, 0.4, 0.6, 0.6, 0.5])
+    s = binary_scores(y, p, 0.5)
+    yhat = p >= 0.5   # tp 4 (0.9 0.8 0.6 0.5), fp 2 (0.7 0.6), fn 1 (0.3)
+    assert s["confusion"] == {"tp": 4, "fp": 2, "fn": 1, "tn": 3}
+    assert s["f1"] == pytest.approx(f1_score(y, yhat)) == pytest.approx(8 / 11)
+    assert s["precision"] == pytest.approx(precision_score(y, yhat)) == pytest.approx(4 / 6)
+    assert s["recall"] == pytest.approx(recall_score(y, yhat)) == pytest.approx(4 / 5)
+    assert s["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert np.isnan(binary_scores([1, 1], [0.2, 0.9], 0.5)["roc_auc"])
+
+
+def test_bootstrap_cis_resample_articles_like_the_mae_ci():
+    rng = np.random.default_rng(5)
+    v = rng.random(80)
+    assert bootstrap_statistic(lambda i: v[i].mean(), 80, 200, 9) == bootstrap_ci(v, 200, 9)
+    y = rng.integers(0, 2, 150)
+    p = np.clip(0.3 * y + rng.random(150) * 0.7, 0, 1)
+    out = score_binary(y, p, 0.5, languages=np.array(["en"] * 100 + ["nl"] * 50), token_counts=np.arange(150),
+                       max_tokens=120, n_boot=300, seed=4)
+    draws = np.random.default_rng(4)
+    f1s = [f1_score(y[i], p[i] >= 0.5) for i in (draws.integers(0, 150, 150) for _ in range(300))]
+    assert out["f1_ci95"] == pytest.approx([np.quantile(f1s, 0.025), np.quantile(f1s, 0.975)])
+    assert out["per_language"]["nl"]["f1"] == pytest.approx(f1_score(y[100:], p[100:] >= 0.5))
+    assert out["truncation"]["truncated"]["n"] == 29
+
+
+def test_labels_not_0_or_1_are_rejected_with_file_line_and_field(tmp_path, tiny_config):
+    folder = write_demo_yes_no(tmp_path / "yn", n_train=20, n_val=10, n_test=10)
+    lines = (folder / "val.jsonl").read_text().splitlines()
+    bad = json.loads(lines[3])
+    bad["labels"] = [0.5]
+    lines[3] = json.dumps(bad)
+    (folder / "val.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = load_config(tiny_config)
+    dataset = resolve_dataset(cfg, None, str(folder))
+    assert dataset.task == "classification"
+    with pytest.raises(Exception) as exc:
+        load_split(dataset, "val", cfg.score_range)
+    assert f"{folder / 'val.jsonl'}:4: field 'labels' must be [0] or [1]" in str(exc.value)
+
+
+def test_config_schema_says_what_a_classification_dataset_needs(tmp_path, tiny_model):
+    model = {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model), "dimensions": 32,
+                      "max_tokens": 64}}
+    good = {"yn": {"path": "yn", "dimensions": 1, "task": "classification", "baseline_f1": 0.978}}
+    cfg = load_config(write_config(tmp_path / "a", model, datasets=good))
+    assert cfg.datasets["yn"].task == "classification" and cfg.datasets["yn"].baseline_mae is None
+    for entry, says in [({"baseline_mae": 0.5}, "baseline_mae has no meaning"), ({"dimensions": 3}, "dimensions must be 1"),
+                        ({"baseline_f1": None}, "baseline_f1 (the fine-tuned classifier's test F1")]:
+        bad = {"yn": {**good["yn"], **entry}}
+        with pytest.raises(Exception, match=r"(?s)" + says.replace("(", r"\(")):
+            load_config(write_config(tmp_path / "b", model, datasets=bad))
+    with pytest.raises(Exception, match="baseline_mae is required for a regression dataset"):
+        load_config(write_config(tmp_path / "c", model, datasets={"r": {"path": "r", "dimensions": 2}}))
