@@ -125,3 +125,65 @@ def test_config_schema_says_what_a_classification_dataset_needs(tmp_path, tiny_m
             load_config(write_config(tmp_path / "b", model, datasets=bad))
     with pytest.raises(Exception, match="baseline_mae is required for a regression dataset"):
         load_config(write_config(tmp_path / "c", model, datasets={"r": {"path": "r", "dimensions": 2}}))
+
+
+TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
+
+
+def docx_text(path) -> str:
+    import docx
+
+    doc = docx.Document(str(path))
+    cells = [c.text for t in doc.tables for row in t.rows for c in row.cells]
+    return "\n".join([p.text for p in doc.paragraphs] + cells)
+
+
+def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(tmp_path, tiny_model):
+    data = write_demo_yes_no(tmp_path / "demo_yes_no", n_train=120, n_val=50, n_test=60)
+    cfg_path = write_config(tmp_path, {"tiny": {**TINY, "model_name": str(tiny_model)}})
+    cfg = load_config(cfg_path)
+    common = ["--config", cfg_path, "--data-dir", data]
+    for script, extra in [("embed_articles", []), ("train_probes", []), ("evaluate", ["--baseline-f1", "0.9"]),
+                          ("compare_results", []), ("analyze_error_distribution", []),
+                          ("generate_report", ["--output", tmp_path / "r.docx"])]:
+        assert call(script, *common, *extra) == 0, script
+    ev = json.loads(paths.evaluation(cfg, "demo_yes_no").read_text())
+    assert ev["task"] == "classification" and set(ev["models"]["tiny"]["probes"]) == {"logistic", "mlp", "lightgbm"}
+    assert "screening_setup" not in ev and "mean_predictor" not in ev
+    # the evaluation's numbers are the ones sklearn gives on the saved test probabilities, at the saved threshold
+    for kind, m in ev["models"]["tiny"]["probes"].items():
+        pred = np.load(paths.predictions(cfg, "demo_yes_no", "tiny", kind))
+        y, p = pred["y_true"].ravel(), pred["y_pred"].ravel()
+        assert float(pred["threshold"]) == m["threshold"]
+        assert m["f1"] == pytest.approx(f1_score(y, p >= m["threshold"]))
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+        bundle = load_pickle(paths.probe(cfg, "demo_yes_no", "tiny", kind))
+        assert bundle["threshold"] == m["threshold"] and bundle["metadata"]["task"] == "classification"
+    best = ev["best"]
+    assert best["chosen_by"] == "validation log-loss"
+    assert best["test_f1"] == ev["models"][best["model"]]["probes"][best["probe"]]["f1"]
+    assert best["gap_to_baseline"] == pytest.approx(best["test_f1"] - 0.9)
+    md = paths.comparison_markdown(cfg, "demo_yes_no").read_text()
+    assert "test F1" in md and "threshold" in md and "MAE" not in md.replace("Not computed for yes/no labels: MAE", "")
+    errors = json.loads(paths.error_summary(cfg, "demo_yes_no").read_text())
+    assert set(errors["figures"]) == {"confusion"}
+    text = docx_text(tmp_path / "r.docx")
+    assert "Yes/no labels" in text and "ROC AUC" in text and "Confusion counts" in text
+    for regression_only in ("Can a probe screen", "Success bands", "Does bge-m3", "train-mean", "Tier confusion",
+                            "Test MAE", "screening_recall", "alphas"):
+        assert regression_only not in text, regression_only
+    # a regression probe name on a yes/no dataset is a one-line error
+    assert call("train_probes", *common, "--probes", "ridge") == 2
+
+
+def test_a_yes_no_run_is_reproducible_with_the_seed(tmp_path, tiny_model):
+    data = write_demo_yes_no(tmp_path / "yn", n_train=100, n_val=40, n_test=40)
+    out = []
+    for run in ("a", "b"):
+        cfg_path = write_config(tmp_path / run, {"tiny": {**TINY, "model_name": str(tiny_model)}})
+        for script in ("embed_articles", "train_probes", "evaluate"):
+            assert call(script, "--config", cfg_path, "--data-dir", data) == 0
+        ev = json.loads(paths.evaluation(load_config(cfg_path), "yn").read_text())
+        out.append({p: {k: m[k] for k in ("f1", "f1_ci95", "roc_auc", "threshold", "val_log_loss")}
+                    for p, m in ev["models"]["tiny"]["probes"].items()})
+    assert out[0] == out[1]
