@@ -187,3 +187,21 @@ def test_a_yes_no_run_is_reproducible_with_the_seed(tmp_path, tiny_model):
         out.append({p: {k: m[k] for k in ("f1", "f1_ci95", "roc_auc", "threshold", "val_log_loss")}
                     for p, m in ev["models"]["tiny"]["probes"].items()})
     assert out[0] == out[1]
+
+
+def test_derive_yes_no_labels_by_the_mean_score_and_declares_the_task(tmp_path, tiny_config):
+    from study.demo import write_demo_dataset
+
+    scored = write_demo_dataset(tmp_path / "scored", n_train=30, n_val=10, n_test=10)
+    out = tmp_path / "derived" / "yn"
+    assert call("derive_yes_no", "--data-dir", scored, "--min-score", "4.5", "--baseline-f1", "0.978",
+                "--out", out) == 0
+    for split in ("train", "val", "test"):
+        src = [json.loads(line) for line in (scored / f"{split}.jsonl").read_text().splitlines()]
+        got = [json.loads(line) for line in (out / f"{split}.jsonl").read_text().splitlines()]
+        assert [g["labels"] for g in got] == [[int(np.mean(s["labels"]) >= 4.5)] for s in src]
+        assert all(g["dimension_names"] == ["yes"] and g["content"] == s["content"] for g, s in zip(got, src))
+    spec = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert spec["task"] == "classification" and spec["baseline_f1"] == 0.978
+    dataset = resolve_dataset(load_config(tiny_config), None, str(out))
+    assert (dataset.task, dataset.baseline_f1, dataset.name) == ("classification", 0.978, "yn")
