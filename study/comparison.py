@@ -271,8 +271,10 @@ def binary_markdown(results: dict, figures: dict[str, str]) -> str:
                      _f(r["val_log_loss"], 4), _f(r["val_f1"])] for i, r in enumerate(rows, 1)], 3)]
     counts = results.get("language_counts") or {}
     entries = ranked(results)
-    out += ["", "## Test F1 per language", "", "F1 (articles, of them yes) of each probe at its threshold.", "",
-            _table(["model / probe", *(f"{lang} (n={n})" for lang, n in counts.items())],
+    yes = {lang: g["positives"] for lang, g in entries[0][2]["per_language"].items()} if entries else {}
+    out += ["", "## Test F1 per language", "", "F1 of each probe at its threshold (n/a: no yes to find and none "
+            "predicted).", "",
+            _table(["model / probe", *(f"{lang} (n={n}, {yes.get(lang, '?')} yes)" for lang, n in counts.items())],
                    [[f"{v} / {p}", *(_f((m["per_language"].get(lang) or {}).get("f1")) for lang in counts)]
                     for v, p, m in entries]),
             "", "## Truncation: articles longer than the model's max tokens", "",

@@ -182,4 +182,4 @@ def draw_binary_figures(cfg: Config, summary: dict) -> dict[str, Path]:
     return {"confusion": plots.dimension_heatmap(rows, labels, ["predicted no", "predicted yes"], out,
                                                  title=f"Confusion at the validation threshold ({summary['dataset']}, "
                                                        f"{summary['probe']} probe)", xlabel="", ylabel="",
-                                                 cbar_label="test articles")}
+                                                 cbar_label="test articles", value_fmt="{:.0f}")}

@@ -228,7 +228,7 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
                                                           threshold=probe.threshold_)
                                   for split, cache, pred in (("test", test, p), ("val", val, p_val))}
         entry["probes"][kind] = m
-        print(f"[{variant.name}] {kind:8s} test F1 {m['f1']:.4f} [{m['f1_ci95'][0]:.4f}, {m['f1_ci95'][1]:.4f}]  "
+        print(f"[{variant.name}] {kind:8s} test F1 {_fmt(m['f1'])} [{_fmt(m['f1_ci95'][0])}, {_fmt(m['f1_ci95'][1])}]  "
               f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
               f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})")
     entry["chosen_probe"] = chosen_probe(entry["probes"])

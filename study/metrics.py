@@ -155,12 +155,12 @@ def roc_auc(y, p) -> float:
 def binary_scores(y, p, threshold: float) -> dict:
     """F1, precision, recall (of the yes class) at `p >= threshold`, ROC AUC of `p`, accuracy, counts.
 
-    F1 is 0 where there is no true and no predicted yes (sklearn's zero_division=0); precision
-    without a predicted yes and recall without a true yes are NaN (written as null)."""
+    Undefined figures are NaN (written as null, shown as n/a): F1 where there is no true and no
+    predicted yes (sklearn would say 0), precision without a predicted yes, recall without a true yes."""
     y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
     yhat = p >= threshold
     tp, fp, fn, tn = _counts(y, yhat)
-    return {"f1": _ratio(2 * tp, 2 * tp + fp + fn) if (tp + fp + fn) else 0.0, "precision": _ratio(tp, tp + fp),
+    return {"f1": _ratio(2 * tp, 2 * tp + fp + fn), "precision": _ratio(tp, tp + fp),
             "recall": _ratio(tp, tp + fn), "roc_auc": roc_auc(y, p), "accuracy": (tp + tn) / len(y),
             "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "n": int(len(y)), "positives": int(y.sum()),
             "predicted_positives": int(yhat.sum())}

@@ -153,7 +153,8 @@ def f1_bars(rows: list[dict], baseline_f1: float | None, out, *, always_yes_f1: 
 @_styled
 def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out, *,
                       title: str = "Test MAE per dimension", xlabel: str = "dimension",
-                      ylabel: str = "model / probe", cbar_label: str = "MAE (lower is better)") -> Path:
+                      ylabel: str = "model / probe", cbar_label: str = "MAE (lower is better)",
+                      value_fmt: str = "{:.2f}") -> Path:
     """Heatmap of `matrix` (rows x columns, NaN for missing) with each value written in its cell."""
     M = np.asarray(matrix, dtype=float)
     fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(col_labels) + 3.5), max(2.8, 0.42 * len(row_labels) + 2.2)),
@@ -163,7 +164,7 @@ def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out,
     ax.set_yticks(range(len(row_labels)), row_labels)
     ax.grid(False)
     for (i, j), v in np.ndenumerate(M):
-        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
+        ax.text(j, i, "–" if np.isnan(v) else value_fmt.format(v), ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(v) and im.norm(v) > 0.6 else "black")
     fig.colorbar(im, ax=ax, label=cbar_label, shrink=0.9)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
