@@ -755,9 +755,9 @@ class BinaryReport(Report):
         base = ev.get("baseline_f1")
         m = self.models[b["model"]]["probes"][b["probe"]]
         w.heading("1. Executive summary")
-        w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles is labelled "
-               f"'{ev['dimension_names'][0]}' yes or no ({pct(ev.get('positive_rate'))} yes); each probe says yes where "
-               "its P(yes) reaches the threshold that maximises F1 on the validation split.")
+        w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles carries one 0/1 label "
+               f"('{ev['dimension_names'][0]}'), {pct(ev.get('positive_rate'))} of them 1 (yes); each probe says yes "
+               "where its P(yes) reaches the threshold that maximises F1 on the validation split.")
         if base:
             w.para(("Against the fine-tuned classifier: ", "b"),
                    f"the best probe's test F1 is {num(b['test_f1'])} against the fine-tuned classifier's {num(base)} "

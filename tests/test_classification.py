@@ -205,3 +205,11 @@ def test_derive_yes_no_labels_by_the_mean_score_and_declares_the_task(tmp_path, 
     assert spec["task"] == "classification" and spec["baseline_f1"] == 0.978
     dataset = resolve_dataset(load_config(tiny_config), None, str(out))
     assert (dataset.task, dataset.baseline_f1, dataset.name) == ("classification", 0.978, "yn")
+
+
+def test_a_bad_dataset_yaml_is_a_one_line_error(tmp_path, tiny_config, capsys):
+    folder = write_demo_yes_no(tmp_path / "yn", n_train=20, n_val=10, n_test=10)
+    (folder / "dataset.yaml").write_text("task: yesno\n")
+    assert call("embed_articles", "--config", tiny_config, "--data-dir", folder) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {folder / 'dataset.yaml'}: key 'task'")
