@@ -105,11 +105,12 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     write_json(out, results)
 
     b, ref = results["best"], results["always_yes"]
-    print(f"yes rate on test {results['positive_rate']:.1%}; saying yes to every article: F1 {ref['f1']:.4f}")
-    print(f"best on validation: {b['model']} + {b['probe']}: test F1 {b['test_f1']:.4f} "
-          f"[{b['f1_ci95'][0]:.4f}, {b['f1_ci95'][1]:.4f}] at threshold {b['threshold']:.3f}"
+    f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)
+    print(f"yes rate on test {results['positive_rate']:.1%}; saying yes to every article: F1 {f(ref['f1'])}")
+    print(f"best on validation: {b['model']} + {b['probe']}: test F1 {f(b['test_f1'])} "
+          f"[{f(b['f1_ci95'][0])}, {f(b['f1_ci95'][1])}] at threshold {b['threshold']:.3f}"
           + (f"; fine-tuned baseline F1 {results['baseline_f1']:.3f} ({results['baseline_source']}): "
-             f"{b['against_baseline']}" if results["baseline_f1"] else
+             f"{b['against_baseline']}" if "against_baseline" in b else
              "; no fine-tuned baseline F1 known (config baseline_f1, dataset.yaml or --baseline-f1)"))
     print(f"results: {out}")
 

@@ -251,7 +251,7 @@ def binary_markdown(results: dict, figures: dict[str, str]) -> str:
            f"{_value_ci(best['test_precision'], best['precision_ci95'])}, recall "
            f"{_value_ci(best['test_recall'], best['recall_ci95'])}, ROC AUC "
            f"{_value_ci(best['test_roc_auc'], best['roc_auc_ci95'])}"]
-    if base:
+    if base and "gap_to_baseline" in best:
         out += [f"- Fine-tuned classifier: test F1 {_f(base)} ({results['baseline_source']})",
                 f"- Gap to it: {best['gap_to_baseline']:+.3f} F1 (positive: the probe is better); the best probe's F1 "
                 f"is {best['against_baseline']}"]

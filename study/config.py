@@ -62,9 +62,6 @@ class Tiers(_Strict):
         return self
 
 
-TASKS = ("regression", "classification")
-
-
 class DatasetEntry(_Strict):
     """A dataset of config.yaml. `task: regression` (the default): 0-10 scores on `dimensions` dimensions,
     judged against `baseline_mae`. `task: classification`: one 0/1 label per article (dimensions 1),
@@ -114,6 +111,14 @@ class DatasetSpec(_Strict):
     baseline_mae: Optional[float] = Field(default=None, gt=0)
     baseline_f1: Optional[float] = Field(default=None, gt=0, le=1)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _task_fields(self):
+        if self.task == "classification" and self.baseline_mae is not None:
+            raise ValueError("baseline_mae has no meaning for a classification dataset: give baseline_f1")
+        if self.task == "regression" and self.baseline_f1 is not None:
+            raise ValueError("baseline_f1 belongs to a classification dataset: add task: classification")
+        return self
 
 
 class RidgeSettings(_Strict):
@@ -190,6 +195,8 @@ def task_probes(task: str, asked: list[str] | None = None) -> list[str]:
     if wrong:
         raise StudyError(f"probe {', '.join(wrong)} does not fit a {task} dataset; its probes: {', '.join(allowed)}")
     return list(asked) if asked else list(allowed)
+
+
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 

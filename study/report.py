@@ -752,7 +752,7 @@ class BinaryReport(Report):
 
     def executive_summary(self):
         w, b, ev = self.w, self.best, self.ev
-        base = ev.get("baseline_f1")
+        base = ev.get("baseline_f1") if "against_baseline" in b else None
         m = self.models[b["model"]]["probes"][b["probe"]]
         w.heading("1. Executive summary")
         w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles carries one 0/1 label "

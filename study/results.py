@@ -87,7 +87,7 @@ def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> d
            "threshold": m["threshold"], "chosen_by": "validation log-loss",
            **{f"test_{k}": m[k] for k in ("f1", "precision", "recall", "roc_auc")},
            **{f"{k}_ci95": m[f"{k}_ci95"] for k in ("f1", "precision", "recall", "roc_auc")}}
-    if baseline_f1:
+    if baseline_f1 and m["f1"] is not None:   # F1 is undefined (None) only without any yes, true or predicted
         out["gap_to_baseline"] = m["f1"] - baseline_f1
         lo, hi = m["f1_ci95"]
         out["against_baseline"] = ("above the baseline (the whole 95% CI is higher)" if lo is not None and lo > baseline_f1
