@@ -80,6 +80,14 @@ def test_binary_scores_match_sklearn_on_a_hand_made_case():
     assert s["recall"] == pytest.approx(recall_score(y, yhat)) == pytest.approx(4 / 5)
     assert s["roc_auc"] == pytest.approx(roc_auc_score(y, p))
     assert np.isnan(binary_scores([1, 1], [0.2, 0.9], 0.5)["roc_auc"])
+    # nothing to find and nothing predicted: F1 is undefined (n/a), not the 0 of sklearn's zero_division
+    assert np.isnan(binary_scores([0, 0], [0.1, 0.2], 0.5)["f1"])
+    out = score_binary(y, p, 0.5, languages=np.array(["en"] * 8 + ["af"] * 2), token_counts=np.zeros(10),
+                       max_tokens=5, n_boot=50, seed=0)
+    assert out["per_language"]["af"] == {"n": 2, "positives": 1, "f1": pytest.approx(f1_score(y[8:], yhat[8:])),
+                                         "precision": pytest.approx(precision_score(y[8:], yhat[8:])),
+                                         "recall": pytest.approx(recall_score(y[8:], yhat[8:]))}
+    assert out["truncation"]["truncated"] == {"n": 0, "positives": 0, "f1": None}
 
 
 def test_bootstrap_cis_resample_articles_like_the_mae_ci():
