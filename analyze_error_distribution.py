@@ -11,15 +11,20 @@ figures <dataset>_<probe>_<figure>.png (error histograms and violins, predicted 
 per dimension, error vs token count with each model's truncation point, error per language,
 bias per true-score bin) and <dataset>_error_summary.json with their numbers, the figures
 by name and the 20 worst-scored test articles. Runs on CPU only.
+
+A yes/no dataset gets instead, per model at its threshold chosen on validation: the
+confusion counts (figure <dataset>_<probe>_confusion.png), false positives and negatives per
+language, and the 10 most confident false positives and false negatives.
 """
 from study import cli, paths
 from study.artifacts import write_json
 from study.config import PROBES, load_config
 from study.data import dataset_name
-from study.error_analysis import draw_figures, error_summary, load_predictions
+from study.error_analysis import (binary_error_summary, draw_binary_figures, draw_figures, error_summary,
+                                  load_predictions)
 from study.errors import StudyError
 from study.provenance import record
-from study.results import read_evaluation
+from study.results import read_evaluation, task
 
 
 def main():
@@ -42,6 +47,8 @@ def main():
         if p["dimension_names"] != dims:
             raise StudyError(f"predictions of {v} score dimensions {p['dimension_names']}, those of {variants[0]} {dims}")
 
+    if task(evaluation) == "classification":
+        return binary_errors(cfg, name, probe, evaluation, preds)
     summary = error_summary(name, probe, preds, cfg.score_range)
     figures = draw_figures(cfg, summary, preds)
     summary["figures"] = {n: paths.relative(cfg, p) for n, p in figures.items()}
@@ -55,6 +62,30 @@ def main():
         cut, whole = s["truncated"], s["not_truncated"]
         print(f"{v:32s} {s['overall_mae']:7.4f} {s['bias']:+7.3f} {s['abs_error_quantiles']['p90']:6.3f} "
               + " ".join(f"{'n/a' if g['mae'] is None else format(g['mae'], '.4f'):>8s} ({g['n']:>3d})" for g in (cut, whole)))
+    print("figures: " + "\n         ".join(str(p) for p in figures.values()))
+    print(f"summary: {out}")
+
+
+def binary_errors(cfg, name, probe, evaluation, preds):
+    """A yes/no dataset: confusion counts, errors per language and the most confident false positives and
+    negatives at each model's threshold chosen on validation (the regression figures do not apply)."""
+    thresholds = {}
+    for v in preds:
+        m = evaluation["models"].get(v, {}).get("probes", {}).get(probe)
+        if not m:
+            raise StudyError(f"the evaluation results hold no {probe} probe for {v}; rerun evaluate.py")
+        thresholds[v] = m["threshold"]
+    summary = binary_error_summary(name, probe, preds, thresholds)
+    figures = draw_binary_figures(cfg, summary)
+    summary["figures"] = {n: paths.relative(cfg, p) for n, p in figures.items()}
+    summary["provenance"] = record()
+    out = paths.error_summary(cfg, name)
+    write_json(out, summary)
+    print(f"{probe} probe (yes/no labels: error histograms, score bins and MAE figures do not apply)")
+    print(f"{'model':32s} {'threshold':>9s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'TN':>5s}")
+    for v, s in summary["models"].items():
+        c = s["confusion"]
+        print(f"{v:32s} {s['threshold']:9.3f} {c['tp']:5d} {c['fp']:5d} {c['fn']:5d} {c['tn']:5d}")
     print("figures: " + "\n         ".join(str(p) for p in figures.values()))
     print(f"summary: {out}")
 

@@ -29,7 +29,7 @@ import torch
 from study import cli, paths
 from study.artifacts import write_json
 from study.benchmark import Options, format_table, run_benchmark
-from study.config import load_config, with_parts
+from study.config import load_config, task_probes, with_parts
 from study.data import load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
 
@@ -69,7 +69,7 @@ def main():
         use_all_cores()
     dtype = resolve_dtype(device, args.dtype)
     opts = Options(n=args.n, runs=args.runs, dtype=args.dtype, batch_size=args.batch_size,
-                   token_budget=args.token_budget, probes=tuple(args.probes), random_weights=args.random_weights,
+                   token_budget=args.token_budget, probes=tuple(task_probes(dataset.task, args.probes)), random_weights=args.random_weights,
                    shapes_dir=args.shapes_dir, peak_tflops=args.peak_tflops, reference=not args.no_reference,
                    quality_check=args.quality_check, threads=torch.get_num_threads())
 

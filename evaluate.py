@@ -4,6 +4,7 @@
     python evaluate.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192 --probes ridge mlp
     python evaluate.py --dataset uplifting_v5 --baseline-predictions filters/uplifting/v5/benchmarks/test_set_predictions.json
     python evaluate.py --data-dir ../shared/data/sustainability_real --baseline-mae 0.71
+    python evaluate.py --data-dir /tmp/classify-data/sustainability_yes_no --baseline-f1 0.978   # yes/no labels
 
 Reads the probes listed in results/<dataset>_training_summary.json and the test embeddings.
 Writes results/<dataset>_evaluation_results.json (layout: study/results.py; MAE, RMSE,
@@ -16,6 +17,12 @@ variant <model>-c<N> against <model> truncated at N tokens, and each concatenati
 against its parts, where those were evaluated too. A probe trained with
 train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
 probe the training summary records, then the full-data probe's, by training articles.
+
+Yes/no datasets (probes trained with task classification): F1, precision and recall at each
+probe's threshold chosen on validation and ROC AUC, each with a 95% bootstrap CI, per
+language and for truncated vs whole articles, the always-yes reference, each model's probe
+and the best chosen on validation log-loss, and the gap to the fine-tuned classifier's F1
+(config / dataset.yaml baseline_f1, or --baseline-f1).
 """
 from datetime import datetime, timezone
 
@@ -24,13 +31,14 @@ import numpy as np
 from study import cli, paths
 from study.artifacts import read_json, write_json
 from study.cache import load_checked
-from study.config import load_config
+from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, current_data, fine_tuned_baseline, mean_predictor,
-                              score_variant, screening_setup)
+from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, binary_header,
+                              current_data, fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
+                              screening_setup, trained_task)
 from study.provenance import record
-from study.results import best_summary
+from study.results import best_summary, best_summary_binary
 
 
 def main():
@@ -39,6 +47,8 @@ def main():
     cli.add_probes(parser)
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test_set_predictions.json")
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
+    parser.add_argument("--baseline-f1", type=cli.unit_float,
+                        help="yes/no datasets: the fine-tuned classifier's test F1 when config has none")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -46,14 +56,20 @@ def main():
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_json(summary_path, "training summary (run train_probes.py first)").get("models", {})
     variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
+    task = trained_task(dataset, trained, summary_path)
+    probes = task_probes(task, args.probes)
     for v in variants:
-        if not set(args.probes) & set(trained.get(v.name, {})):
-            raise StudyError(f"no {'/'.join(args.probes)} probe trained for '{v.name}' in {summary_path} "
+        if not set(probes) & set(trained.get(v.name, {})):
+            raise StudyError(f"no {'/'.join(probes)} probe trained for '{v.name}' in {summary_path} "
                              f"(trained: {', '.join(trained) or 'none'})")
     if not variants:
         raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
 
     first_test = load_checked(cfg, dataset, variants[0], "test")
+    if task == "classification":
+        return evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test)
+    if args.baseline_f1 is not None:
+        raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
@@ -62,7 +78,7 @@ def main():
     context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
-    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in args.probes if p in trained[v.name]],
+    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
     add_chunk_differences(cfg, dataset, results["models"])
@@ -80,6 +96,30 @@ def main():
           + (f"; fine-tuned baseline {results['baseline_mae']:.2f} ({results['baseline_source']}): {b['band']}"
              if results["baseline_mae"] else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
+    print(f"results: {out}")
+
+
+def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
+    """Phase 3 for a yes/no dataset (layout: study/results.py)."""
+    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
+               **binary_header(cfg, dataset, variants[0], first_test, args)}
+    context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0])}
+    results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
+                                                      context) for v in variants}
+    results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
+    results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results.update(provenance=record(), config=cfg.model_dump())
+    out = paths.evaluation(cfg, dataset.name)
+    write_json(out, results)
+
+    b, ref = results["best"], results["always_yes"]
+    f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)
+    print(f"yes rate on test {results['positive_rate']:.1%}; saying yes to every article: F1 {f(ref['f1'])}")
+    print(f"best on validation: {b['model']} + {b['probe']}: test F1 {f(b['test_f1'])} "
+          f"[{f(b['f1_ci95'][0])}, {f(b['f1_ci95'][1])}] at threshold {b['threshold']:.3f}"
+          + (f"; fine-tuned baseline F1 {results['baseline_f1']:.3f} ({results['baseline_source']}): "
+             f"{b['against_baseline']}" if "against_baseline" in b else
+             "; no fine-tuned baseline F1 known (config baseline_f1, dataset.yaml or --baseline-f1)"))
     print(f"results: {out}")
 
 

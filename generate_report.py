@@ -11,6 +11,9 @@ figures those two record by name.
 A section whose input is missing says so in the document. Writes results/<dataset>_report.docx
 (or --output) atomically, and the quality-vs-speed chart beside it in <report name>_figures/.
 Every number in the document comes from those files; the data folder itself is not read.
+A yes/no dataset (task: classification) gets the yes/no report: F1, precision, recall and ROC
+AUC at the validation threshold, per language, confusion counts and false positives/negatives,
+without the score-only sections (MAE, bands, truncation MAE, screening, speed).
 """
 from pathlib import Path
 

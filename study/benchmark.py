@@ -29,7 +29,7 @@ from study.embedders import (Encoder, batch_size_for, check_positions, embed_tex
                              tokenize, window_ids)
 from study.errors import StudyError
 from study.provenance import record, versions
-from study.config import PROBES, Variant
+from study.config import TASK_PROBES, Variant
 from study.probes import make_probe
 
 FLOP_FORMULA = ("forward FLOPs of an article of T real tokens = 2 * N * T + 4 * L * T^2 * H, with N the "
@@ -88,7 +88,7 @@ class Options:
     dtype: str | None = None            # None: bf16 on CUDA (fp16 without bf16), fp32 on CPU
     batch_size: int | None = None       # None: the model's batch_size from config
     token_budget: int | None = None     # None: the model's token_budget; 0: none
-    probes: tuple[str, ...] = PROBES    # probes to time on the cached embeddings
+    probes: tuple[str, ...] = TASK_PROBES["regression"]    # probes to time on the cached embeddings
     random_weights: bool = False
     shapes_dir: str | None = None
     peak_tflops: float | None = None
@@ -310,7 +310,7 @@ def quality_check(cfg: Config, encoders: dict[str, Encoder], splits: dict[str, S
 
 
 # -- probes ---------------------------------------------------------------------------------------
-def time_probes(cfg: Config, dataset: Dataset, variant: Variant, probes=PROBES) -> dict:
+def time_probes(cfg: Config, dataset: Dataset, variant: Variant, probes=TASK_PROBES["regression"]) -> dict:
     """Training time and prediction latency of each probe on the cached embeddings of `variant`."""
     train, val, test = (load_checked(cfg, dataset, variant, s) for s in ("train", "val", "test"))
     X = np.ascontiguousarray(test["embeddings"])
@@ -318,7 +318,7 @@ def time_probes(cfg: Config, dataset: Dataset, variant: Variant, probes=PROBES) 
     out = {}
     for kind in probes:
         probe = make_probe(kind, getattr(cfg.probe_methods, kind), score_range=cfg.score_range,
-                           seed=cfg.random_seed, device="cpu")
+                           seed=cfg.random_seed, device="cpu", task=dataset.task)
         t0 = time.perf_counter()
         probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
         train_s = time.perf_counter() - t0

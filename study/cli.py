@@ -41,14 +41,11 @@ def positive_float(text: str) -> float:
     return value
 
 
-def fraction(text: str) -> float:
-    """A share of the training rows: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], found '{text}'") from None
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1] (a share of the training articles), found {text}")
+def unit_float(text: str) -> float:
+    """A share in (0, 1], such as an F1."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], found {text}")
     return value
 
 
@@ -83,12 +80,14 @@ def add_chunks(p: argparse.ArgumentParser) -> None:
 
 
 def add_probes(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES, help="probes (default: all three)")
+    p.add_argument("--probes", nargs="+", choices=PROBES,
+                   help="probes (default: the dataset's task's three: ridge mlp lightgbm for scores, logistic mlp "
+                        "lightgbm for yes/no labels)")
 
 
 def add_train_fractions(p: argparse.ArgumentParser) -> None:
     """--train-fractions: the learning curve's nested training subsets (see study/probes.py `nested_subsets`)."""
-    p.add_argument("--train-fractions", nargs="+", type=fraction, metavar="F",
+    p.add_argument("--train-fractions", nargs="+", type=unit_float, metavar="F",
                    help="also train each probe on these shares of the training articles, nested subsets of one "
                         "seeded permutation (e.g. 0.1 0.25 0.5 1.0; 1.0 is the normal probe, trained anyway); "
                         "evaluate.py scores them as a learning curve")

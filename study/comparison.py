@@ -277,3 +277,84 @@ def draw_figures(cfg: Config, results: dict) -> dict[str, Path]:
             {f"{v} + {p}": points for v, p, points in learning}, results.get("baseline_mae"),
             paths.comparison_figure(cfg, name, "learning_curve"), baseline_source=results.get("baseline_source", ""))
     return figures
+
+
+# -- yes/no labels (task: classification) --------------------------------------------------------
+BINARY_FIGURES = {"f1_by_model": "Test F1 by model and probe with 95% CIs, at each probe's threshold chosen on "
+                                 "validation"}
+
+
+def binary_rows(results: dict) -> list[dict]:
+    """One row a model x probe, best test F1 first: F1, precision, recall, ROC AUC (values and CIs), threshold."""
+    return [{"model": v, "probe": p, "f1": m["f1"], "ci95": m["f1_ci95"], "precision": m["precision"],
+             "precision_ci95": m["precision_ci95"], "recall": m["recall"], "recall_ci95": m["recall_ci95"],
+             "roc_auc": m["roc_auc"], "roc_auc_ci95": m["roc_auc_ci95"], "threshold": m["threshold"],
+             "val_log_loss": m["val_log_loss"], "val_f1": m["val_f1"]} for v, p, m in ranked(results)]
+
+
+def _value_ci(x, ci) -> str:
+    return f"{_f(x)} {_ci(ci)}" if ci and ci[0] is not None else _f(x)
+
+
+def binary_markdown(results: dict, figures: dict[str, str]) -> str:
+    """The comparison report of a yes/no dataset: best probe against the fine-tuned classifier's F1, every
+    probe's F1 / precision / recall / ROC AUC with CIs and its threshold, per language, truncation."""
+    best, base, ref = results["best"], results.get("baseline_f1"), results["always_yes"]
+    label = results["dimension_names"][0]
+    out = [f"# Comparison report: {results['dataset']} (yes/no: {label})", "",
+           f"{results['n_test']} test articles, {results['positive_rate']:.1%} of them yes. Each probe says yes where "
+           "its P(yes) reaches the threshold that maximises F1 on the validation split; F1, precision and recall "
+           f"are of the yes class. 95% CIs: {results['bootstrap_samples']} bootstrap resamples of articles (seed "
+           f"{results['random_seed']}). Evaluated {results.get('evaluated_at', 'n/a')}.", "",
+           "## Best model (chosen on validation log-loss)", "",
+           f"- **{best['model']} + {best['probe']}**: validation log-loss {_f(best['val_log_loss'], 4)}, threshold "
+           f"{_f(best['threshold'])}; test F1 {_value_ci(best['test_f1'], best['f1_ci95'])}, precision "
+           f"{_value_ci(best['test_precision'], best['precision_ci95'])}, recall "
+           f"{_value_ci(best['test_recall'], best['recall_ci95'])}, ROC AUC "
+           f"{_value_ci(best['test_roc_auc'], best['roc_auc_ci95'])}"]
+    if base and "gap_to_baseline" in best:
+        out += [f"- Fine-tuned classifier: test F1 {_f(base)} ({results['baseline_source']})",
+                f"- Gap to it: {best['gap_to_baseline']:+.3f} F1 (positive: the probe is better); the best probe's F1 "
+                f"is {best['against_baseline']}"]
+    else:
+        out.append("- No fine-tuned classifier F1 known (config.yaml baseline_f1, the folder's dataset.yaml or "
+                   "evaluate.py --baseline-f1): no comparison")
+    out.append(f"- Saying yes to every article: F1 {_value_ci(ref['f1'], ref.get('f1_ci95'))} (precision "
+               f"{_f(ref['precision'])}, recall 1)")
+    rows = binary_rows(results)
+    out += ["", "## Overall results (sorted by test F1)", "",
+            _table(["#", "model", "probe", "threshold", "test F1", "95% CI", "precision", "95% CI", "recall", "95% CI",
+                    "ROC AUC", "95% CI", "val log-loss", "val F1"],
+                   [[i, r["model"], r["probe"] + (" (best on val)" if (r["model"], r["probe"]) ==
+                                                  (best["model"], best["probe"]) else ""),
+                     _f(r["threshold"]), _f(r["f1"]), _ci(r["ci95"]), _f(r["precision"]), _ci(r["precision_ci95"]),
+                     _f(r["recall"]), _ci(r["recall_ci95"]), _f(r["roc_auc"]), _ci(r["roc_auc_ci95"]),
+                     _f(r["val_log_loss"], 4), _f(r["val_f1"])] for i, r in enumerate(rows, 1)], 3)]
+    counts = results.get("language_counts") or {}
+    entries = ranked(results)
+    yes = {lang: g["positives"] for lang, g in entries[0][2]["per_language"].items()} if entries else {}
+    out += ["", "## Test F1 per language", "", "F1 of each probe at its threshold (n/a: no yes to find and none "
+            "predicted).", "",
+            _table(["model / probe", *(f"{lang} (n={n}, {yes.get(lang, '?')} yes)" for lang, n in counts.items())],
+                   [[f"{v} / {p}", *(_f((m["per_language"].get(lang) or {}).get("f1")) for lang in counts)]
+                    for v, p, m in entries]),
+            "", "## Truncation: articles longer than the model's max tokens", "",
+            _table(["model / probe", "max tokens", "truncated (yes)", "F1 truncated", "whole (yes)", "F1 whole"],
+                   [[f"{v} / {p}", m["truncation"]["max_tokens"],
+                     f"{m['truncation']['truncated']['n']} ({m['truncation']['truncated']['positives']})",
+                     _f(m["truncation"]["truncated"]["f1"]),
+                     f"{m['truncation']['not_truncated']['n']} ({m['truncation']['not_truncated']['positives']})",
+                     _f(m["truncation"]["not_truncated"]["f1"])] for v, p, m in entries]),
+            "", "Not computed for yes/no labels: MAE, per-dimension tables, success bands and the screening "
+                "thresholds (they are score analyses).",
+            "", "## Figures"]
+    out += [f"\n![{caption}]({path})" for caption, path in figures.items()]
+    return "\n".join(out) + "\n"
+
+
+def draw_binary_figures(cfg: Config, results: dict) -> dict[str, Path]:
+    rows = [{"model": r["model"], "probe": r["probe"], "f1": r["f1"], "ci95": r["ci95"]} for r in binary_rows(results)
+            if r["ci95"][0] is not None]
+    return {"f1_by_model": plots.f1_bars(rows, results.get("baseline_f1"),
+                                         paths.comparison_figure(cfg, results["dataset"], "f1_by_model"),
+                                         always_yes_f1=results["always_yes"]["f1"])}

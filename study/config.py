@@ -63,9 +63,14 @@ class Tiers(_Strict):
 
 
 class DatasetEntry(_Strict):
+    """A dataset of config.yaml. `task: regression` (the default): 0-10 scores on `dimensions` dimensions,
+    judged against `baseline_mae`. `task: classification`: one 0/1 label per article (dimensions 1),
+    judged against `baseline_f1` (a fine-tuned classifier's test F1); baseline_mae is then not used."""
     path: str
     dimensions: int = Field(gt=0)
-    baseline_mae: float = Field(gt=0)
+    task: Literal["regression", "classification"] = "regression"
+    baseline_mae: Optional[float] = Field(default=None, gt=0)   # required for regression
+    baseline_f1: Optional[float] = Field(default=None, gt=0, le=1)   # required for classification
     description: str = ""
     success_bands: Optional["SuccessBands"] = None          # default: the top-level margins
     dimension_weights: Optional[dict[str, float]] = None    # article score = weighted mean; default: equal
@@ -77,6 +82,43 @@ class DatasetEntry(_Strict):
         if v is not None and (not v or any(not w >= 0 for w in v.values()) or sum(v.values()) <= 0):
             raise ValueError("dimension_weights must map dimension names to weights >= 0, not all 0")
         return v
+
+    @model_validator(mode="after")
+    def _task_fields(self):
+        if self.task == "regression":
+            if self.baseline_mae is None:
+                raise ValueError("baseline_mae is required for a regression dataset (task: regression, the default)")
+            if self.baseline_f1 is not None:
+                raise ValueError("baseline_f1 belongs to a classification dataset: add task: classification")
+        else:
+            if self.baseline_f1 is None:
+                raise ValueError("baseline_f1 (the fine-tuned classifier's test F1, in (0, 1]) is required for a "
+                                 "classification dataset")
+            if self.baseline_mae is not None:
+                raise ValueError("baseline_mae has no meaning for a classification dataset: give baseline_f1")
+            if self.dimensions != 1:
+                raise ValueError(f"a classification dataset has one 0/1 label per article: dimensions must be 1, "
+                                 f"found {self.dimensions}")
+            if self.dimension_weights or self.tiers or self.success_bands:
+                raise ValueError("dimension_weights, tiers and success_bands are regression settings; a "
+                                 "classification dataset takes none")
+        return self
+
+
+class DatasetSpec(_Strict):
+    """`dataset.yaml` in a dataset folder given by --data-dir (not named in config.yaml): its task and baseline."""
+    task: Literal["regression", "classification"] = "regression"
+    baseline_mae: Optional[float] = Field(default=None, gt=0)
+    baseline_f1: Optional[float] = Field(default=None, gt=0, le=1)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _task_fields(self):
+        if self.task == "classification" and self.baseline_mae is not None:
+            raise ValueError("baseline_mae has no meaning for a classification dataset: give baseline_f1")
+        if self.task == "regression" and self.baseline_f1 is not None:
+            raise ValueError("baseline_f1 belongs to a classification dataset: add task: classification")
+        return self
 
 
 class RidgeSettings(_Strict):
@@ -118,13 +160,43 @@ class LightGBMSettings(_Strict):
         return v
 
 
+class LogisticSettings(_Strict):
+    """The logistic-regression probe of classification datasets: C (inverse L2 strength) chosen on validation
+    log-loss from `Cs`."""
+    Cs: list[float] = Field(min_length=1)
+
+    @field_validator("Cs")
+    @classmethod
+    def _positive(cls, v):
+        if not all(c > 0 and c < float("inf") for c in v):
+            raise ValueError(f"every C must be a finite number above 0, found {v}")
+        return v
+
+
+DEFAULT_LOGISTIC = LogisticSettings(Cs=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0])
+
+
 class ProbeMethods(_Strict):
     ridge: RidgeSettings
     mlp: MLPSettings
     lightgbm: LightGBMSettings
+    logistic: LogisticSettings = DEFAULT_LOGISTIC   # classification only; mlp and lightgbm serve both tasks
 
 
-PROBES = tuple(ProbeMethods.model_fields)   # ("ridge", "mlp", "lightgbm"): one section each
+PROBES = ("ridge", "mlp", "lightgbm", "logistic")   # every probe name (one probe_methods section each)
+TASK_PROBES = {"regression": ("ridge", "mlp", "lightgbm"),        # the probes of each task, in tie-break order
+               "classification": ("logistic", "mlp", "lightgbm")}
+
+
+def task_probes(task: str, asked: list[str] | None = None) -> list[str]:
+    """The probes of `task` (all of them when `asked` is empty); a probe of the other task is an error."""
+    allowed = TASK_PROBES[task]
+    wrong = [p for p in asked or [] if p not in allowed]
+    if wrong:
+        raise StudyError(f"probe {', '.join(wrong)} does not fit a {task} dataset; its probes: {', '.join(allowed)}")
+    return list(asked) if asked else list(allowed)
+
+
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 

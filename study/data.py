@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
+from pydantic import ValidationError
 
-from study.config import SAFE_NAME, Config
+from study.config import SAFE_NAME, Config, _format_validation_error
 from study.errors import StudyError
 
 SPLITS = ("train", "val", "test")
+DATASET_FILE = "dataset.yaml"   # optional, in a dataset folder: declares its task (see dataset_spec)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class Dataset:
     path: Path
     baseline_mae: float | None  # the fine-tuned model's test MAE from config, if known
     settings: DatasetSettings | None = None  # bands, weights, tiers (config's defaults when None)
+    task: str = "regression"    # "classification": one 0/1 label per article (config `task` or dataset.yaml)
+    baseline_f1: float | None = None   # classification: the fine-tuned classifier's test F1, if known
+    task_source: str | None = None     # where the task was declared; None: nothing declared (regression)
 
 
 @dataclass
@@ -93,8 +99,31 @@ def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None, need_fo
         raise StudyError(f"dataset folder not found: {path}")
     name = dataset_name(name, str(path))
     entry = entry or cfg.datasets.get(name)
-    return Dataset(name=name, path=path, baseline_mae=entry.baseline_mae if entry else None,
-                   settings=dataset_settings(cfg, name))
+    spec, source = (entry, "config.yaml") if entry else (dataset_spec(path), str(path / DATASET_FILE))
+    return Dataset(name=name, path=path, baseline_mae=spec.baseline_mae if spec else None,
+                   settings=dataset_settings(cfg, name), task=spec.task if spec else "regression",
+                   baseline_f1=spec.baseline_f1 if spec else None, task_source=source if spec else None)
+
+
+def dataset_spec(folder: Path):
+    """The folder's `dataset.yaml` (study.config.DatasetSpec: task, baseline_mae, baseline_f1), or None.
+
+    How a folder given by --data-dir, and not named in config.yaml, declares `task: classification`;
+    a dataset named in config.yaml takes its task from there and this file is not read."""
+    from study.config import DatasetSpec
+
+    path = Path(folder) / DATASET_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise StudyError(f"{path}: expected a mapping (task: classification, baseline_f1: ...)")
+        return DatasetSpec(**raw)
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except ValidationError as exc:
+        raise StudyError(_format_validation_error(exc, path)) from None
 
 
 TEXT_RECIPE = ("title + blank line + content, each stripped of surrounding whitespace; either alone when the "
@@ -186,6 +215,9 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
                                     f"(one per dimension name), found {y!r}")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in y):
                 _fail(path, lineno, f"field 'labels' must hold only numbers, found {y!r}")
+            if dataset.task == "classification" and (len(y) != 1 or y[0] not in (0, 1)):
+                _fail(path, lineno, f"field 'labels' must be [0] or [1] (one yes/no label: the dataset's task is "
+                                    f"classification), found {y!r}")
             bad = [(dims[i], v) for i, v in enumerate(y) if not low <= v <= high]
             if bad:
                 _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "

@@ -127,3 +127,34 @@ def write_demo_dataset(folder: str | Path, n_train: int = 300, n_val: int = 80, 
                 fh.write(json.dumps(make_article(rng, index), ensure_ascii=False) + "\n")
                 index += 1
     return folder
+
+
+YES_NO_NAME = "hopeful_climate"   # the yes/no demo's one label
+YES_NO_RULE = "yes where the article's climate_relevance score is >= 5 and its optimism score >= 3.5"
+
+
+def write_demo_yes_no(folder: str | Path, n_train: int = 200, n_val: int = 60, n_test: int = 100,
+                      seed: int = 7) -> Path:
+    """The yes/no demo (task: classification): articles made like the scored demo's, labelled 1 when they
+    carry climate signal sentences (score >= 5) and some optimism (>= 3.5), else 0. Writes
+    train/val/test.jsonl and `dataset.yaml` (task: classification) under `folder` (deterministic)."""
+    import yaml
+
+    from study.data import DATASET_FILE
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    index = 0
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        with atomic_path(folder / f"{split}.jsonl", "w") as fh:
+            for _ in range(n):
+                article = make_article(rng, index)
+                scores = dict(zip(DIMENSIONS, article["labels"]))
+                yes = int(scores["climate_relevance"] >= 5 and scores["optimism"] >= 3.5)
+                article.update(id=f"demo_yes_no_{index:05d}", labels=[yes], dimension_names=[YES_NO_NAME])
+                fh.write(json.dumps(article, ensure_ascii=False) + "\n")
+                index += 1
+    with atomic_path(folder / DATASET_FILE, "w") as fh:
+        yaml.safe_dump({"task": "classification", "description": f"synthetic demo: {YES_NO_NAME} = {YES_NO_RULE}"},
+                       fh, sort_keys=False)
+    return folder

@@ -133,3 +133,53 @@ def draw_figures(cfg: Config, summary: dict, preds: dict[str, dict]) -> dict[str
     plots.bias_by_score_bin({v: stats[v]["score_bins"] for v in variants}, png["bias_by_score_bin"],
                             title=f"Bias by true score: do probes pull extremes toward the mean? ({tag})")
     return png
+
+
+# -- yes/no labels (task: classification) --------------------------------------------------------
+BINARY_FIGURES = {"confusion": "Confusion matrix of each model at its threshold chosen on validation (rows: true "
+                               "label, columns: predicted label)"}
+N_LISTED = 10   # false positives and false negatives listed per model
+
+
+def binary_model_summary(pred: dict, threshold: float, n_listed: int = N_LISTED) -> dict:
+    """One model's yes/no errors at `threshold`: confusion counts, per language, the most confident false
+    positives (highest P(yes) among true no) and false negatives (lowest P(yes) among true yes)."""
+    y, p = pred["y_true"].ravel().astype(bool), pred["y_pred"].ravel()
+    yhat = p >= threshold
+    fp, fn = np.flatnonzero(~y & yhat), np.flatnonzero(y & ~yhat)
+
+    def listed(rows):
+        return [{"id": str(pred["ids"][i]), "language": str(pred["languages"][i]), "title": str(pred["titles"][i]),
+                 "p_yes": float(p[i]), "true": int(y[i])} for i in rows[:n_listed]]
+
+    langs = np.asarray(pred["languages"])
+    names, counts = np.unique(langs, return_counts=True)
+    per_language = {}
+    for g in np.argsort(-counts, kind="stable"):   # largest group first
+        m = langs == names[g]
+        per_language[str(names[g])] = {"n": int(m.sum()), "positives": int(y[m].sum()),
+                                       "false_positives": int((~y & yhat)[m].sum()),
+                                       "false_negatives": int((y & ~yhat)[m].sum())}
+    return {"n": int(len(y)), "threshold": float(threshold), "max_tokens": int(pred["max_tokens"]),
+            "confusion": {"tp": int((y & yhat).sum()), "fp": int(len(fp)), "fn": int(len(fn)), "tn": int((~y & ~yhat).sum())},
+            "per_language": per_language,
+            "false_positives": listed(fp[np.argsort(-p[fp], kind="stable")]),
+            "false_negatives": listed(fn[np.argsort(p[fn], kind="stable")])}
+
+
+def binary_error_summary(dataset: str, probe: str, predictions: dict[str, dict], thresholds: dict[str, float]) -> dict:
+    return {"dataset": dataset, "probe": probe, "task": "classification", "figures": {},
+            "models": {v: binary_model_summary(pred, thresholds[v]) for v, pred in predictions.items()}}
+
+
+def draw_binary_figures(cfg: Config, summary: dict) -> dict[str, Path]:
+    rows, labels = [], []
+    for v, s in summary["models"].items():
+        c = s["confusion"]
+        rows += [[c["tn"], c["fp"]], [c["fn"], c["tp"]]]
+        labels += [f"{v}: true no", f"{v}: true yes"]
+    out = paths.error_figure(cfg, summary["dataset"], summary["probe"], "confusion")
+    return {"confusion": plots.dimension_heatmap(rows, labels, ["predicted no", "predicted yes"], out,
+                                                 title=f"Confusion at the validation threshold ({summary['dataset']}, "
+                                                       f"{summary['probe']} probe)", xlabel="", ylabel="",
+                                                 cbar_label="test articles", value_fmt="{:.0f}")}

@@ -17,7 +17,8 @@ from study.cache import data_hashes, load_checked, read_embeddings, read_fingerp
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
 from study.findings import curve_reading
-from study.metrics import article_mae, mae_by_group, paired_difference, score_probe, score_with_ci
+from study.metrics import (always_yes, article_mae, mae_by_group, paired_difference, score_binary, score_probe,
+                           score_with_ci)
 from study.probes import load_trained
 from study.results import chosen_probe
 from study.screening import screen, tier_scores, weight_vector
@@ -82,26 +83,34 @@ def test_articles(cfg, dataset, variant) -> Split:
                  languages=cache["languages"], language_detected=np.zeros(n, dtype=bool))
 
 
-def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
-    """Score each trained probe of one variant on its test embeddings (and screen with its validation
-    predictions); write both predictions."""
+def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int]:
+    """(test cache, validation cache, the variant's evaluation entry without probes, the token count beyond which
+    it loses text), once its caches are checked against the data and the first variant's test articles."""
     test, val = load_checked(cfg, dataset, variant, "test"), load_checked(cfg, dataset, variant, "val")
     if data_hashes(cfg, dataset, variant) != context["data_sha256"]:
         raise StudyError(f"the caches of {variant.name} were made from other data than the current files (or than the "
                          f"first model's caches); rerun embed_articles.py --models {variant.name}")
     if not np.array_equal(test["ids"], context["test_ids"]):
         raise StudyError(f"test embeddings of {variant.name} hold other articles than those of the first model")
-    Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
+    tokens, n = test["token_counts"], len(test["ids"])
     spec, cost = cfg.describe(variant), embedding_cost(cfg, dataset, variant)
     cut_at = cut_length(cfg, variant, cost)
     entry = {"model": variant.model, "model_name": spec["model_name"], "role": spec["role"],
-             "embedding_dim": int(X.shape[1]), "max_tokens": variant.max_tokens,
+             "embedding_dim": int(test["embeddings"].shape[1]), "max_tokens": variant.max_tokens,
              "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
              "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts") if k in spec}, "probes": {}}
     if variant.chunked:
         entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
-                           "windows_per_article": cost["test"]["windows"] / len(Y),
-                           "capped_fraction": cost["test"]["capped_articles"] / len(Y)}
+                           "windows_per_article": cost["test"]["windows"] / n,
+                           "capped_fraction": cost["test"]["capped_articles"] / n}
+    return test, val, entry, cut_at
+
+
+def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
+    """Score each trained probe of one variant on its test embeddings (and screen with its validation
+    predictions); write both predictions."""
+    test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
+    Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     for kind in kinds:
         probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
@@ -239,12 +248,15 @@ def cut_length(cfg, variant, cost: dict) -> int:
     return capacity
 
 
-def save_predictions(cfg, dataset, variant, kind, split, cache, P, cut_at: int) -> str:
-    """One split's predictions beside what the error analysis needs; returns the file as recorded."""
+def save_predictions(cfg, dataset, variant, kind, split, cache, P, cut_at: int, threshold: float | None = None) -> str:
+    """One split's predictions beside what the error analysis needs; returns the file as recorded.
+    A yes/no probe's predictions are P(yes), (n, 1), with the `threshold` it chose on validation."""
     path = paths.predictions(cfg, dataset.name, variant.name, kind, split)
-    save_npz(path, ids=cache["ids"], y_true=cache["labels"], y_pred=P.astype(np.float32), languages=cache["languages"],
+    extra = {} if threshold is None else {"threshold": np.float64(threshold)}
+    save_npz(path, ids=cache["ids"], y_true=cache["labels"],
+             y_pred=P.astype(np.float32 if threshold is None else np.float64), languages=cache["languages"],
              token_counts=cache["token_counts"], titles=cache["titles"], max_tokens=np.int64(cut_at),
-             dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name))
+             dimension_names=np.asarray(cache["dimension_names"]), dataset=np.asarray(dataset.name), **extra)
     return paths.relative(cfg, path)
 
 
@@ -252,3 +264,70 @@ def embedding_cost(cfg, dataset, variant) -> dict:
     """What embedding each split cost, as recorded in its cache (None where an older cache has no record)."""
     return {s: read_fingerprint(paths.embedding_cache(cfg, dataset.name, variant.name, s), "embed_stats")
             for s in ("train", "val", "test")}
+
+
+# -- yes/no labels (task: classification) ------------------------------------------------------
+def trained_task(dataset, trained: dict, summary_path) -> str:
+    """The task the probes of the training summary were trained for (one for all), checked against the task
+    the dataset declares (config.yaml or its dataset.yaml) when it declares one."""
+    tasks = {m.get("task", "regression") for entry in trained.values() for m in entry.values()}
+    if len(tasks) > 1:
+        raise StudyError(f"{summary_path} mixes regression and classification probes; remove it and rerun "
+                         "train_probes.py")
+    found = tasks.pop() if tasks else dataset.task
+    if dataset.task_source and found != dataset.task:
+        raise StudyError(f"the probes in {summary_path} were trained for {found}, but {dataset.task_source} declares "
+                         f"task {dataset.task}; rerun train_probes.py")
+    return found
+
+
+def binary_header(cfg, dataset, variant, test: dict, args) -> dict:
+    """The test set every model must share and the always-yes reference; the baseline F1 (--baseline-f1, else
+    config.yaml / dataset.yaml)."""
+    y = test["labels"].ravel()
+    if args.baseline_predictions or args.baseline_mae is not None:
+        raise StudyError("--baseline-predictions and --baseline-mae are for score datasets; a yes/no dataset "
+                         "compares with a fine-tuned classifier's F1 (--baseline-f1, or baseline_f1 in config)")
+    base, source = dataset.baseline_f1, f"{dataset.task_source} baseline_f1" if dataset.task_source else None
+    if args.baseline_f1 is not None:
+        base, source = args.baseline_f1, "--baseline-f1"
+    counts = dict(zip(*np.unique(test["languages"], return_counts=True)))
+    return {"task": "classification", "n_test": int(len(y)), "dimension_names": test["dimension_names"],
+            "positive_rate": float(y.mean()),
+            "language_counts": {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))},
+            "always_yes": always_yes(y, cfg.bootstrap_samples, cfg.random_seed),
+            "baseline_f1": base, "baseline_source": source if base else None}
+
+
+def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
+    """Score each trained yes/no probe of one variant on its test embeddings at the threshold it chose on
+    validation; write its test and validation probabilities."""
+    test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
+    X, tokens = test["embeddings"], test["token_counts"]
+    for kind in kinds:
+        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
+                                   {s: context["data_sha256"][s] for s in ("train", "val")})
+        if meta.get("task") != "classification":
+            raise StudyError(f"{paths.probe(cfg, dataset.name, variant.name, kind)} is not a yes/no probe; rerun "
+                             "train_probes.py")
+        t0 = time.perf_counter()
+        p = probe.predict_proba(X)[:, 1]
+        ms = 1000 * (time.perf_counter() - t0) / len(p)
+        p_val = probe.predict_proba(val["embeddings"])[:, 1]
+        m = {**score_binary(test["labels"], p, probe.threshold_, languages=test["languages"], token_counts=tokens,
+                            max_tokens=cut_at, n_boot=cfg.bootstrap_samples, seed=cfg.random_seed),
+             "val_log_loss": meta["val_log_loss"], "val_f1": meta["val_f1"], "selected": meta["selected"],
+             "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
+        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
+                                                          cut_at, threshold=probe.threshold_)
+                                  for split, cache, pred in (("test", test, p), ("val", val, p_val))}
+        entry["probes"][kind] = m
+        print(f"[{variant.name}] {kind:8s} test F1 {_fmt(m['f1'])} [{_fmt(m['f1_ci95'][0])}, {_fmt(m['f1_ci95'][1])}]  "
+              f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
+              f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})")
+    entry["chosen_probe"] = chosen_probe(entry["probes"])
+    return entry
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"

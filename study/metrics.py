@@ -109,3 +109,101 @@ def paired_difference(probe_err: np.ndarray, baseline_err: np.ndarray, n_boot: i
     return {"n_articles": int(len(diff)), "probe_mae": float(np.mean(probe_err)),
             "baseline_mae": float(np.mean(baseline_err)), "mae_difference": float(diff.mean()),
             "difference_ci95": bootstrap_ci(diff, n_boot, seed)}
+
+
+# -- yes/no labels (task: classification) ------------------------------------------------------
+def bootstrap_statistic(statistic, n: int, n_boot: int, seed: int, level: float = 0.95):
+    """Percentile CI of `statistic(rows)` over `n_boot` resamples of the n articles (the same draws as
+    `bootstrap_ci`); resamples where the statistic is undefined (NaN) are left out; (None, None) if all are.
+    A statistic that returns several numbers gets a list of CIs, one per number, from the same resamples."""
+    rng = np.random.default_rng(seed)
+    values = np.array([np.atleast_1d(np.asarray(statistic(rng.integers(0, n, n)), dtype=np.float64))
+                       for _ in range(n_boot)])
+    alpha = (1 - level) / 2
+    cis = []
+    for column in values.T:
+        column = column[np.isfinite(column)]
+        cis.append((None, None) if not len(column) else
+                   (float(np.quantile(column, alpha)), float(np.quantile(column, 1 - alpha))))
+    return cis if values.shape[1] > 1 else cis[0]
+
+
+def _counts(y: np.ndarray, yhat: np.ndarray) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of 0/1 arrays."""
+    tp = int(np.sum(y & yhat))
+    fp = int(np.sum(~y & yhat))
+    fn = int(np.sum(y & ~yhat))
+    return tp, fp, fn, len(y) - tp - fp - fn
+
+
+def _ratio(a, b) -> float:
+    return a / b if b else float("nan")
+
+
+def roc_auc(y, p) -> float:
+    """ROC AUC (ties counted half, as sklearn's roc_auc_score); NaN when only one class is present."""
+    from scipy.stats import rankdata
+
+    y = np.asarray(y).astype(bool)
+    pos = int(y.sum())
+    if pos == 0 or pos == len(y):
+        return float("nan")
+    ranks = rankdata(np.asarray(p, dtype=np.float64))
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * (len(y) - pos)))
+
+
+def binary_scores(y, p, threshold: float) -> dict:
+    """F1, precision, recall (of the yes class) at `p >= threshold`, ROC AUC of `p`, accuracy, counts.
+
+    Undefined figures are NaN (written as null, shown as n/a): F1 where there is no true and no
+    predicted yes (sklearn would say 0), precision without a predicted yes, recall without a true yes."""
+    y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
+    yhat = p >= threshold
+    tp, fp, fn, tn = _counts(y, yhat)
+    return {"f1": _ratio(2 * tp, 2 * tp + fp + fn), "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn), "roc_auc": roc_auc(y, p), "accuracy": (tp + tn) / len(y),
+            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}, "n": int(len(y)), "positives": int(y.sum()),
+            "predicted_positives": int(yhat.sum())}
+
+
+def _nan_to_none(x):
+    return None if isinstance(x, float) and not np.isfinite(x) else x
+
+
+def score_binary(y, p, threshold: float, *, languages, token_counts, max_tokens: int, n_boot: int, seed: int) -> dict:
+    """Everything phase 3 reports for one yes/no probe's test probabilities: F1, precision, recall and ROC AUC
+    at the validation threshold, each with a 95% bootstrap CI (articles resampled), per language and for
+    truncated against whole articles (F1, n)."""
+    y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
+    out = {**binary_scores(y, p, threshold), "threshold": float(threshold)}
+    keys = ("f1", "precision", "recall", "roc_auc")
+
+    def stat(idx):
+        s = binary_scores(y[idx], p[idx], threshold)
+        return [s[k] for k in keys]
+
+    for key, ci in zip(keys, bootstrap_statistic(stat, len(y), n_boot, seed)):
+        out[f"{key}_ci95"] = list(ci)
+    groups = np.asarray(languages)
+    names, counts = np.unique(groups, return_counts=True)
+    out["per_language"] = {}
+    for g in np.argsort(-counts, kind="stable"):
+        mask = groups == names[g]
+        s = binary_scores(y[mask], p[mask], threshold)
+        out["per_language"][str(names[g])] = {k: _nan_to_none(s[k]) for k in
+                                              ("n", "positives", "f1", "precision", "recall")}
+    cut = np.asarray(token_counts) > max_tokens
+    out["truncation"] = {"max_tokens": int(max_tokens), **{
+        name: {"n": int(mask.sum()), "positives": int(y[mask].sum()),
+               "f1": _nan_to_none(binary_scores(y[mask], p[mask], threshold)["f1"]) if mask.any() else None}
+        for name, mask in (("truncated", cut), ("not_truncated", ~cut))}}
+    return {k: _nan_to_none(v) for k, v in out.items()}
+
+
+def always_yes(y, n_boot: int, seed: int) -> dict:
+    """The reference that says yes to every article: recall 1, precision = F1 / (2 - F1) = the yes rate."""
+    y = np.asarray(y).ravel().astype(bool)
+    s = binary_scores(y, np.ones(len(y)), 0.5)
+    s["f1_ci95"] = list(bootstrap_statistic(lambda idx: binary_scores(y[idx], np.ones(len(idx)), 0.5)["f1"], len(y),
+                                            n_boot, seed))
+    return {k: _nan_to_none(v) for k, v in s.items()}

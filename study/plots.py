@@ -124,9 +124,37 @@ def mae_bars(rows: list[dict], baseline_mae: float | None, out, *, baseline_sour
 
 
 @_styled
+def f1_bars(rows: list[dict], baseline_f1: float | None, out, *, always_yes_f1: float | None = None,
+            title: str = "Test F1 by model and probe (95% bootstrap CI)") -> Path:
+    """Yes/no datasets: grouped bars of test F1 at each probe's validation threshold, with CI error bars.
+
+    rows: [{"model", "probe", "f1", "ci95": [low, high]}]; the fine-tuned classifier's F1 is a dashed
+    line, saying yes to every article a dotted one.
+    """
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    probes = list(dict.fromkeys(r["probe"] for r in rows))
+    cell = {(r["model"], r["probe"]): r for r in rows}
+    nan = float("nan")
+    series = {p: [cell[m, p]["f1"] if (m, p) in cell else nan for m in models] for p in probes}
+    yerr = {p: np.array([[r["f1"] - r["ci95"][0], r["ci95"][1] - r["f1"]] if r else [nan, nan]
+                         for r in (cell.get((m, p)) for m in models)]).T for p in probes}
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 4.8), layout="constrained")
+    _grouped_bars(ax, models, series, yerr, value_fmt="{:.3f}")
+    if baseline_f1 is not None:
+        ax.axhline(baseline_f1, **BASELINE, label=f"fine-tuned classifier F1 {baseline_f1:.3f}")
+    if always_yes_f1 is not None:
+        ax.axhline(always_yes_f1, **MEAN_PREDICTOR, label=f"saying yes to every article: F1 {always_yes_f1:.2f}")
+    ax.set_ylim(0, 1.08)
+    ax.set(title=title, xlabel="embedding model", ylabel="test F1 (higher is better)")
+    fig.legend(loc="outside lower center", ncols=min(len(probes) + 2, 5))
+    return _save(fig, out)
+
+
+@_styled
 def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out, *,
                       title: str = "Test MAE per dimension", xlabel: str = "dimension",
-                      ylabel: str = "model / probe", cbar_label: str = "MAE (lower is better)") -> Path:
+                      ylabel: str = "model / probe", cbar_label: str = "MAE (lower is better)",
+                      value_fmt: str = "{:.2f}") -> Path:
     """Heatmap of `matrix` (rows x columns, NaN for missing) with each value written in its cell."""
     M = np.asarray(matrix, dtype=float)
     fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(col_labels) + 3.5), max(2.8, 0.42 * len(row_labels) + 2.2)),
@@ -136,7 +164,7 @@ def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out,
     ax.set_yticks(range(len(row_labels)), row_labels)
     ax.grid(False)
     for (i, j), v in np.ndenumerate(M):
-        ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=8,
+        ax.text(j, i, "–" if np.isnan(v) else value_fmt.format(v), ha="center", va="center", fontsize=8,
                 color="white" if np.isfinite(v) and im.norm(v) > 0.6 else "black")
     fig.colorbar(im, ax=ax, label=cbar_label, shrink=0.9)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)

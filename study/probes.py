@@ -1,4 +1,7 @@
-"""The three probes, all scikit-learn regressors: `fit(X, Y, X_val, Y_val)`, `predict(X)`.
+"""The probes: three scikit-learn regressors for 0-10 scores (`fit(X, Y, X_val, Y_val)`, `predict(X)`)
+and, for yes/no datasets (task: classification), three classifiers with `predict_proba` and a
+threshold chosen on validation (`LogisticProbe`, `MLPClassifierProbe`, `LightGBMClassifierProbe`,
+see `_Classifier`; their bundles add `threshold`, README "Using a probe outside this project").
 
 Each standardises its inputs (scaler fitted on the training rows only, kept as
 `scaler_`), selects its hyper-parameter or stopping point on the validation rows (when
@@ -24,7 +27,7 @@ import time
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -283,20 +286,304 @@ class LightGBMProbe(_Probe):
         return {"best_iterations": list(self.best_iterations_)}
 
 
+# -- yes/no probes (task: classification) ---------------------------------------------------------
+def _log_loss(y, p) -> float:
+    """Mean binary cross-entropy of probabilities `p` for 0/1 labels `y` (clipped away from 0 and 1)."""
+    y, p = np.asarray(y, dtype=np.float64).ravel(), np.clip(np.asarray(p, dtype=np.float64).ravel(), 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def best_f1_threshold(y, p) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of `p >= threshold` on (validation) labels `y`.
+
+    Candidates are the distinct probabilities; the threshold returned is the midpoint between the
+    chosen one and the next lower probability (so a test probability a hair below a validation one
+    is judged alike); ties go to the higher threshold. Without any positive in `y`: (0.5, 0.0).
+    """
+    y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
+    if not y.any():
+        return 0.5, 0.0
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    last = np.r_[np.flatnonzero(ps[1:] != ps[:-1]), len(ps) - 1]   # the last index of each distinct value
+    tp = np.cumsum(ys)[last]
+    predicted = last + 1
+    f1 = 2 * tp / (predicted + y.sum())
+    k = int(np.argmax(f1))   # first maximum: the highest threshold
+    below = ps[last[k] + 1] if last[k] + 1 < len(ps) else 0.0
+    return float((ps[last[k]] + below) / 2), float(f1[k])
+
+
+class _Classifier(ClassifierMixin, BaseEstimator):
+    """Shared by the yes/no probes: 0/1 labels, scaling, validation split, threshold chosen on validation.
+
+    `fit(X, y, X_val, y_val)` with y 0/1 ((n,) or (n, 1)); `predict_proba(X)` -> (n, 2);
+    `predict(X)` -> 0/1 as `P(yes) >= threshold_`, the threshold that maximises F1 on validation.
+    `val_log_loss_` (lower is better) is what selects among probes; `val_f1_` is the F1 at the threshold.
+    """
+    task = "classification"
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        X, y = check_X_y(X, np.asarray(y).reshape(len(y), -1), multi_output=True, dtype=np.float32)
+        y = self._binary(y, "y")
+        if X_val is None:
+            X, X_val, y, y_val = train_test_split(X, y, test_size=0.15, random_state=self.random_state, stratify=y)
+        else:
+            X_val, y_val = check_X_y(X_val, np.asarray(y_val).reshape(len(y_val), -1), multi_output=True, dtype=np.float32)
+            y_val = self._binary(y_val, "y_val")
+            if X_val.shape[1] != X.shape[1]:
+                raise ValueError(f"validation data has {X_val.shape[1]} features, training data {X.shape[1]}")
+        if len(np.unique(y)) < 2:
+            raise StudyError("a yes/no probe needs both labels in the training split, found only "
+                             f"{int(y[0])}")
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        self.scaler_ = StandardScaler().fit(X)
+        Xs, Xv = self.scaler_.transform(X).astype(np.float32), self.scaler_.transform(X_val).astype(np.float32)
+        t0 = time.perf_counter()
+        self._fit(Xs, y, Xv, y_val)
+        self.fit_seconds_ = time.perf_counter() - t0
+        p_val = self._proba(Xv)
+        self.val_log_loss_ = _log_loss(y_val, p_val)
+        self.threshold_, self.val_f1_ = best_f1_threshold(y_val, p_val)
+        return self
+
+    @staticmethod
+    def _binary(y, name):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(f"{name} must hold one 0/1 label per row, found {y.shape[1]} columns")
+        y = y.ravel()
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"{name} must hold only 0 and 1, found {sorted(set(np.unique(y).tolist()) - {0, 1})[:3]}")
+        return y.astype(np.float32)
+
+    def _checked(self, X):
+        check_is_fitted(self, "scaler_")
+        X = check_array(X, dtype=np.float32)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
+        return self.scaler_.transform(X).astype(np.float32)
+
+    def predict_proba(self, X):
+        p = self._proba(self._checked(X)).astype(np.float64)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] >= self.threshold_).astype(np.int64)
+
+    def selected(self) -> dict:
+        raise NotImplementedError
+
+    def to_bundle(self, metadata: dict) -> dict:
+        """The plain-object bundle: scaler, threshold (P(yes) at or above it means yes) and the model."""
+        check_is_fitted(self, "scaler_")
+        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_, "threshold": float(self.threshold_),
+                "metadata": {**metadata, "task": self.task}, **self._state()}
+
+    @classmethod
+    def from_bundle(cls, bundle: dict) -> "_Classifier":
+        probe = cls()
+        probe.scaler_ = bundle["scaler"]
+        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
+        probe.threshold_ = float(bundle["threshold"])
+        probe.classes_ = np.array([0, 1])
+        probe._restore(bundle)
+        return probe
+
+
+class LogisticProbe(_Classifier):
+    """L2 logistic regression; C chosen by validation log-loss from `Cs`. Bundle: coef (dim,), intercept."""
+    kind = "logistic"
+
+    def __init__(self, Cs=(0.001, 0.01, 0.1, 1.0, 10.0, 100.0), random_state=42):
+        self.Cs = Cs
+        self.random_state = random_state
+
+    def _fit(self, X, y, X_val, y_val):
+        from sklearn.linear_model import LogisticRegression
+
+        self.val_log_loss_by_C_, best = {}, None
+        for C in self.Cs:
+            model = LogisticRegression(C=float(C), max_iter=5000).fit(X, y.astype(np.int64))
+            loss = _log_loss(y_val, model.predict_proba(X_val)[:, 1])
+            self.val_log_loss_by_C_[float(C)] = loss
+            if best is None or loss < best[0]:
+                best = (loss, float(C), model)
+        _, self.C_, model = best
+        self.coef_, self.intercept_ = np.asarray(model.coef_[0], np.float64), float(model.intercept_[0])
+
+    def _proba(self, X):
+        return 1 / (1 + np.exp(-(X.astype(np.float64) @ self.coef_ + self.intercept_)))
+
+    def _state(self):
+        return {"coef": self.coef_, "intercept": self.intercept_}
+
+    def _restore(self, bundle):
+        self.coef_, self.intercept_ = np.asarray(bundle["coef"], np.float64), float(bundle["intercept"])
+
+    def selected(self):
+        return {"C": self.C_, "val_log_loss_by_C": self.val_log_loss_by_C_,
+                "C_at_grid_edge": self.C_ in (min(self.Cs), max(self.Cs)), "threshold": self.threshold_}
+
+
+class MLPClassifierProbe(_Classifier):
+    """The MLP of the regression probes with one output logit, binary cross-entropy (BCEWithLogits), Adam,
+    early stopping on validation log-loss, best epoch restored. Bundle as the MLP's (output_dim 1) + threshold;
+    P(yes) = sigmoid(network(X))."""
+    kind = "mlp_binary"
+
+    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
+                 epochs=100, patience=10, batch_size=64, random_state=42, device="cpu"):
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    @property
+    def model_config(self) -> dict:
+        return {"input_dim": self.n_features_in_, "output_dim": 1, "hidden_sizes": list(self.hidden_sizes),
+                "dropout": float(self.dropout)}
+
+    def _fit(self, X, y, X_val, y_val):
+        device = torch.device(self.device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.random_state)
+            net = MLPNet(**self.model_config).to(device)
+            with torch.no_grad():   # start from the base rate, not from 50%
+                rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+                net.network[-1].bias.fill_(float(np.log(rate / (1 - rate))))
+            gen = torch.Generator().manual_seed(self.random_state)
+            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+            Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y.reshape(-1, 1)).to(device)
+            Xv = torch.from_numpy(X_val).to(device)
+            best_loss, best_state, bad = np.inf, None, 0
+            self.history_ = []
+            for epoch in range(1, self.epochs + 1):
+                net.train()
+                for idx in torch.randperm(len(Xt), generator=gen).split(self.batch_size):
+                    idx = idx.to(device)
+                    opt.zero_grad(set_to_none=True)
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(Xt[idx]), yt[idx])
+                    loss.backward()
+                    opt.step()
+                net.eval()
+                with torch.no_grad():
+                    pv = torch.sigmoid(net(Xv)).cpu().numpy().ravel()
+                val_loss = _log_loss(y_val, pv)
+                self.history_.append(val_loss)
+                if val_loss < best_loss:
+                    best_loss, bad, self.best_epoch_ = val_loss, 0, epoch
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad += 1
+                    if bad >= self.patience:
+                        break
+            self.epochs_run_ = epoch
+        net.load_state_dict(best_state)
+        self.network_ = net.cpu().eval()
+
+    def _proba(self, X):
+        with torch.no_grad():
+            return torch.sigmoid(self.network_(torch.from_numpy(np.ascontiguousarray(X)))).numpy().ravel()
+
+    def _state(self):
+        return {"model_config": self.model_config,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
+
+    def _restore(self, bundle):
+        config = bundle["model_config"]
+        self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
+        net = MLPNet(**config)
+        net.load_state_dict(bundle["state_dict"])
+        self.network_ = net.eval()
+
+    def selected(self):
+        return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_log_loss_history": self.history_,
+                "threshold": self.threshold_}
+
+
+class LightGBMClassifierProbe(_Classifier):
+    """One LightGBM booster, objective binary, early stopping on validation log-loss. Bundle: booster + best
+    iteration + threshold; P(yes) = booster.predict(X, num_iteration=it)."""
+    kind = "lightgbm_binary"
+
+    def __init__(self, params=None, early_stopping_rounds=50, random_state=42):
+        self.params = params
+        self.early_stopping_rounds = early_stopping_rounds
+        self.random_state = random_state
+
+    def _fit(self, X, y, X_val, y_val):
+        import lightgbm as lgb
+
+        params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(self.params or {}),
+                  "objective": "binary", "metric": "binary_logloss", "seed": self.random_state}
+        rounds = int(params.pop("n_estimators", 1000))
+        if int(params.get("n_jobs", -1)) <= 0:
+            params["n_jobs"] = available_cores()
+        train = lgb.Dataset(X, y, free_raw_data=True)
+        valid = lgb.Dataset(X_val, y_val, reference=train)
+        self.booster_ = lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
+                                  callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+
+    def _proba(self, X):
+        return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_), dtype=np.float64)
+
+    def _state(self):
+        return {"booster": self.booster_.model_to_string(num_iteration=self.best_iteration_),
+                "best_iteration": self.best_iteration_}
+
+    def _restore(self, bundle):
+        import lightgbm as lgb
+
+        self.booster_ = lgb.Booster(model_str=bundle["booster"])
+        self.best_iteration_ = int(bundle["best_iteration"])
+
+    def selected(self):
+        return {"best_iterations": [self.best_iteration_], "threshold": self.threshold_}
+
+
 def describe_selected(selected: dict | None) -> str:
     """One line for what validation chose: the ridge alpha, the MLP's best epoch, LightGBM's iterations."""
     s = selected or {}
+    if "C" in s:
+        return f"C {s['C']:g}" + (" (at the edge of the grid)" if s.get("C_at_grid_edge") else "") + _threshold(s)
     if "alpha" in s:
         return f"alpha {s['alpha']:g}" + (" (at the edge of the grid)" if s.get("alpha_at_grid_edge") else "")
     if "best_epoch" in s:
-        return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}"
+        return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}" + _threshold(s)
     if "best_iterations" in s:
-        return "iterations " + ", ".join(str(i) for i in s["best_iterations"])
+        return "iterations " + ", ".join(str(i) for i in s["best_iterations"]) + _threshold(s)
     return "—"
 
 
-def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu") -> _Probe:
-    """A probe from its `probe_methods` section of config.yaml."""
+def _threshold(s: dict) -> str:
+    return f", threshold {s['threshold']:.3f}" if "threshold" in s else ""
+
+
+def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu", task: str = "regression"):
+    """A probe from its `probe_methods` section of config.yaml; `task` classification gives the yes/no probes
+    (logistic, mlp with one logit, lightgbm binary) from the same sections."""
+    if task == "classification":
+        if kind == "logistic":
+            return LogisticProbe(Cs=tuple(settings.Cs), random_state=seed)
+        if kind == "mlp":
+            return MLPClassifierProbe(hidden_sizes=tuple(settings.hidden_sizes), dropout=settings.dropout,
+                                      learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+                                      epochs=settings.epochs, patience=settings.patience,
+                                      batch_size=settings.batch_size, random_state=seed, device=device)
+        if kind == "lightgbm":
+            return LightGBMClassifierProbe(params=dict(settings.params),
+                                           early_stopping_rounds=settings.early_stopping_rounds, random_state=seed)
+        raise ValueError(f"probe '{kind}' does not fit a classification dataset (logistic, mlp, lightgbm)")
+    if kind == "logistic":
+        raise ValueError("probe 'logistic' is for classification datasets (task: classification)")
     score_range = tuple(float(v) for v in score_range)
     if kind == "ridge":
         return RidgeProbe(alphas=tuple(settings.alphas), score_range=score_range, random_state=seed)
@@ -338,13 +625,14 @@ def ids_sha256(ids) -> str:
     return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode("utf-8")).hexdigest()
 
 
-KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe)}
+KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe, LogisticProbe, MLPClassifierProbe,
+                                   LightGBMClassifierProbe)}
 
 
 def probe_from_bundle(bundle) -> _Probe:
     """Rebuild the estimator of a probe file (see `_Probe.to_bundle`)."""
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or bundle.get("kind") not in KINDS:
-        raise StudyError(f"not a probe bundle of format {BUNDLE_FORMAT} (kind ridge, mlp or lightgbm); "
+        raise StudyError(f"not a probe bundle of format {BUNDLE_FORMAT} (kind {', '.join(KINDS)}); "
                          "rerun train_probes.py")
     return KINDS[bundle["kind"]].from_bundle(bundle)
 

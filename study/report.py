@@ -19,15 +19,17 @@ import yaml
 
 from study import findings, paths
 from study.artifacts import read_json
+from study.comparison import BINARY_FIGURES as BINARY_COMPARISON
 from study.comparison import FIGURES as COMPARISON_FIGURES
 from study.config import Config
 from study.docx_writer import Writer, ci, num, pct, short, signed
+from study.error_analysis import BINARY_FIGURES as BINARY_ERRORS
 from study.error_analysis import FIGURES as ERROR_FIGURES
 from study.findings import band
 from study.metrics import finite
 from study.probes import describe_selected
 from study.provenance import record
-from study.results import chosen, read_evaluation
+from study.results import chosen, probe_entries, read_evaluation, task
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
 WORST_SHOWN = 10        # worst-scored articles listed per report
@@ -75,6 +77,8 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
 
 # -- the report ---------------------------------------------------------------------------
 class Report:
+    unused_settings: tuple[str, ...] = ("logistic",)   # config settings the appendix leaves out (another task's)
+
     def __init__(self, cfg: Config, inputs: Inputs, out: Path):
         self.cfg, self.inp, self.out = cfg, inputs, Path(out)
         self.ev = inputs.evaluation
@@ -100,10 +104,12 @@ class Report:
     def place(self, which: str, names=None) -> int:
         """Embed the comparison ("cmp") or error-analysis ("err") figures named (default: those not yet in)."""
         if which == "cmp":
-            figs, captions, source = self.inp.comparison_figures, COMPARISON_FIGURES, "compare_results.py"
+            figs, captions, source = (self.inp.comparison_figures, {**COMPARISON_FIGURES, **BINARY_COMPARISON},
+                                      "compare_results.py")
         else:
             probe = (self.inp.errors or {}).get("probe", "?")
-            figs, captions, source = self.inp.error_figures, ERROR_FIGURES, f"analyze_error_distribution.py, {probe} probe"
+            figs, captions, source = (self.inp.error_figures, {**ERROR_FIGURES, **BINARY_ERRORS},
+                                      f"analyze_error_distribution.py, {probe} probe")
         placed = 0
         for name, path in figs.items():
             if (names is None or name in names) and Path(path).resolve() not in self.w.embedded:
@@ -743,13 +749,13 @@ class Report:
         used = {m for v, e in self.models.items() for m in e.get("model", v).split("+")}
         shown = {k: cfg[k] for k in ("random_seed", "device", "batch_size", "score_range", "bootstrap_samples",
                                      "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
-                                     "fine_tuned_training_hours") if k in cfg}
+                                     "fine_tuned_training_hours") if k in cfg and k not in self.unused_settings}
         shown["embedding_models"] = {k: v for k, v in cfg["embedding_models"].items() if k in used}
         if any(e.get("chunked") for e in self.models.values()) and "chunking" in cfg:
             shown["chunking"] = cfg["chunking"]
         if self.inp.dataset in cfg["datasets"]:
             shown["datasets"] = {self.inp.dataset: cfg["datasets"][self.inp.dataset]}
-        shown["probe_methods"] = cfg["probe_methods"]
+        shown["probe_methods"] = {k: v for k, v in cfg["probe_methods"].items() if k not in self.unused_settings}
         w.para(f"The settings that concern this report, {source}:")
         w.code(yaml.safe_dump(_plain(shown), sort_keys=False, allow_unicode=True, default_flow_style=None, width=88).rstrip())
         w.heading("B. Where and with what the results were made", 2)
@@ -830,6 +836,185 @@ def _plain(obj):
 
 
 
+class BinaryReport(Report):
+    """The report of a yes/no dataset (task: classification): the same frame (summary, method, results, error
+    analysis, limitations, appendix) with F1, precision, recall and ROC AUC at each probe's validation threshold
+    instead of the score analyses (MAE, bands, truncation MAE, screening), which it leaves out."""
+
+    unused_settings = ("score_range", "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
+                       "fine_tuned_training_hours", "ridge")
+
+    def build(self) -> dict:
+        self.executive_summary()
+        self.method()
+        self.results()
+        self.error_analysis()
+        self.limitations()
+        self.appendix()
+        self.w.save(self.out)
+        return {"path": self.out, "tables": self.w.tables, "figures": self.w.figures, "missing": self.w.missing,
+                "sections": [p.text for p in self.w.doc.paragraphs if p.style.name == "Heading 1"]}
+
+    def f1_line(self, m: dict, prefix: str = "test ") -> str:
+        return (f"{prefix}F1 {num(m['f1'])} (95% CI {ci(m['f1_ci95'])}), precision {num(m['precision'])} "
+                f"({ci(m['precision_ci95'])}), recall {num(m['recall'])} ({ci(m['recall_ci95'])}), ROC AUC "
+                f"{num(m['roc_auc'])} ({ci(m['roc_auc_ci95'])})")
+
+    def executive_summary(self):
+        w, b, ev = self.w, self.best, self.ev
+        base = ev.get("baseline_f1") if "against_baseline" in b else None
+        m = self.models[b["model"]]["probes"][b["probe"]]
+        w.heading("1. Executive summary")
+        w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles carries one 0/1 label "
+               f"('{ev['dimension_names'][0]}'), {pct(ev.get('positive_rate'))} of them 1 (yes); each probe says yes "
+               "where its P(yes) reaches the threshold that maximises F1 on the validation split.")
+        if base:
+            w.para(("Against the fine-tuned classifier: ", "b"),
+                   f"the best probe's test F1 is {num(b['test_f1'])} against the fine-tuned classifier's {num(base)} "
+                   f"(gap {signed(b.get('gap_to_baseline'))}, positive = the probe is better); the probe's F1 is "
+                   f"{b['against_baseline']}. The baseline F1 comes from {ev.get('baseline_source')}; it was not "
+                   "measured on these test articles.")
+        else:
+            w.para(("Against the fine-tuned classifier: no comparison. ", "b"),
+                   "No fine-tuned classifier F1 is known for this dataset (baseline_f1 in config.yaml or the folder's "
+                   "dataset.yaml, or evaluate.py --baseline-f1).")
+        w.bullet("Best model and probe, chosen on validation log-loss (", (self.label(b["model"], b["probe"]), "b"),
+                 f"): threshold {num(b['threshold'])}, " + self.f1_line(m) + ".")
+        ref = ev.get("always_yes") or {}
+        if ref:
+            w.bullet(f"Reference: saying yes to every article gives F1 {num(ref.get('f1'))} (precision "
+                     f"{num(ref.get('precision'))}, recall 1).")
+        w.bullet("Which probe works best? Chosen on validation: "
+                 + ", ".join(f"{p} for {n} of {len(self.models)} model(s)"
+                             for p, n in findings.chosen_counts(ev).items()) + "; " + self.f1_overlaps() + ".")
+
+    def f1_overlaps(self) -> str:
+        pairs = [(m, cm) for v, c, cm in chosen(self.ev) for p, m in self.models[v]["probes"].items() if p != c]
+        if not pairs:
+            return "only one probe per model, nothing to compare"
+        overlaps = sum(findings.overlap(m.get("f1_ci95"), cm.get("f1_ci95")) for m, cm in pairs)
+        return f"in {overlaps} of {len(pairs)} comparisons with the other probes of the same model the F1 CIs overlap"
+
+    def method(self):
+        w, ev, tr = self.w, self.ev, self.inp.training
+        w.heading("2. Method")
+        n_train = n_val = None
+        for entry in ((tr or {}).get("models") or {}).values():
+            meta = next(iter(entry.values()), {})
+            n_train, n_val = meta.get("n_train"), meta.get("n_val")
+            break
+        w.para(f"Dataset {self.inp.dataset}: {n_train if n_train is not None else '?'} training, "
+               f"{n_val if n_val is not None else '?'} validation and {ev.get('n_test', '?')} test articles, each with "
+               f"one 0/1 label '{ev['dimension_names'][0]}'. Validation articles choose every hyper-parameter (the "
+               "logistic C, the MLP's stopping epoch, LightGBM's iterations: all on validation log-loss), each probe's "
+               "threshold (the one that maximises validation F1) and the best model (lowest validation log-loss); test "
+               "articles are only scored.")
+        langs = ev.get("language_counts") or {}
+        if langs:
+            total = sum(langs.values()) or 1
+            w.table("Languages of the test articles.", ["Language", "Test articles", "Share"],
+                    [[lang, str(n), pct(n / total)] for lang, n in langs.items()], "lrr")
+        rows = []
+        for probe in dict.fromkeys(p for e in self.models.values() for p in e["probes"]):
+            chosen_text = "; ".join(f"{v}: {describe_selected(e['probes'][probe].get('selected'))}"
+                                    for v, e in self.models.items() if probe in e["probes"])
+            rows.append([probe, self.probe_settings(probe), chosen_text])
+        w.table("Probes: logistic regression (L2), the MLP with a binary cross-entropy loss and early stopping, "
+                "LightGBM with the binary objective; settings and what validation chose.",
+                ["Probe", "Settings", "Chosen on validation"], rows, "lll", font_pt=8)
+        w.para(f"Random seed {ev.get('random_seed', self.cfg.random_seed)}; 95% confidence intervals from "
+               f"{ev.get('bootstrap_samples', '?')} bootstrap resamples of the test articles. F1, precision and recall "
+               "are of the yes class.")
+
+    def results(self):
+        w, ev = self.w, self.ev
+        w.heading("3. Results")
+        rows = [[v, p, num(m["val_log_loss"], 4), num(m["threshold"]), f"{num(m['f1'])} ({ci(m['f1_ci95'])})",
+                 f"{num(m['precision'])} ({ci(m['precision_ci95'])})", f"{num(m['recall'])} ({ci(m['recall_ci95'])})",
+                 f"{num(m['roc_auc'])} ({ci(m['roc_auc_ci95'])})"] for v, p, m in probe_entries(ev)]
+        ref = ev.get("always_yes") or {}
+        if ref:
+            rows.append(["always yes", "—", "—", "—", f"{num(ref.get('f1'))} ({ci(ref.get('f1_ci95'))})",
+                         num(ref.get("precision")), "1.000", "—"])
+        if ev.get("baseline_f1"):
+            rows.append(["fine-tuned classifier", "—", "—", "—", num(ev["baseline_f1"]), "—", "—", "—"])
+        w.table(f"Test results on the {ev.get('n_test', '?')} test articles at each probe's threshold chosen on "
+                f"validation, with 95% bootstrap CIs (evaluation JSON). Best on validation: "
+                f"{self.label(self.best['model'], self.best['probe'])}.",
+                ["Model", "Probe", "Val log-loss", "Threshold", "F1", "Precision", "Recall", "ROC AUC"], rows,
+                "llrrrrrr", font_pt=8)
+        if not self.inp.comparison_figures:
+            w.unavailable("Comparison chart", "no comparison record was found (run compare_results.py).")
+        self.place("cmp", ["f1_by_model"])
+        picks = chosen(ev)
+        langs = ev.get("language_counts") or {}
+        if langs:
+            w.table("Test F1 per language, for each model's probe chosen on validation (n: articles, yes: of them yes).",
+                    ["Language", "n", "yes"] + [self.label(v, p) for v, p, _ in picks],
+                    [[lang, str(n), str(((picks[0][2]["per_language"].get(lang)) or {}).get("positives", "—"))]
+                     + [num((m["per_language"].get(lang) or {}).get("f1")) for _, _, m in picks]
+                     for lang, n in langs.items()], "lrr" + "r" * len(picks), font_pt=8)
+            small = [f"{lang} (n={n})" for lang, n in langs.items() if n < SMALL_GROUP]
+            if small:
+                w.para(("Few test articles: ", "i"), (", ".join(small) + f" — fewer than {SMALL_GROUP}; their F1 is a "
+                                                     "rough indication only.", "i"))
+        rows = []
+        for v, p, m in picks:
+            t = m.get("truncation") or {}
+            cut, whole = t.get("truncated") or {}, t.get("not_truncated") or {}
+            rows.append([v, p, str(t.get("max_tokens", "—")), f"{cut.get('n', 0)} ({cut.get('positives', 0)} yes)",
+                         num(cut.get("f1")), f"{whole.get('n', 0)} ({whole.get('positives', 0)} yes)",
+                         num(whole.get("f1"))])
+        w.table("F1 of the articles cut at the model's max tokens and of the whole ones (probe chosen on validation); "
+                "long articles differ in other ways too, so this is observational.",
+                ["Model", "Probe", "Max tokens", "Cut", "F1 cut", "Whole", "F1 whole"], rows, "llrrrrr", font_pt=8)
+        w.para("Left out for yes/no labels: MAE, per-dimension scores, success bands and the screening thresholds "
+               "(analyses of 0-10 scores).")
+
+    def error_analysis(self):
+        w, errs = self.w, self.inp.errors
+        w.heading("4. Error analysis")
+        if not errs or errs.get("task") != "classification":
+            w.unavailable("Error analysis", "no yes/no error summary was found "
+                          f"({self.rel(paths.error_summary(self.cfg, self.inp.dataset))}); run analyze_error_distribution.py.")
+            return
+        models = errs.get("models") or {}
+        w.table(f"Confusion counts at each model's validation threshold ({errs.get('probe', '?')} probe).",
+                ["Model", "Threshold", "TP", "FP", "FN", "TN"],
+                [[v, num(s["threshold"]), *(str(s["confusion"][k]) for k in ("tp", "fp", "fn", "tn"))]
+                 for v, s in models.items()], "lrrrrr")
+        target = self.best["model"] if self.best["model"] in models else next(iter(models), None)
+        s = models.get(target) or {}
+        for key, what in (("false_positives", "false positives (highest P(yes) among the true no)"),
+                          ("false_negatives", "false negatives (lowest P(yes) among the true yes)")):
+            rows = [[a["id"], a["language"], short(a["title"]), num(a["p_yes"])] for a in s.get(key) or []]
+            if rows:
+                w.table(f"The {len(rows)} most confident {what} of {target}.", ["Id", "Language", "Title", "P(yes)"],
+                        rows, "lllr", font_pt=8)
+        self.place("err")
+
+    def limitations(self):
+        w, ev = self.w, self.ev
+        w.heading("5. Limitations")
+        lo, hi = self.best["f1_ci95"]
+        w.bullet(f"Test size: {ev.get('n_test', '?')} articles, {pct(ev.get('positive_rate'))} yes. The best probe's "
+                 f"F1 CI is {num(hi - lo) if lo is not None else '?'} wide.")
+        w.bullet("The threshold is chosen on validation to maximise F1; another operating point (a target precision "
+                 "or recall) would give other precision/recall figures from the same probabilities (ROC AUC does not "
+                 "depend on it).")
+        if ev.get("baseline_f1"):
+            w.bullet(f"Baseline: the fine-tuned F1 {num(ev['baseline_f1'])} comes from {ev.get('baseline_source')}; it "
+                     "was not measured on these test articles.")
+        for v in self.models:
+            spec = self.cfg.embedding_models.get(self.models[v].get("model", v))
+            if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
+                w.bullet(f"{v}: {spec.note}. Its results say nothing about multilingual quality.")
+        w.bullet(f"One seed ({ev.get('random_seed', self.cfg.random_seed)}) and one validation split choose every "
+                 "hyper-parameter and threshold; the variance across seeds is not measured.")
+
+
 def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None = None) -> dict:
-    """Build the report of `dataset` into `out` (.docx, written atomically); returns what went in."""
-    return Report(cfg, load_inputs(cfg, dataset, benchmarks_of), out).build()
+    """Build the report of `dataset` into `out` (.docx, written atomically); returns what went in.
+    A yes/no dataset (task: classification) gets `BinaryReport`."""
+    inputs = load_inputs(cfg, dataset, benchmarks_of)
+    return (BinaryReport if task(inputs.evaluation) == "classification" else Report)(cfg, inputs, out).build()

@@ -25,28 +25,58 @@ training articles, the full-data probe last (fraction 1.0):
 
 Read it with `learning_curves`.
 
-"Chosen" always means one thing: the lowest validation MAE. `chosen_probe` is a model's
-best probe; `best` is the best model + probe over all models. Test data never chooses.
+A yes/no dataset (`"task": "classification"`; absent means regression) has the same frame with
+other figures:
+
+    {"dataset", "task": "classification", "n_test", "dimension_names": [label], "positive_rate",
+     "language_counts", "baseline_f1", "baseline_source", "always_yes": {f1, f1_ci95, precision, ...},
+     "models": {variant: {..., "chosen_probe",
+                          "probes": {"logistic"|"mlp"|"lightgbm": {
+                              "val_log_loss", "val_f1", "threshold" (chosen on validation: max val F1),
+                              "f1", "precision", "recall", "roc_auc", each with "<name>_ci95",
+                              "accuracy", "confusion": {tp, fp, fn, tn}, "n", "positives",
+                              "per_language": {lang: {n, positives, f1, precision, recall}},
+                              "truncation": {max_tokens, truncated: {n, positives, f1}, not_truncated: ...},
+                              "selected", "train_seconds", "inference_ms_per_article", "predictions_files"}}}},
+     "best": {"model", "probe", "val_log_loss", "threshold", "test_f1", "f1_ci95", "gap_to_baseline"?, ...}}
+
+and none of the regression-only parts (MAE, screening, article scores, bands, sweep differences).
+
+"Chosen" always means one thing: the lowest validation score of `validation_score` (validation
+MAE for scores, validation log-loss for yes/no labels; lower is better for both). `chosen_probe` is
+a model's best probe; `best` is the best model + probe over all models. Test data never chooses.
 """
 from __future__ import annotations
 
 from study import paths
 from study.artifacts import read_json
-from study.config import PROBES, Config
+from study.config import Config
 from study.errors import StudyError
 from study.metrics import band_limits, success_band
 
 
+PROBE_ORDER = ("ridge", "logistic", "mlp", "lightgbm")   # ties go to the earlier probe
+
+
+def validation_score(m: dict) -> float:
+    """What chooses on validation, lower is better: the validation MAE of a regression probe, the validation
+    log-loss of a yes/no probe. The one ranking rule of the study."""
+    return m["val_mae"] if "val_mae" in m else m["val_log_loss"]
+
+
+def _order(p: str) -> int:
+    return PROBE_ORDER.index(p) if p in PROBE_ORDER else len(PROBE_ORDER)
+
+
 def chosen_probe(probes: dict[str, dict]) -> str:
-    """The probe with the lowest validation MAE (ties: the first in ridge, mlp, lightgbm order)."""
-    order = sorted(probes, key=lambda p: (probes[p]["val_mae"], PROBES.index(p) if p in PROBES else len(PROBES)))
-    return order[0]
+    """The probe with the lowest validation score (ties: the first in ridge/logistic, mlp, lightgbm order)."""
+    return sorted(probes, key=lambda p: (validation_score(probes[p]), _order(p)))[0]
 
 
 def choose_best(models: dict[str, dict]) -> tuple[str, str]:
-    """(variant, probe) with the lowest validation MAE over every model's chosen probe."""
+    """(variant, probe) with the lowest validation score over every model's chosen probe."""
     return min(((v, e["chosen_probe"]) for v, e in models.items()),
-               key=lambda vp: models[vp[0]]["probes"][vp[1]]["val_mae"])
+               key=lambda vp: validation_score(models[vp[0]]["probes"][vp[1]]))
 
 
 def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: dict) -> dict:
@@ -62,6 +92,31 @@ def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: d
         out["band"] = success_band(mae, base, margins)
         out["band_limits"] = list(band_limits(baseline_mae, margins))
     return out
+
+
+def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> dict:
+    """`best` of a yes/no evaluation: the model + probe chosen on validation log-loss and its test F1 (and
+    precision, recall, ROC AUC) at its validation threshold; against the fine-tuned classifier's F1 when known:
+    gap (probe − baseline, positive = the probe is better) and where the baseline lies against the F1's CI."""
+    variant, probe = choose_best(models)
+    m = models[variant]["probes"][probe]
+    out = {"model": variant, "probe": probe, "val_log_loss": m["val_log_loss"], "val_f1": m["val_f1"],
+           "threshold": m["threshold"], "chosen_by": "validation log-loss",
+           **{f"test_{k}": m[k] for k in ("f1", "precision", "recall", "roc_auc")},
+           **{f"{k}_ci95": m[f"{k}_ci95"] for k in ("f1", "precision", "recall", "roc_auc")}}
+    if baseline_f1 and m["f1"] is not None:   # F1 is undefined (None) only without any yes, true or predicted
+        out["gap_to_baseline"] = m["f1"] - baseline_f1
+        lo, hi = m["f1_ci95"]
+        out["against_baseline"] = ("above the baseline (the whole 95% CI is higher)" if lo is not None and lo > baseline_f1
+                                   else "below the baseline (the whole 95% CI is lower)" if hi is not None
+                                   and hi < baseline_f1 else "not distinguishable from the baseline (it lies inside "
+                                                             "the 95% CI)")
+    return out
+
+
+def task(ev: dict) -> str:
+    """'regression' (0-10 scores) or 'classification' (yes/no labels) of an evaluation JSON."""
+    return ev.get("task", "regression")
 
 
 def read_evaluation(cfg: Config, dataset: str) -> dict:
@@ -107,7 +162,9 @@ def probe_entries(ev: dict) -> list[tuple[str, str, dict]]:
 
 
 def ranked(ev: dict) -> list[tuple[str, str, dict]]:
-    """`probe_entries` sorted by test MAE, lowest first."""
+    """`probe_entries` by test result, best first: lowest test MAE, or (yes/no labels) highest test F1."""
+    if task(ev) == "classification":
+        return sorted(probe_entries(ev), key=lambda e: -(e[2]["f1"] if e[2]["f1"] is not None else -1))
     return sorted(probe_entries(ev), key=lambda e: e[2]["overall_mae"])
 
 

@@ -2,27 +2,33 @@
 
 Per dataset: the best model + probe chosen on validation, its test MAE with CI, the
 fine-tuned baseline and the band. Per model: the test MAE of its probe chosen on
-validation on every dataset. Built only from each dataset's evaluation JSON.
+validation on every dataset. Yes/no datasets (task: classification) get a table of their own
+(test F1 at the validation threshold). Built only from each dataset's evaluation JSON.
 """
 from __future__ import annotations
 
 from study import paths, plots
 from study.config import Config
 from study.findings import band_rule
-from study.results import chosen, read_evaluation
+from study.results import chosen, read_evaluation, task
 
 
 def cross_dataset(cfg: Config, datasets: list[str]) -> dict:
-    rows, per_model = [], {}
+    rows, per_model, yes_no = [], {}, []
     for name in datasets:
         ev = read_evaluation(cfg, name)
         b = ev["best"]
+        if task(ev) == "classification":   # yes/no labels: F1, in a table of their own
+            yes_no.append({"dataset": name, "model": b["model"], "probe": b["probe"], "threshold": b["threshold"],
+                           "test_f1": b["test_f1"], "f1_ci95": b["f1_ci95"], "test_roc_auc": b["test_roc_auc"],
+                           "baseline_f1": ev.get("baseline_f1"), "n_test": ev.get("n_test")})
+            continue
         rows.append({"dataset": name, "model": b["model"], "probe": b["probe"], "val_mae": b["val_mae"],
                      "test_mae": b["test_mae"], "mae_ci95": b["mae_ci95"], "baseline_mae": ev.get("baseline_mae"),
                      "band": b.get("band"), "bands": band_rule(ev), "n_test": ev.get("n_test")})
         for v, p, m in chosen(ev):
             per_model.setdefault(v, {})[name] = {"probe": p, "mae": m["overall_mae"], "ci95": m.get("mae_ci95")}
-    return {"datasets": rows, "models": per_model}
+    return {"datasets": rows, "models": per_model, "yes_no": yes_no}
 
 
 def _f(x) -> str:
@@ -43,7 +49,16 @@ def summary_markdown(summary: dict, figure: str) -> str:
             "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     out += [f"| {model} | " + " | ".join(f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a" for n in names)
             + " |" for model, d in summary["models"].items()]
-    out += ["", f"![Test MAE per dataset and model]({figure})", ""]
+    out += ["", f"![Test MAE per dataset and model]({figure})", ""] if figure else [""]
+    if summary.get("yes_no"):
+        out += ["Yes/no datasets (task: classification): the model + probe chosen on validation log-loss, its test F1 "
+                "at the threshold chosen on validation, against the fine-tuned classifier's F1.", "",
+                "| dataset | test articles | chosen on validation | threshold | test F1 | 95% CI | ROC AUC | baseline F1 |",
+                "|---|---:|---|---:|---:|---:|---:|---:|"]
+        out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['threshold'])} | "
+                f"{_f(r['test_f1'])} | [{_f(r['f1_ci95'][0])}, {_f(r['f1_ci95'][1])}] | {_f(r['test_roc_auc'])} | "
+                f"{_f(r['baseline_f1'])} |" for r in summary["yes_no"]]
+        out.append("")
     return "\n".join(out)
 
 
@@ -54,10 +69,11 @@ def write_summary(cfg: Config, datasets: list[str]) -> dict:
     summary = cross_dataset(cfg, datasets)
     figure = plots.dataset_bars({m: {n: d["mae"] for n, d in per.items()} for m, per in summary["models"].items()},
                                 {r["dataset"]: r["baseline_mae"] for r in summary["datasets"]},
-                                paths.summary_figure(cfg))
+                                paths.summary_figure(cfg)) if summary["datasets"] else None
     md = paths.summary_markdown(cfg)
     with atomic_path(md, "wb") as fh:
-        fh.write(summary_markdown(summary, paths.relative(cfg, figure)).encode("utf-8"))
-    record = {**summary, "markdown": paths.relative(cfg, md), "figures": {"mae_by_dataset": paths.relative(cfg, figure)}}
+        fh.write(summary_markdown(summary, figure and paths.relative(cfg, figure)).encode("utf-8"))
+    record = {**summary, "markdown": paths.relative(cfg, md),
+              "figures": {"mae_by_dataset": paths.relative(cfg, figure)} if figure else {}}
     write_json(paths.summary_record(cfg), record)
     return record

@@ -22,7 +22,12 @@ def test_demo_end_to_end(tmp_path, tiny_model):
                                            "note": "English-only stand-in for the tests"}})
     proc = run_script("run_all.py", "--demo", "--config", cfg)
     out = tmp_path / "results" / "demo_report.docx"
-    assert proc.stdout.rstrip().endswith(f"report: {out}")
+    yes_no = tmp_path / "results" / "demo_yes_no_report.docx"
+    assert proc.stdout.rstrip().endswith(f"report: {out}\n\nreport: {yes_no}")
+    assert (tmp_path / "demo_data" / "demo_yes_no" / "dataset.yaml").is_file()
+    assert json.loads((tmp_path / "results" / "demo_yes_no_evaluation_results.json").read_text())["task"] == \
+        "classification"
+    assert "Yes/no datasets" in (tmp_path / "results" / "summary.md").read_text()
     assert "STAND-IN" in proc.stdout and "English-only" in proc.stdout
     assert (tmp_path / "demo_data" / "test.jsonl").is_file()
     for script in ("embed_articles.py", "train_probes.py", "evaluate.py", "compare_results.py", "benchmark_speed.py",
