@@ -42,9 +42,12 @@ def positive_float(text: str) -> float:
 
 
 def unit_float(text: str) -> float:
-    """A share in (0, 1], such as an F1."""
-    value = positive_float(text)
-    if value > 1:
+    """A share in (0, 1]: an F1, a fraction of the training articles."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], found '{text}'") from None
+    if not math.isfinite(value) or not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must lie in (0, 1], found {text}")
     return value
 

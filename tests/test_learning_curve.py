@@ -49,7 +49,7 @@ def test_run_all_passes_train_fractions_to_train_probes_only():
     import run_all
 
     args = types.SimpleNamespace(config=None, models=None, max_tokens=None, probes=["ridge"], device=None,
-                                 baseline_mae=None, baseline_predictions=None, output=None, bench_each=False,
+                                 baseline_mae=None, baseline_f1=None, baseline_predictions=None, output=None, bench_each=False,
                                  probe=None, train_fractions=[0.1, 0.5, 1.0])
     cfg = types.SimpleNamespace(results_path=Path("/tmp/r"))
     arguments = run_all.phase_arguments(args, cfg, "toy", "d", [], "toy")
