@@ -327,10 +327,14 @@ class Report:
         words = {"lower": "helps (the CI lies below zero)", "higher": "hurts (the CI lies above zero)",
                  "not distinguishable": "makes no difference distinguishable at this test size (the CI holds zero)"}
         for r in rows:
-            w.bullet(f"{r['variant']} against {r['truncated']} ({r['probe']}): chunking {words[r['reading_all']]} over "
-                     "all test articles" + (f", and {words[r['reading_cut']]} on the {r['cut']['n_articles']} articles "
-                                            "truncation cuts." if r["cut"] else "; no test article is cut at "
-                                            f"{r.get('window')} tokens."))
+            head = f"{r['variant']} against {r['truncated']} ({r['probe']}): chunking {words[r['reading_all']]} over all "
+            if not r["cut"]:
+                w.bullet(head + f"test articles; no test article is cut at {r.get('window')} tokens.")
+            elif r["reading_cut"] == r["reading_all"]:
+                w.bullet(head + f"test articles and over the {r['cut']['n_articles']} that truncation cuts.")
+            else:
+                w.bullet(head + f"test articles, and {words[r['reading_cut']]} on the {r['cut']['n_articles']} that "
+                         "truncation cuts.")
 
     def not_run(self, what: str, how: str):
         """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
