@@ -160,7 +160,64 @@ class MLPNet(torch.nn.Module):
         return self.network(x)
 
 
-class MLPProbe(_Probe):
+class _MLPBundle:
+    """What an MLP probe's bundle holds: its model_config and the CPU tensors of its best epoch (keys
+    `network.<i>.weight|bias`)."""
+
+    def _state(self) -> dict:
+        return {"model_config": self.model_config,
+                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
+
+    def _restore(self, bundle):
+        config = bundle["model_config"]
+        self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
+        net = MLPNet(**config)
+        net.load_state_dict(bundle["state_dict"])
+        self.network_ = net.eval()
+
+
+def fit_mlp(est, X, T, X_val, *, bias, loss_fn, val_score) -> None:
+    """Train `est`'s MLPNet (its model_config) with Adam on (X, targets T) in seeded mini-batches, the last
+    bias set to `bias` first; stop early on `val_score(net, validation tensor)` (lower is better) after
+    `est.patience` epochs without progress and restore the best epoch. Sets est.network_ (on the CPU),
+    history_ (the validation score of each epoch), best_epoch_ and epochs_run_."""
+    device = torch.device(est.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(est.random_state)
+        net = MLPNet(**est.model_config).to(device)
+        with torch.no_grad():
+            net.network[-1].bias.copy_(torch.as_tensor(bias, device=device))
+        gen = torch.Generator().manual_seed(est.random_state)
+        opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate, weight_decay=est.weight_decay)
+        Xt, Tt = torch.from_numpy(X).to(device), torch.from_numpy(T).to(device)
+        Xv = torch.from_numpy(X_val).to(device)
+        best, best_state, bad = np.inf, None, 0
+        est.history_ = []
+        for epoch in range(1, est.epochs + 1):
+            net.train()
+            for idx in torch.randperm(len(Xt), generator=gen).split(est.batch_size):
+                idx = idx.to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(Xt[idx]), Tt[idx])
+                loss.backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                score = val_score(net, Xv)
+            est.history_.append(score)
+            if score < best:
+                best, bad, est.best_epoch_ = score, 0, epoch
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                bad += 1
+                if bad >= est.patience:
+                    break
+        est.epochs_run_ = epoch
+    net.load_state_dict(best_state)
+    est.network_ = net.cpu().eval()
+
+
+class MLPProbe(_MLPBundle, _Probe):
     """2-layer torch MLP, Adam + L1 (or MSE) loss, early stopping on validation MAE, best epoch restored."""
     kind = "mlp"
 
@@ -185,59 +242,14 @@ class MLPProbe(_Probe):
                 "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
 
     def _fit(self, X, Y, X_val, Y_val):
-        device = torch.device(self.device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.random_state)
-            net = MLPNet(**self.model_config).to(device)
-            with torch.no_grad():  # start from the mean score, not from 0
-                net.network[-1].bias.copy_(torch.as_tensor(Y.mean(0), device=device))
-            gen = torch.Generator().manual_seed(self.random_state)
-            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-            Xt, Yt = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
-            Xv = torch.from_numpy(X_val).to(device)
-            loss_fn = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}[self.loss]
-            low, high = self.score_range
-            best_mae, best_state, bad = np.inf, None, 0
-            self.history_ = []
-            for epoch in range(1, self.epochs + 1):
-                net.train()
-                for idx in torch.randperm(len(Xt), generator=gen).split(self.batch_size):
-                    idx = idx.to(device)
-                    opt.zero_grad(set_to_none=True)
-                    loss = loss_fn(net(Xt[idx]), Yt[idx])
-                    loss.backward()
-                    opt.step()
-                net.eval()
-                with torch.no_grad():
-                    pv = net(Xv).clamp(low, high).cpu().numpy()
-                mae = _mae(Y_val, pv)
-                self.history_.append(mae)
-                if mae < best_mae:
-                    best_mae, bad, self.best_epoch_ = mae, 0, epoch
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-            self.epochs_run_ = epoch
-        net.load_state_dict(best_state)
-        self.network_ = net.cpu().eval()
+        low, high = self.score_range
+        loss_fn = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}[self.loss]
+        fit_mlp(self, X, Y, X_val, bias=Y.mean(0), loss_fn=loss_fn,   # start from the mean score, not from 0
+                val_score=lambda net, Xv: _mae(Y_val, net(Xv).clamp(low, high).cpu().numpy()))
 
     def _predict(self, X):
         with torch.no_grad():
             return self.network_(torch.from_numpy(np.ascontiguousarray(X))).numpy()
-
-    def _state(self) -> dict:
-        """model_config and the CPU tensors of the best epoch, keys `network.<i>.weight|bias`."""
-        return {"model_config": self.model_config,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
-
-    def _restore(self, bundle):
-        config = bundle["model_config"]
-        self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
-        net = MLPNet(**config)
-        net.load_state_dict(bundle["state_dict"])
-        self.network_ = net.eval()
 
     def selected(self):
         return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_mae_history": self.history_}
@@ -427,7 +439,7 @@ class LogisticProbe(_Classifier):
                 "C_at_grid_edge": self.C_ in (min(self.Cs), max(self.Cs)), "threshold": self.threshold_}
 
 
-class MLPClassifierProbe(_Classifier):
+class MLPClassifierProbe(_MLPBundle, _Classifier):
     """The MLP of the regression probes with one output logit, binary cross-entropy (BCEWithLogits), Adam,
     early stopping on validation log-loss, best epoch restored. Bundle as the MLP's (output_dim 1) + threshold;
     P(yes) = sigmoid(network(X))."""
@@ -451,57 +463,14 @@ class MLPClassifierProbe(_Classifier):
                 "dropout": float(self.dropout)}
 
     def _fit(self, X, y, X_val, y_val):
-        device = torch.device(self.device)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.random_state)
-            net = MLPNet(**self.model_config).to(device)
-            with torch.no_grad():   # start from the base rate, not from 50%
-                rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
-                net.network[-1].bias.fill_(float(np.log(rate / (1 - rate))))
-            gen = torch.Generator().manual_seed(self.random_state)
-            opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-            Xt, yt = torch.from_numpy(X).to(device), torch.from_numpy(y.reshape(-1, 1)).to(device)
-            Xv = torch.from_numpy(X_val).to(device)
-            best_loss, best_state, bad = np.inf, None, 0
-            self.history_ = []
-            for epoch in range(1, self.epochs + 1):
-                net.train()
-                for idx in torch.randperm(len(Xt), generator=gen).split(self.batch_size):
-                    idx = idx.to(device)
-                    opt.zero_grad(set_to_none=True)
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(net(Xt[idx]), yt[idx])
-                    loss.backward()
-                    opt.step()
-                net.eval()
-                with torch.no_grad():
-                    pv = torch.sigmoid(net(Xv)).cpu().numpy().ravel()
-                val_loss = _log_loss(y_val, pv)
-                self.history_.append(val_loss)
-                if val_loss < best_loss:
-                    best_loss, bad, self.best_epoch_ = val_loss, 0, epoch
-                    best_state = copy.deepcopy(net.state_dict())
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-            self.epochs_run_ = epoch
-        net.load_state_dict(best_state)
-        self.network_ = net.cpu().eval()
+        rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))   # start from the base rate, not from 50%
+        fit_mlp(self, X, y.reshape(-1, 1), X_val, bias=np.log(rate / (1 - rate)),
+                loss_fn=torch.nn.functional.binary_cross_entropy_with_logits,
+                val_score=lambda net, Xv: _log_loss(y_val, torch.sigmoid(net(Xv)).cpu().numpy().ravel()))
 
     def _proba(self, X):
         with torch.no_grad():
             return torch.sigmoid(self.network_(torch.from_numpy(np.ascontiguousarray(X)))).numpy().ravel()
-
-    def _state(self):
-        return {"model_config": self.model_config,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
-
-    def _restore(self, bundle):
-        config = bundle["model_config"]
-        self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
-        net = MLPNet(**config)
-        net.load_state_dict(bundle["state_dict"])
-        self.network_ = net.eval()
 
     def selected(self):
         return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_log_loss_history": self.history_,

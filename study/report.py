@@ -117,14 +117,14 @@ class Report:
         return placed
 
     # sections ------------------------------------------------------------------------------
+    def sections(self) -> list:
+        """The document's sections, in order."""
+        return [self.executive_summary, self.questions, self.method, self.results, self.error_analysis,
+                self.limitations, self.appendix]
+
     def build(self) -> dict:
-        self.executive_summary()
-        self.questions()
-        self.method()
-        self.results()
-        self.error_analysis()
-        self.limitations()
-        self.appendix()
+        for section in self.sections():
+            section()
         self.w.save(self.out)
         return {"path": self.out, "tables": self.w.tables, "figures": self.w.figures, "missing": self.w.missing,
                 "sections": [p.text for p in self.w.doc.paragraphs if p.style.name == "Heading 1"]}
@@ -848,16 +848,9 @@ class BinaryReport(Report):
     unused_settings = ("score_range", "success_bands", "tiers", "screening_recall", "fine_tuned_ms_per_article",
                        "fine_tuned_training_hours", "ridge")
 
-    def build(self) -> dict:
-        self.executive_summary()
-        self.method()
-        self.results()
-        self.error_analysis()
-        self.limitations()
-        self.appendix()
-        self.w.save(self.out)
-        return {"path": self.out, "tables": self.w.tables, "figures": self.w.figures, "missing": self.w.missing,
-                "sections": [p.text for p in self.w.doc.paragraphs if p.style.name == "Heading 1"]}
+    def sections(self) -> list:   # a yes/no report answers no score question
+        return [self.executive_summary, self.method, self.results, self.error_analysis, self.limitations,
+                self.appendix]
 
     def f1_line(self, m: dict, prefix: str = "test ") -> str:
         return (f"{prefix}F1 {num(m['f1'])} (95% CI {ci(m['f1_ci95'])}), precision {num(m['precision'])} "
