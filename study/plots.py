@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
@@ -282,6 +283,9 @@ def error_vs_tokens(series: dict[str, dict], out, *, title: str = "Error against
         ax.axvspan(max_tokens, max(tokens.max(), max_tokens) * 1.5, color="crimson", alpha=0.06)
         ax.set_xscale("log")
         ax.set_xlim(tokens.min() / 1.5, max(tokens.max(), max_tokens) * 1.5)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))   # 20, 50, 100, 200 ...
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())   # log minor labels overlap
         truncated = tokens > max_tokens
         ax.set(title=f"{model}\n{truncated.mean():.0%} of articles truncated", xlabel="tokens before truncation (log)",
                ylabel="per-article MAE")
