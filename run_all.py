@@ -31,14 +31,15 @@ offline (HF_HUB_OFFLINE=1), and prints where the report is. It then does the sam
 synthetic yes/no dataset (`demo_data/demo_yes_no/`, task: classification, dataset name
 `demo_yes_no`), so the classification path runs offline too, and writes results/summary.md.
 """
+import copy
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from study import cli, paths
-from study.config import PROBES, load_config
-from study.data import DATASET_FILE, dataset_name
+from study.config import PROBES, TASK_PROBES, load_config
+from study.data import DATASET_FILE, dataset_name, resolve_dataset
 from study.errors import StudyError
 from study.runner import run_phases
 from study.summary import write_summary
@@ -99,7 +100,8 @@ def main():
         models = args.models or cfg.default_models
         if args.keep_going and len(models) > 1 and "embed" in order and "embed" not in args.skip:
             models = embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures)
-        arguments = phase_arguments(args, cfg, name, data_dir, bench, benchmarks_of=targets[0][0], models=models)
+        fitted = options_for_task(args, cfg, name, data_dir)
+        arguments = phase_arguments(fitted, cfg, name, data_dir, bench, benchmarks_of=targets[0][0], models=models)
         todo = [(PHASES[phase], arguments[phase]) for phase in order if phase not in args.skip
                 and (phase != "benchmark" or k == 0 or args.bench_each)
                 and (phase != "embed" or not args.keep_going or len(models) == 1)]
@@ -149,6 +151,33 @@ def embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failure
         else:
             kept.append(model)
     return kept
+
+
+# options that mean something for one task only: (option, attribute, the task it fits)
+TASK_OPTIONS = [("--train-fractions", "train_fractions", "regression"), ("--baseline-mae", "baseline_mae", "regression"),
+                ("--baseline-predictions", "baseline_predictions", "regression"),
+                ("--baseline-f1", "baseline_f1", "classification")]
+
+
+def options_for_task(args, cfg, name: str, data_dir: str | None):
+    """`args` without the options that do not fit this dataset's task (scores or yes/no labels), each left out
+    with a note, so that a run over both kinds (the demo, --datasets ...) gives each what it can take."""
+    task = resolve_dataset(cfg, name, data_dir, need_folder=False).task
+    fitted, dropped = copy.copy(args), []
+    for option, attr, fits in TASK_OPTIONS:
+        if getattr(args, attr, None) is not None and fits != task:
+            setattr(fitted, attr, None)
+            dropped.append(option)
+    for attr, option in (("probes", "--probes"), ("probe", "--probe")):
+        asked = getattr(args, attr, None)
+        asked = [asked] if isinstance(asked, str) else asked
+        if asked and any(p not in TASK_PROBES[task] for p in asked):
+            setattr(fitted, attr, None)
+            dropped.append(option)
+    if dropped:
+        print(f"note: {name} has {'yes/no labels' if task == 'classification' else 'scores'}: "
+              f"{', '.join(dropped)} left out for it (its probes: {', '.join(TASK_PROBES[task])})", flush=True)
+    return fitted
 
 
 def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str], benchmarks_of: str,

@@ -184,7 +184,9 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
 
     Nothing is embedded: each part's cache must be valid for the current data and settings, and
     all must hold the same articles in the same order with the same labels. The token counts (and
-    so what the evaluation calls truncated) are those of the part with the fewest max tokens; the
+    so what the evaluation calls truncated) are those of the part that reaches furthest into an article
+    (the most max tokens, or for a chunked part the tokens its windows cover: `token_capacity` in the
+    stats), since the pair loses text only where every part does; the
     recorded cost is the sum of the parts'. A rerun rebuilds only when a part's cache changed.
     """
     from study.data import file_sha256
@@ -201,10 +203,12 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
         dtypes = [(read_fingerprint(pp) or {}).get("dtype") for pp in part_paths]
         expected = fingerprint(cfg, variant, dtypes, split.name, split.sha256)
         why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
-        if why is None and stats.get("part_sha256") == part_sha:
+        why = why or ("a part was rebuilt" if stats.get("part_sha256") != part_sha else
+                      None if "token_capacity" in stats else "made before pairs recorded their token capacity")
+        if why is None:
             print(f"[{variant.name}] {split.name}: cache is valid, skipped ({path.name})")
             return path
-        print(f"[{variant.name}] {split.name}: cache out of date ({why or 'a part was rebuilt'}), rebuilding")
+        print(f"[{variant.name}] {split.name}: cache out of date ({why}), rebuilding")
     caches = [load_checked(cfg, dataset, p, split.name) for p in variant.parts]
     first = caches[0]
     for part, cache in zip(variant.parts[1:], caches[1:]):
@@ -213,17 +217,21 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
                 raise StudyError(f"{variant.name} {split.name}: the caches of {variant.parts[0].name} and {part.name} "
                                  f"differ in {key} (other articles, order or labels); rerun embed_articles.py --force "
                                  f"--models {variant.parts[0].name} {part.name}")
-    shortest = min(range(len(caches)), key=lambda i: variant.parts[i].max_tokens)
     costs = [read_fingerprint(pp, "embed_stats") or {} for pp in part_paths]
+    cuts = [c.get("token_capacity") if p.chunked else p.max_tokens for p, c in zip(variant.parts, costs)]
+    if not all(isinstance(c, int) for c in cuts):
+        raise StudyError(f"{variant.name} {split.name}: a chunked part's cache has no record of the tokens its windows "
+                         "cover; rerun embed_articles.py --force for it")
+    reach = max(range(len(caches)), key=lambda i: cuts[i])   # the pair loses text only where every part does
     seconds = [c.get("seconds") for c in costs]
     total = sum(seconds) if all(isinstance(x, (int, float)) for x in seconds) else None
     stats = {"seconds": total, "articles_per_s": len(first["ids"]) / total if total else None, "tokens_per_s": None,
              "devices": sorted({d for c in costs for d in c.get("devices") or []}),
              "dtype": "+".join(str(c.get("dtype")) for c in costs),
-             "parts": dict(zip(part_sha, costs)), "part_sha256": part_sha}
+             "parts": dict(zip(part_sha, costs)), "part_sha256": part_sha, "token_capacity": cuts[reach]}
     emb = np.hstack([c["embeddings"] for c in caches])
     rows = SimpleNamespace(**{k: first[k] for k in ("ids", "labels", "dimension_names", "languages", "titles")})
-    save_embeddings(path, embeddings=emb, split=rows, token_counts=caches[shortest]["token_counts"], stats=stats,
+    save_embeddings(path, embeddings=emb, split=rows, token_counts=caches[reach]["token_counts"], stats=stats,
                     fingerprint=fingerprint(cfg, variant, [c["fingerprint"].get("dtype") for c in caches], split.name,
                                             first["fingerprint"]["data_sha256"]))
     print(f"[{variant.name}] {split.name}: {emb.shape[1]} dimensions ({' + '.join(str(c['embeddings'].shape[1]) for c in caches)}) "

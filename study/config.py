@@ -355,7 +355,7 @@ class Config(_Strict):
             if parsed.name != parsed.model and max_tokens and max_tokens != [parsed.max_tokens] and not parsed.parts:
                 raise StudyError(f"--models {text} names its max tokens ({parsed.max_tokens}); it contradicts "
                                  f"--max-tokens {' '.join(map(str, max_tokens))}: give one or the other")
-            if parsed.name != parsed.model or not max_tokens:
+            if parsed.parts or parsed.name != parsed.model or not max_tokens:   # a pair keeps its parts' tokens
                 out.append(parsed)
             else:
                 out += [self.variant(parsed.model, t) for t in max_tokens]

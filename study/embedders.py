@@ -266,31 +266,45 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     raise StudyError("the tokenizer's special tokens could not be told apart from the text; chunking needs them")
 
 
+def prefix_ids(tokenizer, prefix: str) -> list[int]:
+    """The ids a prefix gets in front of a text (what `prefix + "a"` holds before the ids of "a" alone)."""
+    if not prefix:
+        return []
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    joint = tokenizer(prefix + "a", add_special_tokens=False)["input_ids"]
+    if joint[len(joint) - len(bare):] == bare:
+        return joint[:len(joint) - len(bare)]
+    return tokenizer(prefix, add_special_tokens=False)["input_ids"]
+
+
 def window_ids(tokenizer, texts: list[str], *, window: int, overlap: int, max_windows: int,
                prefix: str = "") -> Windows:
     """Cut each text into windows of at most `window` tokens (special tokens and `prefix` included in each),
     consecutive windows sharing `overlap` tokens of text, at most `max_windows` per text.
 
-    The text is tokenized once, whole; each window is the model's special tokens around `prefix` + a slice
-    of the text's tokens, so a text that fits one window gets the ids the truncating path gives it.
+    Each text is tokenized once, whole, with its prefix (`prefix + text`, as the truncating path does); each
+    window is the model's special tokens around the prefix's ids + a slice of the text's, so a text that fits
+    one window gets exactly the ids the truncating path gives it. The prefix's ids are its ids in context
+    (a SentencePiece tokenizer gives `"query: "` alone a trailing '▁' that `"query: text"` does not have).
     """
     left, right = special_tokens(tokenizer)
-    head = left + (tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else [])
-    body = window - len(head) - len(right)
+    k = len(prefix_ids(tokenizer, prefix))
+    body = window - len(left) - k - len(right)
     stride = body - overlap
     if stride < 1:
         raise StudyError(f"windows of {window} tokens hold {body} tokens of text after the special tokens and "
                          f"prefix: chunking.overlap ({overlap}) must be below that")
-    content = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    joint = tokenizer([prefix + t for t in texts], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     ids, owner, capped = [], [], np.zeros(len(texts), dtype=bool)
-    for i, toks in enumerate(content):
-        starts = list(range(0, max(len(toks) - overlap, 1), stride))
+    for i, toks in enumerate(joint):
+        head, content = left + toks[:k], toks[k:]
+        starts = list(range(0, max(len(content) - overlap, 1), stride))
         if len(starts) > max_windows:
             starts, capped[i] = starts[:max_windows], True
         for start in starts:
-            ids.append(head + toks[start:start + body] + right)
+            ids.append(head + content[start:start + body] + right)
             owner.append(i)
-    counts = np.fromiter((len(t) + window - body for t in content), dtype=np.int64, count=len(content))
+    counts = np.fromiter((len(t) + len(left) + len(right) for t in joint), dtype=np.int64, count=len(joint))
     return Windows(ids, np.asarray(owner, dtype=np.int64), counts, capped,
                    capacity=window + (max_windows - 1) * stride)
 

@@ -20,7 +20,7 @@ from study.findings import curve_reading
 from study.metrics import (always_yes, article_mae, mae_by_group, paired_difference, score_binary, score_probe,
                            score_with_ci)
 from study.probes import load_trained
-from study.results import chosen_probe
+from study.results import chosen_probe, sweep_groups
 from study.screening import screen, tier_scores, weight_vector
 
 
@@ -194,11 +194,7 @@ def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.n
 def add_sweep_differences(cfg, dataset, models: dict) -> None:
     """Truncation sweep: each variant's per-article MAE minus the same model's longest variant's, same probe,
     paired on the same test articles (`vs_longest`): the controlled answer to "does truncation hurt?"."""
-    groups: dict[str, list[str]] = {}
-    for name, entry in models.items():
-        if not entry.get("chunked") and not entry.get("parts"):
-            groups.setdefault(entry["model"], []).append(name)
-    for variants in (g for g in groups.values() if len(g) > 1):
+    for variants in sweep_groups(models).values():
         longest = max(variants, key=lambda v: models[v]["max_tokens"])
         for v in (v for v in variants if v != longest):
             for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
@@ -237,14 +233,15 @@ def add_part_differences(cfg, dataset, models: dict) -> None:
 
 
 def cut_length(cfg, variant, cost: dict) -> int:
-    """The token count beyond which a variant loses text: its max tokens, or for a chunked one the tokens its
-    windows cover (recorded by phase 1)."""
-    if not variant.chunked:
+    """The token count beyond which a variant loses text: its max tokens, or for a chunked variant (and a
+    side-by-side one) the tokens recorded by phase 1 (`token_capacity`: what the windows cover, or what its
+    part reaching furthest covers)."""
+    if not variant.chunked and not variant.parts:
         return variant.max_tokens
     capacity = (cost.get("test") or {}).get("token_capacity")
     if not isinstance(capacity, int):
-        raise StudyError(f"the test cache of {variant.name} has no record of its windows' token capacity; "
-                         f"rerun embed_articles.py --force --models {variant.name}")
+        raise StudyError(f"the test cache of {variant.name} has no record of the tokens it covers; rerun "
+                         f"embed_articles.py --models {variant.name}" + (" --force" if variant.chunked else ""))
     return capacity
 
 

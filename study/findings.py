@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from study.metrics import band_limits, finite, success_band
-from study.results import chosen, learning_curves, probe_entries
+from study.results import chosen, learning_curves, probe_entries, sweep_groups
 
 
 def overlap(a, b) -> bool:
@@ -79,13 +79,10 @@ def truncation_rows(ev: dict) -> list[dict]:
 def sweeps(ev: dict) -> dict[str, list[dict]]:
     """Models evaluated at several max tokens: {model: [{variant, max_tokens, probe, mae, ci, vs_longest}], by max
     tokens}; vs_longest is the paired difference against the model's longest variant (same probe, same articles)."""
-    groups: dict[str, list[dict]] = {}
-    for v, p, m in chosen(ev):
-        e = ev["models"][v]
-        groups.setdefault(e.get("model", v), []).append({"variant": v, "max_tokens": e.get("max_tokens"), "probe": p,
-                                                         "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
-                                                         "vs_longest": m.get("vs_longest")})
-    return {k: sorted(g, key=lambda r: r["max_tokens"] or 0) for k, g in groups.items() if len(g) > 1}
+    rows = {v: {"variant": v, "max_tokens": ev["models"][v].get("max_tokens"), "probe": p, "mae": m["overall_mae"],
+                "ci": m.get("mae_ci95"), "vs_longest": m.get("vs_longest")} for v, p, m in chosen(ev)}
+    return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"] or 0)
+            for k, g in sweep_groups(ev["models"]).items()}
 
 
 def reading(difference: dict | None) -> str | None:

@@ -13,7 +13,8 @@ windows_per_article, capped_fraction) counts as truncated only the articles its 
 cover; its probes carry `vs_truncated` {"truncated": twin, "all", "cut"}, paired differences
 (chunked minus truncated per-article MAE: `probe_mae` is the chunked one, `baseline_mae` the
 truncated one) over all test articles and over those the twin cut. A concatenation (`parts`)
-has its probes' `vs_parts` {part: paired difference, concatenation minus part}.
+has its probes' `vs_parts` {part: paired difference, concatenation minus part}; it counts as
+truncated only the articles that no part covers whole. Yes/no datasets have neither comparison.
 
 A probe trained with train_probes.py --train-fractions also holds its learning curve, by
 training articles, the full-data probe last (fraction 1.0):
@@ -154,6 +155,16 @@ def _layout_problem(ev) -> str | None:
     if not isinstance(best, dict) or best.get("probe") not in ev["models"].get(best.get("model"), {}).get("probes", {}):
         return "'best' names no evaluated model and probe"
     return None
+
+
+def sweep_groups(models: dict) -> dict[str, list[str]]:
+    """{config model: its variants} for the models evaluated at several max tokens: a truncation sweep. Chunked
+    and side-by-side variants are no points of a sweep."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in models.items():
+        if not entry.get("chunked") and not entry.get("parts"):
+            groups.setdefault(entry.get("model", name), []).append(name)
+    return {k: g for k, g in groups.items() if len(g) > 1}
 
 
 def probe_entries(ev: dict) -> list[tuple[str, str, dict]]:

@@ -20,8 +20,12 @@ def test_demo_end_to_end(tmp_path, tiny_model):
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16,
                                            "note": "English-only stand-in for the tests"}})
-    proc = run_script("run_all.py", "--demo", "--config", cfg)
+    proc = run_script("run_all.py", "--demo", "--config", cfg, "--train-fractions", "0.5", "1.0")
     out = tmp_path / "results" / "demo_report.docx"
+    # an option of one task goes to the datasets of that task only, the others are told
+    assert "note: demo_yes_no has yes/no labels: --train-fractions left out for it" in proc.stdout
+    ev = json.loads((tmp_path / "results" / "demo_evaluation_results.json").read_text())
+    assert [p["n_train"] for p in ev["models"]["tiny"]["probes"]["ridge"]["learning_curve"]] == [150, 300]
     yes_no = tmp_path / "results" / "demo_yes_no_report.docx"
     assert proc.stdout.rstrip().endswith(f"report: {out}\n\nreport: {yes_no}")
     assert (tmp_path / "demo_data" / "demo_yes_no" / "dataset.yaml").is_file()
