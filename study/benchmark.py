@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from study.cache import load_checked
-from study.config import Config
+from study.config import TASK_PROBES, Config, Variant
 from study.data import Dataset, Split
 from study.embedders import (Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder,
                              tokenize, window_ids)
 from study.errors import StudyError
+from study.metrics import summed_rate
 from study.provenance import record, versions
-from study.config import TASK_PROBES, Variant
 from study.probes import make_probe
 
 FLOP_FORMULA = ("forward FLOPs of an article of T real tokens = 2 * N * T + 4 * L * T^2 * H, with N the "
@@ -513,7 +513,7 @@ def composed(variant: Variant, measured: dict, say=print) -> dict:
     if missing:
         raise StudyError(f"{variant.name}: its parts {', '.join(missing)} must be benchmarked before it")
     rates = [measured[p.name]["articles_per_s"] for p in variant.parts]
-    entry = {"composed_of": [p.name for p in variant.parts], "articles_per_s": 1.0 / sum(1.0 / r for r in rates),
+    entry = {"composed_of": [p.name for p in variant.parts], "articles_per_s": summed_rate(rates),
              "dtype": "+".join(measured[p.name].get("dtype", "?") for p in variant.parts),
              "batch_size": "+".join(str(measured[p.name].get("batch_size", "?")) for p in variant.parts),
              "peak_memory_mb": max(measured[p.name].get("peak_memory_mb") or 0 for p in variant.parts) or None}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from study.metrics import band_limits, finite, success_band
+from study.metrics import band_limits, finite, success_band, summed_rate
 from study.results import chosen, learning_curves, probe_entries, sweep_groups
 
 
@@ -131,7 +131,7 @@ def throughput(ev: dict, bench: dict | None, variant: str) -> float | None:
     if finite(rate):
         return rate
     parts = [(measured.get(q) or {}).get("articles_per_s") for q in ev["models"][variant].get("parts") or []]
-    return 1.0 / sum(1.0 / r for r in parts) if parts and all(finite(r) and r > 0 for r in parts) else None
+    return summed_rate(parts) if parts and all(finite(r) and r > 0 for r in parts) else None
 
 
 def speed_points(ev: dict, bench: dict | None) -> list[dict]:

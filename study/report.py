@@ -186,8 +186,9 @@ class Report:
                        f"(95% CI {ci(r['all']['difference_ci95'])}), {r['reading_all']}.")
         for r in findings.concatenation_rows(self.ev):
             out.append(f"Do two models together beat either? {r['variant']} ({r['probe']}): "
-                       + ("yes, beyond the uncertainty, against every part." if r["beats_all"] else "no, not beyond the "
-                          "uncertainty against every part."))
+                       + ("not answered: none of its parts was evaluated." if not r["against"] else
+                          "yes, beyond the uncertainty, against every part." if r["beats_all"] else
+                          "no, not beyond the uncertainty against every part."))
         points = findings.speed_points(self.ev, self.inp.benchmarks)
         if points:
             fastest = max(points, key=lambda p: p["articles_per_s"])
@@ -309,9 +310,17 @@ class Report:
     def chunking(self):
         """Chunked against truncated: does embedding the whole article help?"""
         w, rows = self.w, findings.chunking_rows(self.ev)
+        unpaired = [(v, e) for v, e in self.models.items()
+                    if e.get("chunked") and v not in {r["variant"] for r in rows}]
+        for v, e in unpaired:
+            twin = (self.cfg.variant(e["model"], e["max_tokens"]).name if e["model"] in self.cfg.embedding_models
+                    else f"{e['model']}-t{e['max_tokens']}")
+            self.not_run(f"Chunked against truncated for {v}", f"its truncated twin {twin} was not evaluated; embed, "
+                         f"train and evaluate it too (--models {twin} {v})")
         if not rows:
-            self.not_run("Chunked against truncated", "python embed_articles.py --models <model> --chunks, then "
-                         "train_probes.py and evaluate.py with --models <model> <model>-c<N>")
+            if not unpaired:
+                self.not_run("Chunked against truncated", "python embed_articles.py --models <model> --chunks, then "
+                             "train_probes.py and evaluate.py with --models <model> <model>-c<N>")
             return
         w.table("Chunked against truncated, the same model and probe (the chunked variant's probe chosen on "
                 "validation): each article cut into windows of N tokens, their embeddings averaged, against the "
@@ -520,7 +529,10 @@ class Report:
                  for r in rows for a in r["against"] or [{"part": "not evaluated", "mae_difference": None,
                                                           "difference_ci95": None}]], "llrlrr", font_pt=8)
         for r in rows:
-            if r["beats_all"]:
+            if not r["against"]:
+                w.bullet(f"{r['variant']}: none of its parts was evaluated, so there is nothing to set it against "
+                         f"(evaluate them too: --models {' '.join(r['parts'])} {r['variant']}).")
+            elif r["beats_all"]:
                 w.bullet(f"{r['variant']} beats each of its parts beyond the uncertainty (every CI lies below zero).")
             else:
                 w.bullet(f"{r['variant']} does not beat each of its parts beyond the uncertainty: "

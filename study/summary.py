@@ -37,19 +37,20 @@ def _f(x) -> str:
 
 def summary_markdown(summary: dict, figure: str) -> str:
     names = [r["dataset"] for r in summary["datasets"]]
-    out = ["# Summary across datasets", "",
-           "Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
-           "fine-tuned baseline (bands: margins over that baseline).", "",
-           "| dataset | test articles | chosen on validation | test MAE | 95% CI | baseline | band |",
-           "|---|---:|---|---:|---:|---:|---|"]
-    out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['test_mae'])} | "
-            f"[{_f(r['mae_ci95'][0])}, {_f(r['mae_ci95'][1])}] | {_f(r['baseline_mae'])} | {r['band'] or 'no baseline'} |"
-            for r in summary["datasets"]]
-    out += ["", "Test MAE of each model's probe chosen on validation, per dataset:", "",
-            "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    out += [f"| {model} | " + " | ".join(f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a" for n in names)
-            + " |" for model, d in summary["models"].items()]
-    out += ["", f"![Test MAE per dataset and model]({figure})", ""] if figure else [""]
+    out = ["# Summary across datasets", ""]
+    if names:   # score datasets
+        out += ["Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
+                "fine-tuned baseline (bands: margins over that baseline).", "",
+                "| dataset | test articles | chosen on validation | test MAE | 95% CI | baseline | band |",
+                "|---|---:|---|---:|---:|---:|---|"]
+        out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['test_mae'])} | "
+                f"[{_f(r['mae_ci95'][0])}, {_f(r['mae_ci95'][1])}] | {_f(r['baseline_mae'])} | "
+                f"{r['band'] or 'no baseline'} |" for r in summary["datasets"]]
+        out += ["", "Test MAE of each model's probe chosen on validation, per dataset:", "",
+                "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        out += [f"| {model} | " + " | ".join(f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a"
+                                             for n in names) + " |" for model, d in summary["models"].items()]
+        out += ["", f"![Test MAE per dataset and model]({figure})", ""] if figure else [""]
     if summary.get("yes_no"):
         out += ["Yes/no datasets (task: classification): the model + probe chosen on validation log-loss, its test F1 "
                 "at the threshold chosen on validation, against the fine-tuned classifier's F1.", "",

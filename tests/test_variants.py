@@ -60,6 +60,34 @@ def test_a_short_text_gets_the_ids_of_the_truncating_path_and_a_long_one_is_capp
         window_ids(tiny.tokenizer, texts, window=16, overlap=14, max_windows=2)
 
 
+def _sentencepiece_tokenizer(texts):
+    """A small Unigram tokenizer with a Metaspace pre-tokenizer and <s> ... </s>, like XLM-R's (e5, bge-m3)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(texts + ["query: "] * 5, trainer=trainers.UnigramTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+def test_a_prefix_is_tokenized_in_context_like_the_truncating_path():
+    texts = _texts(30)
+    tok = _sentencepiece_tokenizer(texts)
+    assert tok("query: ", add_special_tokens=False)["input_ids"][-1] == tok.convert_tokens_to_ids("▁")  # the trap
+    ids, counts = tokenize(tok, ["query: " + t for t in texts], max_tokens=24)
+    win = window_ids(tok, texts, window=24, overlap=4, max_windows=50, prefix="query: ")
+    assert win.counts.tolist() == counts.tolist()
+    for i in range(len(texts)):
+        mine = [w for w, o in zip(win.ids, win.owner) if o == i]
+        assert mine[0] == ids[i]                       # the first window is the truncated article, token for token
+        assert all(len(w) <= 24 and w[:4] == ids[i][:4] for w in mine)   # every window starts <s> + the prefix
+
+
 def test_a_chunked_embedding_is_the_mean_of_its_windows(tiny):
     texts = _texts()
     chunks = {"overlap": 4, "max_windows": 3}
