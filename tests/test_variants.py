@@ -11,6 +11,7 @@ from study.artifacts import read_npz, save_npz
 from study.config import load_config
 from study.demo import make_article
 from study.embedders import average_windows, embed_texts, encode_batches, load_encoder, tokenize, window_ids
+from study import findings
 from study.errors import StudyError
 
 TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
@@ -122,6 +123,7 @@ def test_variant_names_and_their_errors(tmp_path, tiny_model):
                                   "parts": ["tiny-t16", "other"]}
     assert [v.name for v in cfg.select_variants(["tiny", "other"], [16, 128], chunks=True)] == \
         ["tiny-t16", "tiny-c16", "tiny-t128", "tiny-c128", "other-t16", "other-c16"]   # other holds 64 positions
+    assert cfg.select_variants(["tiny+other"], [16]) == [cfg.parse_variant("tiny+other")]   # a pair keeps its parts'
     with pytest.raises(StudyError, match="twice"):
         cfg.parse_variant("tiny+tiny")
     with pytest.raises(StudyError, match="not in embedding_models"):
@@ -176,6 +178,9 @@ def test_chunked_and_paired_variants_through_evaluation(chunked):
     for p in parts:
         assert parts[p]["mae_difference"] == pytest.approx((err["tiny-t16+tiny-c16"] - err[p]).mean(), abs=1e-6)
     assert "vs_longest" not in chunk["probes"]["ridge"]   # a chunked variant is no point of a truncation sweep
+    assert findings.sweeps(ev) == {}
+    # the pair sees what its chunked part sees: it loses text only beyond the windows, like that part
+    assert ev["models"]["tiny-t16+tiny-c16"]["truncated_fraction"] == chunk["truncated_fraction"] < (tokens > 16).mean()
     summary = json.loads((root / "results" / "demo_ds_training_summary.json").read_text())
     recipe = summary["models"]["tiny-t16+tiny-c16"]["ridge"]["embedding"]
     assert [r["max_tokens"] for r in recipe["concatenation"]] == [16, 16] and "chunks" in recipe["concatenation"][1]
@@ -196,6 +201,11 @@ def test_the_report_shows_the_sections_only_with_results(chunked, workspace):
     text = "\n".join(p.text for p in docx.Document(out).paragraphs)
     assert "Chunked against truncated: not run. To produce it: python embed_articles.py" in text
     assert "Models side by side: not run. To produce it: python embed_articles.py --models <a>+<b>" in text
+    assert call("evaluate", *common, "--models", "tiny-c16", "--probes", "ridge") == 0
+    assert call("generate_report", *common, "--output", out) == 0
+    text = "\n".join(p.text for p in docx.Document(out).paragraphs)
+    assert "Chunked against truncated for tiny-c16: not run. To produce it: its truncated twin tiny-t16 was not " \
+           "evaluated" in text
 
 
 def test_a_pair_is_rebuilt_when_a_part_changes_and_refused_when_parts_disagree(chunked, capsys):
