@@ -135,8 +135,8 @@ def throughput(ev: dict, bench: dict | None, variant: str) -> float | None:
 
 
 def speed_points(ev: dict, bench: dict | None) -> list[dict]:
-    """Each benchmarked model with its chosen probe: {label, variant, probe, mae, articles_per_s}."""
-    return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m["overall_mae"],
+    """Each benchmarked model with its chosen probe: {label, variant, probe, mae, ci, articles_per_s}."""
+    return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
              "articles_per_s": throughput(ev, bench, v)}
             for v, p, m in chosen(ev) if throughput(ev, bench, v) is not None]
 

@@ -175,23 +175,37 @@ def dimension_heatmap(matrix, row_labels: list[str], col_labels: list[str], out,
 @_styled
 def quality_vs_speed(points: list[dict], baseline_mae: float | None, out, *,
                      title: str = "Quality against speed") -> Path:
-    """Scatter of test MAE against throughput (log x); points: [{"label", "mae", "articles_per_s"}]."""
+    """Scatter of test MAE (with its 95% CI where given) against throughput (log x);
+    points: [{"label", "mae", "articles_per_s", "ci"?}]."""
     fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
     colors = palette(len(points))
-    for p, c in zip(points, colors):
+    below = {id(p): k % 2 == 1 for k, p in enumerate(sorted(points, key=lambda p: p["articles_per_s"]))}
+    for p, c in zip(points, colors):   # neighbours by speed take turns labelling above and below their point
+        if p.get("ci"):
+            lo, hi = p["ci"]
+            ax.errorbar(p["articles_per_s"], p["mae"], yerr=[[p["mae"] - lo], [hi - p["mae"]]], color=c, capsize=3,
+                        zorder=2)
         ax.scatter(p["articles_per_s"], p["mae"], s=60, color=c, edgecolor="black", zorder=3)
-        ax.annotate(p["label"], (p["articles_per_s"], p["mae"]), xytext=(6, 6), textcoords="offset points",
-                    fontsize=8)
+        ax.annotate(p["label"], (p["articles_per_s"], p["mae"]), xytext=(6, -12 if below[id(p)] else 6),
+                    textcoords="offset points", fontsize=8)
     _baseline_line(ax, baseline_mae)
-    ax.set_xscale("log")
     speeds = [p["articles_per_s"] for p in points]
     if speeds:
         ax.set_xlim(min(speeds) / 2, max(speeds) * 3)
+    _log_x(ax)
     ax.set(title=title, xlabel="throughput (articles/s, log scale; right is faster)",
-           ylabel="test MAE (lower is better)")
+           ylabel="test MAE with 95% CI (lower is better)")
     if baseline_mae is not None:
         ax.legend(loc="best")
     return _save(fig, out)
+
+
+def _log_x(ax) -> None:
+    """A log x axis labelled 1, 2, 5, 10, 20, 50 ... (matplotlib's minor labels such as 3x10^1 overlap)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 # -- phase 5: error analysis ---------------------------------------------------------
@@ -281,11 +295,8 @@ def error_vs_tokens(series: dict[str, dict], out, *, title: str = "Error against
                     color="black", marker="o", markersize=3, label="mean per length bin")
         ax.axvline(max_tokens, **BASELINE, label=f"truncation at {max_tokens} tokens")
         ax.axvspan(max_tokens, max(tokens.max(), max_tokens) * 1.5, color="crimson", alpha=0.06)
-        ax.set_xscale("log")
         ax.set_xlim(tokens.min() / 1.5, max(tokens.max(), max_tokens) * 1.5)
-        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))   # 20, 50, 100, 200 ...
-        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())   # log minor labels overlap
+        _log_x(ax)
         truncated = tokens > max_tokens
         ax.set(title=f"{model}\n{truncated.mean():.0%} of articles truncated", xlabel="tokens before truncation (log)",
                ylabel="per-article MAE")
