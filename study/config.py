@@ -121,15 +121,17 @@ class DatasetSpec(_Strict):
         return self
 
 
+def _finite_positive(values: list[float], what: str) -> list[float]:
+    """A regularisation grid: every value a finite number above 0."""
+    if not all(0 < x < float("inf") for x in values):
+        raise ValueError(f"every {what} must be a finite number above 0, found {values}")
+    return values
+
+
 class RidgeSettings(_Strict):
     alphas: list[float] = Field(min_length=1)
 
-    @field_validator("alphas")
-    @classmethod
-    def _positive(cls, v):
-        if not all(a > 0 and a < float("inf") for a in v):
-            raise ValueError(f"every alpha must be a finite number above 0, found {v}")
-        return v
+    _positive = field_validator("alphas")(lambda v: _finite_positive(v, "alpha"))
 
 
 class MLPSettings(_Strict):
@@ -165,12 +167,7 @@ class LogisticSettings(_Strict):
     log-loss from `Cs`."""
     Cs: list[float] = Field(min_length=1)
 
-    @field_validator("Cs")
-    @classmethod
-    def _positive(cls, v):
-        if not all(c > 0 and c < float("inf") for c in v):
-            raise ValueError(f"every C must be a finite number above 0, found {v}")
-        return v
+    _positive = field_validator("Cs")(lambda v: _finite_positive(v, "C"))
 
 
 DEFAULT_LOGISTIC = LogisticSettings(Cs=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0])

@@ -118,13 +118,19 @@ def make_article(rng: np.random.Generator, index: int, language: str | None = No
 def write_demo_dataset(folder: str | Path, n_train: int = 300, n_val: int = 80, n_test: int = 120,
                        seed: int = 42) -> Path:
     """Write train/val/test.jsonl under `folder` (deterministic for a seed)."""
+    return _write_splits(folder, (n_train, n_val, n_test), seed, make_article)
+
+
+def _write_splits(folder: str | Path, sizes: tuple[int, int, int], seed: int, make) -> Path:
+    """train/val/test.jsonl under `folder`, `sizes` articles each, article `index` made by `make(rng, index)`
+    from one generator seeded with `seed`."""
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     index = 0
-    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+    for split, n in zip(("train", "val", "test"), sizes):
         with atomic_path(folder / f"{split}.jsonl", "w") as fh:
             for _ in range(n):
-                fh.write(json.dumps(make_article(rng, index), ensure_ascii=False) + "\n")
+                fh.write(json.dumps(make(rng, index), ensure_ascii=False) + "\n")
                 index += 1
     return folder
 
@@ -142,18 +148,13 @@ def write_demo_yes_no(folder: str | Path, n_train: int = 200, n_val: int = 60, n
 
     from study.data import DATASET_FILE
 
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    index = 0
-    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
-        with atomic_path(folder / f"{split}.jsonl", "w") as fh:
-            for _ in range(n):
-                article = make_article(rng, index)
-                scores = dict(zip(DIMENSIONS, article["labels"]))
-                yes = int(scores["climate_relevance"] >= 5 and scores["optimism"] >= 3.5)
-                article.update(id=f"demo_yes_no_{index:05d}", labels=[yes], dimension_names=[YES_NO_NAME])
-                fh.write(json.dumps(article, ensure_ascii=False) + "\n")
-                index += 1
+    def make_yes_no(rng, index):
+        article = make_article(rng, index)
+        scores = dict(zip(DIMENSIONS, article["labels"]))
+        yes = int(scores["climate_relevance"] >= 5 and scores["optimism"] >= 3.5)
+        return {**article, "id": f"demo_yes_no_{index:05d}", "labels": [yes], "dimension_names": [YES_NO_NAME]}
+
+    folder = _write_splits(folder, (n_train, n_val, n_test), seed, make_yes_no)
     with atomic_path(folder / DATASET_FILE, "w") as fh:
         yaml.safe_dump({"task": "classification", "description": f"synthetic demo: {YES_NO_NAME} = {YES_NO_RULE}"},
                        fh, sort_keys=False)
