@@ -245,15 +245,15 @@ def _finish_interrupted_save(path: Path, expected: str) -> bytes | None:
     return None
 
 
-# The only globals a probe file may name (study/probes.py `to_bundle`): numpy arrays and scalars,
-# torch tensors (their storage goes through torch.load, weights only), a StandardScaler, an OrderedDict.
+# The only globals a probe file may name (study/probes.py `to_bundle`): numpy arrays and scalars, a
+# StandardScaler, an OrderedDict. Nothing of torch: a pickled tensor's storage reduces to
+# torch.storage._load_from_bytes, a full torch.load that runs whatever the bytes say.
 PICKLE_ALLOWED = {
     ("collections", "OrderedDict"), ("numpy", "dtype"), ("numpy", "ndarray"),
     ("numpy._core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy._core.numeric", "_frombuffer"), ("numpy.core.multiarray", "scalar"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
     ("sklearn.preprocessing._data", "StandardScaler"),
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch.storage", "_load_from_bytes"),
 }
 
 

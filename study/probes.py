@@ -8,14 +8,16 @@ Each standardises its inputs (scaler fitted on the training rows only, kept as
 none are given it holds out 15% of the training rows, seeded) and clips predictions to
 `score_range`. `Y` is (n, n_dims); a 1-D `y` is accepted and predicted back as 1-D.
 
-A fitted probe is saved as a bundle of plain objects (`to_bundle`: numpy arrays, torch
-tensors, a scikit-learn StandardScaler, dicts, lists, strings, numbers), so a serving stage
+A fitted probe is saved as a bundle of plain objects (`to_bundle`: numpy arrays, a scikit-learn
+StandardScaler, dicts, lists, strings, numbers; no torch objects, since unpickling a torch tensor
+runs a full `torch.load`), so a serving stage
 loads it with a bare `pickle.load` without this project; `probe_from_bundle` rebuilds the
 estimator. Prediction from a bundle: scaler.transform(X) as float32 -> the model -> clip
 to metadata["score_range"]:
 - ridge: `X @ coef.T + intercept`;
 - mlp: `nn.Sequential` of Linear/ReLU/Dropout blocks per `model_config["hidden_sizes"]`, then
-  a final Linear, loaded from `state_dict` (keys `network.<i>.weight|bias`), in eval mode;
+  a final Linear, loaded from `state_dict` (keys `network.<i>.weight|bias`, float32 numpy arrays:
+  `torch.from_numpy` each), in eval mode;
 - lightgbm: `lightgbm.Booster(model_str=s).predict(X, num_iteration=it)` per dimension.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ from study.errors import StudyError
 
 
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2   # 2: MLP weights as numpy arrays (format 1 held torch tensors, whose unpickling runs torch.load)
 DEFAULT_HIDDEN = [256, 128]   # the layout a serving stage that assumes the study's MLP can load
 
 
@@ -161,18 +163,18 @@ class MLPNet(torch.nn.Module):
 
 
 class _MLPBundle:
-    """What an MLP probe's bundle holds: its model_config and the CPU tensors of its best epoch (keys
-    `network.<i>.weight|bias`)."""
+    """What an MLP probe's bundle holds: its model_config and the weights of its best epoch as numpy
+    arrays (keys `network.<i>.weight|bias`)."""
 
     def _state(self) -> dict:
         return {"model_config": self.model_config,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in self.network_.state_dict().items()}}
+                "state_dict": {k: v.detach().cpu().numpy().copy() for k, v in self.network_.state_dict().items()}}
 
     def _restore(self, bundle):
         config = bundle["model_config"]
         self.hidden_sizes, self.dropout = tuple(config["hidden_sizes"]), config["dropout"]
         net = MLPNet(**config)
-        net.load_state_dict(bundle["state_dict"])
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in bundle["state_dict"].items()})
         self.network_ = net.eval()
 
 

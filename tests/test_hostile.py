@@ -1,4 +1,6 @@
 """Hostile but realistic input: one `error:` line, exit code 2, and every artifact left as it was."""
+import contextlib
+import hashlib
 import json
 import os
 import pickle
@@ -144,9 +146,81 @@ def test_concurrent_merges_keep_every_entry(tmp_path):
     assert len(json.loads(target.read_text())["models"]) == 201
 
 
+class TorchLoadBypass:
+    """A value that reduces to torch.storage._load_from_bytes: a full torch.load of bytes that run code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import io
+
+        import torch
+        buffer = io.BytesIO()
+        torch.save(MarkerWriter(self.marker), buffer)   # weights_only=False would run MarkerWriter's reduce
+        return (__import__("torch.storage").storage._load_from_bytes, (buffer.getvalue(),))
+
+
+class MarkerWriter:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo ran > {self.marker}",))
+
+
+class ViaTensor:
+    """A real torch tensor whose storage would be rebuilt through _load_from_bytes."""
+
+    def __reduce__(self):
+        import torch
+        return torch.ones(2).__reduce_ex__(2)
+
+
+class ViaNumpyObjectArray:
+    """An object-dtype numpy array whose element is the code runner."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        a = np.empty(1, dtype=object)
+        a[0] = MarkerWriter(self.marker)
+        return a.__reduce__()
+
+
+def _bypasses(marker):
+    yield "torch.storage._load_from_bytes", {"format": 2, "kind": "ridge", "metadata": {"x": TorchLoadBypass(marker)}}
+    yield "a torch tensor", {"format": 2, "kind": "mlp", "state_dict": {"w": ViaTensor()}}
+    yield "posix.system inside an object array", {"format": 2, "kind": "ridge", "coef": ViaNumpyObjectArray(marker)}
+    yield "posix.system", {"format": 2, "kind": "ridge", "coef": MarkerWriter(marker)}
+    yield "builtins.eval (protocol 0)", b"cbuiltins\neval\n(S'open(%r, \"w\").write(\"ran\")'\ntR." % str(marker).encode()
+    yield "builtins.getattr", {"format": 2, "kind": "ridge", "x": getattr}
+
+
+@pytest.mark.parametrize("case", [name for name, _ in _bypasses("m")])
+def test_a_crafted_probe_file_runs_nothing(tmp_path, case):
+    """Each bypass, with a matching checksum, is refused with one StudyError and leaves no marker file."""
+    marker = tmp_path / "ran.txt"
+    payload = dict(_bypasses(marker))[case]
+    path = tmp_path / "p.pkl"
+    if isinstance(payload, bytes):
+        path.write_bytes(payload)
+        (tmp_path / "p.pkl.sha256").write_text(f"{hashlib.sha256(payload).hexdigest()}  p.pkl\n")
+    else:
+        save_pickle(path, payload)
+    with pytest.raises(StudyError, match="refused"):
+        load_pickle(path)
+    assert not marker.exists()
+    if case == "torch.storage._load_from_bytes":   # the bypass is real: a bare pickle.load runs it
+        with contextlib.suppress(Exception):
+            pickle.loads(path.read_bytes())
+        assert marker.read_text().strip() == "ran"
+
+
 def test_plain_probe_files_load_and_others_are_refused(tmp_path):
     save_pickle(tmp_path / "ok.pkl", {"scaler": __import__("sklearn.preprocessing").preprocessing.StandardScaler(),
-                                      "coef": np.ones((2, 3)), "t": __import__("torch").ones(2)})
+                                      "coef": np.ones((2, 3)), "w": np.ones(2, np.float32)})
     assert load_pickle(tmp_path / "ok.pkl")["coef"].shape == (2, 3)
     save_pickle(tmp_path / "bad.pkl", Evil())
     with pytest.raises(StudyError, match="refused"):
