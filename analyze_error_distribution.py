@@ -17,14 +17,14 @@ confusion counts (figure <dataset>_<probe>_confusion.png), false positives and n
 language, and the 10 most confident false positives and false negatives.
 """
 from study import cli, paths
-from study.artifacts import write_json
 from study.config import PROBES, load_config
 from study.data import dataset_name
 from study.error_analysis import (binary_error_summary, draw_binary_figures, draw_figures, error_summary,
                                   load_predictions)
 from study.errors import StudyError
 from study.provenance import record
-from study.results import read_evaluation, task
+from study.results import evaluation_sha256, read_evaluation
+from study.schemas import ErrorSummary, YesNoErrorSummary, write_record
 
 
 def main():
@@ -37,8 +37,8 @@ def main():
     cfg = load_config(args.config)
     name = dataset_name(args.dataset, args.data_dir)
     evaluation = read_evaluation(cfg, name)
-    probe = args.probe or evaluation["best"]["probe"]
-    variants = [v.name for v in cfg.select_variants(args.models, args.max_tokens, available=list(evaluation["models"]))]
+    probe = args.probe or evaluation.best.probe
+    variants = [v.name for v in cfg.select_variants(args.models, args.max_tokens, available=list(evaluation.models))]
     if not variants:
         raise StudyError(f"no evaluated model at --max-tokens {args.max_tokens} in {paths.evaluation(cfg, name)}")
     preds = {v: load_predictions(paths.predictions(cfg, name, v, probe), name) for v in variants}
@@ -47,14 +47,14 @@ def main():
         if p["dimension_names"] != dims:
             raise StudyError(f"predictions of {v} score dimensions {p['dimension_names']}, those of {variants[0]} {dims}")
 
-    if task(evaluation) == "classification":
+    if evaluation.task == "classification":
         return binary_errors(cfg, name, probe, evaluation, preds)
     summary = error_summary(name, probe, preds, cfg.score_range)
     figures = draw_figures(cfg, summary, preds)
-    summary["figures"] = {n: paths.relative(cfg, p) for n, p in figures.items()}
-    summary["provenance"] = record()
+    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
+                   evaluation_sha256=evaluation_sha256(cfg, name))
     out = paths.error_summary(cfg, name)
-    write_json(out, summary)
+    write_record(out, ErrorSummary, summary)
 
     print(f"{probe} probe")
     print(f"{'model':32s} {'MAE':>7s} {'bias':>7s} {'p90':>6s} {'MAE cut (n)':>14s} {'MAE whole (n)':>14s}")
@@ -71,16 +71,16 @@ def binary_errors(cfg, name, probe, evaluation, preds):
     negatives at each model's threshold chosen on validation (the regression figures do not apply)."""
     thresholds = {}
     for v in preds:
-        m = evaluation["models"].get(v, {}).get("probes", {}).get(probe)
+        m = evaluation.models[v].probes.get(probe) if v in evaluation.models else None
         if not m:
             raise StudyError(f"the evaluation results hold no {probe} probe for {v}; rerun evaluate.py")
-        thresholds[v] = m["threshold"]
+        thresholds[v] = m.threshold
     summary = binary_error_summary(name, probe, preds, thresholds)
     figures = draw_binary_figures(cfg, summary)
-    summary["figures"] = {n: paths.relative(cfg, p) for n, p in figures.items()}
-    summary["provenance"] = record()
+    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
+                   evaluation_sha256=evaluation_sha256(cfg, name))
     out = paths.error_summary(cfg, name)
-    write_json(out, summary)
+    write_record(out, YesNoErrorSummary, summary)
     print(f"{probe} probe (yes/no labels: error histograms, score bins and MAE figures do not apply)")
     print(f"{'model':32s} {'threshold':>9s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'TN':>5s}")
     for v, s in summary["models"].items():

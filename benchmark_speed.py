@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 from study import cli, paths
-from study.artifacts import write_json
 from study.benchmark import Options, format_table, run_benchmark
 from study.config import load_config, task_probes, with_parts
 from study.data import load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
+from study.schemas import BenchmarkRecord, write_record
 
 SHAPES_DIR = Path(__file__).resolve().parent / "study" / "model_shapes"
 
@@ -75,7 +75,7 @@ def main():
 
     doc = run_benchmark(cfg, dataset, variants, splits, device, dtype, opts, say=lambda s: print(s, flush=True))
     out = Path(args.output) if args.output else paths.benchmark(cfg, dataset.name)
-    write_json(out, doc)
+    write_record(out, BenchmarkRecord, doc)
     print()
     print(format_table(doc))
     print(f"\nbenchmark: {out}")

@@ -17,13 +17,14 @@ per probe, F1 per language and for truncated articles, and the chart
 results/figures/<dataset>_f1_by_model.png instead.
 """
 from study import cli, paths
-from study.artifacts import atomic_path, write_json
+from study.artifacts import atomic_path
 from study.comparison import (BINARY_FIGURES, FIGURES, binary_markdown, comparison_markdown, draw_binary_figures,
                               draw_figures)
 from study.config import load_config
 from study.data import dataset_name
 from study.provenance import record
-from study.results import read_evaluation, task
+from study.results import evaluation_sha256, read_evaluation
+from study.schemas import ComparisonRecord, legacy_dict, write_record
 
 
 def main():
@@ -34,23 +35,23 @@ def main():
     results = read_evaluation(cfg, name)
     report = paths.comparison_markdown(cfg, name)
 
-    binary = task(results) == "classification"
-    figures = (draw_binary_figures if binary else draw_figures)(cfg, results)
+    binary = results.task == "classification"
+    figures = (draw_binary_figures if binary else draw_figures)(cfg, legacy_dict(results))
     captions = BINARY_FIGURES if binary else FIGURES
     links = {captions[n]: p.resolve().relative_to(report.parent.resolve()).as_posix() for n, p in figures.items()}
     with atomic_path(report, "wb") as fh:
-        fh.write((binary_markdown if binary else comparison_markdown)(results, links).encode("utf-8"))
-    write_json(paths.comparison_record(cfg, name), {
-        "dataset": name, "report": paths.relative(cfg, report),
+        fh.write((binary_markdown if binary else comparison_markdown)(legacy_dict(results), links).encode("utf-8"))
+    write_record(paths.comparison_record(cfg, name), ComparisonRecord, {
+        "dataset": name, "report": paths.relative(cfg, report), "evaluation_sha256": evaluation_sha256(cfg, name),
         "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
 
-    best = results["best"]
+    best = results.best
     if binary:
-        print(f"best on validation: {best['model']} + {best['probe']}, test F1 {best['test_f1']:.4f} at threshold "
-              f"{best['threshold']:.3f}")
+        f1 = "n/a" if best.test_f1 is None else f"{best.test_f1:.4f}"
+        print(f"best on validation: {best.model} + {best.probe}, test F1 {f1} at threshold {best.threshold:.3f}")
     else:
-        print(f"best on validation: {best['model']} + {best['probe']}, test MAE {best['test_mae']:.4f}"
-              + (f" ({best['band']})" if "band" in best else ""))
+        print(f"best on validation: {best.model} + {best.probe}, test MAE {best.test_mae:.4f}"
+              + (f" ({best.band})" if best.band else ""))
     print(f"report: {report}")
     print("charts: " + "\n        ".join(str(p) for p in figures.values()))
 

@@ -23,11 +23,11 @@ from tqdm import tqdm
 from study import cli, paths
 from study.cache import CACHE_KEYS, Checkpoint, concatenate, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config, with_parts
-from study.artifacts import write_json
 from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
 from study.embedders import batch_size_for, embed_texts, load_model, resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
 from study.provenance import model_revision
+from study.schemas import DataChecks, write_record
 
 
 def main():
@@ -106,8 +106,8 @@ def report_leaks(cfg, dataset, splits) -> None:
     """Say (and record for the report) which articles appear in more than one split."""
     leaks = split_leaks(splits)
     if len(splits) > 1:
-        write_json(paths.data_checks(cfg, dataset.name), {"dataset": dataset.name, "splits": list(splits),
-                                                          "split_leaks": leaks})
+        write_record(paths.data_checks(cfg, dataset.name), DataChecks,
+                     {"dataset": dataset.name, "splits": list(splits), "split_leaks": leaks})
     if leaks["same_id"] or leaks["same_text"]:
         print(f"warning: articles in more than one split: {leaks['same_id']} by id, {leaks['same_text']} by title + "
               "content; e.g. " + "; ".join(f"{'/'.join(e['splits'])}: {', '.join(e['ids'])}" for e in leaks["examples"]))

@@ -29,7 +29,6 @@ from datetime import datetime, timezone
 import numpy as np
 
 from study import cli, paths
-from study.artifacts import read_json, write_json
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
@@ -38,6 +37,7 @@ from study.evaluation import (add_chunk_differences, add_part_differences, add_s
                               current_data, fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
                               screening_setup, trained_task)
 from study.provenance import record
+from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
 from study.results import best_summary, best_summary_binary
 
 
@@ -54,7 +54,7 @@ def main():
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
     summary_path = paths.training_summary(cfg, dataset.name)
-    trained = read_json(summary_path, "training summary (run train_probes.py first)").get("models", {})
+    trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
     variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
     task = trained_task(dataset, trained, summary_path)
     probes = task_probes(task, args.probes)
@@ -87,14 +87,14 @@ def main():
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
-    write_json(out, results)
+    ev = write_record(out, ScoreEvaluation, results)
 
-    b = results["best"]
-    print(f"train-mean predictor MAE {results['mean_predictor']['overall_mae']:.4f}")
-    print(f"best on validation: {b['model']} + {b['probe']}: test MAE {b['test_mae']:.4f} "
-          f"[{b['mae_ci95'][0]:.4f}, {b['mae_ci95'][1]:.4f}]"
-          + (f"; fine-tuned baseline {results['baseline_mae']:.2f} ({results['baseline_source']}): {b['band']}"
-             if results["baseline_mae"] else
+    b = ev.best
+    print(f"train-mean predictor MAE {ev.mean_predictor.overall_mae:.4f}")
+    print(f"best on validation: {b.model} + {b.probe}: test MAE {b.test_mae:.4f} "
+          f"[{b.mae_ci95[0]:.4f}, {b.mae_ci95[1]:.4f}]"
+          + (f"; fine-tuned baseline {ev.baseline_mae:.2f} ({ev.baseline_source}): {b.band}"
+             if ev.baseline_mae else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
     print(f"results: {out}")
 
@@ -110,15 +110,15 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
-    write_json(out, results)
+    ev = write_record(out, YesNoEvaluation, results)
 
-    b, ref = results["best"], results["always_yes"]
+    b, ref = ev.best, ev.always_yes
     f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)
-    print(f"yes rate on test {results['positive_rate']:.1%}; saying yes to every article: F1 {f(ref['f1'])}")
-    print(f"best on validation: {b['model']} + {b['probe']}: test F1 {f(b['test_f1'])} "
-          f"[{f(b['f1_ci95'][0])}, {f(b['f1_ci95'][1])}] at threshold {b['threshold']:.3f}"
-          + (f"; fine-tuned baseline F1 {results['baseline_f1']:.3f} ({results['baseline_source']}): "
-             f"{b['against_baseline']}" if "against_baseline" in b else
+    print(f"yes rate on test {ev.positive_rate:.1%}; saying yes to every article: F1 {f(ref.f1)}")
+    print(f"best on validation: {b.model} + {b.probe}: test F1 {f(b.test_f1)} "
+          f"[{f(b.f1_ci95[0])}, {f(b.f1_ci95[1])}] at threshold {b.threshold:.3f}"
+          + (f"; fine-tuned baseline F1 {ev.baseline_f1:.3f} ({ev.baseline_source}): "
+             f"{b.against_baseline}" if b.against_baseline else
              "; no fine-tuned baseline F1 known (config baseline_f1, dataset.yaml or --baseline-f1)"))
     print(f"results: {out}")
 

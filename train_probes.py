@@ -26,14 +26,19 @@ from datetime import datetime, timezone
 from tqdm import tqdm
 
 from study import cli, paths
-from study.artifacts import merge_json, read_json_object, save_pickle
+from study.artifacts import save_pickle
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
-from study.provenance import record
 from study.probes import DEFAULT_HIDDEN, describe_selected, ids_sha256, make_probe, nested_subsets
+from study.provenance import record
+from study.schemas import TrainingSummary, merge_record, read_record
+
+
+SUMMARY_REMEDY = ("remove it and rerun train_probes.py (it lists the probes trained so far; retraining them "
+                  "writes it anew)")
 
 
 def main():
@@ -56,8 +61,7 @@ def main():
     summary_path = paths.training_summary(cfg, dataset.name)
 
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
-        read_json_object(summary_path, "training summary", "remove it and rerun train_probes.py (it lists the "
-                         "probes trained so far; retraining them writes it anew)")
+        read_record(summary_path, TrainingSummary, "training summary", SUMMARY_REMEDY)
     with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
@@ -79,8 +83,8 @@ def main():
                     records.append(rec)
                     tqdm.write(line)
                 if records:   # the full-data probe's entry was written with an empty list first
-                    merge_json(summary_path, {"dataset": dataset.name, "models": {
-                        variant.name: {kind: {"train_subsets": records}}}})
+                    merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
+                        variant.name: {kind: {"train_subsets": records}}}}, SUMMARY_REMEDY)
                 bar.update()
     print(f"training summary: {summary_path}")
 
@@ -122,8 +126,8 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
     path = paths.probe(cfg, dataset.name, variant.name, kind)
     digest = save_pickle(path, probe.to_bundle(metadata))
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
-    merge_json(summary_path, {"dataset": dataset.name, "models": {
-        variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}})
+    merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
+        variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}}, SUMMARY_REMEDY)
     line = (f"[{variant.name}] {kind}: {said(probe, dataset.task)} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}")
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:

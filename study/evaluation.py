@@ -136,7 +136,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         lo, hi = m["mae_ci95"]
         print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
               f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
-        subsets = ((context.get("trained") or {}).get(variant.name, {}).get(kind) or {}).get("train_subsets")
+        record = context["trained"].get(variant.name, {}).get(kind)
+        subsets = record.train_subsets if record else None
         if subsets:
             m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta), context)
             print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
@@ -151,7 +152,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     return entry
 
 
-def learning_curve(cfg, dataset, variant, kind, subsets: list[dict], test: dict, full: tuple, context) -> list[dict]:
+def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full: tuple, context) -> list[dict]:
     """Test MAE of the probes trained on nested subsets of the training split (train_probes.py
     --train-fractions; `subsets`: their records in the training summary), then of the full-data probe
     (`full`: its test predictions, metrics and metadata), by training articles: [{fraction, n_train,
@@ -160,15 +161,15 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list[dict], test: dict,
     Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
     n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
     points, errors = [], []
-    for rec in sorted(subsets, key=lambda r: r["n_train"]):
-        path = paths.subset_probe(cfg, dataset.name, variant.name, kind, rec["n_train"])
+    for rec in sorted(subsets, key=lambda r: r.n_train):
+        path = paths.subset_probe(cfg, dataset.name, variant.name, kind, rec.n_train)
         probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
-        if path.name != rec.get("file") or (meta.get("train_subset") or {}).get("ids_sha256") != rec.get("ids_sha256"):
+        if path.name != rec.file or (meta.get("train_subset") or {}).get("ids_sha256") != rec.ids_sha256:
             raise StudyError(f"{path} is not the subset probe the training summary records for {variant.name} {kind}; "
                              "rerun train_probes.py --train-fractions ...")
         P = probe.predict(X)
         s = score_with_ci(Y, P, names, n_boot, seed)
-        points.append({"fraction": rec["fraction"], "n_train": int(rec["n_train"]), "test_mae": s["overall_mae"],
+        points.append({"fraction": rec.fraction, "n_train": rec.n_train, "test_mae": s["overall_mae"],
                        "mae_ci95": s["mae_ci95"], "val_mae": meta["val_mae"], "file": path.name})
         errors.append(article_mae(Y, P))
     P, m, meta = full
@@ -267,7 +268,7 @@ def embedding_cost(cfg, dataset, variant) -> dict:
 def trained_task(dataset, trained: dict, summary_path) -> str:
     """The task the probes of the training summary were trained for (one for all), checked against the task
     the dataset declares (config.yaml or its dataset.yaml) when it declares one."""
-    tasks = {m.get("task", "regression") for entry in trained.values() for m in entry.values()}
+    tasks = {m.task_name for entry in trained.values() for m in entry.values()}
     if len(tasks) > 1:
         raise StudyError(f"{summary_path} mixes regression and classification probes; remove it and rerun "
                          "train_probes.py")

@@ -29,7 +29,9 @@ from study.findings import band
 from study.metrics import finite
 from study.probes import describe_selected
 from study.provenance import record
-from study.results import chosen, probe_entries, read_evaluation, task
+from study.results import chosen, evaluation_sha256, probe_entries, read_evaluation, task
+from study.schemas import (BenchmarkRecord, ComparisonRecord, DataChecks, ErrorSummary, TrainingSummary, legacy_dict,
+                           model_for, read_record, validate)
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
 WORST_SHOWN = 10        # worst-scored articles listed per report
@@ -48,6 +50,7 @@ class Inputs:
     error_figures: dict[str, Path] = field(default_factory=dict)        # name -> png recorded by phase 5
     comparison_report: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)   # what was read, for the appendix
+    left_out: dict[str, str] = field(default_factory=dict)  # inputs of another run: why each was not used
 
 
 def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> Inputs:
@@ -55,23 +58,39 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
 
     `benchmarks_of`: the dataset whose speed benchmark to use (a run over several datasets measures once).
     """
-    inputs = Inputs(dataset=dataset, evaluation=read_evaluation(cfg, dataset),
+    inputs = Inputs(dataset=dataset, evaluation=legacy_dict(read_evaluation(cfg, dataset)),
                     files={"evaluation": paths.evaluation(cfg, dataset)})
-    optional = {"training": paths.training_summary(cfg, dataset), "data_checks": paths.data_checks(cfg, dataset),
-                "benchmarks": paths.benchmark(cfg, benchmarks_of or dataset),
-                "errors": paths.error_summary(cfg, dataset)}
-    for key, path in optional.items():
-        if path.is_file():
-            setattr(inputs, key, read_json(path))
-            inputs.files[key] = path
-    record = paths.comparison_record(cfg, dataset)
-    if record.is_file():
-        comparison = read_json(record)
-        inputs.files["comparison"] = record
-        inputs.comparison_figures = {n: paths.recorded(cfg, rel) for n, rel in (comparison.get("figures") or {}).items()}
-        inputs.comparison_report = paths.recorded(cfg, comparison["report"]) if comparison.get("report") else None
-    inputs.error_figures = {n: paths.recorded(cfg, rel) for n, rel in ((inputs.errors or {}).get("figures") or {}).items()
-                            if isinstance(rel, str)}
+    current = evaluation_sha256(cfg, dataset)
+    optional = {"training": (paths.training_summary(cfg, dataset), TrainingSummary, "rerun train_probes.py"),
+                "data_checks": (paths.data_checks(cfg, dataset), DataChecks, "rerun embed_articles.py"),
+                "benchmarks": (paths.benchmark(cfg, benchmarks_of or dataset), BenchmarkRecord, "rerun benchmark_speed.py"),
+                "errors": (paths.error_summary(cfg, dataset), ErrorSummary, "rerun analyze_error_distribution.py"),
+                "comparison": (paths.comparison_record(cfg, dataset), ComparisonRecord, "rerun compare_results.py")}
+    records = {}
+    for key, (path, model, remedy) in optional.items():
+        if not path.is_file():
+            continue
+        if key == "errors":
+            data = read_json(path, "error summary")
+            rec = validate(model_for("error summary", data), data, str(path), remedy)
+        else:
+            rec = read_record(path, model, key, remedy)
+        made_from = getattr(rec, "evaluation_sha256", None)
+        if made_from is not None and made_from != current:   # another run's: left out, and named
+            inputs.left_out[key] = (f"{path.name} was made from another evaluation than the current "
+                                    f"{paths.evaluation(cfg, dataset).name}; {remedy}")
+            continue
+        records[key] = rec
+        inputs.files[key] = path
+    for key in ("training", "data_checks", "benchmarks", "errors"):
+        if key in records:
+            setattr(inputs, key, legacy_dict(records[key]))
+    if "comparison" in records:
+        comparison = records["comparison"]
+        inputs.comparison_figures = {n: paths.recorded(cfg, rel) for n, rel in comparison.figures.items()}
+        inputs.comparison_report = paths.recorded(cfg, comparison.report)
+    if "errors" in records:
+        inputs.error_figures = {n: paths.recorded(cfg, rel) for n, rel in records["errors"].figures.items()}
     return inputs
 
 
@@ -132,6 +151,8 @@ class Report:
     def executive_summary(self):
         w, b, ev = self.w, self.best, self.ev
         w.heading("1. Executive summary")
+        for what, why in self.inp.left_out.items():
+            w.unavailable(f"Another run's {what.replace('_', ' ')}", why)
         if b.get("band") and self.baseline:
             w.para(("Verdict: ", "b"), (b["band"], "b"),
                    f" — the best probe's test MAE is {num(b['test_mae'])} against the fine-tuned model's "

@@ -52,8 +52,10 @@ from __future__ import annotations
 from study import paths
 from study.artifacts import read_json
 from study.config import Config
+from study.data import file_sha256
 from study.errors import StudyError
 from study.metrics import band_limits, success_band
+from study.schemas import Evaluation, model_for, validate
 
 
 PROBE_ORDER = ("ridge", "logistic", "mlp", "lightgbm")   # ties go to the earlier probe
@@ -115,46 +117,30 @@ def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> d
     return out
 
 
-def task(ev: dict) -> str:
-    """'regression' (0-10 scores) or 'classification' (yes/no labels) of an evaluation JSON."""
-    return ev.get("task", "regression")
+def task(ev) -> str:
+    """'regression' (0-10 scores) or 'classification' (yes/no labels) of an evaluation (model or dict)."""
+    return ev.task if not isinstance(ev, dict) else ev.get("task", "regression")
 
 
-def read_evaluation(cfg: Config, dataset: str) -> dict:
-    """The evaluation JSON of `dataset`, checked for the layout above and for its dataset name."""
+def evaluation_sha256(cfg: Config, dataset: str) -> str:
+    """sha256 of the evaluation JSON as it is now: what a downstream artifact records it was made from."""
+    return file_sha256(paths.evaluation(cfg, dataset))
+
+
+def read_evaluation(cfg: Config, dataset: str) -> Evaluation:
+    """The evaluation JSON of `dataset` as its typed model (study/schemas.py), checked for its dataset name."""
     path = paths.evaluation(cfg, dataset)
-    ev = read_json(path, "evaluation results (run evaluate.py first)")
-    problem = _layout_problem(ev)
-    if problem:
-        raise StudyError(f"{path}: not evaluate.py's output ({problem}); rerun evaluate.py")
-    if ev["dataset"] != dataset:
-        raise StudyError(f"{path} holds the results of dataset '{ev['dataset']}', not '{dataset}'")
+    remedy = "rerun evaluate.py"
+    data = read_json(path, f"evaluation results (run evaluate.py first)")
+    ev = validate(model_for("evaluation", data), data, str(path), remedy)
+    if ev.dataset != dataset:
+        raise StudyError(f"{path} holds the results of dataset '{ev.dataset}', not '{dataset}'")
+    for variant, entry in ev.models.items():
+        if entry.chosen_probe not in entry.probes:
+            raise StudyError(f"{path}: model '{variant}' has no valid 'chosen_probe'; {remedy}")
+    if ev.best.probe not in (ev.models.get(ev.best.model).probes if ev.best.model in ev.models else {}):
+        raise StudyError(f"{path}: 'best' names no evaluated model and probe; {remedy}")
     return ev
-
-
-def _layout_problem(ev) -> str | None:
-    if not isinstance(ev, dict):
-        return f"expected a JSON object, found {type(ev).__name__}"
-    for key in ("dataset", "models", "best", "dimension_names"):
-        if key not in ev:
-            return f"no '{key}'"
-    if not isinstance(ev["models"], dict) or not ev["models"]:
-        return "'models' is empty"
-    for variant, entry in ev["models"].items():
-        probes = entry.get("probes") if isinstance(entry, dict) else None
-        if not isinstance(probes, dict) or not probes or not all(isinstance(m, dict) for m in probes.values()):
-            return f"model '{variant}' has no 'probes'"
-        if entry.get("chosen_probe") not in probes:
-            return f"model '{variant}' has no valid 'chosen_probe'"
-        for kind, m in probes.items():
-            curve = m.get("learning_curve")
-            if curve is not None and not (isinstance(curve, list) and curve and all(
-                    isinstance(p, dict) and {"n_train", "test_mae", "mae_ci95"} <= set(p) for p in curve)):
-                return f"model '{variant}' {kind}: 'learning_curve' is not a list of points"
-    best = ev["best"]
-    if not isinstance(best, dict) or best.get("probe") not in ev["models"].get(best.get("model"), {}).get("probes", {}):
-        return "'best' names no evaluated model and probe"
-    return None
 
 
 def sweep_groups(models: dict) -> dict[str, list[str]]:

@@ -10,24 +10,25 @@ from __future__ import annotations
 from study import paths, plots
 from study.config import Config
 from study.findings import band_rule
-from study.results import chosen, read_evaluation, task
+from study.results import read_evaluation
+from study.schemas import CrossDatasetSummary, legacy_dict, write_record
 
 
 def cross_dataset(cfg: Config, datasets: list[str]) -> dict:
     rows, per_model, yes_no = [], {}, []
     for name in datasets:
         ev = read_evaluation(cfg, name)
-        b = ev["best"]
-        if task(ev) == "classification":   # yes/no labels: F1, in a table of their own
-            yes_no.append({"dataset": name, "model": b["model"], "probe": b["probe"], "threshold": b["threshold"],
-                           "test_f1": b["test_f1"], "f1_ci95": b["f1_ci95"], "test_roc_auc": b["test_roc_auc"],
-                           "baseline_f1": ev.get("baseline_f1"), "n_test": ev.get("n_test")})
+        b = ev.best
+        if ev.task == "classification":   # yes/no labels: F1, in a table of their own
+            yes_no.append({"dataset": name, "model": b.model, "probe": b.probe, "threshold": b.threshold,
+                           "test_f1": b.test_f1, "f1_ci95": b.f1_ci95, "test_roc_auc": b.test_roc_auc,
+                           "baseline_f1": ev.baseline_f1, "n_test": ev.n_test})
             continue
-        rows.append({"dataset": name, "model": b["model"], "probe": b["probe"], "val_mae": b["val_mae"],
-                     "test_mae": b["test_mae"], "mae_ci95": b["mae_ci95"], "baseline_mae": ev.get("baseline_mae"),
-                     "band": b.get("band"), "bands": band_rule(ev), "n_test": ev.get("n_test")})
-        for v, p, m in chosen(ev):
-            per_model.setdefault(v, {})[name] = {"probe": p, "mae": m["overall_mae"], "ci95": m.get("mae_ci95")}
+        rows.append({"dataset": name, "model": b.model, "probe": b.probe, "val_mae": b.val_mae,
+                     "test_mae": b.test_mae, "mae_ci95": b.mae_ci95, "baseline_mae": ev.baseline_mae,
+                     "band": b.band, "bands": band_rule(legacy_dict(ev)), "n_test": ev.n_test})
+        for v, p, m in ev.chosen_entries():
+            per_model.setdefault(v, {})[name] = {"probe": p, "mae": m.overall_mae, "ci95": m.mae_ci95}
     return {"datasets": rows, "models": per_model, "yes_no": yes_no}
 
 
@@ -63,9 +64,9 @@ def summary_markdown(summary: dict, figure: str) -> str:
     return "\n".join(out)
 
 
-def write_summary(cfg: Config, datasets: list[str]) -> dict:
+def write_summary(cfg: Config, datasets: list[str]) -> CrossDatasetSummary:
     """Write summary.md, its figure and summary.json (which records both by name); returns the record."""
-    from study.artifacts import atomic_path, write_json
+    from study.artifacts import atomic_path
 
     summary = cross_dataset(cfg, datasets)
     figure = plots.dataset_bars({m: {n: d["mae"] for n, d in per.items()} for m, per in summary["models"].items()},
@@ -76,5 +77,4 @@ def write_summary(cfg: Config, datasets: list[str]) -> dict:
         fh.write(summary_markdown(summary, figure and paths.relative(cfg, figure)).encode("utf-8"))
     record = {**summary, "markdown": paths.relative(cfg, md),
               "figures": {"mae_by_dataset": paths.relative(cfg, figure)} if figure else {}}
-    write_json(paths.summary_record(cfg), record)
-    return record
+    return write_record(paths.summary_record(cfg), CrossDatasetSummary, record)

@@ -1,0 +1,591 @@
+"""The results contract: one typed model per JSON artifact, and its one reader.
+
+Every phase builds its record, validates it against its model here (`write_record`) and writes
+`model_dump()`; every consumer reads it back through `read_record` and uses attributes. The
+models are strict (`extra="forbid"`, every field required unless it is optional by nature) and
+carry a `schema_version`: a file of another version or shape is refused with one `error:` line
+naming the file, the field and what was expected, so a renamed key fails loudly instead of
+printing an empty cell.
+
+Free-form parts stay typed as plain dicts on purpose, where their keys are data (dimension names,
+languages, variants) or a record of what produced the file (hyper-parameters, cache fingerprints,
+library versions): they are copied, never looked up by a consumer.
+
+| file (study/paths.py)                 | model              | written by            |
+|---------------------------------------|--------------------|-----------------------|
+| `<ds>_training_summary.json`          | TrainingSummary    | train_probes.py       |
+| `<ds>_evaluation_results.json`        | ScoreEvaluation / YesNoEvaluation (by `task`) | evaluate.py |
+| `<ds>_comparison.json`                | ComparisonRecord   | compare_results.py    |
+| `benchmarks/<ds>_benchmarks.json`     | BenchmarkRecord    | benchmark_speed.py    |
+| `analysis/<ds>_error_summary.json`    | ErrorSummary / YesNoErrorSummary (by `task`) | analyze_error_distribution.py |
+| `summary.json`                        | CrossDatasetSummary | run_all.py (several datasets) |
+| `<ds>_data_checks.json`               | DataChecks         | embed_articles.py     |
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, TypeVar, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from study.artifacts import deep_merge, locked, read_json, write_json
+from study.errors import StudyError
+
+SCHEMA_VERSION = 1
+
+Ci = tuple[Optional[float], Optional[float]]   # a 95% interval; None where it is undefined
+
+
+class Record(BaseModel):
+    """Strict: an unknown key is an error, as in config.yaml."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+
+class Versioned(Record):
+    schema_version: int
+
+
+class Provenance(Record):
+    code: dict[str, Any]
+    host: str
+    device: Optional[str]
+    versions: dict[str, Optional[str]]
+    created_at: str
+
+
+# -- evaluation: the shared parts ------------------------------------------------------------
+class DimensionScores(Record):
+    mae: float
+    rmse: float
+    spearman: Optional[float]
+
+
+class Scores(Record):
+    overall_mae: float
+    overall_rmse: float
+    overall_spearman: Optional[float]
+    per_dimension: dict[str, DimensionScores]
+    mae_ci95: Ci
+
+
+class BaselineScores(Scores):
+    n_articles: int
+    source: str
+
+
+class GroupError(Record):
+    n: int
+    mae: Optional[float]
+    bias: Optional[float] = None
+
+
+class Truncation(Record):
+    max_tokens: int
+    truncated: GroupError
+    not_truncated: GroupError
+
+
+class PairedDifference(Record):
+    """Per-article MAE of one side minus the other on the same articles (metrics.paired_difference)."""
+    n_articles: int
+    probe_mae: float
+    baseline_mae: float
+    mae_difference: float
+    difference_ci95: Ci
+
+
+class VsLongest(PairedDifference):
+    longest: str
+    max_tokens: int
+
+
+class VsTruncated(Record):
+    truncated: str
+    all: PairedDifference
+    cut: Optional[PairedDifference]
+
+
+class CurveStep(PairedDifference):
+    n_train: int
+
+
+class CurvePoint(Record):
+    fraction: float
+    n_train: int
+    test_mae: float
+    mae_ci95: Ci
+    val_mae: float
+    file: str
+    vs_previous: Optional[CurveStep] = None
+
+
+class ArticleScores(Record):
+    n: int
+    weighted_mae: float
+    weighted_mae_ci95: Ci
+    tier_accuracy: float
+    tier_accuracy_ci95: Ci
+    within_05: float = Field(alias="within_0.5")
+    within_05_ci95: Ci = Field(alias="within_0.5_ci95")
+    within_10: float = Field(alias="within_1.0")
+    within_10_ci95: Ci = Field(alias="within_1.0_ci95")
+    tier_confusion: list[list[int]]
+
+
+class ScreenedVal(Record):
+    n: int
+    n_skipped: int
+    skip_share: float
+    recall: Optional[float]
+    skipped_mae: Optional[float]
+
+
+class ScreenedTest(ScreenedVal):
+    n_relevant: int
+    skip_share_ci95: Ci
+    recall_ci95: Ci
+    skipped_mae_ci95: Ci
+
+
+class ScreeningThreshold(Record):
+    target_recall: float
+    threshold: Optional[float]
+    val: Optional[ScreenedVal] = None
+    test: Optional[ScreenedTest] = None
+
+
+class ScreeningCurve(Record):
+    threshold: list[float]
+    skip_share: list[float]
+    recall: list[Optional[float]]
+
+
+class Screening(Record):
+    thresholds: list[ScreeningThreshold]
+    curve: ScreeningCurve
+
+
+class ScreeningSetup(Record):
+    weights: dict[str, float]
+    tiers: dict[str, float]
+    recall_targets: list[float]
+    thresholds_chosen_on: str
+    fine_tuned_ms_per_article: list[float]
+    fine_tuned_training_hours: list[float]
+
+
+class Chunks(Record):
+    window: int
+    overlap: int
+    max_windows: int
+    token_capacity: int
+    windows_per_article: float
+    capped_fraction: float
+
+
+class _ProbeCommon(Record):
+    selected: dict[str, Any]
+    inference_ms_per_article: float
+    train_seconds: float
+    predictions_files: dict[str, str]
+
+
+class ScoreProbe(_ProbeCommon, Scores):
+    """One probe of a score dataset on the test split (and its validation MAE, which chooses)."""
+    per_language: dict[str, GroupError]
+    truncation: Truncation
+    val_mae: float
+    article_scores: ArticleScores
+    screening: Screening
+    vs_baseline: Optional[PairedDifference] = None
+    vs_longest: Optional[VsLongest] = None
+    vs_truncated: Optional[VsTruncated] = None
+    vs_parts: Optional[dict[str, PairedDifference]] = None
+    learning_curve: Optional[list[CurvePoint]] = None
+
+    @property
+    def validation_score(self) -> float:
+        return self.val_mae
+
+
+class YesNoGroup(Record):
+    n: int
+    positives: int
+    f1: Optional[float]
+    precision: Optional[float] = None
+    recall: Optional[float] = None
+
+
+class YesNoTruncation(Record):
+    max_tokens: int
+    truncated: YesNoGroup
+    not_truncated: YesNoGroup
+
+
+class Confusion(Record):
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+class BinaryScores(Record):
+    f1: Optional[float]
+    precision: Optional[float]
+    recall: Optional[float]
+    roc_auc: Optional[float]
+    accuracy: float
+    confusion: Confusion
+    n: int
+    positives: int
+    predicted_positives: int
+    f1_ci95: Ci
+
+
+class YesNoProbe(_ProbeCommon, BinaryScores):
+    threshold: float
+    precision_ci95: Ci
+    recall_ci95: Ci
+    roc_auc_ci95: Ci
+    per_language: dict[str, YesNoGroup]
+    truncation: YesNoTruncation
+    val_log_loss: float
+    val_f1: float
+
+    @property
+    def validation_score(self) -> float:
+        return self.val_log_loss
+
+
+class _ModelEntry(Record):
+    model: str
+    model_name: str
+    role: str
+    embedding_dim: int
+    max_tokens: int
+    truncated_fraction: float
+    mean_token_count: float
+    embedding_cost: dict[str, Optional[dict[str, Any]]]
+    chunked: Optional[bool] = None
+    chunks: Optional[Chunks] = None
+    parts: Optional[list[str]] = None
+    chosen_probe: str
+
+
+class ScoreModelEntry(_ModelEntry):
+    probes: dict[str, ScoreProbe]
+
+
+class YesNoModelEntry(_ModelEntry):
+    probes: dict[str, YesNoProbe]
+
+
+class ScoreBest(Record):
+    model: str
+    probe: str
+    val_mae: float
+    test_mae: float
+    mae_ci95: Ci
+    chosen_by: str
+    gap_to_baseline: Optional[float] = None
+    band: Optional[str] = None
+    band_limits: Optional[list[float]] = None
+
+
+class YesNoBest(Record):
+    model: str
+    probe: str
+    val_log_loss: float
+    val_f1: float
+    threshold: float
+    chosen_by: str
+    test_f1: Optional[float]
+    test_precision: Optional[float]
+    test_recall: Optional[float]
+    test_roc_auc: Optional[float]
+    f1_ci95: Ci
+    precision_ci95: Ci
+    recall_ci95: Ci
+    roc_auc_ci95: Ci
+    gap_to_baseline: Optional[float] = None
+    against_baseline: Optional[str] = None
+
+
+class _Evaluation(Versioned):
+    dataset: str
+    random_seed: int
+    bootstrap_samples: int
+    n_test: int
+    dimension_names: list[str]
+    language_counts: dict[str, int]
+    evaluated_at: str
+    provenance: Provenance
+    config: dict[str, Any]   # the Config this evaluation ran with (config.Config.model_dump())
+
+    def entries(self):
+        """(variant, probe, metrics) for every scored probe, in the order of the file."""
+        return [(v, p, m) for v, e in self.models.items() for p, m in e.probes.items()]
+
+    def best_entry(self):
+        """(variant, probe, metrics) of the best model + probe chosen on validation."""
+        return self.best.model, self.best.probe, self.models[self.best.model].probes[self.best.probe]
+
+    def chosen_entries(self):
+        """(variant, chosen probe, its metrics) for every model."""
+        return [(v, e.chosen_probe, e.probes[e.chosen_probe]) for v, e in self.models.items()]
+
+
+class ScoreEvaluation(_Evaluation):
+    task: Literal["regression"] = "regression"
+    success_bands: dict[str, float]
+    mean_predictor: Scores
+    baseline_mae: Optional[float]
+    baseline_source: Optional[str]
+    baseline: Optional[BaselineScores] = None
+    screening_setup: ScreeningSetup
+    models: dict[str, ScoreModelEntry]
+    best: ScoreBest
+
+
+class YesNoEvaluation(_Evaluation):
+    task: Literal["classification"]
+    positive_rate: float
+    always_yes: BinaryScores
+    baseline_f1: Optional[float]
+    baseline_source: Optional[str]
+    models: dict[str, YesNoModelEntry]
+    best: YesNoBest
+
+
+Evaluation = Union[ScoreEvaluation, YesNoEvaluation]
+
+
+# -- training summary ------------------------------------------------------------------------
+class SubsetProbe(Record):
+    """A learning-curve probe trained on the first n_train rows of one seeded permutation."""
+    fraction: float
+    n_train: int
+    file: str
+    sha256: str
+    ids_sha256: str
+    val_mae: float
+    selected: dict[str, Any]
+    train_seconds: float
+
+
+class TrainedProbe(Record):
+    """One probe file as train_probes.py recorded it (what it was trained on, how, and its checksum)."""
+    dataset: str
+    model: str
+    variant: str
+    probe: str
+    dimension_names: list[str]
+    embedding: dict[str, Any]
+    data_sha256: dict[str, str]
+    embedding_fingerprint: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    selected: dict[str, Any]
+    task: Optional[Literal["regression", "classification"]] = None
+    val_mae: Optional[float] = None
+    val_log_loss: Optional[float] = None
+    val_f1: Optional[float] = None
+    threshold: Optional[float] = None
+    train_seconds: float
+    n_train: int
+    n_val: int
+    embedding_dim: int
+    random_seed: int
+    trained_at: str
+    provenance: Provenance
+    file: str
+    sha256: str
+    train_subsets: list[SubsetProbe] = []
+
+    @property
+    def task_name(self) -> str:
+        return self.task or "regression"
+
+
+class TrainingSummary(Versioned):
+    dataset: str
+    models: dict[str, dict[str, TrainedProbe]]
+
+
+# -- comparison, error analysis, benchmark, cross-dataset summary ---------------------------------
+class ComparisonRecord(Versioned):
+    dataset: str
+    report: str
+    figures: dict[str, str]
+    provenance: Provenance
+    evaluation_sha256: Optional[str] = None
+
+
+class ErrorModel(Record):
+    n: int
+    max_tokens: int
+    overall_mae: float
+    bias: float
+    abs_error_quantiles: dict[str, float]
+    per_dimension_mae: dict[str, float]
+    per_language: dict[str, GroupError]
+    token_bins: list[dict[str, Any]]
+    truncated: GroupError
+    not_truncated: GroupError
+    score_bins: list[dict[str, Any]]
+    worst: list[dict[str, Any]]
+
+
+class YesNoErrorModel(Record):
+    n: int
+    threshold: float
+    max_tokens: int
+    confusion: Confusion
+    per_language: dict[str, dict[str, int]]
+    false_positives: list[dict[str, Any]]
+    false_negatives: list[dict[str, Any]]
+
+
+class ErrorSummary(Versioned):
+    task: Literal["regression"] = "regression"
+    dataset: str
+    probe: str
+    figures: dict[str, str]
+    models: dict[str, ErrorModel]
+    provenance: Provenance
+    evaluation_sha256: Optional[str] = None
+
+
+class YesNoErrorSummary(Versioned):
+    task: Literal["classification"]
+    dataset: str
+    probe: str
+    figures: dict[str, str]
+    models: dict[str, YesNoErrorModel]
+    provenance: Provenance
+    evaluation_sha256: Optional[str] = None
+
+
+class BenchmarkRecord(Versioned):
+    """The speed benchmark: per model its load/embedding figures, per probe its training and prediction cost,
+    and the end-to-end cost per article against the fine-tuned model's."""
+    dataset: str
+    device: str
+    device_name: Optional[str]
+    versions: dict[str, Optional[str]]
+    provenance: Provenance
+    settings: dict[str, Any]
+    fine_tuned_ms_per_article: list[float]
+    models: dict[str, dict[str, Any]]
+    probes: dict[str, dict[str, dict[str, Any]]]
+    probes_skipped: dict[str, Any]
+    end_to_end: dict[str, dict[str, dict[str, Any]]]
+
+
+class SummaryRow(Record):
+    dataset: str
+    model: str
+    probe: str
+    val_mae: float
+    test_mae: float
+    mae_ci95: Ci
+    baseline_mae: Optional[float]
+    band: Optional[str]
+    bands: Optional[str]
+    n_test: int
+
+
+class SummaryYesNoRow(Record):
+    dataset: str
+    model: str
+    probe: str
+    threshold: float
+    test_f1: Optional[float]
+    f1_ci95: Ci
+    test_roc_auc: Optional[float]
+    baseline_f1: Optional[float]
+    n_test: int
+
+
+class CrossDatasetSummary(Versioned):
+    datasets: list[SummaryRow]
+    models: dict[str, dict[str, dict[str, Any]]]
+    yes_no: list[SummaryYesNoRow]
+    markdown: str
+    figures: dict[str, str]
+
+
+class DataChecks(Versioned):
+    dataset: str
+    splits: list[str]
+    split_leaks: dict[str, Any]
+
+
+# -- reading and writing ---------------------------------------------------------------------------
+M = TypeVar("M", bound=Versioned)
+
+_BY_TASK = {"evaluation": {"regression": ScoreEvaluation, "classification": YesNoEvaluation},
+            "error summary": {"regression": ErrorSummary, "classification": YesNoErrorSummary}}
+
+
+def _problem(exc: ValidationError) -> str:
+    """The first validation error as 'field a.b.c: what (found X)', short whatever the input."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    found = err.get("input")
+    shown = json.dumps(found, ensure_ascii=False, default=str)[:60] if err["type"] != "missing" else None
+    what = {"missing": "missing", "extra_forbidden": "not a field of this file"}.get(err["type"], err["msg"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field {where}: {what}" + (f" (found {shown})" if shown and err["type"] != "extra_forbidden" else "") + more
+
+
+def validate(model: type[M], data: dict, where: str, remedy: str) -> M:
+    """`data` as `model`; StudyError '<where>: ...' naming the version or the first field at fault."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{where}: expected a JSON object, found {type(data).__name__}; {remedy}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        found = "no schema_version (an older version of this project wrote it)" if version is None \
+            else f"schema_version {json.dumps(version)[:20]}"
+        raise StudyError(f"{where}: expected schema_version {SCHEMA_VERSION}, found {found}; {remedy}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(f"{where}: not the expected {model.__name__} ({_problem(exc)}); {remedy}") from None
+
+
+def model_for(kind: str, data) -> type[Versioned]:
+    """The model of a file whose shape depends on its task (`kind`: 'evaluation' or 'error summary')."""
+    task = data.get("task", "regression") if isinstance(data, dict) else "regression"
+    return _BY_TASK[kind].get(task, _BY_TASK[kind]["regression"])
+
+
+def read_record(path: Path, model: type[M], what: str, remedy: str) -> M:
+    """The one reader: the JSON file at `path` as `model` (absent, not JSON, of another version or shape:
+    one StudyError naming the file)."""
+    data = read_json(path, f"{what} ({remedy})")
+    return validate(model, data, str(path), remedy)
+
+
+def merge_record(path: Path, model: type[M], update: dict, remedy: str) -> M:
+    """Merge `update` into the record at `path` (created if absent) under a lock, so that concurrent runs lose no
+    entry; the merged record is validated as `model` before it is written."""
+    with locked(path):
+        old = read_record(path, model, "file", remedy).model_dump(mode="json", by_alias=True) \
+            if Path(path).exists() else {}
+        return write_record(path, model, deep_merge(old, update))
+
+
+def legacy_dict(record: Record) -> dict:
+    """TRANSITIONAL: the validated record as the plain dict that the report, comparison and findings modules
+    still index by key (their conversion to attributes is under way); every file is validated before this."""
+    return record.model_dump(mode="json", by_alias=True)
+
+
+def write_record(path: Path, model: type[M], data: dict) -> M:
+    """Validate `data` as `model` (with this schema_version) and write its dump atomically; returns the model.
+    A producer whose record does not match its model fails here, before anything is written."""
+    record = validate(model, {**data, "schema_version": SCHEMA_VERSION}, f"{path} (about to be written)",
+                      "this is a bug: the producer and its model disagree")
+    write_json(path, record.model_dump(mode="json", by_alias=True, exclude_none=False))
+    return record
