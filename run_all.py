@@ -39,6 +39,7 @@ from pathlib import Path
 
 from study import cli, paths
 from study.config import PROBES, TASK_PROBES, load_config
+from study.tasks import TASKS
 from study.data import DATASET_FILE, dataset_name, resolve_dataset
 from study.errors import StudyError
 from study.runner import run_phases
@@ -153,10 +154,8 @@ def embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failure
     return kept
 
 
-# options that mean something for one task only: (option, attribute, the task it fits)
-TASK_OPTIONS = [("--train-fractions", "train_fractions", "regression"), ("--baseline-mae", "baseline_mae", "regression"),
-                ("--baseline-predictions", "baseline_predictions", "regression"),
-                ("--baseline-f1", "baseline_f1", "classification")]
+# options that mean something for one task only: (option, attribute, the task it fits), from study/tasks.py
+TASK_OPTIONS = [(option, attr, t.name) for t in TASKS.values() for option, attr in t.options]
 
 
 def options_for_task(args, cfg, name: str, data_dir: str | None):
@@ -175,7 +174,7 @@ def options_for_task(args, cfg, name: str, data_dir: str | None):
             setattr(fitted, attr, None)
             dropped.append(option)
     if dropped:
-        print(f"note: {name} has {'yes/no labels' if task == 'classification' else 'scores'}: "
+        print(f"note: {name} has {TASKS[task].label}: "
               f"{', '.join(dropped)} left out for it (its probes: {', '.join(TASK_PROBES[task])})", flush=True)
     return fitted
 

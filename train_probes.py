@@ -35,6 +35,7 @@ from study.errors import StudyError
 from study.probes import DEFAULT_HIDDEN, describe_selected, ids_sha256, make_probe, nested_subsets
 from study.provenance import record
 from study.schemas import TrainingSummary, merge_record, read_record
+from study.tasks import task
 
 
 SUMMARY_REMEDY = ("remove it and rerun train_probes.py (it lists the probes trained so far; retraining them "
@@ -54,7 +55,7 @@ def main():
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = cfg.select_variants(args.models, args.max_tokens)
     probes = task_probes(dataset.task, args.probes)
-    if args.train_fractions and dataset.task == "classification":
+    if args.train_fractions and not task(dataset.task).has("learning_curve"):
         raise StudyError(f"--train-fractions: the learning curve is measured in test MAE, on score datasets; "
                          f"{dataset.name} has yes/no labels")
     device = str(resolve_device(args.mlp_device))

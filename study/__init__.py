@@ -1,6 +1,17 @@
 """Shared logic of the multilingual embedding study; the top-level scripts stay thin.
 
-One module a concern: config, data, embedders, artifacts, probes, metrics, plots, report.
+One module a concern:
+- inputs: config (config.yaml schema, variants), tasks (scores vs yes/no, declared once), data (splits,
+  validation), demo (the synthetic demo datasets);
+- embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches);
+- probes and numbers: probes (the estimators and their portable bundles), metrics, screening, evaluation
+  (phase 3's steps), results (choices on validation), error_analysis, benchmark;
+- the results contract: schemas (one typed model per JSON artifact and its reader), artifacts (atomic,
+  checksummed files), paths (every artifact's name), provenance;
+- what the researcher reads: findings, comparison (markdown), report + docx_writer (Word), plots, summary;
+- the command line: cli (arguments, the one-line error contract), errors, runner (run_all's phases).
+
+Importing the package samples /proc/stat once (0.2 s) before torch or LightGBM load: see below.
 """
 import os
 import signal
@@ -25,6 +36,8 @@ def _cores_taken_by_others(sample_s: float = 0.2) -> bool:
     return busy_cores >= 0.5 * mine
 
 
+# Why /proc/stat at import: OpenMP reads OMP_WAIT_POLICY once, when its runtime loads (with torch or
+# LightGBM), so the choice must be made before any heavy import, i.e. here.
 # OpenMP threads (LightGBM, torch) spin while they wait for work. Alone on its cores that is the
 # fastest (LightGBM 13 s against 25 s waiting passively), but beside another busy process spinning
 # threads slow both down many times over; so when the cores are busy at start-up, threads wait

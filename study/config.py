@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from study.errors import StudyError
+from study.tasks import TASKS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 PACKAGE_SCHEME = "python-package:"
@@ -181,8 +182,7 @@ class ProbeMethods(_Strict):
 
 
 PROBES = ("ridge", "mlp", "lightgbm", "logistic")   # every probe name (one probe_methods section each)
-TASK_PROBES = {"regression": ("ridge", "mlp", "lightgbm"),        # the probes of each task, in tie-break order
-               "classification": ("logistic", "mlp", "lightgbm")}
+TASK_PROBES = {name: t.probes for name, t in TASKS.items()}   # the probes of each task, in tie-break order
 
 
 def task_probes(task: str, asked: list[str] | None = None) -> list[str]:

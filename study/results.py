@@ -56,15 +56,17 @@ from study.data import file_sha256
 from study.errors import StudyError
 from study.metrics import band_limits, success_band
 from study.schemas import Evaluation, model_for, validate
+from study.tasks import SCORES, YES_NO
 
 
 PROBE_ORDER = ("ridge", "logistic", "mlp", "lightgbm")   # ties go to the earlier probe
 
 
 def validation_score(m: dict) -> float:
-    """What chooses on validation, lower is better: the validation MAE of a regression probe, the validation
-    log-loss of a yes/no probe. The one ranking rule of the study."""
-    return m["val_mae"] if "val_mae" in m else m["val_log_loss"]
+    """What chooses on validation, lower is better (study/tasks.py `validation_field`: the validation MAE of a
+    score probe, the validation log-loss of a yes/no probe). The one ranking rule of the study."""
+    field = SCORES.validation_field if SCORES.validation_field in m else YES_NO.validation_field
+    return m[field]
 
 
 def _order(p: str) -> int:
@@ -87,7 +89,7 @@ def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: d
     variant, probe = choose_best(models)
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
-           "mae_ci95": m["mae_ci95"], "chosen_by": "validation MAE"}
+           "mae_ci95": m["mae_ci95"], "chosen_by": SCORES.validation_label}
     if baseline_mae:   # with the fine-tuned predictions: on the articles both sides scored
         paired = m.get("vs_baseline")
         mae, base = (paired["probe_mae"], paired["baseline_mae"]) if paired else (m["overall_mae"], baseline_mae)
@@ -104,7 +106,7 @@ def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> d
     variant, probe = choose_best(models)
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_log_loss": m["val_log_loss"], "val_f1": m["val_f1"],
-           "threshold": m["threshold"], "chosen_by": "validation log-loss",
+           "threshold": m["threshold"], "chosen_by": YES_NO.validation_label,
            **{f"test_{k}": m[k] for k in ("f1", "precision", "recall", "roc_auc")},
            **{f"{k}_ci95": m[f"{k}_ci95"] for k in ("f1", "precision", "recall", "roc_auc")}}
     if baseline_f1 and m["f1"] is not None:   # F1 is undefined (None) only without any yes, true or predicted

@@ -17,8 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parent.parent   # importable as the project root: pytest.ini `pythonpath`
 
 from study import cli  # noqa: E402
 from study.demo import SENTENCES, write_demo_dataset  # noqa: E402

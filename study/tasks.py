@@ -1,0 +1,62 @@
+"""The task axis, declared once: what differs between score datasets and yes/no datasets.
+
+A dataset's `task` (config.yaml or its dataset.yaml) is `regression` (0-10 scores on several
+dimensions) or `classification` (one yes/no label). Everything that follows from it is declared
+here and looked up by the phases: its probes, the validation score that chooses, the headline
+metric, which analyses apply and which command-line options make sense. Only the mathematics
+stays separate (the metric functions in study/metrics.py, the probe classes in study/probes.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# every analysis a task may have (a task lists those that apply to it)
+ANALYSES = ("bands", "tiers", "screening", "sweeps", "chunking", "pairs", "learning_curve", "error_figures",
+            "confusion")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str              # as printed: "test MAE", "test F1"
+    field: str             # the probe record's attribute (study/schemas.py)
+    ci_field: str          # its 95% CI
+    lower_is_better: bool
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str                       # the `task` value in config.yaml and in the results
+    label: str                      # in words
+    probes: tuple[str, ...]         # in tie-break order
+    validation_field: str           # what chooses on validation (lower is better for both tasks)
+    validation_label: str
+    headline: Metric
+    analyses: frozenset[str]
+    options: tuple[tuple[str, str], ...]   # run_all options that only this task takes: (option, attribute)
+
+    def has(self, analysis: str) -> bool:
+        if analysis not in ANALYSES:
+            raise ValueError(f"unknown analysis {analysis!r}; known: {', '.join(ANALYSES)}")
+        return analysis in self.analyses
+
+
+SCORES = Task(name="regression", label="scores", probes=("ridge", "mlp", "lightgbm"),
+              validation_field="val_mae", validation_label="validation MAE",
+              headline=Metric("test MAE", "overall_mae", "mae_ci95", lower_is_better=True),
+              analyses=frozenset({"bands", "tiers", "screening", "sweeps", "chunking", "pairs", "learning_curve",
+                                  "error_figures"}),
+              options=(("--train-fractions", "train_fractions"), ("--baseline-mae", "baseline_mae"),
+                       ("--baseline-predictions", "baseline_predictions")))
+
+YES_NO = Task(name="classification", label="yes/no labels", probes=("logistic", "mlp", "lightgbm"),
+              validation_field="val_log_loss", validation_label="validation log-loss",
+              headline=Metric("test F1", "f1", "f1_ci95", lower_is_better=False),
+              analyses=frozenset({"confusion"}),
+              options=(("--baseline-f1", "baseline_f1"),))
+
+TASKS = {t.name: t for t in (SCORES, YES_NO)}
+
+
+def task(name: str | None) -> Task:
+    """The Task of a `task` value (None, as in older records, means regression)."""
+    return TASKS[name or "regression"]
