@@ -20,6 +20,7 @@ from study.metrics import SUCCESS_BANDS, finite, success_band
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
 NO_BETTER_THAN_MEAN = "no better than predicting the training mean"
+NO_BETTER_THAN_ALWAYS_YES = "no better than saying yes to every article"   # its yes/no counterpart
 TOO_FEW = "too few to judge"
 CURVE_READINGS = {BETTER: "still falling", EQUIVALENT: "flat", WORSE: "rising", INCONCLUSIVE: "inconclusive"}
 
@@ -64,10 +65,10 @@ def unpaired_reading(value: float, ci, reference: float, margin: float, better: 
             "reference": reference, "verdict": verdict(shifted, margin, better)}
 
 
-def null_result(verdict_vs_mean: str) -> str | None:
-    """'no better than predicting the training mean' unless the paired comparison with the train-mean
-    predictor says 'better'; None when it does."""
-    return None if verdict_vs_mean == BETTER else NO_BETTER_THAN_MEAN
+def null_result(verdict_vs_trivial: str, phrase: str = NO_BETTER_THAN_MEAN) -> str | None:
+    """`phrase` ('no better than predicting the training mean'; NO_BETTER_THAN_ALWAYS_YES for yes/no labels)
+    unless the paired comparison with that trivial predictor says 'better'; None when it does."""
+    return None if verdict_vs_trivial == BETTER else phrase
 
 
 def bands_spanned(ci, baseline_mae: float, margins: dict) -> list[str]:

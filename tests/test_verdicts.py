@@ -125,3 +125,46 @@ def test_learning_curve_reading_per_doubling():
     assert short["reading"] == "inconclusive" and short["per_doubling_ci95"][0] < -0.1
     with pytest.raises(ValueError):
         curve_reading(4000, 4000, 0.0, (0, 0), 0.02)
+
+
+def test_the_evaluation_json_records_the_rule_s_answers(workspace, tmp_path):
+    """evaluate.py on the demo workspace: every new verdict re-derived from the predictions files."""
+    import json
+
+    from conftest import call
+    from study.cache import read_embeddings
+    from study.screening import misses_allowed
+
+    cfg, demo = workspace
+    assert call("evaluate", "--config", cfg, "--data-dir", demo, "--baseline-mae", "0.7") == 0
+    ev = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    m = ev["models"]["tiny"]["probes"]["ridge"]
+    test, val = (np.load(tmp_path / "results" / m["predictions_files"][s]) for s in ("test", "val"))
+    train = read_embeddings(tmp_path / "embeddings" / "demo_ds_tiny_train.npz")["labels"]
+    mine = np.abs(test["y_pred"].astype(float) - test["y_true"]).mean(axis=1)
+    mean = np.abs(train.mean(axis=0) - test["y_true"]).mean(axis=1)
+
+    vs_mean = m["vs_mean_predictor"]
+    assert vs_mean["mae_difference"] == pytest.approx((mine - mean).mean(), abs=1e-6)
+    assert vs_mean["equivalence_margin"] == 0.02
+    assert vs_mean["verdict"] == _reference_verdict(mine - mean, 0.02, 1.0)   # 1000 resamples, seed 42 vs 1:
+    b = ev["best"]["verdicts"]                                                # the same side of the margin here
+    assert b["candidates"] == 1 and b["vs_mean_predictor"] == vs_mean["verdict"]
+    assert b["null_result"] == null_result(vs_mean["verdict"])
+    lo, hi = m["mae_ci95"]
+    assert b["vs_baseline"]["paired"] is False and b["vs_baseline"]["ci95"] == pytest.approx([lo - 0.7, hi - 0.7])
+    assert b["bands_spanned"][0] == success_band(lo, 0.7, ev["success_bands"])
+    assert b["bands_spanned"][-1] == success_band(hi, 0.7, ev["success_bands"])
+
+    w = np.array([ev["screening_setup"]["weights"][d] for d in ev["dimension_names"]])
+    s_true, s_pred = val["y_true"] @ w, val["y_pred"].astype(float) @ w
+    relevant = np.sort(s_pred[s_true >= 4.0])
+    for entry in m["screening"]["thresholds"]:
+        g, target = entry["guaranteed"], entry["target_recall"]
+        assert entry["n_relevant_val"] == g["n_relevant"] == len(relevant)
+        k = misses_allowed(len(relevant), target, 0.95)
+        if k is None:
+            assert g["threshold"] is None and g["note"].startswith(f"cannot be certified with {len(relevant)} articles")
+        else:
+            assert g["threshold"] == pytest.approx(relevant[k], abs=1e-5) and "test" in g
+    assert ev["mean_predictor"]["majority_tier"]["tier"] in ("low", "medium", "high")
