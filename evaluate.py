@@ -98,12 +98,12 @@ def main():
           + (f"; fine-tuned baseline {ev.baseline_mae:.2f} ({ev.baseline_source}): {b.band}"
              if ev.baseline_mae else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
-    v = b["verdicts"]
-    print(f"against the train-mean predictor (paired, margin ±{cfg.equivalence_margin:g}): {v['vs_mean_predictor']}"
-          + (f" — {v['null_result']}" if v["null_result"] else "")
-          + (f"; against the fine-tuned baseline ({'paired' if v['vs_baseline']['paired'] else 'unpaired'}): "
-             f"{v['vs_baseline']['verdict']}; band of the 95% CI: {v['band_reading']}" if "vs_baseline" in v else "")
-          + f"; chosen on validation among {v['candidates']} model + probe pairs")
+    v = b.verdicts
+    print(f"against the train-mean predictor (paired, margin ±{cfg.equivalence_margin:g}): {v.vs_mean_predictor}"
+          + (f" — {v.null_result}" if v.null_result else "")
+          + (f"; against the fine-tuned baseline ({'paired' if v.vs_baseline.paired else 'unpaired'}): "
+             f"{v.vs_baseline.verdict}; band of the 95% CI: {v.band_reading}" if v.vs_baseline else "")
+          + f"; chosen on validation among {v.candidates} model + probe pairs")
     print(f"results: {out}")
 
 
@@ -129,11 +129,11 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
           + (f"; fine-tuned baseline F1 {ev.baseline_f1:.3f} ({ev.baseline_source}): "
              f"{b.against_baseline}" if b.against_baseline else
              "; no fine-tuned baseline F1 known (config baseline_f1, dataset.yaml or --baseline-f1)"))
-    v = b["verdicts"]
+    v = b.verdicts
     print(f"against saying yes to every article (paired F1, margin ±{cfg.equivalence_margin_f1:g}): "
-          f"{v['vs_always_yes']}" + (f" — {v['null_result']}" if v["null_result"] else "")
-          + (f"; against the fine-tuned F1 (unpaired): {v['vs_baseline']['verdict']}" if "vs_baseline" in v else "")
-          + f"; chosen on validation among {v['candidates']} model + probe pairs")
+          f"{v.vs_always_yes}" + (f" — {v.null_result}" if v.null_result else "")
+          + (f"; against the fine-tuned F1 (unpaired): {v.vs_baseline.verdict}" if v.vs_baseline else "")
+          + f"; chosen on validation among {v.candidates} model + probe pairs")
     print(f"results: {out}")
 
 

@@ -86,13 +86,41 @@ class Truncation(Record):
     not_truncated: GroupError
 
 
+Verdict = Literal["better", "worse", "equivalent", "inconclusive"]
+
+
 class PairedDifference(Record):
-    """Per-article MAE of one side minus the other on the same articles (metrics.paired_difference)."""
+    """Per-article MAE of one side minus the other on the same articles (metrics.paired_difference), read by the
+    comparison rule (study/verdicts.py) against the equivalence margin."""
     n_articles: int
     probe_mae: float
     baseline_mae: float
     mae_difference: float
     difference_ci95: Ci
+    verdict: Verdict
+    equivalence_margin: float
+
+
+class Reading(Record):
+    """A comparison read by the rule (verdicts.paired_reading / unpaired_reading)."""
+    difference: Optional[float]
+    ci95: Ci
+    margin: float
+    better: Literal["lower", "higher"]
+    paired: bool
+    reference: Optional[float] = None
+    verdict: Verdict
+
+
+class CurveReading(PairedDifference):
+    """The learning curve's last doubling: the paired difference against the point it doubles, per doubling."""
+    n_reference: int
+    n_last: int
+    doublings: float
+    per_doubling: float
+    per_doubling_ci95: Ci
+    margin: float
+    reading: str
 
 
 class VsLongest(PairedDifference):
@@ -118,6 +146,7 @@ class CurvePoint(Record):
     val_mae: float
     file: str
     vs_previous: Optional[CurveStep] = None
+    vs_doubling: Optional[CurveReading] = None
 
 
 class ArticleScores(Record):
@@ -130,6 +159,9 @@ class ArticleScores(Record):
     within_05_ci95: Ci = Field(alias="within_0.5_ci95")
     within_10: float = Field(alias="within_1.0")
     within_10_ci95: Ci = Field(alias="within_1.0_ci95")
+    tier_accuracy_exact_ci95: Ci
+    within_05_exact_ci95: Ci = Field(alias="within_0.5_exact_ci95")
+    within_10_exact_ci95: Ci = Field(alias="within_1.0_exact_ci95")
     tier_confusion: list[list[int]]
 
 
@@ -143,16 +175,37 @@ class ScreenedVal(Record):
 
 class ScreenedTest(ScreenedVal):
     n_relevant: int
+    n_kept_relevant: int
     skip_share_ci95: Ci
+    skip_share_exact_ci95: Ci
     recall_ci95: Ci
+    recall_exact_ci95: Ci
     skipped_mae_ci95: Ci
+    recall_below_target: Optional[bool]
+    skipped_too_few: bool
+
+
+class GuaranteedThreshold(Record):
+    """The one-sided Clopper-Pearson threshold (screening.guaranteed_threshold); `val`/`test` when certified."""
+    threshold: Optional[float]
+    confidence: float
+    n_relevant: int
+    misses_allowed: Optional[int]
+    articles_needed: Optional[int]
+    certified: bool
+    note: Optional[str]
+    val: Optional[ScreenedVal] = None
+    test: Optional[ScreenedTest] = None
 
 
 class ScreeningThreshold(Record):
+    """One recall target: the plug-in threshold (a reference) and the guaranteed one."""
     target_recall: float
     threshold: Optional[float]
     val: Optional[ScreenedVal] = None
     test: Optional[ScreenedTest] = None
+    n_relevant_val: int
+    guaranteed: GuaranteedThreshold
 
 
 class ScreeningCurve(Record):
@@ -171,6 +224,8 @@ class ScreeningSetup(Record):
     tiers: dict[str, float]
     recall_targets: list[float]
     thresholds_chosen_on: str
+    confidence: float
+    threshold_rule: str
     fine_tuned_ms_per_article: list[float]
     fine_tuned_training_hours: list[float]
 
@@ -198,6 +253,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     val_mae: float
     article_scores: ArticleScores
     screening: Screening
+    vs_mean_predictor: PairedDifference
     vs_baseline: Optional[PairedDifference] = None
     vs_longest: Optional[VsLongest] = None
     vs_truncated: Optional[VsTruncated] = None
@@ -252,6 +308,7 @@ class YesNoProbe(_ProbeCommon, BinaryScores):
     truncation: YesNoTruncation
     val_log_loss: float
     val_f1: float
+    vs_always_yes: Reading
 
     @property
     def validation_score(self) -> float:
@@ -281,6 +338,34 @@ class YesNoModelEntry(_ModelEntry):
     probes: dict[str, YesNoProbe]
 
 
+class ScoreVerdicts(Record):
+    candidates: int
+    vs_mean_predictor: Verdict
+    null_result: Optional[str]
+    vs_baseline: Optional[Reading] = None
+    bands_spanned: Optional[list[str]] = None
+    band_reading: Optional[str] = None
+
+
+class YesNoVerdicts(Record):
+    candidates: int
+    vs_always_yes: Verdict
+    null_result: Optional[str]
+    vs_baseline: Optional[Reading] = None
+
+
+class MajorityTier(Record):
+    tier: str
+    accuracy: float
+    accuracy_exact_ci95: Ci
+
+
+class MeanPredictor(Scores):
+    """Predicting the training mean of every dimension: the reference a probe must beat."""
+    article_scores: ArticleScores
+    majority_tier: MajorityTier
+
+
 class ScoreBest(Record):
     model: str
     probe: str
@@ -291,6 +376,7 @@ class ScoreBest(Record):
     gap_to_baseline: Optional[float] = None
     band: Optional[str] = None
     band_limits: Optional[list[float]] = None
+    verdicts: ScoreVerdicts
 
 
 class YesNoBest(Record):
@@ -310,6 +396,7 @@ class YesNoBest(Record):
     roc_auc_ci95: Ci
     gap_to_baseline: Optional[float] = None
     against_baseline: Optional[str] = None
+    verdicts: YesNoVerdicts
 
 
 class _Evaluation(Versioned):
@@ -339,7 +426,7 @@ class _Evaluation(Versioned):
 class ScoreEvaluation(_Evaluation):
     task: Literal["regression"] = "regression"
     success_bands: dict[str, float]
-    mean_predictor: Scores
+    mean_predictor: MeanPredictor
     baseline_mae: Optional[float]
     baseline_source: Optional[str]
     baseline: Optional[BaselineScores] = None
