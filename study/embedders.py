@@ -1,8 +1,8 @@
 """Texts -> embeddings: model loading, tokenization, batching and the encode loop.
 
 The loop is built for throughput on a GPU and stays plain on a CPU:
-- every text is tokenized once up front (fast tokenizer, batched); the texts cut at max
-  tokens a second time, whole, for their token count before truncation;
+- every text is tokenized once, whole, up front (the fast tokenizer's batch encoder, on all
+  cores); its truncated ids and its token count both come from that one pass;
 - articles are sorted by length and cut into batches bounded by a row count and, for
   long-context models, by a token budget (rows x padded length), so a batch of short
   articles is large and a batch of 8k-token articles is small;
@@ -228,20 +228,53 @@ def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.
 
 
 # -- tokenization and batching ----------------------------------------------------------
+class _Untruncated:
+    """The backend tokenizer with truncation and padding off for a block, restored after (the transformers
+    wrapper leaves whatever its last call asked for)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __enter__(self):
+        self.truncation, self.padding = self.backend.truncation, self.backend.padding
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        return self.backend
+
+    def __exit__(self, *exc):
+        if self.truncation:
+            self.backend.enable_truncation(**self.truncation)
+        if self.padding:
+            self.backend.enable_padding(**self.padding)
+
+
+def text_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Each text's ids, whole and without special tokens: one pass of the fast tokenizer's Rust batch encoder
+    (parallel over the cores unless TOKENIZERS_PARALLELISM=false; no offsets computed), else the tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    with _Untruncated(backend) as b:
+        encode = getattr(b, "encode_batch_fast", b.encode_batch)
+        return [e.ids for e in encode(list(texts), add_special_tokens=False)]
+
+
 def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[list[list[int]], np.ndarray]:
     """(input ids cut at max_tokens, token count of each text before truncation).
 
-    One truncating pass gives the ids; only the texts that reach max_tokens are tokenized a
-    second time, whole, for their count. (Counting through the tokenizer's overflow chunks
-    gave 34 instead of 202 tokens for a long text with transformers 5.17 on the GPU server.)
+    Each text is tokenized once, whole; its count is that length plus the special tokens, and its ids are
+    the special tokens around the first max_tokens of it that fit (the last ones where the tokenizer cuts on
+    the left), which is how the tokenizer itself truncates: cut the text's tokens, then add the special ones.
     """
-    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
-    counts = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    at_limit = np.flatnonzero(counts >= max_tokens)
-    if len(at_limit):
-        whole = tokenizer([texts[i] for i in at_limit], add_special_tokens=True, truncation=False,
-                          verbose=False)["input_ids"]
-        counts[at_limit] = [len(x) for x in whole]
+    left, right = special_tokens(tokenizer)
+    body = max_tokens - len(left) - len(right)
+    if body < 1:
+        raise StudyError(f"max tokens {max_tokens} leave no room for text after the {len(left) + len(right)} "
+                         "special tokens")
+    whole = text_ids(tokenizer, texts)
+    from_left = getattr(tokenizer, "truncation_side", "right") == "left"
+    ids = [left + (t[-body:] if from_left else t[:body]) + right for t in whole]
+    counts = np.fromiter((len(t) for t in whole), dtype=np.int64, count=len(whole)) + len(left) + len(right)
     return ids, counts
 
 
@@ -294,7 +327,7 @@ def window_ids(tokenizer, texts: list[str], *, window: int, overlap: int, max_wi
     if stride < 1:
         raise StudyError(f"windows of {window} tokens hold {body} tokens of text after the special tokens and "
                          f"prefix: chunking.overlap ({overlap}) must be below that")
-    joint = tokenizer([prefix + t for t in texts], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    joint = text_ids(tokenizer, [prefix + t for t in texts])
     ids, owner, capped = [], [], np.zeros(len(texts), dtype=bool)
     for i, toks in enumerate(joint):
         head, content = left + toks[:k], toks[k:]
