@@ -99,6 +99,32 @@ def test_loop_matches_sentence_transformers_encode(tiny, tiny_model):
     assert stats.n_tokens == int(np.minimum(counts, 64).sum())
 
 
+def test_batches_assembled_ahead_in_a_thread_give_the_same_numbers(tiny, monkeypatch):
+    import threading
+
+    import study.embedders as E
+
+    texts = _texts(45, seed=8)
+    ids, _ = tokenize(tiny.tokenizer, texts, 64)
+    order, batches = plan_batches(np.array([len(i) for i in ids]), 4)
+    sorted_ids = [ids[i] for i in order]
+    where, real_pad = [], E._pad
+    monkeypatch.setattr(E, "_pad", lambda *a: where.append(threading.current_thread().name) or real_pad(*a))
+    inline = encode_batches(tiny, sorted_ids, batches, overlap=False)
+    assert set(where) == {threading.current_thread().name}
+    where.clear()
+    ahead = encode_batches(tiny, sorted_ids, batches, overlap=True)
+    assert len(where) == len(batches) and all(w.startswith("batches") for w in where)   # off the main thread
+    np.testing.assert_array_equal(ahead, inline)                                       # bit for bit
+
+
+def test_prefetch_keeps_order_and_every_item():
+    from study.embedders import prefetch
+
+    assert [(i, r) for i, r in prefetch(lambda x: x * x, range(7), depth=3)] == [(i, i * i) for i in range(7)]
+    assert list(prefetch(str, [])) == []
+
+
 class _FlakyEncoder:
     """Wraps an encoder; raises CUDA-style OOM when a batch has more than `cap` tokens."""
 
