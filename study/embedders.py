@@ -3,9 +3,11 @@
 The loop is built for throughput on a GPU and stays plain on a CPU:
 - every text is tokenized once, whole, up front (the fast tokenizer's batch encoder, on all
   cores); its truncated ids and its token count both come from that one pass;
-- articles are sorted by length and cut into batches bounded by a row count and, for
-  long-context models, by a token budget (rows x padded length), so a batch of short
-  articles is large and a batch of 8k-token articles is small;
+- articles are sorted by length and cut into batches bounded by a row count and a token
+  budget (rows x padded length; the real tokens of a padding-free batch), every model's on
+  a GPU (`batching_for`), so a batch of short articles is large and one of 8k tokens small;
+- a background thread assembles batch k+1 (padded, or packed without padding for BERT /
+  XLM-R encoders: `enable_packing`) while the model runs batch k;
 - the model runs in half precision on CUDA (bf16, fp16 where bf16 is missing) and the
   loop never waits on the GPU: inputs go through pinned memory, outputs stay on the device
   until one copy at the end;
@@ -98,6 +100,24 @@ CPU_MAX_BATCH = 16  # on CPU a batch this size keeps every core busy; bigger one
 def batch_size_for(device: torch.device, configured: int) -> int:
     """The configured (GPU-sized) batch, capped on CPU where padded tokens cost full price."""
     return min(configured, CPU_MAX_BATCH) if device.type == "cpu" else configured
+
+
+GPU_BATCH_TOKENS = 65536  # tokens per GPU batch when a model sets no budget: enough to keep an H200 busy with a
+#                           128-token model (512 full-length articles a batch instead of 256)
+
+
+def batching_for(device: torch.device, batch_size: int, token_budget: int | None,
+                 max_tokens: int) -> tuple[int, int | None]:
+    """(rows, token budget) of a model's batches from its config (`batch_size`, `token_budget`).
+
+    CPU: at most CPU_MAX_BATCH rows, the model's own budget (long-context models set one). CUDA: every
+    model gets a budget, its own or the larger of batch_size x max_tokens and GPU_BATCH_TOKENS, and rows
+    enough for that budget in full-length articles, so a small model's batches grow with the budget
+    while a large model's stay as configured."""
+    if device.type != "cuda":
+        return batch_size_for(device, batch_size), token_budget
+    budget = token_budget or max(batch_size * max_tokens, GPU_BATCH_TOKENS)
+    return max(batch_size, budget // max_tokens), budget
 
 
 def available_cores() -> int:
@@ -651,6 +671,8 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     stats.n_tokens = int(lengths.sum())
     cuda = all(d.startswith("cuda") for d in devices) if multi else encoder.device.type == "cuda"
+    if cuda and token_budget is None:   # on a GPU every model's batches are bounded in tokens (0: not bounded)
+        token_budget = batching_for(torch.device("cuda"), batch_size, None, max_tokens)[1]
     order, batches = plan_batches(lengths, batch_size, token_budget, 8 if cuda else 1, packed=encoder.packed)
     sorted_ids = [ids[i] for i in order]
     if checkpoint is not None:
