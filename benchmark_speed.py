@@ -18,7 +18,10 @@ setting; a concatenation a+b is not timed again: its cost is its parts' summed.
 architecture shapes shipped in study/model_shapes; else the model's own config.json when it
 is a local folder) with random weights and a BPE tokenizer trained on the dataset's train
 text: speed and memory equal the real model's, load time means nothing. --quality-check
-(real weights) compares half-precision embeddings with fp32 ones.
+(real weights) compares half-precision embeddings with fp32 ones. --packed runs padding-free batches
+(BERT / XLM-R encoders; the reference stays padded); --st-compare also times plain
+SentenceTransformer.encode on the same model and texts. Each model's tokenization time and its
+share of the wall time are printed beside the former two-pass tokenization's.
 
 Writes results/benchmarks/<dataset>_benchmarks.json (or --output) and prints a table.
 """
@@ -53,6 +56,10 @@ def main():
     parser.add_argument("--no-reference", action="store_true", help="skip the fp32 batch-32 reference setting")
     parser.add_argument("--quality-check", action="store_true",
                         help="half precision vs fp32: cosine and ridge test MAE change (real weights only)")
+    parser.add_argument("--packed", action="store_true",
+                        help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
+    parser.add_argument("--st-compare", action="store_true",
+                        help="also time plain SentenceTransformer.encode on the same model and texts")
     parser.add_argument("--threads", type=cli.positive_int,
                         help="CPU threads for torch (default: every core this process may use)")
     parser.add_argument("--output", help="JSON path (default results/benchmarks/<dataset>_benchmarks.json)")
@@ -71,7 +78,8 @@ def main():
     opts = Options(n=args.n, runs=args.runs, dtype=args.dtype, batch_size=args.batch_size,
                    token_budget=args.token_budget, probes=tuple(task_probes(dataset.task, args.probes)), random_weights=args.random_weights,
                    shapes_dir=args.shapes_dir, peak_tflops=args.peak_tflops, reference=not args.no_reference,
-                   quality_check=args.quality_check, threads=torch.get_num_threads())
+                   quality_check=args.quality_check, threads=torch.get_num_threads(), packed=args.packed,
+                   st_compare=args.st_compare)
 
     doc = run_benchmark(cfg, dataset, variants, splits, device, dtype, opts, say=lambda s: print(s, flush=True))
     out = Path(args.output) if args.output else paths.benchmark(cfg, dataset.name)

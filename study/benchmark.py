@@ -25,8 +25,8 @@ import torch
 from study.cache import load_checked
 from study.config import TASK_PROBES, Config, Variant
 from study.data import Dataset, Split
-from study.embedders import (Encoder, batch_size_for, check_positions, embed_texts, load_model, random_weight_encoder,
-                             tokenize, window_ids)
+from study.embedders import (Encoder, batching_for, check_positions, embed_texts, enable_packing, load_model,
+                             random_weight_encoder, tokenize, window_ids)
 from study.errors import StudyError
 from study.metrics import summed_rate
 from study.provenance import record, versions
@@ -68,7 +68,13 @@ METHOD = {  # the benchmark's methodology, in one place
                      "--peak-tflops)",
     "memory": "gpu: torch.cuda.max_memory_allocated since the warm-up run; rss: peak resident set size of the "
               "whole process since it started (a high-water mark: includes earlier models)",
-    "reference": "fp32, batch 32, the same length-sorted batches, no token budget, in the same run",
+    "reference": "fp32, batch 32, the same length-sorted batches, no token budget, padded, in the same run",
+    "tokenization": "tokenize_seconds = the median tokenization time inside the timed runs, tokenize_share = it over "
+                    "the median run time; tokenize_seconds_two_pass = the former tokenization (a truncating pass, "
+                    "then the texts at max tokens again whole for their count), median of as many runs, same texts",
+    "sentence_transformers": "--st-compare: SentenceTransformer.encode (its default batch 32, max_seq_length = max "
+                             "tokens) on the same model object and texts, one warm-up and the median of the same "
+                             "number of timed runs, right after the loop's; cosine of its embeddings to the loop's",
     "probe_timing": f"fit on cached train embeddings with val for selection; predict latency = median of "
                     f"{SINGLE_CALLS} single-article calls; per 1000 = median of {BATCH_CALLS} calls on "
                     f"{BATCH_ROWS} test rows (cycled when the test split is smaller)",
@@ -95,6 +101,8 @@ class Options:
     reference: bool = True
     quality_check: bool = False
     threads: int | None = None          # torch CPU threads (recorded; the script sets them)
+    packed: bool = False                # padding-free batches (BERT / XLM-R encoders; varlen attention on CUDA)
+    st_compare: bool = False            # also time plain SentenceTransformer.encode on the same texts
 
 
 # -- device, versions, peaks ----------------------------------------------------------------
@@ -240,7 +248,7 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
                    token_budget: int | None, runs: int, shape: dict, peak: float | None,
-                   chunks: dict | None = None, prefix: str = "") -> dict:
+                   chunks: dict | None = None, prefix: str = "", two_pass: bool = True) -> dict:
     """One warm-up run, then `runs` timed runs of embed_texts (tokenization included); with `chunks`, of the
     chunk-and-average path (texts without their prefix, which goes into every window)."""
     device = encoder.device
@@ -264,11 +272,12 @@ def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch
         stats.append(st)
     memory, kind = peak_memory_mb(device)
     median = statistics.median(seconds)
+    tokenize_s = statistics.median(s.tokenize_s for s in stats)
     n_tokens = int(lengths.sum())
     tflops = forward_flops(lengths, shape["n_params_non_embedding"], shape["layers"], shape["hidden"]) / median / 1e12
     last = stats[-1]
     return {
-        "dtype": _dtype_name(encoder.dtype), "batch_size": int(batch_size), "token_budget": token_budget,
+        "dtype": _dtype_name(encoder.dtype), "batch_size": int(batch_size), "token_budget": token_budget or None,
         "max_tokens": int(max_tokens), "n_articles": len(texts), "n_tokens": n_tokens,
         "mean_tokens": n_tokens / len(texts), "truncated_fraction": float(cut.mean()),
         **({"windows": len(ids), "chunks": dict(chunks)} if chunks else {}),
@@ -276,11 +285,48 @@ def time_embedding(encoder: Encoder, texts: list[str], *, max_tokens: int, batch
         "tflops": tflops, "peak_tflops": peak,
         "share_of_peak": tflops / peak if peak else None,
         "peak_memory_mb": memory, "memory_kind": kind,
-        "tokenize_seconds": statistics.median(s.tokenize_s for s in stats),
+        "tokenize_seconds": tokenize_s, "tokenize_share": tokenize_s / median,
+        **({"tokenize_seconds_two_pass": statistics.median(two_pass_tokenize_seconds(encoder.tokenizer, texts,
+                                                                                    max_tokens) for _ in range(runs))}
+           if two_pass and not chunks else {}),
+        "packed": encoder.packed,
         "n_batches": last.n_batches, "padded_tokens": last.n_padded_tokens,
         "padding_overhead": last.n_padded_tokens / max(last.n_tokens, 1) - 1.0,
         "oom_retries": last.oom_retries,
     }
+
+
+def two_pass_tokenize_seconds(tokenizer, texts: list[str], max_tokens: int) -> float:
+    """Seconds the former tokenization took: a truncating pass, then the texts that reach max tokens again,
+    whole, for their count (what `tokenize` did before it tokenized each text once)."""
+    t0 = time.perf_counter()
+    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
+    at_limit = [t for t, x in zip(texts, ids) if len(x) >= max_tokens]
+    if at_limit:
+        tokenizer(at_limit, add_special_tokens=True, truncation=False, verbose=False)
+    return time.perf_counter() - t0
+
+
+def time_sentence_transformers(encoder: Encoder, texts: list[str], loop_emb: np.ndarray, *, max_tokens: int,
+                               runs: int) -> dict:
+    """Plain SentenceTransformer.encode on the same model and texts (see METHOD["sentence_transformers"])."""
+    model = encoder.model
+    old, model.max_seq_length = model.max_seq_length, max_tokens
+    try:
+        model.encode(texts, convert_to_numpy=True, show_progress_bar=False)   # warm-up
+        seconds = []
+        for _ in range(runs):
+            _sync(encoder.device)
+            t0 = time.perf_counter()
+            emb = model.encode(texts, convert_to_numpy=True, show_progress_bar=False)
+            _sync(encoder.device)
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        model.max_seq_length = old
+    a, b = np.asarray(emb, dtype=np.float64), loop_emb.astype(np.float64)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return {"batch_size": 32, "articles_per_s": len(texts) / statistics.median(seconds), "run_seconds": seconds,
+            "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
 
 
 # -- quality guard --------------------------------------------------------------------------------
@@ -418,37 +464,60 @@ def time_reference(variant: Variant, fp32: Encoder, texts: list[str], shape: dic
     say(f"[{variant.name}] reference setting: float32, batch {REFERENCE['batch_size']}, no token budget")
     ref = time_embedding(fp32, texts, max_tokens=variant.max_tokens, runs=runs, shape=shape,
                          peak=peak_tflops(device_name_, "float32", fp32.device.type)[0],
-                         batch_size=REFERENCE["batch_size"], token_budget=REFERENCE["token_budget"])
+                         batch_size=REFERENCE["batch_size"], token_budget=REFERENCE["token_budget"] or 0,
+                         two_pass=False)
     return {k: ref[k] for k in ("dtype", "batch_size", "token_budget", "articles_per_s", "tokens_per_s", "tflops",
                                 "peak_tflops", "share_of_peak", "run_seconds", "peak_memory_mb", "n_batches",
                                 "padding_overhead")}
+
+
+def compare_sentence_transformers(encoder: Encoder, texts: list[str], variant: Variant, opts: Options, setting: dict,
+                                  loop_rate: float, say=print) -> dict:
+    """The `sentence_transformers_encode` entry (None where the model is not a sentence-transformers one) and
+    the loop's speed-up over it."""
+    if encoder.source != "sentence-transformers" or variant.chunked:
+        say(f"[{variant.name}] --st-compare skipped: not a truncated sentence-transformers model")
+        return {"sentence_transformers_encode": None, "speedup_vs_sentence_transformers": None}
+    loop_emb = embed_texts(encoder, texts, max_tokens=variant.max_tokens, **setting)[0]
+    st = time_sentence_transformers(encoder, texts, loop_emb, max_tokens=variant.max_tokens, runs=opts.runs)
+    speedup = loop_rate / st["articles_per_s"]
+    say(f"[{variant.name}] SentenceTransformer.encode (batch 32): {st['articles_per_s']:.1f} articles/s; this loop "
+        f"x{speedup:.2f}, cosine min {st['cosine_min']:.7f}")
+    return {"sentence_transformers_encode": st, "speedup_vs_sentence_transformers": speedup}
 
 
 def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], texts: list[str], device: torch.device,
                     dtype: str, opts: Options, name: str, say=print) -> dict:
     """Load, time, quality-check and reference-time one model on the device called `name`: its `models` entry."""
     spec = cfg.model(variant.model)
-    setting = {"batch_size": opts.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
-               "token_budget": spec.token_budget if opts.token_budget is None else (opts.token_budget or None)}
+    rows, budget = batching_for(device, opts.batch_size or spec.batch_size or cfg.batch_size, spec.token_budget,
+                                variant.max_tokens)
+    setting = {"batch_size": opts.batch_size or rows,
+               "token_budget": budget if opts.token_budget is None else opts.token_budget}   # 0: none
     chunking = {"chunks": cfg.chunking.model_dump(), "prefix": spec.prefix} if variant.chunked else {}
     texts = texts if variant.chunked else [spec.prefix + t for t in texts]
     encoder, entry = prepare_encoder(cfg, variant, splits, device, dtype, opts, say)
+    if opts.packed:
+        encoder = enable_packing(encoder)
     shape = model_shape(encoder)
     entry.update(shape)
     say(f"[{variant.name}] {len(texts)} articles, {dtype}, batch {setting['batch_size']}, token budget "
-        f"{setting['token_budget']}, max tokens {variant.max_tokens}: 1 warm-up + {opts.runs} timed runs")
+        f"{setting['token_budget'] or None}, max tokens {variant.max_tokens}" + (", padding-free" if opts.packed else "")
+        + f": 1 warm-up + {opts.runs} timed runs")
     entry.update(time_embedding(encoder, texts, max_tokens=variant.max_tokens, runs=opts.runs, shape=shape,
                                 peak=opts.peak_tflops or peak_tflops(name, dtype, device.type)[0], **setting,
                                 **chunking))
     say(f"[{variant.name}] {entry['articles_per_s']:.1f} articles/s, {entry['tokens_per_s']:.0f} tokens/s, "
-        f"{entry['tflops']:.3f} TFLOP/s")
+        f"{entry['tflops']:.3f} TFLOP/s; tokenization {100 * entry['tokenize_share']:.1f}% of the wall time")
+    if opts.st_compare:
+        entry.update(compare_sentence_transformers(encoder, texts, variant, opts, setting, entry["articles_per_s"], say))
     fp32 = encoder if encoder.dtype == torch.float32 else None
     if opts.quality_check:
         entry["quality_check"], fp32 = check_quality(cfg, variant, encoder, splits, device, setting, say)
         _free(device)
     entry["reference"], entry["speedup_vs_reference"] = None, None
     if opts.reference and not variant.chunked:   # the reference is about the truncating path's settings
-        fp32 = fp32 or _to_float32(encoder)   # the benchmark model cast in place: its precision no longer matters
+        fp32 = dataclasses.replace(fp32 or _to_float32(encoder), packed=False)   # cast in place; padded
         encoder = None
         _free(device)
         entry["reference"] = time_reference(variant, fp32, texts, shape, name, opts.runs, say)
@@ -578,6 +647,20 @@ def format_table(doc: dict) -> str:
                      "at the throughput above + probe in batches of 1000"
                      + ("; the fine-tuned model's cost is a GPU figure, set against a CPU run here)"
                         if doc["device"] == "cpu" else ")"))
+    for variant, m in doc["models"].items():
+        if m.get("tokenize_share") is not None:
+            n = m["n_articles"]
+            line = (f"[{variant}] tokenization {m['tokenize_seconds']:.3f} s a run, {100 * m['tokenize_share']:.1f}% of "
+                    f"the wall time, {1000 * m['tokenize_seconds'] / n:.3f} ms/article")
+            if m.get("tokenize_seconds_two_pass") is not None:
+                line += (f" (the former two-pass tokenization: {1000 * m['tokenize_seconds_two_pass'] / n:.3f} "
+                         "ms/article)")
+            lines.append(line)
+        st = m.get("sentence_transformers_encode")
+        if st:
+            lines.append(f"[{variant}] SentenceTransformer.encode (batch {st['batch_size']}): {st['articles_per_s']:.1f} "
+                         f"articles/s; this loop x{m['speedup_vs_sentence_transformers']:.2f}, embeddings cosine min "
+                         f"{st['cosine_min']:.7f}")
     for variant, why in doc.get("probes_skipped", {}).items():
         lines.append(f"[{variant}] no probe timings: {why}")
     for variant, m in doc["models"].items():

@@ -1,11 +1,13 @@
 """Texts -> embeddings: model loading, tokenization, batching and the encode loop.
 
 The loop is built for throughput on a GPU and stays plain on a CPU:
-- every text is tokenized once up front (fast tokenizer, batched); the texts cut at max
-  tokens a second time, whole, for their token count before truncation;
-- articles are sorted by length and cut into batches bounded by a row count and, for
-  long-context models, by a token budget (rows x padded length), so a batch of short
-  articles is large and a batch of 8k-token articles is small;
+- every text is tokenized once, whole, up front (the fast tokenizer's batch encoder, on all
+  cores); its truncated ids and its token count both come from that one pass;
+- articles are sorted by length and cut into batches bounded by a row count and a token
+  budget (rows x padded length; the real tokens of a padding-free batch), every model's on
+  a GPU (`batching_for`), so a batch of short articles is large and one of 8k tokens small;
+- a background thread assembles batch k+1 (padded, or packed without padding for BERT /
+  XLM-R encoders: `enable_packing`) while the model runs batch k;
 - the model runs in half precision on CUDA (bf16, fp16 where bf16 is missing) and the
   loop never waits on the GPU: inputs go through pinned memory, outputs stay on the device
   until one copy at the end;
@@ -45,6 +47,7 @@ class Encoder:
     pooling: str
     dim: int
     normalize: bool = False   # L2-normalised output (an ST Normalize module; applied here for "transformers")
+    packed: bool = False      # padding-free batches (see enable_packing)
 
     @property
     def pad_id(self) -> int:
@@ -55,6 +58,14 @@ class Encoder:
             return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = mean_pool(hidden, attention_mask)
+        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward_packed(self, batch: "Packed") -> torch.Tensor:
+        """Pooled embeddings of a padding-free batch (an encoder made by `enable_packing`)."""
+        cu, m = batch.cu_seqlens, batch.max_len
+        hidden = inner_model(self)(input_ids=batch.ids, position_ids=batch.positions, cu_seq_lens_q=cu,
+                                   cu_seq_lens_k=cu, max_length_q=m, max_length_k=m).last_hidden_state[0]
+        pooled = pool_packed(hidden, cu, self.pooling)
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
@@ -89,6 +100,24 @@ CPU_MAX_BATCH = 16  # on CPU a batch this size keeps every core busy; bigger one
 def batch_size_for(device: torch.device, configured: int) -> int:
     """The configured (GPU-sized) batch, capped on CPU where padded tokens cost full price."""
     return min(configured, CPU_MAX_BATCH) if device.type == "cpu" else configured
+
+
+GPU_BATCH_TOKENS = 65536  # tokens per GPU batch when a model sets no budget: enough to keep an H200 busy with a
+#                           128-token model (512 full-length articles a batch instead of 256)
+
+
+def batching_for(device: torch.device, batch_size: int, token_budget: int | None,
+                 max_tokens: int) -> tuple[int, int | None]:
+    """(rows, token budget) of a model's batches from its config (`batch_size`, `token_budget`).
+
+    CPU: at most CPU_MAX_BATCH rows, the model's own budget (long-context models set one). CUDA: every
+    model gets a budget, its own or the larger of batch_size x max_tokens and GPU_BATCH_TOKENS, and rows
+    enough for that budget in full-length articles, so a small model's batches grow with the budget
+    while a large model's stay as configured."""
+    if device.type != "cuda":
+        return batch_size_for(device, batch_size), token_budget
+    budget = token_budget or max(batch_size * max_tokens, GPU_BATCH_TOKENS)
+    return max(batch_size, budget // max_tokens), budget
 
 
 def available_cores() -> int:
@@ -228,20 +257,53 @@ def random_weight_encoder(arch_dir: str | Path, texts: list[str], device: torch.
 
 
 # -- tokenization and batching ----------------------------------------------------------
+class _Untruncated:
+    """The backend tokenizer with truncation and padding off for a block, restored after (the transformers
+    wrapper leaves whatever its last call asked for)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def __enter__(self):
+        self.truncation, self.padding = self.backend.truncation, self.backend.padding
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        return self.backend
+
+    def __exit__(self, *exc):
+        if self.truncation:
+            self.backend.enable_truncation(**self.truncation)
+        if self.padding:
+            self.backend.enable_padding(**self.padding)
+
+
+def text_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Each text's ids, whole and without special tokens: one pass of the fast tokenizer's Rust batch encoder
+    (parallel over the cores unless TOKENIZERS_PARALLELISM=false; no offsets computed), else the tokenizer."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    with _Untruncated(backend) as b:
+        encode = getattr(b, "encode_batch_fast", b.encode_batch)
+        return [e.ids for e in encode(list(texts), add_special_tokens=False)]
+
+
 def tokenize(tokenizer, texts: list[str], max_tokens: int) -> tuple[list[list[int]], np.ndarray]:
     """(input ids cut at max_tokens, token count of each text before truncation).
 
-    One truncating pass gives the ids; only the texts that reach max_tokens are tokenized a
-    second time, whole, for their count. (Counting through the tokenizer's overflow chunks
-    gave 34 instead of 202 tokens for a long text with transformers 5.17 on the GPU server.)
+    Each text is tokenized once, whole; its count is that length plus the special tokens, and its ids are
+    the special tokens around the first max_tokens of it that fit (the last ones where the tokenizer cuts on
+    the left), which is how the tokenizer itself truncates: cut the text's tokens, then add the special ones.
     """
-    ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
-    counts = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    at_limit = np.flatnonzero(counts >= max_tokens)
-    if len(at_limit):
-        whole = tokenizer([texts[i] for i in at_limit], add_special_tokens=True, truncation=False,
-                          verbose=False)["input_ids"]
-        counts[at_limit] = [len(x) for x in whole]
+    left, right = special_tokens(tokenizer)
+    body = max_tokens - len(left) - len(right)
+    if body < 1:
+        raise StudyError(f"max tokens {max_tokens} leave no room for text after the {len(left) + len(right)} "
+                         "special tokens")
+    whole = text_ids(tokenizer, texts)
+    from_left = getattr(tokenizer, "truncation_side", "right") == "left"
+    ids = [left + (t[-body:] if from_left else t[:body]) + right for t in whole]
+    counts = np.fromiter((len(t) for t in whole), dtype=np.int64, count=len(whole)) + len(left) + len(right)
     return ids, counts
 
 
@@ -294,7 +356,7 @@ def window_ids(tokenizer, texts: list[str], *, window: int, overlap: int, max_wi
     if stride < 1:
         raise StudyError(f"windows of {window} tokens hold {body} tokens of text after the special tokens and "
                          f"prefix: chunking.overlap ({overlap}) must be below that")
-    joint = tokenizer([prefix + t for t in texts], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    joint = text_ids(tokenizer, [prefix + t for t in texts])
     ids, owner, capped = [], [], np.zeros(len(texts), dtype=bool)
     for i, toks in enumerate(joint):
         head, content = left + toks[:k], toks[k:]
@@ -310,18 +372,23 @@ def window_ids(tokenizer, texts: list[str], *, window: int, overlap: int, max_wi
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, token_budget: int | None = None,
-                 multiple_of: int = 1) -> tuple[np.ndarray, list[tuple[int, int]]]:
+                 multiple_of: int = 1, packed: bool = False) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Sort by length (longest first) and cut into (start, end) ranges of the sorted order.
 
-    A batch holds at most `batch_size` rows and, with a token budget, at most
-    `token_budget` tokens counted as rows x padded length (its first, longest row).
+    A batch holds at most `batch_size` rows and, with a token budget, at most `token_budget`
+    tokens, counted as rows x padded length (its first, longest row), or as the sum of the real
+    lengths when `packed` (a padding-free batch holds no padding).
     """
     order = np.argsort(-np.asarray(lengths), kind="stable")
     sorted_len = np.asarray(lengths)[order]
+    ends = np.cumsum(sorted_len)
     batches, start, n = [], 0, len(order)
     while start < n:
         rows = batch_size
-        if token_budget:
+        if token_budget and packed:
+            before = ends[start - 1] if start else 0
+            rows = max(1, min(rows, int(np.searchsorted(ends, before + token_budget, side="right")) - start))
+        elif token_budget:
             padded = -(-int(sorted_len[start]) // multiple_of) * multiple_of
             rows = max(1, min(rows, token_budget // max(padded, 1)))
         end = min(n, start + rows)
@@ -339,6 +406,144 @@ def _pad(seqs: list[list[int]], pad_id: int, multiple_of: int, pin: bool):
         mask[row, :len(seq)] = 1
     ids, mask = torch.from_numpy(ids), torch.from_numpy(mask)
     return (ids.pin_memory(), mask.pin_memory()) if pin else (ids, mask)
+
+
+# -- padding-free (packed) batches --------------------------------------------------------
+PACKED_MODEL_TYPES = {"bert": 0, "xlm-roberta": None, "roberta": None, "camembert": None}  # first position id
+PACKED_ATTENTION = "study_packed"
+
+
+@dataclass
+class Packed:
+    """A batch of sequences laid end to end in one row, without padding (the layout of variable-length
+    attention): ids and position ids (1, total), cu_seqlens (n + 1,) int32 where sequence i holds tokens
+    cu_seqlens[i]:cu_seqlens[i + 1], and the longest sequence's length."""
+    ids: torch.Tensor
+    positions: torch.Tensor
+    cu_seqlens: torch.Tensor
+    max_len: int
+
+    def to(self, device: torch.device) -> "Packed":
+        return Packed(*(t.to(device, non_blocking=True) for t in (self.ids, self.positions, self.cu_seqlens)),
+                      self.max_len)
+
+    def numel(self) -> int:
+        return self.ids.numel()
+
+
+def pack(seqs: list[list[int]], first_position: int = 0, pin: bool = False) -> Packed:
+    """Lay `seqs` end to end; each sequence's positions restart at `first_position`."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    cu = np.zeros(len(seqs) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=cu[1:])
+    total = int(cu[-1])
+    ids = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=total)
+    positions = np.arange(total, dtype=np.int64) - np.repeat(cu[:-1].astype(np.int64), lengths) + first_position
+    tensors = [torch.from_numpy(a) for a in (ids[None], positions[None], cu)]
+    if pin:
+        tensors = [t.pin_memory() for t in tensors]
+    return Packed(*tensors, max_len=int(lengths.max()))
+
+
+def pool_packed(hidden: torch.Tensor, cu_seqlens: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(total, H) hidden states of a packed batch -> (n, H) in float32: each sequence's mean, or its first token."""
+    cu = cu_seqlens.long()
+    if pooling == "cls":
+        return hidden[cu[:-1]].float()
+    lengths = cu.diff()
+    owner = torch.repeat_interleave(torch.arange(len(lengths), device=hidden.device), lengths)
+    sums = torch.zeros((len(lengths), hidden.shape[-1]), dtype=torch.float32, device=hidden.device)
+    return sums.index_add_(0, owner, hidden.float()) / lengths.clamp(min=1)[:, None]
+
+
+def varlen_attention(q, k, v, cu_seqlens: torch.Tensor, max_len: int, scale: float | None) -> torch.Tensor:
+    """Attention within each packed sequence; q, k, v (total, heads, dim). On CUDA PyTorch's variable-length
+    flash attention; elsewhere one scaled_dot_product_attention per sequence (the reference)."""
+    if q.is_cuda:
+        from torch.nn.attention.varlen import varlen_attn
+
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len, scale=scale)
+    out = torch.empty_like(q)
+    bounds = cu_seqlens.tolist()
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        out[s:e] = torch.nn.functional.scaled_dot_product_attention(
+            *(t[s:e].transpose(0, 1) for t in (q, k, v)), scale=scale).transpose(0, 1)
+    return out
+
+
+def _packed_or_sdpa(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """The attention function registered as PACKED_ATTENTION: variable-length attention for a packed batch
+    (one that carries cu_seq_lens_q), the model's usual SDPA for a padded one."""
+    cu = kwargs.pop("cu_seq_lens_q", None)
+    if cu is None:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))   # (1, heads, total, dim) -> (total, heads, dim)
+    return varlen_attention(q, k, v, cu, kwargs["max_length_q"], scaling).unsqueeze(0), None
+
+
+def packing_blocker(encoder: "Encoder") -> str | None:
+    """Why `encoder` cannot run padding-free batches (None when it can): a BERT / XLM-R encoder pooled by mean
+    or CLS, as a plain transformers model or a sentence-transformers Transformer + Pooling (+ Normalize)."""
+    hf = inner_model(encoder)
+    kind = getattr(getattr(hf, "config", None), "model_type", None)
+    if kind not in PACKED_MODEL_TYPES:
+        return f"model type {kind} (padding-free batches cover {', '.join(PACKED_MODEL_TYPES)})"
+    if encoder.pooling not in ("mean", "cls"):
+        return f"pooling {encoder.pooling} (padding-free batches pool by mean or cls)"
+    if encoder.source == "sentence-transformers":
+        extra = [type(m).__name__ for m in encoder.model if type(m).__name__ not in ("Transformer", "Pooling", "Normalize")]
+        if extra:
+            return f"sentence-transformers modules {', '.join(extra)}"
+    return None
+
+
+def enable_packing(encoder: "Encoder") -> "Encoder":
+    """The same encoder running padding-free batches (see `pack`); its padded path keeps working (SDPA)."""
+    import dataclasses
+
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    why = packing_blocker(encoder)
+    if why:
+        raise StudyError(f"padding-free batches are not available for this model: {why}; drop --packed")
+    AttentionInterface.register(PACKED_ATTENTION, _packed_or_sdpa)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(PACKED_ATTENTION, sdpa_mask)
+    inner_model(encoder).set_attn_implementation(PACKED_ATTENTION)
+    return dataclasses.replace(encoder, packed=True)
+
+
+def inner_model(encoder: "Encoder") -> torch.nn.Module:
+    """The transformers model inside an encoder (a SentenceTransformer wraps one)."""
+    from transformers import PreTrainedModel
+
+    return next((m for m in encoder.model.modules() if isinstance(m, PreTrainedModel)), encoder.model)
+
+
+def first_position(encoder: "Encoder") -> int:
+    """The position id of a sequence's first token (XLM-R counts from the padding index + 1)."""
+    cfg = inner_model(encoder).config
+    start = PACKED_MODEL_TYPES.get(cfg.model_type)
+    return start if start is not None else (cfg.pad_token_id or 0) + 1
+
+
+def prefetch(fn, items, depth: int = 2):
+    """Yield (item, fn(item)) in order while one background thread computes up to `depth` items ahead."""
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") as pool:
+        ahead = deque((item, pool.submit(fn, item)) for item in islice(items, depth))
+        while ahead:
+            item, future = ahead.popleft()
+            nxt = next(items, None)
+            if nxt is not None:
+                ahead.append((nxt, pool.submit(fn, nxt)))
+            yield item, future.result()
 
 
 @dataclass
@@ -365,61 +570,78 @@ class EncodeStats:
 
 
 def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[tuple[int, int]],
-                   progress=None, stats: EncodeStats | None = None, checkpoint=None) -> np.ndarray:
+                   progress=None, stats: EncodeStats | None = None, checkpoint=None,
+                   overlap: bool | None = None) -> np.ndarray:
     """Embed `sorted_ids` batch by batch; returns float32 (n, dim) in the same order.
 
-    On CUDA out-of-memory the failing batch is split in two and every later batch is
-    held to half the failing batch's tokens. With a `checkpoint` (see study.cache.Checkpoint)
-    the rows done so far are saved every so often and a rerun resumes after them: the same
-    plan, so the same batches and the same numbers as an uninterrupted run.
+    Each batch is assembled (padded, or packed when `encoder.packed`; pinned on CUDA) by a background
+    thread while the model runs the one before (`overlap`, default on CUDA); the embeddings stay on the
+    device until one copy at the end. On CUDA out-of-memory the failing batch is split in two and every
+    later batch is held to half the failing batch's tokens. With a `checkpoint` (see study.cache.Checkpoint)
+    the rows done so far are saved every so often and a rerun resumes after them: the same plan, so the
+    same batches and the same numbers as an uninterrupted run.
     """
     stats = stats or EncodeStats()
     dev = encoder.device
     cuda = dev.type == "cuda"
-    multiple_of = 8 if cuda else 1
+    overlap = cuda if overlap is None else overlap
+    start_pos = first_position(encoder) if encoder.packed else 0
+
+    def assemble(span):
+        seqs = sorted_ids[span[0]:span[1]]
+        return pack(seqs, start_pos, cuda) if encoder.packed else _pad(seqs, encoder.pad_id, 8 if cuda else 1, cuda)
+
     out = torch.empty((len(sorted_ids), encoder.dim), dtype=torch.float32, device=dev)
     done, prefix = checkpoint.resume() if checkpoint is not None else (0, None)
     if done:
         out[:done] = torch.from_numpy(prefix).to(dev)
         if progress is not None:
             progress.update(done)
-    pending = deque((max(start, done), end) for start, end in batches if end > done)
+    planned = [(max(start, done), end) for start, end in batches if end > done]
     token_cap = None
+    stream = prefetch(assemble, planned) if overlap else ((span, None) for span in planned)
     with torch.inference_mode():
-        while pending:
-            start, end = pending.popleft()
-            width = max(len(s) for s in sorted_ids[start:end])
-            if token_cap and end - start > 1 and (end - start) * width > token_cap:
-                mid = start + max(1, min(end - start - 1, token_cap // width))
-                pending.appendleft((mid, end))
-                pending.appendleft((start, mid))
-                continue
-            ids, mask = _pad(sorted_ids[start:end], encoder.pad_id, multiple_of, cuda)
-            try:
-                emb = encoder.forward(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True))
-            except torch.OutOfMemoryError:
-                if end - start == 1:
-                    raise StudyError(f"out of GPU memory on a single article of {width} tokens; "
-                                     "lower max_tokens or use a bigger GPU") from None
-                del ids, mask
-                if cuda:
-                    torch.cuda.empty_cache()
-                stats.oom_retries += 1
-                token_cap = ((end - start) * width) // 2
-                log.warning("out of memory on a batch of %d x %d tokens: retrying with half the batch",
-                            end - start, width)
-                mid = start + (end - start) // 2
-                pending.appendleft((mid, end))
-                pending.appendleft((start, mid))
-                continue
-            out[start:end] = emb.float()
-            stats.n_batches += 1
-            stats.n_padded_tokens += int(ids.numel())
-            if progress is not None:
-                progress.update(end - start)
-            if checkpoint is not None and checkpoint.due(end):
-                checkpoint.save(end, out[:end].cpu().numpy())
+        for span, ready in stream:
+            pending = deque([(*span, ready)])
+            while pending:
+                start, end, batch = pending.popleft()
+                width = max(len(s) for s in sorted_ids[start:end])
+                if token_cap and end - start > 1 and (end - start) * width > token_cap:
+                    mid = start + max(1, min(end - start - 1, token_cap // width))
+                    pending.extendleft([(mid, end, None), (start, mid, None)])
+                    continue
+                batch = batch if batch is not None else assemble((start, end))
+                try:
+                    emb = _forward(encoder, batch, dev)
+                except torch.OutOfMemoryError:
+                    if end - start == 1:
+                        raise StudyError(f"out of GPU memory on a single article of {width} tokens; "
+                                         "lower max_tokens or use a bigger GPU") from None
+                    del batch
+                    if cuda:
+                        torch.cuda.empty_cache()
+                    stats.oom_retries += 1
+                    token_cap = ((end - start) * width) // 2
+                    log.warning("out of memory on a batch of %d x %d tokens: retrying with half the batch",
+                                end - start, width)
+                    mid = start + (end - start) // 2
+                    pending.extendleft([(mid, end, None), (start, mid, None)])
+                    continue
+                out[start:end] = emb.float()
+                stats.n_batches += 1
+                stats.n_padded_tokens += int(batch.numel() if encoder.packed else batch[0].numel())
+                if progress is not None:
+                    progress.update(end - start)
+                if checkpoint is not None and checkpoint.due(end):
+                    checkpoint.save(end, out[:end].cpu().numpy())
     return out.cpu().numpy()
+
+
+def _forward(encoder: Encoder, batch, dev: torch.device) -> torch.Tensor:
+    if encoder.packed:
+        return encoder.forward_packed(batch.to(dev))
+    ids, mask = batch
+    return encoder.forward(ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True))
 
 
 def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_size: int,
@@ -449,7 +671,9 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     stats.n_tokens = int(lengths.sum())
     cuda = all(d.startswith("cuda") for d in devices) if multi else encoder.device.type == "cuda"
-    order, batches = plan_batches(lengths, batch_size, token_budget, 8 if cuda else 1)
+    if cuda and token_budget is None:   # on a GPU every model's batches are bounded in tokens (0: not bounded)
+        token_budget = batching_for(torch.device("cuda"), batch_size, None, max_tokens)[1]
+    order, batches = plan_batches(lengths, batch_size, token_budget, 8 if cuda else 1, packed=encoder.packed)
     sorted_ids = [ids[i] for i in order]
     if checkpoint is not None:
         checkpoint.bind(order, batches)

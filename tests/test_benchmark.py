@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_script, write_config
-from study.benchmark import (architecture_dir, benchmark_articles, end_to_end, forward_flops, hf_model,
+from study.benchmark import (architecture_dir, benchmark_articles, end_to_end, format_table, forward_flops, hf_model,
                              non_embedding_params, peak_tflops, run_benchmark, Options)
 from study.config import load_config
 from study.data import load_split, load_splits, resolve_dataset
@@ -194,3 +194,34 @@ def test_real_model_probes_and_quality_guard(tmp_path, tiny_config, tiny_model, 
         assert e["ms_per_article"] == pytest.approx(1000 / m["articles_per_s"] + p["predict_ms_per_1000"] / 1000)
         assert e["speedup_vs_fine_tuned"] == pytest.approx([20 / e["ms_per_article"], 50 / e["ms_per_article"]])
     assert "x fine-tuned" in proc.stdout and "lightgbm" in proc.stdout and "the target" in proc.stdout
+
+
+def test_tokenization_share_packed_run_and_the_sentence_transformers_comparison(tiny_config, demo_dir):
+    cfg = load_config(tiny_config)
+    dataset = resolve_dataset(cfg, None, str(demo_dir))
+    splits = load_splits(dataset, cfg.score_range)
+    doc = run_benchmark(cfg, dataset, cfg.select_variants(["tiny"], None), splits, torch.device("cpu"), "float32",
+                        Options(n=30, runs=2, probes=(), packed=True, st_compare=True), say=lambda s: None)
+    m = doc["models"]["tiny"]
+    assert m["packed"] is True and m["padding_overhead"] == 0          # padding-free: no padded token
+    assert m["reference"]["padding_overhead"] > 0                      # the reference stays padded
+    assert m["tokenize_share"] == pytest.approx(m["tokenize_seconds"] / statistics.median(m["run_seconds"]))
+    assert 0 < m["tokenize_share"] < 1 and m["tokenize_seconds_two_pass"] > 0
+    st = m["sentence_transformers_encode"]
+    assert st["cosine_min"] >= 0.99999 and len(st["run_seconds"]) == 2
+    assert m["speedup_vs_sentence_transformers"] == pytest.approx(m["articles_per_s"] / st["articles_per_s"])
+    table = format_table(doc)
+    assert "SentenceTransformer.encode (batch 32)" in table and "former two-pass tokenization" in table
+    assert f"{100 * m['tokenize_share']:.1f}% of the wall time" in table
+
+
+def test_every_model_gets_a_token_budget_on_a_gpu():
+    from study.embedders import GPU_BATCH_TOKENS, batching_for
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert batching_for(cuda, 256, None, 128) == (GPU_BATCH_TOKENS // 128, GPU_BATCH_TOKENS)   # MiniLM: 512 rows
+    assert batching_for(cuda, 128, 65536, 512) == (128, 65536)                                 # e5-large as set
+    assert batching_for(cuda, 128, 131072, 8192) == (128, 131072)                              # bge-m3 as set
+    assert batching_for(cuda, 64, None, 4096) == (64, 64 * 4096)        # never below a full batch of long ones
+    assert batching_for(cpu, 256, None, 128) == (16, None)              # CPU: 16 rows, no budget unless set
+    assert batching_for(cpu, 128, 131072, 8192) == (16, 131072)

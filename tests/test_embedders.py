@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from study.demo import make_article
-from study.embedders import EncodeStats, embed_texts, encode_batches, load_encoder, plan_batches, tokenize
+from study.embedders import EncodeStats, embed_texts, encode_batches, load_encoder, plan_batches, text_ids, tokenize
+from study.errors import StudyError
 
 
 def _texts(n=40, seed=0):
@@ -30,15 +31,59 @@ def test_plan_batches_respects_rows_and_token_budget():
     assert batches == [(0, 1), (1, 3), (3, 7), (7, 10)]
 
 
+def _tokenizer_cut(tok, texts, max_tokens):
+    """The tokenizer's own truncation and its count of the whole text: what `tokenize` must reproduce."""
+    cut = tok(texts, add_special_tokens=True, truncation=True, max_length=max_tokens, verbose=False)["input_ids"]
+    full = tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return cut, [len(f) for f in full]
+
+
 def test_tokenize_counts_tokens_before_truncation(tiny):
-    texts = ["the plan cuts carbon emissions " * 40, "news", "the plan " * 15] + _texts(20)
+    texts = ["the plan cuts carbon emissions " * 40, "news", "the plan " * 15, ""] + _texts(20)
     ids, counts = tokenize(tiny.tokenizer, texts, max_tokens=32)
-    full = tiny.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    cut = tiny.tokenizer(texts, add_special_tokens=True, truncation=True, max_length=32)["input_ids"]
-    assert counts.tolist() == [len(f) for f in full]   # counted before truncation
-    assert ids == cut                                   # and cut exactly as the tokenizer cuts
+    cut, whole = _tokenizer_cut(tiny.tokenizer, texts, 32)
+    assert counts.tolist() == whole    # counted before truncation
+    assert ids == cut                  # and cut exactly as the tokenizer cuts
     assert counts[0] > 32 and len(ids[0]) == 32
     assert counts[1] == len(ids[1]) == 3  # [CLS] news [SEP]
+    assert ids[3] == tiny.tokenizer("")["input_ids"] and counts[3] == 2
+
+
+@pytest.mark.parametrize("max_tokens", [8, 24, 64])
+def test_tokenize_matches_a_sentencepiece_tokenizer_with_the_e5_prefix(max_tokens):
+    from test_variants import _sentencepiece_tokenizer
+
+    texts = _texts(30, seed=4)
+    tok = _sentencepiece_tokenizer(texts)
+    prefixed = ["query: " + t for t in texts] + ["query: ", "query: x"]
+    ids, counts = tokenize(tok, prefixed, max_tokens)
+    cut, whole = _tokenizer_cut(tok, prefixed, max_tokens)
+    assert ids == cut and counts.tolist() == whole
+    assert (counts > max_tokens).any() and (counts <= max_tokens).any()
+    tok.truncation_side = "left"   # a tokenizer that keeps the end of a text
+    ids, _ = tokenize(tok, prefixed, max_tokens)
+    assert ids == _tokenizer_cut(tok, prefixed, max_tokens)[0]
+
+
+def test_tokenize_matches_the_real_tokenizer_and_leaves_its_settings(real_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(real_model))
+    texts = [t * 3 for t in _texts(40, seed=9)] + ["Ça coûte 3,5 M€ — naïve café."]
+    ids, counts = tokenize(tok, texts, 128)
+    cut, whole = _tokenizer_cut(tok, texts, 128)
+    assert ids == cut and counts.tolist() == whole and (counts > 128).sum() > 10
+    backend = tok.backend_tokenizer    # settings left on the Rust tokenizer neither cut nor pad the pass
+    backend.enable_truncation(16)
+    backend.enable_padding(length=200)
+    before = backend.truncation, backend.padding
+    assert [len(t) for t in text_ids(tok, texts)] == [c - 2 for c in counts]
+    assert (backend.truncation, backend.padding) == before   # and are put back
+
+
+def test_tokenize_refuses_max_tokens_without_room_for_text(tiny):
+    with pytest.raises(StudyError, match="no room for text"):
+        tokenize(tiny.tokenizer, ["news"], max_tokens=2)
 
 
 def test_loop_matches_sentence_transformers_encode(tiny, tiny_model):
@@ -52,6 +97,32 @@ def test_loop_matches_sentence_transformers_encode(tiny, tiny_model):
     np.testing.assert_allclose(emb, ref, rtol=1e-4, atol=1e-5)
     assert emb.dtype == np.float32 and stats.n_batches >= 37 // 8
     assert stats.n_tokens == int(np.minimum(counts, 64).sum())
+
+
+def test_batches_assembled_ahead_in_a_thread_give_the_same_numbers(tiny, monkeypatch):
+    import threading
+
+    import study.embedders as E
+
+    texts = _texts(45, seed=8)
+    ids, _ = tokenize(tiny.tokenizer, texts, 64)
+    order, batches = plan_batches(np.array([len(i) for i in ids]), 4)
+    sorted_ids = [ids[i] for i in order]
+    where, real_pad = [], E._pad
+    monkeypatch.setattr(E, "_pad", lambda *a: where.append(threading.current_thread().name) or real_pad(*a))
+    inline = encode_batches(tiny, sorted_ids, batches, overlap=False)
+    assert set(where) == {threading.current_thread().name}
+    where.clear()
+    ahead = encode_batches(tiny, sorted_ids, batches, overlap=True)
+    assert len(where) == len(batches) and all(w.startswith("batches") for w in where)   # off the main thread
+    np.testing.assert_array_equal(ahead, inline)                                       # bit for bit
+
+
+def test_prefetch_keeps_order_and_every_item():
+    from study.embedders import prefetch
+
+    assert [(i, r) for i, r in prefetch(lambda x: x * x, range(7), depth=3)] == [(i, i * i) for i in range(7)]
+    assert list(prefetch(str, [])) == []
 
 
 class _FlakyEncoder:
