@@ -228,7 +228,7 @@ def test_a_recall_target_phase_3_did_not_choose_is_refused(study, tmp_path, caps
     assert "recall targets 0.99, 0.98, 0.95 only" in err and not out.exists()
 
 
-def test_duplicate_ids_are_found_far_apart_with_constant_memory_per_article(tmp_path):
+def test_duplicate_ids_are_found_across_blocks_of_hashes_and_named_by_their_lines(tmp_path):
     path = tmp_path / "ids.jsonl"
     with open(path, "w") as fh:
         for i in range(70_000):   # more than one block of hashes
