@@ -67,6 +67,19 @@ def predictions(cfg: Config, dataset: str, variant: str, kind: str, split: str =
     return cfg.results_path / "predictions" / f"{dataset}_{variant}_{kind}_{split}.npz"
 
 
+# -- score_articles.py (Stage 1 as a tool) --------------------------------------------------
+def scoring_partial(output: Path) -> Path:
+    """The scored lines of an unfinished score_articles.py run, beside its output (renamed onto it when done)."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.partial")
+
+
+def scoring_checkpoint(output: Path) -> Path:
+    """How far that partial file got: articles, bytes, counts and the settings it is bound to."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.checkpoint.json")
+
+
 # -- phase 3b -----------------------------------------------------------------------------
 def comparison_markdown(cfg: Config, dataset: str) -> Path:
     return cfg.results_path / f"{dataset}_comparison_report.md"

@@ -1,0 +1,96 @@
+"""Stage 1 as a tool: score new articles with a probe of the study and route them.
+
+    python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl
+    python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl --recall 0.95
+    python score_articles.py --probe results/demo_yes_no_minilm-l6-en-demo_logistic.pkl --input a.jsonl --output d.jsonl
+    python score_articles.py --probe results/demo_minilm-l6-en-demo_ridge.pkl --input demo_data/demo/test.jsonl --output /tmp/s.jsonl --labels
+
+Input: JSON lines with `id` and `title` and/or `content` (other fields are ignored; `labels` too,
+unless --labels). Each article is embedded exactly as the probe's recipe says (its metadata:
+model, revision, prefix, pooling, normalisation, max tokens, windows of a chunked variant, the parts
+of a side-by-side pair), through the study's encode loop, in the dtype the probe's embeddings were
+made with, then scored by the probe (clipped to the score range).
+
+Output, one line per article in input order:
+    scores:  {"id", "scores": {dimension: score}, "article_score", "tier", "route"}
+    yes/no:  {"id", "p_yes", "decision": "yes" | "no"}
+The article score is the weighted mean of the dimension scores (the dataset's weights, as phase 3
+used them); `route` is "fine-tuned" when it is at or above the threshold phase 3 chose on
+validation for the --recall target (default: the highest, e.g. 0.99), else "final" (the probe's
+scores stand). A yes/no probe says yes where P(yes) is at or above the threshold it chose on
+validation. Weights, tiers and thresholds come from the evaluation JSON beside the probe file.
+
+The input is checked whole before anything is loaded (a line without text, a duplicate id: one
+`error:` line, nothing written), then streamed `--chunk` articles at a time (memory follows the
+chunk, not the file). The output appears only when complete; killed, the same command resumes
+after its last finished chunk and gives the same bytes. A probe file whose checksum differs, a
+model that cannot be loaded, or weights of another revision than the probe's (unless
+--allow-revision) stop it before the first article.
+"""
+import argparse
+import sys
+import time
+
+from tqdm import tqdm
+
+from study import cli
+from study.config import DTYPE_NAMES, load_config
+from study.embedders import resolve_device, resolve_dtype, use_all_cores
+from study.scoring import CHUNK_ARTICLES, Embedder, check_input, load_stage1, recipe_parts, resolve_part, score_file
+
+
+def main():
+    parser = cli._Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
+    parser.add_argument("--probe", required=True, help="a probe file of phase 2, results/<ds>_<variant>_<probe>.pkl")
+    parser.add_argument("--input", required=True, help="articles, one JSON object a line")
+    parser.add_argument("--output", required=True, help="scored articles, one JSON object a line")
+    parser.add_argument("--recall", type=cli.unit_float,
+                        help="score datasets: the recall target whose threshold routes (default: the highest)")
+    parser.add_argument("--labels", action="store_true",
+                        help="copy each line's labels into the output and report the error against them")
+    parser.add_argument("--allow-revision", action="store_true",
+                        help="score even when the model's weights differ from those the probe was trained on")
+    parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, help="default: the dtype of the probe's training embeddings")
+    parser.add_argument("--batch-size", type=cli.positive_int, help="override the model's batch_size")
+    parser.add_argument("--chunk", type=cli.positive_int, default=CHUNK_ARTICLES,
+                        help=f"articles between two checkpoints (default {CHUNK_ARTICLES})")
+    args = parser.parse_args()
+
+    t_start = time.perf_counter()
+    cfg = load_config(args.config)
+    stage = load_stage1(cfg, args.probe, args.recall)
+    n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
+    device = resolve_device(args.device or cfg.device)
+    parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
+             for recipe, fp in recipe_parts(stage.meta)]
+    threads = f" ({use_all_cores()} threads)" if device.type == "cpu" else ""
+    embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr))
+    meta = stage.meta
+    rule = (f"route fine-tuned where the article score >= {stage.threshold:.4f} (recall target {stage.recall:g}, "
+            "chosen on validation)" if stage.task == "regression" else
+            f"yes where P(yes) >= {stage.threshold:.4f} (chosen on validation)")
+    print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
+          f"{'+'.join(p.dtype for p in parts)}; {rule}")
+    settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
+                "recall": stage.recall}
+    with tqdm(total=n, desc="scoring", unit="article") as bar:
+        summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
+                             settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar)
+
+    what = "routed to the fine-tuned model" if stage.task == "regression" else "yes"
+    rate = summary["articles_per_s"]
+    print(f"{summary['articles']} articles, {summary['positive_share']:.1%} {what}; "
+          + (f"resumed after {summary['resumed_after']}; " if summary["resumed_after"] else "")
+          + (f"{rate:.1f} articles/s over {summary['scored_now']} scored now; " if rate else "")
+          + f"wall time {time.perf_counter() - t_start:.1f}s (scoring {summary['wall_s']:.1f}s); "
+          f"peak RSS {summary['peak_rss_mb']:.0f} MB")
+    if "label_error" in summary:
+        print(("MAE against the input's labels" if stage.task == "regression" else "error rate against the labels")
+              + f": {summary['label_error']:.4f}")
+    print(f"-> {args.output}")
+
+
+if __name__ == "__main__":
+    cli.run(main)

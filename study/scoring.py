@@ -1,0 +1,380 @@
+"""Stage 1 as a tool: embed new articles by a probe's recorded recipe, score them, route them.
+
+What a probe needs travels in two files phase 3 already writes: the probe file (its bundle: the
+estimator, `metadata.embedding`, the recipe, and `metadata.embedding_fingerprint`, with the model's
+revision and dtype) and, for a score dataset, the evaluation JSON beside it (`screening_setup`: the
+dimension weights and tiers; the probe's `screening.thresholds`, chosen on validation per recall
+target). `load_stage1` joins them into one `Stage1`.
+
+Articles are embedded through the study's own encode loop (`study.embedders.embed_texts`: the
+same text, prefix, truncation or windows, batches and dtype as phase 1), each part of a
+side-by-side pair by its own recipe, the parts' embeddings set side by side in the recorded order.
+
+The input is read twice, streaming: once to check every line (text, id, duplicate ids; nothing is
+loaded or written before it passes), once to score it `chunk` articles at a time. After each chunk
+the scored lines are appended to a partial file beside the output and the checkpoint records how
+far it got; a rerun with the same input, probe and settings resumes after the last chunk, and the
+finished output, renamed into place only when complete, is byte for byte an uninterrupted run's.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from study import paths
+from study.artifacts import load_pickle, read_json, write_json
+from study.config import Config, EmbeddingModel
+from study.data import build_text
+from study.embedders import batch_size_for, embed_texts, load_model
+from study.errors import StudyError
+from study.probes import probe_from_bundle
+from study.provenance import model_revision
+from study.results import read_evaluation
+from study.screening import TIER_NAMES, tier_of
+
+CHUNK_ARTICLES = 1024   # articles scored between two checkpoints (phase 1 saves its partial work as often)
+ROUTES = ("final", "fine-tuned")   # below the threshold the probe's scores are final; at or above it, fine-tuned
+
+
+# -- the probe and what phase 3 chose for it ----------------------------------------------------
+@dataclass
+class Stage1:
+    """A probe ready to serve: the estimator, its recipe and, for scores, weights, tiers and threshold."""
+    path: Path
+    sha256: str
+    meta: dict
+    probe: object
+    task: str                       # "regression" | "classification"
+    dimension_names: list[str]
+    weights: np.ndarray | None = None          # regression: the article score's weights, summing to 1
+    tiers: dict | None = None
+    thresholds: dict = field(default_factory=dict)   # {recall target: threshold on the article score}
+    recall: float | None = None
+    threshold: float | None = None   # regression: on the article score; classification: on P(yes)
+
+
+def load_stage1(cfg: Config, probe_path, recall: float | None = None) -> Stage1:
+    """The probe file (checksum verified, plain objects only) and, for scores, what phase 3 chose for it in
+    the evaluation JSON beside it; `recall` picks the screening target (default: the highest recorded)."""
+    probe_path = Path(probe_path)
+    bundle = load_pickle(probe_path)
+    try:
+        probe = probe_from_bundle(bundle)
+    except StudyError as exc:
+        raise StudyError(f"{probe_path}: {exc}") from None
+    meta = bundle["metadata"]
+    if "embedding" not in meta or "embedding_fingerprint" not in meta:
+        raise StudyError(f"{probe_path}: its metadata records no embedding recipe; rerun train_probes.py")
+    sha = paths.checksum(probe_path).read_text().split()[0]
+    stage = Stage1(path=probe_path, sha256=sha, meta=meta, probe=probe, task=meta.get("task", "regression"),
+                   dimension_names=list(meta["dimension_names"]))
+    if stage.task == "classification":
+        if recall is not None:
+            raise StudyError("--recall routes score datasets; a yes/no probe decides at the threshold it chose on "
+                             "validation")
+        stage.threshold = float(bundle["threshold"])
+        return stage
+    ev = read_evaluation(cfg.model_copy(update={"results_dir": str(probe_path.resolve().parent)}), meta["dataset"])
+    where = paths.evaluation(cfg, meta["dataset"]).name
+    entry = ev["models"].get(meta["variant"], {}).get("probes", {}).get(meta["probe"])
+    if entry is None:
+        raise StudyError(f"{where} beside {probe_path.name} has no {meta['variant']} + {meta['probe']}; run "
+                         f"evaluate.py --models {meta['variant']}")
+    if (entry.get("val_mae"), entry.get("train_seconds")) != (meta["val_mae"], meta["train_seconds"]):
+        raise StudyError(f"{where} was made with another {probe_path.name} (validation MAE {entry.get('val_mae')}, "
+                         f"trained in {entry.get('train_seconds')} s, against the probe's {meta['val_mae']}, "
+                         f"{meta['train_seconds']} s); rerun evaluate.py")
+    setup = ev["screening_setup"]
+    stage.weights = np.array([setup["weights"][d] for d in stage.dimension_names], dtype=np.float64)
+    stage.tiers = dict(setup["tiers"])
+    stage.thresholds = {float(t["target_recall"]): t["threshold"] for t in entry["screening"]["thresholds"]}
+    stage.recall = max(stage.thresholds) if recall is None else float(recall)
+    if stage.recall not in stage.thresholds:
+        raise StudyError(f"--recall {recall:g}: phase 3 chose thresholds for the recall targets "
+                         f"{', '.join(f'{r:g}' for r in sorted(stage.thresholds, reverse=True))} only "
+                         "(config screening_recall)")
+    stage.threshold = stage.thresholds[stage.recall]
+    if stage.threshold is None:
+        raise StudyError(f"no threshold for recall {stage.recall:g}: the validation split held no medium+ article")
+    return stage
+
+
+# -- the embedding recipe -----------------------------------------------------------------------
+@dataclass
+class Part:
+    """One model of the recipe (the only one, or one part of a pair), resolved on this machine."""
+    recipe: dict
+    spec: EmbeddingModel
+    location: str
+    dtype: str
+    recorded_revision: str | None
+
+
+def recipe_parts(meta: dict) -> list[tuple[dict, dict]]:
+    """(recipe, fingerprint) of each model whose embeddings the probe reads, in the order they go side by side."""
+    recipe, fp = meta["embedding"], meta["embedding_fingerprint"]
+    if "concatenation" in recipe:
+        return list(zip(recipe["concatenation"], fp["parts"]))
+    return [(recipe, fp)]
+
+
+def resolve_part(cfg: Config, recipe: dict, fp: dict, dtype: str | None = None) -> Part:
+    """The recipe as a model entry (speed settings, batch and token budget, from the config model of the same
+    model_name, when there is one), where its weights are here, and the dtype to embed in (default: the one
+    the probe's embeddings were made with)."""
+    same = next((m for m in cfg.embedding_models.values() if m.model_name == recipe["model_name"]), None)
+    spec = EmbeddingModel(**{**(same.model_dump() if same else {}), "source": recipe["source"],
+                             "model_name": recipe["model_name"], "dimensions": recipe["dimensions"],
+                             "max_tokens": recipe["max_tokens"], "prefix": recipe["prefix"],
+                             "pooling": recipe["pooling"], "normalize": recipe["normalize"]})
+    name = "_probe_recipe"
+    location = cfg.model_copy(update={"embedding_models": {name: spec}}).model_location(name)
+    return Part(recipe=recipe, spec=spec, location=location, dtype=dtype or fp.get("dtype") or "float32",
+                recorded_revision=fp.get("revision"))
+
+
+def check_revision(part: Part, allow_revision: bool, warn, unknown_ok: bool = False) -> bool:
+    """Stop when the model's weights are not those the probe's embeddings were made with (the hub commit, or a
+    hash of a local folder's weight files), unless `allow_revision` (then a warning). `unknown_ok`: where the
+    weights are not here yet (a hub model not downloaded), say nothing and return False (check after loading)."""
+    model_revision.cache_clear()   # a hub model downloaded just now has a revision now
+    found = model_revision(part.location)
+    if found is None and unknown_ok:
+        return False
+    if part.recorded_revision and found != part.recorded_revision:
+        say = (f"model {part.recipe['model_name']} at {part.location} has revision {found}, but the probe was trained "
+               f"on embeddings of revision {part.recorded_revision}")
+        if not allow_revision:
+            raise StudyError(say + "; retrain the probe on this model, or score anyway with --allow-revision")
+        warn(f"warning: {say} (--allow-revision: scoring anyway; the numbers may differ from the study's)")
+    return True
+
+
+class Embedder:
+    """Texts -> the probe's input: each part embedded by its recipe through `embed_texts`, side by side."""
+
+    def __init__(self, cfg: Config, parts: list[Part], device, batch_size: int | None = None,
+                 allow_revision: bool = False, warn=print):
+        self.parts, self.cfg, self.device, self.batch_size = parts, cfg, device, batch_size
+        self.encoders = {}
+        for part in parts:   # one encoder per model (a pair of two views of one model loads it once)
+            checked = check_revision(part, allow_revision, warn, unknown_ok=True)   # before loading, where it can
+            key = (part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)
+            if key not in self.encoders:
+                enc = load_model(part.spec, part.location, device, part.dtype, part.recipe["model_name"],
+                                 max(p.recipe["max_tokens"] for p in parts))
+                if enc.dim != part.spec.dimensions:
+                    raise StudyError(f"model {part.recipe['model_name']} gives {enc.dim}-dim embeddings, the probe "
+                                     f"was trained on {part.spec.dimensions}")
+                self.encoders[key] = enc
+            if not checked:
+                check_revision(part, allow_revision, warn)
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for part in self.parts:
+            enc = self.encoders[(part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)]
+            chunks = part.recipe.get("chunks")
+            emb, _, _ = embed_texts(
+                enc, texts, max_tokens=part.recipe["max_tokens"],
+                batch_size=self.batch_size or batch_size_for(self.device, part.spec.batch_size or self.cfg.batch_size),
+                token_budget=part.spec.token_budget, prefix=part.recipe["prefix"],
+                chunks={"overlap": chunks["overlap"], "max_windows": chunks["max_windows"]} if chunks else None)
+            out.append(emb)
+        return out[0] if len(out) == 1 else np.hstack(out)
+
+
+# -- the input ------------------------------------------------------------------------------------
+def _articles(path: Path, with_labels: bool, n_dims: int):
+    """(line number, id, text, labels or None) of each non-blank line; StudyError at the first bad one."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            def fail(msg):
+                raise StudyError(f"{path}:{lineno}: {msg}")
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                fail(f"not UTF-8 (byte at {exc.start + 1} of the line)")
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                fail(f"malformed JSON ({exc.msg}; column {exc.colno})")
+            if not isinstance(rec, dict):
+                fail("expected a JSON object")
+            if "id" not in rec:
+                fail("field 'id' is missing")
+            article_id = rec["id"]
+            if not isinstance(article_id, (str, int)) or isinstance(article_id, bool) or not str(article_id).strip():
+                fail(f"field 'id' must be a non-empty string or a whole number, found {article_id!r}")
+            title, content = rec.get("title") or "", rec.get("content") or ""
+            if not isinstance(title, str) or not isinstance(content, str):
+                fail("fields 'title' and 'content' must be strings")
+            text = build_text(title, content)
+            if not text:
+                fail(f"article '{article_id}' has neither 'title' nor 'content' (no text to score)")
+            labels = None
+            if with_labels:
+                labels = rec.get("labels")
+                if not isinstance(labels, list) or len(labels) != n_dims or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+                    fail(f"field 'labels' must be a list of {n_dims} numbers (--labels), found {labels!r}")
+            yield lineno, article_id, text, labels
+
+
+def _id_hash(article_id) -> int:
+    return int.from_bytes(hashlib.blake2b(str(article_id).encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def check_input(path: Path, with_labels: bool, n_dims: int) -> tuple[int, str]:
+    """(articles, sha256 of the file) once every line has text and an id no other line has.
+
+    Memory: 16 bytes per article (a 64-bit hash of its id and its line number), not the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"input not found: {path}")
+    hashes, lines, block_h, block_l = [], [], [], []
+    for lineno, article_id, _, _ in _articles(path, with_labels, n_dims):
+        block_h.append(_id_hash(article_id))
+        block_l.append(lineno)
+        if len(block_h) >= 65536:
+            hashes.append(np.array(block_h, dtype=np.uint64))
+            lines.append(np.array(block_l, dtype=np.int64))
+            block_h, block_l = [], []
+    hashes.append(np.array(block_h, dtype=np.uint64))
+    lines.append(np.array(block_l, dtype=np.int64))
+    h, ln = np.concatenate(hashes), np.concatenate(lines)
+    if not len(h):
+        raise StudyError(f"{path}: no articles")
+    order = np.lexsort((ln, h))
+    h, ln = h[order], ln[order]
+    twice = np.flatnonzero(h[1:] == h[:-1])
+    if len(twice):
+        k = twice[np.argmin(ln[twice + 1])]   # the earliest line that repeats an id
+        raise StudyError(f"{path}:{ln[k + 1]}: article id already appears on line {ln[k]} (ids must be unique)")
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return int(len(h)), digest.hexdigest()
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def score_lines(stage: Stage1, ids, X: np.ndarray, labels) -> tuple[list[bytes], dict]:
+    """The output lines of one chunk and its counts ({"routed"| "yes", "abs_error_sum"})."""
+    counts = {"positive": 0, "abs_error_sum": 0.0}
+    out = []
+    if stage.task == "classification":
+        p = stage.probe.predict_proba(X)[:, 1]
+        for i, article_id in enumerate(ids):
+            yes = bool(p[i] >= stage.threshold)
+            counts["positive"] += yes
+            rec = {"id": article_id, "p_yes": float(p[i]), "decision": "yes" if yes else "no"}
+            if labels is not None:
+                rec["labels"] = labels[i]
+                counts["abs_error_sum"] += float(yes != bool(labels[i][0]))
+            out.append(rec)
+    else:
+        P = stage.probe.predict(X)                       # float32, clipped to the score range, as phase 3
+        s = np.asarray(P, np.float64) @ stage.weights    # the article score, as study/screening.py computes it
+        tiers = tier_of(s, stage.tiers)
+        for i, article_id in enumerate(ids):
+            fine = bool(s[i] >= stage.threshold)         # phase 3 lets skip exactly the articles below it
+            counts["positive"] += fine
+            rec = {"id": article_id, "scores": dict(zip(stage.dimension_names, map(float, P[i]))),
+                   "article_score": float(s[i]), "tier": TIER_NAMES[tiers[i]], "route": ROUTES[fine]}
+            if labels is not None:
+                rec["labels"] = labels[i]
+                counts["abs_error_sum"] += float(np.abs(P[i].astype(np.float64) - labels[i]).mean())
+            out.append(rec)
+    return [(json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in out], counts
+
+
+def _chunks(iterable, size: int):
+    block = []
+    for item in iterable:
+        block.append(item)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _resume(state_path: Path, partial: Path, settings: dict) -> dict:
+    """What the last checkpoint recorded, when it belongs to this very run (same input, probe, settings) and
+    its partial file holds what it says; else a fresh start."""
+    fresh = {"articles": 0, "bytes": 0, "positive": 0, "abs_error_sum": 0.0}
+    if not state_path.is_file() or not partial.is_file():
+        return fresh
+    try:
+        state = read_json(state_path)
+    except StudyError:
+        return fresh
+    if not isinstance(state, dict) or state.get("settings") != settings or partial.stat().st_size < state.get("bytes", 0):
+        return fresh
+    return {k: state[k] for k in fresh}
+
+
+def _publish(partial: Path, output: Path) -> None:
+    """The finished partial file, fsynced, renamed onto the output (one atomic step)."""
+    with open(partial, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, output)
+
+
+def score_file(stage: Stage1, embed, input_path, output, *, n_articles: int, input_sha256: str, settings: dict,
+               chunk: int = CHUNK_ARTICLES, with_labels: bool = False, progress=None) -> dict:
+    """Score `input_path` into `output` (JSON lines, one per article, input order), `chunk` articles a
+    checkpoint; returns the summary. `settings` (what else the lines depend on) binds the checkpoint."""
+    output = Path(output)
+    partial, state_path = paths.scoring_partial(output), paths.scoring_checkpoint(output)
+    bound = {**settings, "input_sha256": input_sha256, "probe_sha256": stage.sha256, "chunk": chunk,
+             "labels": with_labels}
+    state = _resume(state_path, partial, bound)
+    if state["articles"] and progress is not None:
+        progress.update(state["articles"])
+    resumed, t0, scored = state["articles"], time.perf_counter(), 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "r+b" if state["articles"] else "wb") as fh:
+        fh.truncate(state["bytes"])
+        fh.seek(state["bytes"])
+        for k, block in enumerate(_chunks(_articles(Path(input_path), with_labels, len(stage.dimension_names)), chunk)):
+            if (k + 1) * chunk <= resumed:
+                continue
+            ids = [b[1] for b in block]
+            X = embed([b[2] for b in block])
+            lines, counts = score_lines(stage, ids, X, [b[3] for b in block] if with_labels else None)
+            fh.write(b"".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+            state = {"articles": state["articles"] + len(block), "bytes": fh.tell(),
+                     "positive": state["positive"] + counts["positive"],
+                     "abs_error_sum": state["abs_error_sum"] + counts["abs_error_sum"]}
+            write_json(state_path, {"settings": bound, **state})
+            scored += len(block)
+            if progress is not None:
+                progress.update(len(block))
+    if state["articles"] != n_articles:
+        raise StudyError(f"{input_path} changed while it was scored ({state['articles']} articles, checked "
+                         f"{n_articles}); nothing was published")
+    _publish(partial, output)
+    with contextlib.suppress(FileNotFoundError):
+        state_path.unlink()
+    wall = time.perf_counter() - t0
+    summary = {"articles": n_articles, "resumed_after": resumed, "scored_now": scored, "wall_s": wall,
+               "articles_per_s": scored / wall if wall and scored else None,
+               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "positive_share": state["positive"] / n_articles}
+    if with_labels:
+        summary["label_error"] = state["abs_error_sum"] / n_articles
+    return summary

@@ -1,0 +1,242 @@
+"""score_articles.py: Stage 1 reproduces phase 3's test predictions and skip shares, resumes, refuses bad input."""
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import call, snapshot, write_config
+from study import paths, scoring
+from study.artifacts import read_npz
+from study.demo import write_demo_dataset, write_demo_yes_no
+
+TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
+VARIANTS = ("tiny", "tiny-t16", "tiny-c16", "tiny-t16+tiny-c16")   # truncated, -t<N>, -c<N>, a+b
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_model):
+    """The demo embedded with every variant kind, the three score probes trained on each, evaluated."""
+    root = tmp_path_factory.mktemp("score_study")
+    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
+    cfg = write_config(root, {"tiny": {**TINY, "model_name": str(tiny_model)}}, chunking={"overlap": 4, "max_windows": 3})
+    common = ["--config", cfg, "--data-dir", demo]
+    assert call("embed_articles", *common, "--models", "tiny", "tiny-t16", "tiny-t16+tiny-c16", "--chunks") == 0
+    assert call("train_probes", *common, "--models", *VARIANTS) == 0
+    assert call("evaluate", *common, "--models", *VARIANTS) == 0
+    return cfg, demo, root
+
+
+@pytest.fixture(scope="module")
+def yes_no(tmp_path_factory, tiny_model):
+    root = tmp_path_factory.mktemp("score_yes_no")
+    data = write_demo_yes_no(root / "demo_yes_no", n_train=120, n_val=50, n_test=60)
+    cfg = write_config(root, {"tiny": {**TINY, "model_name": str(tiny_model)}})
+    common = ["--config", cfg, "--data-dir", data]
+    assert call("embed_articles", *common) == 0
+    assert call("train_probes", *common) == 0
+    assert call("evaluate", *common) == 0
+    return cfg, data, root
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _predictions(root, dataset, variant, kind):
+    return read_npz(root / "results" / "predictions" / f"{dataset}_{variant}_{kind}_test.npz", "predictions", "")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
+    cfg, demo, root = study
+    ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
+    shares = []
+    for kind in ("ridge", "mlp", "lightgbm"):
+        probe = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
+        pred = _predictions(root, "demo_ds", variant, kind)
+        names = [str(d) for d in pred["dimension_names"]]
+        for target in ev["screening_setup"]["recall_targets"]:
+            out = tmp_path / f"{kind}_{target}.jsonl"
+            assert call("score_articles", "--config", cfg, "--probe", probe, "--input", demo / "test.jsonl",
+                        "--output", out, "--recall", target) == 0
+            lines = _lines(out)
+            assert [x["id"] for x in lines] == [str(i) for i in pred["ids"]]
+            P = np.array([[x["scores"][d] for d in names] for x in lines])
+            assert np.abs(P - pred["y_pred"]).max() <= 1e-5, (variant, kind)
+            # the article score and the route, recomputed from phase 3's own predictions and threshold
+            entry = ev["models"][variant]["probes"][kind]["screening"]["thresholds"]
+            chosen = next(t for t in entry if t["target_recall"] == target)
+            w = np.array([ev["screening_setup"]["weights"][d] for d in names])
+            s = pred["y_pred"].astype(np.float64) @ w
+            assert np.allclose([x["article_score"] for x in lines], s, atol=1e-5)
+            fine = np.array([x["route"] == "fine-tuned" for x in lines])
+            assert np.array_equal(fine, s >= chosen["threshold"])
+            assert (~fine).mean() == chosen["test"]["skip_share"]          # exactly phase 3's test skip share
+            assert int((~fine).sum()) == chosen["test"]["n_skipped"]
+            shares.append(chosen["test"]["skip_share"])
+            tiers = ev["screening_setup"]["tiers"]
+            expect = np.where(s >= tiers["high"], "high", np.where(s >= tiers["medium"], "medium", "low"))
+            assert [x["tier"] for x in lines] == expect.tolist()
+    if variant != "tiny-t16":   # at 16 tokens the probes score every test article alike (all go to fine-tuned)
+        assert any(0 < x < 1 for x in shares), shares   # the routing was a real decision on this data
+
+
+def test_yes_no_probes_reproduce_phase_3(yes_no, tmp_path, capsys):
+    cfg, data, root = yes_no
+    ev = json.loads((root / "results" / "demo_yes_no_evaluation_results.json").read_text())
+    for kind in ("logistic", "mlp", "lightgbm"):
+        pred = _predictions(root, "demo_yes_no", "tiny", kind)
+        out = tmp_path / f"{kind}.jsonl"
+        capsys.readouterr()
+        assert call("score_articles", "--config", cfg, "--probe", root / "results" / f"demo_yes_no_tiny_{kind}.pkl",
+                    "--input", data / "test.jsonl", "--output", out, "--labels") == 0
+        said = capsys.readouterr().out
+        lines = _lines(out)
+        p = np.array([x["p_yes"] for x in lines])
+        assert np.abs(p - pred["y_pred"][:, 0]).max() <= 1e-5
+        yes = np.array([x["decision"] == "yes" for x in lines])
+        assert np.array_equal(yes, pred["y_pred"][:, 0] >= float(pred["threshold"]))
+        conf = ev["models"]["tiny"]["probes"][kind]["confusion"]
+        assert yes.sum() == conf["tp"] + conf["fp"]
+        errors = (conf["fp"] + conf["fn"]) / len(lines)
+        assert f"error rate against the labels: {errors:.4f}" in said
+        assert f"{(conf['tp'] + conf['fp']) / len(lines):.1%} yes" in said
+    assert call("score_articles", "--config", cfg, "--probe", root / "results" / "demo_yes_no_tiny_mlp.pkl",
+                "--input", data / "test.jsonl", "--output", tmp_path / "r.jsonl", "--recall", "0.99") == 2
+    assert "--recall routes score datasets" in capsys.readouterr().err and not (tmp_path / "r.jsonl").exists()
+
+
+def _many(demo, folder, copies=4):
+    """The test split several times over, under new ids (240 articles): enough for several chunks."""
+    rows = [json.loads(x) for x in (demo / "test.jsonl").read_text().splitlines()]
+    path = folder / "many.jsonl"
+    with open(path, "w") as fh:
+        for c in range(copies):
+            for r in rows:
+                fh.write(json.dumps({**r, "id": f"{r['id']}_{c}"}) + "\n")
+    return path
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_and_gives_the_same_bytes(study, tmp_path, monkeypatch, capsys):
+    cfg, demo, root = study
+    data = _many(demo, tmp_path)
+    probe = root / "results" / "demo_ds_tiny-t16+tiny-c16_mlp.pkl"
+    args = ["--config", cfg, "--probe", probe, "--input", data, "--chunk", "50"]
+    whole = tmp_path / "whole.jsonl"
+    assert call("score_articles", *args, "--output", whole) == 0
+    assert len(_lines(whole)) == 240
+    assert not paths.scoring_partial(whole).exists() and not paths.scoring_checkpoint(whole).exists()
+
+    real, seen = scoring.score_lines, []
+
+    def dies_in_chunk_4(stage, ids, X, labels):
+        seen.append(ids[0])
+        if len(seen) == 4:
+            raise KeyboardInterrupt   # what Ctrl-C or a kill does midway
+        return real(stage, ids, X, labels)
+
+    monkeypatch.setattr(scoring, "score_lines", dies_in_chunk_4)
+    out = tmp_path / "resumed.jsonl"
+    assert call("score_articles", *args, "--output", out) == 130
+    assert not out.exists()                                             # nothing half-written in its place
+    assert json.loads(paths.scoring_checkpoint(out).read_text())["articles"] == 150
+    seen.clear()
+    monkeypatch.setattr(scoring, "score_lines", lambda *a: (seen.append(a[1][0]), real(*a))[1])
+    capsys.readouterr()
+    assert call("score_articles", *args, "--output", out) == 0
+    ids = [x["id"] for x in _lines(whole)]
+    assert seen == [ids[150], ids[200]]                                # only chunks 4 and 5 were embedded again
+    assert "resumed after 150" in capsys.readouterr().out
+    assert out.read_bytes() == whole.read_bytes()
+    assert not paths.scoring_partial(out).exists() and not paths.scoring_checkpoint(out).exists()
+
+    # a checkpoint of another run (other settings) is not resumed: it starts afresh, same bytes again
+    monkeypatch.setattr(scoring, "score_lines", dies_in_chunk_4)
+    seen.clear()
+    other = tmp_path / "other.jsonl"
+    assert call("score_articles", *args, "--output", other, "--recall", "0.95") == 130
+    monkeypatch.setattr(scoring, "score_lines", real)
+    assert call("score_articles", *args, "--output", other) == 0
+    assert other.read_bytes() == whole.read_bytes()
+
+
+def _bad(tmp_path, demo, line):
+    rows = (demo / "test.jsonl").read_text().splitlines()[:5]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(rows[:3] + [line] + rows[3:]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("case", ["no_text", "duplicate_id", "no_id", "checksum", "unloadable_model", "revision"])
+def test_bad_input_is_one_error_line_and_nothing_written(study, tmp_path, case, capsys):
+    cfg, demo, root = study
+    probe = root / "results" / "demo_ds_tiny_ridge.pkl"
+    first = json.loads((demo / "test.jsonl").read_text().splitlines()[0])
+    data, extra = demo / "test.jsonl", []
+    if case == "no_text":
+        data = _bad(tmp_path, demo, json.dumps({"id": "empty", "title": "  ", "content": ""}))
+        expect = "bad.jsonl:4: article 'empty' has neither 'title' nor 'content'"
+    elif case == "duplicate_id":
+        data = _bad(tmp_path, demo, json.dumps({**first, "title": "another"}))
+        expect = "bad.jsonl:4: article id already appears on line 1"
+    elif case == "no_id":
+        data = _bad(tmp_path, demo, json.dumps({"title": "t", "content": "c"}))
+        expect = "bad.jsonl:4: field 'id' is missing"
+    elif case in ("checksum", "unloadable_model", "revision"):
+        shutil.copytree(root / "results", tmp_path / "results")
+        probe = tmp_path / "results" / probe.name
+        if case == "checksum":
+            blob = bytearray(probe.read_bytes())
+            blob[-20] ^= 1
+            probe.write_bytes(bytes(blob))
+            expect = "checksum differs from demo_ds_tiny_ridge.pkl.sha256"
+        else:
+            bundle = scoring.load_pickle(probe)
+            if case == "unloadable_model":
+                bundle["metadata"]["embedding"]["model_name"] = str(tmp_path / "no-such-model")
+                expect = "no-such-model does not exist"
+            else:
+                bundle["metadata"]["embedding_fingerprint"]["revision"] = "sha256:0123456789abcdef"
+                expect = "but the probe was trained on embeddings of revision sha256:0123456789abcdef; retrain"
+            from study.artifacts import save_pickle
+            save_pickle(probe, bundle)
+    before = snapshot(tmp_path)
+    out = tmp_path / "out" / "scored.jsonl"
+    capsys.readouterr()
+    assert call("score_articles", "--config", cfg, "--probe", probe, "--input", data, "--output", out, *extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expect in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+    if case == "revision":   # --allow-revision scores anyway, with a warning, and the same numbers
+        assert call("score_articles", "--config", cfg, "--probe", probe, "--input", data, "--output", out,
+                    "--allow-revision") == 0
+        err = capsys.readouterr().err
+        assert "warning:" in err and "--allow-revision" in err
+        pred = _predictions(root, "demo_ds", "tiny", "ridge")
+        got = np.array([list(x["scores"].values()) for x in _lines(out)])
+        assert np.abs(got - pred["y_pred"]).max() <= 1e-5
+
+
+def test_a_recall_target_phase_3_did_not_choose_is_refused(study, tmp_path, capsys):
+    cfg, demo, root = study
+    out = tmp_path / "s.jsonl"
+    assert call("score_articles", "--config", cfg, "--probe", root / "results" / "demo_ds_tiny_ridge.pkl",
+                "--input", demo / "test.jsonl", "--output", out, "--recall", "0.9") == 2
+    err = capsys.readouterr().err
+    assert "recall targets 0.99, 0.98, 0.95 only" in err and not out.exists()
+
+
+def test_duplicate_ids_are_found_across_blocks_of_hashes_and_named_by_their_lines(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    with open(path, "w") as fh:
+        for i in range(70_000):   # more than one block of hashes
+            fh.write(json.dumps({"id": i, "title": "t"}) + "\n")
+        fh.write(json.dumps({"id": "12", "title": "again"}) + "\n")   # the id 12, as a string: the same article
+    with pytest.raises(scoring.StudyError, match=r"ids.jsonl:70001: article id already appears on line 13"):
+        scoring.check_input(path, False, 1)
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text("".join(path.read_text().splitlines(keepends=True)[:70_000]))
+    n, sha = scoring.check_input(ok, False, 1)
+    assert n == 70_000 and sha == hashlib.sha256(ok.read_bytes()).hexdigest()
