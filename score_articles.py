@@ -36,7 +36,7 @@ from tqdm import tqdm
 from study import cli
 from study.config import DTYPE_NAMES, load_config
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.scoring import CHUNK_ARTICLES, Embedder, check_input, load_stage1, recipe_parts, resolve_part, score_file
+from study.scoring import CHUNK_ARTICLES, RULES, Embedder, check_input, load_stage1, recipe_parts, resolve_part, score_file
 
 
 def main():
@@ -47,6 +47,9 @@ def main():
     parser.add_argument("--output", required=True, help="scored articles, one JSON object a line")
     parser.add_argument("--recall", type=cli.unit_float,
                         help="score datasets: the recall target whose threshold routes (default: the highest)")
+    parser.add_argument("--rule", choices=RULES, default="guaranteed",
+                        help="score datasets: the guaranteed threshold (default: keeps the recall target on new "
+                             "articles at the confidence phase 3 recorded) or the plug-in one (met on validation only)")
     parser.add_argument("--labels", action="store_true",
                         help="copy each line's labels into the output and report the error against them")
     parser.add_argument("--allow-revision", action="store_true",
@@ -60,7 +63,7 @@ def main():
 
     t_start = time.perf_counter()
     cfg = load_config(args.config)
-    stage = load_stage1(cfg, args.probe, args.recall)
+    stage = load_stage1(cfg, args.probe, args.recall, args.rule)
     n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
     device = resolve_device(args.device or cfg.device)
     parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
@@ -69,12 +72,12 @@ def main():
     embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr))
     meta = stage.meta
     rule = (f"route fine-tuned where the article score >= {stage.threshold:.4f} (recall target {stage.recall:g}, "
-            "chosen on validation)" if stage.task == "regression" else
+            f"{stage.rule} threshold chosen on validation)" if stage.task == "regression" else
             f"yes where P(yes) >= {stage.threshold:.4f} (chosen on validation)")
     print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
-                "recall": stage.recall}
+                "recall": stage.recall, "rule": stage.rule}
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
                              settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar)

@@ -59,11 +59,17 @@ class Stage1:
     thresholds: dict = field(default_factory=dict)   # {recall target: threshold on the article score}
     recall: float | None = None
     threshold: float | None = None   # regression: on the article score; classification: on P(yes)
+    rule: str | None = None          # regression: which threshold routes (RULES)
 
 
-def load_stage1(cfg: Config, probe_path, recall: float | None = None) -> Stage1:
+RULES = ("guaranteed", "plug-in")   # which of phase 3's thresholds routes (study/screening.py)
+
+
+def load_stage1(cfg: Config, probe_path, recall: float | None = None, rule: str = "guaranteed") -> Stage1:
     """The probe file (checksum verified, plain objects only) and, for scores, what phase 3 chose for it in
-    the evaluation JSON beside it; `recall` picks the screening target (default: the highest recorded)."""
+    the evaluation JSON beside it; `recall` picks the screening target (default: the highest recorded), `rule`
+    its threshold: the guaranteed one (keeps the target on new articles at the recorded confidence; refused
+    when validation could not certify it) or the plug-in one (meets it on validation only)."""
     probe_path = Path(probe_path)
     bundle = load_pickle(probe_path)
     try:
@@ -84,26 +90,35 @@ def load_stage1(cfg: Config, probe_path, recall: float | None = None) -> Stage1:
         return stage
     ev = read_evaluation(cfg.model_copy(update={"results_dir": str(probe_path.resolve().parent)}), meta["dataset"])
     where = paths.evaluation(cfg, meta["dataset"]).name
-    entry = ev["models"].get(meta["variant"], {}).get("probes", {}).get(meta["probe"])
+    entry = ev.models[meta["variant"]].probes.get(meta["probe"]) if meta["variant"] in ev.models else None
     if entry is None:
         raise StudyError(f"{where} beside {probe_path.name} has no {meta['variant']} + {meta['probe']}; run "
                          f"evaluate.py --models {meta['variant']}")
-    if (entry.get("val_mae"), entry.get("train_seconds")) != (meta["val_mae"], meta["train_seconds"]):
-        raise StudyError(f"{where} was made with another {probe_path.name} (validation MAE {entry.get('val_mae')}, "
-                         f"trained in {entry.get('train_seconds')} s, against the probe's {meta['val_mae']}, "
+    if (entry.val_mae, entry.train_seconds) != (meta["val_mae"], meta["train_seconds"]):
+        raise StudyError(f"{where} was made with another {probe_path.name} (validation MAE {entry.val_mae}, "
+                         f"trained in {entry.train_seconds} s, against the probe's {meta['val_mae']}, "
                          f"{meta['train_seconds']} s); rerun evaluate.py")
-    setup = ev["screening_setup"]
-    stage.weights = np.array([setup["weights"][d] for d in stage.dimension_names], dtype=np.float64)
-    stage.tiers = dict(setup["tiers"])
-    stage.thresholds = {float(t["target_recall"]): t["threshold"] for t in entry["screening"]["thresholds"]}
-    stage.recall = max(stage.thresholds) if recall is None else float(recall)
-    if stage.recall not in stage.thresholds:
+    setup = ev.screening_setup
+    stage.weights = np.array([setup.weights[d] for d in stage.dimension_names], dtype=np.float64)
+    stage.tiers = dict(setup.tiers)
+    targets = {t.target_recall: t for t in entry.screening.thresholds}
+    stage.recall = max(targets) if recall is None else float(recall)
+    if stage.recall not in targets:
         raise StudyError(f"--recall {recall:g}: phase 3 chose thresholds for the recall targets "
-                         f"{', '.join(f'{r:g}' for r in sorted(stage.thresholds, reverse=True))} only "
+                         f"{', '.join(f'{r:g}' for r in sorted(targets, reverse=True))} only "
                          "(config screening_recall)")
-    stage.threshold = stage.thresholds[stage.recall]
-    if stage.threshold is None:
-        raise StudyError(f"no threshold for recall {stage.recall:g}: the validation split held no medium+ article")
+    chosen = targets[stage.recall]
+    stage.rule = rule
+    if rule == "guaranteed":
+        stage.threshold = chosen.guaranteed.threshold
+        if stage.threshold is None:
+            raise StudyError(f"recall {stage.recall:g} {chosen.guaranteed.note} of medium+ validation articles at "
+                             f"{chosen.guaranteed.confidence:.0%} confidence; --rule plug-in routes by the threshold "
+                             "that met it on validation only (no guarantee), or choose a lower --recall")
+    else:
+        stage.threshold = chosen.threshold
+        if stage.threshold is None:
+            raise StudyError(f"no threshold for recall {stage.recall:g}: the validation split held no medium+ article")
     return stage
 
 

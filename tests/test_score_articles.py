@@ -60,7 +60,7 @@ def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
         for target in ev["screening_setup"]["recall_targets"]:
             out = tmp_path / f"{kind}_{target}.jsonl"
             assert call("score_articles", "--config", cfg, "--probe", probe, "--input", demo / "test.jsonl",
-                        "--output", out, "--recall", target) == 0
+                        "--output", out, "--recall", target, "--rule", "plug-in") == 0
             lines = _lines(out)
             assert [x["id"] for x in lines] == [str(i) for i in pred["ids"]]
             P = np.array([[x["scores"][d] for d in names] for x in lines])
@@ -123,7 +123,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_and_gives_the_same_bytes(
     cfg, demo, root = study
     data = _many(demo, tmp_path)
     probe = root / "results" / "demo_ds_tiny-t16+tiny-c16_mlp.pkl"
-    args = ["--config", cfg, "--probe", probe, "--input", data, "--chunk", "50"]
+    args = ["--config", cfg, "--probe", probe, "--input", data, "--chunk", "50", "--rule", "plug-in"]
     whole = tmp_path / "whole.jsonl"
     assert call("score_articles", *args, "--output", whole) == 0
     assert len(_lines(whole)) == 240
@@ -205,18 +205,43 @@ def test_bad_input_is_one_error_line_and_nothing_written(study, tmp_path, case, 
     before = snapshot(tmp_path)
     out = tmp_path / "out" / "scored.jsonl"
     capsys.readouterr()
-    assert call("score_articles", "--config", cfg, "--probe", probe, "--input", data, "--output", out, *extra) == 2
+    assert call("score_articles", "--config", cfg, "--probe", probe, "--input", data, "--output", out, "--rule",
+                "plug-in", *extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expect in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
     if case == "revision":   # --allow-revision scores anyway, with a warning, and the same numbers
         assert call("score_articles", "--config", cfg, "--probe", probe, "--input", data, "--output", out,
-                    "--allow-revision") == 0
+                    "--rule", "plug-in", "--allow-revision") == 0
         err = capsys.readouterr().err
         assert "warning:" in err and "--allow-revision" in err
         pred = _predictions(root, "demo_ds", "tiny", "ridge")
         got = np.array([list(x["scores"].values()) for x in _lines(out)])
         assert np.abs(got - pred["y_pred"]).max() <= 1e-5
+
+
+def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(study, tmp_path, capsys):
+    """Default rule: the guaranteed threshold phase 3 recorded; a target validation cannot certify is refused."""
+    cfg, demo, root = study
+    ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
+    pred = _predictions(root, "demo_ds", "tiny", "ridge")
+    w = np.array([ev["screening_setup"]["weights"][str(d)] for d in pred["dimension_names"]])
+    s = pred["y_pred"].astype(np.float64) @ w
+    outcomes = set()
+    for entry in ev["models"]["tiny"]["probes"]["ridge"]["screening"]["thresholds"]:
+        g, out = entry["guaranteed"], tmp_path / f"g_{entry['target_recall']}.jsonl"
+        code = call("score_articles", "--config", cfg, "--probe", root / "results" / "demo_ds_tiny_ridge.pkl",
+                    "--input", demo / "test.jsonl", "--output", out, "--recall", entry["target_recall"])
+        if g["certified"]:
+            assert code == 0
+            fine = np.array([x["route"] == "fine-tuned" for x in _lines(out)])
+            assert np.array_equal(fine, s >= g["threshold"]) and (~fine).mean() == g["test"]["skip_share"]
+        else:
+            assert code == 2 and not out.exists()
+            err = capsys.readouterr().err
+            assert err.count("error:") == 1 and "cannot be certified with" in err and "--rule plug-in" in err
+        outcomes.add(g["certified"])
+    assert False in outcomes   # the demo's few medium+ validation articles cannot certify 99%
 
 
 def test_a_recall_target_phase_3_did_not_choose_is_refused(study, tmp_path, capsys):
