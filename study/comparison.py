@@ -81,7 +81,7 @@ def _best_section(results: dict) -> list[str]:
         out += [f"- Fine-tuned baseline: test MAE {_f(base, 2)} ({results['baseline_source']})",
                 f"- Gap to the baseline: {best['gap_to_baseline']:+.3f}; the best probe is "
                 f"{_baseline_position(best['mae_ci95'], base)}",
-                f"- Verdict: **{best['band']}** (bands {band_rule(results)})"]
+                f"- Verdict: **{best['band']}** (bands {band_rule(results['baseline_mae'], results['success_bands'])})"]
         paired = best_entry(results)[2].get("vs_baseline")
         if paired:
             out.append(f"- Paired on {paired['n_articles']} matched articles: probe - baseline MAE "

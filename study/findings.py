@@ -17,17 +17,16 @@ def overlap(a, b) -> bool:
     return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
 
 
-def band(ev: dict, mae) -> str | None:
-    """The success band of a test MAE against the evaluation's baseline; None without a baseline."""
-    margins = ev.get("success_bands") or {}
-    if not ev.get("baseline_mae") or not finite(mae) or not {"closes_gap", "partial"} <= set(margins):
+def band(mae, base: float | None, margins: dict[str, float]) -> str | None:
+    """The success band of a test MAE against a dataset's baseline MAE and band margins (the evaluation's
+    `baseline_mae` and `success_bands`); None without a baseline."""
+    if not base or not finite(mae) or not {"closes_gap", "partial"} <= set(margins):
         return None
-    return success_band(mae, ev["baseline_mae"], margins)
+    return success_band(mae, base, margins)
 
 
-def band_rule(ev: dict) -> str | None:
-    """The bands in words, with this dataset's limits; None without a baseline."""
-    margins, base = ev.get("success_bands") or {}, ev.get("baseline_mae")
+def band_rule(base: float | None, margins: dict[str, float]) -> str | None:
+    """The bands in words, with this dataset's limits (baseline MAE, margins); None without a baseline."""
     if not base or not {"closes_gap", "partial"} <= set(margins):
         return None
     closes, partial = band_limits(base, margins)
@@ -53,7 +52,7 @@ def bge_answer(ev: dict) -> dict | None:
     rival = min(others, key=lambda c: c[2]["val_mae"]) if others else None
     base = ev.get("baseline_mae")
     answers = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"],
-                "band": band(ev, m["overall_mae"]), "gap": m["overall_mae"] - base if base else None,
+                "band": band(m["overall_mae"], base, ev["success_bands"]), "gap": m["overall_mae"] - base if base else None,
                 "vs_baseline": m.get("vs_baseline"),
                 "overlaps_rival": overlap(m.get("mae_ci95"), rival[2].get("mae_ci95")) if rival else None}
                for v, p, m in bge]
@@ -216,7 +215,7 @@ def best_screening(ev: dict, bench: dict | None = None) -> dict[float, dict]:
 
 def screening_curves(ev: dict) -> dict[str, dict]:
     """{'variant + probe': test curve} of each model's chosen probe."""
-    return {f"{v} + {p}": m["screening"]["curve"] for v, p, m in chosen(ev) if (m.get("screening") or {}).get("curve")}
+    return {f"{v} + {p}": m["screening"]["curve"] for v, p, m in chosen(ev) if ((m.get("screening") or {}).get("curve") or {}).get("threshold")}
 
 
 def training_cost(ev: dict) -> list[dict]:

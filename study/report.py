@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from study import findings, paths
 from study.artifacts import read_json
 from study.comparison import BINARY_FIGURES as BINARY_COMPARISON
 from study.comparison import FIGURES as COMPARISON_FIGURES
 from study.config import Config
+from study.errors import StudyError
 from study.docx_writer import Writer, ci, num, pct, short, signed
 from study.error_analysis import BINARY_FIGURES as BINARY_ERRORS
 from study.error_analysis import FIGURES as ERROR_FIGURES
@@ -94,6 +96,16 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
     return inputs
 
 
+def recorded_config(data: dict, where: Path) -> Config:
+    """The configuration an evaluation ran with (its `config`, recorded by evaluate.py): the report reads score
+    range and model notes from it, not from the config.yaml where the report is generated."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError(f"{where}: its recorded config is not a configuration of this version "
+                         f"({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}); rerun evaluate.py") from None
+
+
 # -- the report ---------------------------------------------------------------------------
 class Report:
     unused_settings: tuple[str, ...] = ("logistic",)   # config settings the appendix leaves out (another task's)
@@ -101,6 +113,7 @@ class Report:
     def __init__(self, cfg: Config, inputs: Inputs, out: Path):
         self.cfg, self.inp, self.out = cfg, inputs, Path(out)
         self.ev = inputs.evaluation
+        self.run_cfg = recorded_config(self.ev["config"], inputs.files["evaluation"])   # what the results ran with
         self.models: dict = self.ev["models"]
         self.best: dict = self.ev["best"]
         self.baseline = self.ev.get("baseline_mae")
@@ -169,7 +182,7 @@ class Report:
                      f"Gap to it: {signed(b.get('gap_to_baseline'))} MAE"
                      + (" (the probe is worse)." if (b.get("gap_to_baseline") or 0) > 0
                         else " (the probe is as good or better)."))
-        rule = findings.band_rule(ev)
+        rule = findings.band_rule(ev["baseline_mae"], ev["success_bands"])
         if rule:
             w.bullet(f"Success bands {rule}.")
         mean = ev.get("mean_predictor") or {}
@@ -571,7 +584,7 @@ class Report:
                 n_train, n_val = meta.get("n_train"), meta.get("n_val")
                 break
             break
-        low, high = self.cfg.score_range
+        low, high = self.run_cfg.score_range
         w.para(f"Dataset {self.inp.dataset}: {n_train if n_train is not None else '? (no training summary)'} training, "
                f"{n_val if n_val is not None else '?'} validation and {ev.get('n_test', '?')} test articles, "
                f"each scored {low:g}–{high:g} on {len(dims)} dimensions: {', '.join(dims)}. Validation articles choose "
@@ -593,7 +606,7 @@ class Report:
         w.heading("3.2 Models", 2)
         rows = []
         for v, e in self.models.items():
-            spec = self.cfg.embedding_models.get(e.get("model", v))
+            spec = self.run_cfg.embedding_models.get(e.get("model", v))
             tokens = f"windows of {e['chunks']['window']}" if e.get("chunks") else str(e.get("max_tokens", "—"))
             note = spec.note if spec else ("side by side: " + " + ".join(e["parts"]) if e.get("parts") else "")
             rows.append([v, e.get("model_name") or (spec.model_name if spec else "(not in config.yaml)"),
@@ -610,8 +623,8 @@ class Report:
         rows = []
         for probe in dict.fromkeys(p for e in self.models.values() for p in e["probes"]):
             settings = self.probe_settings(probe)
-            chosen = "; ".join(f"{v}: {describe_selected(e[probe].get('selected'))}"
-                               for v, e in self.models.items() if probe in e)
+            chosen = "; ".join(f"{v}: {describe_selected(e['probes'][probe]['selected'])}"
+                               for v, e in self.models.items() if probe in e["probes"])
             rows.append([probe, settings, chosen])
         w.table("Probe settings (training summary hyperparameters, else config.yaml) and what validation chose.",
                 ["Probe", "Settings", "Chosen on validation"], rows, "lll", font_pt=8)
@@ -640,7 +653,7 @@ class Report:
             for p, m in e["probes"].items():
                 row = [v, p, num(m.get("val_mae")), num(m.get("overall_mae")), ci(m.get("mae_ci95")),
                        num(m.get("overall_rmse")), num(m.get("overall_spearman"))]
-                rows.append(row + ([band(ev, m.get("overall_mae")) or "—"] if with_band else []))
+                rows.append(row + ([band(m["overall_mae"], ev["baseline_mae"], ev["success_bands"]) or "—"] if with_band else []))
         mean = ev.get("mean_predictor") or {}
         if mean:
             rows.append(["train-mean predictor", "—", "—", num(mean.get("overall_mae")), ci(mean.get("mae_ci95")),
@@ -759,7 +772,7 @@ class Report:
                  "ways); only a max-tokens sweep of one model, or its chunked variant against its truncated one, "
                  "isolates the effect.")
         for v in self.models:
-            spec = self.cfg.embedding_models.get(self.models[v].get("model", v))
+            spec = self.run_cfg.embedding_models.get(self.models[v].get("model", v))
             if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
                 w.bullet(f"{v}: {spec.note}. Its results say nothing about multilingual quality.")
         edge = [v for v, e in self.models.items()
@@ -1036,7 +1049,7 @@ class BinaryReport(Report):
             w.bullet(f"Baseline: the fine-tuned F1 {num(ev['baseline_f1'])} comes from {ev.get('baseline_source')}; it "
                      "was not measured on these test articles.")
         for v in self.models:
-            spec = self.cfg.embedding_models.get(self.models[v].get("model", v))
+            spec = self.run_cfg.embedding_models.get(self.models[v].get("model", v))
             if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
                 w.bullet(f"{v}: {spec.note}. Its results say nothing about multilingual quality.")
         w.bullet(f"One seed ({ev.get('random_seed', self.cfg.random_seed)}) and one validation split choose every "

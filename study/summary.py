@@ -11,7 +11,7 @@ from study import paths, plots
 from study.config import Config
 from study.findings import band_rule
 from study.results import read_evaluation
-from study.schemas import CrossDatasetSummary, legacy_dict, write_record
+from study.schemas import CrossDatasetSummary, write_record
 
 
 def cross_dataset(cfg: Config, datasets: list[str]) -> dict:
@@ -26,7 +26,7 @@ def cross_dataset(cfg: Config, datasets: list[str]) -> dict:
             continue
         rows.append({"dataset": name, "model": b.model, "probe": b.probe, "val_mae": b.val_mae,
                      "test_mae": b.test_mae, "mae_ci95": b.mae_ci95, "baseline_mae": ev.baseline_mae,
-                     "band": b.band, "bands": band_rule(legacy_dict(ev)), "n_test": ev.n_test})
+                     "band": b.band, "bands": band_rule(ev.baseline_mae, ev.success_bands), "n_test": ev.n_test})
         for v, p, m in ev.chosen_entries():
             per_model.setdefault(v, {})[name] = {"probe": p, "mae": m.overall_mae, "ci95": m.mae_ci95}
     return {"datasets": rows, "models": per_model, "yes_no": yes_no}

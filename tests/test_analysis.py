@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_script, write_config
+from records import model_entry, score_evaluation, score_probe
 from matplotlib.image import imread
 
 from study.error_analysis import error_summary, load_predictions, model_summary
 from study.artifacts import save_npz
 from study.config import load_config
+from study.data import file_sha256
 from study.errors import StudyError
+from study.schemas import ErrorModel
 
 DIMS = ["climate_relevance", "technical_depth", "optimism"]
 MODEL = {"source": "sentence-transformers", "model_name": "unused", "dimensions": 8, "max_tokens": 64}
@@ -113,10 +116,9 @@ def test_load_predictions_names_missing_arrays(tmp_path):
 
 
 def evaluation_json(variants, probe: str) -> dict:
-    """The smallest evaluation JSON study.results accepts: `probe` chosen for every model."""
-    models = {v: {"chosen_probe": probe, "probes": {probe: {"val_mae": 1.0, "overall_mae": 1.0}}} for v in variants}
-    return {"dataset": "toy", "dimension_names": DIMS, "models": models,
-            "best": {"model": variants[0], "probe": probe}}
+    """An evaluation JSON with `probe` chosen for every model (and the first model best)."""
+    models = {v: model_entry(v, {probe: score_probe(1.0, val_mae=1.0, dims=DIMS)}) for v in variants}
+    return score_evaluation(models, dataset="toy", dims=DIMS)
 
 
 @pytest.fixture
@@ -140,10 +142,13 @@ def test_script_writes_summary_and_figures(setup):
     out = cfg.results_path / "analysis" / "toy_error_summary.json"
     assert str(out) in proc.stdout
     summary = json.loads(out.read_text())
-    assert list(summary) == ["dataset", "probe", "figures", "models", "provenance"]
+    assert list(summary) == ["schema_version", "task", "dataset", "probe", "figures", "models", "provenance",
+                             "evaluation_sha256"]
+    assert summary["evaluation_sha256"] == file_sha256(cfg.results_path / "toy_evaluation_results.json")
     assert summary["dataset"] == "toy" and summary["probe"] == "mlp"
     assert list(summary["models"]) == ["small", "long"]
-    assert summary["models"] == error_summary("toy", "mlp", preds, (0, 10))["models"]
+    direct = error_summary("toy", "mlp", preds, (0, 10))["models"]   # as the typed model writes it (optional fields null)
+    assert summary["models"] == {v: ErrorModel.model_validate(m).model_dump(mode="json") for v, m in direct.items()}
     assert summary["models"]["long"]["max_tokens"] == 512
 
     expected = {"error_histograms", "error_violins", "pred_vs_true", "dimension_mae", "error_vs_tokens",

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 from conftest import run_script, write_config
 from matplotlib.image import imread
+from records import model_entry, score_evaluation, score_probe, scores
 
 from study import plots
+from study.data import file_sha256
+from study.schemas import SCHEMA_VERSION
 from study.comparison import comparison_markdown, comparison_rows, dimension_matrix
 
 DIMS = ["clarity", "evidence_strength"]
@@ -17,39 +20,42 @@ MODEL = {"source": "sentence-transformers", "model_name": "unused", "dimensions"
 
 
 def _probe(mae, ci, val, rmse, rho, per_dim, per_lang, truncated, whole) -> dict:
-    return {"overall_mae": mae, "mae_ci95": ci, "val_mae": val, "overall_rmse": rmse, "overall_spearman": rho,
-            "per_dimension": {d: {"mae": m, "rmse": m + 0.2, "spearman": 0.5} for d, m in zip(DIMS, per_dim)},
-            "per_language": {lang: {"n": n, "mae": m} for lang, (n, m) in per_lang.items()},
-            "truncation": {"max_tokens": 128, "truncated": {"n": truncated[0], "mae": truncated[1]},
-                           "not_truncated": {"n": whole[0], "mae": whole[1]}},
-            "inference_ms_per_article": 0.05, "selected": {}}
+    return score_probe(
+        overall_mae=mae, mae_ci95=ci, val_mae=val, overall_rmse=rmse, overall_spearman=rho, dims=DIMS,
+        per_dimension={d: {"mae": m, "rmse": m + 0.2, "spearman": 0.5} for d, m in zip(DIMS, per_dim)},
+        per_language={lang: {"n": n, "mae": m} for lang, (n, m) in per_lang.items()},
+        truncation={"max_tokens": 128, "truncated": {"n": truncated[0], "mae": truncated[1]},
+                    "not_truncated": {"n": whole[0], "mae": whole[1]}},
+        inference_ms_per_article=0.05, selected={})
 
 
 def make_results(baseline: float | None = 0.68) -> dict:
     """Evaluation results with known numbers: ridge of m-large is best on test, mlp of m-large on validation."""
     models = {
-        "m-small": {"model": "m-small", "max_tokens": 128, "truncated_fraction": 0.75, "chosen_probe": "mlp", "probes": {
+        "m-small": model_entry("m-small", max_tokens=128, truncated_fraction=0.75, chosen="mlp", probes={
                     "ridge": _probe(0.9123, [0.8511, 0.9744], 0.9051, 1.2011, 0.4123, [0.8012, 1.0234],
                                     {"en": (30, 0.8834), "fr": (10, 0.9991)}, (30, 0.9456), (10, 0.8124)),
                     "mlp": _probe(0.8016, [0.7422, 0.8633], 0.7912, 1.1012, 0.5012, [0.7541, 0.8491],
-                                  {"en": (30, 0.7788), "fr": (10, 0.8701)}, (30, 0.8222), (10, 0.7398))}},
-        "m-large": {"model": "m-large", "max_tokens": 128, "truncated_fraction": 0.75, "chosen_probe": "mlp", "probes": {
+                                  {"en": (30, 0.7788), "fr": (10, 0.8701)}, (30, 0.8222), (10, 0.7398))}),
+        "m-large": model_entry("m-large", max_tokens=128, truncated_fraction=0.75, chosen="mlp", probes={
                     "ridge": _probe(0.7051, [0.6512, 0.7633], 0.7203, 0.9901, 0.6234, [0.6611, 0.7491],
                                     {"en": (30, 0.6987), "fr": (10, 0.7243)}, (30, 0.7102), (10, 0.6898)),
                     "mlp": _probe(0.7334, [0.6747, 0.7956], 0.7012, 1.0123, 0.6011, [0.7012, 0.7656],
-                                  {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))}},
+                                  {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))}),
     }
     best = {"model": "m-large", "probe": "mlp", "val_mae": 0.7012, "test_mae": 0.7334,
             "mae_ci95": [0.6747, 0.7956], "chosen_by": "validation MAE"}
     if baseline is not None:
         best.update(gap_to_baseline=0.7334 - baseline, band="closes the gap")
-    return {"dataset": "toy", "baseline_mae": baseline, "baseline_source": "config.yaml baseline_mae",
-            "random_seed": 42, "bootstrap_samples": 200, "success_bands": {"closes_gap": 0.07, "partial": 0.17},
-            "models": models, "n_test": 40, "dimension_names": DIMS, "language_counts": {"en": 30, "fr": 10},
-            "mean_predictor": {"overall_mae": 1.4321, "overall_rmse": 1.8767, "overall_spearman": None,
-                               "per_dimension": {d: {"mae": 1.4, "rmse": 1.8, "spearman": None} for d in DIMS},
-                               "mae_ci95": [1.3012, 1.5567]},
-            "best": best, "evaluated_at": "2026-01-01T00:00:00+00:00"}
+    return score_evaluation(
+        models, best, dataset="toy", dims=DIMS, n_test=40, baseline_mae=baseline,
+        baseline_source="config.yaml baseline_mae",
+        random_seed=42, bootstrap_samples=200, success_bands={"closes_gap": 0.07, "partial": 0.17},
+        language_counts={"en": 30, "fr": 10},
+        mean_predictor=scores(1.4321, DIMS, overall_rmse=1.8767, overall_spearman=None,
+                              per_dimension={d: {"mae": 1.4, "rmse": 1.8, "spearman": None} for d in DIMS},
+                              mae_ci95=[1.3012, 1.5567]),
+        evaluated_at="2026-01-01T00:00:00+00:00")
 
 
 def section_table(md: str, heading: str) -> list[list[str]]:
@@ -113,6 +119,8 @@ def test_report_and_charts_hold_the_json_numbers(setup):
 
     record = json.loads((results_dir / "toy_comparison.json").read_text())
     assert set(record.pop("provenance")) == {"code", "host", "device", "versions", "created_at"}
+    assert record.pop("schema_version") == SCHEMA_VERSION
+    assert record.pop("evaluation_sha256") == file_sha256(results_dir / "toy_evaluation_results.json")
     assert record == {"dataset": "toy", "report": "toy_comparison_report.md",
                       "figures": {"mae_by_model": "figures/toy_mae_by_model.png",
                                   "dimension_mae_heatmap": "figures/toy_dimension_mae_heatmap.png"}}
@@ -143,9 +151,11 @@ def test_without_baseline_no_band_and_bars_still_drawn(tmp_path):
 def test_baseline_predictions_add_reference_rows():
     results = make_results()
     results["baseline"] = {"overall_mae": 0.6812, "overall_rmse": 0.9234, "overall_spearman": 0.7123,
-                           "mae_ci95": [0.6311, 0.7344], "n_articles": 40,
-                           "per_dimension": {"clarity": {"mae": 0.6502}, "evidence_strength": {"mae": 0.7122}}}
+                           "mae_ci95": [0.6311, 0.7344], "n_articles": 40, "source": "baseline.json",
+                           "per_dimension": {"clarity": {"mae": 0.6502, "rmse": 0.8, "spearman": 0.7},
+                                             "evidence_strength": {"mae": 0.7122, "rmse": 0.9, "spearman": 0.7}}}
     results["models"]["m-large"]["probes"]["mlp"]["vs_baseline"] = {"n_articles": 40, "mae_difference": 0.0522,
+                                                         "probe_mae": 0.7334, "baseline_mae": 0.6812,
                                                          "difference_ci95": [-0.0108, 0.1163]}
     md = comparison_markdown(results, {})
     assert ["", "fine-tuned baseline", "", "0.681", "[0.631, 0.734]", "0.923", "0.712", "", "+0.001"] \

@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_script, write_config
+from records import (benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
+                     model_entry, score_evaluation, score_probe, scores, trained_probe, training_summary)
 
 DIMS = ["clarity", "depth"]
 MODELS = {"mini-128": {"source": "sentence-transformers", "model_name": "org/mini-128", "dimensions": 8,
@@ -18,23 +20,24 @@ PROBES = ("ridge", "mlp", "lightgbm")
 
 def _probe_entry(base: float, k: int) -> dict:
     mae = base + 0.011 * k
-    return {"overall_mae": mae, "overall_rmse": mae * 1.3 + 0.0004, "overall_spearman": 0.61 - 0.0123 * k,
-            "per_dimension": {d: {"mae": mae + 0.0217 * (i - 0.5), "rmse": mae * 1.3, "spearman": 0.6}
-                              for i, d in enumerate(DIMS)},
-            "mae_ci95": [mae - 0.0512, mae + 0.0498], "val_mae": mae - 0.0031 + (0.05 if k == 2 else 0),
-            "per_language": {"en": {"n": 30, "mae": mae - 0.0123}, "fr": {"n": 20, "mae": mae + 0.0187}},
-            "truncation": {"max_tokens": 128, "truncated": {"n": 12, "mae": mae + 0.0655},
-                           "not_truncated": {"n": 38, "mae": mae - 0.0207}},
-            "inference_ms_per_article": 0.01, "selected": {"alpha": 10.0, "alpha_at_grid_edge": False},
-            "predictions_file": "predictions/x.npz"}
+    return score_probe(
+        overall_mae=mae, overall_rmse=mae * 1.3 + 0.0004, overall_spearman=0.61 - 0.0123 * k, dims=DIMS,
+        per_dimension={d: {"mae": mae + 0.0217 * (i - 0.5), "rmse": mae * 1.3, "spearman": 0.6}
+                       for i, d in enumerate(DIMS)},
+        mae_ci95=[mae - 0.0512, mae + 0.0498], val_mae=mae - 0.0031 + (0.05 if k == 2 else 0),
+        per_language={"en": {"n": 30, "mae": mae - 0.0123}, "fr": {"n": 20, "mae": mae + 0.0187}},
+        truncation={"max_tokens": 128, "truncated": {"n": 12, "mae": mae + 0.0655},
+                    "not_truncated": {"n": 38, "mae": mae - 0.0207}},
+        inference_ms_per_article=0.01, selected={"alpha": 10.0, "alpha_at_grid_edge": False})
 
 
-def evaluation(baseline=0.68) -> dict:
+def evaluation(baseline=0.68, config: dict | None = None) -> dict:
+    """`config`: the Config dump the evaluation ran with (the report takes score range and model notes from it)."""
     models = {}
     for j, (name, spec) in enumerate(MODELS.items()):
-        entry = {"model": name, "model_name": spec["model_name"], "embedding_dim": spec["dimensions"],
-                 "max_tokens": spec["max_tokens"], "truncated_fraction": 0.24 if spec["max_tokens"] == 128 else 0.0,
-                 "mean_token_count": 301.5, "chosen_probe": "ridge", "probes": {}}
+        entry = model_entry(name, {}, chosen="ridge", model_name=spec["model_name"], embedding_dim=spec["dimensions"],
+                            max_tokens=spec["max_tokens"],
+                            truncated_fraction=0.24 if spec["max_tokens"] == 128 else 0.0, mean_token_count=301.5)
         for k, probe in enumerate(PROBES):
             entry["probes"][probe] = _probe_entry(0.8123 - 0.0571 * j, k)
             if spec["max_tokens"] > 128:
@@ -45,15 +48,16 @@ def evaluation(baseline=0.68) -> dict:
                     "not_truncated": {"n": 50, "mae": entry["probes"][probe]["overall_mae"]}}
         models[name] = entry
     best = models["bge-m3"]["probes"]["ridge"]
-    out = {"dataset": "toy", "baseline_mae": baseline, "baseline_source": "config.yaml baseline_mae",
-           "random_seed": 42, "bootstrap_samples": 200, "success_bands": {"closes_gap": 0.07, "partial": 0.17},
-           "models": models, "n_test": 50, "dimension_names": DIMS, "language_counts": {"en": 30, "fr": 20},
-           "mean_predictor": {"overall_mae": 1.9876, "overall_rmse": 2.4, "overall_spearman": None,
-                              "per_dimension": {d: {"mae": 1.9876, "rmse": 2.4, "spearman": None} for d in DIMS},
-                              "mae_ci95": [1.8, 2.1]},
-           "best": {"model": "bge-m3", "probe": "ridge", "val_mae": best["val_mae"], "test_mae": best["overall_mae"],
-                    "mae_ci95": best["mae_ci95"], "chosen_by": "validation MAE"},
-           "evaluated_at": "2026-01-01T00:00:00+00:00"}
+    out = score_evaluation(
+        models, {"model": "bge-m3", "probe": "ridge", "val_mae": best["val_mae"], "test_mae": best["overall_mae"],
+                 "mae_ci95": best["mae_ci95"], "chosen_by": "validation MAE"},
+        dataset="toy", dims=DIMS, n_test=50, config=config, baseline_mae=baseline,
+        baseline_source="config.yaml baseline_mae", random_seed=42, bootstrap_samples=200,
+        success_bands={"closes_gap": 0.07, "partial": 0.17}, language_counts={"en": 30, "fr": 20},
+        mean_predictor=scores(1.9876, DIMS, overall_rmse=2.4, overall_spearman=None,
+                              per_dimension={d: {"mae": 1.9876, "rmse": 2.4, "spearman": None} for d in DIMS},
+                              mae_ci95=[1.8, 2.1]),
+        evaluated_at="2026-01-01T00:00:00+00:00")
     if baseline:
         out["best"].update(band="partial", gap_to_baseline=best["overall_mae"] - baseline)  # 0.7552: partial
     return out
@@ -62,20 +66,21 @@ def evaluation(baseline=0.68) -> dict:
 def training() -> dict:
     fp = {"source": "sentence-transformers", "model_name": "org/x", "max_tokens": 128, "prefix": "", "dtype": "float32",
           "pooling": "mean", "split": "train", "data_sha256": "ab" * 32}
-    return {"dataset": "toy", "models": {m: {p: {"n_train": 200, "n_val": 60, "embedding_fingerprint": fp,
-                                                 "hyperparameters": {"alphas": [1.0, 10.0]}, "file": f"toy_{m}_{p}.pkl",
-                                                 "sha256": "cd" * 32} for p in PROBES} for m in MODELS}}
+    return training_summary({m: {p: trained_probe(m, p, n_train=200, n_val=60, embedding_fingerprint=fp,
+                                                  hyperparameters={"alphas": [1.0, 10.0]}, file=f"toy_{m}_{p}.pkl",
+                                                  sha256="cd" * 32) for p in PROBES} for m in MODELS})
 
 
 def benchmarks() -> dict:
-    return {"dataset": "toy", "device": "cuda", "device_name": "Test GPU", "versions": {"python": "3.11", "torch": "9.9"},
-            "settings": {}, "fine_tuned_ms_per_article": [20, 50],
-            "models": {"mini-128": {"random_weights": False, "dtype": "bfloat16", "batch_size": 256, "articles_per_s": 812.25,
+    return benchmark_record(
+            device="cuda", device_name="Test GPU", versions={"python": "3.11", "torch": "9.9"},
+            settings={}, fine_tuned_ms_per_article=[20, 50],
+            models={"mini-128": {"random_weights": False, "dtype": "bfloat16", "batch_size": 256, "articles_per_s": 812.25,
                                     "tokens_per_s": 99000.0, "peak_memory_mb": 1234.0},
                        "bge-m3": {"random_weights": True, "dtype": "bfloat16", "batch_size": 128, "articles_per_s": 95.5,
                                   "tokens_per_s": 50000.0, "peak_memory_mb": 4321.0}},
-            "probes": {}, "end_to_end": {m: {p: {"ms_per_article": 1.5 + i, "speedup_vs_fine_tuned": [13.3, 33.3]}
-                                             for p in PROBES} for i, m in enumerate(MODELS)}}
+            end_to_end={m: {p: {"ms_per_article": 1.5 + i, "speedup_vs_fine_tuned": [13.3, 33.3]}
+                            for p in PROBES} for i, m in enumerate(MODELS)})
 
 
 ERROR_FIGURES = {"error_vs_tokens": "analysis/toy_ridge_error_vs_tokens.png",
@@ -84,13 +89,14 @@ ERROR_FIGURES = {"error_vs_tokens": "analysis/toy_ridge_error_vs_tokens.png",
 
 
 def error_summary() -> dict:
-    model = {"n": 50, "max_tokens": 128, "overall_mae": 0.7, "bias": -0.0456,
-             "abs_error_quantiles": {"p50": 0.5, "p90": 1.2, "p99": 2.1}, "per_dimension_mae": {d: 0.7 for d in DIMS},
-             "per_language": {}, "token_bins": [], "truncated": {"n": 12, "mae": 0.8}, "not_truncated": {"n": 38, "mae": 0.6},
-             "score_bins": [{"low": 0.0, "high": 5.0, "n": 40, "mae": 0.7, "bias": 0.3125},
-                            {"low": 5.0, "high": 10.0, "n": 60, "mae": 0.7, "bias": -0.4375}],
-             "worst": [{"id": "a1", "language": "fr", "title": "Un titre", "mae": 2.5, "true": [1, 2], "pred": [3, 4]}]}
-    return {"dataset": "toy", "probe": "ridge", "figures": dict(ERROR_FIGURES), "models": {m: model for m in MODELS}}
+    model = error_model(
+        n=50, max_tokens=128, overall_mae=0.7, bias=-0.0456,
+        abs_error_quantiles={"p50": 0.5, "p90": 1.2, "p99": 2.1}, per_dimension_mae={d: 0.7 for d in DIMS},
+        per_language={}, token_bins=[], truncated={"n": 12, "mae": 0.8}, not_truncated={"n": 38, "mae": 0.6},
+        score_bins=[{"low": 0.0, "high": 5.0, "n": 40, "mae": 0.7, "bias": 0.3125},
+                    {"low": 5.0, "high": 10.0, "n": 60, "mae": 0.7, "bias": -0.4375}],
+        worst=[{"id": "a1", "language": "fr", "title": "Un titre", "mae": 2.5, "true": [1, 2], "pred": [3, 4]}])
+    return error_record({m: model for m in MODELS}, dict(ERROR_FIGURES), dataset="toy", probe="ridge")
 
 
 def _png(path: Path, shade: int):
@@ -103,7 +109,8 @@ def results(tmp_path):
     """A config and complete phase 2-5 outputs for dataset 'toy'; returns (config, results dir)."""
     cfg = write_config(tmp_path, MODELS)
     res = tmp_path / "results"
-    for rel, data in (("toy_evaluation_results.json", evaluation()), ("toy_training_summary.json", training()),
+    for rel, data in (("toy_evaluation_results.json", evaluation(config=config_dump(cfg))),
+                      ("toy_training_summary.json", training()),
                       ("benchmarks/toy_benchmarks.json", benchmarks()), ("analysis/toy_error_summary.json", error_summary())):
         (res / rel).parent.mkdir(parents=True, exist_ok=True)
         (res / rel).write_text(json.dumps(data))
@@ -112,7 +119,7 @@ def results(tmp_path):
     figures = {name: f"figures/toy_{name}.png" for name in ("mae_by_model", "dimension_mae_heatmap")}
     for i, rel in enumerate(figures.values(), 10):
         _png(res / rel, i)
-    (res / "toy_comparison.json").write_text(json.dumps({"dataset": "toy", "figures": figures}))
+    (res / "toy_comparison.json").write_text(json.dumps(comparison_record(figures)))
     return cfg, res
 
 
@@ -227,9 +234,10 @@ def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
 
 def test_no_baseline_and_no_bge(tmp_path):
     cfg = write_config(tmp_path, {"mini-128": MODELS["mini-128"]})
-    ev = evaluation(baseline=None)
+    ev = evaluation(baseline=None, config=config_dump(cfg))
     del ev["models"]["bge-m3"]
-    ev["best"] = {"model": "mini-128", "probe": "ridge", "val_mae": 0.8, "test_mae": 0.8123, "mae_ci95": [0.76, 0.86]}
+    ev["best"] = {"model": "mini-128", "probe": "ridge", "val_mae": 0.8, "test_mae": 0.8123, "mae_ci95": [0.76, 0.86],
+                  "chosen_by": "validation MAE"}
     res = tmp_path / "results"
     res.mkdir()
     (res / "toy_evaluation_results.json").write_text(json.dumps(ev))
@@ -247,3 +255,32 @@ def test_missing_evaluation_exits_2_with_one_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: evaluation results") and "evaluate.py" in lines[0]
     assert not out.exists()
+
+
+def test_every_column_of_every_table_has_a_value(results, tmp_path):
+    """An empty column is a field the report reads under a name the results do not have (as the probe table's
+    'Chosen on validation' once was)."""
+    cfg, res = results
+    doc = report(cfg, tmp_path / "r.docx")
+    for t in doc.tables:
+        head = [c.text for c in t.rows[0].cells]
+        for col, name in enumerate(head):
+            assert any(r[col].strip() for r in rows(t)), (name, head)
+    probes = {r[0]: r[2] for r in rows(table(doc, "Probe", "Settings", "Chosen on validation"))}
+    assert probes["ridge"] == "mini-128: alpha 10; bge-m3: alpha 10", probes
+
+
+def test_score_range_and_model_notes_come_from_the_evaluation(results, tmp_path):
+    """The report describes the run the results come from: the configuration recorded in the evaluation, not the
+    config.yaml where the report is generated."""
+    cfg, res = results
+    recorded = config_dump(cfg)
+    recorded["score_range"] = [0.0, 8.0]
+    recorded["embedding_models"]["mini-128"]["note"] = "English-only stand-in as evaluated"
+    (res / "toy_evaluation_results.json").write_text(json.dumps(evaluation(config=recorded)))
+    doc = report(cfg, tmp_path / "r.docx")
+    text = text_of(doc)
+    assert "each scored 0–8 on 2 dimensions" in text and "each scored 0–10" not in text
+    notes = {r[0]: r[-1] for r in rows(table(doc, "Model", "Source", "Dim"))}
+    assert notes["mini-128"] == "English-only stand-in as evaluated"
+    assert "mini-128: English-only stand-in as evaluated. Its results say nothing about multilingual quality." in text

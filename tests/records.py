@@ -1,0 +1,146 @@
+"""Builders of schema-valid result records for tests (study/schemas.py).
+
+Each builder takes the numbers a test is about as keywords and fills every other required field
+with a plausible constant, so that a hand-built record passes the strict models and the test
+still states only what it checks. They return plain dicts (what a JSON file holds); `as_model`
+validates one into its typed model. Optional blocks (vs_baseline, learning_curve, baseline, ...)
+stay absent unless a test passes them.
+"""
+from __future__ import annotations
+
+from study.schemas import SCHEMA_VERSION, model_for, validate
+
+CREATED = "2026-01-01T00:00:00+00:00"
+PROVENANCE = {"code": {"commit": "test"}, "host": "test-host", "device": None, "versions": {"python": "3.11"},
+              "created_at": CREATED}
+
+
+def _dims(names, mae, rmse=None, spearman=0.5) -> dict:
+    return {d: {"mae": mae, "rmse": mae * 1.3 if rmse is None else rmse, "spearman": spearman} for d in names}
+
+
+def scores(overall_mae=1.0, dims=("score",), **kw) -> dict:
+    """`Scores`: overall and per-dimension figures (the mean predictor, the fine-tuned baseline)."""
+    out = {"overall_mae": overall_mae, "overall_rmse": overall_mae * 1.3, "overall_spearman": 0.5,
+           "per_dimension": _dims(dims, overall_mae), "mae_ci95": [overall_mae - 0.05, overall_mae + 0.05]}
+    return {**out, **kw}
+
+
+def article_scores() -> dict:
+    return {"n": 50, "weighted_mae": 0.7, "weighted_mae_ci95": [0.6, 0.8], "tier_accuracy": 0.8,
+            "tier_accuracy_ci95": [0.7, 0.9], "within_0.5": 0.5, "within_0.5_ci95": [0.4, 0.6],
+            "within_1.0": 0.8, "within_1.0_ci95": [0.7, 0.9], "tier_confusion": [[10, 1, 0], [1, 10, 1], [0, 1, 10]]}
+
+
+def screening(thresholds=()) -> dict:
+    return {"thresholds": list(thresholds), "curve": {"threshold": [], "skip_share": [], "recall": []}}
+
+
+def score_probe(overall_mae=1.0, val_mae=None, dims=("score",), **kw) -> dict:
+    """One `ScoreProbe`: pass what the test checks (overall_mae, mae_ci95, val_mae, per_dimension, ...)."""
+    out = {**scores(overall_mae, dims),
+           "val_mae": overall_mae if val_mae is None else val_mae,
+           "per_language": {"en": {"n": 50, "mae": overall_mae}},
+           "truncation": {"max_tokens": 128, "truncated": {"n": 0, "mae": None},
+                          "not_truncated": {"n": 50, "mae": overall_mae}},
+           "article_scores": article_scores(), "screening": screening(),
+           "selected": {}, "inference_ms_per_article": 0.05, "train_seconds": 0.1,
+           "predictions_files": {"test": "predictions/x_test.npz", "val": "predictions/x_val.npz"}}
+    return {**out, **kw}
+
+
+def model_entry(name, probes: dict, chosen=None, **kw) -> dict:
+    """One model's `ScoreModelEntry` / `YesNoModelEntry`; `chosen` defaults to the first probe."""
+    out = {"model": name, "model_name": f"org/{name}", "role": "", "embedding_dim": 8, "max_tokens": 128,
+           "truncated_fraction": 0.0, "mean_token_count": 100.0, "embedding_cost": {"train": None, "test": None},
+           "chosen_probe": chosen or next(iter(probes)), "probes": probes}
+    return {**out, **kw}
+
+
+def score_best(model, probe, probe_dict: dict, **kw) -> dict:
+    out = {"model": model, "probe": probe, "val_mae": probe_dict["val_mae"], "test_mae": probe_dict["overall_mae"],
+           "mae_ci95": probe_dict["mae_ci95"], "chosen_by": "validation MAE"}
+    return {**out, **kw}
+
+
+def screening_setup(**kw) -> dict:
+    out = {"weights": {"score": 1.0}, "tiers": {"medium": 4.0, "high": 7.0}, "recall_targets": [0.95, 0.99],
+           "thresholds_chosen_on": "val", "fine_tuned_ms_per_article": [20.0, 50.0],
+           "fine_tuned_training_hours": [1.0, 2.0]}
+    return {**out, **kw}
+
+
+def _common(dataset, dims, n_test, config, **kw) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "random_seed": 42, "bootstrap_samples": 200,
+            "n_test": n_test, "dimension_names": list(dims), "language_counts": {"en": n_test},
+            "evaluated_at": CREATED, "provenance": dict(PROVENANCE), "config": config or {}}
+
+
+def score_evaluation(models: dict, best: dict | None = None, dataset="toy", dims=("score",), n_test=50,
+                     config: dict | None = None, **kw) -> dict:
+    """A `ScoreEvaluation`. `best` defaults to the first model's chosen probe; `config` is the Config dump the
+    evaluation ran with (report.py reads score range and model notes from it)."""
+    if best is None:
+        v = next(iter(models))
+        p = models[v]["chosen_probe"]
+        best = score_best(v, p, models[v]["probes"][p])
+    out = {**_common(dataset, dims, n_test, config), "task": "regression",
+           "success_bands": {"closes_gap": 0.07, "partial": 0.17},
+           "mean_predictor": scores(1.5, dims, overall_spearman=None), "baseline_mae": None, "baseline_source": None,
+           "screening_setup": screening_setup(), "models": models, "best": best}
+    return {**out, **kw}
+
+
+def config_dump(config_path) -> dict:
+    """The Config at `config_path` as evaluate.py records it in the evaluation (`config`)."""
+    from study.config import load_config
+    return load_config(config_path).model_dump(mode="json")
+
+
+def as_model(data: dict, kind: str = "evaluation"):
+    """`data` validated into its model (evaluation / error summary by task)."""
+    return validate(model_for(kind, data), data, "test record", "fix the test")
+
+
+# -- other artifacts --------------------------------------------------------------------------
+def trained_probe(model, probe, **kw) -> dict:
+    fp = {"source": "sentence-transformers", "model_name": f"org/{model}", "max_tokens": 128, "prefix": "",
+          "dtype": "float32", "pooling": "mean", "split": "train", "data_sha256": "ab" * 32}
+    out = {"dataset": "toy", "model": model, "variant": model, "probe": probe, "dimension_names": ["score"],
+           "embedding": {}, "data_sha256": {"train": "ab" * 32, "val": "ab" * 32}, "embedding_fingerprint": fp,
+           "hyperparameters": {}, "selected": {}, "val_mae": 1.0, "train_seconds": 0.1, "n_train": 200, "n_val": 60,
+           "embedding_dim": 8, "random_seed": 42, "trained_at": CREATED, "provenance": dict(PROVENANCE),
+           "file": f"toy_{model}_{probe}.pkl", "sha256": "cd" * 32}
+    return {**out, **kw}
+
+
+def training_summary(models: dict, dataset="toy") -> dict:
+    """`models`: {model: {probe: trained_probe(...)}}."""
+    return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "models": models}
+
+
+def benchmark_record(models: dict, end_to_end: dict, dataset="toy", **kw) -> dict:
+    out = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "device": "cpu", "device_name": None,
+           "versions": {"python": "3.11"}, "provenance": dict(PROVENANCE), "settings": {},
+           "fine_tuned_ms_per_article": [20.0, 50.0], "models": models, "probes": {}, "probes_skipped": {},
+           "end_to_end": end_to_end}
+    return {**out, **kw}
+
+
+def error_model(**kw) -> dict:
+    out = {"n": 50, "max_tokens": 128, "overall_mae": 0.7, "bias": 0.0, "abs_error_quantiles": {"p50": 0.5},
+           "per_dimension_mae": {"score": 0.7}, "per_language": {}, "token_bins": [],
+           "truncated": {"n": 0, "mae": None}, "not_truncated": {"n": 50, "mae": 0.7}, "score_bins": [], "worst": []}
+    return {**out, **kw}
+
+
+def error_summary(models: dict, figures: dict, dataset="toy", probe="ridge", **kw) -> dict:
+    out = {"schema_version": SCHEMA_VERSION, "task": "regression", "dataset": dataset, "probe": probe,
+           "figures": figures, "models": models, "provenance": dict(PROVENANCE)}
+    return {**out, **kw}
+
+
+def comparison_record(figures: dict, dataset="toy", **kw) -> dict:
+    out = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "report": f"{dataset}_comparison_report.md",
+           "figures": figures, "provenance": dict(PROVENANCE)}
+    return {**out, **kw}
