@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from tqdm import tqdm
 
 from study import cli, paths
-from study.artifacts import merge_json, read_json_object, save_pickle
+from study.artifacts import locked, merge_json, read_json_object, save_pickle
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import TEXT_RECIPE, resolve_dataset
@@ -120,10 +120,11 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
     settings = getattr(cfg.probe_methods, kind)
     probe, metadata = fit(cfg, dataset, variant, kind, train, val, device)
     path = paths.probe(cfg, dataset.name, variant.name, kind)
-    digest = save_pickle(path, probe.to_bundle(metadata))
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
-    merge_json(summary_path, {"dataset": dataset.name, "models": {
-        variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}})
+    with locked(path):   # a run side by side cannot slip its probe between this file and its summary entry
+        digest = save_pickle(path, probe.to_bundle(metadata))
+        merge_json(summary_path, {"dataset": dataset.name, "models": {
+            variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}})
     line = (f"[{variant.name}] {kind}: {said(probe, dataset.task)} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}")
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from study.artifacts import NPZ_ERRORS, read_npz, save_npz
+from study.artifacts import NPZ_ERRORS, current, read_npz, save_npz
 from study import paths
 from study.config import Config, Variant
 from study.errors import StudyError
@@ -99,7 +99,7 @@ def read_embeddings(path: Path) -> dict:
 def read_fingerprint(path: Path, member: str = "fingerprint") -> dict | None:
     """Only the fingerprint (or `embed_stats`) of a cache, no embeddings read; None when it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(current(path), allow_pickle=False) as z:
             return json.loads(str(z[member]))
     except NPZ_ERRORS:
         return None
