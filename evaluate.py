@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from study import cli, paths
-from study.artifacts import read_json, write_json
+from study.artifacts import read_json, staged_writes, write_json
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
@@ -42,6 +42,11 @@ from study.results import best_summary, best_summary_binary
 
 
 def main():
+    with staged_writes():   # the predictions and the JSON land together, or (on an error) none of them
+        evaluate()
+
+
+def evaluate():
     parser = cli.parser(__doc__)
     cli.add_models(parser, "every variant in the training summary")
     cli.add_probes(parser)

@@ -21,6 +21,7 @@ in the training summary, where evaluate.py finds them. 1.0 is the normal probe, 
 once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
 belonged to the run that trained the old full-data probe).
 """
+import math
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -58,6 +59,7 @@ def main():
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
         read_json_object(summary_path, "training summary", "remove it and rerun train_probes.py (it lists the "
                          "probes trained so far; retraining them writes it anew)")
+    check_before_writing(cfg, dataset, variants, probes, args.train_fractions or [])
     with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
@@ -83,6 +85,47 @@ def main():
                         variant.name: {kind: {"train_subsets": records}}}})
                 bar.update()
     print(f"training summary: {summary_path}")
+
+
+def min_train_rows(kind: str, settings) -> int:
+    """The fewest training articles a probe can be fitted on: 2 (one article is no probe); LightGBM with
+    bagging needs one article in each bag (subsample x n >= 1)."""
+    if kind == "lightgbm":
+        params = settings.params
+        share = params.get("subsample", params.get("bagging_fraction", 1.0))
+        every = params.get("subsample_freq", params.get("bagging_freq", 0))
+        if isinstance(share, (int, float)) and 0 < share < 1 and isinstance(every, (int, float)) and every > 0:
+            return max(2, math.ceil(1 / share - 1e-9))
+    return 2
+
+
+def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
+    """What would stop the run part way, checked before its first write: every variant's train and val cache
+    (present, made from the current data and settings, sound), each probe's settings, the training articles of
+    every probe and learning-curve subset, and for yes/no labels both labels in the training split."""
+    for variant in variants:
+        train, val = (load_checked(cfg, dataset, variant, s) for s in ("train", "val"))
+        if train["dimension_names"] != val["dimension_names"]:
+            raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
+        if train["embeddings"].shape[1] != val["embeddings"].shape[1]:
+            raise StudyError(f"train and val embeddings of {variant.name} differ in width "
+                             f"({train['embeddings'].shape[1]} and {val['embeddings'].shape[1]}); rerun "
+                             f"embed_articles.py --force --models {variant.name}")
+        n = len(train["labels"])
+        if dataset.task == "classification" and len(set(train["labels"].ravel().tolist())) < 2:
+            raise StudyError(f"{dataset.path / 'train.jsonl'}: a yes/no probe needs both labels in the training "
+                             f"split, found only {int(train['labels'].ravel()[0])}")
+        sizes = [(x["n_train"], f"--train-fractions {x['fraction']:g}") for x in
+                 nested_subsets(n, fractions, cfg.random_seed)] + [(n, "the training split")]
+        for kind in probes:
+            settings = getattr(cfg.probe_methods, kind)
+            make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, task=dataset.task)
+            need = min_train_rows(kind, settings)
+            small = [(k, what) for k, what in sizes if k < need]
+            if small:
+                k, what = small[0]
+                raise StudyError(f"{what} gives {variant.name} {kind} {k} training article{'s' * (k != 1)} of {n}; "
+                                 f"{kind} needs at least {need}" + (" (subsample x articles >= 1)" if need > 2 else ""))
 
 
 def fit(cfg, dataset, variant, kind, train, val, device, subset=None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 import re
@@ -20,6 +21,10 @@ from study.errors import StudyError
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 PACKAGE_SCHEME = "python-package:"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # dataset and model names become parts of file names
+
+
+MAX_SEED = 2**31 - 1           # the largest seed LightGBM (a C int), numpy and torch all take
+MAX_BOOTSTRAP = 100_000        # resamples of a CI: 10,000 is plenty; more only burns hours
 
 
 class _Strict(BaseModel):
@@ -79,8 +84,8 @@ class DatasetEntry(_Strict):
     @field_validator("dimension_weights")
     @classmethod
     def _weights(cls, v):
-        if v is not None and (not v or any(not w >= 0 for w in v.values()) or sum(v.values()) <= 0):
-            raise ValueError("dimension_weights must map dimension names to weights >= 0, not all 0")
+        if v is not None and (not v or any(not 0 <= w < math.inf for w in v.values()) or not 0 < sum(v.values()) < math.inf):
+            raise ValueError("dimension_weights must map dimension names to finite weights >= 0, not all 0")
         return v
 
     @model_validator(mode="after")
@@ -222,13 +227,13 @@ class DemoSettings(_Strict):
 
 
 class Config(_Strict):
-    random_seed: int
+    random_seed: int = Field(ge=0, le=MAX_SEED)
     device: str
     batch_size: int = Field(gt=0)
     score_range: tuple[float, float]
     embeddings_dir: str
     results_dir: str
-    bootstrap_samples: int = Field(gt=0)
+    bootstrap_samples: int = Field(gt=0, le=MAX_BOOTSTRAP)
     success_bands: SuccessBands
     tiers: Tiers
     screening_recall: list[float] = Field(min_length=1)
@@ -262,8 +267,8 @@ class Config(_Strict):
     @field_validator("score_range")
     @classmethod
     def _range(cls, v):
-        if not v[0] < v[1]:
-            raise ValueError("score_range must be [low, high] with low < high")
+        if not -math.inf < v[0] < v[1] < math.inf:
+            raise ValueError("score_range must be [low, high], finite numbers with low < high")
         return v
 
     @field_validator("screening_recall")
