@@ -21,7 +21,7 @@ import time
 from tqdm import tqdm
 
 from study import cli, paths
-from study.cache import CACHE_KEYS, Checkpoint, concatenate, fingerprint, mismatch, read_fingerprint, save_embeddings
+from study.cache import CACHE_KEYS, Checkpoint, cache_damage, concatenate, fingerprint, mismatch, read_fingerprint, save_embeddings
 from study.config import load_config, with_parts
 from study.artifacts import write_json
 from study.data import SPLITS, load_splits, resolve_dataset, split_leaks
@@ -35,7 +35,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_speed(parser)
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
-    parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--device", type=cli.device, help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
     cli.add_chunks(parser)
@@ -121,7 +121,7 @@ def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
         expected = fingerprint(cfg, variant, dtype, split.name, split.sha256)
         if path.exists() and not force:
             found = read_fingerprint(path)
-            why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+            why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS) or cache_damage(path)
             if why is None:
                 print(f"[{variant.name}] {split.name}: cache is valid, skipped ({path.name})")
                 continue

@@ -42,7 +42,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
-    parser.add_argument("--mlp-device", default="cpu",
+    parser.add_argument("--mlp-device", default="cpu", type=cli.device,
                         help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
     args = parser.parse_args()
 

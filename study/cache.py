@@ -85,8 +85,26 @@ def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint:
              titles=split.titles, fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
 
 
-def read_embeddings(path: Path) -> dict:
-    """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent or unreadable."""
+def damage(data: dict) -> str | None:
+    """What is wrong with a cache's arrays whatever its fingerprint says (None: sound): embeddings that are not a
+    finite float matrix, or rows, labels and dimension names that do not agree."""
+    try:
+        emb, n = data["embeddings"], len(data["ids"])
+        if emb.ndim != 2 or emb.dtype.kind != "f" or emb.shape[1] == 0:
+            return f"embeddings of shape {emb.shape} and type {emb.dtype}, expected a float matrix"
+        for key in ("embeddings", "labels", "token_counts", "languages", "titles"):
+            if len(data[key]) != n:
+                return f"{len(data[key])} rows of {key} for {n} ids"
+        if data["labels"].ndim != 2 or data["labels"].shape[1] != len(data["dimension_names"]):
+            return f"labels of shape {data['labels'].shape} for {len(data['dimension_names'])} dimension names"
+        if not np.isfinite(emb).all():
+            return f"{int((~np.isfinite(emb)).any(axis=1).sum())} of {n} rows of embeddings not finite (NaN or inf)"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return f"no {exc}"
+    return None
+
+
+def _decoded(path: Path) -> dict:
     data = read_npz(path, "embedding cache", "run embed_articles.py, with --force if it exists")
     try:
         data["fingerprint"] = json.loads(str(data["fingerprint"]))
@@ -94,6 +112,23 @@ def read_embeddings(path: Path) -> dict:
     except (KeyError, ValueError) as exc:
         raise StudyError(f"{path}: not an embedding cache of this project ({exc}); rerun embed_articles.py --force") from None
     return data
+
+
+def read_embeddings(path: Path) -> dict:
+    """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent, unreadable or damaged."""
+    data = _decoded(path)
+    why = damage(data)
+    if why:
+        raise StudyError(f"{path}: damaged embedding cache ({why}); rerun embed_articles.py (it rebuilds it)")
+    return data
+
+
+def cache_damage(path: Path) -> str | None:
+    """Why the cache at `path` cannot be used although its fingerprint may match (phase 1 then rebuilds it)."""
+    try:
+        return damage(_decoded(path))
+    except StudyError:
+        return "unreadable"
 
 
 def read_fingerprint(path: Path, member: str = "fingerprint") -> dict | None:
