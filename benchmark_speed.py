@@ -45,14 +45,14 @@ def main():
     cli.add_probes(parser)
     cli.add_speed(parser)
     cli.add_chunks(parser)
-    parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--device", type=cli.device, help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--n", type=cli.positive_int, default=1000, help="articles embedded per run (default 1000)")
     parser.add_argument("--runs", type=cli.positive_int, default=3,
                         help="timed runs after the warm-up; the median counts (default 3)")
-    parser.add_argument("--token-budget", type=int, help="override the model's token_budget (0: none)")
+    parser.add_argument("--token-budget", type=cli.non_negative_int, help="override the model's token_budget (0: none)")
     parser.add_argument("--random-weights", action="store_true", help="random-weight twins from --shapes-dir")
     parser.add_argument("--shapes-dir", default=str(SHAPES_DIR), help=f"architecture folders (default {SHAPES_DIR})")
-    parser.add_argument("--peak-tflops", type=float, help="the device's dense peak for the dtype (default: table by name)")
+    parser.add_argument("--peak-tflops", type=cli.positive_float, help="the device's dense peak for the dtype (default: table by name)")
     parser.add_argument("--no-reference", action="store_true", help="skip the fp32 batch-32 reference setting")
     parser.add_argument("--quality-check", action="store_true",
                         help="half precision vs fp32: cosine and ridge test MAE change (real weights only)")

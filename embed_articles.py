@@ -29,7 +29,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_speed(parser)
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
-    parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--device", type=cli.device, help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
     cli.add_chunks(parser)

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from study import cli, paths
+from study.artifacts import staged_writes
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
@@ -42,6 +43,11 @@ from study.results import best_summary, best_summary_binary
 
 
 def main():
+    with staged_writes():   # the predictions and the JSON land together, or (on an error) none of them
+        evaluate()
+
+
+def evaluate():
     parser = cli.parser(__doc__)
     cli.add_models(parser, "every variant in the training summary")
     cli.add_probes(parser)

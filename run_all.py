@@ -66,7 +66,7 @@ def main():
     parser.add_argument("--datasets", nargs="+", default=[], help="several datasets of config.yaml, one after another")
     parser.add_argument("--data-dirs", nargs="+", default=[], help="several dataset folders, one after another")
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
-    parser.add_argument("--device", help="device for embedding and the benchmark (default: config device)")
+    parser.add_argument("--device", type=cli.device, help="device for embedding and the benchmark (default: config device)")
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE, passed to evaluate.py")
     parser.add_argument("--baseline-f1", type=cli.unit_float, help="yes/no datasets: the fine-tuned classifier's test "
                         "F1, passed to evaluate.py")

@@ -21,12 +21,13 @@ in the training summary, where evaluate.py finds them. 1.0 is the normal probe, 
 once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
 belonged to the run that trained the old full-data probe).
 """
+import math
 from datetime import datetime, timezone
 
 from tqdm import tqdm
 
 from study import cli, paths
-from study.artifacts import save_pickle
+from study.artifacts import locked, save_pickle
 from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import TEXT_RECIPE, resolve_dataset
@@ -47,7 +48,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
-    parser.add_argument("--mlp-device", default="cpu",
+    parser.add_argument("--mlp-device", default="cpu", type=cli.device,
                         help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
     args = parser.parse_args()
 
@@ -63,6 +64,7 @@ def main():
 
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
         read_record(summary_path, TrainingSummary, "training summary", SUMMARY_REMEDY)
+    check_before_writing(cfg, dataset, variants, probes, args.train_fractions or [])
     with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
@@ -88,6 +90,47 @@ def main():
                         variant.name: {kind: {"train_subsets": records}}}}, SUMMARY_REMEDY)
                 bar.update()
     print(f"training summary: {summary_path}")
+
+
+def min_train_rows(kind: str, settings) -> int:
+    """The fewest training articles a probe can be fitted on: 2 (one article is no probe); LightGBM with
+    bagging needs one article in each bag (subsample x n >= 1)."""
+    if kind == "lightgbm":
+        params = settings.params
+        share = params.get("subsample", params.get("bagging_fraction", 1.0))
+        every = params.get("subsample_freq", params.get("bagging_freq", 0))
+        if isinstance(share, (int, float)) and 0 < share < 1 and isinstance(every, (int, float)) and every > 0:
+            return max(2, math.ceil(1 / share - 1e-9))
+    return 2
+
+
+def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
+    """What would stop the run part way, checked before its first write: every variant's train and val cache
+    (present, made from the current data and settings, sound), each probe's settings, the training articles of
+    every probe and learning-curve subset, and for yes/no labels both labels in the training split."""
+    for variant in variants:
+        train, val = (load_checked(cfg, dataset, variant, s) for s in ("train", "val"))
+        if train["dimension_names"] != val["dimension_names"]:
+            raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
+        if train["embeddings"].shape[1] != val["embeddings"].shape[1]:
+            raise StudyError(f"train and val embeddings of {variant.name} differ in width "
+                             f"({train['embeddings'].shape[1]} and {val['embeddings'].shape[1]}); rerun "
+                             f"embed_articles.py --force --models {variant.name}")
+        n = len(train["labels"])
+        if dataset.task == "classification" and len(set(train["labels"].ravel().tolist())) < 2:
+            raise StudyError(f"{dataset.path / 'train.jsonl'}: a yes/no probe needs both labels in the training "
+                             f"split, found only {int(train['labels'].ravel()[0])}")
+        sizes = [(x["n_train"], f"--train-fractions {x['fraction']:g}") for x in
+                 nested_subsets(n, fractions, cfg.random_seed)] + [(n, "the training split")]
+        for kind in probes:
+            settings = getattr(cfg.probe_methods, kind)
+            make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, task=dataset.task)
+            need = min_train_rows(kind, settings)
+            small = [(k, what) for k, what in sizes if k < need]
+            if small:
+                k, what = small[0]
+                raise StudyError(f"{what} gives {variant.name} {kind} {k} training article{'s' * (k != 1)} of {n}; "
+                                 f"{kind} needs at least {need}" + (" (subsample x articles >= 1)" if need > 2 else ""))
 
 
 def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
@@ -125,10 +168,12 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
     settings = getattr(cfg.probe_methods, kind)
     probe, metadata = fit(cfg, dataset, variant, kind, train, val, device)
     path = paths.probe(cfg, dataset.name, variant.name, kind)
-    digest = save_pickle(path, probe.to_bundle(metadata))
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
-    merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
-        variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}}, SUMMARY_REMEDY)
+    with locked(path):   # a run side by side cannot slip its probe between this file and its summary entry
+        digest = save_pickle(path, probe.to_bundle(metadata))
+        merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
+            variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}},
+            SUMMARY_REMEDY)
     line = (f"[{variant.name}] {kind}: {said(probe, dataset.task)} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}")
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:

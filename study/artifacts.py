@@ -7,6 +7,8 @@ arrays (they load with `allow_pickle=False`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import fcntl
 import glob
 import hashlib
@@ -16,6 +18,7 @@ import math
 import os
 import pickle
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -67,9 +70,55 @@ def _stage(path: Path, data: bytes) -> str:
     return tmp
 
 
+# Inside `staged_writes`: {target: its complete temp file}, renamed into place when the block succeeds.
+_STAGING: contextvars.ContextVar[dict | None] = contextvars.ContextVar("staging", default=None)
+
+
+@contextlib.contextmanager
+def staged_writes():
+    """Hold back every `atomic_path` write of the block (write_json, save_npz, figures) until it ends.
+
+    Each write is complete in its temp file beside the target; when the block ends without an error
+    they are renamed into place in the order written; on an error (or Ctrl-C) every one is removed,
+    so a failing command leaves its folders as they were. Reads inside the block (read_json,
+    read_npz, `current`) see the staged versions.
+    """
+    staged: dict[Path, str] = {}
+    token = _STAGING.set(staged)
+    try:
+        yield
+    except BaseException:
+        _discard(staged.values())
+        raise
+    finally:
+        _STAGING.reset(token)
+    done = []
+    try:
+        for target, tmp in staged.items():
+            os.replace(tmp, target)
+            done.append(target)
+    except BaseException:
+        _discard(tmp for target, tmp in staged.items() if target not in done)
+        raise
+
+
+def _discard(temps) -> None:
+    for tmp in list(temps):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def current(path: Path) -> Path:
+    """What a read of `path` should open: the version staged in this `staged_writes` block, else the file."""
+    staged = _STAGING.get()
+    path = Path(path)
+    return Path(staged[path.absolute()]) if staged and path.absolute() in staged else path
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, mode: str = "wb"):
-    """Yield an open temp file beside `path`; on success fsync and rename it to `path`.
+    """Yield an open temp file beside `path`; on success fsync and rename it to `path` (inside
+    `staged_writes`: at the end of that block).
 
     The file gets the permissions of a plain `open` (0666 less the umask), so colleagues in the
     group can read results/ where the umask lets them.
@@ -81,7 +130,12 @@ def atomic_path(path: Path, mode: str = "wb"):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        staged = _STAGING.get()
+        if staged is None:
+            os.replace(tmp, path)
+        else:   # a second write of the same file replaces the first staged one and moves to the end
+            _discard([staged.pop(path.absolute())] if path.absolute() in staged else [])
+            staged[path.absolute()] = tmp
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -114,10 +168,10 @@ def write_json(path: Path, data) -> None:
 
 def read_json(path: Path, what: str = "file"):
     path = Path(path)
-    if not path.is_file():
+    if not current(path).is_file():
         raise StudyError(f"{what} not found: {path}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(current(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
@@ -129,16 +183,43 @@ def deep_merge(old: dict, new: dict) -> dict:
     return out
 
 
+_HELD = threading.local()   # the lock files this thread holds (a lock is re-entrant within its thread)
+
+
 @contextlib.contextmanager
-def locked(path: Path):
-    """An exclusive lock on `<path>.lock` for the block: writers of the same file wait for each other."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(paths.lock(path), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def locked(path: Path, shared: bool = False):
+    """A lock on `<path>.lock` for the block: exclusive (writers of the same file wait for each other and
+    for readers), or `shared` (readers, who wait only for writers).
+
+    Re-entrant within a thread: a probe's writer holds its lock around the pickle, the checksum and its
+    summary entry. A shared lock needs no lock file: where there is none (no writer has come by) or it
+    cannot be opened (a read-only results/), the block runs without one.
+    """
+    lock = paths.lock(path).absolute()
+    held = _HELD.__dict__.setdefault("paths", set())
+    if lock in held:
+        yield
+        return
+    fh = None
+    if shared:
+        try:
+            fh = open(lock, "r")
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EACCES, errno.EROFS, errno.EPERM):
+                raise
+    else:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a")
+    if fh is None:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        held.add(lock)
         try:
             yield
         finally:
+            held.discard(lock)
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
@@ -204,10 +285,10 @@ NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 def read_npz(path: Path, what: str, remedy: str) -> dict:
     """Every array of an .npz (`allow_pickle=False`); StudyError naming the file if absent or damaged."""
     path = Path(path)
-    if not path.is_file():
+    if not current(path).is_file():
         raise StudyError(f"{what} not found: {path} ({remedy})")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(current(path), allow_pickle=False) as z:
             return _unpack_strings({k: z[k] for k in z.files})
     except (*NPZ_ERRORS, UnicodeDecodeError) as exc:
         raise StudyError(f"{path}: unreadable {what} ({exc}); {remedy}") from None
@@ -215,27 +296,31 @@ def read_npz(path: Path, what: str, remedy: str) -> dict:
 
 # -- probes -----------------------------------------------------------------------------
 def save_pickle(path: Path, obj) -> str:
-    """Pickle `obj` atomically and write `<path>.sha256` ('<hex>  <name>'); returns the digest."""
+    """Pickle `obj` atomically and write `<path>.sha256` ('<hex>  <name>'); returns the digest.
+
+    Under the pair's exclusive lock (`locked`): two writers of one probe take turns, and no reader
+    reads the pair half-renamed.
+    """
     path = Path(path)
     blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     digest = hashlib.sha256(blob).hexdigest()
-    staged = [_stage(path, blob)]
-    try:
-        staged.append(_stage(paths.checksum(path), f"{digest}  {path.name}\n".encode()))
-        os.replace(staged[1], paths.checksum(path))
-        staged.pop()
-    except BaseException:   # nothing renamed yet: the old pair stands
-        for tmp in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise
-    # A kill here leaves the new checksum beside the complete staged pickle: load_pickle finishes the rename.
-    os.replace(staged[0], path)
+    with locked(path):
+        staged = [_stage(path, blob)]
+        try:
+            staged.append(_stage(paths.checksum(path), f"{digest}  {path.name}\n".encode()))
+            os.replace(staged[1], paths.checksum(path))
+            staged.pop()
+        except BaseException:   # nothing renamed yet: the old pair stands
+            _discard(staged)
+            raise
+        # A kill here leaves the new checksum beside the complete staged pickle: load_pickle finishes the rename.
+        os.replace(staged[0], path)
     return digest
 
 
 def _finish_interrupted_save(path: Path, expected: str) -> bytes | None:
-    """The staged pickle a killed save_pickle left, renamed into place, when it matches the new checksum."""
+    """The staged pickle a killed save_pickle left, renamed into place, when it matches the new checksum.
+    Called under the pair's exclusive lock only, so the staged file is never a live writer's."""
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         with contextlib.suppress(OSError):
             blob = tmp.read_bytes()
@@ -266,18 +351,26 @@ class _PlainUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _read_pair(path: Path, sidecar: Path) -> tuple[bytes, str]:
+    if not sidecar.is_file():
+        raise StudyError(f"{sidecar} is missing: refusing to unpickle {path} without its checksum")
+    words = sidecar.read_text(encoding="utf-8", errors="replace").split()
+    return path.read_bytes(), words[0] if words else ""
+
+
 def load_pickle(path: Path):
     """Load a probe pickle after checking it against its `.sha256` file, admitting only plain objects."""
     path = Path(path)
     sidecar = paths.checksum(path)
     if not path.is_file():
         raise StudyError(f"probe not found: {path} (run train_probes.py first)")
-    if not sidecar.is_file():
-        raise StudyError(f"{sidecar} is missing: refusing to unpickle {path} without its checksum")
-    blob = path.read_bytes()
-    expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
+    with locked(path, shared=True):   # no save of the pair is under way while it is read
+        blob, expected = _read_pair(path, sidecar)
     if hashlib.sha256(blob).hexdigest() != expected:
-        blob = _finish_interrupted_save(path, expected)
+        with locked(path):   # alone with the pair: a staged pickle now is a killed save's, never a live one's
+            blob, expected = _read_pair(path, sidecar)
+            if hashlib.sha256(blob).hexdigest() != expected:
+                blob = _finish_interrupted_save(path, expected)
         if blob is None:
             raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
     try:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from study.artifacts import NPZ_ERRORS, read_npz, save_npz
+from study.artifacts import NPZ_ERRORS, current, read_npz, save_npz
 from study import paths
 from study.config import Config, Variant
 from study.errors import StudyError
@@ -76,13 +76,14 @@ def mismatch(found: dict, expected: dict, keys) -> str | None:
 
 
 def status(path: Path, expected: dict) -> str | None:
-    """Why the cache at `path` cannot be used for `expected` (its fingerprint): 'missing', 'unreadable' or the
-    first differing setting; None when it is valid. The one validity rule of phase 1, the concatenation and the
-    loaders (fingerprint only, no embeddings read)."""
+    """Why the cache at `path` cannot be used for `expected` (its fingerprint): 'missing', 'unreadable', the
+    first differing setting, or damage behind a matching fingerprint (`cache_damage`: non-finite values, wrong
+    shape); None when it is valid. The one validity rule of phase 1 and the concatenation (the loaders apply the
+    same `mismatch` and `damage` to what they read)."""
     if not Path(path).is_file():
         return "missing"
     found = read_fingerprint(path)
-    return "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+    return "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS) or cache_damage(path)
 
 
 def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict, stats: dict) -> None:
@@ -95,8 +96,26 @@ def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint:
              titles=split.titles, fingerprint=np.asarray(json.dumps(fingerprint, sort_keys=True)))
 
 
-def read_embeddings(path: Path) -> dict:
-    """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent or unreadable."""
+def damage(data: dict) -> str | None:
+    """What is wrong with a cache's arrays whatever its fingerprint says (None: sound): embeddings that are not a
+    finite float matrix, or rows, labels and dimension names that do not agree."""
+    try:
+        emb, n = data["embeddings"], len(data["ids"])
+        if emb.ndim != 2 or emb.dtype.kind != "f" or emb.shape[1] == 0:
+            return f"embeddings of shape {emb.shape} and type {emb.dtype}, expected a float matrix"
+        for key in ("embeddings", "labels", "token_counts", "languages", "titles"):
+            if len(data[key]) != n:
+                return f"{len(data[key])} rows of {key} for {n} ids"
+        if data["labels"].ndim != 2 or data["labels"].shape[1] != len(data["dimension_names"]):
+            return f"labels of shape {data['labels'].shape} for {len(data['dimension_names'])} dimension names"
+        if not np.isfinite(emb).all():
+            return f"{int((~np.isfinite(emb)).any(axis=1).sum())} of {n} rows of embeddings not finite (NaN or inf)"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return f"no {exc}"
+    return None
+
+
+def _decoded(path: Path) -> dict:
     data = read_npz(path, "embedding cache", "run embed_articles.py, with --force if it exists")
     try:
         data["fingerprint"] = json.loads(str(data["fingerprint"]))
@@ -106,10 +125,27 @@ def read_embeddings(path: Path) -> dict:
     return data
 
 
+def read_embeddings(path: Path) -> dict:
+    """The cache as a dict of arrays, `fingerprint` decoded; StudyError if absent, unreadable or damaged."""
+    data = _decoded(path)
+    why = damage(data)
+    if why:
+        raise StudyError(f"{path}: damaged embedding cache ({why}); rerun embed_articles.py (it rebuilds it)")
+    return data
+
+
+def cache_damage(path: Path) -> str | None:
+    """Why the cache at `path` cannot be used although its fingerprint may match (phase 1 then rebuilds it)."""
+    try:
+        return damage(_decoded(path))
+    except StudyError:
+        return "unreadable"
+
+
 def read_fingerprint(path: Path, member: str = "fingerprint") -> dict | None:
     """Only the fingerprint (or `embed_stats`) of a cache, no embeddings read; None when it cannot be read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(current(path), allow_pickle=False) as z:
             return json.loads(str(z[member]))
     except NPZ_ERRORS:
         return None

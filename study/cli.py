@@ -17,8 +17,8 @@ import math
 import signal
 import sys
 
-from study.config import DTYPE_NAMES, PROBES
-from study.errors import StudyError
+from study.config import DTYPE_NAMES, PROBES, is_device
+from study.errors import Interrupted, StudyError
 
 
 def positive_int(text: str) -> int:
@@ -52,14 +52,45 @@ def unit_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, found {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, found {value}")
+    return value
+
+
+def device(text: str) -> str:
+    if not is_device(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, found '{text}'")
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):   # one line, like every other error of the study
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+def bare_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser whose help is the script's usage docstring and whose errors are one `error:` line."""
+    return _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def parser(doc: str) -> argparse.ArgumentParser:
     """A parser whose help is the script's usage docstring, with --config, --dataset, --data-dir."""
-    p = _Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = bare_parser(doc)
     p.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
     p.add_argument("--dataset", help="dataset name from config.yaml (also names the outputs)")
     p.add_argument("--data-dir", help="folder with train/val/test.jsonl (any dataset in the input format)")
@@ -112,6 +143,7 @@ def run(main) -> None:
     """Call `main()`; bad input ends with one readable line on stderr and exit code 2."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminated)   # `kill PID` ends as Ctrl-C does: temp files removed, one line
     try:
         main()
     except StudyError as exc:
@@ -121,7 +153,13 @@ def run(main) -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc} (nothing half-written was kept)", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: artifacts already written are complete, nothing half-written was kept",
-              file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        note = exc.note if isinstance(exc, Interrupted) else ""
+        print(f"interrupted{' by ' + signal.Signals(signum).name if signum != signal.SIGINT else ''}{note}: "
+              "artifacts already written are complete, nothing half-written was kept", file=sys.stderr)
+        sys.exit(128 + signum)
+
+
+def _terminated(signum, frame):
+    raise Interrupted(signum)

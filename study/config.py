@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 import re
@@ -21,6 +23,15 @@ from study.tasks import TASKS
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 PACKAGE_SCHEME = "python-package:"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")   # dataset and model names become parts of file names
+
+
+MAX_SEED = 2**31 - 1           # the largest seed LightGBM (a C int), numpy and torch all take
+MAX_BOOTSTRAP = 100_000        # resamples of a CI: 10,000 is plenty; more only burns hours
+
+
+def is_device(text: str) -> bool:
+    """A device the study can run on: auto, cpu, cuda, cuda:N or mps (config `device` and every --device)."""
+    return text in ("auto", "cpu", "cuda", "mps") or bool(re.fullmatch(r"cuda:\d{1,3}", text))
 
 
 class _Strict(BaseModel):
@@ -80,8 +91,8 @@ class DatasetEntry(_Strict):
     @field_validator("dimension_weights")
     @classmethod
     def _weights(cls, v):
-        if v is not None and (not v or any(not w >= 0 for w in v.values()) or sum(v.values()) <= 0):
-            raise ValueError("dimension_weights must map dimension names to weights >= 0, not all 0")
+        if v is not None and (not v or any(not 0 <= w < math.inf for w in v.values()) or not 0 < sum(v.values()) < math.inf):
+            raise ValueError("dimension_weights must map dimension names to finite weights >= 0, not all 0")
         return v
 
     @model_validator(mode="after")
@@ -222,13 +233,13 @@ class DemoSettings(_Strict):
 
 
 class Config(_Strict):
-    random_seed: int
+    random_seed: int = Field(ge=0, le=MAX_SEED)
     device: str
     batch_size: int = Field(gt=0)
     score_range: tuple[float, float]
     embeddings_dir: str
     results_dir: str
-    bootstrap_samples: int = Field(gt=0)
+    bootstrap_samples: int = Field(gt=0, le=MAX_BOOTSTRAP)
     success_bands: SuccessBands
     tiers: Tiers
     screening_recall: list[float] = Field(min_length=1)
@@ -268,8 +279,8 @@ class Config(_Strict):
     @field_validator("score_range")
     @classmethod
     def _range(cls, v):
-        if not v[0] < v[1]:
-            raise ValueError("score_range must be [low, high] with low < high")
+        if not -math.inf < v[0] < v[1] < math.inf:
+            raise ValueError("score_range must be [low, high], finite numbers with low < high")
         return v
 
     @field_validator("screening_recall")
@@ -291,7 +302,7 @@ class Config(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, v):
-        if v not in ("auto", "cpu", "cuda", "mps") and not v.startswith("cuda:"):
+        if not is_device(v):
             raise ValueError("device must be auto, cpu, cuda, cuda:N or mps")
         return v
 
@@ -425,6 +436,22 @@ def with_parts(variants: list[Variant]) -> list[Variant]:
     return list(dict.fromkeys(x for v in variants for x in (*v.parts, v)))
 
 
+_SHORT = reprlib.Repr()   # what an error line shows of a value: a few items, a few dozen characters
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+_SHORT.maxlevel = 2
+
+
+def short_repr(value) -> str:
+    """A bounded repr: never builds the repr of a huge input (a long list, a 5,000-digit number) in full."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"a {'negative ' if value < 0 else ''}whole number of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        return _SHORT.repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__} too large to show"
+
+
 def _format_validation_error(err: ValidationError, path: Path) -> str:
     parts = []
     for e in err.errors():
@@ -434,19 +461,83 @@ def _format_validation_error(err: ValidationError, path: Path) -> str:
         elif e["type"] == "missing":
             parts.append(f"missing required key '{key}'")
         else:
-            found = repr(e.get("input"))
-            parts.append(f"key '{key}': {e['msg']}" + (f" (found {found})" if len(found) <= 80 else ""))
+            parts.append(f"key '{key}': {e['msg']} (found {short_repr(e.get('input'))})")
     return f"{path}: " + "; ".join(parts)
+
+
+MAX_YAML_BYTES = 1 << 20   # config.yaml is a few kB; a dataset.yaml a few lines
+MAX_YAML_DEPTH = 50
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load without what only lets a small file grow huge or say two things: anchors and aliases
+    (`&a`, `*a`, `<<: *a`: a few hundred bytes can expand to gigabytes), nesting deeper than MAX_YAML_DEPTH,
+    and a key given twice in one mapping (the last would win silently)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(event.start_mark, "anchors and aliases (&name, *name, <<) are not accepted: write the "
+                                             "values out")
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            raise _Refused(event.start_mark, f"nested more than {MAX_YAML_DEPTH} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise _Refused(key_node.start_mark, f"key {short_repr(key)} given twice in one mapping (first "
+                                                        f"on line {seen[key]}): the last would win silently")
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:   # an unhashable key: PyYAML's own error follows
+                continue
+        return super().construct_mapping(node, deep)
+
+
+class _Refused(Exception):
+    def __init__(self, mark, message):
+        super().__init__(message)
+        self.line, self.message = mark.line + 1, message
+
+
+def load_yaml(path: Path):
+    """A small YAML file (config.yaml, dataset.yaml) read by _StrictLoader; one StudyError naming the file and
+    the line otherwise."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise StudyError(f"{path}: {size:,} bytes, more than a settings file holds ({MAX_YAML_BYTES:,} at most)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1})") from None
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise StudyError(f"{path}:{exc.line}: {exc.message}") from None
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except (ValueError, RecursionError) as exc:   # e.g. an integer of more digits than Python converts
+        raise StudyError(f"{path}: a value cannot be read ({str(exc).split(':')[0][:120]})") from None
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | Path | None = None) -> Config:
     path = Path(path or DEFAULT_CONFIG).resolve()
     if not path.is_file():
         raise StudyError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise StudyError(f"{path}: expected a mapping of settings at the top level")
     try:

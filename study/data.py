@@ -9,15 +9,16 @@ import functools
 import hashlib
 import json
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import ValidationError
 
-from study.config import SAFE_NAME, Config, _format_validation_error
+from study.config import SAFE_NAME, Config, _format_validation_error, load_yaml, short_repr
 from study.errors import StudyError
 
 SPLITS = ("train", "val", "test")
@@ -115,13 +116,11 @@ def dataset_spec(folder: Path):
     path = Path(folder) / DATASET_FILE
     if not path.is_file():
         return None
+    raw = load_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: expected a mapping (task: classification, baseline_f1: ...)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise StudyError(f"{path}: expected a mapping (task: classification, baseline_f1: ...)")
         return DatasetSpec(**raw)
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
     except ValidationError as exc:
         raise StudyError(_format_validation_error(exc, path)) from None
 
@@ -161,6 +160,40 @@ def detect_languages(texts: list[str]) -> list[str]:
     return [py3langid.classify(t[:2000])[0] for t in texts]
 
 
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_][a-z0-9]{1,8})*")
+
+
+def language_code(value) -> str | None | bool:
+    """A split's `language` as one spelling ('EN', ' en' and 'en' are one language: 'en'); None when absent or
+    blank (then detected); False when it is no language code ('|', a line break, prose)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        return False
+    code = value.strip().lower()
+    return code if LANGUAGE.fullmatch(code) else False
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def table_safe(name: str) -> bool:
+    """A name the markdown and docx tables can show as it is: no '|', no control character, no lone surrogate."""
+    return "|" not in name and _encodable(name) and not any(unicodedata.category(c).startswith("C") for c in name)
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:   # an integer beyond float range (a 401-digit label)
+        return False
+
+
 def _fail(path: Path, line: int, msg: str):
     raise StudyError(f"{path}:{line}: {msg}")
 
@@ -186,6 +219,10 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             except json.JSONDecodeError as exc:
                 where = "the line is cut short" if exc.pos >= len(line.rstrip("\r\n")) else f"column {exc.colno}"
                 _fail(path, lineno, f"malformed JSON ({exc.msg}; {where})")
+            except RecursionError:
+                _fail(path, lineno, "malformed JSON (nested too deeply)")
+            except ValueError as exc:   # an integer of more digits than Python converts
+                _fail(path, lineno, f"unreadable JSON ({str(exc).split(':')[0]})")
             if not isinstance(rec, dict):
                 _fail(path, lineno, "expected a JSON object")
             for key in ("id", "labels", "dimension_names"):
@@ -194,14 +231,23 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             title, content = rec.get("title") or "", rec.get("content") or ""
             if not isinstance(title, str) or not isinstance(content, str):
                 _fail(path, lineno, "fields 'title' and 'content' must be strings")
+            for field in ("id", "title", "content", "language"):
+                if isinstance(rec.get(field), str) and not _encodable(rec[field]):
+                    _fail(path, lineno, f"field '{field}' holds a lone surrogate (an escape such as \\ud800 "
+                                        "that is no character)")
             text = build_text(title, content)
             if not text:
                 _fail(path, lineno, f"article '{rec['id']}' has neither 'title' nor 'content'")
             if not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool) or not str(rec["id"]).strip():
-                _fail(path, lineno, f"field 'id' must be a non-empty string or a whole number, found {rec['id']!r}")
+                _fail(path, lineno, f"field 'id' must be a non-empty string or a whole number, found "
+                                    f"{short_repr(rec['id'])}")
             names = rec["dimension_names"]
             if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
                 _fail(path, lineno, "field 'dimension_names' must be a non-empty list of non-empty strings")
+            odd = next((n for n in names if not table_safe(n)), None)
+            if odd is not None:
+                _fail(path, lineno, f"field 'dimension_names': {short_repr(odd)} holds '|', a line break, another "
+                                    "control character or a lone surrogate (it would break the report's tables)")
             if len(set(names)) != len(names):
                 twice = next(n for n, k in Counter(names).items() if k > 1)
                 _fail(path, lineno, f"field 'dimension_names' names '{twice}' more than once")
@@ -212,9 +258,9 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             y = rec["labels"]
             if not isinstance(y, list) or len(y) != len(dims):
                 _fail(path, lineno, f"field 'labels' must be a list of {len(dims)} numbers "
-                                    f"(one per dimension name), found {y!r}")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in y):
-                _fail(path, lineno, f"field 'labels' must hold only numbers, found {y!r}")
+                                    f"(one per dimension name), found {short_repr(y)}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in y):
+                _fail(path, lineno, f"field 'labels' must hold only numbers (finite ones), found {short_repr(y)}")
             if dataset.task == "classification" and (len(y) != 1 or y[0] not in (0, 1)):
                 _fail(path, lineno, f"field 'labels' must be [0] or [1] (one yes/no label: the dataset's task is "
                                     f"classification), found {y!r}")
@@ -222,7 +268,10 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             if bad:
                 _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
                                     + ", ".join(f"{d}={v}" for d, v in bad))
-            lang = rec.get("language")
+            lang = language_code(rec.get("language"))
+            if lang is False:
+                _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
+                                    f"{short_repr(rec['language'])}")
             if str(rec["id"]) in first_line:
                 _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
             first_line[str(rec["id"])] = lineno
@@ -230,7 +279,7 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             titles.append(title)
             texts.append(text)
             labels.append(y)
-            langs.append(lang if isinstance(lang, str) and lang.strip() else None)
+            langs.append(lang)
     if not ids:
         raise StudyError(f"{path}: no articles")
     missing = [i for i, lang in enumerate(langs) if lang is None]

@@ -6,6 +6,7 @@ the same way everywhere, with an em dash for a missing value. Nothing here knows
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -203,7 +204,11 @@ class Writer:
         run.font.name, run.font.size = "Courier New", Pt(7.5)
 
     def save(self, out: Path):
+        """Built in memory first, so a full disk is one OSError (not a zipfile left open, whose __del__ then
+        prints a traceback of its own)."""
+        buffer = io.BytesIO()
+        self.doc.save(buffer)
         with atomic_path(out, "wb") as fh:
-            self.doc.save(fh)
+            fh.write(buffer.getbuffer())
 
 

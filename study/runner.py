@@ -2,13 +2,17 @@
 unchanged and into a log file where progress bars become one line every ~10%."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from study.errors import Interrupted
 
 BAR = re.compile(r"(\d{1,3})%\|")   # a tqdm progress line
 
@@ -44,10 +48,49 @@ class LogFilter:
         self.fh.write(segment.rstrip() + "\n")
 
 
+FORWARDED = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def forwarding(proc: subprocess.Popen):
+    """While `proc` runs, SIGINT and SIGTERM sent to this process go to it; the block ends when it does,
+    and the first such signal is then raised here (errors.Interrupted): nothing is said about what was kept
+    before the phase has stopped. The phase runs in its own process group, so a Ctrl-C in the terminal
+    reaches it once, through here."""
+    got: list[int] = []
+
+    def forward(signum, frame):
+        got.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if got:
+        raise Interrupted(got[0], f" (the running phase, pid {proc.pid}, stopped first)")
+
+
 def run_phase(command: list[str], env: dict, log) -> tuple[int, float, str | None]:
-    """Run one phase; (exit code, seconds, its last `error:` line or None)."""
+    """Run one phase; (exit code, seconds, its last `error:` line or None). SIGINT / SIGTERM: see `forwarding`."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, process_group=0)
+    try:
+        with forwarding(proc):
+            return _stream(proc, log, t0)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            if proc.poll() is None:   # an error of our own while it runs: it must not go on alone
+                proc.terminate()
+                proc.wait()
+        raise
+
+
+def _stream(proc: subprocess.Popen, log, t0: float) -> tuple[int, float, str | None]:
     streams = {proc.stdout.fileno(): sys.stdout, proc.stderr.fileno(): sys.stderr}
     filters = {fd: LogFilter(log) for fd in streams}
     sel = selectors.DefaultSelector()
@@ -84,7 +127,11 @@ def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say
             say(f"\n{head}")
             log.write(f"\n{head}\n")
             log.flush()
-            code, seconds, error = run_phase(command, env, log)
+            try:
+                code, seconds, error = run_phase(command, env, log)
+            except Interrupted as exc:
+                log.write(f"=== {script} interrupted by {signal.Signals(exc.signum).name}; stopped\n")
+                raise
             times.append((script, seconds))
             if code != 0:
                 tail = f"=== {script} failed with exit code {code} after {seconds:.1f}s; stopped " \
