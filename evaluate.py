@@ -76,7 +76,7 @@ def evaluate():
         return evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test)
     if args.baseline_f1 is not None:
         raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
-    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
+    results = {"task": "regression", "dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])

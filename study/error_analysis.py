@@ -106,7 +106,7 @@ def model_summary(pred: dict, score_range, n_worst: int = N_WORST) -> dict:
 
 def error_summary(dataset: str, probe: str, predictions: dict[str, dict], score_range) -> dict:
     """The error summary: {dataset, probe, figures (empty: the caller adds its plots), models: {variant: ...}}."""
-    return {"dataset": dataset, "probe": probe, "figures": {},
+    return {"task": "regression", "dataset": dataset, "probe": probe, "figures": {},
             "models": {variant: model_summary(pred, score_range) for variant, pred in predictions.items()}}
 
 

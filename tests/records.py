@@ -19,6 +19,13 @@ def _dims(names, mae, rmse=None, spearman=0.5) -> dict:
     return {d: {"mae": mae, "rmse": mae * 1.3 if rmse is None else rmse, "spearman": spearman} for d in names}
 
 
+def mean_predictor(overall_mae=1.5, dims=("score",), **kw) -> dict:
+    """`MeanPredictor`: the train-mean reference with its article scores and majority tier."""
+    return scores(overall_mae, dims, **{"overall_spearman": None, "article_scores": article_scores(),
+                                        "majority_tier": {"tier": "low", "accuracy": 0.6,
+                                                          "accuracy_exact_ci95": [0.45, 0.74]}, **kw})
+
+
 def scores(overall_mae=1.0, dims=("score",), **kw) -> dict:
     """`Scores`: overall and per-dimension figures (the mean predictor, the fine-tuned baseline)."""
     out = {"overall_mae": overall_mae, "overall_rmse": overall_mae * 1.3, "overall_spearman": 0.5,
@@ -29,7 +36,16 @@ def scores(overall_mae=1.0, dims=("score",), **kw) -> dict:
 def article_scores() -> dict:
     return {"n": 50, "weighted_mae": 0.7, "weighted_mae_ci95": [0.6, 0.8], "tier_accuracy": 0.8,
             "tier_accuracy_ci95": [0.7, 0.9], "within_0.5": 0.5, "within_0.5_ci95": [0.4, 0.6],
-            "within_1.0": 0.8, "within_1.0_ci95": [0.7, 0.9], "tier_confusion": [[10, 1, 0], [1, 10, 1], [0, 1, 10]]}
+            "within_1.0": 0.8, "within_1.0_ci95": [0.7, 0.9], "tier_confusion": [[10, 1, 0], [1, 10, 1], [0, 1, 10]],
+            "tier_accuracy_exact_ci95": [0.66, 0.9], "within_0.5_exact_ci95": [0.36, 0.64],
+            "within_1.0_exact_ci95": [0.66, 0.9]}
+
+
+def paired(difference=-0.1, ci=(-0.15, -0.05), verdict="better", **kw) -> dict:
+    """A `PairedDifference` read by the comparison rule."""
+    out = {"n_articles": 50, "probe_mae": 1.0 + difference, "baseline_mae": 1.0, "mae_difference": difference,
+           "difference_ci95": list(ci), "verdict": verdict, "equivalence_margin": 0.02}
+    return {**out, **kw}
 
 
 def screening(thresholds=()) -> dict:
@@ -43,7 +59,7 @@ def score_probe(overall_mae=1.0, val_mae=None, dims=("score",), **kw) -> dict:
            "per_language": {"en": {"n": 50, "mae": overall_mae}},
            "truncation": {"max_tokens": 128, "truncated": {"n": 0, "mae": None},
                           "not_truncated": {"n": 50, "mae": overall_mae}},
-           "article_scores": article_scores(), "screening": screening(),
+           "article_scores": article_scores(), "screening": screening(), "vs_mean_predictor": paired(),
            "selected": {}, "inference_ms_per_article": 0.05, "train_seconds": 0.1,
            "predictions_files": {"test": "predictions/x_test.npz", "val": "predictions/x_val.npz"}}
     return {**out, **kw}
@@ -59,13 +75,15 @@ def model_entry(name, probes: dict, chosen=None, **kw) -> dict:
 
 def score_best(model, probe, probe_dict: dict, **kw) -> dict:
     out = {"model": model, "probe": probe, "val_mae": probe_dict["val_mae"], "test_mae": probe_dict["overall_mae"],
-           "mae_ci95": probe_dict["mae_ci95"], "chosen_by": "validation MAE"}
+           "mae_ci95": probe_dict["mae_ci95"], "chosen_by": "validation MAE",
+           "verdicts": {"candidates": 1, "vs_mean_predictor": "better", "null_result": None}}
     return {**out, **kw}
 
 
 def screening_setup(**kw) -> dict:
     out = {"weights": {"score": 1.0}, "tiers": {"medium": 4.0, "high": 7.0}, "recall_targets": [0.95, 0.99],
-           "thresholds_chosen_on": "val", "fine_tuned_ms_per_article": [20.0, 50.0],
+           "thresholds_chosen_on": "val", "confidence": 0.95, "threshold_rule": "guaranteed",
+           "fine_tuned_ms_per_article": [20.0, 50.0],
            "fine_tuned_training_hours": [1.0, 2.0]}
     return {**out, **kw}
 
@@ -86,7 +104,7 @@ def score_evaluation(models: dict, best: dict | None = None, dataset="toy", dims
         best = score_best(v, p, models[v]["probes"][p])
     out = {**_common(dataset, dims, n_test, config), "task": "regression",
            "success_bands": {"closes_gap": 0.07, "partial": 0.17},
-           "mean_predictor": scores(1.5, dims, overall_spearman=None), "baseline_mae": None, "baseline_source": None,
+           "mean_predictor": mean_predictor(1.5, dims), "baseline_mae": None, "baseline_source": None,
            "screening_setup": screening_setup(), "models": models, "best": best}
     return {**out, **kw}
 

@@ -148,7 +148,7 @@ def test_script_writes_summary_and_figures(setup):
     assert summary["dataset"] == "toy" and summary["probe"] == "mlp"
     assert list(summary["models"]) == ["small", "long"]
     direct = error_summary("toy", "mlp", preds, (0, 10))["models"]   # as the typed model writes it (optional fields null)
-    assert summary["models"] == {v: ErrorModel.model_validate(m).model_dump(mode="json") for v, m in direct.items()}
+    assert summary["models"] == {v: ErrorModel.model_validate(m).model_dump(mode="json", exclude_unset=True) for v, m in direct.items()}
     assert summary["models"]["long"]["max_tokens"] == 512
 
     expected = {"error_histograms", "error_violins", "pred_vs_true", "dimension_mae", "error_vs_tokens",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_script, write_config
 from matplotlib.image import imread
-from records import model_entry, score_evaluation, score_probe, scores
+from records import mean_predictor, model_entry, score_evaluation, score_probe, scores
 
 from study import plots
 from study.data import file_sha256
@@ -44,7 +44,8 @@ def make_results(baseline: float | None = 0.68) -> dict:
                                   {"en": (30, 0.7211), "fr": (10, 0.7703)}, (30, 0.7523), (10, 0.6767))}),
     }
     best = {"model": "m-large", "probe": "mlp", "val_mae": 0.7012, "test_mae": 0.7334,
-            "mae_ci95": [0.6747, 0.7956], "chosen_by": "validation MAE"}
+            "mae_ci95": [0.6747, 0.7956], "chosen_by": "validation MAE",
+            "verdicts": {"candidates": 4, "vs_mean_predictor": "better", "null_result": None}}
     if baseline is not None:
         best.update(gap_to_baseline=0.7334 - baseline, band="closes the gap")
     return score_evaluation(
@@ -52,7 +53,7 @@ def make_results(baseline: float | None = 0.68) -> dict:
         baseline_source="config.yaml baseline_mae",
         random_seed=42, bootstrap_samples=200, success_bands={"closes_gap": 0.07, "partial": 0.17},
         language_counts={"en": 30, "fr": 10},
-        mean_predictor=scores(1.4321, DIMS, overall_rmse=1.8767, overall_spearman=None,
+        mean_predictor=mean_predictor(1.4321, DIMS, overall_rmse=1.8767, overall_spearman=None,
                               per_dimension={d: {"mae": 1.4, "rmse": 1.8, "spearman": None} for d in DIMS},
                               mae_ci95=[1.3012, 1.5567]),
         evaluated_at="2026-01-01T00:00:00+00:00")
@@ -156,7 +157,8 @@ def test_baseline_predictions_add_reference_rows():
                                              "evidence_strength": {"mae": 0.7122, "rmse": 0.9, "spearman": 0.7}}}
     results["models"]["m-large"]["probes"]["mlp"]["vs_baseline"] = {"n_articles": 40, "mae_difference": 0.0522,
                                                          "probe_mae": 0.7334, "baseline_mae": 0.6812,
-                                                         "difference_ci95": [-0.0108, 0.1163]}
+                                                         "difference_ci95": [-0.0108, 0.1163],
+                                                         "verdict": "inconclusive", "equivalence_margin": 0.02}
     md = comparison_markdown(results, {})
     assert ["", "fine-tuned baseline", "", "0.681", "[0.631, 0.734]", "0.923", "0.712", "", "+0.001"] \
         in section_table(md, "Overall results")

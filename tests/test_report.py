@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_script, write_config
-from records import (benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
+from records import (mean_predictor, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
                      model_entry, score_evaluation, score_probe, scores, trained_probe, training_summary)
 
 DIMS = ["clarity", "depth"]
@@ -42,7 +42,8 @@ def evaluation(baseline=0.68, config: dict | None = None) -> dict:
             entry["probes"][probe] = _probe_entry(0.8123 - 0.0571 * j, k)
             if spec["max_tokens"] > 128:
                 entry["probes"][probe]["vs_baseline"] = {"n_articles": 48, "probe_mae": 0.7512, "baseline_mae": 0.6834,
-                                               "mae_difference": 0.0678, "difference_ci95": [0.0211, 0.1149]}
+                                               "mae_difference": 0.0678, "difference_ci95": [0.0211, 0.1149],
+                                               "verdict": "worse", "equivalence_margin": 0.02}
                 entry["probes"][probe]["truncation"] = {
                     "max_tokens": 8192, "truncated": {"n": 0, "mae": None},
                     "not_truncated": {"n": 50, "mae": entry["probes"][probe]["overall_mae"]}}
@@ -50,17 +51,20 @@ def evaluation(baseline=0.68, config: dict | None = None) -> dict:
     best = models["bge-m3"]["probes"]["ridge"]
     out = score_evaluation(
         models, {"model": "bge-m3", "probe": "ridge", "val_mae": best["val_mae"], "test_mae": best["overall_mae"],
-                 "mae_ci95": best["mae_ci95"], "chosen_by": "validation MAE"},
+                 "mae_ci95": best["mae_ci95"], "chosen_by": "validation MAE", "verdicts": VERDICTS},
         dataset="toy", dims=DIMS, n_test=50, config=config, baseline_mae=baseline,
         baseline_source="config.yaml baseline_mae", random_seed=42, bootstrap_samples=200,
         success_bands={"closes_gap": 0.07, "partial": 0.17}, language_counts={"en": 30, "fr": 20},
-        mean_predictor=scores(1.9876, DIMS, overall_rmse=2.4, overall_spearman=None,
+        mean_predictor=mean_predictor(1.9876, DIMS, overall_rmse=2.4, overall_spearman=None,
                               per_dimension={d: {"mae": 1.9876, "rmse": 2.4, "spearman": None} for d in DIMS},
                               mae_ci95=[1.8, 2.1]),
         evaluated_at="2026-01-01T00:00:00+00:00")
     if baseline:
         out["best"].update(band="partial", gap_to_baseline=best["overall_mae"] - baseline)  # 0.7552: partial
     return out
+
+
+VERDICTS = {"candidates": 6, "vs_mean_predictor": "better", "null_result": None}
 
 
 def training() -> dict:
@@ -237,7 +241,7 @@ def test_no_baseline_and_no_bge(tmp_path):
     ev = evaluation(baseline=None, config=config_dump(cfg))
     del ev["models"]["bge-m3"]
     ev["best"] = {"model": "mini-128", "probe": "ridge", "val_mae": 0.8, "test_mae": 0.8123, "mae_ci95": [0.76, 0.86],
-                  "chosen_by": "validation MAE"}
+                  "chosen_by": "validation MAE", "verdicts": VERDICTS}
     res = tmp_path / "results"
     res.mkdir()
     (res / "toy_evaluation_results.json").write_text(json.dumps(ev))
