@@ -54,14 +54,15 @@ def test_a_failing_evaluation_writes_no_prediction_file(tmp_path, workspace, cap
     """The disk fills up at the evaluation JSON, after every probe's predictions were written: none is kept."""
     cfg, demo_dir = workspace
     before = snapshot(tmp_path / "embeddings", tmp_path / "results")
-    real = evaluate.write_json
+    import study.schemas as schemas   # every record is written through schemas.write_record
+    real = schemas.write_json
 
     def full_disk(path, data):
         if path.name.endswith("_evaluation_results.json"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(evaluate, "write_json", full_disk)
+    monkeypatch.setattr(schemas, "write_json", full_disk)
     code, err = _run("evaluate", cfg, demo_dir, capsys=capsys)
     assert code == 2 and err[-1].endswith("No space left on device (nothing half-written was kept)"), err
     assert snapshot(tmp_path / "embeddings", tmp_path / "results") == before
