@@ -146,39 +146,41 @@ def _speed(ev, bench: BenchmarkRecord | None) -> Row:
     where = f"{bench.device}" + (f", {bench.device_name}" if bench.device_name else "")
     answer = times(lo, hi)
     if bench.device == "cpu":
-        answer += (" — measured on CPU against the fine-tuned model's GPU figure: a GPU run of benchmark_speed.py "
-                   "is needed for a fair comparison")
+        answer += " (CPU against the fine-tuned model's GPU figure: rerun benchmark_speed.py on a GPU to compare)"
     return Row(q, answer, f"{_f(e2e['ms_per_article'], 1)} ms/article ({where}) against {ft[0]:g}–{ft[1]:g} "
                           "ms/article (fine-tuned, config)", "2.5")
 
 
-def _screening(ev: ScoreEvaluation) -> list[Row]:
+def _screening(ev: ScoreEvaluation) -> Row:
+    """One row for every recall target, of the probe page 1 quotes (the best, chosen on validation)."""
     v, p, m = ev.best_entry()
     min_n = ev.config.get("min_group_articles", 30)
-    rows = []
+    targets = " / ".join(f"{t.target_recall:.0%}" for t in m.screening.thresholds)
+    q = f"What share can skip the fine-tuned model, keeping {targets or 'most'} of medium+ articles?"
+    if not m.screening.thresholds:
+        return Row(q, f"{CANNOT}: no recall target was screened (config screening_recall)", "—", "2.6")
+    answers, numbers = [], []
     for t in m.screening.thresholds:
-        q = f"What share can skip the fine-tuned model at {t.target_recall:.0%} recall of medium+?"
-        g = t.guaranteed
+        g, head = t.guaranteed, f"{t.target_recall:.0%}"
         test = g.test or t.test
         below = (test.n - test.n_relevant) if test else None
         if below is not None and below < min_n:
-            rows.append(Row(q, f"{CANNOT}: only {below} of {test.n} test articles are below medium "
-                               f"(fewer than {min_n})", f"{g.n_relevant} medium+ validation articles", "2.6"))
+            answers.append(f"{head}: {CANNOT} (only {below} of {test.n} test articles below medium)")
+            numbers.append(f"{head}: —")
         elif not g.certified:
-            rows.append(Row(q, f"{CANNOT}: {g.note} at {g.confidence:.0%} confidence",
-                            f"plug-in reference: {_pct(t.test.skip_share) if t.test else '—'} skip on test, "
-                            "no guarantee", "2.6"))
+            answers.append(f"{head}: {g.note}")
+            numbers.append(f"{head}: plug-in {_pct(t.test.skip_share) if t.test else '—'} skip, no guarantee")
         else:
-            flag = " — recall below the target on test" if g.test.recall_below_target else ""
-            rows.append(Row(q, f"{_pct(g.test.skip_share)} skip (threshold guaranteed at {g.confidence:.0%} "
-                               f"confidence){flag}",
-                            f"skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
-                            f"{_pct_ci(g.test.recall_exact_ci95)} on {g.test.n} test articles", "2.6"))
-    return rows
+            flag = ", recall below the target on test" if g.test.recall_below_target else ""
+            answers.append(f"{head}: {_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} confidence{flag})")
+            numbers.append(f"{head}: skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
+                           f"{_pct_ci(g.test.recall_exact_ci95)}")
+    return Row(q, "; ".join(answers), "; ".join(numbers) + f" ({v} + {p}, {m.screening.thresholds[0].n_relevant_val} "
+               "medium+ validation articles)", "2.6")
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
-    return [_vs_mean(ev), _gap(ev), _bge(ev), _truncation(ev), _probe(ev), _speed(ev, bench), *_screening(ev)]
+    return [_vs_mean(ev), _gap(ev), _bge(ev), _truncation(ev), _probe(ev), _speed(ev, bench), _screening(ev)]
 
 
 # -- the rows of a yes/no dataset --------------------------------------------------------------------

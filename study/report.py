@@ -37,6 +37,7 @@ from study.schemas import (BenchmarkRecord, ComparisonRecord, DataChecks, ErrorS
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
 WORST_SHOWN = 10        # worst-scored articles listed per report
+MIN_CHART_POINTS = 3    # a chart of fewer points says nothing the table does not
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -122,9 +123,8 @@ class Report:
         self.best: dict = self.ev["best"]
         self.baseline = self.ev.get("baseline_mae")
         title = "Multilingual embeddings + probes against a fine-tuned scorer"
-        when = self.ev.get("evaluated_at", "unknown time")
-        self.w = Writer(title, f"Dataset {inputs.dataset} · evaluated {when} · report generated "
-                               f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        when = datetime.fromisoformat(self.ev["evaluated_at"]).strftime("%Y-%m-%d %H:%M UTC")
+        self.w = Writer(title, f"Dataset {inputs.dataset} · evaluated {when}")
 
     # helpers -------------------------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -174,9 +174,8 @@ class Report:
         for what, why in self.inp.left_out.items():
             w.unavailable(f"Another run's {what.replace('_', ' ')}", why)
         w.para(("Verdict: ", "b"), decision.verdict_sentence(ev, rows))
-        w.table("The study's questions. Answers come from one rule: the paired 95% bootstrap difference on the same "
-                f"test articles read against the equivalence margin (better, worse, equivalent, inconclusive); bands "
-                "from the whole CI of the test MAE; screening thresholds guaranteed at the recorded confidence.",
+        w.table("The study's questions, answered by one rule: a paired 95% bootstrap difference on the same test "
+                "articles read against the equivalence margin; bands from the whole CI; guaranteed screening.",
                 ["Question", "Answer", "Number [95% CI]", "See"],
                 [[r.question, r.answer, r.number, r.evidence] for r in rows], "lllc", font_pt=8)
         w.para(decision.data_line(ev, self.inp.typed.get("training")))
@@ -367,12 +366,13 @@ class Report:
                 ["Model", "Probe", "Test MAE", "Articles/s", "Tokens/s", "Peak MB", "ms/article end to end",
                  "× fine-tuned speed", "Setting"], rows, "llrrrrrrl", font_pt=8)
         points = findings.speed_points(self.ev, bench)
-        if points:
+        if len(points) >= MIN_CHART_POINTS:   # fewer points read better in the table above
             from study.plots import quality_vs_speed
 
             chart = quality_vs_speed(points, self.baseline, paths.report_figure(self.out, "quality_vs_speed"))
             w.figure(chart, "Test MAE against embedding throughput (articles/s), one point per model with the probe "
                             "chosen on validation" + ("; the line is the fine-tuned baseline." if self.baseline else "."))
+        if points:
             w.para("Not beaten on both speed and MAE by another model: "
                    + ", ".join(f"{p['label']} ({num(p['articles_per_s'], 1)} articles/s, MAE {num(p['mae'])})"
                                for p in findings.speed_front(points)) + ".")
@@ -783,7 +783,7 @@ class Report:
             rows, files = [], []
             for v, entry in trained.items():
                 fp = next((m.get("embedding_fingerprint") for m in entry.values() if m.get("embedding_fingerprint")), {})
-                rows.append([v, str(fp.get("model_name", "—")), str(fp.get("max_tokens", "—")), repr(fp.get("prefix", "")),
+                rows.append([v, str(fp.get("model_name", "—")), str(fp.get("max_tokens", "—")), repr(fp["prefix"]) if fp.get("prefix") else "none",
                              str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("revision", "—")),
                              str(fp.get("data_sha256", "—"))[:16]])
                 files += [[v, p, str(m.get("file", "—")), str(m.get("sha256", "—"))[:16]] for p, m in entry.items()]
@@ -850,11 +850,11 @@ class BinaryReport(Report):
                 f"({ci(m['precision_ci95'])}), recall {num(m['recall'])} ({ci(m['recall_ci95'])}), ROC AUC "
                 f"{num(m['roc_auc'])} ({ci(m['roc_auc_ci95'])})")
 
-    def executive_summary(self):
+    def summary_details(self):
         w, b, ev = self.w, self.best, self.ev
         base = ev.get("baseline_f1") if "against_baseline" in b else None
         m = self.models[b["model"]]["probes"][b["probe"]]
-        w.heading("1. Executive summary")
+        w.heading("1.1 The best model and its references", level=2)
         w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles carries one 0/1 label "
                f"('{ev['dimension_names'][0]}'), {pct(ev.get('positive_rate'))} of them 1 (yes); each probe says yes "
                "where its P(yes) reaches the threshold that maximises F1 on the validation split.")
