@@ -34,7 +34,7 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, best_verdicts,
+from study.evaluation import (add_chunk_differences, add_part_differences, add_probe_differences, add_sweep_differences, best_verdicts,
                               best_verdicts_binary, binary_header, current_data, fine_tuned_baseline, mean_predictor, score_binary_variant,
                               score_variant, screening_setup, train_mean_predictions, trained_task)
 from study.provenance import record
@@ -88,6 +88,7 @@ def evaluate():
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
+    add_probe_differences(cfg, dataset, results["models"])
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)

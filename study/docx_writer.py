@@ -61,6 +61,23 @@ def short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _field(paragraph, code: str) -> None:
+    """A Word field (PAGE, NUMPAGES) in `paragraph`: the viewer fills in its value."""
+    run = paragraph.add_run()
+    for kind, text in (("begin", None), (None, code), ("separate", None), (None, "1"), ("end", None)):
+        if kind:
+            el = OxmlElement("w:fldChar")
+            el.set(qn("w:fldCharType"), kind)
+        elif text == code:
+            el = OxmlElement("w:instrText")
+            el.set(qn("xml:space"), "preserve")
+            el.text = f" {code} "
+        else:
+            el = OxmlElement("w:t")
+            el.text = text
+        run._r.append(el)
+
+
 class Writer:
     """A thin layer over python-docx: numbered headings, captioned tables and figures."""
 
@@ -83,8 +100,12 @@ class Writer:
         self.doc.add_paragraph(xml_safe(title), style="Title")
         self.doc.add_paragraph(xml_safe(subtitle), style="Subtitle")
         footer = section.footer.paragraphs[0]
-        footer.text = title
+        footer.text = f"{title} · page "
+        _field(footer, "PAGE")
+        footer.add_run(" of ")
+        _field(footer, "NUMPAGES")
         footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        self._contents = None
 
     def heading(self, text: str, level: int = 1):
         self.doc.add_heading(xml_safe(text), level=level)
@@ -203,9 +224,31 @@ class Writer:
         run = p.add_run(xml_safe(text))
         run.font.name, run.font.size = "Courier New", Pt(7.5)
 
+    def page_break(self):
+        self.doc.add_page_break()
+
+    def contents_here(self):
+        """Mark where the list of sections goes; it is filled from the headings when the document is saved."""
+        self.doc.add_heading("Contents", level=1)
+        self._contents = self.doc.add_paragraph()
+
+    def _fill_contents(self):
+        if self._contents is None:
+            return
+        heads = [p for p in self.doc.paragraphs if p.style.name in ("Heading 1", "Heading 2")
+                 and p.text != "Contents" and p._p is not self._contents._p]
+        for h in heads:
+            if h._p.getparent() is None:
+                continue
+            line = self._contents.insert_paragraph_before(("    " if h.style.name == "Heading 2" else "") + h.text)
+            line.paragraph_format.space_after = Pt(0)
+        self._contents._p.getparent().remove(self._contents._p)
+        self._contents = None
+
     def save(self, out: Path):
         """Built in memory first, so a full disk is one OSError (not a zipfile left open, whose __del__ then
         prints a traceback of its own)."""
+        self._fill_contents()
         buffer = io.BytesIO()
         self.doc.save(buffer)
         with atomic_path(out, "wb") as fh:

@@ -266,6 +266,20 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
                     "longest": longest, "max_tokens": models[longest]["max_tokens"], **compared(cfg, *errors)}
 
 
+def add_probe_differences(cfg, dataset, models: dict) -> None:
+    """Each probe against its model's probe chosen on validation: this probe's per-article MAE minus the chosen
+    one's, same test articles (`vs_chosen`: {"chosen", paired difference with its verdict}); the answer to
+    "which probe?" that does not rest on overlapping marginal intervals."""
+    for name, entry in models.items():
+        chosen = entry["chosen_probe"]
+        others = [k for k in entry["probes"] if k != chosen]
+        if others:
+            theirs = test_errors(cfg, dataset, name, chosen)[0]
+            for kind in others:
+                entry["probes"][kind]["vs_chosen"] = {"chosen": chosen,
+                                                      **compared(cfg, test_errors(cfg, dataset, name, kind)[0], theirs)}
+
+
 def add_chunk_differences(cfg, dataset, models: dict) -> None:
     """Chunked against truncated: each chunked variant `m-c<N>`'s per-article MAE minus that of `m` truncated at N
     tokens, same probe, paired on the same test articles, over all of them and over those the truncation cut

@@ -148,26 +148,33 @@ def speed_front(points: list[dict]) -> list[dict]:
 
 
 def probe_comparisons(ev: dict) -> list[dict]:
-    """Every probe set against its model's chosen probe: {variant, probe, val_mae, mae, ci, against}, where
-    against is 'chosen on validation', 'CIs overlap', or 'CIs apart: better|worse' (on test MAE)."""
+    """Every probe set against its model's chosen probe: {variant, probe, val_mae, mae, ci, against, difference,
+    difference_ci}, where against is 'chosen on validation' or the comparison rule's verdict of this probe against
+    the chosen one (paired on the same test articles, evaluate.py `vs_chosen`: better, worse, equivalent,
+    inconclusive)."""
     rows = []
     for v, c, cm in chosen(ev):
         for p, m in ev["models"][v]["probes"].items():
+            d = m.get("vs_chosen")
             if p == c:
                 against = "chosen on validation"
-            elif overlap(m.get("mae_ci95"), cm.get("mae_ci95")):
-                against = "CIs overlap"
+            elif d is None:
+                against = "not compared (rerun evaluate.py)"
             else:
-                against = "CIs apart: " + ("better" if m["overall_mae"] < cm["overall_mae"] else "worse")
+                against = d["verdict"]
             rows.append({"variant": v, "probe": p, "val_mae": m.get("val_mae"), "mae": m["overall_mae"],
-                         "ci": m.get("mae_ci95"), "against": against})
+                         "ci": m.get("mae_ci95"), "against": against,
+                         "difference": d["mae_difference"] if d else None, "difference_ci": d["difference_ci95"] if d else None})
     return rows
 
 
-def probe_overlaps(ev: dict) -> tuple[int, int]:
-    """(comparisons whose CIs overlap, comparisons) of each model's chosen probe with its other probes."""
-    others = [r for r in probe_comparisons(ev) if r["against"] != "chosen on validation"]
-    return sum(r["against"] == "CIs overlap" for r in others), len(others)
+def probe_verdict_counts(ev: dict) -> dict[str, int]:
+    """{verdict: count} of the other probes against each model's chosen probe (paired rule)."""
+    counts: dict[str, int] = {}
+    for r in probe_comparisons(ev):
+        if r["against"] != "chosen on validation":
+            counts[r["against"]] = counts.get(r["against"], 0) + 1
+    return counts
 
 
 def chosen_counts(ev: dict) -> dict[str, int]:

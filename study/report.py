@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from study import findings, paths
+from study import decision, findings, paths
 from study.artifacts import read_json
 from study.comparison import BINARY_FIGURES as BINARY_COMPARISON
 from study.comparison import FIGURES as COMPARISON_FIGURES
@@ -37,6 +37,7 @@ from study.schemas import (BenchmarkRecord, ComparisonRecord, DataChecks, ErrorS
 
 SMALL_GROUP = 30        # fewer test articles than this: a per-group MAE is flagged as unreliable
 WORST_SHOWN = 10        # worst-scored articles listed per report
+MIN_CHART_POINTS = 3    # a chart of fewer points says nothing the table does not
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -53,6 +54,8 @@ class Inputs:
     comparison_report: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)   # what was read, for the appendix
     left_out: dict[str, str] = field(default_factory=dict)  # inputs of another run: why each was not used
+    record: object = None                                    # the evaluation as its typed model (page 1 reads it)
+    typed: dict = field(default_factory=dict)                # the optional inputs as typed models, by key
 
 
 def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> Inputs:
@@ -60,7 +63,8 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
 
     `benchmarks_of`: the dataset whose speed benchmark to use (a run over several datasets measures once).
     """
-    inputs = Inputs(dataset=dataset, evaluation=legacy_dict(read_evaluation(cfg, dataset)),
+    ev = read_evaluation(cfg, dataset)
+    inputs = Inputs(dataset=dataset, evaluation=legacy_dict(ev), record=ev,
                     files={"evaluation": paths.evaluation(cfg, dataset)})
     current = evaluation_sha256(cfg, dataset)
     optional = {"training": (paths.training_summary(cfg, dataset), TrainingSummary, "rerun train_probes.py"),
@@ -84,6 +88,7 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
             continue
         records[key] = rec
         inputs.files[key] = path
+    inputs.typed = records
     for key in ("training", "data_checks", "benchmarks", "errors"):
         if key in records:
             setattr(inputs, key, legacy_dict(records[key]))
@@ -118,9 +123,8 @@ class Report:
         self.best: dict = self.ev["best"]
         self.baseline = self.ev.get("baseline_mae")
         title = "Multilingual embeddings + probes against a fine-tuned scorer"
-        when = self.ev.get("evaluated_at", "unknown time")
-        self.w = Writer(title, f"Dataset {inputs.dataset} · evaluated {when} · report generated "
-                               f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+        when = datetime.fromisoformat(self.ev["evaluated_at"]).strftime("%Y-%m-%d %H:%M UTC")
+        self.w = Writer(title, f"Dataset {inputs.dataset} · evaluated {when}")
 
     # helpers -------------------------------------------------------------------------------
     def rel(self, path: Path) -> str:
@@ -151,7 +155,7 @@ class Report:
     # sections ------------------------------------------------------------------------------
     def sections(self) -> list:
         """The document's sections, in order."""
-        return [self.executive_summary, self.questions, self.method, self.results, self.error_analysis,
+        return [self.decision, self.questions, self.method, self.results, self.error_analysis,
                 self.limitations, self.appendix]
 
     def build(self) -> dict:
@@ -161,104 +165,50 @@ class Report:
         return {"path": self.out, "tables": self.w.tables, "figures": self.w.figures, "missing": self.w.missing,
                 "sections": [p.text for p in self.w.doc.paragraphs if p.style.name == "Heading 1"]}
 
-    def executive_summary(self):
-        w, b, ev = self.w, self.best, self.ev
-        w.heading("1. Executive summary")
+    def decision(self):
+        """Page 1: the decision table (study/decision.py), the verdict, the data and three caveats; then contents."""
+        w, ev = self.w, self.inp.record
+        rows = (decision.score_rows if ev.task == "regression" else decision.yes_no_rows)(
+            ev, self.inp.typed.get("benchmarks"))
+        w.heading("1. Decision")
         for what, why in self.inp.left_out.items():
             w.unavailable(f"Another run's {what.replace('_', ' ')}", why)
-        if b.get("band") and self.baseline:
-            w.para(("Verdict: ", "b"), (b["band"], "b"),
-                   f" — the best probe's test MAE is {num(b['test_mae'])} against the fine-tuned model's "
-                   f"{num(self.baseline)} (gap {signed(b.get('gap_to_baseline'))}).")
-        else:
-            w.para(("Verdict: none. ", "b"),
-                   "No fine-tuned baseline MAE is known for this dataset (set baseline_mae for it in "
-                   "config.yaml, or give evaluate.py --baseline-mae or --baseline-predictions).")
+        w.para(("Verdict: ", "b"), decision.verdict_sentence(ev, rows))
+        w.table("The study's questions, answered by one rule: a paired 95% bootstrap difference on the same test "
+                "articles read against the equivalence margin; bands from the whole CI; guaranteed screening.",
+                ["Question", "Answer", "Number [95% CI]", "See"],
+                [[r.question, r.answer, r.number, r.evidence] for r in rows], "lllc", font_pt=8)
+        w.para(decision.data_line(ev, self.inp.typed.get("training")))
+        w.para(("Caveats", "b"))
+        for text in decision.caveats(ev):
+            w.bullet(text)
+        w.page_break()
+        w.contents_here()
+        self.summary_details()
+
+    def summary_details(self):
+        """The figures behind page 1, in words (section 1.1)."""
+        w, b, ev = self.w, self.best, self.ev
+        w.heading("1.1 The best model and its references", level=2)
         w.bullet("Best model and probe, chosen on validation MAE (", (self.label(b["model"], b["probe"]), "b"),
-                 f"): validation MAE {num(b['val_mae'])}, test MAE {num(b['test_mae'])} "
-                 f"(95% bootstrap CI {ci(b['mae_ci95'])}, {ev.get('n_test', '?')} test articles).")
+                 f"): validation MAE {num(b['val_mae'])} (optimistic: it chose), test MAE {num(b['test_mae'])} "
+                 f"(95% bootstrap CI {ci(b['mae_ci95'])}, {ev['n_test']} test articles).")
         if self.baseline:
-            w.bullet(f"Fine-tuned baseline: MAE {num(self.baseline)}, from {ev.get('baseline_source', 'unknown source')}. "
-                     f"Gap to it: {signed(b.get('gap_to_baseline'))} MAE"
-                     + (" (the probe is worse)." if (b.get("gap_to_baseline") or 0) > 0
-                        else " (the probe is as good or better)."))
+            w.bullet(f"Fine-tuned baseline: MAE {num(self.baseline)}, from {ev['baseline_source']}; page 1 reads the "
+                     "comparison with it by the rule, not from the sign of the gap.")
         rule = findings.band_rule(ev["baseline_mae"], ev["success_bands"])
         if rule:
             w.bullet(f"Success bands {rule}.")
-        mean = ev.get("mean_predictor") or {}
-        if mean:
-            w.bullet(f"Reference: predicting the training mean of every dimension gives test MAE "
-                     f"{num(mean.get('overall_mae'))}.")
+        mean = ev["mean_predictor"]
+        w.bullet(f"Reference: predicting the training mean of every dimension gives test MAE "
+                 f"{num(mean['overall_mae'])}; tier accuracy {pct(mean['article_scores']['tier_accuracy'])}, and "
+                 f"saying the majority tier ({mean['majority_tier']['tier']}) for every article "
+                 f"{pct(mean['majority_tier']['accuracy'])}.")
         base = findings.frozen_base(ev)
         if base:
             w.bullet(f"The fine-tuned model's own base, frozen ({self.label(base['variant'], base['probe'])}): test MAE "
                      f"{num(base['mae'])} (95% CI {ci(base['ci'])}) against the best model's {num(b['test_mae'])}: "
                      "what the base model knows before any task-specific training.")
-        w.para(("Short answers", "b"))
-        for text in self.short_answers():
-            w.bullet(text)
-
-    def short_answers(self) -> list[str]:
-        out = []
-        bge = findings.bge_answer(self.ev)
-        if bge is None:
-            out.append("Does bge-m3 close the gap? Not answered: bge-m3 was not evaluated on this dataset.")
-        else:
-            a = bge["best"]
-            out.append(f"Does bge-m3 close the gap? {self.label(a['variant'], a['probe'])}: test MAE {num(a['mae'])}"
-                       + (f", band '{a['band']}'." if a["band"] else " (no baseline to compare with)."))
-        cut = [r for r in findings.truncation_rows(self.ev) if finite(r["truncated_fraction"]) and r["truncated_fraction"] > 0]
-        if cut:
-            out.append("How much does truncation hurt? " + "; ".join(
-                f"{r['variant']} ({r['max_tokens']} tokens, {pct(r['truncated_fraction'])} truncated, "
-                f"MAE truncated − whole {signed(r['difference'])})" for r in cut) + ".")
-        else:
-            out.append("How much does truncation hurt? No test article is longer than any model's max tokens.")
-        for r in findings.chunking_rows(self.ev):
-            out.append(f"Does embedding the whole article help? {r['variant']} against {r['truncated']} "
-                       f"({r['probe']}): test MAE {signed(r['all']['mae_difference'])} "
-                       f"(95% CI {ci(r['all']['difference_ci95'])}), {r['reading_all']}.")
-        for r in findings.concatenation_rows(self.ev):
-            out.append(f"Do two models together beat either? {r['variant']} ({r['probe']}): "
-                       + ("not answered: none of its parts was evaluated." if not r["against"] else
-                          "yes, beyond the uncertainty, against every part." if r["beats_all"] else
-                          "no, not beyond the uncertainty against every part."))
-        points = findings.speed_points(self.ev, self.inp.benchmarks)
-        if points:
-            fastest = max(points, key=lambda p: p["articles_per_s"])
-            best = min(points, key=lambda p: p["mae"])
-            out.append(f"Quality against speed: fastest {fastest['label']} ({num(fastest['articles_per_s'], 1)} "
-                       f"articles/s, MAE {num(fastest['mae'])}); most accurate {best['label']} "
-                       f"({num(best['articles_per_s'], 1)} articles/s, MAE {num(best['mae'])}).")
-        else:
-            out.append("Quality against speed: no benchmark results (run benchmark_speed.py).")
-        best = findings.best_screening(self.ev, self.inp.benchmarks)
-        if best:
-            out.append("Can a probe screen articles for the fine-tuned model? " + "; ".join(
-                f"keeping {target:.0%} of medium+ articles on validation, {self.label(r['variant'], r['probe'])} lets "
-                f"{pct(r['val_skip_share'])} skip it there; on test {pct(r['skip_share'])} skip "
-                f"(95% CI {pct(r['skip_share_ci95'][0])}–{pct(r['skip_share_ci95'][1])}) and "
-                f"{pct(r['recall'])} of medium+ articles are kept" + (
-                    f", {num(r['speedup'][0], 1)}–{num(r['speedup'][1], 1)}× faster than the fine-tuned model alone"
-                    if r["speedup"] else "") for target, r in best.items()) + ".")
-        else:
-            out.append("Can a probe screen articles for the fine-tuned model? Not answered: the evaluation holds no "
-                       "screening results (rerun evaluate.py).")
-        curve = findings.learning_curve_answer(self.ev)
-        if curve:
-            out.append(f"Would more labels help? {findings.curve_sentence(curve)}")
-        out.append("Which probe works best? Chosen on validation: "
-                   + ", ".join(f"{p} for {n} of {len(self.models)} model(s)"
-                               for p, n in findings.chosen_counts(self.ev).items())
-                   + "; " + self.overlap_sentence() + ".")
-        return out
-
-    def overlap_sentence(self) -> str:
-        overlaps, pairs = findings.probe_overlaps(self.ev)
-        if not pairs:
-            return "only one probe per model, nothing to compare"
-        return (f"in {overlaps} of {pairs} comparisons with the other probes of the same model the 95% CIs overlap"
-                + (" (differences within the uncertainty)" if overlaps == pairs else ""))
 
     # the four questions ----------------------------------------------------------------------
     def questions(self):
@@ -416,12 +366,13 @@ class Report:
                 ["Model", "Probe", "Test MAE", "Articles/s", "Tokens/s", "Peak MB", "ms/article end to end",
                  "× fine-tuned speed", "Setting"], rows, "llrrrrrrl", font_pt=8)
         points = findings.speed_points(self.ev, bench)
-        if points:
+        if len(points) >= MIN_CHART_POINTS:   # fewer points read better in the table above
             from study.plots import quality_vs_speed
 
             chart = quality_vs_speed(points, self.baseline, paths.report_figure(self.out, "quality_vs_speed"))
             w.figure(chart, "Test MAE against embedding throughput (articles/s), one point per model with the probe "
                             "chosen on validation" + ("; the line is the fine-tuned baseline." if self.baseline else "."))
+        if points:
             w.para("Not beaten on both speed and MAE by another model: "
                    + ", ".join(f"{p['label']} ({num(p['articles_per_s'], 1)} articles/s, MAE {num(p['mae'])})"
                                for p in findings.speed_front(points)) + ".")
@@ -437,22 +388,18 @@ class Report:
         w = self.w
         w.heading("2.4 Which probe works best?", 2)
         comparisons = findings.probe_comparisons(self.ev)
-        w.table("Each probe's validation and test MAE with its 95% bootstrap CI, set against the probe chosen on "
-                "validation for the same model (evaluation JSON).",
-                ["Model", "Probe", "Val MAE", "Test MAE", "95% CI", "Against the chosen probe"],
-                [[r["variant"], r["probe"], num(r["val_mae"]), num(r["mae"]), ci(r["ci"]), r["against"]]
-                 for r in comparisons], "llrrrl")
-        for v, p, m in chosen(self.ev):
-            probes = self.models[v]["probes"]
-            best_test = min(probes, key=lambda q: probes[q]["overall_mae"])
-            verdicts = [f"{r['probe']} {'overlaps' if r['against'] == 'CIs overlap' else 'does not overlap'}"
-                        for r in comparisons if r["variant"] == v and r["probe"] != p]
-            w.bullet(f"{v}: {p} chosen on validation (val MAE {num(m['val_mae'])})"
-                     + ("" if best_test == p else f"; {best_test} is lowest on test") + (
-                         f"; its CI against the other probes: {', '.join(verdicts)}." if verdicts else "."))
-        w.para("Overall: " + self.overlap_sentence() + ". Overlapping marginal intervals is a conservative "
-               "check; all probes score the same test articles, so a paired comparison could separate smaller "
-               "differences.")
+        margin = self.ev["config"].get("equivalence_margin")
+        w.table("Each probe's validation and test MAE, and the paired difference of its per-article test MAE minus "
+                "that of the probe chosen on validation for the same model, read by the comparison rule "
+                f"(margin ±{margin:g} MAE)." if margin is not None else "Each probe against the chosen probe.",
+                ["Model", "Probe", "Val MAE", "Test MAE", "Minus chosen [95% CI]", "Against the chosen probe"],
+                [[r["variant"], r["probe"], num(r["val_mae"]), num(r["mae"]),
+                  "—" if r["difference"] is None else f"{signed(r['difference'])} [{ci(r['difference_ci'])}]",
+                  r["against"]] for r in comparisons], "llrrrl")
+        counts = findings.probe_verdict_counts(self.ev)
+        if counts:
+            w.para("Against the probe chosen on validation, the other probes are: "
+                   + ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) + " (paired rule).")
         paired = [(v, p, m["vs_baseline"]) for v, e in self.models.items() for p, m in e["probes"].items()
                   if m.get("vs_baseline")]
         if paired:
@@ -836,7 +783,7 @@ class Report:
             rows, files = [], []
             for v, entry in trained.items():
                 fp = next((m.get("embedding_fingerprint") for m in entry.values() if m.get("embedding_fingerprint")), {})
-                rows.append([v, str(fp.get("model_name", "—")), str(fp.get("max_tokens", "—")), repr(fp.get("prefix", "")),
+                rows.append([v, str(fp.get("model_name", "—")), str(fp.get("max_tokens", "—")), repr(fp["prefix"]) if fp.get("prefix") else "none",
                              str(fp.get("dtype", "—")), str(fp.get("pooling", "—")), str(fp.get("revision", "—")),
                              str(fp.get("data_sha256", "—"))[:16]])
                 files += [[v, p, str(m.get("file", "—")), str(m.get("sha256", "—"))[:16]] for p, m in entry.items()]
@@ -895,7 +842,7 @@ class BinaryReport(Report):
                        "fine_tuned_training_hours", "ridge")
 
     def sections(self) -> list:   # a yes/no report answers no score question
-        return [self.executive_summary, self.method, self.results, self.error_analysis, self.limitations,
+        return [self.decision, self.method, self.results, self.error_analysis, self.limitations,
                 self.appendix]
 
     def f1_line(self, m: dict, prefix: str = "test ") -> str:
@@ -903,11 +850,11 @@ class BinaryReport(Report):
                 f"({ci(m['precision_ci95'])}), recall {num(m['recall'])} ({ci(m['recall_ci95'])}), ROC AUC "
                 f"{num(m['roc_auc'])} ({ci(m['roc_auc_ci95'])})")
 
-    def executive_summary(self):
+    def summary_details(self):
         w, b, ev = self.w, self.best, self.ev
         base = ev.get("baseline_f1") if "against_baseline" in b else None
         m = self.models[b["model"]]["probes"][b["probe"]]
-        w.heading("1. Executive summary")
+        w.heading("1.1 The best model and its references", level=2)
         w.para(("Yes/no labels: ", "b"), f"each of the {ev.get('n_test', '?')} test articles carries one 0/1 label "
                f"('{ev['dimension_names'][0]}'), {pct(ev.get('positive_rate'))} of them 1 (yes); each probe says yes "
                "where its P(yes) reaches the threshold that maximises F1 on the validation split.")

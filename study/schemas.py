@@ -128,6 +128,10 @@ class VsLongest(PairedDifference):
     max_tokens: int
 
 
+class VsChosen(PairedDifference):
+    chosen: str
+
+
 class VsTruncated(Record):
     truncated: str
     all: PairedDifference
@@ -255,6 +259,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     screening: Screening
     vs_mean_predictor: PairedDifference
     vs_baseline: Optional[PairedDifference] = None
+    vs_chosen: Optional[VsChosen] = None
     vs_longest: Optional[VsLongest] = None
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None

@@ -1,0 +1,54 @@
+"""Page 1's answers (study/decision.py) follow from the recorded verdicts, on constructed records."""
+import pytest
+from records import as_model, model_entry, paired, score_evaluation, score_probe, screening
+
+from study import decision
+
+
+def _screened(certified: bool, n_test=120, n_relevant=100):
+    test = {"n": n_test, "n_skipped": 20, "skip_share": 20 / n_test, "recall": 0.99, "skipped_mae": 0.5,
+            "n_relevant": n_relevant, "n_kept_relevant": n_relevant - 1, "skip_share_ci95": [0.1, 0.2],
+            "skip_share_exact_ci95": [0.1, 0.25], "recall_ci95": [0.95, 1.0], "recall_exact_ci95": [0.94, 0.999],
+            "skipped_mae_ci95": [0.4, 0.6], "recall_below_target": False, "skipped_too_few": True}
+    g = {"threshold": 3.2 if certified else None, "confidence": 0.95, "n_relevant": 400 if certified else 52,
+         "misses_allowed": 1 if certified else None, "articles_needed": 299, "certified": certified,
+         "note": None if certified else "cannot be certified with 52 articles (needs 299)"}
+    if certified:
+        g.update(val={k: test[k] for k in ("n", "n_skipped", "skip_share", "recall", "skipped_mae")}, test=test)
+    return {"target_recall": 0.99, "threshold": 3.5, "val": {k: test[k] for k in ("n", "n_skipped", "skip_share",
+                                                                                      "recall", "skipped_mae")},
+            "test": test, "n_relevant_val": g["n_relevant"], "guaranteed": g}
+
+
+def _evaluation(mean_verdict="better", null=None, certified=True, n_relevant=100):
+    probe = score_probe(1.0, vs_mean_predictor=paired(-0.01, (-0.05, 0.03), mean_verdict),
+                        screening=screening([_screened(certified, n_relevant=n_relevant)]))
+    ev = score_evaluation({"m": model_entry("m", {"ridge": probe})},
+                          config={"min_group_articles": 30})
+    ev["best"]["verdicts"] = {"candidates": 1, "vs_mean_predictor": mean_verdict, "null_result": null}
+    return as_model(ev)
+
+
+def test_a_null_result_is_named_on_page_1():
+    ev = _evaluation("inconclusive", decision.NULL)
+    rows = {r.question: r for r in decision.score_rows(ev, None)}
+    assert rows["Does the best probe learn anything (against predicting the training mean)?"].answer == \
+        "no better than the training mean (inconclusive)"
+    assert decision.verdict_sentence(ev, []).startswith("Do not replace the fine-tuned model on this evidence")
+    assert rows["Does the best probe close the gap to the fine-tuned model?"].answer.startswith(decision.CANNOT)
+
+
+@pytest.mark.parametrize("certified, n_relevant, expected", [
+    (True, 80, "99%: 16.7% skip (guaranteed at 95% confidence)"),
+    (False, 80, "99%: cannot be certified with 52 articles (needs 299)"),
+    (True, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium)")])
+def test_screening_answers_the_guarantee_or_says_why_not(certified, n_relevant, expected):
+    row = decision.score_rows(_evaluation(certified=certified, n_relevant=n_relevant), None)[-1]
+    assert row.answer == expected
+
+
+@pytest.mark.parametrize("low, high, words", [(2.0, 4.0, "2.0–4.0 times faster"), (0.25, 0.5, "2.0–4.0 times slower"),
+                                              (0.5, 2.0, "between 2.0 times slower and 2.0 times faster"),
+                                              (12.0, 12.2, "12 times faster")])
+def test_speed_in_plain_words(low, high, words):
+    assert decision.times(low, high) == words
