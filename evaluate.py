@@ -33,9 +33,9 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, binary_header,
-                              current_data, fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
-                              screening_setup, trained_task)
+from study.evaluation import (add_chunk_differences, add_part_differences, add_sweep_differences, best_verdicts,
+                              best_verdicts_binary, binary_header, current_data, fine_tuned_baseline, mean_predictor, score_binary_variant,
+                              score_variant, screening_setup, train_mean_predictions, trained_task)
 from study.provenance import record
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
 from study.results import best_summary, best_summary_binary
@@ -76,6 +76,7 @@ def main():
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
+               "mean_predictions": train_mean_predictions(cfg, dataset, variants[0], first_test)[0],
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
@@ -84,6 +85,7 @@ def main():
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
+    results["best"]["verdicts"] = best_verdicts(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
@@ -96,6 +98,12 @@ def main():
           + (f"; fine-tuned baseline {ev.baseline_mae:.2f} ({ev.baseline_source}): {b.band}"
              if ev.baseline_mae else
              "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
+    v = b["verdicts"]
+    print(f"against the train-mean predictor (paired, margin ±{cfg.equivalence_margin:g}): {v['vs_mean_predictor']}"
+          + (f" — {v['null_result']}" if v["null_result"] else "")
+          + (f"; against the fine-tuned baseline ({'paired' if v['vs_baseline']['paired'] else 'unpaired'}): "
+             f"{v['vs_baseline']['verdict']}; band of the 95% CI: {v['band_reading']}" if "vs_baseline" in v else "")
+          + f"; chosen on validation among {v['candidates']} model + probe pairs")
     print(f"results: {out}")
 
 
@@ -107,6 +115,7 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                       context) for v in variants}
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
+    results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
@@ -120,6 +129,11 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
           + (f"; fine-tuned baseline F1 {ev.baseline_f1:.3f} ({ev.baseline_source}): "
              f"{b.against_baseline}" if b.against_baseline else
              "; no fine-tuned baseline F1 known (config baseline_f1, dataset.yaml or --baseline-f1)"))
+    v = b["verdicts"]
+    print(f"against saying yes to every article (paired F1, margin ±{cfg.equivalence_margin_f1:g}): "
+          f"{v['vs_always_yes']}" + (f" — {v['null_result']}" if v["null_result"] else "")
+          + (f"; against the fine-tuned F1 (unpaired): {v['vs_baseline']['verdict']}" if "vs_baseline" in v else "")
+          + f"; chosen on validation among {v['candidates']} model + probe pairs")
     print(f"results: {out}")
 
 

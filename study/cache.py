@@ -75,6 +75,16 @@ def mismatch(found: dict, expected: dict, keys) -> str | None:
     return None
 
 
+def status(path: Path, expected: dict) -> str | None:
+    """Why the cache at `path` cannot be used for `expected` (its fingerprint): 'missing', 'unreadable' or the
+    first differing setting; None when it is valid. The one validity rule of phase 1, the concatenation and the
+    loaders (fingerprint only, no embeddings read)."""
+    if not Path(path).is_file():
+        return "missing"
+    found = read_fingerprint(path)
+    return "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+
+
 def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict, stats: dict) -> None:
     """The cache; `stats` (seconds, articles/s, devices, dtype) is what embedding it cost."""
     save_npz(path, embeddings=np.asarray(embeddings, dtype=np.float32), ids=split.ids,
@@ -172,7 +182,7 @@ def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
     else:   # results copied home without the data: the cache's own record stands (see data_hashes)
         data_sha256 = data["fingerprint"].get("data_sha256")
     expected = fingerprint(cfg, variant, recorded_dtype(data["fingerprint"]), split, data_sha256)
-    why = mismatch(data["fingerprint"], expected, CACHE_KEYS)
+    why = mismatch(data["fingerprint"], expected, CACHE_KEYS)   # status()'s rule, on the fingerprint already read
     if why:
         raise StudyError(f"{path} was made with other settings or data ({why}); "
                          f"rerun embed_articles.py --dataset {dataset.name} --models {variant.name}")
@@ -199,10 +209,9 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
                              f"run embed_articles.py --models {part.name}")
     part_sha = {p.name: file_sha256(pp) for p, pp in zip(variant.parts, part_paths)}
     if path.exists() and not force:
-        found, stats = read_fingerprint(path), read_fingerprint(path, "embed_stats") or {}
+        stats = read_fingerprint(path, "embed_stats") or {}
         dtypes = [(read_fingerprint(pp) or {}).get("dtype") for pp in part_paths]
-        expected = fingerprint(cfg, variant, dtypes, split.name, split.sha256)
-        why = "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS)
+        why = status(path, fingerprint(cfg, variant, dtypes, split.name, split.sha256))
         why = why or ("a part was rebuilt" if stats.get("part_sha256") != part_sha else
                       None if "token_capacity" in stats else "made before pairs recorded their token capacity")
         if why is None:

@@ -232,6 +232,12 @@ class Config(_Strict):
     success_bands: SuccessBands
     tiers: Tiers
     screening_recall: list[float] = Field(min_length=1)
+    # The one reading of every comparison and proportion (study/verdicts.py, study/screening.py)
+    screening_confidence: float = Field(default=0.95, gt=0, lt=1)   # one-sided, of each screening threshold
+    equivalence_margin: float = Field(default=0.02, ge=0)       # MAE: a paired difference inside ±it is "equivalent"
+    equivalence_margin_f1: float = Field(default=0.02, ge=0)    # ... F1, for yes/no datasets
+    min_group_articles: int = Field(default=30, gt=0)           # a smaller group is "too few to judge"
+    min_group_positives: int = Field(default=10, gt=0)          # ... or one with fewer yes articles (yes/no)
     fine_tuned_ms_per_article: tuple[float, float]
     fine_tuned_training_hours: tuple[float, float]
     default_models: list[str] = Field(min_length=1)

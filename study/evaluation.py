@@ -16,22 +16,71 @@ from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
-from study.findings import curve_reading
-from study.metrics import (always_yes, article_mae, mae_by_group, paired_difference, score_binary, score_probe,
-                           score_with_ci)
+from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_statistic, mae_by_group,
+                           paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import load_trained
 from study.results import chosen_probe, sweep_groups
-from study.screening import screen, tier_scores, weight_vector
+from study.screening import majority_tier, screen, tier_scores, weight_vector
+from study.verdicts import (NO_BETTER_THAN_ALWAYS_YES, band_phrase, bands_spanned, curve_reading, doubling_reference, null_result,
+                            paired_reading, unpaired_reading, verdict)
+
+
+def train_mean_predictions(cfg, dataset, variant, test: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(the train-mean predictor's test predictions, the training labels)."""
+    train = load_checked(cfg, dataset, variant, "train")["labels"]
+    return np.broadcast_to(train.mean(axis=0), test["labels"].shape), train
 
 
 def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
     """The test set every model must share (`test`: the first variant's test cache), and the reference
-    that predicts the training mean."""
+    that predicts the training mean; its `article_scores` and `majority_tier` are the trivial references of
+    tier accuracy and of the shares within ±0.5 / ±1."""
     Y, names = test["labels"], test["dimension_names"]
-    mean = np.broadcast_to(load_checked(cfg, dataset, variant, "train")["labels"].mean(axis=0), Y.shape)
+    mean, train = train_mean_predictions(cfg, dataset, variant, test)
+    w = weight_vector(names, dataset.settings.weights)
+    tiers = dataset.settings.tiers
     return {"n_test": int(len(Y)), "dimension_names": names,
             "language_counts": {k: v["n"] for k, v in mae_by_group(Y, mean, test["languages"]).items()},
-            "mean_predictor": score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed)}
+            "mean_predictor": {**score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed),
+                               "article_scores": tier_scores(Y, mean, w, tiers, cfg.bootstrap_samples,
+                                                             cfg.random_seed),
+                               "majority_tier": majority_tier(np.asarray(train, np.float64) @ w,
+                                                              np.asarray(Y, np.float64) @ w, tiers)}}
+
+
+def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
+    """`paired_difference` (mine minus theirs, per-article MAE, same articles) with the comparison rule's
+    "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
+    d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed)
+    return {**d, "verdict": verdict(d["difference_ci95"], cfg.equivalence_margin), "equivalence_margin":
+            cfg.equivalence_margin}
+
+
+def best_verdicts(cfg, results: dict) -> dict:
+    """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`):
+    "candidates" (model + probe pairs it was chosen from on validation), "vs_mean_predictor" (the paired
+    verdict), "null_result" ('no better than predicting the training mean', or None), and with a baseline
+    "vs_baseline" (paired on the fine-tuned model's predictions where given, else unpaired against its MAE),
+    "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE)."""
+    b, margin = results["best"], cfg.equivalence_margin
+    m = results["models"][b["model"]]["probes"][b["probe"]]
+    out = {"candidates": sum(len(e["probes"]) for e in results["models"].values()),
+           "vs_mean_predictor": m["vs_mean_predictor"]["verdict"], "null_result": null_result(
+               m["vs_mean_predictor"]["verdict"])}
+    base = results.get("baseline_mae")
+    if base:
+        paired = m.get("vs_baseline")
+        if paired:
+            lo, hi = paired["difference_ci95"]
+            base = paired["baseline_mae"]
+            out["vs_baseline"] = paired_reading(paired["mae_difference"], (lo, hi), margin)
+            ci = (base + lo, base + hi)
+        else:
+            ci = tuple(m["mae_ci95"])
+            out["vs_baseline"] = unpaired_reading(m["overall_mae"], ci, base, margin)
+        out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
+        out["band_reading"] = band_phrase(out["bands_spanned"])
+    return out
 
 
 def fine_tuned_baseline(cfg, dataset, args, variant) -> dict:
@@ -67,6 +116,8 @@ def screening_setup(cfg, dataset, dimension_names) -> dict:
     w = weight_vector(dimension_names, dataset.settings.weights)
     return {"weights": dict(zip(dimension_names, w.tolist())), "tiers": dataset.settings.tiers,
             "recall_targets": list(cfg.screening_recall), "thresholds_chosen_on": "validation",
+            "confidence": cfg.screening_confidence,
+            "threshold_rule": "guaranteed: one-sided Clopper-Pearson order statistic; threshold: plug-in (reference)",
             "fine_tuned_ms_per_article": list(cfg.fine_tuned_ms_per_article),
             "fine_tuned_training_hours": list(cfg.fine_tuned_training_hours)}
 
@@ -112,6 +163,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
+    mean_errors = article_mae(Y, context["mean_predictions"])
     for kind in kinds:
         probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
                                    {s: context["data_sha256"][s] for s in ("train", "val")})
@@ -125,11 +177,13 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
              "train_seconds": meta["train_seconds"],
              "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
              "screening": screen((val["labels"], P_val), (Y, P), context["weights"], setup["tiers"],
-                                 setup["recall_targets"], cfg.score_range, n_boot, seed)}
+                                 setup["recall_targets"], cfg.score_range, n_boot, seed,
+                                 confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
+        m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         baseline = context["baseline"]
         if baseline["rows"] is not None:
             rows = baseline["rows"]
-            m["vs_baseline"] = paired_difference(article_mae(Y[rows], P[rows]), baseline["errors"], n_boot, seed)
+            m["vs_baseline"] = compared(cfg, article_mae(Y[rows], P[rows]), baseline["errors"])
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred, cut_at)
                                   for split, cache, pred in (("test", test, P), ("val", val, P_val))}
         entry["probes"][kind] = m
@@ -143,11 +197,12 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
             print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
                 f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
                 for p in m["learning_curve"]))
-            r = curve_reading(m["learning_curve"])
-            if r["difference"] is not None:
-                print(f"[{variant.name}] {kind:8s} last step {r['n_previous']} -> {r['n_last']} articles: test MAE "
-                      f"{r['difference']:+.4f} [{r['difference_ci'][0]:+.4f}, {r['difference_ci'][1]:+.4f}] (paired): "
-                      f"{r['reading']}")
+            r = m["learning_curve"][-1].get("vs_doubling")
+            if r:
+                lo, hi = r["per_doubling_ci95"]
+                print(f"[{variant.name}] {kind:8s} {r['n_reference']} -> {r['n_last']} articles: test MAE "
+                      f"{r['per_doubling']:+.4f} [{lo:+.4f}, {hi:+.4f}] per doubling (paired, margin "
+                      f"±{r['margin']:g}): {r['reading']}")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 
@@ -157,7 +212,9 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
     --train-fractions; `subsets`: their records in the training summary), then of the full-data probe
     (`full`: its test predictions, metrics and metadata), by training articles: [{fraction, n_train,
     test_mae, mae_ci95, val_mae, file, vs_previous}]. `vs_previous` (from the second point on) is the
-    paired difference of per-article MAE against the point before, on the same test articles."""
+    paired difference of per-article MAE against the point before, on the same test articles (`compared`).
+    The last point also holds `vs_doubling`: the paired difference against the point of its last doubling
+    (study/verdicts.py `doubling_reference`) and its reading per doubling (`curve_reading`)."""
     Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
     n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
     points, errors = [], []
@@ -181,8 +238,13 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
         raise StudyError(f"the subset probes of {variant.name} {kind} are not smaller than its full-data probe "
                          f"({[p['n_train'] for p in points]} articles); rerun train_probes.py --train-fractions ...")
     for i in range(1, len(points)):
-        points[i]["vs_previous"] = {"n_train": points[i - 1]["n_train"],
-                                    **paired_difference(errors[i], errors[i - 1], n_boot, seed)}
+        points[i]["vs_previous"] = {"n_train": points[i - 1]["n_train"], **compared(cfg, errors[i], errors[i - 1])}
+    ref = doubling_reference([p["n_train"] for p in points])
+    if ref is not None:
+        d = compared(cfg, errors[-1], errors[ref])
+        points[-1]["vs_doubling"] = {**d, **curve_reading(points[ref]["n_train"], points[-1]["n_train"],
+                                                          d["mae_difference"], d["difference_ci95"],
+                                                          cfg.equivalence_margin)}
     return points
 
 
@@ -201,23 +263,21 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
             for kind in set(models[v]["probes"]) & set(models[longest]["probes"]):
                 errors = [test_errors(cfg, dataset, x, kind)[0] for x in (v, longest)]
                 models[v]["probes"][kind]["vs_longest"] = {
-                    "longest": longest, "max_tokens": models[longest]["max_tokens"],
-                    **paired_difference(*errors, cfg.bootstrap_samples, cfg.random_seed)}
+                    "longest": longest, "max_tokens": models[longest]["max_tokens"], **compared(cfg, *errors)}
 
 
 def add_chunk_differences(cfg, dataset, models: dict) -> None:
     """Chunked against truncated: each chunked variant `m-c<N>`'s per-article MAE minus that of `m` truncated at N
     tokens, same probe, paired on the same test articles, over all of them and over those the truncation cut
     (`vs_truncated`: {"truncated", "all", "cut"}; "cut" is None when no article was cut)."""
-    n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
     for name, entry in models.items():
         twin = cfg.variant(entry["model"], entry["max_tokens"]).name if entry.get("chunked") else None
         for kind in set(entry["probes"]) & set(models[twin]["probes"]) if twin in models else ():
             (mine, _), (theirs, tokens) = (test_errors(cfg, dataset, x, kind) for x in (name, twin))
             cut = tokens > entry["max_tokens"]
             entry["probes"][kind]["vs_truncated"] = {
-                "truncated": twin, "all": paired_difference(mine, theirs, n_boot, seed),
-                "cut": paired_difference(mine[cut], theirs[cut], n_boot, seed) if cut.any() else None}
+                "truncated": twin, "all": compared(cfg, mine, theirs),
+                "cut": compared(cfg, mine[cut], theirs[cut]) if cut.any() else None}
 
 
 def add_part_differences(cfg, dataset, models: dict) -> None:
@@ -228,9 +288,8 @@ def add_part_differences(cfg, dataset, models: dict) -> None:
             parts = [p for p in entry.get("parts") or [] if kind in (models.get(p) or {}).get("probes", {})]
             if parts:
                 mine = test_errors(cfg, dataset, name, kind)[0]
-                entry["probes"][kind]["vs_parts"] = {
-                    p: paired_difference(mine, test_errors(cfg, dataset, p, kind)[0], cfg.bootstrap_samples,
-                                         cfg.random_seed) for p in parts}
+                entry["probes"][kind]["vs_parts"] = {p: compared(cfg, mine, test_errors(cfg, dataset, p, kind)[0])
+                                                     for p in parts}
 
 
 def cut_length(cfg, variant, cost: dict) -> int:
@@ -316,6 +375,7 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
                             max_tokens=cut_at, n_boot=cfg.bootstrap_samples, seed=cfg.random_seed),
              "val_log_loss": meta["val_log_loss"], "val_f1": meta["val_f1"], "selected": meta["selected"],
              "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
+        m["vs_always_yes"] = f1_against_always_yes(cfg, test["labels"], p, probe.threshold_)
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
                                                           cut_at, threshold=probe.threshold_)
                                   for split, cache, pred in (("test", test, p), ("val", val, p_val))}
@@ -325,6 +385,35 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
               f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
+
+
+def f1_against_always_yes(cfg, y, p, threshold: float) -> dict:
+    """The probe's test F1 minus that of saying yes to every article, paired on the same bootstrap resamples of
+    the test articles, read by the comparison rule (higher is better, margin `equivalence_margin_f1`)."""
+    y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
+    yes = np.ones(len(y))
+
+    def gain(idx):
+        return binary_scores(y[idx], p[idx], threshold)["f1"] - binary_scores(y[idx], yes[idx], 0.5)["f1"]
+
+    ci = bootstrap_statistic(gain, len(y), cfg.bootstrap_samples, cfg.random_seed)
+    d = gain(np.arange(len(y)))
+    return paired_reading(None if not np.isfinite(d) else float(d), ci, cfg.equivalence_margin_f1, "higher")
+
+
+def best_verdicts_binary(cfg, results: dict) -> dict:
+    """`best_verdicts` of a yes/no evaluation: "candidates", "vs_always_yes" (the paired F1 verdict),
+    "null_result" ('no better than saying yes to every article', or None) and, with a baseline F1,
+    "vs_baseline" (unpaired: the CI of the test F1 against that number, higher is better)."""
+    b = results["best"]
+    m = results["models"][b["model"]]["probes"][b["probe"]]
+    v = m["vs_always_yes"]["verdict"]
+    out = {"candidates": sum(len(e["probes"]) for e in results["models"].values()), "vs_always_yes": v,
+           "null_result": null_result(v, NO_BETTER_THAN_ALWAYS_YES)}
+    if results.get("baseline_f1") and m["f1"] is not None:
+        out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"],
+                                              cfg.equivalence_margin_f1, "higher")
+    return out
 
 
 def _fmt(x) -> str:

@@ -67,6 +67,9 @@ def summed_rate(rates) -> float:
     return 1.0 / sum(1.0 / r for r in rates)
 
 
+SUCCESS_BANDS = ("closes the gap", "partial", "no improvement")   # best first
+
+
 def band_limits(baseline_mae: float, margins: dict) -> tuple[float, float]:
     """(closes-the-gap limit, partial limit): the dataset's baseline MAE plus each margin."""
     return baseline_mae + margins["closes_gap"], baseline_mae + margins["partial"]
@@ -76,10 +79,25 @@ def success_band(mae: float, baseline_mae: float, margins: dict) -> str:
     """The band of a test MAE: within baseline + closes_gap, within baseline + partial, or beyond."""
     closes, partial = band_limits(baseline_mae, margins)
     if mae <= closes + 1e-12:
-        return "closes the gap"
+        return SUCCESS_BANDS[0]
     if mae <= partial + 1e-12:
-        return "partial"
-    return "no improvement"
+        return SUCCESS_BANDS[1]
+    return SUCCESS_BANDS[2]
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> list[float | None]:
+    """The exact (Clopper-Pearson) two-sided CI of a proportion k / n: never zero-width (50 of 50 gives
+    [0.929, 1]); [None, None] without articles."""
+    from scipy.stats import beta
+
+    if not 0 <= k <= n:
+        raise ValueError(f"a proportion needs 0 <= k <= n, found k={k}, n={n}")
+    if n == 0:
+        return [None, None]
+    alpha = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(beta.ppf(alpha, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(1 - alpha, k + 1, n - k))
+    return [lo, hi]
 
 
 def truncation_split(article_err: np.ndarray, token_counts: np.ndarray, max_tokens: int) -> dict:

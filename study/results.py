@@ -133,7 +133,7 @@ def read_evaluation(cfg: Config, dataset: str) -> Evaluation:
     """The evaluation JSON of `dataset` as its typed model (study/schemas.py), checked for its dataset name."""
     path = paths.evaluation(cfg, dataset)
     remedy = "rerun evaluate.py"
-    data = read_json(path, f"evaluation results (run evaluate.py first)")
+    data = read_json(path, "evaluation results (run evaluate.py first)")
     ev = validate(model_for("evaluation", data), data, str(path), remedy)
     if ev.dataset != dataset:
         raise StudyError(f"{path} holds the results of dataset '{ev.dataset}', not '{dataset}'")

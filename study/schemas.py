@@ -571,15 +571,14 @@ def merge_record(path: Path, model: type[M], update: dict, remedy: str) -> M:
     """Merge `update` into the record at `path` (created if absent) under a lock, so that concurrent runs lose no
     entry; the merged record is validated as `model` before it is written."""
     with locked(path):
-        old = read_record(path, model, "file", remedy).model_dump(mode="json", by_alias=True) \
-            if Path(path).exists() else {}
+        old = legacy_dict(read_record(path, model, "file", remedy)) if Path(path).exists() else {}
         return write_record(path, model, deep_merge(old, update))
 
 
 def legacy_dict(record: Record) -> dict:
     """TRANSITIONAL: the validated record as the plain dict that the report, comparison and findings modules
     still index by key (their conversion to attributes is under way); every file is validated before this."""
-    return record.model_dump(mode="json", by_alias=True)
+    return record.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def write_record(path: Path, model: type[M], data: dict) -> M:
@@ -587,5 +586,5 @@ def write_record(path: Path, model: type[M], data: dict) -> M:
     A producer whose record does not match its model fails here, before anything is written."""
     record = validate(model, {**data, "schema_version": SCHEMA_VERSION}, f"{path} (about to be written)",
                       "this is a bug: the producer and its model disagree")
-    write_json(path, record.model_dump(mode="json", by_alias=True, exclude_none=False))
+    write_json(path, record.model_dump(mode="json", by_alias=True, exclude_unset=True))   # absent stays absent
     return record

@@ -6,7 +6,14 @@ predicted article score lets the articles below it skip the fine-tuned model (th
 scores are final for them); it is chosen on the validation split as the highest threshold
 that keeps at least a target share (`screening_recall`) of the articles whose true score is
 medium or higher, then applied unchanged to the test split. Every single number on test
-comes with a 95% bootstrap CI (articles resampled, seeded).
+comes with a 95% bootstrap CI (articles resampled, seeded); the proportions (recall, skip share, tier
+accuracy, shares within ±0.5 / ±1) also with their exact Clopper-Pearson interval.
+
+That plug-in threshold just meets the target on validation, so on new articles it misses it about half
+the time. The guaranteed threshold (`guaranteed_threshold`) is an order statistic of the medium+
+validation articles' predicted scores chosen so that, at one-sided confidence `screening_confidence`,
+the share it keeps of new medium+ articles is at least the target (the one-sided Clopper-Pearson rule);
+with too few medium+ validation articles no threshold can promise that, and the record says so.
 """
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ import math
 import numpy as np
 
 from study.errors import StudyError
+from study.metrics import clopper_pearson
+from study.verdicts import too_few_to_judge
 
 TIER_NAMES = ("low", "medium", "high")
 CURVE_POINTS = 101
@@ -62,6 +71,8 @@ def tier_scores(Y, P, w: np.ndarray, tiers: dict, n_boot: int, seed: int) -> dic
         values = per_article.astype(np.float64)
         out[key] = float(values.mean())
         out[key + "_ci95"] = bootstrap(len(values), lambda i, v=values: v[i].mean(), n_boot, seed)
+        if key != "weighted_mae":
+            out[key + "_exact_ci95"] = clopper_pearson(int(per_article.sum()), len(values))
     out["tier_confusion"] = [[int(((t_true == a) & (t_pred == b)).sum()) for b in range(3)] for a in range(3)]
     return out
 
@@ -73,6 +84,63 @@ def choose_threshold(s_true, s_pred, medium: float, recall: float) -> float | No
         return None
     misses = int(math.floor((1 - recall) * len(relevant) + 1e-9))
     return float(relevant[misses])
+
+
+def majority_tier(train_scores, test_scores, tiers: dict) -> dict:
+    """The trivial reference of tier accuracy: the tier most training articles fall in, and the share of test
+    articles in it (what saying that tier for every article scores), with its exact CI."""
+    train_tiers, test_tiers = tier_of(np.asarray(train_scores), tiers), tier_of(np.asarray(test_scores), tiers)
+    tier = int(np.argmax(np.bincount(train_tiers, minlength=len(TIER_NAMES))))
+    k = int((test_tiers == tier).sum())
+    return {"tier": TIER_NAMES[tier], "accuracy": k / len(test_tiers),
+            "accuracy_exact_ci95": clopper_pearson(k, len(test_tiers))}
+
+
+def articles_needed(recall: float, confidence: float) -> int | None:
+    """The fewest medium+ validation articles with which any threshold can keep `recall` of new ones at one-sided
+    `confidence`: the smallest n with recall**n <= 1 - confidence (299 for 99% at 95%); None for recall 1."""
+    from scipy.stats import binom
+
+    if recall >= 1:
+        return None
+    n = max(1, math.ceil(math.log(1 - confidence) / math.log(recall)))
+    while n > 1 and binom.cdf(0, n - 1, 1 - recall) <= 1 - confidence:   # guard the float edges
+        n -= 1
+    while binom.cdf(0, n, 1 - recall) > 1 - confidence:
+        n += 1
+    return n
+
+
+def misses_allowed(n: int, recall: float, confidence: float) -> int | None:
+    """How many of the n medium+ validation articles a guaranteed threshold may leave below it: the largest m
+    with P(Binomial(n, 1 - recall) <= m) <= 1 - confidence; None when not even m = 0 qualifies.
+
+    Why: for the threshold at the (m+1)-th lowest of n exchangeable scores, the share of new medium+ articles
+    it misses is Beta(m+1, n-m) distributed, and P(Beta(m+1, n-m) <= 1 - recall) = P(Binomial(n, 1 - recall)
+    >= m+1). The same m makes the one-sided Clopper-Pearson lower bound of the kept share (n - m of n) reach
+    the target."""
+    from scipy.stats import binom
+
+    if n <= 0:
+        return None
+    ok = binom.cdf(np.arange(n), n, 1 - recall) <= 1 - confidence
+    return int(np.flatnonzero(ok)[-1]) if ok[0] else None
+
+
+def guaranteed_threshold(s_true, s_pred, medium: float, recall: float, confidence: float) -> dict:
+    """The highest threshold on the predicted score that keeps >= `recall` of new medium+ articles at one-sided
+    `confidence` (`misses_allowed`): {"threshold" (None when n cannot certify it), "confidence", "n_relevant",
+    "misses_allowed", "articles_needed", "certified", "note" (None, or "cannot be certified with N articles
+    (needs M)")}."""
+    relevant = np.sort(np.asarray(s_pred, np.float64)[np.asarray(s_true) >= medium])
+    n, needed = len(relevant), articles_needed(recall, confidence)
+    m = misses_allowed(n, recall, confidence)
+    out = {"threshold": None if m is None else float(relevant[m]), "confidence": confidence, "n_relevant": int(n),
+           "misses_allowed": m, "articles_needed": needed, "certified": m is not None, "note": None}
+    if m is None:
+        out["note"] = (f"cannot be certified with {n} articles (needs {needed})" if needed is not None else
+                       f"cannot be certified with {n} articles (a recall of 1 can never be)")
+    return out
 
 
 def at_threshold(s_true, s_pred, article_err, threshold: float, medium: float, n_boot: int, seed: int) -> dict:
@@ -88,11 +156,24 @@ def at_threshold(s_true, s_pred, article_err, threshold: float, medium: float, n
     def skipped_mae(i):
         return _mean(article_err[i][skip[i]])
 
-    n = len(skip)
+    n, kept = len(skip), int((~skip & relevant).sum())
     return {"n": int(n), "n_skipped": int(skip.sum()), "n_relevant": int(relevant.sum()),
             "skip_share": float(skip.mean()), "skip_share_ci95": bootstrap(n, skip_share, n_boot, seed),
             "recall": recall(np.arange(n)), "recall_ci95": bootstrap(n, recall, n_boot, seed),
-            "skipped_mae": skipped_mae(np.arange(n)), "skipped_mae_ci95": bootstrap(n, skipped_mae, n_boot, seed)}
+            "skipped_mae": skipped_mae(np.arange(n)), "skipped_mae_ci95": bootstrap(n, skipped_mae, n_boot, seed),
+            "n_kept_relevant": kept, "skip_share_exact_ci95": clopper_pearson(int(skip.sum()), n),
+            "recall_exact_ci95": clopper_pearson(kept, int(relevant.sum()))}
+
+
+def figures_on_test(s_true, s_pred, article_err, threshold: float, medium: float, target: float, n_boot: int,
+                 seed: int, min_articles: int) -> dict:
+    """`at_threshold` on test, plus "recall_below_target" (the exact CI of the recall lies wholly below the
+    target; None without medium+ articles) and "skipped_too_few" (fewer skipped articles than
+    `min_articles`: their MAE is too few to judge)."""
+    r = at_threshold(s_true, s_pred, article_err, threshold, medium, n_boot, seed)
+    hi = r["recall_exact_ci95"][1]
+    return {**r, "recall_below_target": None if hi is None else bool(hi < target),
+            "skipped_too_few": too_few_to_judge(r["n_skipped"], min_articles=min_articles, min_positives=0)}
 
 
 def curve(s_true, s_pred, medium: float, score_range) -> dict:
@@ -105,8 +186,12 @@ def curve(s_true, s_pred, medium: float, score_range) -> dict:
 
 
 def screen(val: tuple, test: tuple, w: np.ndarray, tiers: dict, targets: list[float], score_range,
-           n_boot: int, seed: int) -> dict:
-    """val, test: (Y, P) each. Thresholds chosen on validation for each recall target, applied to test."""
+           n_boot: int, seed: int, confidence: float = 0.95, min_articles: int = 30) -> dict:
+    """val, test: (Y, P) each. Thresholds chosen on validation for each recall target, applied to test.
+
+    Each target's entry: "threshold", "val", "test" of the plug-in threshold (`choose_threshold`, a reference),
+    "n_relevant_val" (medium+ validation articles) and "guaranteed" (`guaranteed_threshold`, with its own "val"
+    and "test" when it is certified). Test figures are `figures_on_test`."""
     (Yv, Pv), (Yt, Pt) = val, test
     sv_true, sv_pred = np.asarray(Yv, np.float64) @ w, np.asarray(Pv, np.float64) @ w
     st_true, st_pred = np.asarray(Yt, np.float64) @ w, np.asarray(Pt, np.float64) @ w
@@ -114,13 +199,17 @@ def screen(val: tuple, test: tuple, w: np.ndarray, tiers: dict, targets: list[fl
     err_t = np.abs(np.asarray(Pt, np.float64) - Yt).mean(axis=1)
     medium = tiers["medium"]
     out = []
+    def applied(t, target):
+        v = at_threshold(sv_true, sv_pred, err_v, t, medium, 0, seed)
+        return {"val": {k: v[k] for k in ("n", "n_skipped", "skip_share", "recall", "skipped_mae")},
+                "test": figures_on_test(st_true, st_pred, err_t, t, medium, target, n_boot, seed, min_articles)}
+
     for target in targets:
         t = choose_threshold(sv_true, sv_pred, medium, target)
-        if t is None:
-            out.append({"target_recall": target, "threshold": None})
-            continue
-        v = at_threshold(sv_true, sv_pred, err_v, t, medium, 0, seed)
-        out.append({"target_recall": target, "threshold": t,
-                    "val": {k: v[k] for k in ("n", "n_skipped", "skip_share", "recall", "skipped_mae")},
-                    "test": at_threshold(st_true, st_pred, err_t, t, medium, n_boot, seed)})
+        g = guaranteed_threshold(sv_true, sv_pred, medium, target, confidence)
+        if g["threshold"] is not None:
+            g.update(applied(g["threshold"], target))
+        entry = {"target_recall": target, "threshold": t, **(applied(t, target) if t is not None else {}),
+                 "n_relevant_val": g["n_relevant"], "guaranteed": g}
+        out.append(entry)
     return {"thresholds": out, "curve": curve(st_true, st_pred, medium, score_range)}
