@@ -15,6 +15,8 @@ from study.data import load_split, load_splits, resolve_dataset
 from study.embedders import Encoder, random_weight_encoder, tokenize
 from study.errors import StudyError
 
+pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
+
 MODEL_KEYS = {"random_weights", "dtype", "batch_size", "token_budget", "max_tokens", "n_articles",
               "load_seconds_cold", "load_seconds_warm", "articles_per_s", "tokens_per_s", "run_seconds", "tflops",
               "share_of_peak", "peak_memory_mb", "memory_kind", "tokenize_seconds", "padding_overhead",

@@ -9,6 +9,8 @@ import pytest
 from conftest import call, run_script, snapshot, write_config
 from study.artifacts import atomic_path
 
+pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
+
 
 def _eval_numbers(path):
     """The evaluation JSON without its timing fields (inference and fit times, creation times)."""

@@ -2,8 +2,11 @@
 import json
 
 import docx
+import pytest
 
 from conftest import run_script, write_config
+
+pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
 
 
 def test_stops_at_the_first_failing_phase(tiny_config, tmp_path):
