@@ -51,10 +51,7 @@ def main():
         return binary_errors(cfg, name, probe, evaluation, preds)
     summary = error_summary(name, probe, preds, cfg.score_range)
     figures = draw_figures(cfg, summary, preds)
-    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
-                   evaluation_sha256=evaluation_sha256(cfg, name))
-    out = paths.error_summary(cfg, name)
-    write_record(out, ErrorSummary, summary)
+    out = save_summary(cfg, name, ErrorSummary, summary, figures)
 
     print(f"{probe} probe")
     print(f"{'model':32s} {'MAE':>7s} {'bias':>7s} {'p90':>6s} {'MAE cut (n)':>14s} {'MAE whole (n)':>14s}")
@@ -77,10 +74,7 @@ def binary_errors(cfg, name, probe, evaluation, preds):
         thresholds[v] = m.threshold
     summary = binary_error_summary(name, probe, preds, thresholds)
     figures = draw_binary_figures(cfg, summary)
-    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
-                   evaluation_sha256=evaluation_sha256(cfg, name))
-    out = paths.error_summary(cfg, name)
-    write_record(out, YesNoErrorSummary, summary)
+    out = save_summary(cfg, name, YesNoErrorSummary, summary, figures)
     print(f"{probe} probe (yes/no labels: error histograms, score bins and MAE figures do not apply)")
     print(f"{'model':32s} {'threshold':>9s} {'TP':>5s} {'FP':>5s} {'FN':>5s} {'TN':>5s}")
     for v, s in summary["models"].items():
@@ -88,6 +82,15 @@ def binary_errors(cfg, name, probe, evaluation, preds):
         print(f"{v:32s} {s['threshold']:9.3f} {c['tp']:5d} {c['fp']:5d} {c['fn']:5d} {c['tn']:5d}")
     print("figures: " + "\n         ".join(str(p) for p in figures.values()))
     print(f"summary: {out}")
+
+
+def save_summary(cfg, name, model, summary: dict, figures: dict):
+    """The error summary with its figures (by name), provenance and the evaluation it was made from; its path."""
+    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
+                   evaluation_sha256=evaluation_sha256(cfg, name))
+    out = paths.error_summary(cfg, name)
+    write_record(out, model, summary)
+    return out
 
 
 if __name__ == "__main__":

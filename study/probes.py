@@ -600,6 +600,17 @@ KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe, Logistic
                                    LightGBMClassifierProbe)}
 
 
+def load_bundle(path) -> tuple[dict, "_Probe"]:
+    """(the bundle, its rebuilt estimator) of a probe file: checksum verified, plain objects only."""
+    from study.artifacts import load_pickle
+
+    bundle = load_pickle(path)
+    try:
+        return bundle, probe_from_bundle(bundle)
+    except StudyError as exc:
+        raise StudyError(f"{path}: {exc}") from None
+
+
 def probe_from_bundle(bundle) -> _Probe:
     """Rebuild the estimator of a probe file (see `_Probe.to_bundle`)."""
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or bundle.get("kind") not in KINDS:
@@ -613,14 +624,9 @@ def load_trained(path, embeddings: dict, data_sha256: dict | None = None):
     the same model side of the fingerprint (model, max tokens, prefix, pooling, normalisation,
     dtype), the same dimension names and, given `data_sha256` ({split: hash} of the current
     train/val files), the same training data."""
-    from study.artifacts import load_pickle
     from study.cache import MODEL_KEYS, mismatch
 
-    bundle = load_pickle(path)
-    try:
-        probe = probe_from_bundle(bundle)
-    except StudyError as exc:
-        raise StudyError(f"{path}: {exc}") from None
+    bundle, probe = load_bundle(path)
     meta = bundle["metadata"]
     why = mismatch(meta["embedding_fingerprint"], embeddings["fingerprint"], MODEL_KEYS)
     if why or meta["dimension_names"] != embeddings["dimension_names"]:

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from study import paths
-from study.artifacts import load_pickle, read_json, write_json
+from study.artifacts import read_json, write_json
 from study.config import Config, EmbeddingModel
 from study.data import build_text
 from study.embedders import batch_size_for, embed_texts, load_model
 from study.errors import StudyError
-from study.probes import probe_from_bundle
+from study.probes import load_bundle
 from study.provenance import model_revision
 from study.results import read_evaluation
 from study.screening import TIER_NAMES, tier_of
@@ -71,11 +71,7 @@ def load_stage1(cfg: Config, probe_path, recall: float | None = None, rule: str 
     its threshold: the guaranteed one (keeps the target on new articles at the recorded confidence; refused
     when validation could not certify it) or the plug-in one (meets it on validation only)."""
     probe_path = Path(probe_path)
-    bundle = load_pickle(probe_path)
-    try:
-        probe = probe_from_bundle(bundle)
-    except StudyError as exc:
-        raise StudyError(f"{probe_path}: {exc}") from None
+    bundle, probe = load_bundle(probe_path)
     meta = bundle["metadata"]
     if "embedding" not in meta or "embedding_fingerprint" not in meta:
         raise StudyError(f"{probe_path}: its metadata records no embedding recipe; rerun train_probes.py")

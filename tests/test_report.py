@@ -323,3 +323,25 @@ def test_score_range_and_model_notes_come_from_the_evaluation(results, tmp_path)
     notes = {r[0]: r[-1] for r in rows(table(doc, "Model", "Source", "Dim"))}
     assert notes["mini-128"] == "English-only stand-in as evaluated"
     assert "mini-128: English-only stand-in as evaluated. Its results say nothing about multilingual quality." in text
+
+
+def test_inputs_of_another_evaluation_are_left_out_and_named(results, tmp_path):
+    """A comparison and an error analysis made from another evaluation (a rerun of phase 3 since, say) are not
+    mixed into the report: it leaves them out and says so."""
+    import hashlib
+
+    cfg, res = results
+    current = hashlib.sha256((res / "toy_evaluation_results.json").read_bytes()).hexdigest()
+    for rel in ("toy_comparison.json", "analysis/toy_error_summary.json"):
+        rec = json.loads((res / rel).read_text())
+        rec["evaluation_sha256"] = "0" * 64
+        (res / rel).write_text(json.dumps(rec))
+    doc = report(cfg, tmp_path / "r.docx")
+    text = text_of(doc)
+    assert "Another run's comparison unavailable: toy_comparison.json was made from another evaluation" in text
+    assert "Another run's errors unavailable: toy_error_summary.json was made from another evaluation" in text
+    assert len(doc.inline_shapes) == 0   # neither run's figures are shown
+    rec = json.loads((res / "toy_comparison.json").read_text())
+    rec["evaluation_sha256"] = current   # the current one's are used again
+    (res / "toy_comparison.json").write_text(json.dumps(rec))
+    assert len(report(cfg, tmp_path / "r2.docx").inline_shapes) == 2

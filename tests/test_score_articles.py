@@ -8,7 +8,7 @@ import pytest
 
 from conftest import call, snapshot, write_config
 from study import paths, scoring
-from study.artifacts import read_npz
+from study.artifacts import load_pickle, read_npz
 from study.demo import write_demo_dataset, write_demo_yes_no
 
 TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
@@ -193,7 +193,7 @@ def test_bad_input_is_one_error_line_and_nothing_written(study, tmp_path, case, 
             probe.write_bytes(bytes(blob))
             expect = "checksum differs from demo_ds_tiny_ridge.pkl.sha256"
         else:
-            bundle = scoring.load_pickle(probe)
+            bundle = load_pickle(probe)
             if case == "unloadable_model":
                 bundle["metadata"]["embedding"]["model_name"] = str(tmp_path / "no-such-model")
                 expect = "no-such-model does not exist"
