@@ -164,19 +164,31 @@ def _screening(ev: ScoreEvaluation) -> Row:
         g, head = t.guaranteed, f"{t.target_recall:.0%}"
         test = g.test or t.test
         below = (test.n - test.n_relevant) if test else None
-        if below is not None and below < min_n:
-            answers.append(f"{head}: {CANNOT} (only {below} of {test.n} test articles below medium)")
-            numbers.append(f"{head}: —")
-        elif not g.certified:
-            answers.append(f"{head}: {g.note}")
-            numbers.append(f"{head}: plug-in {_pct(t.test.skip_share) if t.test else '—'} skip, no guarantee")
+        why = [f"only {below} of {test.n} test articles below medium"] if below is not None and below < min_n else []
+        why += [g.note] if not g.certified else []
+        if why:
+            answers.append((head, f"{CANNOT} ({'; '.join(why)})"))
+            numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee" if t.test else "—"))
         else:
             flag = ", recall below the target on test" if g.test.recall_below_target else ""
-            answers.append(f"{head}: {_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} confidence{flag})")
-            numbers.append(f"{head}: skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
-                           f"{_pct_ci(g.test.recall_exact_ci95)}")
+            answers.append((head, f"{_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} "
+                                  f"confidence{flag})"))
+            numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
+                                  f"{_pct_ci(g.test.recall_exact_ci95)}"))
+    answers, numbers = _grouped(answers), _grouped(numbers)
     return Row(q, "; ".join(answers), "; ".join(numbers) + f" ({v} + {p}, {m.screening.thresholds[0].n_relevant_val} "
                "medium+ validation articles)", "2.6")
+
+
+def _grouped(parts: list[tuple[str, str]]) -> list[str]:
+    """'99% / 98%: same text' for consecutive targets whose text is the same."""
+    out: list[tuple[list[str], str]] = []
+    for head, text in parts:
+        if out and out[-1][1] == text:
+            out[-1][0].append(head)
+        else:
+            out.append(([head], text))
+    return [f"{' / '.join(heads)}: {text}" for heads, text in out]
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:

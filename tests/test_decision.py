@@ -40,11 +40,17 @@ def test_a_null_result_is_named_on_page_1():
 
 @pytest.mark.parametrize("certified, n_relevant, expected", [
     (True, 80, "99%: 16.7% skip (guaranteed at 95% confidence)"),
-    (False, 80, "99%: cannot be certified with 52 articles (needs 299)"),
-    (True, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium)")])
+    (False, 80, "99%: cannot be judged on this data (cannot be certified with 52 articles (needs 299))"),
+    (True, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium)"),
+    (False, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium; cannot be "
+                 "certified with 52 articles (needs 299))")])
 def test_screening_answers_the_guarantee_or_says_why_not(certified, n_relevant, expected):
     row = decision.score_rows(_evaluation(certified=certified, n_relevant=n_relevant), None)[-1]
     assert row.answer == expected
+
+
+def test_targets_with_the_same_answer_are_said_once():
+    assert decision._grouped([("99%", "a"), ("98%", "a"), ("95%", "b")]) == ["99% / 98%: a", "95%: b"]
 
 
 @pytest.mark.parametrize("low, high, words", [(2.0, 4.0, "2.0–4.0 times faster"), (0.25, 0.5, "2.0–4.0 times slower"),
