@@ -34,12 +34,13 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_chunk_differences, add_part_differences, add_probe_differences, add_sweep_differences, best_verdicts,
-                              best_verdicts_binary, binary_header, current_data, fine_tuned_baseline, mean_predictor, score_binary_variant,
-                              score_variant, screening_setup, train_mean_predictions, trained_task)
+from study.evaluation import (add_chunk_differences, add_part_differences, add_probe_differences,
+                              add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
+                              fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
+                              screening_setup, train_mean_predictions, trained_task)
 from study.provenance import record
-from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
 from study.results import best_summary, best_summary_binary
+from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
 
 
 def main():
