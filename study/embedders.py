@@ -133,6 +133,13 @@ def use_all_cores() -> int:
 
 
 # -- loading ----------------------------------------------------------------------------
+def _quiet_loading() -> None:
+    """No third-party "Loading weights" bar on every model load: the phases print their own progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_encoder(source: str, location: str, device: torch.device, dtype: str, *,
                  trust_remote_code: bool = False, name: str = "", normalize: bool = False) -> Encoder:
     """Load a sentence-transformers or plain transformers model for inference.
@@ -141,6 +148,7 @@ def load_encoder(source: str, location: str, device: torch.device, dtype: str, *
     transformers model is mean-pooled, and L2-normalised when `normalize`.
     """
     torch_dtype = DTYPES[dtype]
+    _quiet_loading()
     if location.startswith(("/", ".", "~")) and not Path(location).expanduser().exists():
         raise StudyError(f"model '{name or location}': the folder {location} does not exist (model_name in config.yaml)")
     try:

@@ -115,6 +115,11 @@ def _stream(proc: subprocess.Popen, log, t0: float) -> tuple[int, float, str | N
     return code, time.perf_counter() - t0, filters[proc.stderr.fileno()].last_error
 
 
+# the study's phase of each script, numbered as the README numbers them (evaluate and compare are both phase 3)
+STUDY_PHASE = {"embed_articles.py": 1, "train_probes.py": 2, "evaluate.py": 3, "compare_results.py": 3,
+               "benchmark_speed.py": 4, "analyze_error_distribution.py": 5, "generate_report.py": 6}
+
+
 def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say=print) -> tuple[str, int, str | None] | None:
     """Run (script, arguments) pairs in order into one log; None, or (script, exit code, error line) of the
     first failure (the phases after it are not run)."""
@@ -123,7 +128,8 @@ def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say
     with open(log_path, "a", encoding="utf-8") as log:
         for i, (script, arguments) in enumerate(todo, 1):
             command = [sys.executable, str(Path(__file__).resolve().parent.parent / script), *arguments]
-            head = f"=== phase {i}/{len(todo)}: {script} {' '.join(command[2:])}"
+            head = (f"=== phase {STUDY_PHASE.get(script, '?')} of 6, step {i}/{len(todo)} of this run: {script} "
+                    f"{' '.join(command[2:])}")
             say(f"\n{head}")
             log.write(f"\n{head}\n")
             log.flush()

@@ -13,7 +13,7 @@ def test_stops_at_the_first_failing_phase(tiny_config, tmp_path):
     proc = run_script("run_all.py", "--config", tiny_config, "--dataset", "nowhere", "--data-dir",
                       tmp_path / "no_such_folder", check=False)
     assert proc.returncode == 2
-    assert "phase 1/7: embed_articles.py" in proc.stdout and "phase 2/7" not in proc.stdout
+    assert "phase 1 of 6, step 1/7 of this run: embed_articles.py" in proc.stdout and "step 2/7" not in proc.stdout
     assert "dataset folder not found" in proc.stderr
     assert "embed_articles.py failed with exit code 2" in proc.stderr and "not run: train_probes.py" in proc.stderr
     assert not (tmp_path / "results" / "nowhere_report.docx").exists()
@@ -75,12 +75,12 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
     logs = sorted((results / "logs").glob("*.log"))
     assert [p.name.split("_", 1)[1] for p in logs] == ["demo.log", "demo_ds.log", "gone.log"]
     log = logs[0].read_text()
-    assert "=== phase 1/6: embed_articles.py" in log and "=== generate_report.py done in" in log
+    assert "=== phase 1 of 6, step 1/6 of this run: embed_articles.py" in log and "=== generate_report.py done in" in log
     assert "\r" not in log and log.count("tiny train:") <= 11     # a progress bar: a line per 10% at most
     # --from: phases 1-2 are not run again
     again = run_script("run_all.py", "--config", cfg, "--data-dir", dirs[0], "--from", "evaluate", "--skip",
                        "benchmark", "errors", "report")
-    assert "phase 1/2: evaluate.py" in again.stdout and "embed_articles.py" not in again.stdout
+    assert "phase 3 of 6, step 1/2 of this run: evaluate.py" in again.stdout and "embed_articles.py" not in again.stdout
     sha = lambda blob: hashlib.sha256(blob).hexdigest()  # noqa: E731
     recorded = {}
     for name in names:
