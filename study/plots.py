@@ -346,15 +346,15 @@ def bias_by_score_bin(bins: dict[str, list[dict]], out, *,
 @_styled
 def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
                     title: str = "Screening: articles that skip the fine-tuned model against medium+ recall") -> Path:
-    """One line a model: share of test articles below the threshold (they skip the fine-tuned model) against
-    the share of medium+ articles kept, over all thresholds; dotted verticals at the recall targets.
+    """One step line a model: share of test articles below the threshold (they skip the fine-tuned model)
+    against the share of medium+ articles kept, at every distinct threshold; dotted verticals at the targets.
 
     curves: {label: {"recall": [...], "skip_share": [...]}}.
     """
     fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
     for (label, c), color in zip(curves.items(), palette(len(curves))):
         recall, skip = np.asarray(c["recall"], dtype=float), np.asarray(c["skip_share"], dtype=float)
-        ax.plot(recall, skip, color=color, marker="o", markersize=2.5, linewidth=1.5, label=label)
+        ax.plot(recall, skip, color=color, linewidth=1.5, drawstyle="steps-pre", label=label)   # one step an article
     for i, t in enumerate(targets):
         ax.axvline(t, color="gray", linestyle=":", linewidth=1,
                    label="recall targets " + ", ".join(f"{x:.0%}" for x in targets) if i == 0 else None)

@@ -26,7 +26,6 @@ from study.metrics import clopper_pearson
 from study.verdicts import too_few_to_judge
 
 TIER_NAMES = ("low", "medium", "high")
-CURVE_POINTS = 101
 
 
 def weight_vector(dimension_names: list[str], weights: dict[str, float] | None) -> np.ndarray:
@@ -177,9 +176,13 @@ def figures_on_test(s_true, s_pred, article_err, threshold: float, medium: float
 
 
 def curve(s_true, s_pred, medium: float, score_range) -> dict:
-    """Skip share and recall of medium+ articles at thresholds across the score range (test split)."""
-    thresholds = np.linspace(score_range[0], score_range[1], CURVE_POINTS)
-    relevant = s_true >= medium
+    """Skip share and recall of medium+ articles (test split) at every threshold where either changes: the
+    bottom of the score range, each distinct predicted score, and just above the highest (every article
+    skips). Exact, so a step drawn through these points agrees with the tables at any threshold."""
+    s_pred = np.asarray(s_pred, dtype=np.float64)
+    top = np.nextafter(s_pred.max(), np.inf) if len(s_pred) else score_range[1]
+    thresholds = np.unique(np.concatenate([[score_range[0]], s_pred, [top]]))
+    relevant = np.asarray(s_true) >= medium
     skip = s_pred[None, :] < thresholds[:, None]
     return {"threshold": thresholds.tolist(), "skip_share": skip.mean(axis=1).tolist(),
             "recall": ((~skip[:, relevant]).mean(axis=1) if relevant.any() else np.full(len(thresholds), np.nan)).tolist()}

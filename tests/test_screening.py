@@ -70,8 +70,13 @@ def test_tier_scores_and_the_whole_screen():
     assert strict["threshold"] <= loose["threshold"] and strict["test"]["skip_share"] <= loose["test"]["skip_share"]
     assert strict["test"]["skip_share"] == pytest.approx((Pt @ w < strict["threshold"]).mean())   # applied to test
     curve = out["curve"]
-    assert len(curve["threshold"]) == 101 and curve["skip_share"][0] == 0.0 and curve["recall"][0] == 1.0
-    assert np.all(np.diff(curve["skip_share"]) >= 0) and np.all(np.diff(curve["recall"]) <= 0)
+    assert curve["skip_share"][0] == 0.0 and curve["recall"][0] == 1.0 and curve["skip_share"][-1] == 1.0
+    assert np.all(np.diff(curve["threshold"]) > 0) and np.all(np.diff(curve["skip_share"]) >= 0)
+    assert np.all(np.diff(curve["recall"]) <= 0)
+    s_pred = Pt @ w   # exact at every threshold: each distinct predicted score is one, so the plotted step holds
+    assert set(np.round(s_pred, 9)) <= set(np.round(curve["threshold"], 9))
+    for t, skip in zip(curve["threshold"], curve["skip_share"]):
+        assert skip == pytest.approx((s_pred < t).mean())
 
 
 # -- the guaranteed threshold (one-sided Clopper-Pearson order statistic) ------------------------
