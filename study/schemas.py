@@ -1,7 +1,9 @@
 """The results contract: one typed model per JSON artifact, and its one reader.
 
 Every phase builds its record, validates it against its model here (`write_record`) and writes
-`model_dump()`; every consumer reads it back through `read_record` and uses attributes. The
+`model_dump()`; every consumer reads it back through `read_record` (or `results.read_evaluation`) and
+uses attributes, except report.py, comparison.py and findings.py, which still index the validated dump
+(`legacy_dict`) until their conversion is done. The
 models are strict (`extra="forbid"`, every field required unless it is optional by nature) and
 carry a `schema_version`: a file of another version or shape is refused with one `error:` line
 naming the file, the field and what was expected, so a renamed key fails loudly instead of
