@@ -21,55 +21,38 @@ from study.config import DTYPE_NAMES, PROBES, is_device
 from study.errors import Interrupted, StudyError
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, parse, expected: str, ok, rule: str, shown=None):
+    """`text` parsed by `parse` (int or float) and checked by `ok`; argparse's one-line refusal otherwise."""
     try:
-        value = int(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, found '{text}'") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{rule}, found {value if shown is None else shown}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 0, "must be 0 or more")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, found '{text}'") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, found {text}")
-    return value
+    return _number(text, float, "a number", lambda v: math.isfinite(v) and v > 0,
+                   "must be a finite number above 0", shown=text)
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, "a number", math.isfinite, "must be a finite number", shown=text)
 
 
 def unit_float(text: str) -> float:
     """A share in (0, 1]: an F1, a fraction of the training articles."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], found '{text}'") from None
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1], found {text}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, found '{text}'") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, found {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, found '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, found {value}")
-    return value
+    return _number(text, float, "a number in (0, 1]", lambda v: math.isfinite(v) and 0 < v <= 1,
+                   "must lie in (0, 1]", shown=text)
 
 
 def device(text: str) -> str:
