@@ -703,8 +703,9 @@ class Report:
         w, ev = self.w, self.ev
         w.heading("6. Limitations")
         lo, hi = self.best["mae_ci95"]
-        w.bullet(f"Test size: {ev.get('n_test', '?')} articles. The best model's 95% CI is {num(hi - lo)} MAE wide; "
-                 "smaller differences between models are not resolved by this test set.")
+        w.bullet(f"Test size: {ev['n_test']} articles. The best model's own 95% CI is {num(hi - lo)} MAE wide; "
+                 "comparisons are read on paired differences over the same articles, whose intervals are "
+                 "narrower (page 1 and section 2.4), against the equivalence margin.")
         if self.baseline and not ev.get("baseline"):
             w.bullet(f"Baseline: the fine-tuned MAE {num(self.baseline)} comes from {ev.get('baseline_source')}; it was "
                      "not recomputed on these test articles, so the gap compares two separate measurements (give "
@@ -765,7 +766,7 @@ class Report:
             w.para(f"Host {prov.get('host', '?')}; code version {code.get('commit') or 'unknown (not a git checkout)'}"
                    + (" with uncommitted changes" if code.get("dirty") else "") + f"; evaluated {prov.get('created_at', '?')}."
                    + (f" Speed measured on {self.inp.benchmarks.get('device_name')}." if self.inp.benchmarks else ""))
-            w.table(f"Library versions, {source}.", ["Library", "Version"], [[k, str(v)] for k, v in versions.items()],
+            w.table(f"Library versions, {source}.", ["Library", "Version"], [[k, "not installed / not used" if v is None else str(v)] for k, v in versions.items()],
                     "ll")
         else:
             w.unavailable("Library versions", "the results record none (results from an older version of the study)")
