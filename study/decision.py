@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
+from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import band_phrase, bands_spanned
 
 CANNOT = "cannot be judged on this data"
@@ -24,28 +25,7 @@ class Row:
     question: str
     answer: str          # a word of the vocabulary (or a band / a screening share), then why where it helps
     number: str          # the figure behind it, with its 95% CI
-    evidence: str        # where in the report
-
-
-def _f(x, d=3) -> str:
-    return "—" if x is None else f"{x:.{d}f}"
-
-
-def _s(x, d=3) -> str:
-    return "—" if x is None else f"{x:+.{d}f}"
-
-
-def _ci(pair, d=3, signed=False) -> str:
-    fmt = _s if signed else _f
-    return f"[{fmt(pair[0], d)}, {fmt(pair[1], d)}]"
-
-
-def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
-
-
-def _pct_ci(pair) -> str:
-    return f"[{_pct(pair[0])}, {_pct(pair[1])}]"
+    evidence: str        # the report section that holds the evidence: a key of study/report.py SUBSECTIONS
 
 
 def times(ratio_low: float, ratio_high: float) -> str:
@@ -60,7 +40,7 @@ def times(ratio_low: float, ratio_high: float) -> str:
     return f"between {r(1 / ratio_low)} times slower and {r(ratio_high)} times faster"
 
 
-def _is_bge(variant: str, entry) -> bool:
+def is_bge(variant: str, entry) -> bool:
     return "bge-m3" in variant.lower() or "bge-m3" in entry.model_name.lower()
 
 
@@ -70,8 +50,8 @@ def _vs_mean(ev: ScoreEvaluation) -> Row:
     d = m.vs_mean_predictor
     answer = "better" if d.verdict == "better" else f"{NULL} ({d.verdict})"
     return Row("Does the best probe learn anything (against predicting the training mean)?", answer,
-               f"{_s(d.mae_difference)} {_ci(d.difference_ci95, signed=True)} MAE, paired on {d.n_articles} articles "
-               f"(margin ±{d.equivalence_margin:g})", "2.1 Results")
+               f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, paired on {d.n_articles} articles "
+               f"(margin ±{d.equivalence_margin:g})", "results")
 
 
 def _gap(ev: ScoreEvaluation) -> Row:
@@ -79,24 +59,24 @@ def _gap(ev: ScoreEvaluation) -> Row:
     b = ev.best
     if not ev.baseline_mae:
         return Row(q, f"{CANNOT}: no fine-tuned baseline MAE (config baseline_mae, --baseline-mae or "
-                      "--baseline-predictions)", f"test MAE {_f(b.test_mae)} {_ci(b.mae_ci95)}", "2.1 Results")
+                      "--baseline-predictions)", f"test MAE {_f(b.test_mae)} {_ci_fmt(b.mae_ci95)}", "results")
     r = b.verdicts.vs_baseline
     how = "paired on the fine-tuned model's predictions" if r.paired else "unpaired, against its single MAE"
     answer = f"{b.verdicts.band_reading} (the whole CI read against the bands); against the baseline: {r.verdict}"
-    return Row(q, answer, f"test MAE {_f(b.test_mae)} {_ci(b.mae_ci95)} against {_f(ev.baseline_mae)}; "
-                          f"difference {_s(r.difference)} {_ci(r.ci95, signed=True)} ({how})", "2.1 Results")
+    return Row(q, answer, f"test MAE {_f(b.test_mae)} {_ci_fmt(b.mae_ci95)} against {_f(ev.baseline_mae)}; "
+                          f"difference {_s(r.difference)} {_ci_fmt(r.ci95, sign=True)} ({how})", "results")
 
 
 def _bge(ev: ScoreEvaluation) -> Row:
     q = "Does bge-m3 close the gap?"
-    bge = [(v, p, m) for v, p, m in ev.chosen_entries() if _is_bge(v, ev.models[v])]
+    bge = [(v, p, m) for v, p, m in ev.chosen_entries() if is_bge(v, ev.models[v])]
     if not bge:
-        return Row(q, f"{CANNOT}: bge-m3 was not evaluated", "—", "2.2")
+        return Row(q, f"{CANNOT}: bge-m3 was not evaluated", MISSING, "bge")
     v, p, m = min(bge, key=lambda c: c[2].val_mae)
-    number = f"{v} + {p}: test MAE {_f(m.overall_mae)} {_ci(m.mae_ci95)}"
+    number = f"{v} + {p}: test MAE {_f(m.overall_mae)} {_ci_fmt(m.mae_ci95)}"
     if not ev.baseline_mae:
-        return Row(q, f"{CANNOT}: no fine-tuned baseline MAE", number, "2.2")
-    return Row(q, band_phrase(bands_spanned(m.mae_ci95, ev.baseline_mae, ev.success_bands)), number, "2.2")
+        return Row(q, f"{CANNOT}: no fine-tuned baseline MAE", number, "bge")
+    return Row(q, band_phrase(bands_spanned(m.mae_ci95, ev.baseline_mae, ev.success_bands)), number, "bge")
 
 
 def _truncation(ev: ScoreEvaluation) -> Row:
@@ -112,10 +92,10 @@ def _truncation(ev: ScoreEvaluation) -> Row:
     if not items:
         e = ev.models[ev.best.model]
         return Row(q, f"{CANNOT}: no truncation sweep (--max-tokens) or chunked twin (--chunks) was evaluated",
-                   f"{_pct(e.truncated_fraction)} of test articles are cut at {e.max_tokens} tokens", "2.3")
+                   f"{_pct(e.truncated_fraction)} of test articles are cut at {e.max_tokens} tokens", "truncation")
     answer = "; ".join(f"{what}: {d.verdict}" for what, d in items)
-    number = "; ".join(f"{_s(d.mae_difference)} {_ci(d.difference_ci95, signed=True)}" for _, d in items)
-    return Row(q, answer, number + " MAE (paired)", "2.3")
+    number = "; ".join(f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}" for _, d in items)
+    return Row(q, answer, number + " MAE (paired)", "truncation")
 
 
 def _probe(ev: ScoreEvaluation) -> Row:
@@ -123,24 +103,24 @@ def _probe(ev: ScoreEvaluation) -> Row:
     q = "Which probe?"
     others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items() if k != chosen and o.vs_chosen is not None]
     if not others:
-        return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test MAE {_f(m.overall_mae)}", "2.4")
+        return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test MAE {_f(m.overall_mae)}", "probes")
     flip = {"worse": "better", "better": "worse"}   # vs_chosen is the other probe minus the chosen one
     answer = f"{chosen}, chosen on validation: " + "; ".join(
         f"{flip.get(d.verdict, d.verdict)} than {k}" if d.verdict in flip else f"{d.verdict} against {k}"
         for k, d in others)
-    number = "; ".join(f"{k} − {chosen}: {_s(d.mae_difference)} {_ci(d.difference_ci95, signed=True)}"
+    number = "; ".join(f"{k} − {chosen}: {_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}"
                        for k, d in others)
-    return Row(q, answer, number + " MAE (paired)", "2.4")
+    return Row(q, answer, number + " MAE (paired)", "probes")
 
 
 def _speed(ev, bench: BenchmarkRecord | None) -> Row:
     q = "How fast is Stage 1 (embedding + probe) against the fine-tuned model?"
     if bench is None:
-        return Row(q, f"{CANNOT}: no speed benchmark (run benchmark_speed.py)", "—", "2.5")
+        return Row(q, f"{CANNOT}: no speed benchmark (run benchmark_speed.py)", MISSING, "speed")
     v, p, _ = ev.best_entry()
     e2e = bench.end_to_end.get(v, {}).get(p)
     if not e2e or not e2e.get("speedup_vs_fine_tuned"):
-        return Row(q, f"{CANNOT}: {v} + {p} was not benchmarked", "—", "2.5")
+        return Row(q, f"{CANNOT}: {v} + {p} was not benchmarked", MISSING, "speed")
     lo, hi = e2e["speedup_vs_fine_tuned"]
     ft = bench.fine_tuned_ms_per_article
     where = f"{bench.device}" + (f", {bench.device_name}" if bench.device_name else "")
@@ -148,7 +128,7 @@ def _speed(ev, bench: BenchmarkRecord | None) -> Row:
     if bench.device == "cpu":
         answer += " (CPU against the fine-tuned model's GPU figure: rerun benchmark_speed.py on a GPU to compare)"
     return Row(q, answer, f"{_f(e2e['ms_per_article'], 1)} ms/article ({where}) against {ft[0]:g}–{ft[1]:g} "
-                          "ms/article (fine-tuned, config)", "2.5")
+                          "ms/article (fine-tuned, config)", "speed")
 
 
 def _screening(ev: ScoreEvaluation) -> Row:
@@ -158,7 +138,7 @@ def _screening(ev: ScoreEvaluation) -> Row:
     targets = " / ".join(f"{t.target_recall:.0%}" for t in m.screening.thresholds)
     q = f"What share can skip the fine-tuned model, keeping {targets or 'most'} of medium+ articles?"
     if not m.screening.thresholds:
-        return Row(q, f"{CANNOT}: no recall target was screened (config screening_recall)", "—", "2.6")
+        return Row(q, f"{CANNOT}: no recall target was screened (config screening_recall)", MISSING, "screening")
     answers, numbers = [], []
     for t in m.screening.thresholds:
         g, head = t.guaranteed, f"{t.target_recall:.0%}"
@@ -168,7 +148,7 @@ def _screening(ev: ScoreEvaluation) -> Row:
         why += [g.note] if not g.certified else []
         if why:
             answers.append((head, f"{CANNOT} ({'; '.join(why)})"))
-            numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee" if t.test else "—"))
+            numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee" if t.test else MISSING))
         else:
             flag = ", recall below the target on test" if g.test.recall_below_target else ""
             answers.append((head, f"{_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} "
@@ -177,7 +157,7 @@ def _screening(ev: ScoreEvaluation) -> Row:
                                   f"{_pct_ci(g.test.recall_exact_ci95)}"))
     answers, numbers = _grouped(answers), _grouped(numbers)
     return Row(q, "; ".join(answers), "; ".join(numbers) + f" ({v} + {p}, {m.screening.thresholds[0].n_relevant_val} "
-               "medium+ validation articles)", "2.6")
+               "medium+ validation articles)", "screening")
 
 
 def _grouped(parts: list[tuple[str, str]]) -> list[str]:
@@ -201,15 +181,15 @@ def yes_no_rows(ev: YesNoEvaluation, bench: BenchmarkRecord | None) -> list[Row]
     d = m.vs_always_yes
     rows = [Row("Does the best probe learn anything (against saying yes to every article)?",
                 "better" if d.verdict == "better" else f"{NULL_YES} ({d.verdict})",
-                f"F1 {_s(d.difference)} {_ci(d.ci95, signed=True)}, paired (margin ±{d.margin:g})", "2 Results")]
+                f"F1 {_s(d.difference)} {_ci_fmt(d.ci95, sign=True)}, paired (margin ±{d.margin:g})", "results")]
     q = "Is the best probe as good as the fine-tuned classifier?"
     r = ev.best.verdicts.vs_baseline
     if r is None:
         rows.append(Row(q, f"{CANNOT}: no fine-tuned baseline F1 (config baseline_f1 or --baseline-f1)",
-                        f"test F1 {_f(m.f1)} {_ci(m.f1_ci95)}", "2 Results"))
+                        f"test F1 {_f(m.f1)} {_ci_fmt(m.f1_ci95)}", "results"))
     else:
         rows.append(Row(q, f"{r.verdict} (unpaired, against its single F1)",
-                        f"test F1 {_f(m.f1)} {_ci(m.f1_ci95)} against {_f(ev.baseline_f1)}", "2 Results"))
+                        f"test F1 {_f(m.f1)} {_ci_fmt(m.f1_ci95)} against {_f(ev.baseline_f1)}", "results"))
     rows.append(_speed(ev, bench))
     return rows
 

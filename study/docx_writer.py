@@ -1,8 +1,8 @@
-"""The layout engine of the Word report: a thin layer over python-docx, and number formatting.
+"""The layout engine of the Word report: a thin layer over python-docx.
 
 `Writer` knows headings, paragraphs, captioned tables (column widths from their text, header
-row repeated on each page) and captioned figures; `num`, `signed`, `ci`, `pct` format numbers
-the same way everywhere, with an em dash for a missing value. Nothing here knows the study.
+row repeated on each page) and captioned figures; study/document.py replays a report's blocks
+onto it. Number formatting is study/formats.py. Nothing here knows the study.
 """
 from __future__ import annotations
 
@@ -21,32 +21,12 @@ from docx.shared import Cm, Pt, RGBColor
 from PIL import Image, UnidentifiedImageError
 
 from study.artifacts import atomic_path
-from study.metrics import finite
 
-DECIMALS = 3            # MAE, RMSE, Spearman, CIs, biases
 FIGURE_WIDTH_CM = 15.5
 FIGURE_MAX_HEIGHT_CM = 11.0
 TEXT_WIDTH_CM = 16.6    # A4 minus the margins set in Writer
 KEEP_TOGETHER_ROWS = 20  # tables up to this many rows are not split across pages
 HEADER_FILL = "D9E2F3"
-
-
-def num(x, decimals: int = DECIMALS) -> str:
-    """`x` with a fixed number of decimals; an em dash for a missing value."""
-    return f"{x:.{decimals}f}" if finite(x) else "—"
-
-
-def signed(x, decimals: int = DECIMALS) -> str:
-    return f"{x:+.{decimals}f}" if finite(x) else "—"
-
-
-def ci(pair, decimals: int = DECIMALS) -> str:
-    return f"{num(pair[0], decimals)}–{num(pair[1], decimals)}" if pair and len(pair) == 2 else "—"
-
-
-def pct(x, decimals: int = 1) -> str:
-    return f"{100 * x:.{decimals}f}%" if finite(x) else "—"
-
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -55,10 +35,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def xml_safe(text) -> str:
     """`text` without the control characters Word documents cannot hold (they come from input data)."""
     return _NOT_XML.sub("", str(text))
-
-
-def short(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _field(paragraph, code: str) -> None:

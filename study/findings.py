@@ -1,28 +1,17 @@
-"""The study's findings, each computed once by a plain function over the JSON results.
+"""The study's findings, each computed once by a plain function over the typed results.
 
-The report's executive summary and its sections both call these, so a number cannot
-differ between the two. Inputs are the dicts of the evaluation JSON (`ev`, layout in
-study/results.py) and of the benchmark JSON (`bench`); outputs are plain dicts and lists.
+The report's page 1 (study/decision.py), its sections (study/report.py), the comparison charts
+and the cross-dataset summary call these, so a number cannot differ between two places. Inputs
+are the typed records of study/schemas.py (`ev`: the evaluation, `bench`: the benchmark);
+outputs are small dataclass-free dicts and lists of what a table row shows. Every verdict word
+is the one evaluate.py recorded by the comparison rule (study/verdicts.py); nothing here reads
+overlapping intervals or the sign of a point estimate.
 """
 from __future__ import annotations
 
-import math
-
-from study.metrics import band_limits, finite, success_band, summed_rate
-from study.results import chosen, learning_curves, probe_entries, sweep_groups
-
-
-def overlap(a, b) -> bool:
-    """Do two [low, high] intervals overlap?"""
-    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
-
-
-def band(mae, base: float | None, margins: dict[str, float]) -> str | None:
-    """The success band of a test MAE against a dataset's baseline MAE and band margins (the evaluation's
-    `baseline_mae` and `success_bands`); None without a baseline."""
-    if not base or not finite(mae) or not {"closes_gap", "partial"} <= set(margins):
-        return None
-    return success_band(mae, base, margins)
+from study.metrics import band_limits, finite, summed_rate
+from study.schemas import BenchmarkRecord, ScoreEvaluation
+from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
 
 
 def band_rule(base: float | None, margins: dict[str, float]) -> str | None:
@@ -30,114 +19,131 @@ def band_rule(base: float | None, margins: dict[str, float]) -> str | None:
     if not base or not {"closes_gap", "partial"} <= set(margins):
         return None
     closes, partial = band_limits(base, margins)
-    return (f"on the test MAE of the model chosen on validation: closes the gap at or below {closes:.2f} "
-            f"(baseline {base:.2f} + {margins['closes_gap']:g}), partial at or below {partial:.2f} "
-            f"(+ {margins['partial']:g}), no improvement above")
+    return (f"closes the gap at or below {closes:.2f} MAE (baseline {base:.2f} + {margins['closes_gap']:g}), "
+            f"partial at or below {partial:.2f} (+ {margins['partial']:g}), no improvement above")
 
 
-def _is_bge(variant: str, entry: dict) -> bool:
-    return "bge-m3" in variant.lower() or "bge-m3" in str(entry.get("model_name", "")).lower()
-
-
-def bge_answer(ev: dict) -> dict | None:
-    """Does bge-m3 close the gap? None when no bge-m3 variant was evaluated, else
-    {"answers": [one per bge-m3 variant: variant, probe, mae, ci, band, gap, vs_baseline,
-    overlaps_rival], "best": the answer of the variant chosen on validation, "rival": the best
-    other model's {variant, probe, mae, ci} or None}."""
-    models = ev["models"]
-    bge = [(v, p, m) for v, p, m in chosen(ev) if _is_bge(v, models[v])]
-    if not bge:
+def bands_of(ev: ScoreEvaluation, ci) -> str | None:
+    """The band(s) a test MAE's CI spans against the baseline ('partial, possibly closes the gap'); None without
+    a baseline."""
+    if not ev.baseline_mae or not {"closes_gap", "partial"} <= set(ev.success_bands) or not ci:
         return None
-    others = [(v, p, m) for v, p, m in chosen(ev) if not _is_bge(v, models[v])]
-    rival = min(others, key=lambda c: c[2]["val_mae"]) if others else None
-    base = ev.get("baseline_mae")
-    answers = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"],
-                "band": band(m["overall_mae"], base, ev["success_bands"]), "gap": m["overall_mae"] - base if base else None,
-                "vs_baseline": m.get("vs_baseline"),
-                "overlaps_rival": overlap(m.get("mae_ci95"), rival[2].get("mae_ci95")) if rival else None}
-               for v, p, m in bge]
-    return {"answers": answers, "best": min(answers, key=lambda a: a["val_mae"]),
-            "rival": None if rival is None else {"variant": rival[0], "probe": rival[1],
-                                                 "mae": rival[2]["overall_mae"], "ci": rival[2].get("mae_ci95")}}
+    return band_phrase(bands_spanned(ci, ev.baseline_mae, ev.success_bands))
 
 
-def truncation_rows(ev: dict) -> list[dict]:
-    """Per model, with its chosen probe: how many test articles are cut and their MAE against whole ones."""
+def margin(ev) -> float:
+    """The equivalence margin the evaluation ran with (MAE for scores, F1 for yes/no labels)."""
+    key = "equivalence_margin" if ev.task == "regression" else "equivalence_margin_f1"
+    return float(ev.config.get(key, 0.02))
+
+
+def min_articles(ev) -> int:
+    return int(ev.config.get("min_group_articles", 30))
+
+
+def too_few(ev, n: int, positives: int | None = None) -> bool:
+    return too_few_to_judge(n, positives, min_articles=min_articles(ev),
+                            min_positives=int(ev.config.get("min_group_positives", 10)))
+
+
+def ranked(ev):
+    """(variant, probe, metrics) of every probe, best test result first (lowest MAE / highest F1)."""
+    if ev.task == "classification":
+        return sorted(ev.entries(), key=lambda e: -(e[2].f1 if e[2].f1 is not None else -1))
+    return sorted(ev.entries(), key=lambda e: e[2].overall_mae)
+
+
+def vs_baseline(ev: ScoreEvaluation, m) -> dict | None:
+    """A probe against the fine-tuned model by the comparison rule: the paired difference on the articles both
+    scored when its predictions were given, else the test MAE's CI against the single baseline MAE (unpaired).
+    {difference, ci95, verdict, paired}; None without a baseline."""
+    if m.vs_baseline is not None:
+        d = m.vs_baseline
+        return {"difference": d.mae_difference, "ci95": d.difference_ci95, "verdict": d.verdict, "paired": True}
+    if not ev.baseline_mae:
+        return None
+    r = unpaired_reading(m.overall_mae, m.mae_ci95, ev.baseline_mae, margin(ev))
+    return {"difference": r["difference"], "ci95": r["ci95"], "verdict": r["verdict"], "paired": False}
+
+
+# -- truncation, chunking, sweeps, pairs ---------------------------------------------------------
+def truncation_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per model, with its chosen probe: how many test articles are cut and their MAE against whole ones; a group
+    below the minimum size is flagged `too_few`."""
     rows = []
-    for v, p, m in chosen(ev):
-        e, t = ev["models"][v], m.get("truncation") or {}
-        cut, whole = t.get("truncated") or {}, t.get("not_truncated") or {}
-        diff = cut["mae"] - whole["mae"] if finite(cut.get("mae")) and finite(whole.get("mae")) else None
-        rows.append({"variant": v, "probe": p, "max_tokens": t.get("max_tokens", e.get("max_tokens")),
-                     "truncated_fraction": e.get("truncated_fraction"), "mean_token_count": e.get("mean_token_count"),
-                     "n_cut": cut.get("n", 0), "mae_cut": cut.get("mae"), "n_whole": whole.get("n", 0),
-                     "mae_whole": whole.get("mae"), "difference": diff})
+    for v, p, m in ev.chosen_entries():
+        e, t = ev.models[v], m.truncation
+        cut, whole = t.truncated, t.not_truncated
+        diff = cut.mae - whole.mae if finite(cut.mae) and finite(whole.mae) else None
+        rows.append({"variant": v, "probe": p, "max_tokens": t.max_tokens, "truncated_fraction": e.truncated_fraction,
+                     "mean_token_count": e.mean_token_count, "n_cut": cut.n, "mae_cut": cut.mae, "n_whole": whole.n,
+                     "mae_whole": whole.mae, "difference": diff,
+                     "too_few": too_few(ev, cut.n) or too_few(ev, whole.n)})
     return rows
 
 
-def sweeps(ev: dict) -> dict[str, list[dict]]:
-    """Models evaluated at several max tokens: {model: [{variant, max_tokens, probe, mae, ci, vs_longest}], by max
-    tokens}; vs_longest is the paired difference against the model's longest variant (same probe, same articles)."""
-    rows = {v: {"variant": v, "max_tokens": ev["models"][v].get("max_tokens"), "probe": p, "mae": m["overall_mae"],
-                "ci": m.get("mae_ci95"), "vs_longest": m.get("vs_longest")} for v, p, m in chosen(ev)}
-    return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"] or 0)
-            for k, g in sweep_groups(ev["models"]).items()}
+def sweep_groups(ev) -> dict[str, list[str]]:
+    """{config model: its variants} for the models evaluated at several max tokens (a truncation sweep). Chunked
+    and side-by-side variants are no points of a sweep."""
+    groups: dict[str, list[str]] = {}
+    for name, e in ev.models.items():
+        if not e.chunked and not e.parts:
+            groups.setdefault(e.model, []).append(name)
+    return {k: g for k, g in groups.items() if len(g) > 1}
 
 
-def reading(difference: dict | None) -> str | None:
-    """A paired difference (first minus second) in words: 'lower' or 'higher' when its 95% CI excludes zero."""
-    if not difference or not difference.get("difference_ci95"):
-        return None
-    lo, hi = difference["difference_ci95"]
-    return "lower" if hi < 0 else "higher" if lo > 0 else "not distinguishable"
+def sweeps(ev: ScoreEvaluation) -> dict[str, list[dict]]:
+    """{model: [{variant, max_tokens, probe, mae, ci, vs_longest}] by max tokens} for each truncation sweep."""
+    rows = {v: {"variant": v, "max_tokens": ev.models[v].max_tokens, "probe": p, "mae": m.overall_mae,
+                "ci": m.mae_ci95, "vs_longest": m.vs_longest} for v, p, m in ev.chosen_entries()}
+    return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"]) for k, g in sweep_groups(ev).items()}
 
 
-def chunking_rows(ev: dict) -> list[dict]:
-    """Per chunked variant whose truncated twin was evaluated, with the chunked variant's chosen probe (the twin
-    with the same probe): window, windows per article, share cut after max_windows, and the paired differences
-    chunked − truncated over all test articles and over those truncation cut, each with its reading."""
+def chunking_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per chunked variant whose truncated twin was evaluated (same probe): the paired differences chunked −
+    truncated over all test articles and over those truncation cuts, with their verdicts."""
     rows = []
-    for v, p, m in chosen(ev):
-        vs, e = m.get("vs_truncated"), ev["models"][v]
-        if vs:
-            rows.append({"variant": v, "truncated": vs["truncated"], "probe": p, **(e.get("chunks") or {}),
-                         "all": vs["all"], "cut": vs["cut"], "reading_all": reading(vs["all"]),
-                         "reading_cut": reading(vs["cut"])})
+    for v, p, m in ev.chosen_entries():
+        vs, e = m.vs_truncated, ev.models[v]
+        if vs is not None:
+            rows.append({"variant": v, "truncated": vs.truncated, "probe": p, "chunks": e.chunks,
+                         "all": vs.all, "cut": vs.cut})
     return rows
 
 
-def concatenation_rows(ev: dict) -> list[dict]:
-    """Per concatenation with its chosen probe: test MAE and CI, and against each evaluated part (same probe) the
-    paired difference concatenation − part and its reading; `beats_all` when every difference is 'lower'."""
+def concatenation_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per side-by-side variant with its chosen probe: test MAE and CI, and against each evaluated part (same
+    probe) the paired difference pair − part with its verdict; `beats_all` when every part's verdict is better."""
     rows = []
-    for v, p, m in chosen(ev):
-        parts = ev["models"][v].get("parts")
+    for v, p, m in ev.chosen_entries():
+        parts = ev.models[v].parts
         if parts:
-            vs = m.get("vs_parts") or {}
-            against = [{"part": q, **vs[q], "reading": reading(vs[q])} for q in parts if q in vs]
-            rows.append({"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
-                         "parts": parts, "against": against,
-                         "beats_all": bool(against) and len(against) == len(parts)
-                         and all(a["reading"] == "lower" for a in against)})
+            vs = m.vs_parts or {}
+            against = [(q, vs[q]) for q in parts if q in vs]
+            rows.append({"variant": v, "probe": p, "mae": m.overall_mae, "ci": m.mae_ci95, "parts": parts,
+                         "against": against, "beats_all": len(against) == len(parts) > 0
+                         and all(d.verdict == "better" for _, d in against)})
     return rows
 
 
-def throughput(ev: dict, bench: dict | None, variant: str) -> float | None:
-    """A variant's embedding throughput (articles/s) in the benchmark; a concatenation not benchmarked itself
+# -- speed ---------------------------------------------------------------------------------------
+def throughput(ev, bench: BenchmarkRecord | None, variant: str) -> float | None:
+    """A variant's embedding throughput (articles/s) in the benchmark; a side-by-side pair not benchmarked itself
     costs its parts' summed: 1 / sum of 1 / articles per second."""
-    measured = (bench or {}).get("models") or {}
-    rate = (measured.get(variant) or {}).get("articles_per_s")
+    if bench is None:
+        return None
+    rate = bench.models.get(variant, {}).get("articles_per_s")
     if finite(rate):
         return rate
-    parts = [(measured.get(q) or {}).get("articles_per_s") for q in ev["models"][variant].get("parts") or []]
+    parts = [bench.models.get(q, {}).get("articles_per_s") for q in ev.models[variant].parts or []]
     return summed_rate(parts) if parts and all(finite(r) and r > 0 for r in parts) else None
 
 
-def speed_points(ev: dict, bench: dict | None) -> list[dict]:
+def speed_points(ev, bench: BenchmarkRecord | None) -> list[dict]:
     """Each benchmarked model with its chosen probe: {label, variant, probe, mae, ci, articles_per_s}."""
-    return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"),
+    return [{"label": f"{v} + {p}", "variant": v, "probe": p, "mae": m.overall_mae, "ci": m.mae_ci95,
              "articles_per_s": throughput(ev, bench, v)}
-            for v, p, m in chosen(ev) if throughput(ev, bench, v) is not None]
+            for v, p, m in ev.chosen_entries() if throughput(ev, bench, v) is not None]
 
 
 def speed_front(points: list[dict]) -> list[dict]:
@@ -147,184 +153,126 @@ def speed_front(points: list[dict]) -> list[dict]:
     return sorted(front, key=lambda p: -p["articles_per_s"])
 
 
-def probe_comparisons(ev: dict) -> list[dict]:
-    """Every probe set against its model's chosen probe: {variant, probe, val_mae, mae, ci, against, difference,
-    difference_ci}, where against is 'chosen on validation' or the comparison rule's verdict of this probe against
-    the chosen one (paired on the same test articles, evaluate.py `vs_chosen`: better, worse, equivalent,
-    inconclusive)."""
+# -- probes --------------------------------------------------------------------------------------
+def probe_comparisons(ev) -> list[dict]:
+    """Every probe against its model's chosen probe: {variant, probe, chosen, validation, difference (this −
+    chosen), ci, verdict}; verdict is 'chosen on validation' for the chosen one, else the comparison rule's
+    verdict of this probe against it (paired on the same test articles, evaluate.py `vs_chosen`)."""
     rows = []
-    for v, c, cm in chosen(ev):
-        for p, m in ev["models"][v]["probes"].items():
-            d = m.get("vs_chosen")
+    for v, c, _ in ev.chosen_entries():
+        for p, m in ev.models[v].probes.items():
+            d = getattr(m, "vs_chosen", None)
             if p == c:
-                against = "chosen on validation"
+                verdict = "chosen on validation"
             elif d is None:
-                against = "not compared (rerun evaluate.py)"
+                verdict = "not compared (rerun evaluate.py)"
             else:
-                against = d["verdict"]
-            rows.append({"variant": v, "probe": p, "val_mae": m.get("val_mae"), "mae": m["overall_mae"],
-                         "ci": m.get("mae_ci95"), "against": against,
-                         "difference": d["mae_difference"] if d else None, "difference_ci": d["difference_ci95"] if d else None})
+                verdict = d.verdict
+            diff = None if d is None else getattr(d, "mae_difference", getattr(d, "difference", None))
+            ci = None if d is None else getattr(d, "difference_ci95", getattr(d, "ci95", None))
+            rows.append({"variant": v, "probe": p, "chosen": c,
+                         "validation": m.val_mae if ev.task == "regression" else m.val_log_loss,
+                         "difference": diff, "ci": ci, "verdict": verdict})
     return rows
 
 
-def probe_verdict_counts(ev: dict) -> dict[str, int]:
+def probe_verdict_counts(ev) -> dict[str, int]:
     """{verdict: count} of the other probes against each model's chosen probe (paired rule)."""
     counts: dict[str, int] = {}
     for r in probe_comparisons(ev):
-        if r["against"] != "chosen on validation":
-            counts[r["against"]] = counts.get(r["against"], 0) + 1
-    return counts
-
-
-def chosen_counts(ev: dict) -> dict[str, int]:
-    """{probe: number of models whose probe chosen on validation it is}."""
-    counts: dict[str, int] = {}
-    for _, p, _ in chosen(ev):
-        counts[p] = counts.get(p, 0) + 1
+        if r["verdict"] != "chosen on validation":
+            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     return counts
 
 
 # -- screening (study/screening.py computes the numbers in phase 3) ------------------------------
-def screening_rows(ev: dict, bench: dict | None = None) -> list[dict]:
-    """One row per model + probe + recall target: the threshold chosen on validation and its test
-    results; with benchmark results, the two-stage scorer's cost per article and speed-up."""
-    setup = ev.get("screening_setup") or {}
-    ft = setup.get("fine_tuned_ms_per_article")
-    e2e = (bench or {}).get("end_to_end") or {}
+def screening_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None = None) -> list[dict]:
+    """One row per model (its chosen probe) and recall target: the guaranteed threshold chosen on validation
+    (one-sided Clopper-Pearson, or why it cannot be certified) and its test results, the plug-in threshold's
+    test skip share beside it as a reference, and with a benchmark the two-stage cost per article and speed-up."""
+    ft = ev.screening_setup.fine_tuned_ms_per_article
     rows = []
-    for v, p, m in probe_entries(ev):
-        for t in (m.get("screening") or {}).get("thresholds") or []:
-            if t.get("threshold") is None:
-                continue
-            test = t["test"]
-            row = {"variant": v, "probe": p, "target": t["target_recall"], "threshold": t["threshold"],
-                   "val_skip_share": t["val"]["skip_share"], "val_recall": t["val"]["recall"],
-                   **{k: test[k] for k in ("skip_share", "skip_share_ci95", "recall", "recall_ci95", "skipped_mae",
-                                           "skipped_mae_ci95", "n_skipped", "n")},
-                   "ms_per_article": None, "speedup": None}
-            stage1 = ((e2e.get(v) or {}).get(p) or {}).get("ms_per_article")
-            if finite(stage1) and ft:
-                cost = [stage1 + (1 - test["skip_share"]) * f for f in ft]
+    for v, p, m in ev.chosen_entries():
+        stage1 = bench.end_to_end.get(v, {}).get(p, {}).get("ms_per_article") if bench else None
+        for t in m.screening.thresholds:
+            g = t.guaranteed
+            row = {"variant": v, "probe": p, "target": t.target_recall, "n_relevant_val": t.n_relevant_val,
+                   "certified": g.certified and g.threshold is not None, "note": g.note,
+                   "articles_needed": g.articles_needed, "threshold": g.threshold, "test": g.test,
+                   "plug_in_threshold": t.threshold, "plug_in_test": t.test, "ms_per_article": None, "speedup": None}
+            if row["certified"] and g.test is not None and finite(stage1) and ft:
+                cost = [stage1 + (1 - g.test.skip_share) * f for f in ft]
                 row.update(ms_per_article=cost, speedup=[f / c for f, c in zip(ft, cost)])
             rows.append(row)
     return rows
 
 
-def best_screening(ev: dict, bench: dict | None = None) -> dict[float, dict]:
-    """{recall target: the row whose validation skip share is largest} (test results only reported)."""
-    best: dict[float, dict] = {}
-    for row in screening_rows(ev, bench):
-        if row["target"] not in best or row["val_skip_share"] > best[row["target"]]["val_skip_share"]:
-            best[row["target"]] = row
-    return best
+def screening_curves(ev: ScoreEvaluation) -> dict[str, dict]:
+    """{'variant + probe': test curve} of each model's chosen probe, the best (the one page 1 quotes) first."""
+    entries = sorted(ev.chosen_entries(), key=lambda e: e[0] != ev.best.model)
+    return {f"{v} + {p}": m.screening.curve.model_dump() for v, p, m in entries if m.screening.curve.threshold}
 
 
-def screening_curves(ev: dict) -> dict[str, dict]:
-    """{'variant + probe': test curve} of each model's chosen probe."""
-    return {f"{v} + {p}": m["screening"]["curve"] for v, p, m in chosen(ev) if ((m.get("screening") or {}).get("curve") or {}).get("threshold")}
-
-
-def training_cost(ev: dict) -> list[dict]:
-    """Per model + probe: seconds to embed train + val (from the caches' records) plus the probe's fit time,
+def training_cost(ev: ScoreEvaluation) -> list[dict]:
+    """Per model + chosen probe: seconds to embed train + val (from the caches' records) plus the probe's fit,
     against the fine-tuned model's training hours."""
-    hours = (ev.get("screening_setup") or {}).get("fine_tuned_training_hours")
+    hours = ev.screening_setup.fine_tuned_training_hours
     rows = []
-    for v, p, m in probe_entries(ev):
-        cost = ev["models"][v].get("embedding_cost") or {}
-        parts = [cost.get(s) or {} for s in ("train", "val")]
+    for v, p, m in ev.chosen_entries():
+        parts = [ev.models[v].embedding_cost.get(s) or {} for s in ("train", "val")]
         embed = sum(x["seconds"] for x in parts) if all(finite(x.get("seconds")) for x in parts) else None
-        total = embed + m["train_seconds"] if embed is not None and finite(m.get("train_seconds")) else None
-        rows.append({"variant": v, "probe": p, "embedding_seconds": embed, "probe_seconds": m.get("train_seconds"),
+        total = embed + m.train_seconds if embed is not None and finite(m.train_seconds) else None
+        rows.append({"variant": v, "probe": p, "embedding_seconds": embed, "probe_seconds": m.train_seconds,
                      "total_seconds": total, "device": ", ".join(parts[0].get("devices") or []) or None,
                      "share_of_fine_tuned": [total / (h * 3600) for h in hours] if total and hours else None})
     return rows
 
 
-def article_score_rows(ev: dict) -> list[tuple[str, str, dict]]:
-    """(variant, probe, article-score figures: weighted MAE, tier accuracy, confusion, within ±0.5 / ±1.0)."""
-    return [(v, p, m["article_scores"]) for v, p, m in probe_entries(ev) if m.get("article_scores")]
-
-
-def frozen_base(ev: dict) -> dict | None:
+def frozen_base(ev: ScoreEvaluation) -> dict | None:
     """The fine-tuned model's own base, frozen (config role frozen_base), with its chosen probe, if evaluated."""
-    hits = [{"variant": v, "probe": p, "mae": m["overall_mae"], "ci": m.get("mae_ci95"), "val_mae": m["val_mae"]}
-            for v, p, m in chosen(ev) if ev["models"][v].get("role") == "frozen_base"]
+    hits = [{"variant": v, "probe": p, "mae": m.overall_mae, "ci": m.mae_ci95, "val_mae": m.val_mae}
+            for v, p, m in ev.chosen_entries() if ev.models[v].role == "frozen_base"]
     return min(hits, key=lambda h: h["val_mae"]) if hits else None
 
 
 # -- would more labels help? (learning curve, train_probes.py --train-fractions) -----------------
-CURVE_RULE = ("the last step of each curve decides, from the full training split against the largest subset: "
-              "the paired difference of per-article test MAE (full minus subset, the same test articles) with "
-              "its 95% bootstrap CI. Wholly below zero: still falling (the last added labels lowered the error, "
-              "so more labels would probably help); containing zero: flat (no change distinguishable from "
-              "noise at that step, so more labels of the same kind are unlikely to help much); wholly above "
-              "zero: rising (the error grew)")
+CURVE_RULE = ("each curve is read over its last doubling of training articles (the full split against the "
+              "largest subset at most half its size, whatever fractions were asked): the paired difference of "
+              "per-article test MAE, divided by the number of doublings, read against the equivalence margin. "
+              "Wholly below −margin: still falling (another doubling would probably lower the error by more "
+              "than the margin); wholly inside ±margin: flat; wholly above +margin: rising; else inconclusive")
 
 
-def learning_curve_rows(ev: dict) -> list[dict]:
-    """One row a point of every learning curve: {variant, probe, fraction, n_train, mae, ci, val_mae,
-    difference, difference_ci} (difference: against the point before, None for the first)."""
-    rows = []
-    for v, p, points in learning_curves(ev):
-        for point in points:
-            step = point.get("vs_previous") or {}
-            rows.append({"variant": v, "probe": p, "fraction": point.get("fraction"), "n_train": point["n_train"],
-                         "mae": point["test_mae"], "ci": point["mae_ci95"], "val_mae": point.get("val_mae"),
-                         "difference": step.get("mae_difference"), "difference_ci": step.get("difference_ci95")})
-    return rows
+def learning_curves(ev) -> list[tuple[str, str, list]]:
+    """(variant, probe, points by training articles, the full-data probe last) of every probe with a curve."""
+    return [(v, p, m.learning_curve) for v, p, m in ev.entries() if getattr(m, "learning_curve", None)]
 
 
-def curve_reading(points: list[dict]) -> dict:
-    """The reading of one learning curve by `CURVE_RULE`: {reading, n_first, mae_first, n_previous, n_last,
-    mae_last, difference, difference_ci, per_doubling}; reading is 'still falling', 'flat', 'rising' or
-    'one point' (nothing to compare). per_doubling: the last step's difference per doubling of the
-    training articles (difference / log2(n_last / n_previous))."""
-    first, last = points[0], points[-1]
-    out = {"n_first": first["n_train"], "mae_first": first["test_mae"], "n_last": last["n_train"],
-           "mae_last": last["test_mae"], "n_previous": None, "difference": None, "difference_ci": None,
-           "per_doubling": None, "reading": "one point"}
-    step = last.get("vs_previous")
-    if len(points) < 2 or not step or not finite(step.get("mae_difference")):
-        return out
-    lo, hi = step["difference_ci95"]
-    out.update(n_previous=step["n_train"], difference=step["mae_difference"], difference_ci=[lo, hi],
-               reading="still falling" if hi < 0 else "rising" if lo > 0 else "flat")
-    if last["n_train"] > step["n_train"] > 0:
-        out["per_doubling"] = step["mae_difference"] / math.log2(last["n_train"] / step["n_train"])
-    return out
+def learning_curve_readings(ev: ScoreEvaluation) -> list[dict]:
+    """Per curve: {variant, probe, chosen, first, last, reading} where reading is the last point's `vs_doubling`
+    (study/verdicts.py `curve_reading`, recorded by evaluate.py), None for a curve of one point."""
+    picks = {(v, p) for v, p, _ in ev.chosen_entries()}
+    return [{"variant": v, "probe": p, "chosen": (v, p) in picks, "first": points[0], "last": points[-1],
+             "reading": points[-1].vs_doubling} for v, p, points in learning_curves(ev)]
 
 
-def learning_curve_readings(ev: dict) -> list[dict]:
-    """`curve_reading` of every learning curve, with its variant and probe and whether it is the model's probe
-    chosen on validation."""
-    picks = {(v, p) for v, p, _ in chosen(ev)}
-    return [{"variant": v, "probe": p, "chosen": (v, p) in picks, **curve_reading(points)}
-            for v, p, points in learning_curves(ev)]
-
-
-def learning_curve_answer(ev: dict) -> dict | None:
-    """The reading for the best model + probe chosen on validation when it has a curve, else for the first
-    chosen probe that has one, else for the first curve; None without learning curves."""
+def learning_curve_answer(ev: ScoreEvaluation) -> dict | None:
+    """The reading of the best model + probe when it has a curve, else of the first chosen probe with one."""
     readings = learning_curve_readings(ev)
-    b = ev.get("best") or {}
     for r in readings:
-        if (r["variant"], r["probe"]) == (b.get("model"), b.get("probe")):
+        if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe):
             return r
     return next((r for r in readings if r["chosen"]), readings[0] if readings else None)
 
 
 def curve_sentence(r: dict) -> str:
     """A `learning_curve_readings` entry in plain words."""
-    head = (f"{r['variant']} + {r['probe']}: test MAE {r['mae_first']:.3f} with {r['n_first']:,} training articles, "
-            f"{r['mae_last']:.3f} with {r['n_last']:,}")
-    if r["reading"] == "one point":
+    first, last, d = r["first"], r["last"], r["reading"]
+    head = (f"{r['variant']} + {r['probe']}: test MAE {first.test_mae:.3f} with {first.n_train:,} training articles, "
+            f"{last.test_mae:.3f} with {last.n_train:,}")
+    if d is None:
         return head + "; a single point, nothing to read."
-    d, (lo, hi) = r["difference"], r["difference_ci"]
-    step = (f"; the last step ({r['n_previous']:,} to {r['n_last']:,} articles) changed it by {d:+.3f} "
-            f"(95% CI {lo:+.3f} to {hi:+.3f}")
-    step += f", {r['per_doubling']:+.3f} per doubling)" if r["per_doubling"] is not None else ")"
-    meaning = {"still falling": "still falling — more labels would probably help",
-               "flat": "flat — the CI includes zero, so more labels of the same kind are unlikely to help much",
-               "rising": "rising — the error grew at the last step, so more labels did not help there"}
-    return f"{head}{step}. Reading: {meaning[r['reading']]}."
+    lo, hi = d.per_doubling_ci95
+    per = ("an undefined interval" if lo is None or hi is None else f"95% CI {lo:+.3f} to {hi:+.3f}")
+    return (f"{head}; over the last doubling ({d.n_reference:,} to {d.n_last:,} articles) it changed by "
+            f"{d.per_doubling:+.3f} per doubling ({per}, margin ±{d.margin:g}). Reading: {d.reading}.")

@@ -2,9 +2,7 @@
 
 Every phase builds its record, validates it against its model here (`write_record`) and writes
 `model_dump()`; every consumer reads it back through `read_record` (or `results.read_evaluation`) and
-uses attributes, except report.py, comparison.py and findings.py, which still index the validated dump
-(`legacy_dict`) until their conversion is done. The
-models are strict (`extra="forbid"`, every field required unless it is optional by nature) and
+uses attributes. The models are strict (`extra="forbid"`, every field required unless it is optional by nature) and
 carry a `schema_version`: a file of another version or shape is refused with one `error:` line
 naming the file, the field and what was expected, so a renamed key fails loudly instead of
 printing an empty cell.
@@ -665,14 +663,9 @@ def merge_record(path: Path, model: type[M], update: dict, remedy: str) -> M:
     """Merge `update` into the record at `path` (created if absent) under a lock, so that concurrent runs lose no
     entry; the merged record is validated as `model` before it is written."""
     with locked(path):
-        old = legacy_dict(read_record(path, model, "file", remedy)) if Path(path).exists() else {}
+        old = (read_record(path, model, "file", remedy).model_dump(mode="json", by_alias=True, exclude_unset=True)
+               if Path(path).exists() else {})
         return write_record(path, model, deep_merge(old, update))
-
-
-def legacy_dict(record: Record) -> dict:
-    """TRANSITIONAL: the validated record as the plain dict that the report, comparison and findings modules
-    still index by key (their conversion to attributes is under way); every file is validated before this."""
-    return record.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def write_record(path: Path, model: type[M], data: dict) -> M:

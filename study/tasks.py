@@ -33,6 +33,7 @@ class Task:
     headline: Metric
     analyses: frozenset[str]
     options: tuple[tuple[str, str], ...]   # run_all options that only this task takes: (option, attribute)
+    report_sections: tuple[str, ...]       # the report's sections in order (methods of study/report.py Report)
 
     def has(self, analysis: str) -> bool:
         if analysis not in ANALYSES:
@@ -46,13 +47,16 @@ SCORES = Task(name="regression", label="scores", probes=("ridge", "mlp", "lightg
               analyses=frozenset({"bands", "tiers", "screening", "sweeps", "chunking", "pairs", "learning_curve",
                                   "error_figures"}),
               options=(("--train-fractions", "train_fractions"), ("--baseline-mae", "baseline_mae"),
-                       ("--baseline-predictions", "baseline_predictions")))
+                       ("--baseline-predictions", "baseline_predictions")),
+              report_sections=("decision", "leaderboard", "q_bge", "q_truncation", "q_probes", "q_speed",
+                               "q_screening", "q_pairs", "q_learning_curve", "limitations", "annex"))
 
 YES_NO = Task(name="classification", label="yes/no labels", probes=("logistic", "mlp", "lightgbm"),
               validation_field="val_log_loss", validation_label="validation log-loss",
               headline=Metric("test F1", "f1", "f1_ci95", lower_is_better=False),
               analyses=frozenset({"confusion"}),
-              options=(("--baseline-f1", "baseline_f1"),))
+              options=(("--baseline-f1", "baseline_f1"),),
+              report_sections=("decision", "leaderboard", "q_probes", "q_speed", "limitations", "annex"))
 
 TASKS = {t.name: t for t in (SCORES, YES_NO)}
 

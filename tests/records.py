@@ -52,6 +52,23 @@ def screening(thresholds=()) -> dict:
     return {"thresholds": list(thresholds), "curve": {"threshold": [], "skip_share": [], "recall": []}}
 
 
+def screening_threshold(target, guaranteed_skip, plug_in_skip, certified=True) -> dict:
+    """A `ScreeningThreshold`: the plug-in threshold and the guaranteed one (or, not certified, why not) with the
+    test skip shares given."""
+    test = lambda skip: {"n": 100, "n_skipped": int(100 * skip), "skip_share": skip, "recall": 0.99,  # noqa: E731
+                         "skipped_mae": 0.5, "n_relevant": 60, "n_kept_relevant": 59, "skip_share_ci95": [0, 1],
+                         "skip_share_exact_ci95": [0, 1], "recall_ci95": [0.9, 1], "recall_exact_ci95": [0.9, 1],
+                         "skipped_mae_ci95": [0.4, 0.6], "recall_below_target": False, "skipped_too_few": False}
+    val = {"n": 80, "n_skipped": 10, "skip_share": 0.125, "recall": 0.99, "skipped_mae": 0.5}
+    g = {"threshold": 2.5 if certified else None, "confidence": 0.95, "n_relevant": 60,
+         "misses_allowed": 0 if certified else None, "articles_needed": 59 if certified else 299,
+         "certified": certified, "note": None if certified else "cannot be certified with 60 articles (needs 299)"}
+    if certified:
+        g.update(val=val, test=test(guaranteed_skip))
+    return {"target_recall": target, "threshold": 3.0, "val": val, "test": test(plug_in_skip), "n_relevant_val": 60,
+            "guaranteed": g}
+
+
 def score_probe(overall_mae=1.0, val_mae=None, dims=("score",), **kw) -> dict:
     """One `ScoreProbe`: pass what the test checks (overall_mae, mae_ci95, val_mae, per_dimension, ...)."""
     out = {**scores(overall_mae, dims),

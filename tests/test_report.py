@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_script, write_config
-from records import (mean_predictor, paired, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
+from records import (mean_predictor, paired, screening_threshold, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
                      model_entry, score_evaluation, score_probe, scores, trained_probe, training_summary)
 
 DIMS = ["clarity", "depth"]
@@ -29,6 +29,8 @@ def _probe_entry(base: float, k: int) -> dict:
         truncation={"max_tokens": 128, "truncated": {"n": 12, "mae": mae + 0.0655},
                     "not_truncated": {"n": 38, "mae": mae - 0.0207}},
         inference_ms_per_article=0.01, selected={"alpha": 10.0, "alpha_at_grid_edge": False},
+        screening={"thresholds": [screening_threshold(0.95, 0.25, 0.31), screening_threshold(0.99, 0, 0.12, False)],
+                   "curve": {"threshold": [1.0, 2.0], "skip_share": [0.1, 0.3], "recall": [1.0, 0.97]}},
         **({} if k == 0 else {"vs_chosen": {**paired(0.011 * k, (0.011 * k - 0.009, 0.011 * k + 0.009),
                                                      "inconclusive" if k == 1 else "worse"), "chosen": "ridge"}}))
 
@@ -128,7 +130,7 @@ def results(tmp_path):
         (res / rel).write_text(json.dumps(data))
     for i, rel in enumerate(ERROR_FIGURES.values()):
         _png(res / rel, i)
-    figures = {name: f"figures/toy_{name}.png" for name in ("mae_by_model", "dimension_mae_heatmap")}
+    figures = {name: f"figures/toy_{name}.png" for name in ("mae_by_model", "screening_curve")}
     for i, rel in enumerate(figures.values(), 10):
         _png(res / rel, i)
     (res / "toy_comparison.json").write_text(json.dumps(comparison_record(figures)))
@@ -156,59 +158,79 @@ def rows(t) -> list[list[str]]:
     return [[c.text for c in r.cells] for r in t.rows[1:]]
 
 
+def f3(x) -> str:
+    """A number as the report prints it: 3 decimals, the minus sign."""
+    return f"{round(x, 3):.3f}".replace("-", "\u2212")
+
+
+def s3(x) -> str:
+    return f"{round(x, 3):+.3f}".replace("-", "\u2212")
+
+
 def test_report_numbers_equal_the_json(results, tmp_path):
     cfg, res = results
     ev = evaluation()
     out = tmp_path / "out" / "report.docx"
     doc = report(cfg, out)
-    f3 = lambda x: f"{round(x, 3):.3f}"  # noqa: E731
 
-    overall = table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE", "Spearman", "Band")
-    body = {(r[0], r[1]): r for r in rows(overall)}
+    board = table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]", "− train mean [95% CI]",
+                  "− fine-tuned [95% CI]", "Bands the CI spans", "Spearman", "Articles/s")
+    body = {(r[0], r[1]): r for r in rows(board)}
+    assert ("bge-m3", "ridge (best)") in body    # the one chosen on validation is marked
+    body = {(m, p.replace(" (best)", "")): r for (m, p), r in body.items()}
     for model, entry in ev["models"].items():
         for probe in PROBES:
             m = entry["probes"][probe]
             r = body[model, probe]
-            assert r[2:7] == [f3(m["val_mae"]), f3(m["overall_mae"]),
-                              f"{f3(m['mae_ci95'][0])}–{f3(m['mae_ci95'][1])}", f3(m["overall_rmse"]),
-                              f3(m["overall_spearman"])]
-    assert body["train-mean predictor", "—"][3] == f3(ev["mean_predictor"]["overall_mae"])
+            d = m["vs_mean_predictor"]
+            assert r[2:5] == [f3(m["val_mae"]), f"{f3(m['overall_mae'])} [{f3(m['mae_ci95'][0])}, {f3(m['mae_ci95'][1])}]",
+                              f"{s3(d['mae_difference'])} [{s3(d['difference_ci95'][0])}, {s3(d['difference_ci95'][1])}] "
+                              f"{d['verdict']}"]
+            assert r[7] == f3(m["overall_spearman"])
+    # bge-m3 has the fine-tuned predictions (paired); mini-128 only the single baseline MAE (unpaired, same rule)
+    assert body["bge-m3", "ridge"][5] == "+0.068 [+0.021, +0.115] worse"
+    mini = ev["models"]["mini-128"]["probes"]["ridge"]
+    lo, hi = (x - 0.68 for x in mini["mae_ci95"])
+    assert body["mini-128", "ridge"][5] == f"{s3(mini['overall_mae'] - 0.68)} [{s3(lo)}, {s3(hi)}] worse (unpaired)"
+    assert body["bge-m3", "ridge"][6] == "partial, possibly closes the gap"
+    assert {m: body[m, "ridge"][8] for m in MODELS} == {"mini-128": "812.2", "bge-m3": "95.5"}
+    assert body["train-mean predictor", "—"][3] == f"{f3(1.9876)} [1.800, 2.100]"
     assert body["fine-tuned baseline", "—"][3] == f3(ev["baseline_mae"])
-    paired = table(doc, "Model", "Probe", "n", "Probe MAE", "Fine-tuned MAE", "Difference", "95% CI")
-    assert rows(paired)[0] == ["bge-m3", "ridge", "48", "0.751", "0.683", "+0.068", "0.021–0.115"]
-    for r in overall.rows[1:]:  # numbers right-aligned
+    for r in board.rows[1:]:  # numbers right-aligned
         assert r.cells[3].paragraphs[0].alignment == docx.enum.text.WD_ALIGN_PARAGRAPH.RIGHT
 
-    per_dim = table(doc, "Model + probe")
-    assert [c.text for c in per_dim.rows[0].cells] == ["Model + probe", *DIMS]
-    body = {r[0]: r[1:] for r in rows(per_dim)}
+    per_dim = table(doc, "Model + probe", "RMSE")
+    assert [c.text for c in per_dim.rows[0].cells] == ["Model + probe", "RMSE", *DIMS]
+    dims = {r[0]: r[1:] for r in rows(per_dim)}
     for model, entry in ev["models"].items():
         for probe in PROBES:
-            assert body[f"{model} + {probe}"] == [f3(entry["probes"][probe]["per_dimension"][d]["mae"]) for d in DIMS]
+            m = entry["probes"][probe]
+            assert dims[f"{model} + {probe}"] == [f3(m["overall_rmse"])] + [f3(m["per_dimension"][d]["mae"]) for d in DIMS]
 
     per_lang = table(doc, "Language", "n")
     head = [c.text for c in per_lang.rows[0].cells]
     for r in rows(per_lang):
-        for col, label in enumerate(head[2:], 2):
-            model, probe = label.split(" + ")
-            assert r[col] == f3(ev["models"][model]["probes"][probe]["per_language"][r[0]]["mae"])
+        for col, name in enumerate(head[2:], 2):
+            model, probe = name.split(" + ")
+            mae = f3(ev["models"][model]["probes"][probe]["per_language"][r[0]]["mae"])
+            # 20 French test articles are fewer than min_group_articles (30): shown, flagged
+            assert r[col] == (mae + " (too few)" if r[0] == "fr" else mae)
         assert r[1] == str(ev["language_counts"][r[0]])
 
     trunc = table(doc, "Model", "Max tokens")
-    mini = next(r for r in rows(trunc) if r[0] == "mini-128")
+    cut = next(r for r in rows(trunc) if r[0] == "mini-128")
     chosen = min(PROBES, key=lambda p: ev["models"]["mini-128"]["probes"][p]["val_mae"])
     assert chosen == ev["models"]["mini-128"]["chosen_probe"]
     t = ev["models"]["mini-128"]["probes"][chosen]["truncation"]
-    assert mini[4:] == [chosen, "12", f3(t["truncated"]["mae"]), "38", f3(t["not_truncated"]["mae"]),
-                        f"{t['truncated']['mae'] - t['not_truncated']['mae']:+.3f}"]
+    assert cut[3:] == [chosen, "12", f3(t["truncated"]["mae"]), "38", f3(t["not_truncated"]["mae"]), "too few to judge"]
 
-    speed = table(doc, "Model", "Probe", "Test MAE", "Articles/s")
-    assert {r[0]: r[3] for r in rows(speed)} == {"mini-128": "812.2", "bge-m3": "95.5"}
+    speed = table(doc, "Model", "Probe", "Articles/s")
+    assert {r[0]: r[2] for r in rows(speed)} == {"mini-128": "812.2", "bge-m3": "95.5"}
 
-    probes = table(doc, "Model", "Probe", "Val MAE", "Test MAE", "Minus chosen [95% CI]", "Against the chosen probe")
-    against = {(r[0], r[1]): (r[3], r[5]) for r in rows(probes)}
-    assert against["bge-m3", "ridge"] == (f3(ev["models"]["bge-m3"]["probes"]["ridge"]["overall_mae"]), "chosen on validation")
-    assert against["bge-m3", "mlp"][1] == "inconclusive" and against["bge-m3", "lightgbm"][1] == "worse"
+    probes = table(doc, "Model", "Probe", "Validation MAE", "− chosen [95% CI]", "Reading")
+    against = {(r[0], r[1]): r[4] for r in rows(probes)}
+    assert against["bge-m3", "ridge"] == "chosen on validation"
+    assert against["bge-m3", "mlp"] == "inconclusive" and against["bge-m3", "lightgbm"] == "worse"
 
     text = text_of(doc)
     b = ev["best"]
@@ -218,22 +240,57 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     assert decision["Does bge-m3 close the gap?"] == "partial, possibly closes the gap"
     assert decision["Does the best probe learn anything (against predicting the training mean)?"] == "better"
     assert decision["Which probe?"] == "ridge, chosen on validation: inconclusive against mlp; better than lightgbm"
-    assert f"test MAE {f3(b['test_mae'])}" in text and f"{f3(b['mae_ci95'][0])}–{f3(b['mae_ci95'][1])}" in text
+    assert f"test MAE {f3(b['test_mae'])} [{f3(b['mae_ci95'][0])}, {f3(b['mae_ci95'][1])}]" in text
     assert "Gap to it" not in text and "config.yaml baseline_mae" in text   # no reading from the sign of a point
     assert "random weights" in text and "bge-m3" in text
-    assert "Does bge-m3 close the gap?" in text
 
-    # figures: 2 comparison + 3 error analysis, each with a caption; no quality/speed chart of two points
-    assert len(doc.inline_shapes) == 5
+    # figures: the screening curve and two of the three error figures (the bias-per-bin figure repeats its
+    # table, the MAE bars the results table: one place for each number), each with a caption; no
+    # quality/speed chart of two points
+    assert len(doc.inline_shapes) == 3
     images = [p for p in doc.part.package.parts if p.content_type == "image/png"]
-    assert len(images) == 5
+    assert len(images) == 3
     captions = [p.text for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Figure")]
-    assert len(captions) == 5
+    assert len(captions) == 3 and any("skip the fine-tuned model" in c for c in captions)
     assert not (out.parent / "report_figures" / "quality_vs_speed.png").exists()
     headings = [p.text for p in doc.paragraphs if p.style.name == "Heading 1"]
-    assert headings == ["1. Decision", "Contents", "2. Answers to the study's questions", "3. Method", "4. Results",
-                        "5. Error analysis", "6. Limitations", "Appendix"]
+    assert headings == ["1. Decision", "Contents", "2. Results", "3. Limitations", "Annex"]
     assert sorted(p.name for p in out.parent.iterdir()) in (["report.docx"], ["report.docx", "report_figures"])
+
+
+def _markdown_tables(md: str) -> dict[str, list[list[str]]]:
+    """{caption: rows with the header first} of every table in a markdown file written by study/document.py."""
+    tables, lines = {}, md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("**Table ") and "** " in line:
+            caption = line.split("** ", 1)[1]
+            body = [r for r in lines[i + 2:] if r.startswith("| ")] if lines[i + 2].startswith("| ") else []
+            end = next((k for k, r in enumerate(lines[i + 2:]) if not r.startswith("| ")), len(lines))
+            body = lines[i + 2:i + 2 + end]
+            cells = [[c.strip().replace("\\|", "|") for c in r.strip("| ").split(" | ")] for r in body]
+            tables[caption] = [cells[0]] + cells[2:]   # header, then the rows (the alignment rule left out)
+    return tables
+
+
+def test_the_comparison_markdown_and_the_word_report_are_one_document(results, tmp_path):
+    """Both files come from the same table specs: every table the markdown holds is in the Word report with the
+    same caption and the same cells (the input-file list aside: each names what it was built from)."""
+    cfg, res = results
+    run_script("compare_results.py", "--config", cfg, "--dataset", "toy")
+    md = (res / "toy_comparison_report.md").read_text(encoding="utf-8")
+    doc = report(cfg, tmp_path / "r.docx")
+    word = {}
+    captions = [p.text for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table ")]
+    for caption, t in zip(captions, doc.tables):
+        word[caption.split(". ", 1)[1]] = [[c.text for c in r.cells] for r in t.rows]
+    tables = _markdown_tables(md)
+    assert len(tables) >= 10
+    board = next(k for k in tables if k.startswith("Every model and probe"))
+    assert tables[board] == word[board] and len(tables[board]) == 1 + 6 + 2     # header, 6 probes, 2 references
+    for caption, cells in tables.items():
+        if not caption.startswith("Every file this report"):
+            assert caption in word, caption
+            assert cells == word[caption], caption
 
 
 def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
@@ -244,9 +301,9 @@ def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
     doc = report(cfg, tmp_path / "r.docx")
     text = text_of(doc)
     assert "Speed comparison unavailable" in text and "run benchmark_speed.py" in text
-    assert "Error analysis unavailable" in text and "Comparison charts unavailable" in text
+    assert "Error analysis unavailable" in text and "Screening curve unavailable" in text
     assert len(doc.inline_shapes) == 0
-    table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE")  # the results tables are still there
+    table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]")  # the results tables are still there
 
 
 def test_no_baseline_and_no_bge(tmp_path):
@@ -263,7 +320,8 @@ def test_no_baseline_and_no_bge(tmp_path):
     assert "without a fine-tuned baseline the replacement question cannot be answered" in text
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
     assert decision["Does bge-m3 close the gap?"] == "cannot be judged on this data: bge-m3 was not evaluated"
-    assert "Band" not in [c.text for c in table(doc, "Model", "Probe", "Val MAE", "Test MAE", "95% CI", "RMSE").rows[0].cells]
+    head = [c.text for c in table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]").rows[0].cells]
+    assert "Bands the CI spans" not in head and "− fine-tuned [95% CI]" not in head
 
 
 def test_missing_evaluation_exits_2_with_one_line(tmp_path):
@@ -344,4 +402,4 @@ def test_inputs_of_another_evaluation_are_left_out_and_named(results, tmp_path):
     rec = json.loads((res / "toy_comparison.json").read_text())
     rec["evaluation_sha256"] = current   # the current one's are used again
     (res / "toy_comparison.json").write_text(json.dumps(rec))
-    assert len(report(cfg, tmp_path / "r2.docx").inline_shapes) == 2
+    assert len(report(cfg, tmp_path / "r2.docx").inline_shapes) == 1   # its screening curve (the bars repeat a table)

@@ -1,0 +1,221 @@
+"""The document model of the study's reports: blocks, recorded once, rendered to Word or markdown.
+
+A report's sections (study/report.py) write headings, paragraphs, captioned tables and figures
+into a `Document`; `to_docx` lays the same blocks out with study/docx_writer.py and
+`to_markdown` writes them as the comparison markdown. A table is one spec (caption, header,
+rows of formatted cells, alignment), so both files show the same numbers in the same cells,
+numbered the same way. Number formatting is study/formats.py.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from PIL import Image, UnidentifiedImageError
+
+Part = Union[str, tuple]   # plain text, or (text, "b" | "i" | "bi")
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 1
+
+
+@dataclass
+class Para:
+    parts: tuple
+    bullet: bool = False
+
+
+@dataclass
+class Unavailable:
+    what: str
+    why: str
+
+
+@dataclass
+class Table:
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    align: str              # 'l' / 'r' / 'c' per column
+    font_pt: float = 9
+
+
+@dataclass
+class Figure:
+    path: Path
+    caption: str
+
+
+@dataclass
+class Code:
+    text: str
+
+
+@dataclass
+class PageBreak:
+    pass
+
+
+@dataclass
+class Contents:
+    pass
+
+
+Block = Union[Heading, Para, Unavailable, Table, Figure, Code, PageBreak, Contents]
+
+
+@dataclass
+class Document:
+    """What a report's sections write into; the blocks in order, nothing laid out yet."""
+    title: str
+    subtitle: str
+    blocks: list = field(default_factory=list)
+    embedded: set = field(default_factory=set)     # resolved figure paths already placed
+    missing: list = field(default_factory=list)    # what each `unavailable` note named
+    comments: str = ""                              # the Word file's properties comment
+
+    @property
+    def tables(self) -> int:
+        return sum(isinstance(b, Table) for b in self.blocks)
+
+    @property
+    def figures(self) -> int:
+        return sum(isinstance(b, Figure) for b in self.blocks)
+
+    def heading(self, text: str, level: int = 1):
+        self.blocks.append(Heading(text, level))
+
+    def para(self, *parts: Part):
+        self.blocks.append(Para(parts))
+
+    def bullet(self, *parts: Part):
+        self.blocks.append(Para(parts, bullet=True))
+
+    def unavailable(self, what: str, why: str):
+        """The note a section prints when its input is missing."""
+        self.missing.append(what)
+        self.blocks.append(Unavailable(what, why))
+
+    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9):
+        if len(align) != len(header) or any(len(r) != len(header) for r in rows):
+            raise ValueError(f"table {caption[:40]!r}: header, alignment and rows differ in width")
+        self.blocks.append(Table(caption, list(header), [[str(c) for c in r] for r in rows], align, font_pt))
+
+    def figure(self, path, caption: str) -> bool:
+        """Place a png once; a missing or unreadable file becomes an `unavailable` note instead."""
+        path = Path(path)
+        if path.resolve() in self.embedded:
+            return True
+        if not path.is_file():
+            self.unavailable(f"Figure {path.name}", f"{path} was not found")
+            return False
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            self.unavailable(f"Figure {path.name}", f"{path} could not be read ({exc})")
+            return False
+        self.embedded.add(path.resolve())
+        self.blocks.append(Figure(path, caption))
+        return True
+
+    def code(self, text: str):
+        self.blocks.append(Code(text))
+
+    def page_break(self):
+        self.blocks.append(PageBreak())
+
+    def contents_here(self):
+        self.blocks.append(Contents())
+
+
+def to_docx(document: Document, out: Path):
+    """Lay the blocks out in Word (study/docx_writer.py) and save `out` atomically; returns the Writer."""
+    from study.docx_writer import Writer
+
+    w = Writer(document.title, document.subtitle)
+    for b in document.blocks:
+        if isinstance(b, Heading):
+            w.heading(b.text, b.level)
+        elif isinstance(b, Para):
+            (w.bullet if b.bullet else w.para)(*b.parts)
+        elif isinstance(b, Unavailable):
+            w.unavailable(b.what, b.why)
+        elif isinstance(b, Table):
+            w.table(b.caption, b.header, b.rows, b.align, b.font_pt)
+        elif isinstance(b, Figure):
+            w.figure(b.path, b.caption)
+        elif isinstance(b, Code):
+            w.code(b.text)
+        elif isinstance(b, PageBreak):
+            w.page_break()
+        elif isinstance(b, Contents):
+            w.contents_here()
+    if document.comments:
+        w.doc.core_properties.comments = document.comments
+    w.save(out)
+    return w
+
+
+def _md_text(parts) -> str:
+    out = []
+    for part in parts:
+        text, fmt = part if isinstance(part, tuple) else (part, "")
+        text = str(text)
+        stripped = text.strip()
+        if fmt and stripped:   # markdown emphasis must hug the text: keep the outer spaces outside it
+            mark = ("**" if "b" in fmt else "") + ("*" if "i" in fmt else "")
+            lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+            text = f"{lead}{mark}{stripped}{mark[::-1]}{trail}"
+        out.append(text)
+    return "".join(out)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(document: Document, folder: Path) -> str:
+    """The blocks as markdown; figure links relative to `folder` (where the markdown file is written)."""
+    lines = [f"# {document.title}", "", f"*{document.subtitle}*", ""]
+    tables = figures = 0
+    for b in document.blocks:
+        if isinstance(b, Heading):
+            lines += ["#" * (b.level + 1) + " " + b.text, ""]
+        elif isinstance(b, Para):
+            lines += [("- " if b.bullet else "") + _md_text(b.parts), "" if not b.bullet else None]
+        elif isinstance(b, Unavailable):
+            lines += [f"**{b.what} unavailable:** *{b.why}*", ""]
+        elif isinstance(b, Table):
+            tables += 1
+            rule = [{"l": "---", "r": "---:", "c": ":---:"}[a] for a in b.align]
+            lines += [f"**Table {tables}.** {b.caption}", "",
+                      "| " + " | ".join(_md_cell(h) for h in b.header) + " |", "| " + " | ".join(rule) + " |"]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            lines.append("")
+        elif isinstance(b, Figure):
+            figures += 1
+            rel = Path(os.path.relpath(Path(b.path).resolve(), Path(folder).resolve())).as_posix()
+            lines += [f"![Figure {figures}. {b.caption}]({rel})", "", f"**Figure {figures}.** {b.caption}", ""]
+        elif isinstance(b, Code):
+            lines += ["```", b.text, "```", ""]
+    text = "\n".join(x for x in _close_lists(lines))
+    return text.rstrip() + "\n"
+
+
+def _close_lists(lines: list) -> list[str]:
+    """Bullets run together; a blank line after the last of a run (None marks 'inside a list')."""
+    out = []
+    for i, line in enumerate(lines):
+        if line is None:
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            if not (isinstance(nxt, str) and nxt.startswith("- ")):
+                out.append("")
+            continue
+        out.append(line)
+    return out
