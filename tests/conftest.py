@@ -153,3 +153,16 @@ def workspace(prepared, tmp_path, tiny_model):
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
     return cfg, tmp_path / "demo_ds"
+
+
+def markdown_tables(md: str) -> dict[str, list[list[str]]]:
+    """{caption: rows with the header first} of every table in a markdown file written by study/document.py."""
+    tables, lines = {}, md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("**Table ") and "** " in line:
+            caption = line.split("** ", 1)[1]
+            end = next((k for k, r in enumerate(lines[i + 2:]) if not r.startswith("| ")), len(lines))
+            body = lines[i + 2:i + 2 + end]
+            cells = [[c.strip().replace("\\|", "|") for c in r.strip("| ").split(" | ")] for r in body]
+            tables[caption] = [cells[0]] + cells[2:]   # header, then the rows (the alignment rule left out)
+    return tables

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script, write_config
+from conftest import markdown_tables, run_script, write_config
 from matplotlib.image import imread
-from records import mean_predictor, model_entry, score_evaluation, score_probe, scores
+from records import as_model, config_dump, mean_predictor, model_entry, score_evaluation, score_probe
 
 from study import plots
 from study.data import file_sha256
 from study.schemas import SCHEMA_VERSION
-from study.comparison import comparison_markdown, comparison_rows, dimension_matrix
+from study.comparison import comparison_rows, dimension_matrix
 
 DIMS = ["clarity", "evidence_strength"]
 MODEL = {"source": "sentence-transformers", "model_name": "unused", "dimensions": 8, "max_tokens": 128}
@@ -48,6 +48,11 @@ def make_results(baseline: float | None = 0.68) -> dict:
             "verdicts": {"candidates": 4, "vs_mean_predictor": "better", "null_result": None}}
     if baseline is not None:
         best.update(gap_to_baseline=0.7334 - baseline, band="closes the gap")
+        best["verdicts"].update(   # what evaluate.py records: the CI against the single baseline, and its bands
+            vs_baseline={"difference": 0.7334 - baseline, "ci95": [0.6747 - baseline, 0.7956 - baseline],
+                         "margin": 0.02, "better": "lower", "paired": False, "reference": baseline,
+                         "verdict": "inconclusive"},
+            bands_spanned=["closes the gap", "partial"], band_reading="partial, possibly closes the gap")
     return score_evaluation(
         models, best, dataset="toy", dims=DIMS, n_test=40, baseline_mae=baseline,
         baseline_source="config.yaml baseline_mae",
@@ -59,11 +64,23 @@ def make_results(baseline: float | None = 0.68) -> dict:
         evaluated_at="2026-01-01T00:00:00+00:00")
 
 
-def section_table(md: str, heading: str) -> list[list[str]]:
-    """Cells of the first markdown table under `## heading` (header row first, alignment row dropped)."""
-    section = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
-    return [[c.strip() for c in line.strip("|").split("|")] for i, line in enumerate(lines) if i != 1]
+def table(md: str, caption_start: str) -> list[list[str]]:
+    """Cells of the one markdown table whose caption starts with `caption_start` (header row first)."""
+    found = [cells for caption, cells in markdown_tables(md).items() if caption.startswith(caption_start)]
+    assert len(found) == 1, (caption_start, list(markdown_tables(md)))
+    return [[c.replace("\u200b", "") for c in row] for row in found[0]]
+
+
+def compare(setup, results: dict) -> str:
+    """Run compare_results.py on `results`; the markdown it wrote."""
+    cfg, data_dir, results_dir = setup
+    results = {**results, "config": config_dump(cfg)}   # the configuration the evaluation ran with
+    (results_dir / "toy_evaluation_results.json").parent.mkdir(parents=True, exist_ok=True)
+    (results_dir / "toy_evaluation_results.json").write_text(json.dumps(results))
+    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir)
+    report = results_dir / "toy_comparison_report.md"
+    assert str(report) in proc.stdout
+    return report.read_text(encoding="utf-8")
 
 
 def assert_png(path: Path, min_side: int = 300) -> None:
@@ -83,40 +100,37 @@ def setup(tmp_path):
 def test_report_and_charts_hold_the_json_numbers(setup):
     cfg, data_dir, results_dir = setup
     results = make_results()
-    (results_dir / "toy_evaluation_results.json").parent.mkdir(parents=True)
-    (results_dir / "toy_evaluation_results.json").write_text(json.dumps(results))
-    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir)
+    md = compare(setup, results)
 
-    report = results_dir / "toy_comparison_report.md"
-    assert str(report) in proc.stdout
-    md = report.read_text(encoding="utf-8")
+    board = table(md, "Every model and probe")
+    assert board[0] == ["Model", "Probe", "Val MAE", "Test MAE [95% CI]", "− train mean [95% CI]",
+                        "− fine-tuned [95% CI]", "Bands the CI spans", "Spearman", "Articles/s"]
+    body = board[1:5]   # sorted by test MAE; the validation choice is marked, not the test winner
+    assert [(r[0], r[1], r[3]) for r in body] == [
+        ("m-large", "ridge", "0.705 [0.651, 0.763]"), ("m-large", "mlp (best)", "0.733 [0.675, 0.796]"),
+        ("m-small", "mlp", "0.802 [0.742, 0.863]"), ("m-small", "ridge", "0.912 [0.851, 0.974]")]
+    # against the single baseline MAE 0.68 (no predictions): the CI shifted by it, read by the same rule, unpaired
+    assert body[2][2] == "0.791" and body[2][5] == "+0.122 [+0.062, +0.183] worse (unpaired)"
+    assert body[2][6] == "no improvement, possibly partial or closes the gap" and body[2][7] == "0.501"  # 0.742-0.863
+    assert board[5] == ["train-mean predictor", "—", "—", "1.432 [1.301, 1.557]", "reference", "—", "—", "—", "—"]
+    assert board[6][:4] == ["fine-tuned baseline", "—", "—", "0.680"]
+    assert "Fine-tuned baseline from config.yaml baseline_mae" in md
 
-    overall = section_table(md, "Overall results")
-    assert overall[0][:5] == ["#", "model", "probe", "test MAE", "95% CI"]
-    body = [r for r in overall[1:] if r[0]]  # ranked rows, sorted by test MAE
-    assert [(r[1], r[2].split()[0], r[3]) for r in body] == [
-        ("m-large", "ridge", "0.705"), ("m-large", "mlp", "0.733"), ("m-small", "mlp", "0.802"),
-        ("m-small", "ridge", "0.912")]
-    m = results["models"]["m-small"]["probes"]["mlp"]
-    assert body[2][4:] == ["[0.742, 0.863]", "1.101", "0.501", "0.791", "+0.122"]
-    assert body[1][2] == "mlp (best on val)"  # the validation choice is marked, not the test winner
-    assert ["", "train-mean predictor", "", "1.432", "[1.301, 1.557]", "1.877", "n/a", "", "+0.752"] in overall
+    decision = {r[0]: r[1] for r in table(md, "The study's questions")[1:]}
+    assert decision["Does the best probe close the gap to the fine-tuned model?"].startswith(
+        "partial, possibly closes the gap")
 
-    best = md.split("## Best model", 1)[1].split("\n## ", 1)[0]
-    assert "**m-large + mlp**" in best and "test MAE 0.733 [0.675, 0.796]" in best
-    assert "baseline: test MAE 0.68 (config.yaml baseline_mae)" in best and "+0.053" in best
-    assert "**closes the gap**" in best and "inside the 95% CI" in best
+    dims = table(md, "Test RMSE and MAE per dimension")
+    assert dims[0] == ["Model + probe", "RMSE", *DIMS]
+    assert ["m-small + ridge", "1.201", "0.801", "1.023"] in dims and ["m-large + mlp", "1.012", "0.701", "0.766"] in dims
 
-    dims = section_table(md, "Test MAE per dimension")
-    assert dims[0] == ["model / probe", *DIMS]
-    assert ["m-small / ridge", "0.801", "1.023"] in dims and ["m-large / mlp", "0.701", "0.766"] in dims
+    langs = table(md, "Test MAE per language")
+    assert langs[0] == ["Language", "n", "m-small + mlp", "m-large + mlp"]
+    assert langs[1:] == [["en", "30", "0.779", "0.721"], ["fr", "10", "0.870 (too few)", "0.770 (too few)"]]
 
-    langs = section_table(md, "Test MAE per language")
-    assert langs[0] == ["model / probe", "en (n=30)", "fr (n=10)"]
-    assert ["m-small / mlp", f"{m['per_language']['en']['mae']:.3f}", "0.870"] in langs
-
-    trunc = section_table(md, "Truncation")
-    assert ["m-small / ridge", "128", "30 (75%)", "0.946", "10", "0.812", "+0.133"] in trunc
+    trunc = table(md, "Test MAE of the articles cut")
+    assert ["m-small", "128", "75.0%", "mlp", "30", "0.822", "10", "0.740", "too few to judge"] in trunc
+    assert "Speed comparison unavailable" in md and "run benchmark_speed.py" in md   # phase 4 comes later
 
     record = json.loads((results_dir / "toy_comparison.json").read_text())
     assert set(record.pop("provenance")) == {"code", "host", "device", "versions", "created_at"}
@@ -127,7 +141,6 @@ def test_report_and_charts_hold_the_json_numbers(setup):
                                   "dimension_mae_heatmap": "figures/toy_dimension_mae_heatmap.png"}}
     for rel in record["figures"].values():
         assert_png(results_dir / rel)
-        assert f"({rel})" in md
     assert not list(results_dir.rglob("*.tmp"))
 
 
@@ -140,16 +153,17 @@ def test_missing_evaluation_json_is_one_line_exit_2(setup):
     assert not (results_dir / "toy_comparison_report.md").exists()
 
 
-def test_without_baseline_no_band_and_bars_still_drawn(tmp_path):
+def test_without_baseline_no_band_and_bars_still_drawn(setup, tmp_path):
     results = make_results(baseline=None)
-    md = comparison_markdown(results, {})
-    assert "No fine-tuned baseline known" in md and "closes the gap" not in md
-    assert all(r[-1] == "n/a" for r in section_table(md, "Overall results")[1:])
-    out = plots.mae_bars(comparison_rows(results), None, tmp_path / "bars.png")
+    md = compare(setup, results)
+    head = table(md, "Every model and probe")[0]
+    assert "− fine-tuned [95% CI]" not in head and "Bands the CI spans" not in head
+    assert "no fine-tuned baseline MAE" in md and "possibly closes the gap" not in md
+    out = plots.mae_bars(comparison_rows(as_model(results)), None, tmp_path / "bars.png")
     assert_png(out)
 
 
-def test_baseline_predictions_add_reference_rows():
+def test_baseline_predictions_add_reference_rows(setup):
     results = make_results()
     results["baseline"] = {"overall_mae": 0.6812, "overall_rmse": 0.9234, "overall_spearman": 0.7123,
                            "mae_ci95": [0.6311, 0.7344], "n_articles": 40, "source": "baseline.json",
@@ -159,15 +173,15 @@ def test_baseline_predictions_add_reference_rows():
                                                          "probe_mae": 0.7334, "baseline_mae": 0.6812,
                                                          "difference_ci95": [-0.0108, 0.1163],
                                                          "verdict": "inconclusive", "equivalence_margin": 0.02}
-    md = comparison_markdown(results, {})
-    assert ["", "fine-tuned baseline", "", "0.681", "[0.631, 0.734]", "0.923", "0.712", "", "+0.001"] \
-        in section_table(md, "Overall results")
-    assert ["fine-tuned baseline", "0.650", "0.712"] in section_table(md, "Test MAE per dimension")
-    assert "Paired on 40 matched articles: probe - baseline MAE +0.052 [-0.011, 0.116]" in md
+    md = compare(setup, results)
+    board = table(md, "Every model and probe")
+    assert ["fine-tuned baseline", "—", "—", "0.681 [0.631, 0.734]", "—", "reference", "—", "0.712", "—"] in board
+    assert next(r for r in board if r[1] == "mlp (best)")[5] == "+0.052 [−0.011, +0.116] inconclusive"   # paired
+    assert ["fine-tuned baseline", "0.923", "0.650", "0.712"] in table(md, "Test RMSE and MAE per dimension")
 
 
 def test_dimension_matrix_rows_follow_the_ranking():
-    matrix, rows, cols = dimension_matrix(make_results())
+    matrix, rows, cols = dimension_matrix(as_model(make_results()))
     assert rows == ["m-large / ridge", "m-large / mlp", "m-small / mlp", "m-small / ridge"] and cols == DIMS
     np.testing.assert_allclose(matrix[0], [0.6611, 0.7491])
 

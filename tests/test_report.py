@@ -6,7 +6,7 @@ import docx
 import pytest
 from PIL import Image
 
-from conftest import run_script, write_config
+from conftest import markdown_tables, run_script, write_config
 from records import (mean_predictor, paired, screening_threshold, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
                      model_entry, score_evaluation, score_probe, scores, trained_probe, training_summary)
 
@@ -258,20 +258,6 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) in (["report.docx"], ["report.docx", "report_figures"])
 
 
-def _markdown_tables(md: str) -> dict[str, list[list[str]]]:
-    """{caption: rows with the header first} of every table in a markdown file written by study/document.py."""
-    tables, lines = {}, md.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("**Table ") and "** " in line:
-            caption = line.split("** ", 1)[1]
-            body = [r for r in lines[i + 2:] if r.startswith("| ")] if lines[i + 2].startswith("| ") else []
-            end = next((k for k, r in enumerate(lines[i + 2:]) if not r.startswith("| ")), len(lines))
-            body = lines[i + 2:i + 2 + end]
-            cells = [[c.strip().replace("\\|", "|") for c in r.strip("| ").split(" | ")] for r in body]
-            tables[caption] = [cells[0]] + cells[2:]   # header, then the rows (the alignment rule left out)
-    return tables
-
-
 def test_the_comparison_markdown_and_the_word_report_are_one_document(results, tmp_path):
     """Both files come from the same table specs: every table the markdown holds is in the Word report with the
     same caption and the same cells (the input-file list aside: each names what it was built from)."""
@@ -283,7 +269,7 @@ def test_the_comparison_markdown_and_the_word_report_are_one_document(results, t
     captions = [p.text for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table ")]
     for caption, t in zip(captions, doc.tables):
         word[caption.split(". ", 1)[1]] = [[c.text for c in r.cells] for r in t.rows]
-    tables = _markdown_tables(md)
+    tables = markdown_tables(md)
     assert len(tables) >= 10
     board = next(k for k in tables if k.startswith("Every model and probe"))
     assert tables[board] == word[board] and len(tables[board]) == 1 + 6 + 2     # header, 6 probes, 2 references
