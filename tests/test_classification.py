@@ -172,11 +172,11 @@ def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(tmp_pat
     assert best["test_f1"] == ev["models"][best["model"]]["probes"][best["probe"]]["f1"]
     assert best["gap_to_baseline"] == pytest.approx(best["test_f1"] - 0.9)
     md = paths.comparison_markdown(cfg, "demo_yes_no").read_text()
-    assert "test F1" in md and "threshold" in md and "MAE" not in md.replace("Not computed for yes/no labels: MAE", "")
+    assert "F1 [95% CI]" in md and "Threshold" in md and "MAE" not in md
     errors = json.loads(paths.error_summary(cfg, "demo_yes_no").read_text())
     assert set(errors["figures"]) == {"confusion"}
     text = docx_text(tmp_path / "r.docx")
-    assert "Yes/no labels" in text and "ROC AUC" in text and "Confusion counts" in text
+    assert "one 0/1 label" in text and "ROC AUC" in text and "Confusion counts" in text
     for regression_only in ("Can a probe screen", "Success bands", "Does bge-m3", "train-mean", "Tier confusion",
                             "Test MAE", "screening_recall", "alphas"):
         assert regression_only not in text, regression_only

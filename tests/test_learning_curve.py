@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import call
+from records import as_model, model_entry, paired, score_evaluation, score_probe
 from study import findings
 from study.cache import read_embeddings
 from study.probes import ids_sha256, nested_subsets, probe_from_bundle
@@ -115,21 +116,20 @@ def test_learning_curve_end_to_end(workspace, tmp_path):
     assert record["figures"]["learning_curve"] == "figures/demo_ds_learning_curve.png"
     assert (res / record["figures"]["learning_curve"]).stat().st_size > 1000
     markdown = (res / "demo_ds_comparison_report.md").read_text()
-    assert "## Would more labels help? (learning curve)" in markdown and "| tiny / ridge | 0.1 | 12 |" in markdown
+    assert "### 2.8 Would more labels help?" in markdown
+    assert "learning_curve.png" in markdown   # the curve is a figure (its points are the chart's, not a table's)
     assert call("generate_report", *common) == 0
     doc = docx.Document(str(res / "demo_ds_report.docx"))
     headings = [p.text for p in doc.paragraphs if p.style.name.startswith("Heading")]
-    assert "2.7 Would more labels help?" in headings
+    assert "2.8 Would more labels help?" in headings
     text = "\n".join(p.text for p in doc.paragraphs)
-    reading = findings.learning_curve_readings(ev)
+    typed = as_model(ev)
+    reading = findings.learning_curve_readings(typed)
     assert len(reading) == 2 and all(findings.curve_sentence(r) in text for r in reading)
-    assert "Rule: The last step of each curve decides" in text
-    table = [t for t in doc.tables if t.rows[0].cells[0].text == "Model + probe" and
-             t.rows[0].cells[2].text == "Training articles"]
-    assert len(table) == 1
-    cells = [[c.text for c in r.cells] for r in table[0].rows[1:]]
-    assert [r[2] for r in cells] == ["12", "30", "60", "120"] * 2
-    assert cells[0][3] == f"{ev['models']['tiny']['probes']['ridge']['learning_curve'][0]['test_mae']:.3f}"
+    assert "each curve is read over its last doubling" in text and f"{findings.CURVE_RULE}." in markdown
+    for r in reading:   # the reading is the one evaluate.py recorded on the curve's last point (vs_doubling)
+        assert r["reading"].reading == ev["models"]["tiny"]["probes"][r["probe"]]["learning_curve"][-1][
+            "vs_doubling"]["reading"]
     files = [c.text for t in doc.tables if [c.text for c in t.rows[0].cells][2:3] == ["File"] for r in t.rows
              for c in r.cells]
     assert "demo_ds_tiny_ridge_n12.pkl" in files and "demo_ds_tiny_mlp_n60.pkl" in files   # the appendix lists them
@@ -155,29 +155,29 @@ def test_report_without_a_curve_has_one_line_hint(workspace, tmp_path):
     assert len(hints) == 1 and "--train-fractions 0.1 0.25 0.5 1.0" in hints[0] and "evaluate.py" in hints[0]
 
 
-def _points(maes, cis, diff_cis):
+def _curve(per_doubling_ci, reading):
+    """A learning curve of 4 points whose last point carries the reading evaluate.py records."""
     points = []
-    for i, (n, mae, ci) in enumerate(zip((100, 250, 500, 1000), maes, cis)):
-        p = {"n_train": n, "test_mae": mae, "mae_ci95": ci}
-        if i:
-            p["vs_previous"] = {"n_train": points[-1]["n_train"], "mae_difference": mae - maes[i - 1],
-                                "difference_ci95": diff_cis[i - 1]}
+    for i, (n, mae) in enumerate(zip((100, 250, 500, 1000), (1.0, 0.9, 0.85, 0.82))):
+        p = {"fraction": n / 1000, "n_train": n, "test_mae": mae, "mae_ci95": [mae - 0.05, mae + 0.05], "val_mae": mae,
+             "file": f"x_n{n}.pkl"}
         points.append(p)
+    points[-1]["vs_doubling"] = {**paired(-0.03, [2 * x for x in per_doubling_ci], "better"), "n_reference": 500,
+                                 "n_last": 1000, "doublings": 1.0, "per_doubling": -0.03,
+                                 "per_doubling_ci95": per_doubling_ci, "margin": 0.02, "reading": reading}
     return points
 
 
-@pytest.mark.parametrize("last_ci, reading", [([-0.05, -0.01], "still falling"), ([-0.03, 0.01], "flat"),
-                                              ([0.001, 0.02], "rising")])
-def test_curve_reading_follows_the_last_step_rule(last_ci, reading):
-    points = _points([1.0, 0.9, 0.85, 0.82], [[0.95, 1.05]] * 4, [[-0.2, -0.05], [-0.1, -0.01], last_ci])
-    r = findings.curve_reading(points)
-    assert r["reading"] == reading and r["n_previous"] == 500 and r["n_last"] == 1000
-    assert r["difference"] == pytest.approx(-0.03) and r["per_doubling"] == pytest.approx(-0.03)
-    assert reading.split()[0] in findings.curve_sentence({"variant": "m", "probe": "ridge", **r})
-    ev = {"models": {"m": {"chosen_probe": "ridge", "probes": {"ridge": {"val_mae": 1, "learning_curve": points},
-                                                               "mlp": {"val_mae": 2}}}},
-          "best": {"model": "m", "probe": "ridge"}}
-    assert findings.learning_curve_answer(ev)["reading"] == reading
-    assert [row["n_train"] for row in findings.learning_curve_rows(ev)] == [100, 250, 500, 1000]
-    assert findings.learning_curve_answer({"models": {"m": {"chosen_probe": "mlp", "probes": {
-        "mlp": {"val_mae": 2}}}}, "best": {"model": "m", "probe": "mlp"}}) is None
+@pytest.mark.parametrize("ci, reading", [([-0.05, -0.025], "still falling"), ([-0.01, 0.01], "flat"),
+                                         ([-0.05, 0.01], "inconclusive")])
+def test_curve_sentence_and_answer_quote_the_recorded_reading(ci, reading):
+    curve = _curve(ci, reading)
+    ev = as_model(score_evaluation({"m": model_entry("m", {"ridge": score_probe(learning_curve=curve),
+                                                           "mlp": score_probe(overall_mae=2.0)})}))
+    answer = findings.learning_curve_answer(ev)
+    assert answer["reading"].reading == reading and answer["last"].n_train == 1000
+    sentence = findings.curve_sentence(answer)
+    assert f"Reading: {reading}." in sentence and "500 to 1,000 articles" in sentence
+    assert f"95% CI {ci[0]:+.3f} to {ci[1]:+.3f}" in sentence
+    single = as_model(score_evaluation({"m": model_entry("m", {"mlp": score_probe()})}))
+    assert findings.learning_curve_answer(single) is None

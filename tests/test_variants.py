@@ -1,5 +1,6 @@
 """Chunked variants (<model>-c<N>: windows averaged) and concatenations (a+b: cached embeddings side by side)."""
 import json
+import types
 
 import docx
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from conftest import call, write_config
+from records import as_model, model_entry, paired, score_evaluation, score_probe
 from study.artifacts import read_npz, save_npz
 from study.config import load_config
 from study.demo import make_article
@@ -178,7 +180,7 @@ def test_chunked_and_paired_variants_through_evaluation(chunked):
     for p in parts:
         assert parts[p]["mae_difference"] == pytest.approx((err["tiny-t16+tiny-c16"] - err[p]).mean(), abs=1e-6)
     assert "vs_longest" not in chunk["probes"]["ridge"]   # a chunked variant is no point of a truncation sweep
-    assert findings.sweeps(ev) == {}
+    assert findings.sweeps(as_model(ev)) == {}
     # the pair sees what its chunked part sees: it loses text only beyond the windows, like that part
     assert ev["models"]["tiny-t16+tiny-c16"]["truncated_fraction"] == chunk["truncated_fraction"] < (tokens > 16).mean()
     summary = json.loads((root / "results" / "demo_ds_training_summary.json").read_text())
@@ -191,16 +193,19 @@ def test_the_report_shows_the_sections_only_with_results(chunked, workspace):
     common = ["--config", cfg, "--data-dir", demo]
     out = root / "with.docx"
     assert call("generate_report", *common, "--output", out) == 0
-    text = "\n".join(p.text for p in docx.Document(out).paragraphs)
-    assert "tiny-c16 against tiny-t16 (ridge): chunking" in text
-    assert "tiny-t16+tiny-c16" in text and "Models side by side: not run" not in text
-    assert "Chunked against truncated: not run" not in text
+    doc = docx.Document(out)
+    text = "\n".join(p.text for p in doc.paragraphs)
+    chunking = [[c.text for c in r.cells] for t in doc.tables if t.rows[0].cells[0].text == "Chunked" for r in t.rows]
+    assert [r[:3] for r in chunking[1:]] == [["tiny-c16", "tiny-t16", "ridge"]]
+    pairs = [[c.text for c in r.cells] for t in doc.tables if t.rows[0].cells[0].text == "Pair" for r in t.rows]
+    assert {r[3] for r in pairs[1:]} == {"tiny-t16", "tiny-c16"} and "2.7 Do two models together beat either?" in text
+    assert "Do two models together beat either? Not run" not in text and "A clean truncation test: not run" not in text
     assert call("evaluate", *common, "--models", "tiny-t16", "--probes", "ridge") == 0
     out = root / "without.docx"
     assert call("generate_report", *common, "--output", out) == 0
     text = "\n".join(p.text for p in docx.Document(out).paragraphs)
-    assert "Chunked against truncated: not run. To produce it: python embed_articles.py" in text
-    assert "Models side by side: not run. To produce it: python embed_articles.py --models <a>+<b>" in text
+    assert "A clean truncation test: not run. To produce it: one model at several max tokens" in text
+    assert "Do two models together beat either? Not run. To produce it: python embed_articles.py --models <a>+<b>" in text
     assert call("evaluate", *common, "--models", "tiny-c16", "--probes", "ridge") == 0
     assert call("generate_report", *common, "--output", out) == 0
     text = "\n".join(p.text for p in docx.Document(out).paragraphs)
@@ -237,15 +242,15 @@ def test_a_pair_costs_its_parts_summed_in_the_speed_chart():
     with pytest.raises(StudyError, match="benchmarked before"):
         composed(Variant("a+c", 128, "a+c", parts=(a, Variant("c", 8, "c"))), measured)
 
-    def probe(mae, ci, vs=None):
-        return {"ridge": {"overall_mae": mae, "val_mae": mae, "mae_ci95": ci, **({"vs_parts": vs} if vs else {})}}
+    def entry(name, mae, ci, vs=None, **kw):
+        probe = score_probe(overall_mae=mae, mae_ci95=ci, **({"vs_parts": vs} if vs else {}))
+        return model_entry(name, {"ridge": probe}, **kw)
 
-    diff = {"a": {"mae_difference": -0.2, "difference_ci95": [-0.3, -0.1]},
-            "b": {"mae_difference": -0.05, "difference_ci95": [-0.1, 0.01]}}
-    ev = {"models": {"a": {"chosen_probe": "ridge", "probes": probe(1.0, [0.9, 1.1])},
-                     "b": {"chosen_probe": "ridge", "probes": probe(0.85, [0.8, 0.9])},
-                     "a+b": {"chosen_probe": "ridge", "parts": ["a", "b"], "probes": probe(0.8, [0.75, 0.85], diff)}}}
-    points = {p["variant"]: p["articles_per_s"] for p in speed_points(ev, {"models": measured})}
+    diff = {"a": paired(-0.2, [-0.3, -0.1], "better"), "b": paired(-0.05, [-0.1, 0.01], "inconclusive")}
+    ev = as_model(score_evaluation({"a": entry("a", 1.0, [0.9, 1.1]), "b": entry("b", 0.85, [0.8, 0.9]),
+                                    "a+b": entry("a+b", 0.8, [0.75, 0.85], diff, parts=["a", "b"])}))
+    points = {p["variant"]: p["articles_per_s"] for p in speed_points(ev, types.SimpleNamespace(models=measured))}
     assert points == {"a": 100.0, "b": 25.0, "a+b": pytest.approx(20.0)}   # not benchmarked itself: its parts summed
     row = concatenation_rows(ev)[0]
-    assert [x["reading"] for x in row["against"]] == ["lower", "not distinguishable"] and not row["beats_all"]
+    assert [(q, d.verdict) for q, d in row["against"]] == [("a", "better"), ("b", "inconclusive")]
+    assert not row["beats_all"]
