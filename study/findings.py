@@ -10,6 +10,7 @@ overlapping intervals or the sign of a point estimate.
 from __future__ import annotations
 
 from study.metrics import band_limits, finite, summed_rate
+from study.results import sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
 from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
 
@@ -82,21 +83,11 @@ def truncation_rows(ev: ScoreEvaluation) -> list[dict]:
     return rows
 
 
-def sweep_groups(ev) -> dict[str, list[str]]:
-    """{config model: its variants} for the models evaluated at several max tokens (a truncation sweep). Chunked
-    and side-by-side variants are no points of a sweep."""
-    groups: dict[str, list[str]] = {}
-    for name, e in ev.models.items():
-        if not e.chunked and not e.parts:
-            groups.setdefault(e.model, []).append(name)
-    return {k: g for k, g in groups.items() if len(g) > 1}
-
-
 def sweeps(ev: ScoreEvaluation) -> dict[str, list[dict]]:
     """{model: [{variant, max_tokens, probe, mae, ci, vs_longest}] by max tokens} for each truncation sweep."""
     rows = {v: {"variant": v, "max_tokens": ev.models[v].max_tokens, "probe": p, "mae": m.overall_mae,
                 "ci": m.mae_ci95, "vs_longest": m.vs_longest} for v, p, m in ev.chosen_entries()}
-    return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"]) for k, g in sweep_groups(ev).items()}
+    return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"]) for k, g in sweep_groups({n: e.model_dump() for n, e in ev.models.items()}).items()}
 
 
 def chunking_rows(ev: ScoreEvaluation) -> list[dict]:

@@ -1,47 +1,9 @@
 """The one reader of the evaluation JSON, and the one place that chooses on validation.
 
-Layout written by evaluate.py (`results/<ds>_evaluation_results.json`):
-
-    {"dataset", "n_test", "dimension_names", "baseline_mae", ..., "mean_predictor", "baseline"?,
-     "models": {variant: {"model", "embedding_dim", "max_tokens", "truncated_fraction",
-                          "mean_token_count", "chosen_probe", "chunked"?, "chunks"?, "parts"?,
-                          "probes": {"ridge": {...}, "mlp": {...}, "lightgbm": {...}}}},
-     "best": {"model", "probe", "val_mae", "test_mae", "mae_ci95", ...}}
-
-A chunked variant (`chunked`, `chunks`: window, overlap, max_windows, token_capacity,
-windows_per_article, capped_fraction) counts as truncated only the articles its windows do not
-cover; its probes carry `vs_truncated` {"truncated": twin, "all", "cut"}, paired differences
-(chunked minus truncated per-article MAE: `probe_mae` is the chunked one, `baseline_mae` the
-truncated one) over all test articles and over those the twin cut. A concatenation (`parts`)
-has its probes' `vs_parts` {part: paired difference, concatenation minus part}; it counts as
-truncated only the articles that no part covers whole. Yes/no datasets have neither comparison.
-
-A probe trained with train_probes.py --train-fractions also holds its learning curve, by
-training articles, the full-data probe last (fraction 1.0):
-
-    "probes": {"ridge": {..., "learning_curve": [
-        {"fraction", "n_train", "test_mae", "mae_ci95", "val_mae", "file",
-         "vs_previous"?: {"n_train" (of the point before), "mae_difference" (this minus that,
-                          per-article MAE on the same test articles), "difference_ci95", ...}}, ...]}}
-
-Read it with `learning_curves`.
-
-A yes/no dataset (`"task": "classification"`; absent means regression) has the same frame with
-other figures:
-
-    {"dataset", "task": "classification", "n_test", "dimension_names": [label], "positive_rate",
-     "language_counts", "baseline_f1", "baseline_source", "always_yes": {f1, f1_ci95, precision, ...},
-     "models": {variant: {..., "chosen_probe",
-                          "probes": {"logistic"|"mlp"|"lightgbm": {
-                              "val_log_loss", "val_f1", "threshold" (chosen on validation: max val F1),
-                              "f1", "precision", "recall", "roc_auc", each with "<name>_ci95",
-                              "accuracy", "confusion": {tp, fp, fn, tn}, "n", "positives",
-                              "per_language": {lang: {n, positives, f1, precision, recall}},
-                              "truncation": {max_tokens, truncated: {n, positives, f1}, not_truncated: ...},
-                              "selected", "train_seconds", "inference_ms_per_article", "predictions_files"}}}},
-     "best": {"model", "probe", "val_log_loss", "threshold", "test_f1", "f1_ci95", "gap_to_baseline"?, ...}}
-
-and none of the regression-only parts (MAE, screening, article scores, bands, sweep differences).
+The layout of `results/<ds>_evaluation_results.json` is its typed model in study/schemas.py
+(`ScoreEvaluation` for scores, `YesNoEvaluation` for yes/no labels); `read_evaluation` returns
+it, checked for its dataset name and its choices. evaluate.py builds the file with the functions
+below while it is still a dict.
 
 "Chosen" always means one thing: the lowest validation score of `validation_score` (validation
 MAE for scores, validation log-loss for yes/no labels; lower is better for both). `chosen_probe` is
@@ -119,9 +81,6 @@ def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> d
     return out
 
 
-def task(ev) -> str:
-    """'regression' (0-10 scores) or 'classification' (yes/no labels) of an evaluation (model or dict)."""
-    return ev.task if not isinstance(ev, dict) else ev.get("task", "regression")
 
 
 def evaluation_sha256(cfg: Config, dataset: str) -> str:
@@ -155,31 +114,11 @@ def sweep_groups(models: dict) -> dict[str, list[str]]:
     return {k: g for k, g in groups.items() if len(g) > 1}
 
 
-def probe_entries(ev: dict) -> list[tuple[str, str, dict]]:
-    """(variant, probe, metrics) for every scored probe, in the order of the JSON."""
-    return [(v, p, m) for v, entry in ev["models"].items() for p, m in entry["probes"].items()]
-
-
-def ranked(ev: dict) -> list[tuple[str, str, dict]]:
-    """`probe_entries` by test result, best first: lowest test MAE, or (yes/no labels) highest test F1."""
-    if task(ev) == "classification":
-        return sorted(probe_entries(ev), key=lambda e: -(e[2]["f1"] if e[2]["f1"] is not None else -1))
-    return sorted(probe_entries(ev), key=lambda e: e[2]["overall_mae"])
-
-
-def chosen(ev: dict) -> list[tuple[str, str, dict]]:
-    """(variant, chosen probe, its metrics) for every model."""
-    return [(v, e["chosen_probe"], e["probes"][e["chosen_probe"]]) for v, e in ev["models"].items()]
-
-
-def best(ev: dict) -> tuple[str, str, dict]:
-    """(variant, probe, metrics) of the best model + probe chosen on validation."""
-    b = ev["best"]
-    return b["model"], b["probe"], ev["models"][b["model"]]["probes"][b["probe"]]
 
 
 
-def learning_curves(ev: dict) -> list[tuple[str, str, list[dict]]]:
-    """(variant, probe, points by training articles, the full-data probe last) for every probe with a
-    learning curve (train_probes.py --train-fractions), in the order of the JSON; [] when none has one."""
-    return [(v, p, m["learning_curve"]) for v, p, m in probe_entries(ev) if m.get("learning_curve")]
+
+
+
+
+
