@@ -49,6 +49,7 @@ class Table:
 class Figure:
     path: Path
     caption: str
+    width_cm: float | None = None   # None: the layout's full figure width
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Document:
             raise ValueError(f"table {caption[:40]!r}: header, alignment and rows differ in width")
         self.blocks.append(Table(caption, list(header), [[str(c) for c in r] for r in rows], align, font_pt))
 
-    def figure(self, path, caption: str) -> bool:
+    def figure(self, path, caption: str, width_cm: float | None = None) -> bool:
         """Place a png once; a missing or unreadable file becomes an `unavailable` note instead."""
         path = Path(path)
         if path.resolve() in self.embedded:
@@ -121,7 +122,7 @@ class Document:
             self.unavailable(f"Figure {path.name}", f"{path} could not be read ({exc})")
             return False
         self.embedded.add(path.resolve())
-        self.blocks.append(Figure(path, caption))
+        self.blocks.append(Figure(path, caption, width_cm))
         return True
 
     def code(self, text: str):
@@ -149,7 +150,7 @@ def to_docx(document: Document, out: Path):
         elif isinstance(b, Table):
             w.table(b.caption, b.header, b.rows, b.align, b.font_pt)
         elif isinstance(b, Figure):
-            w.figure(b.path, b.caption)
+            w.figure(b.path, b.caption, b.width_cm)
         elif isinstance(b, Code):
             w.code(b.text)
         elif isinstance(b, PageBreak):

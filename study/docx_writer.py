@@ -168,7 +168,9 @@ class Writer:
             for cell in table.columns[c].cells:
                 cell.width = Cm(width)
 
-    def figure(self, path: Path, caption: str) -> bool:
+    def figure(self, path: Path, caption: str, width_cm: float | None = None) -> bool:
+        """A centred png with its caption, `width_cm` wide (default the full figure width), never taller than
+        the page allows."""
         path = Path(path)
         if path.resolve() in self.embedded:
             return True
@@ -178,8 +180,9 @@ class Writer:
         try:
             with Image.open(path) as im:
                 aspect = im.height / im.width
-            size = ({"height": Cm(FIGURE_MAX_HEIGHT_CM)} if FIGURE_WIDTH_CM * aspect > FIGURE_MAX_HEIGHT_CM
-                    else {"width": Cm(FIGURE_WIDTH_CM)})
+            width = width_cm or FIGURE_WIDTH_CM
+            size = ({"height": Cm(FIGURE_MAX_HEIGHT_CM)} if width * aspect > FIGURE_MAX_HEIGHT_CM
+                    else {"width": Cm(width)})
             self.doc.add_picture(str(path), **size)
         except (UnrecognizedImageError, UnidentifiedImageError, OSError, ValueError) as exc:
             self.unavailable(f"Figure {path.name}", f"{path} could not be read ({exc})")
@@ -209,14 +212,23 @@ class Writer:
         self._contents = self.doc.add_paragraph()
 
     def _fill_contents(self):
+        """One line a heading of the main text; the annex's sections on one line after 'Annex' (the contents
+        must leave room on its page for the first results)."""
         if self._contents is None:
             return
         heads = [p for p in self.doc.paragraphs if p.style.name in ("Heading 1", "Heading 2")
-                 and p.text != "Contents" and p._p is not self._contents._p]
+                 and p.text != "Contents" and p._p is not self._contents._p and p._p.getparent() is not None]
+        lines, annex = [], None
         for h in heads:
-            if h._p.getparent() is None:
-                continue
-            line = self._contents.insert_paragraph_before(("    " if h.style.name == "Heading 2" else "") + h.text)
+            if h.style.name == "Heading 1":
+                annex = [] if h.text == "Annex" else None
+                lines.append([h.text, annex])
+            elif annex is not None:
+                annex.append(h.text)
+            else:
+                lines.append(["    " + h.text, None])
+        for text, parts in lines:
+            line = self._contents.insert_paragraph_before(text + (": " + " · ".join(parts) if parts else ""))
             line.paragraph_format.space_after = Pt(0)
         self._contents._p.getparent().remove(self._contents._p)
         self._contents = None

@@ -142,7 +142,7 @@ class Report:
         except ValueError:
             return str(path)
 
-    def place(self, which: str, names) -> int:
+    def place(self, which: str, names, width_cm: float | None = None) -> int:
         """Place the comparison ("cmp") or error-analysis ("err") figures named, in that order, once each."""
         if which == "cmp":
             figs, captions, source = (self.inp.comparison_figures, {**COMPARISON_FIGURES, **BINARY_COMPARISON},
@@ -151,7 +151,7 @@ class Report:
             probe = self.inp.errors.probe if self.inp.errors is not None else "?"
             figs, captions, source = (self.inp.error_figures, {**ERROR_FIGURES, **BINARY_ERRORS},
                                       f"analyze_error_distribution.py, {probe} probe")
-        return sum(self.w.figure(figs[n], f"{captions.get(n, n)} ({source}).") for n in names if n in figs)
+        return sum(self.w.figure(figs[n], f"{captions.get(n, n)} ({source}).", width_cm) for n in names if n in figs)
 
     def not_run(self, what: str, how: str):
         """One line for an optional analysis whose results do not exist yet, saying how to produce them."""
@@ -198,33 +198,37 @@ class Report:
         m_ = self.margin()
         if self.scores:
             base = bool(ev.baseline_mae)
+            paired = {findings.vs_baseline(ev, m)["paired"] for _, _, m in ev.entries()} if base else set()
+            mixed = len(paired) > 1    # some probes paired on the fine-tuned predictions, some not: say which
             rows = []
             for v, p, m in findings.ranked(ev):
                 d, b = m.vs_mean_predictor, findings.vs_baseline(ev, m)
-                row = [v, p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""), num(m.val_mae),
+                row = [v, p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
                        value_ci(m.overall_mae, m.mae_ci95),
                        f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}"]
                 if base:
-                    row += [f"{value_ci(b['difference'], b['ci95'], sign=True)} {b['verdict']}"
-                            + ("" if b["paired"] else " (unpaired)"), findings.bands_of(ev, m.mae_ci95)]
+                    row.append(f"{value_ci(b['difference'], b['ci95'], sign=True)} {b['verdict']}"
+                               + ("" if b["paired"] or not mixed else " (unpaired)"))
                 rows.append(row + [num(m.overall_spearman), num(findings.throughput(ev, self.inp.benchmarks, v), 1)])
             mean = ev.mean_predictor
-            rows.append(["train-mean predictor", MISSING, MISSING, value_ci(mean.overall_mae, mean.mae_ci95),
-                         "reference"] + ([MISSING, MISSING] if base else []) + [num(mean.overall_spearman), MISSING])
+            rows.append(["train-mean predictor", MISSING, value_ci(mean.overall_mae, mean.mae_ci95), "reference"]
+                        + ([MISSING] if base else []) + [num(mean.overall_spearman), MISSING])
             if base:
                 fine = ev.baseline
-                rows.append(["fine-tuned baseline", MISSING, MISSING,
+                rows.append(["fine-tuned baseline", MISSING,
                              value_ci(fine.overall_mae, fine.mae_ci95) if fine else num(ev.baseline_mae),
-                             MISSING, "reference", MISSING, num(fine.overall_spearman) if fine else MISSING, MISSING])
-            header = (["Model", "Probe", "Val MAE", "Test MAE [95% CI]", "− train mean [95% CI]"]
-                      + (["− fine-tuned [95% CI]", "Bands the CI spans"] if base else []) + ["Spearman", "Articles/s"])
+                             MISSING, "reference", num(fine.overall_spearman) if fine else MISSING, MISSING])
+            header = (["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]"]
+                      + (["− fine-tuned [95% CI]"] if base else []) + ["Spearman", "Articles/s"])
             caption = (f"Every model and probe on the {ev.n_test} test articles, best test MAE first; (best): chosen "
-                       f"on validation MAE. Differences are this minus the reference, paired on the same articles "
-                       f"(95% bootstrap CI), read against the equivalence margin ±{m_:g} MAE: better, worse, "
-                       "equivalent or inconclusive."
-                       + (f" Fine-tuned baseline from {ev.baseline_source}; bands {findings.band_rule(ev.baseline_mae, ev.success_bands)}."
-                          if base else "") + " Articles/s: embedding throughput (benchmark).")
-            w.table(caption, header, rows, "llrrr" + ("rl" if base else "") + "rr", font_pt=7)
+                       f"on validation MAE (validation figures in {self.numbers['probes']}). Differences are this "
+                       "minus the reference, paired on the same articles (95% bootstrap CI), read against the "
+                       f"equivalence margin ±{m_:g} MAE: better, worse, equivalent or inconclusive."
+                       + (f" Fine-tuned baseline from {ev.baseline_source}"
+                          + ("; against it unpaired (its single MAE, no predictions)." if paired == {False} else
+                             "; against it paired on its predictions." if paired == {True} else ".") if base else "")
+                       + " Articles/s: embedding throughput (benchmark).")
+            w.table(caption, header, rows, "llrr" + ("r" if base else "") + "rr", font_pt=7)
             return
         rows = []
         for v, p, m in findings.ranked(ev):
@@ -282,7 +286,8 @@ class Report:
                 ["Model", "Max tokens", "Cut", "Probe", "n cut", "MAE cut", "n whole", "MAE whole", "Δ MAE"],
                 [[r["variant"], str(r["max_tokens"]), pct(r["truncated_fraction"]), r["probe"], str(r["n_cut"]),
                   num(r["mae_cut"]), str(r["n_whole"]), num(r["mae_whole"]),
-                  "too few to judge" if r["too_few"] else signed(r["difference"])] for r in rows],
+                  "none cut" if not r["n_cut"] else "too few to judge" if r["too_few"] else signed(r["difference"])]
+                 for r in rows],
                 "lrrlrrrrr", font_pt=8)
         for model, runs in findings.sweeps(ev).items():   # one model at several max tokens: the direct test
             w.table(f"Truncation sweep of {model}: the same model at several max tokens (probe chosen on validation); "
@@ -372,7 +377,7 @@ class Report:
             from study.plots import quality_vs_speed
 
             chart = quality_vs_speed(points, ev.baseline_mae, paths.report_figure(self.out, "quality_vs_speed"))
-            w.figure(chart, "Test MAE against embedding throughput (articles/s), one point per model with the probe "
+            w.figure(chart, width_cm=12, caption="Test MAE against embedding throughput (articles/s), one point per model with the probe "
                             "chosen on validation" + ("; the line is the fine-tuned baseline." if ev.baseline_mae else "."))
         if self.scores and len(points) > 1:
             w.para("Not beaten on both speed and MAE by another model: "
@@ -393,21 +398,29 @@ class Report:
                           "evaluate.py.")
             return
         tiers = setup.tiers
-        w.para("Two-stage scorer: every article is embedded and scored by the probe; an article whose predicted score "
-               "(the weighted mean of its dimensions) is below a threshold keeps the probe's scores, the others go on "
-               "to the fine-tuned model. The threshold is chosen on validation so that, with "
-               f"{pct(setup.confidence, 0)} confidence, at least the target share of medium+ articles (true score >= "
-               f"{num(tiers['medium'], 1)}) reaches the fine-tuned model (one-sided Clopper-Pearson on the validation "
-               "order statistics); the plug-in threshold (just meeting the target on validation, no guarantee) is "
-               "shown as a reference. The best option per target is not chosen on test.")
+        w.para("Two-stage scorer: an article whose predicted score (the weighted mean of its dimensions) is below the "
+               "threshold keeps the probe's scores; the others go on to the fine-tuned model. The threshold is chosen "
+               f"on validation so that, with {pct(setup.confidence, 0)} confidence, at least the target share of "
+               f"medium+ articles (true score >= {num(tiers['medium'], 1)}) reaches the fine-tuned model (one-sided "
+               "Clopper-Pearson); the plug-in threshold (just meeting the target on validation, no guarantee) is the "
+               "reference. Nothing is chosen on test.")
+        best = [r for r in rows if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)]
+        others = len(rows) - len(best)
+        self.screening_table(best, f"Screening by {label(ev.best.model, ev.best.probe)}, the model page 1 quotes"
+                             + (" (the other models' in annex C)" if others else ""))
+        if not self.place("cmp", ["screening_curve"], width_cm=12):
+            w.unavailable("Screening curve", "no comparison record names one "
+                          f"({self.rel(paths.comparison_record(self.cfg, self.inp.dataset))}); run compare_results.py.")
+
+    def screening_table(self, rows: list[dict], head: str):
         body = []
         for r in rows:
             t, plug = r["test"], r["plug_in_test"]
             ref = pct(plug.skip_share) if plug else MISSING
             if not r["certified"]:
-                body.append([label(r["variant"], r["probe"]), pct(r["target"], 0), str(r["n_relevant_val"]),
-                             f"cannot be certified with {r['n_relevant_val']} (needs {r['articles_needed']})"
-                             if r["articles_needed"] else (r["note"] or "cannot be certified"),
+                why = (f"not certifiable (needs {r['articles_needed']})" if r["articles_needed"]
+                       else (r["note"] or "not certifiable"))
+                body.append([label(r["variant"], r["probe"]), pct(r["target"], 0), str(r["n_relevant_val"]), why,
                              MISSING, MISSING, MISSING, ref])
                 continue
             flag = " below target" if t.recall_below_target else ""
@@ -415,15 +428,11 @@ class Report:
                          num(r["threshold"], 2), pct_value_ci(t.skip_share, t.skip_share_exact_ci95),
                          pct_value_ci(t.recall, t.recall_exact_ci95) + flag,
                          "too few to judge" if t.skipped_too_few else value_ci(t.skipped_mae, t.skipped_mae_ci95), ref])
-        w.table("Screening by each model's chosen probe: guaranteed threshold chosen on validation (medium+ validation "
-                "articles it rests on), and on test the share that skips the fine-tuned model and the recall of "
-                "medium+ articles (exact 95% CIs), the MAE of the skipped articles, and the plug-in rule's test skip "
-                "share for reference.",
-                ["Model + probe", "Target", "Medium+ val", "Threshold", "Test skip [95% CI]", "Test recall [95% CI]",
-                 "Skipped MAE [95% CI]", "Plug-in skip"], body, "lrrrrrrr", font_pt=7)
-        if not self.place("cmp", ["screening_curve"]):
-            w.unavailable("Screening curve", "no comparison record names one "
-                          f"({self.rel(paths.comparison_record(self.cfg, self.inp.dataset))}); run compare_results.py.")
+        self.w.table(f"{head}: the guaranteed threshold chosen on validation (and the medium+ validation articles it "
+                     "rests on); on test the share that skips the fine-tuned model and the recall of medium+ articles "
+                     "(exact 95% CIs), the MAE of the skipped articles, and the plug-in rule's test skip share.",
+                     ["Model + probe", "Target", "Medium+ val", "Threshold", "Test skip [95% CI]", "Test recall [95% CI]",
+                      "Skipped MAE [95% CI]", "Plug-in skip"], body, "lrrrrrrr", font_pt=7)
 
     def q_pairs(self):
         w, ev = self.w, self.ev
@@ -461,7 +470,7 @@ class Report:
                "takes its first ceil(fraction × n) articles); the validation and test articles stay the same. "
                f"Rule: {findings.CURVE_RULE}.")
         if "learning_curve" in self.inp.comparison_figures:
-            self.place("cmp", ["learning_curve"])
+            self.place("cmp", ["learning_curve"], width_cm=12)
         for r in readings:
             w.bullet(findings.curve_sentence(r))
 
@@ -654,7 +663,7 @@ class Report:
         if not self.scores:
             return
         w, ev = self.w, self.ev
-        w.heading("C. Article scores, tiers and training cost", 2)
+        w.heading("C. Article scores, tiers, screening and training cost", 2)
         rows = [[label(v, p), value_ci(a.weighted_mae, a.weighted_mae_ci95),
                  pct_value_ci(a.tier_accuracy, a.tier_accuracy_exact_ci95),
                  pct_value_ci(a.within_05, a.within_05_exact_ci95), pct_value_ci(a.within_10, a.within_10_exact_ci95)]
@@ -671,6 +680,10 @@ class Report:
                 "the trivial references: the majority tier for every article and the training mean.",
                 ["Model + probe", "Article MAE [95% CI]", "Tier accuracy [95% CI]", "Within 0.5", "Within 1.0"],
                 rows, "lrrrr", font_pt=8)
+        others = [r for r in findings.screening_rows(ev, self.inp.benchmarks)
+                  if (r["variant"], r["probe"]) != (ev.best.model, ev.best.probe)]
+        if others:
+            self.screening_table(others, "Screening by the other models' chosen probes")
         v, p, m = ev.best_entry()
         confusion = m.article_scores.tier_confusion
         if confusion:

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import markdown_tables, run_script, write_config
 from records import (mean_predictor, paired, screening_threshold, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
-                     model_entry, score_evaluation, score_probe, scores, trained_probe, training_summary)
+                     model_entry, score_evaluation, score_probe, trained_probe, training_summary)
 
 DIMS = ["clarity", "depth"]
 MODELS = {"mini-128": {"source": "sentence-transformers", "model_name": "org/mini-128", "dimensions": 8,
@@ -173,8 +173,8 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     out = tmp_path / "out" / "report.docx"
     doc = report(cfg, out)
 
-    board = table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]", "− train mean [95% CI]",
-                  "− fine-tuned [95% CI]", "Bands the CI spans", "Spearman", "Articles/s")
+    board = table(doc, "Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− fine-tuned [95% CI]",
+                  "Spearman", "Articles/s")
     body = {(r[0], r[1]): r for r in rows(board)}
     assert ("bge-m3", "ridge (best)") in body    # the one chosen on validation is marked
     body = {(m, p.replace(" (best)", "")): r for (m, p), r in body.items()}
@@ -183,21 +183,20 @@ def test_report_numbers_equal_the_json(results, tmp_path):
             m = entry["probes"][probe]
             r = body[model, probe]
             d = m["vs_mean_predictor"]
-            assert r[2:5] == [f3(m["val_mae"]), f"{f3(m['overall_mae'])} [{f3(m['mae_ci95'][0])}, {f3(m['mae_ci95'][1])}]",
+            assert r[2:4] == [f"{f3(m['overall_mae'])} [{f3(m['mae_ci95'][0])}, {f3(m['mae_ci95'][1])}]",
                               f"{s3(d['mae_difference'])} [{s3(d['difference_ci95'][0])}, {s3(d['difference_ci95'][1])}] "
                               f"{d['verdict']}"]
-            assert r[7] == f3(m["overall_spearman"])
+            assert r[5] == f3(m["overall_spearman"])
     # bge-m3 has the fine-tuned predictions (paired); mini-128 only the single baseline MAE (unpaired, same rule)
-    assert body["bge-m3", "ridge"][5] == "+0.068 [+0.021, +0.115] worse"
+    assert body["bge-m3", "ridge"][4] == "+0.068 [+0.021, +0.115] worse"
     mini = ev["models"]["mini-128"]["probes"]["ridge"]
     lo, hi = (x - 0.68 for x in mini["mae_ci95"])
-    assert body["mini-128", "ridge"][5] == f"{s3(mini['overall_mae'] - 0.68)} [{s3(lo)}, {s3(hi)}] worse (unpaired)"
-    assert body["bge-m3", "ridge"][6] == "partial, possibly closes the gap"
-    assert {m: body[m, "ridge"][8] for m in MODELS} == {"mini-128": "812.2", "bge-m3": "95.5"}
-    assert body["train-mean predictor", "—"][3] == f"{f3(1.9876)} [1.800, 2.100]"
-    assert body["fine-tuned baseline", "—"][3] == f3(ev["baseline_mae"])
+    assert body["mini-128", "ridge"][4] == f"{s3(mini['overall_mae'] - 0.68)} [{s3(lo)}, {s3(hi)}] worse (unpaired)"
+    assert {m: body[m, "ridge"][6] for m in MODELS} == {"mini-128": "812.2", "bge-m3": "95.5"}
+    assert body["train-mean predictor", "—"][2] == f"{f3(1.9876)} [1.800, 2.100]"
+    assert body["fine-tuned baseline", "—"][2] == f3(ev["baseline_mae"])
     for r in board.rows[1:]:  # numbers right-aligned
-        assert r.cells[3].paragraphs[0].alignment == docx.enum.text.WD_ALIGN_PARAGRAPH.RIGHT
+        assert r.cells[2].paragraphs[0].alignment == docx.enum.text.WD_ALIGN_PARAGRAPH.RIGHT
 
     per_dim = table(doc, "Model + probe", "RMSE")
     assert [c.text for c in per_dim.rows[0].cells] == ["Model + probe", "RMSE", *DIMS]
@@ -229,6 +228,8 @@ def test_report_numbers_equal_the_json(results, tmp_path):
 
     probes = table(doc, "Model", "Probe", "Validation MAE", "− chosen [95% CI]", "Reading")
     against = {(r[0], r[1]): r[4] for r in rows(probes)}
+    assert {(r[0], r[1]): r[2] for r in rows(probes)} == {
+        (m, p): f3(ev["models"][m]["probes"][p]["val_mae"]) for m in MODELS for p in PROBES}
     assert against["bge-m3", "ridge"] == "chosen on validation"
     assert against["bge-m3", "mlp"] == "inconclusive" and against["bge-m3", "lightgbm"] == "worse"
 
@@ -289,7 +290,7 @@ def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
     assert "Speed comparison unavailable" in text and "run benchmark_speed.py" in text
     assert "Error analysis unavailable" in text and "Screening curve unavailable" in text
     assert len(doc.inline_shapes) == 0
-    table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]")  # the results tables are still there
+    table(doc, "Model", "Probe", "Test MAE [95% CI]")  # the results tables are still there
 
 
 def test_no_baseline_and_no_bge(tmp_path):
@@ -306,8 +307,8 @@ def test_no_baseline_and_no_bge(tmp_path):
     assert "without a fine-tuned baseline the replacement question cannot be answered" in text
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
     assert decision["Does bge-m3 close the gap?"] == "cannot be judged on this data: bge-m3 was not evaluated"
-    head = [c.text for c in table(doc, "Model", "Probe", "Val MAE", "Test MAE [95% CI]").rows[0].cells]
-    assert "Bands the CI spans" not in head and "− fine-tuned [95% CI]" not in head
+    head = [c.text for c in table(doc, "Model", "Probe", "Test MAE [95% CI]").rows[0].cells]
+    assert "− fine-tuned [95% CI]" not in head
 
 
 def test_missing_evaluation_exits_2_with_one_line(tmp_path):
