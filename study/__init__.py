@@ -8,7 +8,8 @@ One module a concern:
   (phase 3's steps), results (choices on validation), error_analysis, benchmark;
 - the results contract: schemas (one typed model per JSON artifact and its reader), artifacts (atomic,
   checksummed files), paths (every artifact's name), provenance;
-- what the researcher reads: findings, comparison (markdown), report + docx_writer (Word), plots, summary;
+- what the researcher reads: findings, decision (page 1), report (sections) into document (one model,
+  rendered to Word by docx_writer and to markdown), formats (numbers), comparison (charts), plots, summary;
 - the command line: cli (arguments, the one-line error contract), errors, runner (run_all's phases).
 
 Importing the package samples /proc/stat once (0.2 s) before torch or LightGBM load: see below.
