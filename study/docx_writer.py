@@ -61,7 +61,6 @@ class Writer:
         title, subtitle = xml_safe(title), xml_safe(subtitle)
         self.doc = Document()
         self.tables = self.figures = 0
-        self.embedded: set[Path] = set()
         self.missing: list[str] = []
         section = self.doc.sections[0]
         section.orientation = WD_ORIENT.PORTRAIT
@@ -171,12 +170,7 @@ class Writer:
     def figure(self, path: Path, caption: str, width_cm: float | None = None) -> bool:
         """A centred png with its caption, `width_cm` wide (default the full figure width), never taller than
         the page allows."""
-        path = Path(path)
-        if path.resolve() in self.embedded:
-            return True
-        if not path.is_file():
-            self.unavailable(f"Figure {path.name}", f"{path} was not found")
-            return False
+        path = Path(path)   # study/document.py placed it once and found it; docx may still refuse its bytes
         try:
             with Image.open(path) as im:
                 aspect = im.height / im.width
@@ -190,7 +184,6 @@ class Writer:
         self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
         self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
         self.figures += 1
-        self.embedded.add(path.resolve())
         cap = self.doc.add_paragraph(style="Caption")
         cap.alignment = WD_ALIGN_PARAGRAPH.CENTER
         cap.add_run(f"Figure {self.figures}. ").bold = True
