@@ -34,7 +34,7 @@ from study import paths
 from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
 from study.data import build_text
-from study.embedders import batch_size_for, embed_texts, load_model
+from study.embedders import batching_for, embed_texts, load_model
 from study.errors import StudyError
 from study.probes import probe_from_bundle
 from study.provenance import model_revision
@@ -259,10 +259,11 @@ class Embedder:
         for part in self.parts:
             enc = self.encoders[(part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)]
             chunks = part.recipe.get("chunks")
+            rows, budget = batching_for(self.device, part.spec.batch_size or self.cfg.batch_size, part.spec.token_budget,
+                                        part.recipe["max_tokens"])   # as phase 1 batches
             emb, _, _ = embed_texts(
-                enc, texts, max_tokens=part.recipe["max_tokens"],
-                batch_size=self.batch_size or batch_size_for(self.device, part.spec.batch_size or self.cfg.batch_size),
-                token_budget=part.spec.token_budget, prefix=part.recipe["prefix"],
+                enc, texts, max_tokens=part.recipe["max_tokens"], batch_size=self.batch_size or rows,
+                token_budget=budget, prefix=part.recipe["prefix"],
                 chunks={"overlap": chunks["overlap"], "max_windows": chunks["max_windows"]} if chunks else None)
             out.append(emb)
         return out[0] if len(out) == 1 else np.hstack(out)
