@@ -63,6 +63,8 @@ def main():
     parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, help="default: the dtype of the probe's training embeddings")
     parser.add_argument("--batch-size", type=cli.positive_int, help="override the model's batch_size")
+    parser.add_argument("--packed", action="store_true",
+                        help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
     parser.add_argument("--chunk", type=cli.positive_int, default=CHUNK_ARTICLES,
                         help=f"articles between two checkpoints (default {CHUNK_ARTICLES})")
     args = parser.parse_args()
@@ -76,7 +78,8 @@ def main():
     parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
              for recipe, fp in recipe_parts(stage.meta)]
     threads = f" ({use_all_cores()} threads)" if device.type == "cpu" else ""
-    embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr))
+    embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr),
+                     packed=args.packed)
     meta = stage.meta
     rule = (f"route fine-tuned where the article score >= {stage.threshold:.4f} (recall target {stage.recall:g}, "
             f"{stage.rule} threshold chosen on validation)" if stage.task == "regression" else
@@ -84,7 +87,7 @@ def main():
     print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
-                "recall": stage.recall, "rule": stage.rule}
+                "recall": stage.recall, "rule": stage.rule, "packed": args.packed}
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
                              settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar)

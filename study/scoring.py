@@ -34,7 +34,7 @@ from study import paths
 from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
 from study.data import build_text
-from study.embedders import batching_for, embed_texts, load_model
+from study.embedders import batching_for, embed_texts, enable_packing, load_model
 from study.errors import StudyError
 from study.probes import probe_from_bundle
 from study.provenance import model_revision
@@ -238,7 +238,7 @@ class Embedder:
     """Texts -> the probe's input: each part embedded by its recipe through `embed_texts`, side by side."""
 
     def __init__(self, cfg: Config, parts: list[Part], device, batch_size: int | None = None,
-                 allow_revision: bool = False, warn=print):
+                 allow_revision: bool = False, warn=print, packed: bool = False):
         self.parts, self.cfg, self.device, self.batch_size = parts, cfg, device, batch_size
         self.encoders = {}
         for part in parts:   # one encoder per model (a pair of two views of one model loads it once)
@@ -250,7 +250,7 @@ class Embedder:
                 if enc.dim != part.spec.dimensions:
                     raise StudyError(f"model {part.recipe['model_name']} gives {enc.dim}-dim embeddings, the probe "
                                      f"was trained on {part.spec.dimensions}")
-                self.encoders[key] = enc
+                self.encoders[key] = enable_packing(enc) if packed else enc
             if not checked:
                 check_revision(part, allow_revision, warn)
 

@@ -352,3 +352,20 @@ def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(study):
             probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
             assert b["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
             assert pickle.dumps(b["probe"]) == pickle.dumps(load_pickle(probe_file))   # the probe file's bundle as it is
+
+
+def test_padding_free_batches_give_phase_3s_scores(study, tmp_path, monkeypatch):
+    """--packed (the tiny BERT laid end to end, per-sequence attention on CPU) reproduces the padded phase 3."""
+    import study.embedders as E
+
+    cfg, demo, root = study
+    calls, real = [], E.varlen_attention
+    monkeypatch.setattr(E, "varlen_attention", lambda *a: calls.append(a[0].shape) or real(*a))
+    pred = _predictions(root, "demo_ds", "tiny-c16", "mlp")
+    out = tmp_path / "packed.jsonl"
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-c16_mlp.pkl",
+                "--input", demo / "test.jsonl", "--output", out, "--rule", "plug-in", "--packed") == 0
+    names = [str(d) for d in pred["dimension_names"]]
+    P = np.array([[x["scores"][d] for d in names] for x in _lines(out)])
+    assert np.abs(P - pred["y_pred"]).max() <= 1e-5
+    assert calls   # the batches did go through variable-length attention
