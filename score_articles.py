@@ -10,7 +10,8 @@ Input: JSON lines with `id` and `title` and/or `content` (other fields are ignor
 unless --labels). Each article is embedded exactly as the probe's recipe says (its metadata:
 model, revision, prefix, pooling, normalisation, max tokens, windows of a chunked variant, the parts
 of a side-by-side pair), through the study's encode loop, in the dtype the probe's embeddings were
-made with, then scored by the probe (clipped to the score range).
+made with and in phase 1's batches (--packed: padding-free, for BERT / XLM-R encoders), then scored by
+the probe (clipped to the score range).
 
 Output, one line per article in input order:
     scores:  {"id", "scores": {dimension: score}, "article_score", "tier", "route"}
