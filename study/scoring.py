@@ -117,6 +117,8 @@ def load_stage1(cfg: Config, path, recall: float | None = None, rule: str = "gua
     at the recorded confidence; refused when validation could not certify it) or the plug-in one (meets it on
     validation only). `expect` ("stage1" | "probe"): refuse the other kind of file."""
     path = Path(path)
+    if expect == "stage1" and not path.is_file():
+        raise StudyError(f"Stage 1 bundle not found: {path} (evaluate.py writes one per evaluated probe)")
     data = load_pickle(path)
     is_stage1 = isinstance(data, dict) and data.get("format") == STAGE1_FORMAT
     if expect == "stage1" and not is_stage1:

@@ -325,6 +325,7 @@ def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(study, tm
 
     # the wrong kind of file for the option, and a damaged bundle: one error line each, nothing written
     for given, path, expect in (("--stage1", probe_file, "not a Stage 1 bundle"),
+                                ("--stage1", alone / "missing.pkl", "Stage 1 bundle not found"),
                                 ("--probe", alone / name, "a Stage 1 bundle; give it as --stage1")):
         capsys.readouterr()
         assert call("score_articles", *args, given, path, "--output", tmp_path / "x.jsonl") == 2
