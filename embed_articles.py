@@ -14,7 +14,9 @@ window embedded, the windows' embeddings averaged. `a+b` puts the cached embeddi
 side by side (embedding them first where needed; the same articles in the same order, checked).
 A rerun whose inputs and settings match the cache's fingerprint loads nothing and computes
 nothing; a changed input file or setting rebuilds; --force always rebuilds. On CUDA the model
-runs in bf16 (fp16 where bf16 is missing) unless --dtype float32.
+runs in bf16 (fp16 where bf16 is missing) unless --dtype float32. Batches are sorted by length and
+bounded in rows and tokens as the speed benchmark's (`batching_for`; every model gets a token budget
+on CUDA); --packed lays each batch end to end without padding (BERT / XLM-R encoders).
 """
 from study import cli
 from study.cache import concatenate
@@ -32,6 +34,8 @@ def main():
     parser.add_argument("--device", type=cli.device, help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
+    parser.add_argument("--packed", action="store_true",
+                        help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
     cli.add_chunks(parser)
     args = parser.parse_args()
 

@@ -41,6 +41,7 @@ from study.evaluation import (add_chunk_differences, add_part_differences, add_p
 from study.provenance import record
 from study.results import best_summary, best_summary_binary
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
+from study.scoring import write_stage1_bundles
 
 
 def main():
@@ -98,6 +99,7 @@ def evaluate():
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, ScoreEvaluation, results)
+    stage1 = write_stage1_bundles(cfg, ev)
 
     b = ev.best
     print(f"train-mean predictor MAE {ev.mean_predictor.overall_mae:.4f}")
@@ -112,7 +114,8 @@ def evaluate():
           + (f"; against the fine-tuned baseline ({'paired' if v.vs_baseline.paired else 'unpaired'}): "
              f"{v.vs_baseline.verdict}; band of the 95% CI: {v.band_reading}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-    print(f"results: {out}")
+    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
+          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
 def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
@@ -128,6 +131,7 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     results.update(provenance=record(), config=cfg.model_dump())
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, YesNoEvaluation, results)
+    stage1 = write_stage1_bundles(cfg, ev)
 
     b, ref = ev.best, ev.always_yes
     f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)
@@ -142,7 +146,8 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
           f"{v.vs_always_yes}" + (f" — {v.null_result}" if v.null_result else "")
           + (f"; against the fine-tuned F1 (unpaired): {v.vs_baseline.verdict}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-    print(f"results: {out}")
+    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
+          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
 if __name__ == "__main__":

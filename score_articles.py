@@ -1,5 +1,6 @@
 """Stage 1 as a tool: score new articles with a probe of the study and route them.
 
+    python score_articles.py --stage1 results/uplifting_v5_stage1_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl
     python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl
     python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl --recall 0.95
     python score_articles.py --probe results/demo_yes_no_minilm-l6-en-demo_logistic.pkl --input a.jsonl --output d.jsonl
@@ -9,7 +10,8 @@ Input: JSON lines with `id` and `title` and/or `content` (other fields are ignor
 unless --labels). Each article is embedded exactly as the probe's recipe says (its metadata:
 model, revision, prefix, pooling, normalisation, max tokens, windows of a chunked variant, the parts
 of a side-by-side pair), through the study's encode loop, in the dtype the probe's embeddings were
-made with, then scored by the probe (clipped to the score range).
+made with and in phase 1's batches (--packed: padding-free, for BERT / XLM-R encoders), then scored by
+the probe (clipped to the score range).
 
 Output, one line per article in input order:
     scores:  {"id", "scores": {dimension: score}, "article_score", "tier", "route"}
@@ -18,12 +20,13 @@ The article score is the weighted mean of the dimension scores (the dataset's we
 used them); `route` is "fine-tuned" when it is at or above the threshold phase 3 chose on
 validation for the --recall target (default: the highest, e.g. 0.99), else "final" (the probe's
 scores stand). A yes/no probe says yes where P(yes) is at or above the threshold it chose on
-validation. Weights, tiers and thresholds come from the evaluation JSON beside the probe file.
+validation. Weights, tiers and thresholds come from the Stage 1 bundle phase 3 wrote (--stage1: the probe
+and all it needs in one file) or, with --probe, from the evaluation JSON beside the probe file.
 
 The input is checked whole before anything is loaded (a line without text, a duplicate id: one
 `error:` line, nothing written), then streamed `--chunk` articles at a time (memory follows the
 chunk, not the file). The output appears only when complete; killed, the same command resumes
-after its last finished chunk and gives the same bytes. A probe file whose checksum differs, a
+after its last finished chunk and gives the same bytes. A probe or bundle file whose checksum differs, a
 model that cannot be loaded, or weights of another revision than the probe's (unless
 --allow-revision) stop it before the first article.
 """
@@ -42,7 +45,11 @@ from study.scoring import CHUNK_ARTICLES, RULES, Embedder, check_input, load_sta
 def main():
     parser = cli._Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
-    parser.add_argument("--probe", required=True, help="a probe file of phase 2, results/<ds>_<variant>_<probe>.pkl")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--stage1", help="a Stage 1 bundle of phase 3, results/<ds>_stage1_<variant>_<probe>.pkl "
+                                        "(the probe and what phase 3 chose for it, in one file)")
+    given.add_argument("--probe", help="a probe file of phase 2, results/<ds>_<variant>_<probe>.pkl (with the "
+                                       "evaluation JSON beside it)")
     parser.add_argument("--input", required=True, help="articles, one JSON object a line")
     parser.add_argument("--output", required=True, help="scored articles, one JSON object a line")
     parser.add_argument("--recall", type=cli.unit_float,
@@ -57,19 +64,23 @@ def main():
     parser.add_argument("--device", help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, help="default: the dtype of the probe's training embeddings")
     parser.add_argument("--batch-size", type=cli.positive_int, help="override the model's batch_size")
+    parser.add_argument("--packed", action="store_true",
+                        help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
     parser.add_argument("--chunk", type=cli.positive_int, default=CHUNK_ARTICLES,
                         help=f"articles between two checkpoints (default {CHUNK_ARTICLES})")
     args = parser.parse_args()
 
     t_start = time.perf_counter()
     cfg = load_config(args.config)
-    stage = load_stage1(cfg, args.probe, args.recall, args.rule)
+    stage = load_stage1(cfg, args.stage1 or args.probe, args.recall, args.rule,
+                        expect="stage1" if args.stage1 else "probe")
     n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
     device = resolve_device(args.device or cfg.device)
     parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
              for recipe, fp in recipe_parts(stage.meta)]
     threads = f" ({use_all_cores()} threads)" if device.type == "cpu" else ""
-    embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr))
+    embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr),
+                     packed=args.packed)
     meta = stage.meta
     rule = (f"route fine-tuned where the article score >= {stage.threshold:.4f} (recall target {stage.recall:g}, "
             f"{stage.rule} threshold chosen on validation)" if stage.task == "regression" else
@@ -77,7 +88,7 @@ def main():
     print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
-                "recall": stage.recall, "rule": stage.rule}
+                "recall": stage.recall, "rule": stage.rule, "packed": args.packed}
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
                              settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar)

@@ -25,8 +25,8 @@ import torch
 from study.cache import load_checked
 from study.config import TASK_PROBES, Config, Variant
 from study.data import Dataset, Split
-from study.embedders import (Encoder, batching_for, check_positions, embed_texts, enable_packing, load_model,
-                             random_weight_encoder, tokenize, window_ids)
+from study.embedders import (Encoder, batching_for, check_positions, describe_batching, embed_texts, enable_packing,
+                             load_model, random_weight_encoder, tokenize, window_ids)
 from study.errors import StudyError
 from study.metrics import summed_rate
 from study.provenance import record, versions
@@ -501,9 +501,9 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
         encoder = enable_packing(encoder)
     shape = model_shape(encoder)
     entry.update(shape)
-    say(f"[{variant.name}] {len(texts)} articles, {dtype}, batch {setting['batch_size']}, token budget "
-        f"{setting['token_budget'] or None}, max tokens {variant.max_tokens}" + (", padding-free" if opts.packed else "")
-        + f": 1 warm-up + {opts.runs} timed runs")
+    say(f"[{variant.name}] {len(texts)} articles, {dtype}, max tokens {variant.max_tokens}, "
+        f"{describe_batching(setting['batch_size'], setting['token_budget'], encoder.packed)}: "
+        f"1 warm-up + {opts.runs} timed runs")
     entry.update(time_embedding(encoder, texts, max_tokens=variant.max_tokens, runs=opts.runs, shape=shape,
                                 peak=opts.peak_tflops or peak_tflops(name, dtype, device.type)[0], **setting,
                                 **chunking))

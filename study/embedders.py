@@ -120,6 +120,15 @@ def batching_for(device: torch.device, batch_size: int, token_budget: int | None
     return max(batch_size, budget // max_tokens), budget
 
 
+def describe_batching(rows: int, token_budget: int | None, packed: bool = False) -> str:
+    """The encode loop's batching in words, for the console (`batching_for` gives rows and budget)."""
+    if packed:
+        return f"padding-free batches of up to {rows:,} articles" + (
+            f" and {token_budget:,} real tokens" if token_budget else ", no token limit")
+    return f"length-sorted batches of up to {rows:,} articles" + (
+        f" and {token_budget:,} tokens (articles x padded length)" if token_budget else ", no token limit")
+
+
 def available_cores() -> int:
     """The cores this process may run on (its affinity mask, e.g. under taskset or a container quota)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -720,6 +729,8 @@ def _device_worker(job: dict):
         torch.cuda.set_device(device)
     enc = load_encoder(job["source"], job["location"], device, job["dtype"],
                        trust_remote_code=job["trust_remote_code"], normalize=job.get("normalize", False))
+    if job.get("packed"):
+        enc = enable_packing(enc)
     local, offset = [], 0
     for start, end in job["batches"]:
         local.append((offset, offset + end - start))

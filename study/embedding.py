@@ -13,7 +13,7 @@ from tqdm import tqdm
 from study import paths
 from study.cache import Checkpoint, fingerprint, save_embeddings, status
 from study.data import split_leaks
-from study.embedders import batch_size_for, embed_texts, load_model, resolve_device
+from study.embedders import batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device
 from study.errors import StudyError
 from study.provenance import model_revision
 from study.schemas import DataChecks, write_record
@@ -52,28 +52,33 @@ def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
     location = cfg.model_location(variant.model)
     encoder = load_model(spec, location, device if not args.devices else resolve_device("cpu"), dtype,
                          variant.model, variant.max_tokens)
+    if getattr(args, "packed", False):
+        encoder = enable_packing(encoder)
     if encoder.dim != spec.dimensions:
         raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                          f"dimensions: {spec.dimensions}")
     model_revision.cache_clear()   # a hub model downloaded just now has a revision now
     for _, _, expected in todo:
         expected.update({"revision": model_revision(location)} if model_revision(location) else {})
+    rows, budget = batching_for(device, spec.batch_size or cfg.batch_size, spec.token_budget, variant.max_tokens)
+    rows = args.batch_size or rows
+    batching = describe_batching(rows, budget, encoder.packed)
     print(f"[{variant.name}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
-          f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens})")
+          f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens}); {batching}")
     load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,
-                     normalize=spec.normalize)
+                     normalize=spec.normalize, packed=encoder.packed)
     chunks = cfg.chunking.model_dump() if variant.chunked else None
     for split, path, expected in todo:
         texts = split.texts
         checkpoint = None if args.devices and len(args.devices) > 1 else Checkpoint(path, expected)
         with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
             emb, counts, stats = embed_texts(
-                encoder, texts, max_tokens=variant.max_tokens,
-                batch_size=args.batch_size or batch_size_for(device, spec.batch_size or cfg.batch_size),
-                token_budget=spec.token_budget, progress=bar, devices=args.devices, load_spec=load_spec,
+                encoder, texts, max_tokens=variant.max_tokens, batch_size=rows, token_budget=budget,
+                progress=bar, devices=args.devices, load_spec=load_spec,
                 checkpoint=checkpoint, chunks=chunks, prefix=spec.prefix)
         record = {"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
-                  "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype}
+                  "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype,
+                  "batching": batching, "packed": encoder.packed, "tokenize_seconds": stats.tokenize_s}
         if chunks:
             record.update(windows=stats.n_windows, capped_articles=stats.capped, token_capacity=stats.capacity)
         save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected, stats=record)
@@ -84,6 +89,7 @@ def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
                f"{(counts > variant.max_tokens).mean():.0%} truncated at {variant.max_tokens}")
         print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
               f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
-              f"{stats.tokenize_s:.2f}s; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
+              f"{stats.tokenize_s:.2f}s, {stats.tokenize_s / max(stats.tokenize_s + stats.encode_s, 1e-9):.1%} of the "
+              f"time; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
               + f") -> {path}")
     del encoder

@@ -68,6 +68,12 @@ def predictions(cfg: Config, dataset: str, variant: str, kind: str, split: str =
 
 
 # -- score_articles.py (Stage 1 as a tool) --------------------------------------------------
+def stage1(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
+    """Phase 3's Stage 1 bundle of a probe: the probe file's bundle + the thresholds, weights and tiers chosen
+    for it on validation (study/scoring.py `stage1_bundle`), with a `.sha256` like a probe file."""
+    return cfg.results_path / f"{dataset}_stage1_{variant}_{kind}.pkl"
+
+
 def scoring_partial(output: Path) -> Path:
     """The scored lines of an unfinished score_articles.py run, beside its output (renamed onto it when done)."""
     output = Path(output)

@@ -1,10 +1,11 @@
 """Stage 1 as a tool: embed new articles by a probe's recorded recipe, score them, route them.
 
-What a probe needs travels in two files phase 3 already writes: the probe file (its bundle: the
-estimator, `metadata.embedding`, the recipe, and `metadata.embedding_fingerprint`, with the model's
-revision and dtype) and, for a score dataset, the evaluation JSON beside it (`screening_setup`: the
-dimension weights and tiers; the probe's `screening.thresholds`, chosen on validation per recall
-target). `load_stage1` joins them into one `Stage1`.
+What a probe needs travels in one file phase 3 writes, its Stage 1 bundle (`stage1_bundle`,
+`paths.stage1`): the probe file's bundle (the estimator, `metadata.embedding`, the recipe, and
+`metadata.embedding_fingerprint`, with the model's revision and dtype) and, for a score dataset, the
+dimension weights, the tiers and the probe's thresholds chosen on validation per recall target (plug-in
+and guaranteed). A probe file serves too, with the evaluation JSON beside it for the rest.
+`load_stage1` makes either into one `Stage1`.
 
 Articles are embedded through the study's own encode loop (`study.embedders.embed_texts`: the
 same text, prefix, truncation or windows, batches and dtype as phase 1), each part of a
@@ -30,12 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from study import paths
-from study.artifacts import read_json, write_json
+from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
 from study.data import build_text
-from study.embedders import batch_size_for, embed_texts, load_model
+from study.embedders import batching_for, embed_texts, enable_packing, load_model
 from study.errors import StudyError
-from study.probes import load_bundle
+from study.probes import probe_from_bundle
 from study.provenance import model_revision
 from study.results import read_evaluation
 from study.screening import TIER_NAMES, tier_of
@@ -63,27 +64,97 @@ class Stage1:
 
 
 RULES = ("guaranteed", "plug-in")   # which of phase 3's thresholds routes (study/screening.py)
+STAGE1_FORMAT = "stage1-1"   # the bundle of `stage1_bundle`
 
 
-def load_stage1(cfg: Config, probe_path, recall: float | None = None, rule: str = "guaranteed") -> Stage1:
-    """The probe file (checksum verified, plain objects only) and, for scores, what phase 3 chose for it in
-    the evaluation JSON beside it; `recall` picks the screening target (default: the highest recorded), `rule`
-    its threshold: the guaranteed one (keeps the target on new articles at the recorded confidence; refused
-    when validation could not certify it) or the plug-in one (meets it on validation only)."""
-    probe_path = Path(probe_path)
-    bundle, probe = load_bundle(probe_path)
+def _thresholds(screening) -> list[dict]:
+    """Phase 3's thresholds of one probe (its `screening.thresholds`) as plain dicts, one per recall target."""
+    return [{"target_recall": t.target_recall, "plug-in": t.threshold, "guaranteed": t.guaranteed.threshold,
+             "confidence": t.guaranteed.confidence, "note": t.guaranteed.note} for t in screening.thresholds]
+
+
+def stage1_bundle(probe_bundle: dict, probe_sha256: str, entry, setup, evaluation: str) -> dict:
+    """What serving one probe needs, in plain objects: the probe file's bundle as it is (`probe`, with its
+    recipe), and what phase 3 chose for it on validation: for scores, the article score's `weights`, the
+    `tiers` and, per recall target, the plug-in and guaranteed `thresholds`; for yes/no, the `threshold` on
+    P(yes). `evaluation` names the evaluation JSON it came from (and when it was made)."""
+    meta = probe_bundle["metadata"]
+    out = {"format": STAGE1_FORMAT, "task": meta.get("task", "regression"), "dataset": meta["dataset"],
+           "variant": meta["variant"], "probe_kind": meta["probe"], "dimension_names": list(meta["dimension_names"]),
+           "score_range": meta.get("score_range"), "embedding": meta["embedding"],
+           "embedding_fingerprint": meta["embedding_fingerprint"], "evaluation": evaluation,
+           "probe_sha256": probe_sha256, "probe": probe_bundle}
+    if out["task"] == "classification":
+        out["threshold"] = float(probe_bundle["threshold"])
+    else:
+        out.update(weights={d: float(setup.weights[d]) for d in out["dimension_names"]}, tiers=dict(setup.tiers),
+                   thresholds=_thresholds(entry.screening))
+    return out
+
+
+def write_stage1_bundles(cfg: Config, ev) -> list[Path]:
+    """Phase 3: one Stage 1 bundle per evaluated probe (`paths.stage1`, pickled with its `.sha256` like a probe
+    file, atomically); `ev` is the evaluation just written."""
+    written = []
+    setup = getattr(ev, "screening_setup", None)
+    for variant, model in ev.models.items():
+        for kind, entry in model.probes.items():
+            probe_path = paths.probe(cfg, ev.dataset, variant, kind)
+            bundle = load_pickle(probe_path)
+            sha = paths.checksum(probe_path).read_text().split()[0]
+            out = paths.stage1(cfg, ev.dataset, variant, kind)
+            save_pickle(out, stage1_bundle(bundle, sha, entry, setup,
+                                           f"{paths.evaluation(cfg, ev.dataset).name} of {ev.evaluated_at}"))
+            written.append(out)
+    return written
+
+
+def load_stage1(cfg: Config, path, recall: float | None = None, rule: str = "guaranteed",
+                expect: str | None = None) -> Stage1:
+    """A Stage 1 bundle of phase 3 (`stage1_bundle`), or a probe file and what phase 3 chose for it in the
+    evaluation JSON beside it; either checksum verified, plain objects only. `recall` picks the screening target
+    (default: the highest recorded), `rule` its threshold: the guaranteed one (keeps the target on new articles
+    at the recorded confidence; refused when validation could not certify it) or the plug-in one (meets it on
+    validation only). `expect` ("stage1" | "probe"): refuse the other kind of file."""
+    path = Path(path)
+    if expect == "stage1" and not path.is_file():
+        raise StudyError(f"Stage 1 bundle not found: {path} (evaluate.py writes one per evaluated probe)")
+    data = load_pickle(path)
+    is_stage1 = isinstance(data, dict) and data.get("format") == STAGE1_FORMAT
+    if expect == "stage1" and not is_stage1:
+        raise StudyError(f"{path}: not a Stage 1 bundle (results/<ds>_stage1_<variant>_<probe>.pkl of evaluate.py); "
+                         "give a probe file as --probe")
+    if expect == "probe" and is_stage1:
+        raise StudyError(f"{path}: a Stage 1 bundle; give it as --stage1")
+    bundle = data["probe"] if is_stage1 else data
+    try:
+        probe = probe_from_bundle(bundle)
+    except StudyError as exc:
+        raise StudyError(f"{path}: {exc}") from None
     meta = bundle["metadata"]
     if "embedding" not in meta or "embedding_fingerprint" not in meta:
-        raise StudyError(f"{probe_path}: its metadata records no embedding recipe; rerun train_probes.py")
-    sha = paths.checksum(probe_path).read_text().split()[0]
-    stage = Stage1(path=probe_path, sha256=sha, meta=meta, probe=probe, task=meta.get("task", "regression"),
+        raise StudyError(f"{path}: its metadata records no embedding recipe; rerun train_probes.py")
+    sha = paths.checksum(path).read_text().split()[0]
+    stage = Stage1(path=path, sha256=sha, meta=meta, probe=probe, task=meta.get("task", "regression"),
                    dimension_names=list(meta["dimension_names"]))
     if stage.task == "classification":
         if recall is not None:
             raise StudyError("--recall routes score datasets; a yes/no probe decides at the threshold it chose on "
                              "validation")
-        stage.threshold = float(bundle["threshold"])
+        stage.threshold = float(data["threshold"] if is_stage1 else bundle["threshold"])
         return stage
+    if is_stage1:
+        weights, tiers, thresholds = data["weights"], data["tiers"], data["thresholds"]
+    else:
+        weights, tiers, thresholds = _chosen_in_evaluation(cfg, path, meta)
+    stage.weights = np.array([weights[d] for d in stage.dimension_names], dtype=np.float64)
+    stage.tiers = dict(tiers)
+    _choose_threshold(stage, {t["target_recall"]: t for t in thresholds}, recall, rule)
+    return stage
+
+
+def _chosen_in_evaluation(cfg: Config, probe_path: Path, meta: dict):
+    """(weights, tiers, thresholds) phase 3 recorded for this probe file in the evaluation JSON beside it."""
     ev = read_evaluation(cfg.model_copy(update={"results_dir": str(probe_path.resolve().parent)}), meta["dataset"])
     where = paths.evaluation(cfg, meta["dataset"]).name
     entry = ev.models[meta["variant"]].probes.get(meta["probe"]) if meta["variant"] in ev.models else None
@@ -94,10 +165,10 @@ def load_stage1(cfg: Config, probe_path, recall: float | None = None, rule: str 
         raise StudyError(f"{where} was made with another {probe_path.name} (validation MAE {entry.val_mae}, "
                          f"trained in {entry.train_seconds} s, against the probe's {meta['val_mae']}, "
                          f"{meta['train_seconds']} s); rerun evaluate.py")
-    setup = ev.screening_setup
-    stage.weights = np.array([setup.weights[d] for d in stage.dimension_names], dtype=np.float64)
-    stage.tiers = dict(setup.tiers)
-    targets = {t.target_recall: t for t in entry.screening.thresholds}
+    return ev.screening_setup.weights, ev.screening_setup.tiers, _thresholds(entry.screening)
+
+
+def _choose_threshold(stage: Stage1, targets: dict, recall: float | None, rule: str) -> None:
     stage.recall = max(targets) if recall is None else float(recall)
     if stage.recall not in targets:
         raise StudyError(f"--recall {recall:g}: phase 3 chose thresholds for the recall targets "
@@ -105,17 +176,13 @@ def load_stage1(cfg: Config, probe_path, recall: float | None = None, rule: str 
                          "(config screening_recall)")
     chosen = targets[stage.recall]
     stage.rule = rule
-    if rule == "guaranteed":
-        stage.threshold = chosen.guaranteed.threshold
-        if stage.threshold is None:
-            raise StudyError(f"recall {stage.recall:g} {chosen.guaranteed.note} of medium+ validation articles at "
-                             f"{chosen.guaranteed.confidence:.0%} confidence; --rule plug-in routes by the threshold "
-                             "that met it on validation only (no guarantee), or choose a lower --recall")
-    else:
-        stage.threshold = chosen.threshold
-        if stage.threshold is None:
-            raise StudyError(f"no threshold for recall {stage.recall:g}: the validation split held no medium+ article")
-    return stage
+    stage.threshold = chosen[rule]
+    if stage.threshold is None and rule == "guaranteed":
+        raise StudyError(f"recall {stage.recall:g} {chosen['note']} of medium+ validation articles at "
+                         f"{chosen['confidence']:.0%} confidence; --rule plug-in routes by the threshold "
+                         "that met it on validation only (no guarantee), or choose a lower --recall")
+    if stage.threshold is None:
+        raise StudyError(f"no threshold for recall {stage.recall:g}: the validation split held no medium+ article")
 
 
 # -- the embedding recipe -----------------------------------------------------------------------
@@ -173,7 +240,7 @@ class Embedder:
     """Texts -> the probe's input: each part embedded by its recipe through `embed_texts`, side by side."""
 
     def __init__(self, cfg: Config, parts: list[Part], device, batch_size: int | None = None,
-                 allow_revision: bool = False, warn=print):
+                 allow_revision: bool = False, warn=print, packed: bool = False):
         self.parts, self.cfg, self.device, self.batch_size = parts, cfg, device, batch_size
         self.encoders = {}
         for part in parts:   # one encoder per model (a pair of two views of one model loads it once)
@@ -185,7 +252,7 @@ class Embedder:
                 if enc.dim != part.spec.dimensions:
                     raise StudyError(f"model {part.recipe['model_name']} gives {enc.dim}-dim embeddings, the probe "
                                      f"was trained on {part.spec.dimensions}")
-                self.encoders[key] = enc
+                self.encoders[key] = enable_packing(enc) if packed else enc
             if not checked:
                 check_revision(part, allow_revision, warn)
 
@@ -194,10 +261,11 @@ class Embedder:
         for part in self.parts:
             enc = self.encoders[(part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)]
             chunks = part.recipe.get("chunks")
+            rows, budget = batching_for(self.device, part.spec.batch_size or self.cfg.batch_size, part.spec.token_budget,
+                                        part.recipe["max_tokens"])   # as phase 1 batches
             emb, _, _ = embed_texts(
-                enc, texts, max_tokens=part.recipe["max_tokens"],
-                batch_size=self.batch_size or batch_size_for(self.device, part.spec.batch_size or self.cfg.batch_size),
-                token_budget=part.spec.token_budget, prefix=part.recipe["prefix"],
+                enc, texts, max_tokens=part.recipe["max_tokens"], batch_size=self.batch_size or rows,
+                token_budget=budget, prefix=part.recipe["prefix"],
                 chunks={"overlap": chunks["overlap"], "max_windows": chunks["max_windows"]} if chunks else None)
             out.append(emb)
         return out[0] if len(out) == 1 else np.hstack(out)

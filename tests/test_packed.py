@@ -117,3 +117,54 @@ def test_packing_is_refused_where_it_does_not_apply(tiny):
 def test_packed_batch_moves_as_one():
     batch = pack([[1, 2], [3]]).to(torch.device("cpu"))
     assert isinstance(batch, Packed) and batch.ids.tolist() == [[1, 2, 3]]
+
+
+def test_phase_1_batches_as_the_benchmark_says_so_in_words_and_packs_on_request(tiny_config, demo_dir, monkeypatch,
+                                                                                 capsys):
+    """embed_articles.py plans its batches with `batching_for` (here made to plan as on a GPU, where every model
+    gets a token budget), prints the batching in words, and with --packed gives the padded caches' embeddings."""
+    import study.embedding as phase1
+    from conftest import call
+    from study.artifacts import read_npz
+    from study.embedders import batching_for
+
+    def caches():
+        folder = tiny_config.parent / "embeddings"
+        return {s: read_npz(folder / f"demo_ds_tiny_{s}.npz", "cache", "")["embeddings"] for s in ("train", "val", "test")}
+
+    common = ["--config", tiny_config, "--data-dir", demo_dir, "--force"]
+    assert call("embed_articles", *common) == 0
+    out = capsys.readouterr().out
+    padded = caches()
+    assert "length-sorted batches of up to 16 articles, no token limit" in out and "None" not in out
+
+    asked, used, real_embed = [], [], phase1.embed_texts
+    monkeypatch.setattr(phase1, "batching_for", lambda device, rows, budget, max_tokens: asked.append(
+        (device.type, rows, budget, max_tokens)) or batching_for(torch.device("cuda"), rows, budget, max_tokens))
+    monkeypatch.setattr(phase1, "embed_texts", lambda *a, **k: used.append((k["batch_size"], k["token_budget"]))
+                        or real_embed(*a, **k))
+    assert call("embed_articles", *common) == 0
+    assert asked == [("cpu", 16, None, 64)] and set(used) == {(1024, 65536)}   # 65,536 tokens / 64 = 1,024 rows
+    assert "length-sorted batches of up to 1,024 articles and 65,536 tokens (articles x padded length)" in \
+        capsys.readouterr().out
+    for split, emb in caches().items():   # other batches, the same embeddings
+        np.testing.assert_allclose(emb, padded[split], rtol=1e-4, atol=1e-5)
+
+    monkeypatch.undo()
+    assert call("embed_articles", *common, "--packed") == 0
+    out = capsys.readouterr().out
+    assert "padding-free batches of up to 16 articles, no token limit" in out and "None" not in out
+    for split, emb in caches().items():
+        np.testing.assert_allclose(emb, padded[split], rtol=1e-4, atol=1e-5)
+        stats = read_npz(tiny_config.parent / "embeddings" / f"demo_ds_tiny_{split}.npz", "cache", "")["embed_stats"]
+        assert '"packed": true' in str(stats)
+
+
+def test_the_batching_in_words_names_rows_and_tokens_and_never_none():
+    from study.embedders import describe_batching
+
+    assert describe_batching(16, None) == "length-sorted batches of up to 16 articles, no token limit"
+    assert describe_batching(16, 0) == "length-sorted batches of up to 16 articles, no token limit"
+    assert describe_batching(512, 65536) == ("length-sorted batches of up to 512 articles and 65,536 tokens "
+                                             "(articles x padded length)")
+    assert describe_batching(512, 65536, packed=True) == "padding-free batches of up to 512 articles and 65,536 real tokens"

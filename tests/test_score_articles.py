@@ -1,7 +1,11 @@
 """score_articles.py: Stage 1 reproduces phase 3's test predictions and skip shares, resumes, refuses bad input."""
 import hashlib
+import itertools
 import json
+import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,9 +61,11 @@ def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
         probe = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
         pred = _predictions(root, "demo_ds", variant, kind)
         names = [str(d) for d in pred["dimension_names"]]
-        for target in ev["screening_setup"]["recall_targets"]:
-            out = tmp_path / f"{kind}_{target}.jsonl"
-            assert call("score_articles", "--config", cfg, "--probe", probe, "--input", demo / "test.jsonl",
+        bundle = root / "results" / f"demo_ds_stage1_{variant}_{kind}.pkl"   # phase 3's: the same numbers
+        for target, (given, path) in itertools.product(ev["screening_setup"]["recall_targets"],
+                                                       (("--probe", probe), ("--stage1", bundle))):
+            out = tmp_path / f"{kind}_{target}_{given[2:]}.jsonl"
+            assert call("score_articles", "--config", cfg, given, path, "--input", demo / "test.jsonl",
                         "--output", out, "--recall", target, "--rule", "plug-in") == 0
             lines = _lines(out)
             assert [x["id"] for x in lines] == [str(i) for i in pred["ids"]]
@@ -86,11 +92,12 @@ def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
 def test_yes_no_probes_reproduce_phase_3(yes_no, tmp_path, capsys):
     cfg, data, root = yes_no
     ev = json.loads((root / "results" / "demo_yes_no_evaluation_results.json").read_text())
-    for kind in ("logistic", "mlp", "lightgbm"):
+    for kind, given in itertools.product(("logistic", "mlp", "lightgbm"), ("--probe", "--stage1")):
         pred = _predictions(root, "demo_yes_no", "tiny", kind)
-        out = tmp_path / f"{kind}.jsonl"
+        out = tmp_path / f"{kind}{given}.jsonl"
+        name = f"demo_yes_no_tiny_{kind}.pkl" if given == "--probe" else f"demo_yes_no_stage1_tiny_{kind}.pkl"
         capsys.readouterr()
-        assert call("score_articles", "--config", cfg, "--probe", root / "results" / f"demo_yes_no_tiny_{kind}.pkl",
+        assert call("score_articles", "--config", cfg, given, root / "results" / name,
                     "--input", data / "test.jsonl", "--output", out, "--labels") == 0
         said = capsys.readouterr().out
         lines = _lines(out)
@@ -229,18 +236,20 @@ def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(study,
     s = pred["y_pred"].astype(np.float64) @ w
     outcomes = set()
     for entry in ev["models"]["tiny"]["probes"]["ridge"]["screening"]["thresholds"]:
-        g, out = entry["guaranteed"], tmp_path / f"g_{entry['target_recall']}.jsonl"
-        code = call("score_articles", "--config", cfg, "--probe", root / "results" / "demo_ds_tiny_ridge.pkl",
-                    "--input", demo / "test.jsonl", "--output", out, "--recall", entry["target_recall"])
-        if g["certified"]:
-            assert code == 0
-            fine = np.array([x["route"] == "fine-tuned" for x in _lines(out)])
-            assert np.array_equal(fine, s >= g["threshold"]) and (~fine).mean() == g["test"]["skip_share"]
-        else:
-            assert code == 2 and not out.exists()
-            err = capsys.readouterr().err
-            assert err.count("error:") == 1 and "cannot be certified with" in err and "--rule plug-in" in err
-        outcomes.add(g["certified"])
+        for given, path in (("--probe", root / "results" / "demo_ds_tiny_ridge.pkl"),
+                            ("--stage1", root / "results" / "demo_ds_stage1_tiny_ridge.pkl")):
+            g, out = entry["guaranteed"], tmp_path / f"g_{entry['target_recall']}{given}.jsonl"
+            code = call("score_articles", "--config", cfg, given, path,
+                        "--input", demo / "test.jsonl", "--output", out, "--recall", entry["target_recall"])
+            if g["certified"]:
+                assert code == 0
+                fine = np.array([x["route"] == "fine-tuned" for x in _lines(out)])
+                assert np.array_equal(fine, s >= g["threshold"]) and (~fine).mean() == g["test"]["skip_share"]
+            else:
+                assert code == 2 and not out.exists()
+                err = capsys.readouterr().err
+                assert err.count("error:") == 1 and "cannot be certified with" in err and "--rule plug-in" in err
+            outcomes.add(g["certified"])
     assert False in outcomes   # the demo's few medium+ validation articles cannot certify 99%
 
 
@@ -265,3 +274,99 @@ def test_duplicate_ids_are_found_across_blocks_of_hashes_and_named_by_their_line
     ok.write_text("".join(path.read_text().splitlines(keepends=True)[:70_000]))
     n, sha = scoring.check_input(ok, False, 1)
     assert n == 70_000 and sha == hashlib.sha256(ok.read_bytes()).hexdigest()
+
+
+BARE_LOAD = """
+import json, pickle, sys
+with open(sys.argv[1], "rb") as fh:
+    b = pickle.load(fh)
+try:
+    import study  # noqa: F401
+    sys.exit("the project was importable")
+except ImportError:
+    pass
+print(json.dumps({k: b[k] for k in ("format", "task", "variant", "probe_kind", "dimension_names", "score_range",
+                                    "embedding", "weights", "tiers", "thresholds", "probe_sha256")}
+                 | {"kind": b["probe"]["kind"], "probe_embedding": b["probe"]["metadata"]["embedding"]}))
+"""
+
+
+def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(study, tmp_path, capsys):
+    """Phase 3's bundle holds the probe and what phase 3 chose for it: scored from a folder holding nothing else
+    it gives the bytes of the probe file + evaluation JSON; a bare pickle.load, without `study`, reads it all."""
+    cfg, demo, root = study
+    ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
+    variant, kind = "tiny-t16+tiny-c16", "lightgbm"
+    name = f"demo_ds_stage1_{variant}_{kind}.pkl"
+    alone = tmp_path / "serving"
+    alone.mkdir()
+    for f in (name, name + ".sha256"):
+        shutil.copy(root / "results" / f, alone / f)
+    args = ["--config", cfg, "--input", demo / "test.jsonl", "--recall", "0.95", "--rule", "plug-in"]
+    assert call("score_articles", *args, "--stage1", alone / name, "--output", tmp_path / "b.jsonl") == 0
+    assert call("score_articles", *args, "--probe", root / "results" / f"demo_ds_{variant}_{kind}.pkl",
+                "--output", tmp_path / "p.jsonl") == 0
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "p.jsonl").read_bytes()
+
+    proc = subprocess.run([sys.executable, "-I", "-c", BARE_LOAD, str(alone / name)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    entry = ev["models"][variant]["probes"][kind]
+    assert got["format"] == scoring.STAGE1_FORMAT and (got["variant"], got["probe_kind"], got["kind"]) == (variant, kind, kind)
+    assert got["weights"] == ev["screening_setup"]["weights"] and got["tiers"] == ev["screening_setup"]["tiers"]
+    assert got["thresholds"] == [{"target_recall": t["target_recall"], "plug-in": t["threshold"],
+                                  "guaranteed": t["guaranteed"]["threshold"], "confidence": t["guaranteed"]["confidence"],
+                                  "note": t["guaranteed"]["note"]} for t in entry["screening"]["thresholds"]]
+    probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
+    assert got["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
+    assert got["embedding"] == got["probe_embedding"] == load_pickle(probe_file)["metadata"]["embedding"]
+    assert [p["max_tokens"] for p in got["embedding"]["concatenation"]] == [16, 16]   # the recipe of a pair
+
+    # the wrong kind of file for the option, and a damaged bundle: one error line each, nothing written
+    for given, path, expect in (("--stage1", probe_file, "not a Stage 1 bundle"),
+                                ("--stage1", alone / "missing.pkl", "Stage 1 bundle not found"),
+                                ("--probe", alone / name, "a Stage 1 bundle; give it as --stage1")):
+        capsys.readouterr()
+        assert call("score_articles", *args, given, path, "--output", tmp_path / "x.jsonl") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expect in err and err.count("\n") == 1
+    blob = bytearray((alone / name).read_bytes())
+    blob[-30] ^= 1
+    (alone / name).write_bytes(bytes(blob))
+    capsys.readouterr()
+    assert call("score_articles", *args, "--stage1", alone / name, "--output", tmp_path / "x.jsonl") == 2
+    assert f"checksum differs from {name}.sha256" in capsys.readouterr().err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(study):
+    cfg, demo, root = study
+    ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
+    for variant, model in ev["models"].items():
+        for kind in model["probes"]:
+            path = root / "results" / f"demo_ds_stage1_{variant}_{kind}.pkl"
+            digest = (root / "results" / f"{path.name}.sha256").read_text().split()
+            assert digest == [hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
+            with open(path, "rb") as fh:
+                b = pickle.load(fh)
+            probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
+            assert b["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
+            assert pickle.dumps(b["probe"]) == pickle.dumps(load_pickle(probe_file))   # the probe file's bundle as it is
+
+
+def test_padding_free_batches_give_phase_3s_scores(study, tmp_path, monkeypatch):
+    """--packed (the tiny BERT laid end to end, per-sequence attention on CPU) reproduces the padded phase 3."""
+    import study.embedders as E
+
+    cfg, demo, root = study
+    calls, real = [], E.varlen_attention
+    monkeypatch.setattr(E, "varlen_attention", lambda *a: calls.append(a[0].shape) or real(*a))
+    pred = _predictions(root, "demo_ds", "tiny-c16", "mlp")
+    out = tmp_path / "packed.jsonl"
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-c16_mlp.pkl",
+                "--input", demo / "test.jsonl", "--output", out, "--rule", "plug-in", "--packed") == 0
+    names = [str(d) for d in pred["dimension_names"]]
+    P = np.array([[x["scores"][d] for d in names] for x in _lines(out)])
+    assert np.abs(P - pred["y_pred"]).max() <= 1e-5
+    assert calls   # the batches did go through variable-length attention
