@@ -177,6 +177,8 @@ def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(tmp_pat
     assert set(errors["figures"]) == {"confusion"}
     text = docx_text(tmp_path / "r.docx")
     assert "one 0/1 label" in text and "ROC AUC" in text and "Confusion counts" in text
+    # the yes/no MLP is trained on binary cross-entropy: its settings say so, not the score MLP's loss
+    assert "loss binary cross-entropy" in text and "loss l1" not in text
     for regression_only in ("Can a probe screen", "Success bands", "Does bge-m3", "train-mean", "Tier confusion",
                             "Test MAE", "screening_recall", "alphas"):
         assert regression_only not in text, regression_only

@@ -244,6 +244,8 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     assert f"test MAE {f3(b['test_mae'])} [{f3(b['mae_ci95'][0])}, {f3(b['mae_ci95'][1])}]" in text
     assert "Gap to it" not in text and "config.yaml baseline_mae" in text   # no reading from the sign of a point
     assert "random weights" in text and "bge-m3" in text
+    # a timestamp must not break over two lines: its spaces are non-breaking
+    assert "evaluated 2026-01-01\u00a000:00\u00a0UTC" in text
 
     # figures: the screening curve and two of the three error figures (the bias-per-bin figure repeats its
     # table, the MAE bars the results table: one place for each number), each with a caption; no
