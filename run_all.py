@@ -12,9 +12,11 @@
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
 benchmark_speed.py, analyze_error_distribution.py (on the probe chosen on validation unless
---probe), generate_report.py. Each phase's output streams through to the console and into
-results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), with its command
-line and wall time. --train-fractions goes to train_probes.py (the probes are also trained on
+--probe), generate_report.py. Before the first, it says which phases will run and what share
+of the last recorded run the speed benchmark took (--skip benchmark leaves it out). Each
+phase's output streams through to the console (no result line glued to a progress bar) and
+into results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), with its
+command line and wall time. --train-fractions goes to train_probes.py (the probes are also trained on
 nested subsets of the training split; evaluate.py, compare_results.py and the report then show
 the learning curve). Several datasets (--datasets NAME ... and/or --data-dirs DIR ...) run one
 after another; the speed benchmark runs once, on the first, unless --bench-each; then
@@ -42,7 +44,7 @@ from study.config import PROBES, TASK_PROBES, load_config
 from study.tasks import TASKS
 from study.data import DATASET_FILE, dataset_name, resolve_dataset
 from study.errors import StudyError
-from study.runner import run_phases
+from study.runner import STUDY_PHASE, recorded_times, run_phases
 from study.summary import write_summary
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +96,7 @@ def main():
         raise StudyError("--output names one report: drop it when running several datasets")
     started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     order = list(PHASES)[list(PHASES).index(args.start) if args.start else 0:]
+    print("\n".join(run_plan(cfg, order, args.skip, [n for n, _ in targets], args.bench_each)), flush=True)
     failures, reports = [], []
     for k, (name, data_dir) in enumerate(targets):
         log = paths.run_log(cfg, name, started)
@@ -125,6 +128,36 @@ def main():
         print(f"failed: {name}: {script} exit code {code}: {error or 'no error line'}", file=sys.stderr)
     if failures:
         sys.exit(1)
+
+
+def run_plan(cfg, order: list[str], skip: list[str], datasets: list[str], bench_each: bool) -> list[str]:
+    """What the run will do, said before it starts: the phases, and what the speed benchmark costs (the last
+    recorded run's share of the time, else a rough word) with how to leave it out."""
+    def named(phase):
+        return f"{STUDY_PHASE[PHASES[phase]]} {phase}"
+    runs = [p for p in order if p not in skip]
+    left = [p for p in PHASES if p not in runs]
+    lines = [f"plan: {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} ({', '.join(datasets)}); phases "
+             + ", ".join(named(p) + (" (first dataset only)" if p == "benchmark" and len(datasets) > 1 and not bench_each
+                                     else "") for p in runs)
+             + (f"; not run: {', '.join(named(p) for p in left)}" if left else "")]
+    if "benchmark" not in runs:
+        return lines
+    timed = recorded_times(cfg.results_path / "logs", datasets[0], PHASES["benchmark"])
+    if timed:
+        log, times = timed
+        bench, total = times[PHASES["benchmark"]], sum(times.values())
+        lines.append(f"the speed benchmark (phase 4) took {_duration(bench)} of {_duration(total)} "
+                     f"({bench / total:.0%}) in the last run that timed it ({log}); "
+                     "leave it out with --skip benchmark")
+    else:
+        lines.append("the speed benchmark (phase 4) is usually the longest phase on real data (it times every model "
+                     "and probe several times; no earlier run of it is recorded here); leave it out with --skip benchmark")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def dataset_targets(args) -> list[tuple[str, str | None]]:

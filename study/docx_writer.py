@@ -6,6 +6,7 @@ onto it. Number formatting is study/formats.py. Nothing here knows the study.
 """
 from __future__ import annotations
 
+import functools
 import io
 import re
 from pathlib import Path
@@ -25,8 +26,12 @@ from study.artifacts import atomic_path
 FIGURE_WIDTH_CM = 15.5
 FIGURE_MAX_HEIGHT_CM = 11.0
 TEXT_WIDTH_CM = 16.6    # A4 minus the margins set in Writer
+WIDE_TABLE_CM = 19.0    # a table whose words cannot fit the text width may reach this far into both margins
 KEEP_TOGETHER_ROWS = 20  # tables up to this many rows are not split across pages
 HEADER_FILL = "D9E2F3"
+CELL_PADDING_CM = 0.45  # a cell's left and right margins (Word's default 0.19 cm each) and a little slack
+WRAP_CHARS = {"header": 12, "value": 28}   # a cell's text may wrap at its spaces beyond about this many characters
+BREAK_AFTER = "\u200b"   # a zero-width space: where a header may break when a whole word does not fit
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -35,6 +40,35 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def xml_safe(text) -> str:
     """`text` without the control characters Word documents cannot hold (they come from input data)."""
     return _NOT_XML.sub("", str(text))
+
+
+@functools.cache
+def _font(bold: bool):
+    """DejaVu Sans (shipped with matplotlib; what LibreOffice draws for Calibri where Calibri is missing, and wider
+    than Calibri, so a width that holds it holds Calibri too), measured at 1000 px; None where it cannot be read."""
+    try:
+        from matplotlib import font_manager
+        from PIL import ImageFont
+
+        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                                 weight="bold" if bold else "normal"))
+        return ImageFont.truetype(path, 1000)
+    except (ImportError, OSError, ValueError):
+        return None
+
+
+def text_cm(text: str, font_pt: float, bold: bool = False) -> float:
+    """The printed width of `text` on one line at `font_pt` (an estimate of 0.67 em a character without the font)."""
+    font = _font(bold)
+    em = font.getlength(text) / 1000 if font else 0.67 * len(text) * (1.1 if bold else 1.0)
+    return em * font_pt * 2.54 / 72
+
+
+def _pieces(text: str, at_underscores: bool = False) -> list[str]:
+    """The parts of `text` a line may not break inside: its words, or (`at_underscores`) the parts of a word after
+    each '_' too."""
+    words = str(text).split()
+    return [p for w in words for p in (re.split(r"(?<=_)", w) if at_underscores else [w]) if p] or [""]
 
 
 def _field(paragraph, code: str) -> None:
@@ -52,6 +86,48 @@ def _field(paragraph, code: str) -> None:
             el = OxmlElement("w:t")
             el.text = text
         run._r.append(el)
+
+
+def column_widths(header: list[str], rows: list[list[str]], font_pt: float,
+                  text_width_cm: float = TEXT_WIDTH_CM) -> tuple[list[float], set[int]]:
+    """(width of each column in cm, the columns whose header must break after its underscores).
+
+    A column's floor is its longest unbreakable piece: a header word in bold, a value's word. Columns start at the
+    width of their text (a header up to about `WRAP_CHARS` characters, a value up to more); when the table is wider
+    than the page the widest are narrowed first, never below their floor. When the floors alone do not fit, the
+    headers with underscores may break after them (their floor is then the longest part); when even that does not
+    fit, the table keeps its floors and reaches into the margins (centred, up to `WIDE_TABLE_CM`); only beyond that
+    are all columns narrowed in proportion, the one case where a word can break."""
+    cells = [[str(v) for v in header], *[[str(v) for v in row] for row in rows]]
+    n = len(header)
+
+    def widest(c: int, header_parts: bool) -> float:
+        head = max(text_cm(p, font_pt, bold=True) for p in _pieces(cells[0][c], at_underscores=header_parts))
+        return max([head] + [text_cm(p, font_pt) for row in cells[1:] for p in _pieces(row[c])]) + CELL_PADDING_CM
+
+    def natural(c: int) -> float:
+        wrap = {k: text_cm("n" * v, font_pt) for k, v in WRAP_CHARS.items()}
+        head = min(text_cm(cells[0][c], font_pt, bold=True), wrap["header"])
+        body = [min(text_cm(row[c], font_pt), wrap["value"]) for row in cells[1:]]
+        return max([head, *body]) + CELL_PADDING_CM
+
+    floors = [widest(c, False) for c in range(n)]
+    split: set[int] = set()
+    if sum(floors) > text_width_cm:   # let the headers break after their underscores, widest first
+        for c in sorted(range(n), key=lambda c: -floors[c]):
+            if "_" in cells[0][c] and sum(floors) > text_width_cm:
+                floors[c] = widest(c, True)
+                split.add(c)
+    if sum(floors) > text_width_cm:   # into the margins; beyond that, every column in proportion
+        return [f * min(1.0, WIDE_TABLE_CM / sum(floors)) for f in floors], split
+    wanted = [max(natural(c), floors[c]) for c in range(n)]
+    if sum(wanted) <= text_width_cm:
+        return wanted, split
+    lo, hi = 0.0, max(wanted)   # the widest columns give way first: a cap on every column, above its floor
+    for _ in range(40):
+        cap = (lo + hi) / 2
+        lo, hi = (cap, hi) if sum(max(f, min(w, cap)) for f, w in zip(floors, wanted)) <= text_width_cm else (lo, cap)
+    return [max(f, min(w, lo)) for f, w in zip(floors, wanted)], split
 
 
 class Writer:
@@ -105,12 +181,15 @@ class Writer:
             run.font.color.rgb = RGBColor(0x80, 0x30, 0x30)
 
     def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9):
-        """A captioned table: shaded header row repeated on each page; align 'l'/'r'/'c' per column."""
+        """A captioned table: shaded header row repeated on each page; align 'l'/'r'/'c' per column. Columns are
+        as wide as their longest word (header in bold), so no word is broken; a header word that cannot get its
+        width breaks after an underscore ('workflow_' / 'detail'), never inside a word."""
         self.tables += 1
         cap = self.doc.add_paragraph(style="Caption")
         cap.add_run(f"Table {self.tables}. ").bold = True
         cap.add_run(xml_safe(caption))
         cap.paragraph_format.keep_with_next = True
+        widths, split_headers = column_widths(header, rows, font_pt)
         table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
         table.style = "Table Grid"
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
@@ -122,7 +201,10 @@ class Writer:
                 p = cell.paragraphs[0]
                 p.paragraph_format.space_after = Pt(0)
                 p.alignment = where["l" if r == 0 and align[c] == "l" else align[c]]
-                run = p.add_run(xml_safe(value))
+                text = xml_safe(value)
+                if r == 0 and c in split_headers:
+                    text = text.replace("_", "_" + BREAK_AFTER)
+                run = p.add_run(text)
                 run.font.size = Pt(font_pt)
                 if r == 0:
                     run.bold = True
@@ -131,7 +213,12 @@ class Writer:
                     shading.set(qn("w:color"), "auto")
                     shading.set(qn("w:fill"), HEADER_FILL)
                     cell._tc.get_or_add_tcPr().append(shading)
-        self._widths(table, [header, *rows], font_pt)
+        table.autofit = False   # Word and LibreOffice both honour explicit widths
+        grid = table._tbl.tblGrid.findall(qn("w:gridCol"))
+        for c, width in enumerate(widths):
+            grid[c].set(qn("w:w"), str(int(Cm(width).twips)))
+            for cell in table.columns[c].cells:
+                cell.width = Cm(width)
         if len(rows) <= KEEP_TOGETHER_ROWS:  # a short table stays on one page
             for row in table.rows[:-1]:
                 for cell in row.cells:
@@ -142,30 +229,6 @@ class Writer:
         table.rows[0]._tr.get_or_add_trPr().append(repeat)
         self.doc.add_paragraph().paragraph_format.space_after = Pt(2)
         return table
-
-    @staticmethod
-    def _widths(table, cells: list[list], font_pt: float):
-        """Column widths from the text they hold (Word and LibreOffice both honour explicit widths)."""
-        def need(text: str, header: bool) -> float:
-            words = str(text).split()
-            longest = max((len(w) for w in words), default=1) * (1.15 if header else 1.0)   # bold is wider
-            # a header may wrap at its spaces; a value should not wrap below its longest word
-            return max(longest, min(len(str(text)), 12 if header else 28))
-        chars = [max(need(row[c], r == 0) for r, row in enumerate(cells)) for c in range(len(cells[0]))]
-        natural = [n * font_pt * 0.0235 + 0.45 for n in chars]   # ~average glyph width + cell padding
-        cap = max(natural)
-        if sum(natural) > TEXT_WIDTH_CM:  # narrow the widest columns first: short ones keep their width
-            lo, hi = 0.0, cap
-            for _ in range(40):
-                cap = (lo + hi) / 2
-                lo, hi = (cap, hi) if sum(min(w, cap) for w in natural) < TEXT_WIDTH_CM else (lo, cap)
-        widths = [min(w, cap) for w in natural]
-        table.autofit = False
-        grid = table._tbl.tblGrid.findall(qn("w:gridCol"))
-        for c, width in enumerate(widths):
-            grid[c].set(qn("w:w"), str(int(Cm(width).twips)))
-            for cell in table.columns[c].cells:
-                cell.width = Cm(width)
 
     def figure(self, path: Path, caption: str, width_cm: float | None = None) -> bool:
         """A centred png with its caption, `width_cm` wide (default the full figure width), never taller than

@@ -1,12 +1,15 @@
 """Every figure of the study: one function a chart, plain data in, the PNG's path out.
 
-All figures share one look (`STYLE`, one colour a model or probe, the fine-tuned baseline
-as a red dashed line), render with the Agg backend (no display needed) and are written
-atomically at `DPI` (temp file + rename), so a crash never leaves a half-written PNG.
+All figures share one look (`STYLE`, the fine-tuned baseline as a red dashed line), render
+with the Agg backend (no display needed) and are written atomically at `DPI` (temp file +
+rename), so a crash never leaves a half-written PNG. Colours are keyed by name, so a probe or a
+model has the same colour in every figure and every report (`probe_color`, `model_colors`);
+legends sit outside the axes, and bar value labels keep clear of the reference lines.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 
 import matplotlib
@@ -30,8 +33,87 @@ ERROR_LABEL = "error (predicted − true)"
 
 
 def palette(n: int) -> list:
-    """`n` distinct colours, the same order in every figure."""
+    """`n` distinct colours, the same order in every figure (for what has no colour of its own: dimensions)."""
     return [plt.get_cmap("tab10")(i % 10) for i in range(n)]
+
+
+# -- colours keyed by name: a probe, or a model, is drawn in the same colour in every figure -------------
+PROBE_COLORS = {"ridge": "#1f77b4", "mlp": "#ff7f0e", "lightgbm": "#2ca02c", "logistic": "#17becf"}
+PROBE_MARKERS = {"ridge": "o", "mlp": "s", "lightgbm": "^", "logistic": "D"}
+# none of the probes' colours, no red (the baseline's) and no grey (the train-mean predictor's)
+MODEL_PALETTE = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#7b4173",
+                 "#6b6ecf", "#bd9e39", "#a55194", "#8ca252")
+
+
+@functools.cache
+def study_models() -> tuple[str, ...]:
+    """The models of the shipped config.yaml (`embedding_models`), in its order: they get the first colours."""
+    from study.config import DEFAULT_CONFIG, load_yaml
+    from study.errors import StudyError
+
+    try:
+        return tuple((load_yaml(DEFAULT_CONFIG) or {}).get("embedding_models") or ())
+    except (StudyError, OSError, AttributeError):
+        return ()
+
+
+def _hashed(name: str, choices) -> str:
+    """A colour of `choices` picked by a hash of `name`: stable across runs and machines (not Python's hash)."""
+    return choices[int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16) % len(choices)]
+
+
+def probe_color(name: str) -> str:
+    """The colour of a probe: fixed for the study's probes, hashed from the name for any other."""
+    return PROBE_COLORS.get(name) or _hashed(name, MODEL_PALETTE)
+
+
+def model_color(name: str) -> str:
+    """A model's (variant's) own colour: its position in config.yaml's `embedding_models`, else a hash of its name
+    into the colours those models leave free (a truncation or chunked variant, a pair, a model of another config)."""
+    known = study_models()
+    if name in known:
+        return MODEL_PALETTE[known.index(name) % len(MODEL_PALETTE)]
+    return _hashed(name, MODEL_PALETTE[len(known):] or MODEL_PALETTE)
+
+
+def model_colors(names) -> dict[str, str]:
+    """{name: colour} for the models of one figure: each its own `model_color`, except that a name whose hashed
+    colour an earlier one of the same figure took gets the next free colour (config models never collide)."""
+    out: dict[str, str] = {}
+    for name in sorted(dict.fromkeys(names), key=lambda n: (n not in study_models(), n)):
+        color = model_color(name)
+        if color in out.values():
+            start = MODEL_PALETTE.index(color)
+            free = [c for c in MODEL_PALETTE[start:] + MODEL_PALETTE[:start] if c not in out.values()]
+            color = free[0] if free else color
+        out[name] = color
+    return {n: out[n] for n in dict.fromkeys(names)}
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """'<model> + <probe>' -> (model, probe); any other label -> (label, None). A pair variant 'a+b' has no spaces."""
+    model, _, probe = label.rpartition(" + ")
+    return (model, probe) if model and probe in PROBE_COLORS else (label, None)
+
+
+def label_colors(labels) -> dict[str, str]:
+    """{'<model> + <probe>': the model's colour} (lines of one model share it; the probe is told by the marker)."""
+    by_model = model_colors([split_label(lab)[0] for lab in labels])
+    return {lab: by_model[split_label(lab)[0]] for lab in labels}
+
+
+def _legend_below(fig, handles=None, ncols: int = 4, **kwargs):
+    """The figure's legend below its axes, where it cannot hide data (needs a constrained layout)."""
+    labels = None if handles is None else [h.get_label() for h in handles]
+    if handles is None:   # the labelled artists of every panel, each label once
+        handles, labels = [], []
+        for ax in fig.axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(handles), ncols)), **kwargs)
 
 
 def _styled(fn):
@@ -63,22 +145,63 @@ def _grid(n: int, panel=(4.2, 3.4), ncols: int = 3, **kwargs):
     return fig, list(axes.flat[:n])
 
 
-def _grouped_bars(ax, categories: list[str], series: dict[str, list[float]], yerr: dict | None = None,
-                  value_fmt: str | None = None) -> None:
-    """One group of bars a category, one bar (and colour) a series; NaN draws no bar."""
+def _grouped_bars(ax, categories: list[str], series: dict[str, list[float]], colors: dict[str, str],
+                  yerr: dict | None = None, value_fmt: str | None = None) -> list[dict]:
+    """One group of bars a category, one bar a series in its colour (`colors`, by name); NaN draws no bar.
+    With `value_fmt` each bar's value is written inside its base; returns those labels for `_clear_of_lines`:
+    [{"text", "x" (the bar's centre), "top" (its value), "whisker" (the top of its CI bar)}]."""
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(categories))
+    labels = []
     for j, (name, values) in enumerate(series.items()):
         offset = (j - (len(series) - 1) / 2) * width
-        bars = ax.bar(x + offset, np.asarray(values, dtype=float), width * 0.92, label=name,
-                      color=palette(len(series))[j], yerr=None if yerr is None else yerr[name],
-                      capsize=3, error_kw={"elinewidth": 1, "ecolor": "black"})
+        values = np.asarray(values, dtype=float)
+        err = None if yerr is None else np.asarray(yerr[name], dtype=float)
+        ax.bar(x + offset, values, width * 0.92, label=name, color=colors[name], yerr=err, capsize=3,
+               error_kw={"elinewidth": 1, "ecolor": "black"})
         if value_fmt:
-            ax.bar_label(bars, labels=["" if np.isnan(v) else value_fmt.format(v) for v in np.asarray(values, float)],
-                         label_type="center", rotation=90 if len(series) * len(categories) > 12 else 0,
-                         color="white", fontsize=7)
+            for i, v in enumerate(values):
+                if np.isfinite(v):
+                    text = ax.text(x[i] + offset, 0, value_fmt.format(v), ha="center", va="bottom", fontsize=7,
+                                   rotation=90 if len(series) * len(categories) > 12 else 0, color="white", zorder=4)
+                    whisker = v + (err[1][i] if err is not None and np.isfinite(err[1][i]) else 0.0)
+                    labels.append({"text": text, "x": x[i] + offset, "top": v, "whisker": whisker})
     _xticks(ax, x, categories)
     ax.grid(axis="x", visible=False)
+    return labels
+
+
+LABEL_PAD_PT = 2.5   # between a value label and the bar's base, a reference line or the CI bar
+
+
+def _clear_of_lines(ax, labels: list[dict], lines_y: list) -> None:
+    """Move each bar's value label (from `_grouped_bars`) to the lowest place inside its bar that no reference line
+    (the baseline, the train-mean predictor) crosses; where none is left inside the bar, above its CI bar (in black),
+    again clear of the lines. Call once the axes' limits are final."""
+    if not labels:
+        return
+    fig = ax.figure
+    fig.canvas.draw()   # the layout, so that text extents and the data transform are final
+    renderer = fig.canvas.get_renderer()
+    y_of = ax.transData.inverted()
+    pad = y_of.transform((0, LABEL_PAD_PT * fig.dpi / 72))[1] - y_of.transform((0, 0))[1]
+    ys = sorted(float(y) for y in lines_y if y is not None and np.isfinite(y))
+
+    def lowest_free(start: float, height: float) -> float:
+        for y in ys:
+            if start - pad <= y <= start + height + pad:   # the line would cross the label: start above it
+                start = y + pad
+        return start
+
+    for label in labels:
+        text = label["text"]
+        box = text.get_window_extent(renderer)
+        height = y_of.transform((0, box.height))[1] - y_of.transform((0, 0))[1]
+        start = lowest_free(pad, height)
+        if start + height + pad > label["top"]:   # no room left inside the bar
+            start = lowest_free(max(label["top"], label["whisker"]) + pad, height)
+            text.set_color("black")
+        text.set_y(start)
 
 
 def _xticks(ax, positions, labels: list[str]) -> None:
@@ -113,14 +236,15 @@ def mae_bars(rows: list[dict], baseline_mae: float | None, out, *, baseline_sour
     series = {p: [cell[m, p]["mae"] if (m, p) in cell else nan for m in models] for p in probes}
     yerr = {p: np.array([below_above(cell.get((m, p))) for m in models]).T for p in probes}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 4.8), layout="constrained")
-    _grouped_bars(ax, models, series, yerr, value_fmt="{:.3f}")
+    labels = _grouped_bars(ax, models, series, {p: probe_color(p) for p in probes}, yerr, value_fmt="{:.3f}")
     _baseline_line(ax, baseline_mae, baseline_source)
     if mean_mae is not None:
         ax.axhline(mean_mae, **MEAN_PREDICTOR, label=f"train-mean predictor MAE {mean_mae:.2f}")
     top = max([r["ci95"][1] for r in rows] + [baseline_mae or 0, mean_mae or 0])
     ax.set_ylim(0, top * 1.12)
     ax.set(title=title, xlabel="embedding model", ylabel="test MAE (lower is better)")
-    fig.legend(loc="outside lower center", ncols=min(len(probes) + 2, 5))
+    _legend_below(fig, ncols=min(len(probes) + 2, 5))
+    _clear_of_lines(ax, labels, [baseline_mae, mean_mae])
     return _save(fig, out)
 
 
@@ -140,14 +264,15 @@ def f1_bars(rows: list[dict], baseline_f1: float | None, out, *, always_yes_f1: 
     yerr = {p: np.array([[r["f1"] - r["ci95"][0], r["ci95"][1] - r["f1"]] if r else [nan, nan]
                          for r in (cell.get((m, p)) for m in models)]).T for p in probes}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(rows) + 3), 4.8), layout="constrained")
-    _grouped_bars(ax, models, series, yerr, value_fmt="{:.3f}")
+    labels = _grouped_bars(ax, models, series, {p: probe_color(p) for p in probes}, yerr, value_fmt="{:.3f}")
     if baseline_f1 is not None:
         ax.axhline(baseline_f1, **BASELINE, label=f"fine-tuned classifier F1 {baseline_f1:.3f}")
     if always_yes_f1 is not None:
         ax.axhline(always_yes_f1, **MEAN_PREDICTOR, label=f"saying yes to every article: F1 {always_yes_f1:.2f}")
     ax.set_ylim(0, 1.08)
     ax.set(title=title, xlabel="embedding model", ylabel="test F1 (higher is better)")
-    fig.legend(loc="outside lower center", ncols=min(len(probes) + 2, 5))
+    _legend_below(fig, ncols=min(len(probes) + 2, 5))
+    _clear_of_lines(ax, labels, [baseline_f1, always_yes_f1])
     return _save(fig, out)
 
 
@@ -178,7 +303,8 @@ def quality_vs_speed(points: list[dict], baseline_mae: float | None, out, *,
     """Scatter of test MAE (with its 95% CI where given) against throughput (log x);
     points: [{"label", "mae", "articles_per_s", "ci"?}]."""
     fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    colors = palette(len(points))
+    by_label = label_colors([p["label"] for p in points])
+    colors = [by_label[p["label"]] for p in points]
     below = {id(p): k % 2 == 1 for k, p in enumerate(sorted(points, key=lambda p: p["articles_per_s"]))}
     for p, c in zip(points, colors):   # neighbours by speed take turns labelling above and below their point
         if p.get("ci"):
@@ -195,8 +321,7 @@ def quality_vs_speed(points: list[dict], baseline_mae: float | None, out, *,
     _log_x(ax)
     ax.set(title=title, xlabel="throughput (articles/s, log scale; right is faster)",
            ylabel="test MAE with 95% CI (lower is better)")
-    if baseline_mae is not None:
-        ax.legend(loc="best")
+    _legend_below(fig)
     return _save(fig, out)
 
 
@@ -216,12 +341,14 @@ def error_histograms(errors: dict[str, np.ndarray], out, *, title: str = "Distri
     lim = max(max(np.abs(e).max() for e in flat.values()), 1e-9)
     bins = np.linspace(-lim, lim, 41)
     fig, axes = _grid(len(flat))
-    for ax, (model, e), c in zip(axes, flat.items(), palette(len(flat))):
-        ax.hist(e, bins=bins, color=c, alpha=0.85)
-        ax.axvline(0, color="black", linewidth=1)
-        ax.axvline(e.mean(), color="black", linestyle="--", linewidth=1, label=f"bias {e.mean():+.2f}")
-        ax.set(title=f"{model}\nMAE {np.abs(e).mean():.3f}", xlabel=ERROR_LABEL, ylabel="article × dimension pairs")
-        ax.legend(loc="upper right")
+    colors = model_colors(flat)
+    for ax, (model, e) in zip(axes, flat.items()):
+        ax.hist(e, bins=bins, color=colors[model], alpha=0.85)
+        ax.axvline(0, color="black", linewidth=1, label="no error")
+        ax.axvline(e.mean(), color="black", linestyle="--", linewidth=1, label="mean error (bias)")
+        ax.set(title=f"{model}\nMAE {np.abs(e).mean():.3f}, bias {e.mean():+.2f}", xlabel=ERROR_LABEL,
+               ylabel="article × dimension pairs")
+    _legend_below(fig)
     fig.suptitle(title)
     return _save(fig, out)
 
@@ -234,8 +361,9 @@ def error_violins(values: dict[str, np.ndarray], out, *, ylabel: str = "per-arti
     data = [np.asarray(values[m], dtype=float).ravel() for m in models]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(models) + 2), 4.5), layout="constrained")
     parts = ax.violinplot(data, showmedians=True, showextrema=True)
-    for body, c in zip(parts["bodies"], palette(len(models))):
-        body.set(facecolor=c, edgecolor="black", alpha=0.7)
+    colors = model_colors(models)
+    for body, model in zip(parts["bodies"], models):
+        body.set(facecolor=colors[model], edgecolor="black", alpha=0.7)
     for key in ("cmedians", "cmins", "cmaxes", "cbars"):
         parts[key].set(color="black", linewidth=1)
     parts["cmedians"].set(label="median", linewidth=2)
@@ -243,7 +371,7 @@ def error_violins(values: dict[str, np.ndarray], out, *, ylabel: str = "per-arti
                label="mean")
     _xticks(ax, range(1, len(models) + 1), models)
     ax.set(title=title, xlabel="embedding model", ylabel=ylabel)
-    ax.legend(loc="upper right")
+    _legend_below(fig)
     return _save(fig, out)
 
 
@@ -282,7 +410,9 @@ def error_vs_tokens(series: dict[str, dict], out, *, title: str = "Error against
     series: {model: {"token_counts", "mae" (per article), "max_tokens"}}.
     """
     fig, axes = _grid(len(series), sharey=True)
-    for ax, (model, s), c in zip(axes, series.items(), palette(len(series))):
+    colors = model_colors(series)
+    for ax, (model, s) in zip(axes, series.items()):
+        c = colors[model]
         tokens = np.maximum(np.asarray(s["token_counts"], dtype=float), 1)
         mae = np.asarray(s["mae"], dtype=float)
         max_tokens = int(s["max_tokens"])
@@ -293,14 +423,14 @@ def error_vs_tokens(series: dict[str, dict], out, *, title: str = "Error against
             keep = [b for b in range(len(edges) - 1) if (idx == b).sum() >= 3]
             ax.plot([np.sqrt(edges[b] * edges[b + 1]) for b in keep], [mae[idx == b].mean() for b in keep],
                     color="black", marker="o", markersize=3, label="mean per length bin")
-        ax.axvline(max_tokens, **BASELINE, label=f"truncation at {max_tokens} tokens")
+        ax.axvline(max_tokens, **BASELINE, label="truncation point (the model's max tokens)")
         ax.axvspan(max_tokens, max(tokens.max(), max_tokens) * 1.5, color="crimson", alpha=0.06)
         ax.set_xlim(tokens.min() / 1.5, max(tokens.max(), max_tokens) * 1.5)
         _log_x(ax)
         truncated = tokens > max_tokens
-        ax.set(title=f"{model}\n{truncated.mean():.0%} of articles truncated", xlabel="tokens before truncation (log)",
-               ylabel="per-article MAE")
-        ax.legend(loc="upper left", frameon=True, framealpha=0.85)
+        ax.set(title=f"{model}\n{truncated.mean():.0%} of articles truncated at {max_tokens} tokens",
+               xlabel="tokens before truncation (log)", ylabel="per-article MAE")
+    _legend_below(fig)   # below the panels: a legend inside would hide the worst articles (top of the panel)
     fig.suptitle(title)
     return _save(fig, out)
 
@@ -316,9 +446,10 @@ def error_by_language(per_language: dict[str, dict[str, dict]], out, *,
     counts = {lang: next(g[lang]["n"] for g in per_language.values() if lang in g) for lang in languages}
     series = {m: [g[lang]["mae"] if lang in g else float("nan") for lang in languages] for m, g in per_language.items()}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(languages) * len(series) + 3), 4.5), layout="constrained")
-    _grouped_bars(ax, [f"{lang}\nn={counts[lang]}" for lang in languages], series, value_fmt="{:.2f}")
+    _grouped_bars(ax, [f"{lang}\nn={counts[lang]}" for lang in languages], series, model_colors(series),
+                  value_fmt="{:.2f}")
     ax.set(title=title, xlabel="language (articles in the test split)", ylabel="MAE (lower is better)")
-    fig.legend(loc="outside lower center", ncols=min(len(series), 4))
+    _legend_below(fig)
     return _save(fig, out)
 
 
@@ -335,11 +466,11 @@ def bias_by_score_bin(bins: dict[str, list[dict]], out, *,
     series = {m: [next((b["bias"] for b in rows if (b["low"], b["high"]) == k), float("nan")) for k in keys]
               for m, rows in bins.items()}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(keys) * len(series) + 3), 4.5), layout="constrained")
-    _grouped_bars(ax, labels, series)
+    _grouped_bars(ax, labels, series, model_colors(series))
     ax.axhline(0, color="black", linewidth=1)
     ax.set(title=title, xlabel="true score bin (article × dimension pairs)",
            ylabel="bias: mean (predicted − true)\n> 0 over-predicted, < 0 under-predicted")
-    fig.legend(loc="outside lower center", ncols=min(len(series), 4))
+    _legend_below(fig)
     return _save(fig, out)
 
 
@@ -352,7 +483,9 @@ def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
     curves: {label: {"recall": [...], "skip_share": [...]}}.
     """
     fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    for (label, c), color in zip(curves.items(), palette(len(curves))):
+    colors = label_colors(curves)
+    for label, c in curves.items():
+        color = colors[label]
         recall, skip = np.asarray(c["recall"], dtype=float), np.asarray(c["skip_share"], dtype=float)
         ax.plot(recall, skip, color=color, linewidth=1.5, drawstyle="steps-pre", label=label)   # one step an article
     for i, t in enumerate(targets):
@@ -362,7 +495,7 @@ def screening_curve(curves: dict[str, dict], targets: list[float], out, *,
     ax.set_ylim(0, 1.02)
     ax.set(title=title, xlabel="recall of medium+ articles (share kept for the fine-tuned model)",
            ylabel="share of all articles that skip the fine-tuned model")
-    ax.legend(loc="lower left")
+    _legend_below(fig, ncols=2)
     return _save(fig, out)
 
 
@@ -375,20 +508,22 @@ def learning_curve(curves: dict[str, list[dict]], baseline_mae: float | None, ou
     curves: {label: [{"n_train", "test_mae", "mae_ci95": [low, high]}, ...]}.
     """
     fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    for j, ((label, points), color) in enumerate(zip(curves.items(), palette(len(curves)))):
+    colors = label_colors(curves)
+    for j, (label, points) in enumerate(curves.items()):
+        color, probe = colors[label], split_label(label)[1]
         dodge = 1 + 0.015 * (j - (len(curves) - 1) / 2)   # lines side by side, so their CI bars do not hide each other
         n = np.array([p["n_train"] for p in points], dtype=float) * dodge
         mae = np.array([p["test_mae"] for p in points], dtype=float)
         ci = np.array([p["mae_ci95"] for p in points], dtype=float).reshape(-1, 2)
-        ax.errorbar(n, mae, yerr=np.clip(np.vstack([mae - ci[:, 0], ci[:, 1] - mae]), 0, None), color=color, marker="o",
-                    markersize=4, linewidth=1.5, capsize=3, elinewidth=1, label=label)
+        ax.errorbar(n, mae, yerr=np.clip(np.vstack([mae - ci[:, 0], ci[:, 1] - mae]), 0, None), color=color,
+                    marker=PROBE_MARKERS.get(probe, "o"), markersize=4, linewidth=1.5, capsize=3, elinewidth=1, label=label)
     _baseline_line(ax, baseline_mae, baseline_source)
     ax.set_xscale("log")
     ticks = sorted({p["n_train"] for points in curves.values() for p in points})
     ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
     ax.minorticks_off()
     ax.set(title=title, xlabel="training articles (log scale)", ylabel="test MAE (lower is better)")
-    ax.legend(loc="best")
+    _legend_below(fig, ncols=2)
     return _save(fig, out)
 
 
@@ -402,11 +537,13 @@ def dataset_bars(mae: dict[str, dict[str, float]], baselines: dict[str, float | 
     datasets = list(baselines)
     series = {m: [per.get(d, float("nan")) for d in datasets] for m, per in mae.items()}
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(datasets) * len(series) + 3), 4.8), layout="constrained")
-    _grouped_bars(ax, datasets, series, value_fmt="{:.3f}")
+    labels = _grouped_bars(ax, datasets, series, model_colors(series), value_fmt="{:.3f}")
     known = [i for i, d in enumerate(datasets) if baselines[d] is not None]
     for i in known:
         ax.hlines(baselines[datasets[i]], i - 0.45, i + 0.45, label="fine-tuned baseline" if i == known[0] else None,
                   **BASELINE)
     ax.set(title=title, xlabel="dataset", ylabel="test MAE (lower is better)")
-    fig.legend(loc="outside lower center", ncols=min(len(series) + 1, 4))
+    _legend_below(fig)
+    for i in known:   # each dataset's labels keep clear of its own baseline
+        _clear_of_lines(ax, [lab for lab in labels if abs(lab["x"] - i) < 0.5], [baselines[datasets[i]]])
     return _save(fig, out)

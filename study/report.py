@@ -624,8 +624,7 @@ class Report:
                 if src is not None:
                     rows.append([name, num(src.overall_rmse)]
                                 + [num(src.per_dimension[d].mae) if d in src.per_dimension else MISSING for d in dims])
-            w.table("Test RMSE and MAE per dimension.", ["Model + probe", "RMSE"]
-                    + [d.replace("_", "_\u200b") for d in dims], rows, "lr" + "r" * len(dims),
+            w.table("Test RMSE and MAE per dimension.", ["Model + probe", "RMSE"] + list(dims), rows, "lr" + "r" * len(dims),
                     font_pt=8 if len(dims) <= 6 else 7)
         picks = ev.chosen_entries()
         few = findings.min_articles(ev)

@@ -1,5 +1,6 @@
-"""run_all.py's engine: each phase as its own process, its output streamed to the console
-unchanged and into a log file where progress bars become one line every ~10%."""
+"""run_all.py's engine: each phase as its own process, its output streamed to the console as it
+comes (never a line glued to a progress bar) and into a log file where progress bars become one
+line every ~10%; the phases' recorded wall times, for the next run's plan."""
 from __future__ import annotations
 
 import contextlib
@@ -48,6 +49,34 @@ class LogFilter:
         self.fh.write(segment.rstrip() + "\n")
 
 
+class Console:
+    """The run's terminal, shared by a phase's stdout and stderr: each chunk is written as it comes, except that a
+    chunk of one stream arriving while the other was left mid-line (a progress bar on stderr, whose redraws end
+    without a newline) first ends that line, so no result line is glued to a bar."""
+
+    def __init__(self):
+        self.open = None   # the stream whose last line is unfinished (what is visible on it after its last \r)
+
+    def write(self, out, chunk: bytes) -> None:
+        text = chunk.decode("utf-8", "replace")
+        if self.open is not None and self.open is not out and text and not text.startswith(("\r", "\n")):
+            self._raw(self.open, b"\n")
+            self.open = None
+        self._raw(out, chunk)
+        ended = "\n" in text
+        tail = text.rsplit("\n", 1)[-1]   # what this chunk leaves on the current line
+        if "\r" in tail:   # a redraw: what follows the last carriage return is what shows
+            unfinished = bool(tail.rsplit("\r", 1)[1])
+        else:
+            unfinished = bool(tail) or (not ended and self.open is out)
+        self.open = out if unfinished else None
+
+    @staticmethod
+    def _raw(out, chunk: bytes) -> None:
+        out.buffer.write(chunk) if hasattr(out, "buffer") else out.write(chunk.decode("utf-8", "replace"))
+        out.flush()
+
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -77,6 +106,7 @@ def forwarding(proc: subprocess.Popen):
 def run_phase(command: list[str], env: dict, log) -> tuple[int, float, str | None]:
     """Run one phase; (exit code, seconds, its last `error:` line or None). SIGINT / SIGTERM: see `forwarding`."""
     t0 = time.perf_counter()
+    env = {**env, "PYTHONUNBUFFERED": "1"}   # a phase's result lines come when printed, not at its exit
     proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, process_group=0)
     try:
@@ -97,6 +127,7 @@ def _stream(proc: subprocess.Popen, log, t0: float) -> tuple[int, float, str | N
     for fd in streams:
         sel.register(fd, selectors.EVENT_READ)
     open_fds = set(streams)
+    console = Console()
     while open_fds:
         for key, _ in sel.select():
             chunk = os.read(key.fd, 65536)
@@ -104,11 +135,11 @@ def _stream(proc: subprocess.Popen, log, t0: float) -> tuple[int, float, str | N
                 sel.unregister(key.fd)
                 open_fds.discard(key.fd)
                 continue
-            out = streams[key.fd]
-            out.buffer.write(chunk) if hasattr(out, "buffer") else out.write(chunk.decode("utf-8", "replace"))
-            out.flush()
+            console.write(streams[key.fd], chunk)
             filters[key.fd].feed(chunk.decode("utf-8", "replace"))
     code = proc.wait()
+    if console.open is not None:   # a bar left unfinished by a phase that died
+        console._raw(console.open, b"\n")
     for f in filters.values():
         f.close()
     log.flush()
@@ -151,4 +182,25 @@ def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say
             + [f"  {'total':32s} {sum(t for _, t in times):8.1f}s"]
         say("\n".join(lines))
         log.write("\n".join(lines) + "\n")
+    return None
+
+
+DONE = re.compile(r"^=== (\S+) done in ([0-9.]+)s$", re.M)
+
+
+def recorded_times(log_dir: Path, dataset: str, script: str) -> tuple[Path, dict[str, float]] | None:
+    """The wall times ({script: seconds}) of the latest run log in `log_dir` that timed `script`, preferring the
+    logs of `dataset`; None when no log did. Logs are named `<UTC start>_<dataset>.log`, so their names sort by time."""
+    logs = sorted(Path(log_dir).glob("*.log"), key=lambda p: p.name, reverse=True) if Path(log_dir).is_dir() else []
+    for candidates in ([p for p in logs if p.name.split("_", 1)[-1] == f"{dataset}.log"], logs):
+        for log in candidates:
+            times: dict[str, float] = {}
+            try:
+                text = log.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for name, seconds in DONE.findall(text):
+                times[name] = times.get(name, 0.0) + float(seconds)
+            if script in times:
+                return log, times
     return None

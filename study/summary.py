@@ -36,30 +36,42 @@ def _f(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines; align: 'l' or 'r' per column."""
+    return ["| " + " | ".join(header) + " |", "|" + "".join("---|" if a == "l" else "---:|" for a in align),
+            *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def _chosen(r: dict) -> list[str]:
+    """The first cells of a dataset's row: its name, test articles and the model + probe chosen on validation."""
+    return [r["dataset"], str(r["n_test"]), f"{r['model']} + {r['probe']}"]
+
+
+def _ci(pair) -> str:
+    return f"[{_f(pair[0])}, {_f(pair[1])}]"
+
+
 def summary_markdown(summary: dict, figure: str) -> str:
     names = [r["dataset"] for r in summary["datasets"]]
     out = ["# Summary across datasets", ""]
     if names:   # score datasets
         out += ["Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
-                "fine-tuned baseline (bands: margins over that baseline).", "",
-                "| dataset | test articles | chosen on validation | test MAE | 95% CI | baseline | band |",
-                "|---|---:|---|---:|---:|---:|---|"]
-        out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['test_mae'])} | "
-                f"[{_f(r['mae_ci95'][0])}, {_f(r['mae_ci95'][1])}] | {_f(r['baseline_mae'])} | "
-                f"{r['band'] or 'no baseline'} |" for r in summary["datasets"]]
-        out += ["", "Test MAE of each model's probe chosen on validation, per dataset:", "",
-                "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-        out += [f"| {model} | " + " | ".join(f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a"
-                                             for n in names) + " |" for model, d in summary["models"].items()]
+                "fine-tuned baseline (bands: margins over that baseline).", ""]
+        out += _table(["dataset", "test articles", "chosen on validation", "test MAE", "95% CI", "baseline", "band"],
+                      "lrlrrrl", [_chosen(r) + [_f(r["test_mae"]), _ci(r["mae_ci95"]), _f(r["baseline_mae"]),
+                                                r["band"] or "no baseline"] for r in summary["datasets"]])
+        out += ["", "Test MAE of each model's probe chosen on validation, per dataset:", ""]
+        out += _table(["model", *names], "l" + "r" * len(names),
+                      [[model] + [f"{_f(d[n]['mae'])} ({d[n]['probe']})" if n in d else "n/a" for n in names]
+                       for model, d in summary["models"].items()])
         out += ["", f"![Test MAE per dataset and model]({figure})", ""] if figure else [""]
     if summary.get("yes_no"):
         out += ["Yes/no datasets (task: classification): the model + probe chosen on validation log-loss, its test F1 "
-                "at the threshold chosen on validation, against the fine-tuned classifier's F1.", "",
-                "| dataset | test articles | chosen on validation | threshold | test F1 | 95% CI | ROC AUC | baseline F1 |",
-                "|---|---:|---|---:|---:|---:|---:|---:|"]
-        out += [f"| {r['dataset']} | {r['n_test']} | {r['model']} + {r['probe']} | {_f(r['threshold'])} | "
-                f"{_f(r['test_f1'])} | [{_f(r['f1_ci95'][0])}, {_f(r['f1_ci95'][1])}] | {_f(r['test_roc_auc'])} | "
-                f"{_f(r['baseline_f1'])} |" for r in summary["yes_no"]]
+                "at the threshold chosen on validation, against the fine-tuned classifier's F1.", ""]
+        out += _table(["dataset", "test articles", "chosen on validation", "threshold", "test F1", "95% CI", "ROC AUC",
+                       "baseline F1"], "lrlrrrrr",
+                      [_chosen(r) + [_f(r["threshold"]), _f(r["test_f1"]), _ci(r["f1_ci95"]), _f(r["test_roc_auc"]),
+                                     _f(r["baseline_f1"])] for r in summary["yes_no"]])
         out.append("")
     return "\n".join(out)
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, call, snapshot
+from kills import killed_at_rename
 from study.artifacts import atomic_path, load_pickle, merge_json, save_pickle, write_json
 from study.config import load_config
 from study.docx_writer import Writer
@@ -243,18 +244,8 @@ def test_control_characters_do_not_break_the_report(tmp_path):
 def test_a_kill_between_the_pickle_and_its_checksum_leaves_a_whole_pair(tmp_path, monkeypatch, killed_at):
     path = tmp_path / "p.pkl"
     save_pickle(path, {"version": "old"})
-    real_replace, calls = os.replace, []
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == killed_at:
-            raise KeyboardInterrupt
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_rename(monkeypatch, lambda n, dst: n == killed_at), pytest.raises(KeyboardInterrupt):
         save_pickle(path, {"version": "new"})
-    monkeypatch.setattr(os, "replace", real_replace)
     # killed before the first rename: the old pair; after it: the new pair, finished on the next load
     assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}
     assert load_pickle(path) == {"version": "old" if killed_at == 1 else "new"}

@@ -8,6 +8,7 @@ import os
 import threading
 
 import pytest
+from kills import killed_at_rename
 
 from study import artifacts
 from study.artifacts import load_pickle, save_pickle, staged_writes, write_json, read_json
@@ -85,17 +86,8 @@ def test_a_killed_save_is_still_finished_by_the_next_reader(tmp_path, monkeypatc
     """The gap a kill leaves (checksum new, pickle staged) is finished by a reader, under the exclusive lock."""
     path = tmp_path / "p.pkl"
     save_pickle(path, {"version": "old"})
-    real = os.replace
-
-    def killed(src, dst):
-        if str(dst).endswith(".pkl"):
-            raise KeyboardInterrupt
-        real(src, dst)
-
-    monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_rename(monkeypatch, lambda n, dst: dst.endswith(".pkl")), pytest.raises(KeyboardInterrupt):
         save_pickle(path, {"version": "new"})
-    monkeypatch.setattr(os, "replace", real)
     assert load_pickle(path) == {"version": "new"}
 
 
