@@ -95,7 +95,7 @@ def evaluate():
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=cfg.model_dump())
+    results.update(provenance=record(), config=run_config(cfg, dataset))
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, ScoreEvaluation, results)
 
@@ -122,10 +122,11 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0])}
     results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                       context) for v in variants}
+    add_probe_differences(cfg, dataset, results["models"], "classification")
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=cfg.model_dump())
+    results.update(provenance=record(), config=run_config(cfg, dataset))
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, YesNoEvaluation, results)
 
@@ -143,6 +144,12 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
           + (f"; against the fine-tuned F1 (unpaired): {v.vs_baseline.verdict}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
     print(f"results: {out}")
+
+
+def run_config(cfg, dataset) -> dict:
+    """The configuration this evaluation ran with: config.yaml's, `probe_seeds` being the seeds this dataset's
+    MLP and LightGBM were fitted with (`demo.probe_seeds` for the demo's datasets)."""
+    return {**cfg.model_dump(), "probe_seeds": cfg.seeds_for(dataset.path)}
 
 
 if __name__ == "__main__":
