@@ -59,6 +59,31 @@ def _mae(Y, P) -> float:
     return float(np.mean(np.abs(np.asarray(Y) - np.asarray(P))))
 
 
+class _Bundled:
+    """The bundle of every probe (module docstring): format, kind, scaler, metadata, what its task adds
+    (`_bundle_frame`: the yes/no threshold; score_range or task in the metadata) and the model's own state."""
+
+    def to_bundle(self, metadata: dict) -> dict:
+        """The plain-object bundle of a fitted probe, `metadata` included."""
+        check_is_fitted(self, "scaler_")
+        extra, meta = self._bundle_frame()
+        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_, **extra,
+                "metadata": {**metadata, **meta}, **self._bundle_state()}
+
+    def _bundle_state(self) -> dict:
+        return self._state()
+
+    @classmethod
+    def from_bundle(cls, bundle: dict):
+        """A fitted probe that predicts exactly what the bundled one did."""
+        probe = cls._unfitted(bundle)
+        probe.scaler_ = bundle["scaler"]
+        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
+        probe._restore(bundle)
+        probe._restored(bundle)
+        return probe
+
+
 def _scaled(est, X):
     """X validated against a fitted probe `est` and scaled as it was fitted."""
     check_is_fitted(est, "scaler_")
@@ -68,7 +93,7 @@ def _scaled(est, X):
     return est.scaler_.transform(X).astype(np.float32)
 
 
-class _Probe(RegressorMixin, BaseEstimator):
+class _Probe(_Bundled, RegressorMixin, BaseEstimator):
     """Shared input checks, scaling, validation split, clipping."""
     task = "regression"
 
@@ -114,25 +139,12 @@ class _Probe(RegressorMixin, BaseEstimator):
         """The hyper-parameters chosen on validation data, for the metadata."""
         return self._selected()
 
-    def to_bundle(self, metadata: dict) -> dict:
-        """The plain-object bundle (see the module docstring); `metadata` must hold `score_range`."""
-        check_is_fitted(self, "scaler_")
-        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_,
-                "metadata": {**metadata, "score_range": [float(v) for v in self.score_range]}, **self._bundle_state()}
+    def _bundle_frame(self) -> tuple[dict, dict]:
+        return {}, {"score_range": [float(v) for v in self.score_range]}
 
-    def _bundle_state(self) -> dict:
-        return self._state()
-
-    @classmethod
-    def from_bundle(cls, bundle: dict) -> "_Probe":
-        """A fitted probe that predicts exactly what the bundled one did."""
-        probe = cls._unfitted(bundle)
-        probe.scaler_ = bundle["scaler"]
-        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
-        probe.one_d_ = False
-        probe._restore(bundle)
-        probe.n_outputs_ = int(probe._output(np.zeros((1, probe.n_features_in_), np.float32)).shape[1])
-        return probe
+    def _restored(self, bundle: dict) -> None:
+        self.one_d_ = False
+        self.n_outputs_ = int(self._output(np.zeros((1, self.n_features_in_), np.float32)).shape[1])
 
     @classmethod
     def _unfitted(cls, bundle: dict) -> "_Probe":
@@ -212,8 +224,25 @@ def _members_state(members: list, seeds: list[int]) -> dict:
 
 
 class _MLPBundle:
-    """What an MLP probe's bundle holds: its model_config and the weights of its best epoch as numpy
-    arrays (keys `network.<i>.weight|bias`)."""
+    """What the MLP probes share: their settings, `model_config` (the layout a serving stage builds) and their
+    bundle: model_config and the weights of the best epoch as numpy arrays (keys `network.<i>.weight|bias`)."""
+
+    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
+                 epochs=100, patience=10, batch_size=64, random_state=42, device="cpu"):
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    @property
+    def model_config(self) -> dict:
+        return {"input_dim": self.n_features_in_, "output_dim": self._output_dim(),
+                "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
 
     def _state(self) -> dict:
         return {"model_config": self.model_config,
@@ -275,22 +304,13 @@ class MLPProbe(_Member, _MLPBundle, _Probe):
     def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
                  epochs=100, patience=10, batch_size=64, score_range=(0.0, 10.0), random_state=42,
                  device="cpu", loss="l1"):
-        self.loss = loss
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
+        super().__init__(hidden_sizes, dropout, learning_rate, weight_decay, epochs, patience, batch_size,
+                         random_state, device)
         self.score_range = score_range
-        self.random_state = random_state
-        self.device = device
+        self.loss = loss
 
-    @property
-    def model_config(self) -> dict:
-        return {"input_dim": self.n_features_in_, "output_dim": self.n_outputs_,
-                "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
+    def _output_dim(self) -> int:
+        return self.n_outputs_
 
     def _fit(self, X, Y, X_val, Y_val):
         low, high = self.score_range
@@ -383,7 +403,7 @@ def best_f1_threshold(y, p) -> tuple[float, float]:
     return float((ps[last[k]] + below) / 2), float(f1[k])
 
 
-class _Classifier(ClassifierMixin, BaseEstimator):
+class _Classifier(_Bundled, ClassifierMixin, BaseEstimator):
     """Shared by the yes/no probes: 0/1 labels, scaling, validation split, threshold chosen on validation.
 
     `fit(X, y, X_val, y_val)` with y 0/1 ((n,) or (n, 1)); `predict_proba(X)` -> (n, 2);
@@ -446,24 +466,12 @@ class _Classifier(ClassifierMixin, BaseEstimator):
     def selected(self) -> dict:
         return {**self._selected(), "threshold": self.threshold_}
 
-    def to_bundle(self, metadata: dict) -> dict:
-        """The plain-object bundle: scaler, threshold (P(yes) at or above it means yes) and the model."""
-        check_is_fitted(self, "scaler_")
-        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_, "threshold": float(self.threshold_),
-                "metadata": {**metadata, "task": self.task}, **self._bundle_state()}
+    def _bundle_frame(self) -> tuple[dict, dict]:
+        return {"threshold": float(self.threshold_)}, {"task": self.task}   # P(yes) at or above it means yes
 
-    def _bundle_state(self) -> dict:
-        return self._state()
-
-    @classmethod
-    def from_bundle(cls, bundle: dict) -> "_Classifier":
-        probe = cls._unfitted(bundle)
-        probe.scaler_ = bundle["scaler"]
-        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
-        probe.threshold_ = float(bundle["threshold"])
-        probe.classes_ = np.array([0, 1])
-        probe._restore(bundle)
-        return probe
+    def _restored(self, bundle: dict) -> None:
+        self.threshold_ = float(bundle["threshold"])
+        self.classes_ = np.array([0, 1])
 
     @classmethod
     def _unfitted(cls, bundle: dict) -> "_Classifier":
@@ -511,22 +519,8 @@ class MLPClassifierProbe(_Member, _MLPBundle, _Classifier):
     P(yes) = sigmoid(network(X))."""
     kind = "mlp_binary"
 
-    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
-                 epochs=100, patience=10, batch_size=64, random_state=42, device="cpu"):
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.device = device
-
-    @property
-    def model_config(self) -> dict:
-        return {"input_dim": self.n_features_in_, "output_dim": 1, "hidden_sizes": list(self.hidden_sizes),
-                "dropout": float(self.dropout)}
+    def _output_dim(self) -> int:
+        return 1
 
     def _fit(self, X, y, X_val, y_val):
         rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))   # start from the base rate, not from 50%
