@@ -14,14 +14,17 @@ on validation and its success band) and each probe's test predictions under
 results/predictions/ for the error analysis. Paired on the same test articles, same probe:
 each max-tokens variant against the model's longest (truncation sweep), each chunked
 variant <model>-c<N> against <model> truncated at N tokens, and each concatenation a+b
-against its parts, where those were evaluated too. A probe trained with
+against its parts, where those were evaluated too. Each probe records its `seeds`: the
+test MAE (yes/no: F1) of each seed's member alone beside its validation score, with mean, sd and
+range; the probe scored is their ensemble. A probe trained with
 train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
 probe the training summary records, then the full-data probe's, by training articles.
 
 Yes/no datasets (probes trained with task classification): F1, precision and recall at each
 probe's threshold chosen on validation and ROC AUC, each with a 95% bootstrap CI, per
 language and for truncated vs whole articles, the always-yes reference, each model's probe
-and the best chosen on validation log-loss, and the gap to the fine-tuned classifier's F1
+and the best chosen on validation log-loss, every other probe's paired test F1 difference with the
+model's chosen one (`vs_chosen`), and the gap to the fine-tuned classifier's F1
 (config / dataset.yaml baseline_f1, or --baseline-f1).
 """
 from datetime import datetime, timezone

@@ -11,13 +11,19 @@ choice (ridge alpha, MLP best epoch, LightGBM iterations) is made on the validat
 A yes/no dataset (task: classification, README "Yes/no datasets") gets logistic regression (C
 chosen on validation log-loss), the MLP with a binary cross-entropy loss and LightGBM binary,
 each with the threshold on P(yes) that maximises F1 on validation.
+The MLP and LightGBM are fitted with config `probe_seeds` seeds (random_seed, +1, ...; the demo's
+datasets `demo.probe_seeds`), in parallel worker processes when the inputs are large, and saved as
+their ensemble (the mean of the members' predictions); ridge and logistic regression are fitted once.
+Each member's validation score is recorded under `seeds`. A degenerate choice (a ridge alpha or
+logistic C at the edge of its grid, a LightGBM dimension stopped after 1 round) prints a `warning:`
+line saying what to do and is recorded under `warnings`.
 Writes results/<dataset>_<variant>_<probe>.pkl (+ .pkl.sha256) and merges the run into
 results/<dataset>_training_summary.json.
 
 --train-fractions also trains each probe on nested subsets of the training split (one
 permutation seeded with random_seed, the first ceil(f x n) rows; validation unchanged):
 results/<dataset>_<variant>_<probe>_n<rows>.pkl, listed under the probe's `train_subsets`
-in the training summary, where evaluate.py finds them. 1.0 is the normal probe, trained
+in the training summary, where evaluate.py finds them (with the same seeds). 1.0 is the normal probe, trained
 once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
 belonged to the run that trained the old full-data probe).
 """
