@@ -197,10 +197,10 @@ def said(probe, task: str, seeds: dict) -> str:
         out = f"val log-loss {probe.val_log_loss_:.4f}, val F1 {probe.val_f1_:.4f} at threshold {probe.threshold_:.3f}"
     else:
         out = f"val MAE {probe.val_mae_:.4f}"
-    if seeds["stochastic"]:
+    if seeds["stochastic"] and seeds["n"] > 1:
         v = np.asarray(seeds["val"])
-        out += (f" (ensemble of {seeds['n']} seeds; each seed alone {v.mean():.4f}" +
-                (f" ± {v.std(ddof=1):.4f}, {v.min():.4f}-{v.max():.4f})" if len(v) > 1 else ")"))
+        out += (f" (ensemble of {seeds['n']} seeds; each seed alone {v.mean():.4f} ± {v.std(ddof=1):.4f}, "
+                f"{v.min():.4f}-{v.max():.4f})")
     return out
 
 

@@ -235,11 +235,10 @@ def spread(values) -> dict:
 def said_seeds(rec: dict) -> str:
     """The console's note of a seed ensemble's spread: each seed alone on test, mean ± sd (range)."""
     t = rec["test_spread"]
-    if not rec["stochastic"] or t["mean"] is None:
+    if not rec["stochastic"] or t["sd"] is None:   # one seed, or fewer than two defined scores
         return ""
-    return (f"\n{'':10s}{rec['n']} seeds, each alone: {rec['test_metric']} {t['mean']:.4f}"
-            + (f" ± {t['sd']:.4f} ({t['min']:.4f}-{t['max']:.4f})" if t["sd"] is not None else "")
-            + "; the probe is their ensemble")
+    return (f"\n{'':10s}{rec['n']} seeds, each alone: {rec['test_metric']} {t['mean']:.4f} ± {t['sd']:.4f} "
+            f"({t['min']:.4f}-{t['max']:.4f}); the probe is their ensemble")
 
 
 def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full: tuple, context) -> list[dict]:
