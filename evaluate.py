@@ -14,14 +14,17 @@ on validation and its success band) and each probe's test predictions under
 results/predictions/ for the error analysis. Paired on the same test articles, same probe:
 each max-tokens variant against the model's longest (truncation sweep), each chunked
 variant <model>-c<N> against <model> truncated at N tokens, and each concatenation a+b
-against its parts, where those were evaluated too. A probe trained with
+against its parts, where those were evaluated too. Each probe records its `seeds`: the
+test MAE (yes/no: F1) of each seed's member alone beside its validation score, with mean, sd and
+range; the probe scored is their ensemble. A probe trained with
 train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
 probe the training summary records, then the full-data probe's, by training articles.
 
 Yes/no datasets (probes trained with task classification): F1, precision and recall at each
 probe's threshold chosen on validation and ROC AUC, each with a 95% bootstrap CI, per
 language and for truncated vs whole articles, the always-yes reference, each model's probe
-and the best chosen on validation log-loss, and the gap to the fine-tuned classifier's F1
+and the best chosen on validation log-loss, every other probe's paired test F1 difference with the
+model's chosen one (`vs_chosen`), and the gap to the fine-tuned classifier's F1
 (config / dataset.yaml baseline_f1, or --baseline-f1).
 """
 from datetime import datetime, timezone
@@ -96,7 +99,7 @@ def evaluate():
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=cfg.model_dump())
+    results.update(provenance=record(), config=run_config(cfg, dataset))
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, ScoreEvaluation, results)
     stage1 = write_stage1_bundles(cfg, ev)
@@ -125,10 +128,11 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0])}
     results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                       context) for v in variants}
+    add_probe_differences(cfg, dataset, results["models"], "classification")
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
     results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=cfg.model_dump())
+    results.update(provenance=record(), config=run_config(cfg, dataset))
     out = paths.evaluation(cfg, dataset.name)
     ev = write_record(out, YesNoEvaluation, results)
     stage1 = write_stage1_bundles(cfg, ev)
@@ -148,6 +152,12 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
           + f"; chosen on validation among {v.candidates} model + probe pairs")
     print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
           f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
+
+
+def run_config(cfg, dataset) -> dict:
+    """The configuration this evaluation ran with: config.yaml's, `probe_seeds` being the seeds this dataset's
+    MLP and LightGBM were fitted with (`demo.probe_seeds` for the demo's datasets)."""
+    return {**cfg.model_dump(), "probe_seeds": cfg.seeds_for(dataset.path)}
 
 
 if __name__ == "__main__":

@@ -11,19 +11,26 @@ choice (ridge alpha, MLP best epoch, LightGBM iterations) is made on the validat
 A yes/no dataset (task: classification, README "Yes/no datasets") gets logistic regression (C
 chosen on validation log-loss), the MLP with a binary cross-entropy loss and LightGBM binary,
 each with the threshold on P(yes) that maximises F1 on validation.
+The MLP and LightGBM are fitted with config `probe_seeds` seeds (random_seed, +1, ...; the demo's
+datasets `demo.probe_seeds`), in parallel worker processes when the inputs are large, and saved as
+their ensemble (the mean of the members' predictions); ridge and logistic regression are fitted once.
+Each member's validation score is recorded under `seeds`. A degenerate choice (a ridge alpha or
+logistic C at the edge of its grid, a LightGBM dimension stopped after 1 round) prints a `warning:`
+line saying what to do and is recorded under `warnings`.
 Writes results/<dataset>_<variant>_<probe>.pkl (+ .pkl.sha256) and merges the run into
 results/<dataset>_training_summary.json.
 
 --train-fractions also trains each probe on nested subsets of the training split (one
 permutation seeded with random_seed, the first ceil(f x n) rows; validation unchanged):
 results/<dataset>_<variant>_<probe>_n<rows>.pkl, listed under the probe's `train_subsets`
-in the training summary, where evaluate.py finds them. 1.0 is the normal probe, trained
+in the training summary, where evaluate.py finds them (with the same seeds). 1.0 is the normal probe, trained
 once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
 belonged to the run that trained the old full-data probe).
 """
 import math
 from datetime import datetime, timezone
 
+import numpy as np
 from tqdm import tqdm
 
 from study import cli, paths
@@ -33,7 +40,7 @@ from study.config import load_config, task_probes
 from study.data import TEXT_RECIPE, resolve_dataset
 from study.embedders import resolve_device
 from study.errors import StudyError
-from study.probes import DEFAULT_HIDDEN, describe_selected, ids_sha256, make_probe, nested_subsets
+from study.probes import DEFAULT_HIDDEN, describe_selected, fit_warnings, ids_sha256, make_probe, nested_subsets, seed_record
 from study.provenance import record
 from study.schemas import TrainingSummary, merge_record, read_record
 from study.tasks import task
@@ -134,10 +141,11 @@ def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
 
 
 def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
-    """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets)."""
+    """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets). The MLP
+    and LightGBM are seed ensembles of cfg.seeds_for(dataset) members (config `probe_seeds`)."""
     settings = getattr(cfg.probe_methods, kind)
     probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device,
-                       task=dataset.task)
+                       task=dataset.task, n_seeds=cfg.seeds_for(dataset.path))
     X, Y = train["embeddings"], train["labels"]
     if subset is not None:
         X, Y = X[subset["rows"]], Y[subset["rows"]]
@@ -149,7 +157,8 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
         "dimension_names": train["dimension_names"], "embedding": embedding_recipe(cfg, variant),
         "data_sha256": {s: d["fingerprint"]["data_sha256"] for s, d in (("train", train), ("val", val))},
         "embedding_fingerprint": train["fingerprint"], "val_embedding_fingerprint": val["fingerprint"],
-        "hyperparameters": settings.model_dump(), "selected": probe.selected(),
+        "hyperparameters": settings.model_dump(), "selected": probe.selected(), "seeds": seed_record(probe),
+        "warnings": fit_warnings(kind, probe.selected(), train["dimension_names"]),
         **fitted, "train_seconds": probe.fit_seconds_,
         "n_train": int(len(Y)), "n_val": int(len(val["labels"])),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
@@ -174,19 +183,30 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
         merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
             variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}},
             SUMMARY_REMEDY)
-    line = (f"[{variant.name}] {kind}: {said(probe, dataset.task)} in {probe.fit_seconds_:.1f}s "
-            f"({describe_selected(probe.selected())}) -> {path.name}")
+    line = (f"[{variant.name}] {kind}: {said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
+            f"({describe_selected(probe.selected())}) -> {path.name}") + warning_lines(variant, metadata)
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
         line += (f"\nnote: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage that "
                  "assumes the default layout cannot load this MLP (build it from model_config)")
     return line
 
 
-def said(probe, task: str) -> str:
-    """A fitted probe's validation figures, for its log line."""
+def said(probe, task: str, seeds: dict) -> str:
+    """A fitted probe's validation figures, for its log line; for a seed ensemble also its members' spread."""
     if task == "classification":
-        return f"val log-loss {probe.val_log_loss_:.4f}, val F1 {probe.val_f1_:.4f} at threshold {probe.threshold_:.3f}"
-    return f"val MAE {probe.val_mae_:.4f}"
+        out = f"val log-loss {probe.val_log_loss_:.4f}, val F1 {probe.val_f1_:.4f} at threshold {probe.threshold_:.3f}"
+    else:
+        out = f"val MAE {probe.val_mae_:.4f}"
+    if seeds["stochastic"] and seeds["n"] > 1:
+        v = np.asarray(seeds["val"])
+        out += (f" (ensemble of {seeds['n']} seeds; each seed alone {v.mean():.4f} ± {v.std(ddof=1):.4f}, "
+                f"{v.min():.4f}-{v.max():.4f})")
+    return out
+
+
+def warning_lines(variant, metadata: dict) -> str:
+    """The fit's degenerate choices (probes.fit_warnings), one 'warning:' line each after the result line."""
+    return "".join(f"\nwarning: [{variant.name}] {w}" for w in metadata["warnings"])
 
 
 def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple[str, dict]:
@@ -196,9 +216,11 @@ def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple
     digest = save_pickle(path, probe.to_bundle(metadata))
     rec = {"fraction": subset["fraction"], "n_train": subset["n_train"], "file": path.name, "sha256": digest,
            "ids_sha256": metadata["train_subset"]["ids_sha256"], "val_mae": probe.val_mae_,
-           "selected": probe.selected(), "train_seconds": probe.fit_seconds_}
-    line = (f"[{variant.name}] {kind} on {subset['n_train']} articles ({subset['fraction']:g}): val MAE "
-            f"{probe.val_mae_:.4f} in {probe.fit_seconds_:.1f}s ({describe_selected(probe.selected())}) -> {path.name}")
+           "selected": probe.selected(), "seeds": metadata["seeds"], "warnings": metadata["warnings"],
+           "train_seconds": probe.fit_seconds_}
+    line = (f"[{variant.name}] {kind} on {subset['n_train']} articles ({subset['fraction']:g}): "
+            f"{said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
+            f"({describe_selected(probe.selected())}) -> {path.name}") + warning_lines(variant, metadata)
     return line, rec
 
 

@@ -227,9 +227,13 @@ class ChunkSettings(_Strict):
     max_windows: int = Field(default=16, gt=0)
 
 
+MAX_PROBE_SEEDS = 50   # seeds per stochastic probe: each one is a whole fit
+
+
 class DemoSettings(_Strict):
     model: str
     data_dir: str
+    probe_seeds: int = Field(default=2, ge=1, le=MAX_PROBE_SEEDS)   # the demo's datasets: fewer seeds, faster
 
 
 class Config(_Strict):
@@ -249,6 +253,8 @@ class Config(_Strict):
     equivalence_margin_f1: float = Field(default=0.02, ge=0)    # ... F1, for yes/no datasets
     min_group_articles: int = Field(default=30, gt=0)           # a smaller group is "too few to judge"
     min_group_positives: int = Field(default=10, gt=0)          # ... or one with fewer yes articles (yes/no)
+    # The MLP and LightGBM are fitted with this many seeds (random_seed, +1, ...) and saved as their ensemble
+    probe_seeds: int = Field(default=5, ge=1, le=MAX_PROBE_SEEDS)
     fine_tuned_ms_per_article: tuple[float, float]
     fine_tuned_training_hours: tuple[float, float]
     default_models: list[str] = Field(min_length=1)
@@ -318,6 +324,13 @@ class Config(_Strict):
     @property
     def results_path(self) -> Path:
         return self.resolve(self.results_dir)
+
+    def seeds_for(self, dataset_path: str | Path) -> int:
+        """The seeds of the stochastic probes on the dataset in `dataset_path`: `demo.probe_seeds` for the demo's
+        datasets (the folder `demo.data_dir` and the folders inside it), else `probe_seeds`."""
+        demo = self.resolve(self.demo.data_dir)
+        path = Path(dataset_path).expanduser().resolve()
+        return self.demo.probe_seeds if path == demo or demo in path.parents else self.probe_seeds
 
     def model(self, name: str) -> EmbeddingModel:
         if name not in self.embedding_models:

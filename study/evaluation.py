@@ -18,9 +18,10 @@ from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
-from study.probes import load_trained
+from study.probes import best_f1_threshold, load_trained
 from study.results import chosen_probe, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
+from study.tasks import SCORES, YES_NO
 from study.verdicts import (NO_BETTER_THAN_ALWAYS_YES, band_phrase, bands_spanned, curve_reading, doubling_reference, null_result,
                             paired_reading, unpaired_reading, verdict)
 
@@ -179,6 +180,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
              "screening": screen((val["labels"], P_val), (Y, P), context["weights"], setup["tiers"],
                                  setup["recall_targets"], cfg.score_range, n_boot, seed,
                                  confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
+        m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
+                                 [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         baseline = context["baseline"]
         if baseline["rows"] is not None:
@@ -189,7 +192,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         entry["probes"][kind] = m
         lo, hi = m["mae_ci95"]
         print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
-              f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})")
+              f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})"
+              + said_seeds(m["seeds"]))
         record = context["trained"].get(variant.name, {}).get(kind)
         subsets = record.train_subsets if record else None
         if subsets:
@@ -205,6 +209,36 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
                       f"±{r['margin']:g}): {r['reading']}")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
+
+
+def seed_spread(meta: dict, test_scores: list, task) -> dict:
+    """A probe's `seeds` record (study/schemas.py SeedRecord): how training used seeds (its metadata `seeds`:
+    each member's validation score) with each member's `test_scores` (`task`'s headline metric of that member
+    alone) and the spread of both. A deterministic probe is one member, itself."""
+    rec = meta["seeds"]
+    if len(test_scores) != rec["n"]:
+        raise StudyError(f"a probe records {rec['n']} seeds but holds {len(test_scores)} members; rerun train_probes.py")
+    return {**rec, "val_metric": task.validation_label, "test_metric": task.headline.name,
+            "test": [None if t is None or not np.isfinite(t) else float(t) for t in test_scores],
+            "val_spread": spread(rec["val"]), "test_spread": spread(test_scores)}
+
+
+def spread(values) -> dict:
+    """{"mean", "sd" (sample, ddof 1; None for one value), "min", "max"} of the defined values (None, NaN left out)."""
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if not len(v):
+        return {"mean": None, "sd": None, "min": None, "max": None}
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def said_seeds(rec: dict) -> str:
+    """The console's note of a seed ensemble's spread: each seed alone on test, mean ± sd (range)."""
+    t = rec["test_spread"]
+    if not rec["stochastic"] or t["sd"] is None:   # one seed, or fewer than two defined scores
+        return ""
+    return (f"\n{'':10s}{rec['n']} seeds, each alone: {rec['test_metric']} {t['mean']:.4f} ± {t['sd']:.4f} "
+            f"({t['min']:.4f}-{t['max']:.4f}); the probe is their ensemble")
 
 
 def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full: tuple, context) -> list[dict]:
@@ -266,18 +300,22 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
                     "longest": longest, "max_tokens": models[longest]["max_tokens"], **compared(cfg, *errors)}
 
 
-def add_probe_differences(cfg, dataset, models: dict) -> None:
-    """Each probe against its model's probe chosen on validation: this probe's per-article MAE minus the chosen
-    one's, same test articles (`vs_chosen`: {"chosen", paired difference with its verdict}); the answer to
-    "which probe?" that does not rest on overlapping marginal intervals."""
+def add_probe_differences(cfg, dataset, models: dict, task: str = "regression") -> None:
+    """Each probe against its model's probe chosen on validation, same test articles (`vs_chosen`: {"chosen",
+    the paired difference with its verdict}): this probe's per-article MAE minus the chosen one's, or (yes/no,
+    `task` classification) its test F1 minus the chosen one's on the same bootstrap resamples (`f1_difference`);
+    the answer to "which probe?" that does not rest on overlapping marginal intervals."""
     for name, entry in models.items():
         chosen = entry["chosen_probe"]
-        others = [k for k in entry["probes"] if k != chosen]
-        if others:
-            theirs = test_errors(cfg, dataset, name, chosen)[0]
-            for kind in others:
-                entry["probes"][kind]["vs_chosen"] = {"chosen": chosen,
-                                                      **compared(cfg, test_errors(cfg, dataset, name, kind)[0], theirs)}
+        for kind in (k for k in entry["probes"] if k != chosen):
+            if task == "classification":
+                mine, theirs = (read_npz(paths.predictions(cfg, dataset.name, name, k), "predictions", "rerun evaluate.py")
+                                for k in (kind, chosen))
+                d = f1_difference(cfg, mine["y_true"], (mine["y_pred"], float(mine["threshold"])),
+                                  (theirs["y_pred"], float(theirs["threshold"])))
+            else:
+                d = compared(cfg, test_errors(cfg, dataset, name, kind)[0], test_errors(cfg, dataset, name, chosen)[0])
+            entry["probes"][kind]["vs_chosen"] = {"chosen": chosen, **d}
 
 
 def add_chunk_differences(cfg, dataset, models: dict) -> None:
@@ -389,26 +427,42 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
                             max_tokens=cut_at, n_boot=cfg.bootstrap_samples, seed=cfg.random_seed),
              "val_log_loss": meta["val_log_loss"], "val_f1": meta["val_f1"], "selected": meta["selected"],
              "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
-        m["vs_always_yes"] = f1_against_always_yes(cfg, test["labels"], p, probe.threshold_)
+        m["vs_always_yes"] = f1_difference(cfg, test["labels"], (p, probe.threshold_), ALWAYS_YES)
+        m["seeds"] = seed_spread(meta, member_f1s(probe, test["labels"], X, val), YES_NO)
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
                                                           cut_at, threshold=probe.threshold_)
                                   for split, cache, pred in (("test", test, p), ("val", val, p_val))}
         entry["probes"][kind] = m
         print(f"[{variant.name}] {kind:8s} test F1 {_fmt(m['f1'])} [{_fmt(m['f1_ci95'][0])}, {_fmt(m['f1_ci95'][1])}]  "
               f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
-              f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})")
+              f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})"
+              + said_seeds(m["seeds"]))
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 
 
-def f1_against_always_yes(cfg, y, p, threshold: float) -> dict:
-    """The probe's test F1 minus that of saying yes to every article, paired on the same bootstrap resamples of
-    the test articles, read by the comparison rule (higher is better, margin `equivalence_margin_f1`)."""
-    y, p = np.asarray(y).ravel().astype(bool), np.asarray(p, dtype=np.float64).ravel()
-    yes = np.ones(len(y))
+ALWAYS_YES = "always yes"   # f1_difference's `theirs` for saying yes to every article
+
+
+def member_f1s(probe, y, X, val: dict) -> list:
+    """Test F1 of each member of a yes/no seed ensemble alone, at the threshold that maximises that member's own
+    validation F1 (as a single-seed probe chooses it); a deterministic probe: its own test F1."""
+    if not hasattr(probe, "member_outputs"):
+        return [binary_scores(y, probe.predict_proba(X)[:, 1], probe.threshold_)["f1"]]
+    thresholds = [best_f1_threshold(val["labels"], pv)[0] for pv in probe.member_outputs(val["embeddings"])]
+    return [binary_scores(y, p, t)["f1"] for p, t in zip(probe.member_outputs(X), thresholds)]
+
+
+def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
+    """Test F1 of `mine` (P(yes), threshold) minus that of `theirs` (another probe's (P(yes), threshold), or
+    ALWAYS_YES) on the same articles, paired on the same bootstrap resamples of the test articles, read by the
+    comparison rule (higher is better, margin `equivalence_margin_f1`)."""
+    y = np.asarray(y).ravel().astype(bool)
+    (p, threshold), (q, other) = mine, ((np.ones(len(y)), 0.5) if theirs == ALWAYS_YES else theirs)
+    p, q = (np.asarray(a, dtype=np.float64).ravel() for a in (p, q))
 
     def gain(idx):
-        return binary_scores(y[idx], p[idx], threshold)["f1"] - binary_scores(y[idx], yes[idx], 0.5)["f1"]
+        return binary_scores(y[idx], p[idx], threshold)["f1"] - binary_scores(y[idx], q[idx], other)["f1"]
 
     ci = bootstrap_statistic(gain, len(y), cfg.bootstrap_samples, cfg.random_seed)
     d = gain(np.arange(len(y)))

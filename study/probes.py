@@ -16,9 +16,18 @@ estimator. Prediction from a bundle: scaler.transform(X) as float32 -> the model
 to metadata["score_range"]:
 - ridge: `X @ coef.T + intercept`;
 - mlp: `nn.Sequential` of Linear/ReLU/Dropout blocks per `model_config["hidden_sizes"]`, then
-  a final Linear, loaded from `state_dict` (keys `network.<i>.weight|bias`, float32 numpy arrays:
-  `torch.from_numpy` each), in eval mode;
-- lightgbm: `lightgbm.Booster(model_str=s).predict(X, num_iteration=it)` per dimension.
+  a final Linear, loaded from a member's `state_dict` (keys `network.<i>.weight|bias`, float32 numpy
+  arrays: `torch.from_numpy` each), in eval mode;
+- lightgbm: `lightgbm.Booster(model_str=s).predict(X, num_iteration=it)` per dimension of a member.
+
+The stochastic probes (MLP, LightGBM; scores and yes/no) are seed ensembles (`SeedEnsemble`,
+`SeedEnsembleClassifier`): `n_seeds` members fitted alike with the seeds random_state,
+random_state + 1, ... (`member_seeds`; in parallel worker processes where cores allow), each
+exactly the single-seed probe of that seed; the probe predicts the mean of its members' clipped
+scores (yes/no: their mean P(yes), with a threshold chosen on the mean). Their bundle lists the
+members under `members` (each what one fitted probe holds: `state_dict`, or `boosters` +
+`best_iterations`, or `booster` + `best_iteration`), their `seeds`, and the MLP's shared
+`model_config`. Ridge and logistic regression are deterministic and fitted once.
 """
 from __future__ import annotations
 
@@ -29,19 +38,20 @@ import time
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from study.config import PROBES
+from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
 
 
 
-BUNDLE_FORMAT = 2   # 2: MLP weights as numpy arrays (format 1 held torch tensors, whose unpickling runs torch.load)
+BUNDLE_FORMAT = 3   # 3: MLP and LightGBM as seed ensembles (`members`); 2: one seed; 1 held torch tensors
+STOCHASTIC = ("mlp", "lightgbm")   # the probes fitted with config `probe_seeds` seeds (ridge, logistic: once)
 DEFAULT_HIDDEN = [256, 128]   # the layout a serving stage that assumes the study's MLP can load
 
 
@@ -49,8 +59,43 @@ def _mae(Y, P) -> float:
     return float(np.mean(np.abs(np.asarray(Y) - np.asarray(P))))
 
 
-class _Probe(RegressorMixin, BaseEstimator):
+class _Bundled:
+    """The bundle of every probe (module docstring): format, kind, scaler, metadata, what its task adds
+    (`_bundle_frame`: the yes/no threshold; score_range or task in the metadata) and the model's own state."""
+
+    def to_bundle(self, metadata: dict) -> dict:
+        """The plain-object bundle of a fitted probe, `metadata` included."""
+        check_is_fitted(self, "scaler_")
+        extra, meta = self._bundle_frame()
+        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_, **extra,
+                "metadata": {**metadata, **meta}, **self._bundle_state()}
+
+    def _bundle_state(self) -> dict:
+        return self._state()
+
+    @classmethod
+    def from_bundle(cls, bundle: dict):
+        """A fitted probe that predicts exactly what the bundled one did."""
+        probe = cls._unfitted(bundle)
+        probe.scaler_ = bundle["scaler"]
+        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
+        probe._restore(bundle)
+        probe._restored(bundle)
+        return probe
+
+
+def _scaled(est, X):
+    """X validated against a fitted probe `est` and scaled as it was fitted."""
+    check_is_fitted(est, "scaler_")
+    X = check_array(X, dtype=np.float32)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {est.n_features_in_}")
+    return est.scaler_.transform(X).astype(np.float32)
+
+
+class _Probe(_Bundled, RegressorMixin, BaseEstimator):
     """Shared input checks, scaling, validation split, clipping."""
+    task = "regression"
 
     def fit(self, X, Y, X_val=None, Y_val=None):
         X, Y = check_X_y(X, Y, multi_output=True, y_numeric=True, dtype=np.float32)
@@ -70,16 +115,21 @@ class _Probe(RegressorMixin, BaseEstimator):
         self._fit(self.scaler_.transform(X).astype(np.float32), Y,
                   self.scaler_.transform(X_val).astype(np.float32), Y_val)
         self.fit_seconds_ = time.perf_counter() - t0
-        self.val_mae_ = _mae(Y_val, self._clip(self._predict(self.scaler_.transform(X_val).astype(np.float32))))
+        self.val_mae_ = self._validation_score(Y_val, self._output(self.scaler_.transform(X_val).astype(np.float32)))
         return self
 
+    _validation_score = staticmethod(_mae)   # what chooses on validation (lower is better)
+
+    def _checked(self, X):
+        return _scaled(self, X)
+
     def predict(self, X):
-        check_is_fitted(self, "scaler_")
-        X = check_array(X, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
-        P = self._clip(self._predict(self.scaler_.transform(X).astype(np.float32)))
+        P = self._output(self._checked(X))
         return P.ravel() if self.one_d_ else P
+
+    def _output(self, X):
+        """The clipped scores of scaled inputs."""
+        return self._clip(self._predict(X))
 
     def _clip(self, P):
         low, high = self.score_range
@@ -87,24 +137,18 @@ class _Probe(RegressorMixin, BaseEstimator):
 
     def selected(self) -> dict:
         """The hyper-parameters chosen on validation data, for the metadata."""
-        raise NotImplementedError
+        return self._selected()
 
-    def to_bundle(self, metadata: dict) -> dict:
-        """The plain-object bundle (see the module docstring); `metadata` must hold `score_range`."""
-        check_is_fitted(self, "scaler_")
-        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_,
-                "metadata": {**metadata, "score_range": [float(v) for v in self.score_range]}, **self._state()}
+    def _bundle_frame(self) -> tuple[dict, dict]:
+        return {}, {"score_range": [float(v) for v in self.score_range]}
+
+    def _restored(self, bundle: dict) -> None:
+        self.one_d_ = False
+        self.n_outputs_ = int(self._output(np.zeros((1, self.n_features_in_), np.float32)).shape[1])
 
     @classmethod
-    def from_bundle(cls, bundle: dict) -> "_Probe":
-        """A fitted probe that predicts exactly what the bundled one did."""
-        probe = cls(score_range=tuple(bundle["metadata"]["score_range"]))
-        probe.scaler_ = bundle["scaler"]
-        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
-        probe.one_d_ = False
-        probe._restore(bundle)
-        probe.n_outputs_ = int(probe._predict(np.zeros((1, probe.n_features_in_), np.float32)).shape[1])
-        return probe
+    def _unfitted(cls, bundle: dict) -> "_Probe":
+        return cls(score_range=tuple(bundle["metadata"]["score_range"]))
 
 
 class RidgeProbe(_Probe):
@@ -138,7 +182,7 @@ class RidgeProbe(_Probe):
     def _restore(self, bundle):
         self.coef_, self.intercept_ = np.asarray(bundle["coef"]), np.asarray(bundle["intercept"])
 
-    def selected(self):
+    def _selected(self):
         return {"alpha": self.alpha_, "val_mae_by_alpha": self.val_mae_by_alpha_,
                 "alpha_at_grid_edge": self.alpha_ in (min(self.alphas), max(self.alphas))}
 
@@ -162,9 +206,43 @@ class MLPNet(torch.nn.Module):
         return self.network(x)
 
 
+class _Member:
+    """The single-seed form of a stochastic probe (a member of a seed ensemble): its bundle is that of a one-member
+    ensemble, so it loads as one (`probe_from_bundle`) and predicts the same."""
+
+    def _bundle_state(self) -> dict:
+        return _members_state([self], [int(self.random_state)])
+
+
+def _members_state(members: list, seeds: list[int]) -> dict:
+    """A seed ensemble's bundle entries: what every member holds alike (the MLP's model_config) once, `seeds`, and
+    each member's own state under `members`."""
+    states = [m._state() for m in members]
+    shared = {k: states[0][k] for k in ("model_config",) if k in states[0]}
+    return {**shared, "seeds": [int(x) for x in seeds],
+            "members": [{k: v for k, v in s.items() if k not in shared} for s in states]}
+
+
 class _MLPBundle:
-    """What an MLP probe's bundle holds: its model_config and the weights of its best epoch as numpy
-    arrays (keys `network.<i>.weight|bias`)."""
+    """What the MLP probes share: their settings, `model_config` (the layout a serving stage builds) and their
+    bundle: model_config and the weights of the best epoch as numpy arrays (keys `network.<i>.weight|bias`)."""
+
+    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
+                 epochs=100, patience=10, batch_size=64, random_state=42, device="cpu"):
+        self.hidden_sizes = hidden_sizes
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    @property
+    def model_config(self) -> dict:
+        return {"input_dim": self.n_features_in_, "output_dim": self._output_dim(),
+                "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
 
     def _state(self) -> dict:
         return {"model_config": self.model_config,
@@ -219,29 +297,20 @@ def fit_mlp(est, X, T, X_val, *, bias, loss_fn, val_score) -> None:
     est.network_ = net.cpu().eval()
 
 
-class MLPProbe(_MLPBundle, _Probe):
+class MLPProbe(_Member, _MLPBundle, _Probe):
     """2-layer torch MLP, Adam + L1 (or MSE) loss, early stopping on validation MAE, best epoch restored."""
     kind = "mlp"
 
     def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
                  epochs=100, patience=10, batch_size=64, score_range=(0.0, 10.0), random_state=42,
                  device="cpu", loss="l1"):
-        self.loss = loss
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
+        super().__init__(hidden_sizes, dropout, learning_rate, weight_decay, epochs, patience, batch_size,
+                         random_state, device)
         self.score_range = score_range
-        self.random_state = random_state
-        self.device = device
+        self.loss = loss
 
-    @property
-    def model_config(self) -> dict:
-        return {"input_dim": self.n_features_in_, "output_dim": self.n_outputs_,
-                "hidden_sizes": list(self.hidden_sizes), "dropout": float(self.dropout)}
+    def _output_dim(self) -> int:
+        return self.n_outputs_
 
     def _fit(self, X, Y, X_val, Y_val):
         low, high = self.score_range
@@ -253,11 +322,11 @@ class MLPProbe(_MLPBundle, _Probe):
         with torch.no_grad():
             return self.network_(torch.from_numpy(np.ascontiguousarray(X))).numpy()
 
-    def selected(self):
+    def _selected(self):
         return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_mae_history": self.history_}
 
 
-class LightGBMProbe(_Probe):
+class LightGBMProbe(_Member, _Probe):
     """One LightGBM regressor per dimension, early stopping on validation L1."""
     kind = "lightgbm"
 
@@ -268,19 +337,8 @@ class LightGBMProbe(_Probe):
         self.random_state = random_state
 
     def _fit(self, X, Y, X_val, Y_val):
-        import lightgbm as lgb
-
-        params = {"objective": "regression", "metric": "l1", "verbose": -1, "deterministic": True,
-                  "force_row_wise": True, **(self.params or {}), "seed": self.random_state}
-        rounds = int(params.pop("n_estimators", 1000))
-        if int(params.get("n_jobs", -1)) <= 0:   # "all cores": those this process may use, not the machine's
-            params["n_jobs"] = available_cores()
-        self.boosters_ = []
-        for d in range(Y.shape[1]):
-            train = lgb.Dataset(X, np.ascontiguousarray(Y[:, d]), free_raw_data=True)
-            valid = lgb.Dataset(X_val, np.ascontiguousarray(Y_val[:, d]), reference=train)
-            self.boosters_.append(lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
-                                            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)]))
+        self.boosters_ = [_boost(self, X, Y[:, d], X_val, Y_val[:, d], defaults={"objective": "regression", "metric": "l1"})
+                          for d in range(Y.shape[1])]
         self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]
 
     def _predict(self, X):
@@ -296,8 +354,25 @@ class LightGBMProbe(_Probe):
         self.boosters_ = [lgb.Booster(model_str=s) for s in bundle["boosters"]]
         self.best_iterations_ = [int(i) for i in bundle["best_iterations"]]
 
-    def selected(self):
+    def _selected(self):
         return {"best_iterations": list(self.best_iterations_)}
+
+
+def _boost(est, X, y, X_val, y_val, *, defaults=None, forced=None):
+    """One LightGBM booster of `est` (its `params`, seed and early stopping) on targets `y`, stopping early on
+    the metric of (X_val, y_val); `defaults` give way to `params`, `forced` do not. Deterministic for a seed and
+    a thread count; `n_jobs` <= 0 means the cores this process may use (not the machine's)."""
+    import lightgbm as lgb
+
+    params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(defaults or {}), **(est.params or {}),
+              **(forced or {}), "seed": est.random_state}
+    rounds = int(params.pop("n_estimators", 1000))
+    if int(params.get("n_jobs", -1)) <= 0:
+        params["n_jobs"] = available_cores()
+    train = lgb.Dataset(X, np.ascontiguousarray(y), free_raw_data=True)
+    valid = lgb.Dataset(X_val, np.ascontiguousarray(y_val), reference=train)
+    return lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
+                     callbacks=[lgb.early_stopping(est.early_stopping_rounds, verbose=False)])
 
 
 # -- yes/no probes (task: classification) ---------------------------------------------------------
@@ -328,7 +403,7 @@ def best_f1_threshold(y, p) -> tuple[float, float]:
     return float((ps[last[k]] + below) / 2), float(f1[k])
 
 
-class _Classifier(ClassifierMixin, BaseEstimator):
+class _Classifier(_Bundled, ClassifierMixin, BaseEstimator):
     """Shared by the yes/no probes: 0/1 labels, scaling, validation split, threshold chosen on validation.
 
     `fit(X, y, X_val, y_val)` with y 0/1 ((n,) or (n, 1)); `predict_proba(X)` -> (n, 2);
@@ -357,8 +432,8 @@ class _Classifier(ClassifierMixin, BaseEstimator):
         t0 = time.perf_counter()
         self._fit(Xs, y, Xv, y_val)
         self.fit_seconds_ = time.perf_counter() - t0
-        p_val = self._proba(Xv)
-        self.val_log_loss_ = _log_loss(y_val, p_val)
+        p_val = self._output(Xv)
+        self.val_log_loss_ = self._validation_score(y_val, p_val)
         self.threshold_, self.val_f1_ = best_f1_threshold(y_val, p_val)
         return self
 
@@ -373,37 +448,34 @@ class _Classifier(ClassifierMixin, BaseEstimator):
         return y.astype(np.float32)
 
     def _checked(self, X):
-        check_is_fitted(self, "scaler_")
-        X = check_array(X, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the probe was fitted on {self.n_features_in_}")
-        return self.scaler_.transform(X).astype(np.float32)
+        return _scaled(self, X)
+
+    _validation_score = staticmethod(_log_loss)   # what chooses on validation (lower is better)
+
+    def _output(self, X):
+        """P(yes) of scaled inputs."""
+        return self._proba(X)
 
     def predict_proba(self, X):
-        p = self._proba(self._checked(X)).astype(np.float64)
+        p = self._output(self._checked(X)).astype(np.float64)
         return np.column_stack([1 - p, p])
 
     def predict(self, X):
         return (self.predict_proba(X)[:, 1] >= self.threshold_).astype(np.int64)
 
     def selected(self) -> dict:
-        raise NotImplementedError
+        return {**self._selected(), "threshold": self.threshold_}
 
-    def to_bundle(self, metadata: dict) -> dict:
-        """The plain-object bundle: scaler, threshold (P(yes) at or above it means yes) and the model."""
-        check_is_fitted(self, "scaler_")
-        return {"format": BUNDLE_FORMAT, "kind": self.kind, "scaler": self.scaler_, "threshold": float(self.threshold_),
-                "metadata": {**metadata, "task": self.task}, **self._state()}
+    def _bundle_frame(self) -> tuple[dict, dict]:
+        return {"threshold": float(self.threshold_)}, {"task": self.task}   # P(yes) at or above it means yes
+
+    def _restored(self, bundle: dict) -> None:
+        self.threshold_ = float(bundle["threshold"])
+        self.classes_ = np.array([0, 1])
 
     @classmethod
-    def from_bundle(cls, bundle: dict) -> "_Classifier":
-        probe = cls()
-        probe.scaler_ = bundle["scaler"]
-        probe.n_features_in_ = int(probe.scaler_.n_features_in_)
-        probe.threshold_ = float(bundle["threshold"])
-        probe.classes_ = np.array([0, 1])
-        probe._restore(bundle)
-        return probe
+    def _unfitted(cls, bundle: dict) -> "_Classifier":
+        return cls()
 
 
 class LogisticProbe(_Classifier):
@@ -436,33 +508,19 @@ class LogisticProbe(_Classifier):
     def _restore(self, bundle):
         self.coef_, self.intercept_ = np.asarray(bundle["coef"], np.float64), float(bundle["intercept"])
 
-    def selected(self):
+    def _selected(self):
         return {"C": self.C_, "val_log_loss_by_C": self.val_log_loss_by_C_,
-                "C_at_grid_edge": self.C_ in (min(self.Cs), max(self.Cs)), "threshold": self.threshold_}
+                "C_at_grid_edge": self.C_ in (min(self.Cs), max(self.Cs))}
 
 
-class MLPClassifierProbe(_MLPBundle, _Classifier):
+class MLPClassifierProbe(_Member, _MLPBundle, _Classifier):
     """The MLP of the regression probes with one output logit, binary cross-entropy (BCEWithLogits), Adam,
     early stopping on validation log-loss, best epoch restored. Bundle as the MLP's (output_dim 1) + threshold;
     P(yes) = sigmoid(network(X))."""
     kind = "mlp_binary"
 
-    def __init__(self, hidden_sizes=(256, 128), dropout=0.2, learning_rate=1e-3, weight_decay=0.0,
-                 epochs=100, patience=10, batch_size=64, random_state=42, device="cpu"):
-        self.hidden_sizes = hidden_sizes
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.device = device
-
-    @property
-    def model_config(self) -> dict:
-        return {"input_dim": self.n_features_in_, "output_dim": 1, "hidden_sizes": list(self.hidden_sizes),
-                "dropout": float(self.dropout)}
+    def _output_dim(self) -> int:
+        return 1
 
     def _fit(self, X, y, X_val, y_val):
         rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))   # start from the base rate, not from 50%
@@ -474,12 +532,11 @@ class MLPClassifierProbe(_MLPBundle, _Classifier):
         with torch.no_grad():
             return torch.sigmoid(self.network_(torch.from_numpy(np.ascontiguousarray(X)))).numpy().ravel()
 
-    def selected(self):
-        return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_log_loss_history": self.history_,
-                "threshold": self.threshold_}
+    def _selected(self):
+        return {"best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_, "val_log_loss_history": self.history_}
 
 
-class LightGBMClassifierProbe(_Classifier):
+class LightGBMClassifierProbe(_Member, _Classifier):
     """One LightGBM booster, objective binary, early stopping on validation log-loss. Bundle: booster + best
     iteration + threshold; P(yes) = booster.predict(X, num_iteration=it)."""
     kind = "lightgbm_binary"
@@ -490,17 +547,7 @@ class LightGBMClassifierProbe(_Classifier):
         self.random_state = random_state
 
     def _fit(self, X, y, X_val, y_val):
-        import lightgbm as lgb
-
-        params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(self.params or {}),
-                  "objective": "binary", "metric": "binary_logloss", "seed": self.random_state}
-        rounds = int(params.pop("n_estimators", 1000))
-        if int(params.get("n_jobs", -1)) <= 0:
-            params["n_jobs"] = available_cores()
-        train = lgb.Dataset(X, y, free_raw_data=True)
-        valid = lgb.Dataset(X_val, y_val, reference=train)
-        self.booster_ = lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
-                                  callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)])
+        self.booster_ = _boost(self, X, y, X_val, y_val, forced={"objective": "binary", "metric": "binary_logloss"})
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
 
     def _proba(self, X):
@@ -516,13 +563,122 @@ class LightGBMClassifierProbe(_Classifier):
         self.booster_ = lgb.Booster(model_str=bundle["booster"])
         self.best_iteration_ = int(bundle["best_iteration"])
 
-    def selected(self):
-        return {"best_iterations": [self.best_iteration_], "threshold": self.threshold_}
+    def _selected(self):
+        return {"best_iterations": [self.best_iteration_]}
+
+
+# -- seed ensembles (the stochastic probes) -------------------------------------------------------
+def member_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of an ensemble's `n` members: seed, seed + 1, ... (past MAX_SEED they wrap to 0, 1, ...)."""
+    return [(int(seed) + k) % (MAX_SEED + 1) for k in range(int(n))]
+
+
+def _fit_member(estimator, seed: int, threads: int | None, fitted: dict, data: tuple):
+    """`estimator` cloned with `seed` and fitted on scaled `data` (X, Y, X_val, Y_val); `fitted`: the attributes its
+    layout needs (n_features_in_, n_outputs_). In a worker process `threads` caps torch and LightGBM threads."""
+    member = clone(estimator).set_params(random_state=seed)
+    for key, value in fitted.items():
+        setattr(member, key, value)
+    if threads is not None:
+        torch.set_num_threads(threads)
+        if hasattr(member, "params"):
+            member.set_params(params={**(member.params or {}), "n_jobs": threads})
+    member._fit(*data)
+    return member
+
+
+PARALLEL_MIN_VALUES = 1_000_000   # training inputs (rows x dims) from which seeds are fitted in worker processes
+
+
+def fit_members(estimator, seeds: list[int], fitted: dict, data: tuple) -> list:
+    """One fitted copy of `estimator` per seed, in the order of `seeds`. With several seeds and cores, the MLP on
+    the CPU and training inputs of at least PARALLEL_MIN_VALUES numbers, in min(seeds, cores) worker processes of
+    cores // workers threads each, so the threads never outnumber the cores (a worker takes seconds to start, more
+    than a small fit lasts); else one after another in this process (one seed: exactly the single-seed probe).
+    Deterministic for a seed list on one machine."""
+    workers = min(len(seeds), available_cores()) if getattr(estimator, "device", "cpu") == "cpu" else 1
+    if workers <= 1 or data[0].size < PARALLEL_MIN_VALUES:
+        return [_fit_member(estimator, s, None, fitted, data) for s in seeds]
+    from joblib import Parallel, delayed
+
+    threads = max(1, available_cores() // workers)
+    return Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
+        delayed(_fit_member)(estimator, s, threads, fitted, data) for s in seeds)
+
+
+class _SeedEnsemble:
+    """Shared by SeedEnsemble (scores) and SeedEnsembleClassifier (yes/no): `n_seeds` members, each `estimator`
+    fitted with one of `member_seeds(estimator.random_state, n_seeds)`; the output is the members' mean."""
+    def __init__(self, estimator=None, n_seeds=5):
+        self.estimator = estimator
+        self.n_seeds = n_seeds
+
+    kind = property(lambda self: self.estimator.kind)
+    random_state = property(lambda self: self.estimator.random_state)
+    score_range = property(lambda self: self.estimator.score_range)
+
+    def _fit(self, X, Y, X_val, Y_val):
+        if int(self.n_seeds) < 1:
+            raise ValueError(f"n_seeds must be at least 1, found {self.n_seeds}")
+        self.seeds_ = member_seeds(self.random_state, self.n_seeds)
+        fitted = {k: getattr(self, k) for k in ("n_features_in_", "n_outputs_") if hasattr(self, k)}
+        self.members_ = fit_members(self.estimator, self.seeds_, fitted, (X, Y, X_val, Y_val))
+        self.member_val_ = [self._validation_score(Y_val, m._output(X_val)) for m in self.members_]
+
+    def _output(self, X):
+        return np.mean([m._output(X) for m in self.members_], axis=0)
+
+    def member_outputs(self, X) -> list[np.ndarray]:
+        """Each member's output for raw inputs X (clipped scores, or P(yes)), in seed order."""
+        Xs = self._checked(X)
+        return [m._output(Xs) for m in self.members_]
+
+    def _selected(self):
+        return {"seeds": list(self.seeds_), "members": [m._selected() for m in self.members_]}
+
+    def _state(self):
+        return _members_state(self.members_, self.seeds_)
+
+    @classmethod
+    def _unfitted(cls, bundle):
+        return cls(estimator=MEMBER_KINDS[bundle["kind"]]._unfitted(bundle), n_seeds=len(bundle["members"]))
+
+    def _restore(self, bundle):
+        frame = {k: v for k, v in bundle.items() if k not in ("members", "seeds")}
+        self.members_ = [type(self.estimator).from_bundle({**frame, **m}) for m in bundle["members"]]
+        self.seeds_ = [int(s) for s in bundle["seeds"]]
+
+
+def seed_record(probe) -> dict:
+    """How a fitted probe used seeds: {"n", "seeds", "stochastic", "val"} with each member's validation score
+    (MAE; yes/no: log-loss) in seed order; a deterministic probe (ridge, logistic) is one fit without a seed."""
+    if isinstance(probe, _SeedEnsemble):
+        return {"n": len(probe.seeds_), "seeds": list(probe.seeds_), "stochastic": True,
+                "val": [float(v) for v in probe.member_val_]}
+    return {"n": 1, "seeds": [], "stochastic": False,
+            "val": [float(probe.val_log_loss_ if probe.task == "classification" else probe.val_mae_)]}
+
+
+class SeedEnsemble(_SeedEnsemble, _Probe):
+    """The saved MLP / LightGBM score probe: the mean of its members' clipped scores (module docstring)."""
+
+
+class SeedEnsembleClassifier(_SeedEnsemble, _Classifier):
+    """The saved MLP / LightGBM yes/no probe: the mean of its members' P(yes), the threshold chosen on that mean."""
 
 
 def describe_selected(selected: dict | None) -> str:
     """One line for what validation chose: the ridge alpha, the MLP's best epoch, LightGBM's iterations."""
     s = selected or {}
+    if "members" in s:   # a seed ensemble: each choice as its range over the members
+        ms, n = s["members"], len(s["members"])
+        if ms and "best_epoch" in ms[0]:
+            what = f"best epoch {_span(m['best_epoch'] for m in ms)} of {_span(m['epochs_run'] for m in ms)}"
+        elif ms and "best_iterations" in ms[0]:
+            what = "iterations " + ", ".join(_span(its) for its in zip(*(m["best_iterations"] for m in ms)))
+        else:
+            what = "; ".join(describe_selected(m) for m in ms)
+        return f"{what} over {n} seed{'s' * (n != 1)}" + _threshold(s)
     if "C" in s:
         return f"C {s['C']:g}" + (" (at the edge of the grid)" if s.get("C_at_grid_edge") else "") + _threshold(s)
     if "alpha" in s:
@@ -534,13 +690,52 @@ def describe_selected(selected: dict | None) -> str:
     return "—"
 
 
+def _span(values) -> str:
+    """'12' when every value is 12, else 'lowest-highest'."""
+    values = sorted(values)
+    return f"{values[0]}" if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
+
+
+def fit_warnings(kind: str, selected: dict, dimension_names: list[str]) -> list[str]:
+    """What a fit's validation choices say is degenerate, each as one line saying what it means and what to do:
+    a ridge alpha (logistic C) at the edge of its grid, and a LightGBM dimension that stopped after 1 boosting
+    round (a constant predictor) in any seed. `selected`: the probe's `selected()`; [] for a sound fit."""
+    s, out = selected or {}, []
+    for key, grid, section in (("alpha", "val_mae_by_alpha", "ridge.alphas"), ("C", "val_log_loss_by_C", "logistic.Cs")):
+        if s.get(f"{key}_at_grid_edge"):
+            values = [float(v) for v in s[grid]]
+            edge = "lowest" if s[key] == min(values) else "highest"
+            out.append(f"{kind}: {key} {s[key]:g} chosen on validation is the {edge} value of its grid "
+                       f"({min(values):g} to {max(values):g}), so the best one may lie beyond it: widen "
+                       f"probe_methods.{section} in config.yaml")
+    members = s.get("members") or ([s] if "best_iterations" in s else [])
+    its = [m["best_iterations"] for m in members if "best_iterations" in m]
+    for d, name in enumerate(dimension_names if its else []):
+        flat = sum(1 for m in its if d < len(m) and m[d] <= 1)
+        if flat:
+            seeds = f" in {flat} of {len(its)} seeds" if len(its) > 1 else ""
+            out.append(f"{kind}: dimension {name} stopped after 1 boosting round{seeds}: a constant predictor (about "
+                       "the training mean); the dimension has no signal LightGBM can learn at this size: more training "
+                       "articles, or a lower probe_methods.lightgbm.params.min_child_samples")
+    return out
+
+
 def _threshold(s: dict) -> str:
     return f", threshold {s['threshold']:.3f}" if "threshold" in s else ""
 
 
-def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu", task: str = "regression"):
+def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu", task: str = "regression",
+               n_seeds: int | None = None):
     """A probe from its `probe_methods` section of config.yaml; `task` classification gives the yes/no probes
-    (logistic, mlp with one logit, lightgbm binary) from the same sections."""
+    (logistic, mlp with one logit, lightgbm binary) from the same sections. `n_seeds` (config `probe_seeds`): the
+    MLP and LightGBM as a seed ensemble of that many members (`SeedEnsemble`); None: the single-seed probe."""
+    probe = _make_single(kind, settings, score_range=score_range, seed=seed, device=device, task=task)
+    if n_seeds is None or kind not in STOCHASTIC:
+        return probe
+    return (SeedEnsembleClassifier if task == "classification" else SeedEnsemble)(probe, n_seeds=n_seeds)
+
+
+def _make_single(kind: str, settings, *, score_range, seed: int, device: str, task: str):
     if task == "classification":
         if kind == "logistic":
             return LogisticProbe(Cs=tuple(settings.Cs), random_state=seed)
@@ -596,8 +791,9 @@ def ids_sha256(ids) -> str:
     return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode("utf-8")).hexdigest()
 
 
-KINDS = {cls.kind: cls for cls in (RidgeProbe, MLPProbe, LightGBMProbe, LogisticProbe, MLPClassifierProbe,
-                                   LightGBMClassifierProbe)}
+MEMBER_KINDS = {cls.kind: cls for cls in (MLPProbe, LightGBMProbe, MLPClassifierProbe, LightGBMClassifierProbe)}
+KINDS = {"ridge": RidgeProbe, "logistic": LogisticProbe,   # what a bundle of each kind loads as
+         **{k: SeedEnsembleClassifier if issubclass(c, _Classifier) else SeedEnsemble for k, c in MEMBER_KINDS.items()}}
 
 
 def load_bundle(path) -> tuple[dict, "_Probe"]:
@@ -613,7 +809,8 @@ def load_bundle(path) -> tuple[dict, "_Probe"]:
 
 def probe_from_bundle(bundle) -> _Probe:
     """Rebuild the estimator of a probe file (see `_Probe.to_bundle`)."""
-    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or bundle.get("kind") not in KINDS:
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT or bundle.get("kind") not in KINDS \
+            or (bundle["kind"] in MEMBER_KINDS and not isinstance(bundle.get("members"), list)):
         raise StudyError(f"not a probe bundle of format {BUNDLE_FORMAT} (kind {', '.join(KINDS)}); "
                          "rerun train_probes.py")
     return KINDS[bundle["kind"]].from_bundle(bundle)

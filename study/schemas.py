@@ -138,6 +138,39 @@ class VsTruncated(Record):
     cut: Optional[PairedDifference]
 
 
+class ReadingVsChosen(Reading):
+    """A yes/no probe against its model's probe chosen on validation: paired test F1 difference (this minus chosen)."""
+    chosen: str
+
+
+class Spread(Record):
+    """Per-seed scores summarised: mean, sample sd (ddof 1; None with one score), lowest, highest (undefined
+    scores left out; all None when none is defined)."""
+    mean: Optional[float]
+    sd: Optional[float]
+    min: Optional[float]
+    max: Optional[float]
+
+
+class TrainingSeeds(Record):
+    """How a probe used seeds (probes.seed_record): the members' seeds (random_seed, +1, ...) and each member's
+    validation score (MAE; yes/no: log-loss). A deterministic probe (ridge, logistic): n 1, no seed."""
+    n: int
+    seeds: list[int]
+    stochastic: bool
+    val: list[float]
+
+
+class SeedRecord(TrainingSeeds):
+    """The seed spread of a probe on the test split: each member alone (MAE; yes/no: F1 at the member's own
+    validation threshold) beside its validation score; the probe itself is the members' ensemble."""
+    val_metric: str
+    test_metric: str
+    test: list[Optional[float]]
+    val_spread: Spread
+    test_spread: Spread
+
+
 class CurveStep(PairedDifference):
     n_train: int
 
@@ -264,6 +297,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
+    seeds: Optional[SeedRecord] = None   # evaluate.py writes it for every probe
 
     @property
     def validation_score(self) -> float:
@@ -314,6 +348,8 @@ class YesNoProbe(_ProbeCommon, BinaryScores):
     val_log_loss: float
     val_f1: float
     vs_always_yes: Reading
+    vs_chosen: Optional[ReadingVsChosen] = None   # every probe but the model's chosen one
+    seeds: Optional[SeedRecord] = None   # evaluate.py writes it for every probe
 
     @property
     def validation_score(self) -> float:
@@ -463,6 +499,8 @@ class SubsetProbe(Record):
     ids_sha256: str
     val_mae: float
     selected: dict[str, Any]
+    seeds: Optional[TrainingSeeds] = None
+    warnings: list[str] = []
     train_seconds: float
 
 
@@ -478,6 +516,8 @@ class TrainedProbe(Record):
     embedding_fingerprint: dict[str, Any]
     hyperparameters: dict[str, Any]
     selected: dict[str, Any]
+    seeds: Optional[TrainingSeeds] = None   # train_probes.py writes it for every probe
+    warnings: list[str] = []                # degenerate fits (probes.fit_warnings), as printed
     task: Optional[Literal["regression", "classification"]] = None
     val_mae: Optional[float] = None
     val_log_loss: Optional[float] = None

@@ -11,16 +11,21 @@ from conftest import REPO, planted
 from study.artifacts import load_pickle, save_pickle
 from study.config import load_config
 from study.errors import StudyError
-from study.probes import LightGBMProbe, MLPProbe, RidgeProbe, make_probe, probe_from_bundle
+from study import probes as probes_module
+from study.probes import (LightGBMProbe, MLPProbe, RidgeProbe, SeedEnsemble, fit_warnings, make_probe, member_seeds,
+                          probe_from_bundle, seed_record)
 
 CFG = load_config()
 
 
-def _probe(kind, **over):
-    probe = make_probe(kind, getattr(CFG.probe_methods, kind), score_range=CFG.score_range, seed=42)
+def _probe(kind, n_seeds=None, seed=42, **over):
+    """The config's probe (a seed ensemble of `n_seeds` members for the MLP and LightGBM when given)."""
+    probe = make_probe(kind, getattr(CFG.probe_methods, kind), score_range=CFG.score_range, seed=seed, n_seeds=n_seeds)
+    single = probe.estimator if isinstance(probe, SeedEnsemble) else probe
     if kind == "lightgbm":
-        over.setdefault("params", {**probe.params, "n_estimators": 300})
-    return probe.set_params(**over)
+        over.setdefault("params", {**single.params, "n_estimators": 300})
+    single.set_params(**over)
+    return probe
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +84,14 @@ def test_bundle_holds_plain_objects_and_rebuilds_the_same_probe(tmp_path, data):
     path = tmp_path / "p.pkl"
     save_pickle(path, probe.to_bundle({"val_mae": probe.val_mae_}))
     bundle = load_pickle(path)
-    assert set(bundle) == {"format", "kind", "scaler", "metadata", "model_config", "state_dict"}
+    # a single-seed MLP is saved as a one-member seed ensemble
+    assert set(bundle) == {"format", "kind", "scaler", "metadata", "model_config", "seeds", "members"}
+    assert bundle["seeds"] == [42] and len(bundle["members"]) == 1
     assert bundle["model_config"] == {"input_dim": 16, "output_dim": 3, "hidden_sizes": [256, 128], "dropout": 0.2}
-    assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in bundle["state_dict"].values())
-    assert [k for k in bundle["state_dict"]] == ["network.0.weight", "network.0.bias", "network.3.weight",
-                                                 "network.3.bias", "network.6.weight", "network.6.bias"]
+    state = bundle["members"][0]["state_dict"]
+    assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in state.values())
+    assert [k for k in state] == ["network.0.weight", "network.0.bias", "network.3.weight",
+                                  "network.3.bias", "network.6.weight", "network.6.bias"]
     np.testing.assert_array_equal(probe_from_bundle(bundle).predict(Xte), probe.predict(Xte))
 
 
@@ -110,8 +118,8 @@ def test_every_probe_kind_loads_in_a_process_that_cannot_import_the_project(tmp_
     serving = tmp_path / "serving"
     serving.mkdir()
     expected = {}
-    for kind in ("ridge", "mlp", "lightgbm"):
-        probe = _probe(kind, **({"epochs": 5} if kind == "mlp" else {})).fit(Xtr, Ytr, Xv, Yv)
+    for kind in ("ridge", "mlp", "lightgbm"):   # the MLP and LightGBM as the seed ensembles train_probes.py saves
+        probe = _probe(kind, n_seeds=2, **({"epochs": 5} if kind == "mlp" else {})).fit(Xtr, Ytr, Xv, Yv)
         path = serving / f"{kind}.pkl"
         save_pickle(path, probe.to_bundle({"dimension_names": ["a", "b", "c"]}))
         expected[kind] = probe.predict(Xte)
@@ -153,3 +161,81 @@ def test_lightgbm_stops_early_on_validation(data):
     its = probe.selected()["best_iterations"]
     assert len(its) == 3 and all(0 < i < 2000 for i in its)
     assert len(pickle.loads(pickle.dumps(probe)).predict(Xv)) == len(Xv)
+
+
+# -- seeds -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["mlp", "lightgbm"])
+def test_a_seed_ensemble_predicts_the_mean_of_its_members_fitted_separately(kind, data):
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    over = {"epochs": 8} if kind == "mlp" else {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 60}}
+    ensemble = _probe(kind, n_seeds=3, **over).fit(Xtr, Ytr, Xv, Yv)
+    assert ensemble.seeds_ == [42, 43, 44] == member_seeds(42, 3)
+    alone = [_probe(kind, seed=s, **over).fit(Xtr, Ytr, Xv, Yv) for s in (42, 43, 44)]
+    P = np.stack([a.predict(Xte) for a in alone])
+    assert not np.array_equal(P[0], P[1])   # the seeds do differ
+    np.testing.assert_array_equal(ensemble.predict(Xte), P.mean(axis=0))
+    for member, a in zip(ensemble.member_outputs(Xte), P):
+        np.testing.assert_array_equal(member, a)
+    assert ensemble.member_val_ == [a.val_mae_ for a in alone]
+    assert ensemble.val_mae_ == pytest.approx(np.abs(ensemble.predict(Xv) - Yv).mean(), rel=1e-6)
+    rec = seed_record(ensemble)
+    assert rec == {"n": 3, "seeds": [42, 43, 44], "stochastic": True, "val": [a.val_mae_ for a in alone]}
+    # the file holds every member and loads back to the same predictions
+    again = probe_from_bundle(pickle.loads(pickle.dumps(ensemble.to_bundle({}))))
+    np.testing.assert_array_equal(again.predict(Xte), ensemble.predict(Xte))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lightgbm"])
+def test_one_seed_is_exactly_the_single_seed_probe(kind, data):
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    over = {"epochs": 6} if kind == "mlp" else {}
+    one = _probe(kind, n_seeds=1, **over).fit(Xtr, Ytr, Xv, Yv)
+    single = _probe(kind, **over).fit(Xtr, Ytr, Xv, Yv)
+    np.testing.assert_array_equal(one.predict(Xte), single.predict(Xte))
+    assert one.val_mae_ == single.val_mae_
+    # the single-seed probe's file is a one-member ensemble's
+    np.testing.assert_array_equal(probe_from_bundle(single.to_bundle({})).predict(Xte), single.predict(Xte))
+    assert seed_record(_probe("ridge").fit(Xtr, Ytr, Xv, Yv))["stochastic"] is False
+
+
+def test_seeds_fitted_in_worker_processes_are_reproducible(data, monkeypatch):
+    """Large inputs fit the seeds in parallel workers (one thread each on 2 cores): the same seeds give the same
+    bytes twice, and the same probe as fitting them one after another, up to the threads' rounding."""
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    sequential = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    monkeypatch.setattr(probes_module, "PARALLEL_MIN_VALUES", 0)
+    monkeypatch.setattr(probes_module, "available_cores", lambda: 2)
+    first = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    second = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, sequential, atol=1e-3)
+
+
+def test_member_seeds_stay_within_what_lightgbm_takes():
+    assert member_seeds(2**31 - 2, 3) == [2**31 - 2, 2**31 - 1, 0]
+
+
+# -- degenerate fits ---------------------------------------------------------------------------------
+def test_ridge_alpha_at_the_edge_of_its_grid_warns_and_an_inner_one_does_not():
+    X, Y = planted(400, d=32, k=3, seed=0, noise=2.0)   # 60 noisy training rows: some shrinkage helps
+    inner = RidgeProbe(alphas=(1e-3, 30, 1e5)).fit(X[:60], Y[:60], X[60:], Y[60:])
+    assert inner.alpha_ == 30 and fit_warnings("ridge", inner.selected(), list("abc")) == []
+    edge = RidgeProbe(alphas=(1e-3, 0.01)).fit(X[:60], Y[:60], X[60:], Y[60:])   # wants more than the grid has
+    assert edge.alpha_ == 0.01
+    (line,) = fit_warnings("ridge", edge.selected(), list("abc"))
+    assert "alpha 0.01" in line and "highest value of its grid (0.001 to 0.01)" in line
+    assert "widen probe_methods.ridge.alphas in config.yaml" in line
+
+
+def test_a_lightgbm_dimension_stopped_after_one_round_warns_and_names_it(data):
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    flat = Ytr.copy()
+    flat[:, 1] = 5.0   # nothing to learn on dimension b
+    probe = _probe("lightgbm", n_seeds=2, params={**CFG.probe_methods.lightgbm.params, "n_estimators": 100}).fit(Xtr, flat, Xv, Yv)
+    its = [m["best_iterations"] for m in probe.selected()["members"]]
+    assert [i[1] for i in its] == [1, 1] and all(i[0] > 1 and i[2] > 1 for i in its)
+    (line,) = fit_warnings("lightgbm", probe.selected(), ["a", "b", "c"])
+    assert "dimension b stopped after 1 boosting round in 2 of 2 seeds" in line and "constant predictor" in line
+    assert "min_child_samples" in line
+    sound = _probe("lightgbm", n_seeds=2, params={**CFG.probe_methods.lightgbm.params, "n_estimators": 100}).fit(Xtr, Ytr, Xv, Yv)
+    assert fit_warnings("lightgbm", sound.selected(), ["a", "b", "c"]) == []
