@@ -363,8 +363,9 @@ def time_probes(cfg: Config, dataset: Dataset, variant: Variant, probes=TASK_PRO
     batch = np.ascontiguousarray(X[np.arange(BATCH_ROWS) % len(X)])
     out = {}
     for kind in probes:
-        probe = make_probe(kind, getattr(cfg.probe_methods, kind), score_range=cfg.score_range,
-                           seed=cfg.random_seed, device="cpu", task=dataset.task)
+        probe = make_probe(kind, getattr(cfg.probe_methods, kind), score_range=cfg.score_range,   # the probe as
+                           seed=cfg.random_seed, device="cpu", task=dataset.task,       # phase 2 saves it:
+                           n_seeds=cfg.seeds_for(dataset.path))                         # its seed ensemble
         t0 = time.perf_counter()
         probe.fit(train["embeddings"], train["labels"], val["embeddings"], val["labels"])
         train_s = time.perf_counter() - t0

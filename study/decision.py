@@ -98,19 +98,25 @@ def _truncation(ev: ScoreEvaluation) -> Row:
     return Row(q, answer, number + " MAE (paired)", "truncation")
 
 
-def _probe(ev: ScoreEvaluation) -> Row:
+def _probe(ev) -> Row:
+    """Which probe? The chosen one against each other probe of the best model, by the paired rule (MAE for scores,
+    F1 for yes/no labels; vs_chosen is the other probe minus the chosen one)."""
     v, chosen, m = ev.best_entry()
     q = "Which probe?"
+    what = "MAE" if ev.task == "regression" else "F1"
     others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items() if k != chosen and o.vs_chosen is not None]
     if not others:
-        return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test MAE {_f(m.overall_mae)}", "probes")
-    flip = {"worse": "better", "better": "worse"}   # vs_chosen is the other probe minus the chosen one
+        value = m.overall_mae if ev.task == "regression" else m.f1
+        return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test {what} {_f(value)}", "probes")
+    flip = {"worse": "better", "better": "worse"}
     answer = f"{chosen}, chosen on validation: " + "; ".join(
         f"{flip.get(d.verdict, d.verdict)} than {k}" if d.verdict in flip else f"{d.verdict} against {k}"
         for k, d in others)
-    number = "; ".join(f"{k} − {chosen}: {_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}"
-                       for k, d in others)
-    return Row(q, answer, number + " MAE (paired)", "probes")
+
+    def diff(d):
+        return (d.mae_difference, d.difference_ci95) if ev.task == "regression" else (d.difference, d.ci95)
+    number = "; ".join(f"{k} − {chosen}: {_s(diff(d)[0])} {_ci_fmt(diff(d)[1], sign=True)}" for k, d in others)
+    return Row(q, answer, number + f" {what} (paired)", "probes")
 
 
 def _speed(ev, bench: BenchmarkRecord | None) -> Row:
@@ -190,7 +196,7 @@ def yes_no_rows(ev: YesNoEvaluation, bench: BenchmarkRecord | None) -> list[Row]
     else:
         rows.append(Row(q, f"{r.verdict} (unpaired, against its single F1)",
                         f"test F1 {_f(m.f1)} {_ci_fmt(m.f1_ci95)} against {_f(ev.baseline_f1)}", "results"))
-    rows.append(_speed(ev, bench))
+    rows += [_probe(ev), _speed(ev, bench)]
     return rows
 
 
@@ -227,10 +233,15 @@ def caveats(ev) -> list[str]:
     n = ev.best.verdicts.candidates
     out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
            "test figure is the estimate; each comparison is a 95% test, not adjusted for the number made."]
-    stochastic = [k for _, k, _ in ev.entries() if k in ("mlp", "lightgbm")]
-    if stochastic:
+    stochastic = [m.seeds for _, k, m in ev.entries() if k in ("mlp", "lightgbm")]
+    spread = [s.test_spread.sd for s in stochastic if s is not None and s.n > 1 and s.test_spread.sd is not None]
+    if stochastic and not spread:
         out.append("Each probe was fitted with one seed: the MLP's and LightGBM's training noise is in no interval "
                    "here, so a difference of the size of the margin between them may be seed noise.")
+    elif spread:
+        n = max(s.n for s in stochastic if s is not None)
+        out.append(f"The MLP and LightGBM probes are {n}-seed ensembles; a single seed's test score varies by up to "
+                   f"{max(spread):.3f} (SD over seeds), which the ensemble averages but the CIs do not include.")
     stand_in = sorted({v for v, e in ev.models.items() if e.model_name.startswith("python-package:")})
     if stand_in:
         out.append(f"{', '.join(stand_in)} is an English-only stand-in model, not one of the study's multilingual "

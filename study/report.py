@@ -516,12 +516,13 @@ class Report:
         w.bullet(self.seed_line())
 
     def seed_line(self) -> str:
-        seeds = self.ev.config.get("probe_seeds")
-        if seeds and seeds > 1:
-            return (f"The MLP and LightGBM probes are ensembles of {seeds} seeds (ridge and logistic are deterministic); "
-                    "the seed spread is in annex A; one validation split chooses every hyper-parameter.")
+        seeds = self.ev.config.get("probe_seeds", 1)
+        if seeds > 1:
+            return (f"The MLP and LightGBM probes are ensembles of {seeds} seeds (ridge and logistic are deterministic), "
+                    "so seed noise is averaged in their predictions; each seed's own spread is in annex A. One "
+                    "validation split chooses every hyper-parameter.")
         return (f"One seed ({self.ev.random_seed}) and one validation split choose every hyper-parameter; the MLP's and "
-                "LightGBM's training noise is in no interval here.")
+                "LightGBM's training noise is in no interval here (config probe_seeds fits ensembles).")
 
     # annex ---------------------------------------------------------------------------------
     def annex(self):
@@ -587,15 +588,17 @@ class Report:
         """Each stochastic probe's spread over its seeds, where phase 2 fitted several (config probe_seeds)."""
         rows = []
         for v, p, m in self.ev.entries():
-            s = getattr(m, "seeds", None)
+            s = m.seeds
             if s is not None and s.n > 1:
-                rows.append([v, p, str(s.n), num(s.mean), num(s.sd), f"{num(s.min)}–{num(s.max)}"])
+                t = s.test_spread
+                headline = m.overall_mae if self.scores else m.f1
+                rows.append([v, p, str(s.n), num(t.mean), num(t.sd), f"{num(t.min)}–{num(t.max)}", num(headline)])
         if rows:
             what = "MAE" if self.scores else "F1"
-            w = self.w
-            w.table(f"Seed spread: each seed's own test {what} (the probe itself is the ensemble of the seeds, whose "
-                    f"figures are above).", ["Model", "Probe", "Seeds", f"Mean test {what}", "SD", "Range"], rows,
-                    "llrrrr", font_pt=8)
+            self.w.table(f"Seed spread: the test {what} of each seed's probe alone (mean, sample SD, range) beside the "
+                         "saved probe, which is the ensemble of the seeds (the mean of their predictions).",
+                         ["Model", "Probe", "Seeds", f"Mean test {what}", "SD", "Range", "Ensemble"], rows,
+                         "llrrrrr", font_pt=8)
 
     def probe_settings(self, probe: str) -> str:
         hp = None
