@@ -372,14 +372,14 @@ class Report:
                    if bench.device == "cpu" else ""),
                 ["Model", "Probe", "Articles/s", "Peak MB", "Stage 1 ms/article", "Against the fine-tuned model",
                  "Setting"], rows, "llrrrll", font_pt=8)
-        points = findings.speed_points(ev, bench)
-        if self.scores and len(points) >= MIN_CHART_POINTS:   # fewer points read better in the table above
+        points = findings.speed_points(ev, bench) if self.scores else []   # quality in MAE: scores only
+        if len(points) >= MIN_CHART_POINTS:   # fewer points read better in the table above
             from study.plots import quality_vs_speed
 
             chart = quality_vs_speed(points, ev.baseline_mae, paths.report_figure(self.out, "quality_vs_speed"))
             w.figure(chart, width_cm=12, caption="Test MAE against embedding throughput (articles/s), one point per model with the probe "
                             "chosen on validation" + ("; the line is the fine-tuned baseline." if ev.baseline_mae else "."))
-        if self.scores and len(points) > 1:
+        if len(points) > 1:
             w.para("Not beaten on both speed and MAE by another model: "
                    + ", ".join(f"{p['label']} ({num(p['articles_per_s'], 1)} articles/s, MAE {num(p['mae'])})"
                                for p in findings.speed_front(points)) + ".")
