@@ -240,8 +240,8 @@ def caveats(ev) -> list[str]:
                    "here, so a difference of the size of the margin between them may be seed noise.")
     elif spread:
         n = max(s.n for s in stochastic if s is not None)
-        out.append(f"The MLP and LightGBM probes are {n}-seed ensembles; a single seed's test score varies by up to "
-                   f"{max(spread):.3f} (SD over seeds), which the ensemble averages but the CIs do not include.")
+        out.append(f"The MLP and LightGBM probes are {n}-seed ensembles: across seeds a single seed's test score has an "
+                   f"SD of up to {max(spread):.3f}; the ensemble averages that noise, the CIs do not include it.")
     stand_in = sorted({v for v, e in ev.models.items() if e.model_name.startswith("python-package:")})
     if stand_in:
         out.append(f"{', '.join(stand_in)} is an English-only stand-in model, not one of the study's multilingual "
