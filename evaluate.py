@@ -98,11 +98,7 @@ def evaluate():
     add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
-    results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=run_config(cfg, dataset))
-    out = paths.evaluation(cfg, dataset.name)
-    ev = write_record(out, ScoreEvaluation, results)
-    stage1 = write_stage1_bundles(cfg, ev)
+    out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation)
 
     b = ev.best
     print(f"train-mean predictor MAE {ev.mean_predictor.overall_mae:.4f}")
@@ -121,6 +117,16 @@ def evaluate():
           f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
+def write_evaluation(cfg, dataset, results: dict, model):
+    """Stamp the results (time, provenance, the configuration they ran with), write them as `model` and each
+    probe's Stage 1 bundle; (path, typed record, bundles)."""
+    results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results.update(provenance=record(), config=run_config(cfg, dataset))
+    out = paths.evaluation(cfg, dataset.name)
+    ev = write_record(out, model, results)
+    return out, ev, write_stage1_bundles(cfg, ev)
+
+
 def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     """Phase 3 for a yes/no dataset (layout: study/results.py)."""
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
@@ -131,11 +137,7 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     add_probe_differences(cfg, dataset, results["models"], "classification")
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
-    results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=run_config(cfg, dataset))
-    out = paths.evaluation(cfg, dataset.name)
-    ev = write_record(out, YesNoEvaluation, results)
-    stage1 = write_stage1_bundles(cfg, ev)
+    out, ev, stage1 = write_evaluation(cfg, dataset, results, YesNoEvaluation)
 
     b, ref = ev.best, ev.always_yes
     f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)

@@ -151,7 +151,9 @@ def _screening(ev: ScoreEvaluation) -> Row:
         test = g.test or t.test
         below = (test.n - test.n_relevant) if test else None
         why = [f"only {below} of {test.n} test articles below medium"] if below is not None and below < min_n else []
-        why += [g.note] if not g.certified else []
+        if not g.certified:   # the count it needs, per target; the count there is, once (below)
+            why.append(f"a guarantee needs {g.articles_needed} medium+ validation articles" if g.articles_needed
+                       else g.note)
         if why:
             answers.append((head, f"{CANNOT} ({'; '.join(why)})"))
             numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee" if t.test else MISSING))

@@ -281,6 +281,7 @@ class _ProbeCommon(Record):
     inference_ms_per_article: float
     train_seconds: float
     predictions_files: dict[str, str]
+    seeds: Optional[SeedRecord] = None   # the seed spread; evaluate.py writes it for every probe
 
 
 class ScoreProbe(_ProbeCommon, Scores):
@@ -297,7 +298,6 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
-    seeds: Optional[SeedRecord] = None   # evaluate.py writes it for every probe
 
     @property
     def validation_score(self) -> float:
@@ -349,7 +349,6 @@ class YesNoProbe(_ProbeCommon, BinaryScores):
     val_f1: float
     vs_always_yes: Reading
     vs_chosen: Optional[ReadingVsChosen] = None   # every probe but the model's chosen one
-    seeds: Optional[SeedRecord] = None   # evaluate.py writes it for every probe
 
     @property
     def validation_score(self) -> float:

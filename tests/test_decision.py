@@ -40,10 +40,10 @@ def test_a_null_result_is_named_on_page_1():
 
 @pytest.mark.parametrize("certified, n_relevant, expected", [
     (True, 80, "99%: 16.7% skip (guaranteed at 95% confidence)"),
-    (False, 80, "99%: cannot be judged on this data (cannot be certified with 52 articles (needs 299))"),
+    (False, 80, "99%: cannot be judged on this data (a guarantee needs 299 medium+ validation articles)"),
     (True, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium)"),
-    (False, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium; cannot be "
-                 "certified with 52 articles (needs 299))")])
+    (False, 110, "99%: cannot be judged on this data (only 10 of 120 test articles below medium; a guarantee "
+                 "needs 299 medium+ validation articles)")])
 def test_screening_answers_the_guarantee_or_says_why_not(certified, n_relevant, expected):
     row = decision.score_rows(_evaluation(certified=certified, n_relevant=n_relevant), None)[-1]
     assert row.answer == expected
