@@ -247,15 +247,6 @@ def learning_curve_readings(ev: ScoreEvaluation) -> list[dict]:
              "reading": points[-1].vs_doubling} for v, p, points in learning_curves(ev)]
 
 
-def learning_curve_answer(ev: ScoreEvaluation) -> dict | None:
-    """The reading of the best model + probe when it has a curve, else of the first chosen probe with one."""
-    readings = learning_curve_readings(ev)
-    for r in readings:
-        if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe):
-            return r
-    return next((r for r in readings if r["chosen"]), readings[0] if readings else None)
-
-
 def curve_sentence(r: dict) -> str:
     """A `learning_curve_readings` entry in plain words."""
     first, last, d = r["first"], r["last"], r["reading"]

@@ -174,10 +174,10 @@ def test_curve_sentence_and_answer_quote_the_recorded_reading(ci, reading):
     curve = _curve(ci, reading)
     ev = as_model(score_evaluation({"m": model_entry("m", {"ridge": score_probe(learning_curve=curve),
                                                            "mlp": score_probe(overall_mae=2.0)})}))
-    answer = findings.learning_curve_answer(ev)
-    assert answer["reading"].reading == reading and answer["last"].n_train == 1000
+    answer, = [r for r in findings.learning_curve_readings(ev) if r["probe"] == "ridge"]
+    assert answer["reading"].reading == reading and answer["last"].n_train == 1000 and answer["chosen"]
     sentence = findings.curve_sentence(answer)
     assert f"Reading: {reading}." in sentence and "500 to 1,000 articles" in sentence
     assert f"95% CI {ci[0]:+.3f} to {ci[1]:+.3f}" in sentence
     single = as_model(score_evaluation({"m": model_entry("m", {"mlp": score_probe()})}))
-    assert findings.learning_curve_answer(single) is None
+    assert findings.learning_curve_readings(single) == []
