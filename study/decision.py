@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
+from study.findings import paired_figures, seed_spread
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import band_phrase, bands_spanned
 
@@ -112,10 +113,8 @@ def _probe(ev) -> Row:
     answer = f"{chosen}, chosen on validation: " + "; ".join(
         f"{flip.get(d.verdict, d.verdict)} than {k}" if d.verdict in flip else f"{d.verdict} against {k}"
         for k, d in others)
-
-    def diff(d):
-        return (d.mae_difference, d.difference_ci95) if ev.task == "regression" else (d.difference, d.ci95)
-    number = "; ".join(f"{k} − {chosen}: {_s(diff(d)[0])} {_ci_fmt(diff(d)[1], sign=True)}" for k, d in others)
+    number = "; ".join(f"{k} − {chosen}: {_s(x)} {_ci_fmt(c, sign=True)}"
+                       for k, (x, c) in ((k, paired_figures(ev, d)) for k, d in others))
     return Row(q, answer, number + f" {what} (paired)", "probes")
 
 
@@ -235,15 +234,13 @@ def caveats(ev) -> list[str]:
     n = ev.best.verdicts.candidates
     out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
            "test figure is the estimate; each comparison is a 95% test, not adjusted for the number made."]
-    stochastic = [m.seeds for _, k, m in ev.entries() if k in ("mlp", "lightgbm")]
-    spread = [s.test_spread.sd for s in stochastic if s is not None and s.n > 1 and s.test_spread.sd is not None]
-    if stochastic and not spread:
+    n, sd = seed_spread(ev)
+    if sd is not None:
+        out.append(f"The MLP and LightGBM probes are {n}-seed ensembles: across seeds a single seed's test score has an "
+                   f"SD of up to {sd:.3f}; the ensemble averages that noise, the CIs do not include it.")
+    elif any(k in ("mlp", "lightgbm") for _, k, _ in ev.entries()):
         out.append("Each probe was fitted with one seed: the MLP's and LightGBM's training noise is in no interval "
                    "here, so a difference of the size of the margin between them may be seed noise.")
-    elif spread:
-        n = max(s.n for s in stochastic if s is not None)
-        out.append(f"The MLP and LightGBM probes are {n}-seed ensembles: across seeds a single seed's test score has an "
-                   f"SD of up to {max(spread):.3f}; the ensemble averages that noise, the CIs do not include it.")
     stand_in = sorted({v for v, e in ev.models.items() if e.model_name.startswith("python-package:")})
     if stand_in:
         out.append(f"{', '.join(stand_in)} is an English-only stand-in model, not one of the study's multilingual "

@@ -186,10 +186,15 @@ def to_markdown(document: Document, folder: Path) -> str:
     lines = [f"# {document.title}", "", f"*{document.subtitle}*", ""]
     tables = figures = 0
     for b in document.blocks:
+        if isinstance(b, Para) and b.bullet:   # bullets run together; the block after the last one opens with ""
+            lines.append("- " + _md_text(b.parts))
+            continue
+        if lines[-1]:
+            lines.append("")
         if isinstance(b, Heading):
             lines += ["#" * (b.level + 1) + " " + b.text, ""]
         elif isinstance(b, Para):
-            lines += [("- " if b.bullet else "") + _md_text(b.parts), "" if not b.bullet else None]
+            lines += [_md_text(b.parts), ""]
         elif isinstance(b, Unavailable):
             lines += [f"**{b.what} unavailable:** *{b.why}*", ""]
         elif isinstance(b, Table):
@@ -205,18 +210,4 @@ def to_markdown(document: Document, folder: Path) -> str:
             lines += [f"![Figure {figures}. {b.caption}]({rel})", "", f"**Figure {figures}.** {b.caption}", ""]
         elif isinstance(b, Code):
             lines += ["```", b.text, "```", ""]
-    text = "\n".join(x for x in _close_lists(lines))
-    return text.rstrip() + "\n"
-
-
-def _close_lists(lines: list) -> list[str]:
-    """Bullets run together; a blank line after the last of a run (None marks 'inside a list')."""
-    out = []
-    for i, line in enumerate(lines):
-        if line is None:
-            nxt = lines[i + 1] if i + 1 < len(lines) else ""
-            if not (isinstance(nxt, str) and nxt.startswith("- ")):
-                out.append("")
-            continue
-        out.append(line)
-    return out
+    return "\n".join(lines).rstrip() + "\n"

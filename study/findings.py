@@ -47,6 +47,21 @@ def too_few(ev, n: int, positives: int | None = None) -> bool:
                             min_positives=int(ev.config.get("min_group_positives", 10)))
 
 
+def paired_figures(ev, d) -> tuple:
+    """(difference, its 95% CI) of a paired record: MAE differences for scores (`PairedDifference`), F1 for
+    yes/no labels (`Reading`)."""
+    return (d.mae_difference, d.difference_ci95) if ev.task == "regression" else (d.difference, d.ci95)
+
+
+def seed_spread(ev) -> tuple[int, float | None]:
+    """(seeds of the stochastic probes, the largest SD of one seed's test score across them; None with one seed),
+    from the probes' `seeds` records."""
+    records = [m.seeds for _, k, m in ev.entries() if k in ("mlp", "lightgbm") and m.seeds is not None]
+    n = max((r.n for r in records), default=1)
+    sds = [r.test_spread.sd for r in records if r.n > 1 and r.test_spread.sd is not None]
+    return n, max(sds) if sds else None
+
+
 def ranked(ev):
     """(variant, probe, metrics) of every probe, best test result first (lowest MAE / highest F1)."""
     if ev.task == "classification":
@@ -152,15 +167,14 @@ def probe_comparisons(ev) -> list[dict]:
     rows = []
     for v, c, _ in ev.chosen_entries():
         for p, m in ev.models[v].probes.items():
-            d = getattr(m, "vs_chosen", None)
+            d = m.vs_chosen
             if p == c:
                 verdict = "chosen on validation"
             elif d is None:
                 verdict = "not compared (rerun evaluate.py)"
             else:
                 verdict = d.verdict
-            diff = None if d is None else getattr(d, "mae_difference", getattr(d, "difference", None))
-            ci = None if d is None else getattr(d, "difference_ci95", getattr(d, "ci95", None))
+            diff, ci = paired_figures(ev, d) if d is not None else (None, None)
             rows.append({"variant": v, "probe": p, "chosen": c,
                          "validation": m.val_mae if ev.task == "regression" else m.val_log_loss,
                          "difference": diff, "ci": ci, "verdict": verdict})

@@ -516,7 +516,7 @@ class Report:
         w.bullet(self.seed_line())
 
     def seed_line(self) -> str:
-        seeds = self.ev.config.get("probe_seeds", 1)
+        seeds, _ = findings.seed_spread(self.ev)   # what the probes record, as page 1 reads it
         if seeds > 1:
             return (f"The MLP and LightGBM probes are ensembles of {seeds} seeds (ridge and logistic are deterministic), "
                     "so seed noise is averaged in their predictions; each seed's own spread is in annex A. One "
