@@ -37,7 +37,8 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.evaluation import (add_chunk_differences, add_part_differences, add_probe_differences,
+from study.evaluation import (add_chunk_differences, add_model_differences, add_part_differences,
+                              add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
                               fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
                               screening_setup, train_mean_predictions, trained_task)
@@ -87,6 +88,7 @@ def evaluate():
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
+               "language_counts": results["language_counts"],
                "mean_predictions": train_mean_predictions(cfg, dataset, variants[0], first_test)[0],
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
@@ -97,6 +99,8 @@ def evaluate():
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
+    add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]))
+    add_transfers(cfg, dataset, results["models"], context)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
     out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation)
 
@@ -131,7 +135,8 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     """Phase 3 for a yes/no dataset (layout: study/results.py)."""
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                **binary_header(cfg, dataset, variants[0], first_test, args)}
-    context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0])}
+    context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0]),
+               "language_counts": results["language_counts"]}
     results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
                                                       context) for v in variants}
     add_probe_differences(cfg, dataset, results["models"], "classification")

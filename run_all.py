@@ -9,6 +9,7 @@
     python run_all.py --dataset uplifting_v5 --models multilingual-e5-large bge-m3 multilingual-e5-large+bge-m3
     python run_all.py --dataset uplifting_v5 --skip benchmark  # every phase but the speed benchmark
     python run_all.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # with the learning curve
+    python run_all.py --data-dir ../shared/data/sustainability_real --train-languages en   # train on English, test each
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
 benchmark_speed.py, analyze_error_distribution.py (on the probe chosen on validation unless
@@ -18,7 +19,8 @@ phase's output streams through to the console (no result line glued to a progres
 into results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), with its
 command line and wall time. --train-fractions goes to train_probes.py (the probes are also trained on
 nested subsets of the training split; evaluate.py, compare_results.py and the report then show
-the learning curve). Several datasets (--datasets NAME ... and/or --data-dirs DIR ...) run one
+the learning curve); --train-languages too (each probe also trained on those languages only, tested
+per language beside the probe trained on all). Several datasets (--datasets NAME ... and/or --data-dirs DIR ...) run one
 after another; the speed benchmark runs once, on the first, unless --bench-each; then
 results/summary.md compares them. The first failing phase stops the run with its exit code;
 with --keep-going a failing dataset, or a model whose embedding fails (phase 1 then runs model
@@ -65,6 +67,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
+    cli.add_train_languages(parser)
     parser.add_argument("--datasets", nargs="+", default=[], help="several datasets of config.yaml, one after another")
     parser.add_argument("--data-dirs", nargs="+", default=[], help="several dataset folders, one after another")
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
@@ -230,7 +233,8 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
     return {
         "embed": common + models + device,
         "train": common + models + probes + (["--train-fractions", *map(str, args.train_fractions)]
-                                             if args.train_fractions else []),
+                                             if args.train_fractions else [])
+        + (["--train-languages", *args.train_languages] if args.train_languages else []),
         "evaluate": common + models + probes + baseline,
         "compare": common,
         "benchmark": common + models + probes + device + bench,

@@ -4,6 +4,7 @@
     python train_probes.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 8192
     python train_probes.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --probes ridge mlp
     python train_probes.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # learning curve
+    python train_probes.py --data-dir ../shared/data/sustainability_real --train-languages en   # transfer
     python train_probes.py --data-dir /tmp/classify-data/sustainability_yes_no --models minilm-l6-en-demo   # yes/no labels
 
 Reads embeddings/<dataset>_<variant>_{train,val}.npz (run embed_articles.py first). Every
@@ -26,6 +27,11 @@ results/<dataset>_<variant>_<probe>_n<rows>.pkl, listed under the probe's `train
 in the training summary, where evaluate.py finds them (with the same seeds). 1.0 is the normal probe, trained
 once. Retraining a probe without --train-fractions empties its `train_subsets` (its subsets
 belonged to the run that trained the old full-data probe).
+
+--train-languages en [..] also trains each probe on the training and validation articles of those
+languages only (cross-lingual transfer: "train on English, serve Dutch?"):
+results/<dataset>_<variant>_<probe>_from-<languages>.pkl, listed under the probe's `transfers`;
+evaluate.py tests it on every test language beside the probe trained on all languages.
 """
 import math
 from datetime import datetime, timezone
@@ -55,6 +61,7 @@ def main():
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
+    cli.add_train_languages(parser)
     parser.add_argument("--mlp-device", default="cpu", type=cli.device,
                         help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
     args = parser.parse_args()
@@ -71,7 +78,7 @@ def main():
 
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
         read_record(summary_path, TrainingSummary, "training summary", SUMMARY_REMEDY)
-    check_before_writing(cfg, dataset, variants, probes, args.train_fractions or [])
+    check_before_writing(cfg, dataset, variants, probes, args.train_fractions or [], args.train_languages)
     with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
@@ -95,6 +102,12 @@ def main():
                 if records:   # the full-data probe's entry was written with an empty list first
                     merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
                         variant.name: {kind: {"train_subsets": records}}}}, SUMMARY_REMEDY)
+                if args.train_languages:
+                    bar.set_postfix_str(f"{variant.name} {kind} on {'+'.join(args.train_languages)}")
+                    line, rec = fit_transfer(cfg, dataset, variant, kind, train, val, device, args.train_languages)
+                    tqdm.write(line)
+                    merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
+                        variant.name: {kind: {"transfers": [rec]}}}}, SUMMARY_REMEDY)
                 bar.update()
     print(f"training summary: {summary_path}")
 
@@ -111,10 +124,16 @@ def min_train_rows(kind: str, settings) -> int:
     return 2
 
 
-def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
+def language_rows(cache: dict, languages) -> np.ndarray:
+    """The rows of a split's cache whose language is one of `languages`, in order."""
+    return np.flatnonzero(np.isin(np.asarray(cache["languages"]).astype(str), list(languages)))
+
+
+def check_before_writing(cfg, dataset, variants, probes, fractions, train_languages=None) -> None:
     """What would stop the run part way, checked before its first write: every variant's train and val cache
     (present, made from the current data and settings, sound), each probe's settings, the training articles of
-    every probe and learning-curve subset, and for yes/no labels both labels in the training split."""
+    every probe, learning-curve subset and language subset, and for yes/no labels both labels in the training
+    split."""
     for variant in variants:
         train, val = (load_checked(cfg, dataset, variant, s) for s in ("train", "val"))
         if train["dimension_names"] != val["dimension_names"]:
@@ -129,6 +148,20 @@ def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
                              f"split, found only {int(train['labels'].ravel()[0])}")
         sizes = [(x["n_train"], f"--train-fractions {x['fraction']:g}") for x in
                  nested_subsets(n, fractions, cfg.random_seed)] + [(n, "the training split")]
+        if train_languages:
+            if dataset.task != "regression":
+                raise StudyError("--train-languages: the transfer is measured in test MAE per language, on score "
+                                 f"datasets; {dataset.name} has yes/no labels")
+            found = sorted(set(np.asarray(train["languages"]).astype(str)))
+            rows, val_rows = language_rows(train, train_languages), language_rows(val, train_languages)
+            if len(rows) == n:
+                raise StudyError(f"--train-languages {' '.join(train_languages)}: every training article is in these "
+                                 f"languages, nothing is left to transfer to (training languages: {', '.join(found)})")
+            if not len(val_rows):
+                raise StudyError(f"--train-languages {' '.join(train_languages)}: no validation article is in these "
+                                 f"languages, so nothing can be chosen on validation (training languages: "
+                                 f"{', '.join(found)})")
+            sizes.append((len(rows), f"--train-languages {' '.join(train_languages)}"))
         for kind in probes:
             settings = getattr(cfg.probe_methods, kind)
             make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, task=dataset.task)
@@ -140,16 +173,21 @@ def check_before_writing(cfg, dataset, variants, probes, fractions) -> None:
                                  f"{kind} needs at least {need}" + (" (subsample x articles >= 1)" if need > 2 else ""))
 
 
-def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
-    """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets). The MLP
-    and LightGBM are seed ensembles of cfg.seeds_for(dataset) members (config `probe_seeds`)."""
+def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_languages=None):
+    """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets), or on the
+    training and validation rows of `train_languages` only. The MLP and LightGBM are seed ensembles of
+    cfg.seeds_for(dataset) members (config `probe_seeds`)."""
     settings = getattr(cfg.probe_methods, kind)
     probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device,
                        task=dataset.task, n_seeds=cfg.seeds_for(dataset.path))
     X, Y = train["embeddings"], train["labels"]
+    Xv, Yv = val["embeddings"], val["labels"]
     if subset is not None:
         X, Y = X[subset["rows"]], Y[subset["rows"]]
-    probe.fit(X, Y, val["embeddings"], val["labels"])
+    if train_languages:
+        rows, val_rows = language_rows(train, train_languages), language_rows(val, train_languages)
+        X, Y, Xv, Yv = X[rows], Y[rows], Xv[val_rows], Yv[val_rows]
+    probe.fit(X, Y, Xv, Yv)
     fitted = ({"task": "classification", "val_log_loss": probe.val_log_loss_, "val_f1": probe.val_f1_,
                "threshold": probe.threshold_} if dataset.task == "classification" else {"val_mae": probe.val_mae_})
     metadata = {
@@ -160,7 +198,7 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
         "hyperparameters": settings.model_dump(), "selected": probe.selected(), "seeds": seed_record(probe),
         "warnings": fit_warnings(kind, probe.selected(), train["dimension_names"]),
         **fitted, "train_seconds": probe.fit_seconds_,
-        "n_train": int(len(Y)), "n_val": int(len(val["labels"])),
+        "n_train": int(len(Y)), "n_val": int(len(Yv)),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": record(device),
     }
@@ -169,6 +207,9 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None):
             "fraction": subset["fraction"], "n_train": subset["n_train"], "of": int(len(train["labels"])),
             "seed": cfg.random_seed, "ids_sha256": ids_sha256(train["ids"][subset["rows"]]),
             "rule": "the first ceil(fraction x n) rows of one permutation of the training rows seeded with random_seed"}
+    if train_languages:
+        metadata["train_languages"] = {"languages": sorted(train_languages), "n_train": int(len(Y)),
+                                       "n_val": int(len(Yv)), "ids_sha256": ids_sha256(train["ids"][rows])}
     return probe, metadata
 
 
@@ -181,7 +222,8 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
     with locked(path):   # a run side by side cannot slip its probe between this file and its summary entry
         digest = save_pickle(path, probe.to_bundle(metadata))
         merge_record(summary_path, TrainingSummary, {"dataset": dataset.name, "models": {
-            variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": []}}}},
+            variant.name: {kind: {**summary, "file": path.name, "sha256": digest, "train_subsets": [],
+                                  "transfers": []}}}},
             SUMMARY_REMEDY)
     line = (f"[{variant.name}] {kind}: {said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}") + warning_lines(variant, metadata)
@@ -221,6 +263,21 @@ def fit_subset(cfg, dataset, variant, kind, train, val, device, subset) -> tuple
     line = (f"[{variant.name}] {kind} on {subset['n_train']} articles ({subset['fraction']:g}): "
             f"{said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
             f"({describe_selected(probe.selected())}) -> {path.name}") + warning_lines(variant, metadata)
+    return line, rec
+
+
+def fit_transfer(cfg, dataset, variant, kind, train, val, device, languages) -> tuple[str, dict]:
+    """Fit one probe on the training and validation articles of `languages` only and write its file; (log line,
+    its `transfers` record)."""
+    probe, metadata = fit(cfg, dataset, variant, kind, train, val, device, train_languages=languages)
+    path = paths.transfer_probe(cfg, dataset.name, variant.name, kind, languages)
+    digest = save_pickle(path, probe.to_bundle(metadata))
+    t = metadata["train_languages"]
+    rec = {**t, "file": path.name, "sha256": digest, "val_mae": probe.val_mae_, "selected": probe.selected(),
+           "seeds": metadata["seeds"], "warnings": metadata["warnings"], "train_seconds": probe.fit_seconds_}
+    line = (f"[{variant.name}] {kind} on {'+'.join(t['languages'])} only ({t['n_train']} training, {t['n_val']} "
+            f"validation articles): {said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
+            f"-> {path.name}") + warning_lines(variant, metadata)
     return line, rec
 
 

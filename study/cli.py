@@ -110,6 +110,22 @@ def add_train_fractions(p: argparse.ArgumentParser) -> None:
                         "evaluate.py scores them as a learning curve")
 
 
+def language(text: str) -> str:
+    from study.data import language_code
+    code = language_code(text)
+    if not code:
+        raise argparse.ArgumentTypeError(f"expected a language code such as en or pt-br, found {text[:40]!r}")
+    return code
+
+
+def add_train_languages(p: argparse.ArgumentParser) -> None:
+    """--train-languages: cross-lingual transfer (train on some languages, test on each)."""
+    p.add_argument("--train-languages", nargs="+", type=language, metavar="LANG",
+                   help="also train each probe on the training and validation articles of these languages only "
+                        "(e.g. en); evaluate.py tests it on every language beside the probe trained on all: "
+                        "'train on English, serve Dutch?'")
+
+
 def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPE_NAMES, help="default: bf16 on CUDA (fp16 where bf16 is missing), fp32 on CPU")
     p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")

@@ -12,7 +12,7 @@ import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -59,7 +59,22 @@ class EmbeddingModel(_Strict):
     # frozen_base: the fine-tuned model's own base model, frozen: the clean test of whether the gap
     # comes from task-specific learning
     role: Literal["embedding", "frozen_base"] = "embedding"
+    # The languages the model reads: `multilingual`, or language codes such as [en]. A model that does not read
+    # every test language is a control (study/languages.py); models the study knows by name need no entry.
+    languages: Optional[Union[Literal["multilingual"], list[str]]] = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _languages(self):
+        from study.languages import contradiction
+        if isinstance(self.languages, list) and (not self.languages or not all(
+                isinstance(c, str) and c.strip() and c == c.strip().lower() and len(c) <= 12 for c in self.languages)):
+            raise ValueError("languages must be `multilingual` or a non-empty list of lower-case language codes "
+                             f"such as [en], found {self.languages!r}")
+        why = contradiction(self)
+        if why:
+            raise ValueError(why)
+        return self
 
 
 class Tiers(_Strict):

@@ -12,13 +12,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
-from study.findings import paired_figures, seed_spread
+from study import languages
+from study.findings import controls, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import band_phrase, bands_spanned
 
-CANNOT = "cannot be judged on this data"
+CANNOT = "cannot be judged on this data"   # only for a limit of the data; a step not run says not_run()
 NULL = "no better than the training mean"
+REFERENCE = "the training mean"   # the constant "learns anything" and the per-language rows are read against
+
+# page 1's decision words
+REPLACE, STAGE1, KEEP, UNDECIDED = ("Replace the fine-tuned model", "Use the probe as Stage 1 (screening)",
+                                    "Keep the fine-tuned model", "Not decidable from this run")
 NULL_YES = "no better than saying yes to every article"
+
+
+def not_run(command: str) -> str:
+    """A page-1 answer for a step this run did not take: how to take it."""
+    return f"not run (to answer it: {command})"
 
 
 @dataclass
@@ -72,7 +83,7 @@ def _bge(ev: ScoreEvaluation) -> Row:
     q = "Does bge-m3 close the gap?"
     bge = [(v, p, m) for v, p, m in ev.chosen_entries() if is_bge(v, ev.models[v])]
     if not bge:
-        return Row(q, f"{CANNOT}: bge-m3 was not evaluated", MISSING, "bge")
+        return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --models bge-m3"), MISSING, "bge")
     v, p, m = min(bge, key=lambda c: c[2].val_mae)
     number = f"{v} + {p}: test MAE {_f(m.overall_mae)} {_ci_fmt(m.mae_ci95)}"
     if not ev.baseline_mae:
@@ -92,8 +103,11 @@ def _truncation(ev: ScoreEvaluation) -> Row:
             items.append((f"{v} against {m.vs_truncated.truncated} on the cut articles", d))
     if not items:
         e = ev.models[ev.best.model]
-        return Row(q, f"{CANNOT}: no truncation sweep (--max-tokens) or chunked twin (--chunks) was evaluated",
-                   f"{_pct(e.truncated_fraction)} of test articles are cut at {e.max_tokens} tokens", "truncation")
+        longer = "; ".join(f"{_pct(share)} longer than {t} tokens" for t, share in (e.longer_than or {}).items())
+        return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --models {e.model} --max-tokens 128 {e.max_tokens}"
+                              if e.max_tokens > 128 else f"run_all.py --dataset {ev.dataset} --models {e.model} --chunks"),
+                   f"{_pct(e.truncated_fraction)} of test articles are cut at {e.max_tokens} tokens"
+                   + (f"; by {ev.best.model}'s tokenizer {longer}" if longer else ""), "truncation")
     answer = "; ".join(f"{what}: {d.verdict}" for what, d in items)
     number = "; ".join(f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}" for _, d in items)
     return Row(q, answer, number + " MAE (paired)", "truncation")
@@ -121,15 +135,21 @@ def _probe(ev) -> Row:
 def _speed(ev, bench: BenchmarkRecord | None) -> Row:
     q = "How fast is Stage 1 (embedding + probe) against the fine-tuned model?"
     if bench is None:
-        return Row(q, f"{CANNOT}: no speed benchmark (run benchmark_speed.py)", MISSING, "speed")
+        return Row(q, not_run(f"benchmark_speed.py --dataset {ev.dataset}, on the GPU server"), MISSING, "speed")
     v, p, _ = ev.best_entry()
     e2e = bench.end_to_end.get(v, {}).get(p)
-    if not e2e or not e2e.get("speedup_vs_fine_tuned"):
-        return Row(q, f"{CANNOT}: {v} + {p} was not benchmarked", MISSING, "speed")
-    lo, hi = e2e["speedup_vs_fine_tuned"]
     ft = bench.fine_tuned_ms_per_article
+    note = ""
+    if not e2e or not e2e.get("speedup_vs_fine_tuned"):
+        rate = (bench.models.get(v) or {}).get("articles_per_s")
+        if not rate or not ft:
+            return Row(q, not_run(f"benchmark_speed.py --dataset {ev.dataset} --models {v}"), MISSING, "speed")
+        ms = 1000.0 / rate   # the benchmark timed the model on another dataset's probes: embedding only
+        e2e, note = {"ms_per_article": ms, "speedup_vs_fine_tuned": [ft[0] / ms, ft[1] / ms]}, \
+            f" (embedding only: the {p} probe was not timed; a probe adds well under 1 ms)"
+    lo, hi = e2e["speedup_vs_fine_tuned"]
     where = f"{bench.device}" + (f", {bench.device_name}" if bench.device_name else "")
-    answer = times(lo, hi)
+    answer = times(lo, hi) + note
     if bench.device == "cpu":
         answer += " (CPU against the fine-tuned model's GPU figure: rerun benchmark_speed.py on a GPU to compare)"
     return Row(q, answer, f"{_f(e2e['ms_per_article'], 1)} ms/article ({where}) against {ft[0]:g}–{ft[1]:g} "
@@ -155,7 +175,9 @@ def _screening(ev: ScoreEvaluation) -> Row:
                        else g.note)
         if why:
             answers.append((head, f"{CANNOT} ({'; '.join(why)})"))
-            numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee" if t.test else MISSING))
+            numbers.append((head, f"plug-in {_pct(t.test.skip_share)} skip, no guarantee: kept "
+                                  f"{t.test.n_kept_relevant} of {t.test.n_relevant} medium+ test articles "
+                                  f"(recall {_pct(t.test.recall)})" if t.test else MISSING))
         else:
             flag = ", recall below the target on test" if g.test.recall_below_target else ""
             answers.append((head, f"{_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} "
@@ -178,8 +200,52 @@ def _grouped(parts: list[tuple[str, str]]) -> list[str]:
     return [f"{' / '.join(heads)}: {text}" for heads, text in out]
 
 
+def _languages(ev: ScoreEvaluation) -> Row:
+    """Does every language work? The best model's probe per test language against the constant reference, by the
+    paired rule; a language below min_group_articles is too few to judge."""
+    q = "Does every language work?"
+    v, p, m = ev.best_entry()
+    by = m.by_language or {}
+    if not by:
+        return Row(q, f"{CANNOT}: no per-language record (rerun evaluate.py)", MISSING, "languages")
+    if len(by) == 1:
+        lang = next(iter(by))
+        return Row(q, f"{CANNOT}: every test article is {languages.name(lang)} ({lang})", MISSING, "languages")
+    groups: dict[str, list[str]] = {}
+    for lang, r in by.items():
+        groups.setdefault("too few to judge" if r.too_few else r.vs_reference.verdict, []).append(lang)
+    judged = [k for k in groups if k != "too few to judge"]
+    if judged and all(k == "better" for k in judged):
+        head = "yes" if "too few to judge" not in groups else "yes where there are enough articles"
+    elif any(k in ("worse", "equivalent") for k in judged):
+        head = "no"
+    else:
+        head = "not shown"
+    words = {"better": f"better than {REFERENCE}", "worse": f"worse than {REFERENCE}",
+             "equivalent": f"{NULL} (equivalent)", "inconclusive": f"not shown to beat {REFERENCE} (inconclusive)"}
+    answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
+    number = "; ".join(f"{lang} (n {r.n}) {_s(r.vs_reference.mae_difference)} "
+                       f"{_ci_fmt(r.vs_reference.difference_ci95, sign=True)}"
+                       for lang, r in by.items() if not r.too_few)
+    return Row(q, answer, (number + f" MAE against {REFERENCE} (paired), {v} + {p}") if number else MISSING,
+               "languages")
+
+
+def _tiers(ev: ScoreEvaluation) -> Row:
+    """Tier accuracy of the best probe beside saying the training's majority tier for every article: the numbers
+    with their exact CIs, no verdict word (the two are not compared by the paired rule)."""
+    v, p, m = ev.best_entry()
+    a, ref = m.article_scores, ev.mean_predictor.majority_tier
+    return Row("How often is an article put in the right tier?",
+               f"{_pct(a.tier_accuracy)} of test articles, against {_pct(ref.accuracy)} when every article is put in "
+               f"'{ref.tier}' (the majority tier in training); no verdict, read the intervals",
+               f"{_pct_ci(a.tier_accuracy_exact_ci95)} against {_pct_ci(ref.accuracy_exact_ci95)} (exact CIs), "
+               f"{v} + {p}", "screening")
+
+
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
-    return [_vs_mean(ev), _gap(ev), _bge(ev), _truncation(ev), _probe(ev), _speed(ev, bench), _screening(ev)]
+    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), _probe(ev), _speed(ev, bench),
+            _screening(ev), _tiers(ev)]
 
 
 # -- the rows of a yes/no dataset --------------------------------------------------------------------
@@ -202,6 +268,102 @@ def yes_no_rows(ev: YesNoEvaluation, bench: BenchmarkRecord | None) -> list[Row]
 
 
 # -- the rest of page 1 -------------------------------------------------------------------------------
+def banner(ev) -> str | None:
+    """When no model that reads every test language ran: why this run is not valid for the decision."""
+    if not ev.best.control:
+        return None
+    reasons = list(dict.fromkeys(controls(ev).values()))
+    return (f"Not valid for this decision: {'; '.join(reasons)}. No model that reads every test language was "
+            "evaluated, so nothing on this page answers the study's question; the figures show the pipeline and "
+            "what an English-only model loses.")
+
+
+def decision(ev) -> tuple[str, str]:
+    """(the decision word, its reason): Replace the fine-tuned model / Use the probe as Stage 1 / Keep the
+    fine-tuned model / Not decidable from this run. It follows from the recorded verdicts of the best model that
+    reads every test language: no better than a constant -> keep; the worst band its test MAE's CI allows:
+    closes the gap -> replace, partial -> Stage 1, no improvement -> keep. It is 'not decidable' when only
+    controls ran, when the comparison with a constant is inconclusive, without a fine-tuned baseline, or when
+    none of the study's models ran (then the reason says what this run's evidence points to)."""
+    if ev.best.control:
+        return UNDECIDED, "only models that do not read every test language ran (the banner above)"
+    v, p, m = ev.best_entry()
+    verdicts = ev.best.verdicts
+    if ev.task == "classification":
+        return _yes_no_decision(ev)
+    ref = verdicts.vs_mean_predictor
+    if ref in ("equivalent", "worse"):
+        word, why = KEEP, f"the best probe ({v} + {p}) is {NULL} ({ref})"
+    elif ref == "inconclusive":
+        word, why = UNDECIDED, f"the best probe ({v} + {p}) is not shown to beat {REFERENCE} (inconclusive)"
+    elif not ev.baseline_mae:
+        word, why = UNDECIDED, "no fine-tuned baseline MAE to compare with (--baseline-mae or --baseline-predictions)"
+    else:
+        worst = verdicts.bands_spanned[-1]
+        word = {"closes the gap": REPLACE, "partial": STAGE1}.get(worst, KEEP)
+        why = f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE read against the bands)"
+    ran, _ = study_models(ev)
+    if not ran and word != UNDECIDED:
+        return UNDECIDED, (f"none of the study's models ran; this run's evidence alone would say "
+                           f"'{word.lower()}': {why}")
+    return word, why
+
+
+def _yes_no_decision(ev) -> tuple[str, str]:
+    v, p, m = ev.best_entry()
+    verdicts = ev.best.verdicts
+    if verdicts.vs_always_yes != "better":
+        word, why = ((KEEP, f"the best probe ({v} + {p}) is {NULL_YES}") if verdicts.vs_always_yes != "inconclusive"
+                     else (UNDECIDED, f"the best probe ({v} + {p}) is not shown to beat saying yes to every article"))
+    elif verdicts.vs_baseline is None:
+        word, why = UNDECIDED, "no fine-tuned baseline F1 to compare with (--baseline-f1)"
+    else:
+        r = verdicts.vs_baseline.verdict
+        word = {"better": REPLACE, "equivalent": REPLACE, "worse": KEEP}.get(r, UNDECIDED)
+        why = f"{v} + {p} against the fine-tuned classifier's F1: {r} (unpaired)"
+    ran, _ = study_models(ev)
+    if not ran and word != UNDECIDED:
+        return UNDECIDED, f"none of the study's models ran; this run's evidence alone would say '{word.lower()}': {why}"
+    return word, why
+
+
+def scope_line(ev, training: TrainingSummary | None) -> str:
+    """What this run can decide: which of the study's models ran, the others and the controls, where the baseline
+    comes from, the training size and whether a learning curve ran."""
+    ran, missing = study_models(ev)
+    parts = [f"the study's models run: {len(ran)} of {len(ran) + len(missing)}"
+             + (f" ({', '.join(ran)})" if ran else "") + (f"; not run: {', '.join(missing)}" if missing else "")]
+    notes = ev.config.get("embedding_models") or {}
+    others = [v for v, e in ev.models.items() if not set(e.model.split("+")) & set(ran) and not e.control]
+    if others:
+        parts.append("also run: " + ", ".join(
+            v + (f" ({notes[ev.models[v].model]['note']})" if (notes.get(ev.models[v].model) or {}).get("note") else "")
+            for v in others))
+    ctl = controls(ev)
+    if ctl:
+        parts.append("controls, never the answer: " + ", ".join(ctl))
+    blind = undeclared(ev)
+    if blind:
+        parts.append(f"languages not declared (config `languages`): {', '.join(blind)}")
+    if ev.task == "regression":
+        if ev.baseline is not None:
+            parts.append(f"baseline measured on {ev.baseline.n_articles} of these test articles (its predictions)")
+        elif ev.baseline_mae:
+            parts.append(f"baseline {_f(ev.baseline_mae, 2)} given ({ev.baseline_source}), not measured on these "
+                         "test articles")
+        else:
+            parts.append("no fine-tuned baseline")
+    elif ev.baseline_f1:
+        parts.append(f"baseline F1 {_f(ev.baseline_f1)} given ({ev.baseline_source}), not measured here")
+    rec = training.models.get(ev.best.model, {}).get(ev.best.probe) if training is not None else None
+    if rec is not None:
+        parts.append(f"{rec.n_train:,} training articles")
+    if ev.task == "regression":
+        curve = any(m.learning_curve for _, _, m in ev.entries())
+        parts.append("learning curve run (2.9)" if curve else "learning curve " + not_run(
+            f"run_all.py --dataset {ev.dataset} --train-fractions 0.25 0.5 1.0"))
+    return "Scope: " + "; ".join(parts) + "."
+
 def verdict_sentence(ev, rows: list[Row]) -> str:
     v, p, m = ev.best_entry()
     if ev.best.verdicts.null_result:
@@ -230,7 +392,7 @@ def data_line(ev, training: TrainingSummary | None) -> str:
     return f"Data: {split}; test languages {langs}."
 
 
-def caveats(ev) -> list[str]:
+def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:
     n = ev.best.verdicts.candidates
     out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
            "test figure is the estimate; each comparison is a 95% test, not adjusted for the number made."]
@@ -241,10 +403,10 @@ def caveats(ev) -> list[str]:
     elif any(k in ("mlp", "lightgbm") for _, k, _ in ev.entries()):
         out.append("Each probe was fitted with one seed: the MLP's and LightGBM's training noise is in no interval "
                    "here, so a difference of the size of the margin between them may be seed noise.")
-    stand_in = sorted({v for v, e in ev.models.items() if e.model_name.startswith("python-package:")})
-    if stand_in:
-        out.append(f"{', '.join(stand_in)} is an English-only stand-in model, not one of the study's multilingual "
-                   "models: the numbers show the pipeline, not the answer for them.")
-    else:
-        out.append("Speed figures depend on the machine that ran the benchmark (named in its row).")
+    if bench is not None and not controls(ev):
+        out.append(f"Speed was measured on {bench.device_name or bench.device}: other hardware gives other figures.")
+    ctl = controls(ev)
+    if ctl:
+        out.append(f"{', '.join(ctl)}: a control (does not read every test language), shown for what an English-only "
+                   "model loses, never chosen as the best and not counted among the candidates.")
     return out[:3]

@@ -15,6 +15,8 @@ from typing import Union
 
 from PIL import Image, UnidentifiedImageError
 
+from study.formats import MISSING as EMPTY   # a cell with no value
+
 Part = Union[str, tuple]   # plain text, or (text, "b" | "i" | "bi")
 
 
@@ -102,10 +104,22 @@ class Document:
         self.missing.append(what)
         self.blocks.append(Unavailable(what, why))
 
-    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9):
+    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9,
+              empty_why: dict[str, str] | None = None):
+        """A captioned table. A column empty in every row (each cell blank or MISSING) is left out, and the caption
+        says so in one sentence, with `empty_why[column]` as the reason where given."""
         if len(align) != len(header) or any(len(r) != len(header) for r in rows):
             raise ValueError(f"table {caption[:40]!r}: header, alignment and rows differ in width")
-        self.blocks.append(Table(caption, list(header), [[str(c) for c in r] for r in rows], align, font_pt))
+        rows = [[str(c) for c in r] for r in rows]
+        empty = [i for i in range(len(header)) if rows and all(r[i].strip() in ("", EMPTY) for r in rows)]
+        if empty:
+            why = empty_why or {}
+            caption += " Left out, empty in every row: " + "; ".join(
+                header[i] + (f" ({why[header[i]]})" if header[i] in why else "") for i in empty) + "."
+            keep = [i for i in range(len(header)) if i not in empty]
+            header, align = [header[i] for i in keep], "".join(align[i] for i in keep)
+            rows = [[r[i] for i in keep] for r in rows]
+        self.blocks.append(Table(caption, list(header), rows, align, font_pt))
 
     def figure(self, path, caption: str, width_cm: float | None = None) -> bool:
         """Place a png once; a missing or unreadable file becomes an `unavailable` note instead."""

@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from study import paths
+from study import languages, paths
 from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
-from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_statistic, mae_by_group,
+from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
 from study.results import chosen_probe, sweep_groups
@@ -57,6 +57,13 @@ def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
             cfg.equivalence_margin}
 
 
+def candidates(models: dict) -> int:
+    """The model + probe pairs the best was chosen from: those of the models that read every test language (all
+    of them when none does: then the best is a control, and page 1 says the run cannot decide)."""
+    valid = [e for e in models.values() if not e.get("control")] or list(models.values())
+    return sum(len(e["probes"]) for e in valid)
+
+
 def best_verdicts(cfg, results: dict) -> dict:
     """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`):
     "candidates" (model + probe pairs it was chosen from on validation), "vs_mean_predictor" (the paired
@@ -65,7 +72,7 @@ def best_verdicts(cfg, results: dict) -> dict:
     "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE)."""
     b, margin = results["best"], cfg.equivalence_margin
     m = results["models"][b["model"]]["probes"][b["probe"]]
-    out = {"candidates": sum(len(e["probes"]) for e in results["models"].values()),
+    out = {"candidates": candidates(results["models"]),
            "vs_mean_predictor": m["vs_mean_predictor"]["verdict"], "null_result": null_result(
                m["vs_mean_predictor"]["verdict"])}
     base = results.get("baseline_mae")
@@ -135,6 +142,9 @@ def test_articles(cfg, dataset, variant) -> Split:
                  languages=cache["languages"], language_detected=np.zeros(n, dtype=bool))
 
 
+LENGTHS_ASKED = (128, 512)   # the study's truncation question: what share of articles is longer than these
+
+
 def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int]:
     """(test cache, validation cache, the variant's evaluation entry without probes, the token count beyond which
     it loses text), once its caches are checked against the data and the first variant's test articles."""
@@ -148,8 +158,11 @@ def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int
     spec, cost = cfg.describe(variant), embedding_cost(cfg, dataset, variant)
     cut_at = cut_length(cfg, variant, cost)
     entry = {"model": variant.model, "model_name": spec["model_name"], "role": spec["role"],
+             **languages.coverage([(p.model, languages.declared(cfg.model(p.model))[0]) for p in variant.parts or [variant]],
+                                  context["language_counts"]),
              "embedding_dim": int(test["embeddings"].shape[1]), "max_tokens": variant.max_tokens,
              "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
+             "longer_than": {str(t): float((tokens > t).mean()) for t in LENGTHS_ASKED},
              "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts") if k in spec}, "probes": {}}
     if variant.chunked:
         entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
@@ -183,6 +196,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
                                  [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
+        m["by_language"] = by_language(cfg, article_mae(Y, P), mean_errors, test["languages"])
         baseline = context["baseline"]
         if baseline["rows"] is not None:
             rows = baseline["rows"]
@@ -209,6 +223,78 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
                       f"±{r['margin']:g}): {r['reading']}")
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
+
+
+def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -> dict:
+    """Per test language, largest first: {"n", "mae", "mae_ci95", "too_few", "vs_reference"}: the probe's MAE there
+    with its bootstrap CI, and its per-article MAE minus the reference predictor's (the one `vs_mean_predictor`
+    reads) on the same articles, by the comparison rule. A language with fewer than `min_group_articles` test
+    articles is `too_few` and gets no interval or verdict (its MAE is still shown)."""
+    groups = np.asarray(groups).astype(str)
+    names, counts = np.unique(groups, return_counts=True)
+    out = {}
+    for lang in names[np.argsort(-counts, kind="stable")]:
+        rows = groups == lang
+        n, few = int(rows.sum()), int(rows.sum()) < cfg.min_group_articles
+        out[str(lang)] = {"n": n, "mae": float(errors[rows].mean()), "too_few": few,
+                          "mae_ci95": None if few else list(bootstrap_ci(errors[rows], cfg.bootstrap_samples,
+                                                                         cfg.random_seed)),
+                          "vs_reference": None if few else compared(cfg, errors[rows], reference_errors[rows])}
+    return out
+
+
+def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str]) -> None:
+    """Model against model: every probe's per-article test MAE minus that of the best model + probe (chosen on
+    validation among the models that read every test language), paired on the same test articles, overall
+    (`vs_best`) and per language (`by_language[lang]["vs_best"]`, not for a language too few to judge)."""
+    best_errors = test_errors(cfg, dataset, *best)[0]
+    for name, entry in models.items():
+        for kind, m in entry["probes"].items():
+            if (name, kind) == best:
+                continue
+            mine, _ = test_errors(cfg, dataset, name, kind)
+            m["vs_best"] = {"best": f"{best[0]} + {best[1]}", **compared(cfg, mine, best_errors)}
+            pred = read_npz(paths.predictions(cfg, dataset.name, name, kind), "predictions", "rerun evaluate.py")
+            groups = np.asarray(pred["languages"]).astype(str)
+            for lang, row in m["by_language"].items():
+                if not row["too_few"]:
+                    rows = groups == lang
+                    row["vs_best"] = compared(cfg, mine[rows], best_errors[rows])
+
+
+def add_transfers(cfg, dataset, models: dict, context) -> None:
+    """Cross-lingual transfer (train_probes.py --train-languages): each probe trained on some languages only, on
+    each test language against the same probe trained on all of them and against the reference predictor,
+    paired on that language's test articles (`transfer`: [{train_languages, ..., per_language}])."""
+    for name, entry in models.items():
+        variant, test = None, None
+        for kind, m in entry["probes"].items():
+            record = context["trained"].get(name, {}).get(kind)
+            for rec in (record.transfers if record else []):
+                variant = variant or cfg.parse_variant(name)
+                test = test if test is not None else load_checked(cfg, dataset, variant, "test")
+                path = paths.transfer_probe(cfg, dataset.name, name, kind, rec.languages)
+                probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
+                if path.name != rec.file or (meta.get("train_languages") or {}).get("ids_sha256") != rec.ids_sha256:
+                    raise StudyError(f"{path} is not the transfer probe the training summary records for {name} {kind}; "
+                                     "rerun train_probes.py --train-languages ...")
+                errors = article_mae(test["labels"], probe.predict(test["embeddings"]))
+                full = test_errors(cfg, dataset, name, kind)[0]
+                reference = article_mae(test["labels"], context["mean_predictions"])
+                groups = np.asarray(test["languages"]).astype(str)
+                per = {}
+                for lang, row in m["by_language"].items():
+                    rows = groups == lang
+                    per[lang] = {"n": row["n"], "mae": float(errors[rows].mean()), "mae_all": float(full[rows].mean()),
+                                 "too_few": row["too_few"],
+                                 "vs_all": None if row["too_few"] else compared(cfg, errors[rows], full[rows]),
+                                 "vs_reference": None if row["too_few"] else compared(cfg, errors[rows], reference[rows])}
+                m.setdefault("transfer", []).append(
+                    {"train_languages": list(rec.languages), "n_train": rec.n_train, "n_val": rec.n_val,
+                     "val_mae": rec.val_mae, "test_mae": float(errors.mean()), "file": rec.file, "per_language": per})
+                print(f"[{name}] {kind:8s} trained on {'+'.join(rec.languages)} only: " + ", ".join(
+                    f"{lang} {p['mae']:.4f} (all languages {p['mae_all']:.4f}"
+                    + (f", {p['vs_all']['verdict']})" if p["vs_all"] else ", too few)") for lang, p in per.items()))
 
 
 def seed_spread(meta: dict, test_scores: list, task) -> dict:
@@ -476,7 +562,7 @@ def best_verdicts_binary(cfg, results: dict) -> dict:
     b = results["best"]
     m = results["models"][b["model"]]["probes"][b["probe"]]
     v = m["vs_always_yes"]["verdict"]
-    out = {"candidates": sum(len(e["probes"]) for e in results["models"].values()), "vs_always_yes": v,
+    out = {"candidates": candidates(results["models"]), "vs_always_yes": v,
            "null_result": null_result(v, NO_BETTER_THAN_ALWAYS_YES)}
     if results.get("baseline_f1") and m["f1"] is not None:
         out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"],

@@ -82,6 +82,49 @@ def vs_baseline(ev: ScoreEvaluation, m) -> dict | None:
     return {"difference": r["difference"], "ci95": r["ci95"], "verdict": r["verdict"], "paired": False}
 
 
+# -- languages: controls, per language, transfer, model against model -------------------------------
+def controls(ev) -> dict[str, str]:
+    """{variant: why it is a control} of the models that do not read every test language (study/languages.py)."""
+    return {v: e.control_reason or "does not read every test language" for v, e in ev.models.items() if e.control}
+
+
+def undeclared(ev) -> list[str]:
+    """The variants whose languages nobody declared (config `languages`), so nothing says they read them."""
+    return [v for v, e in ev.models.items() if e.languages is None]
+
+
+def study_models(ev) -> tuple[list[str], list[str]]:
+    """(the study's models (config default_models) that were evaluated here, those that were not)."""
+    defaults = list(ev.config.get("default_models") or [])
+    ran = {p for e in ev.models.values() for p in e.model.split("+")}
+    return [m for m in defaults if m in ran], [m for m in defaults if m not in ran]
+
+
+def language_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per model (its probe chosen on validation) and test language: {variant, probe, control, language, n, mae,
+    ci, too_few, vs_reference, vs_best}; the best model's rows first."""
+    rows = []
+    for v, p, m in sorted(ev.chosen_entries(), key=lambda e: (e[0] != ev.best.model, ev.models[e[0]].control)):
+        for lang, r in (m.by_language or {}).items():
+            rows.append({"variant": v, "probe": p, "control": ev.models[v].control, "language": lang, "n": r.n,
+                         "mae": r.mae, "ci": r.mae_ci95, "too_few": r.too_few, "vs_reference": r.vs_reference,
+                         "vs_best": r.vs_best})
+    return rows
+
+
+def transfer_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per probe trained on some languages only (train_probes.py --train-languages) and test language: {variant,
+    probe, control, trained_on, n_train, language, n, mae, mae_all, too_few, vs_all, vs_reference}."""
+    rows = []
+    for v, p, m in ev.entries():
+        for t in m.transfer or []:
+            for lang, r in t.per_language.items():
+                rows.append({"variant": v, "probe": p, "control": ev.models[v].control, "trained_on": t.train_languages,
+                             "n_train": t.n_train, "language": lang, "n": r.n, "mae": r.mae, "mae_all": r.mae_all,
+                             "too_few": r.too_few, "vs_all": r.vs_all, "vs_reference": r.vs_reference})
+    return rows
+
+
 # -- truncation, chunking, sweeps, pairs ---------------------------------------------------------
 def truncation_rows(ev: ScoreEvaluation) -> list[dict]:
     """Per model, with its chosen probe: how many test articles are cut and their MAE against whole ones; a group

@@ -42,6 +42,11 @@ def subset_probe(cfg: Config, dataset: str, variant: str, kind: str, n_train: in
     return cfg.results_path / f"{dataset}_{variant}_{kind}_n{int(n_train)}.pkl"
 
 
+def transfer_probe(cfg: Config, dataset: str, variant: str, kind: str, languages) -> Path:
+    """A probe trained on the articles of some languages only (train_probes.py --train-languages)."""
+    return cfg.results_path / f"{dataset}_{variant}_{kind}_from-{'+'.join(sorted(languages))}.pkl"
+
+
 def lock(path: Path) -> Path:
     """The lock file that writers of `path` take turns on."""
     path = Path(path)

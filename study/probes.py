@@ -166,12 +166,14 @@ class RidgeProbe(_Probe):
         best = None
         for alpha in self.alphas:
             model = Ridge(alpha=float(alpha)).fit(X, Y)
-            mae = _mae(Y_val, self._clip(model.predict(X_val)))
+            # one score dimension: scikit-learn may give 1-D coefficients and predictions for a (n, 1) target
+            mae = _mae(Y_val, self._clip(model.predict(X_val)).reshape(len(X_val), -1))
             self.val_mae_by_alpha_[float(alpha)] = mae
             if best is None or mae < best[0]:
                 best = (mae, float(alpha), model)
         _, self.alpha_, model = best
-        self.coef_, self.intercept_ = np.asarray(model.coef_), np.asarray(model.intercept_)
+        self.coef_ = np.asarray(model.coef_).reshape(Y.shape[1], -1)
+        self.intercept_ = np.asarray(model.intercept_).reshape(Y.shape[1])
 
     def _predict(self, X):
         return X @ self.coef_.T + self.intercept_

@@ -42,7 +42,7 @@ MIN_CHART_POINTS = 3    # a chart of fewer points says nothing the table does no
 TITLE = "Multilingual embeddings + probes against a fine-tuned scorer"
 # figures the report leaves out because a table in it holds the same numbers (one place for each number)
 # the question sections of the main text -> the key page 1's rows name as their evidence (study/decision.py)
-SUBSECTIONS = {"leaderboard": "results", "q_bge": "bge", "q_truncation": "truncation", "q_probes": "probes",
+SUBSECTIONS = {"leaderboard": "results", "q_languages": "languages", "q_bge": "bge", "q_truncation": "truncation", "q_probes": "probes",
                "q_speed": "speed", "q_screening": "screening", "q_pairs": "pairs", "q_learning_curve": "learning_curve"}
 SAME_AS_A_TABLE = {"mae_by_model", "dimension_mae_heatmap", "f1_by_model", "dimension_mae", "error_by_language",
                    "bias_by_score_bin"}
@@ -177,6 +177,12 @@ class Report:
         w.heading("1. Decision")
         for what, why in self.inp.left_out.items():
             w.unavailable(f"Another run's {what.replace('_', ' ')}", why)
+        warning = decision.banner(ev)
+        if warning:
+            w.para((warning, "b"))
+        word, why = decision.decision(ev)
+        w.para(("Decision: ", "b"), (word, "b"), f" — {why}.")
+        w.para(decision.scope_line(ev, self.inp.training))
         w.para(("Verdict: ", "b"), decision.verdict_sentence(ev, rows))
         w.table("The study's questions, answered by one rule: a paired 95% bootstrap difference on the same test "
                 "articles read against the equivalence margin; bands from the whole CI; guaranteed screening.",
@@ -184,7 +190,7 @@ class Report:
                 [[r.question, r.answer, r.number, self.numbers.get(r.evidence, MISSING)] for r in rows], "lllc", font_pt=8)
         w.para(decision.data_line(ev, self.inp.training))
         w.para(("Caveats", "b"))
-        for text in decision.caveats(ev):
+        for text in decision.caveats(ev, self.inp.benchmarks):
             w.bullet(text)
         w.page_break()
         w.contents_here()
@@ -202,33 +208,42 @@ class Report:
             mixed = len(paired) > 1    # some probes paired on the fine-tuned predictions, some not: say which
             rows = []
             for v, p, m in findings.ranked(ev):
-                d, b = m.vs_mean_predictor, findings.vs_baseline(ev, m)
-                row = [v, p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
+                d, b, vb = m.vs_mean_predictor, findings.vs_baseline(ev, m), m.vs_best
+                row = [v + (" (control)" if ev.models[v].control else ""),
+                       p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
                        value_ci(m.overall_mae, m.mae_ci95),
-                       f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}"]
+                       f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}",
+                       "reference" if vb is None else
+                       f"{value_ci(vb.mae_difference, vb.difference_ci95, sign=True)} {vb.verdict}"]
                 if base:
                     row.append(f"{value_ci(b['difference'], b['ci95'], sign=True)} {b['verdict']}"
                                + ("" if b["paired"] or not mixed else " (unpaired)"))
                 rows.append(row + [num(m.overall_spearman), num(findings.throughput(ev, self.inp.benchmarks, v), 1)])
             mean = ev.mean_predictor
-            rows.append(["train-mean predictor", MISSING, value_ci(mean.overall_mae, mean.mae_ci95), "reference"]
-                        + ([MISSING] if base else []) + [num(mean.overall_spearman), MISSING])
+            rows.append(["train-mean predictor", MISSING, value_ci(mean.overall_mae, mean.mae_ci95), "reference",
+                         MISSING] + ([MISSING] if base else []) + [num(mean.overall_spearman), MISSING])
             if base:
                 fine = ev.baseline
                 rows.append(["fine-tuned baseline", MISSING,
                              value_ci(fine.overall_mae, fine.mae_ci95) if fine else num(ev.baseline_mae),
-                             MISSING, "reference", num(fine.overall_spearman) if fine else MISSING, MISSING])
-            header = (["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]"]
+                             MISSING, MISSING, "reference", num(fine.overall_spearman) if fine else MISSING, MISSING])
+            header = (["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− best model [95% CI]"]
                       + (["− fine-tuned [95% CI]"] if base else []) + ["Spearman", "Articles/s"])
+            ctl = findings.controls(ev)
             caption = (f"Every model and probe on the {ev.n_test} test articles, best test MAE first; (best): chosen "
-                       f"on validation MAE (validation figures in {self.numbers['probes']}). Differences are this "
-                       "minus the reference, paired on the same articles (95% bootstrap CI), read against the "
-                       f"equivalence margin ±{m_:g} MAE: better, worse, equivalent or inconclusive."
+                       f"on validation MAE among the models that read every test language (validation figures in "
+                       f"{self.numbers['probes']}). Differences are this minus the reference, paired on the same "
+                       "articles (95% bootstrap CI), read against the "
+                       f"equivalence margin ±{m_:g} MAE: better, worse, equivalent or inconclusive; − best model: "
+                       f"against {label(ev.best.model, ev.best.probe)}."
+                       + (f" (control): does not read every test language ({'; '.join(dict.fromkeys(ctl.values()))});"
+                          " shown, never chosen." if ctl else "")
                        + (f" Fine-tuned baseline from {ev.baseline_source}"
                           + ("; against it unpaired (its single MAE, no predictions)." if paired == {False} else
                              "; against it paired on its predictions." if paired == {True} else ".") if base else "")
                        + " Articles/s: embedding throughput (benchmark).")
-            w.table(caption, header, rows, "llrr" + ("r" if base else "") + "rr", font_pt=7)
+            w.table(caption, header, rows, "llrrr" + ("r" if base else "") + "rr", font_pt=7,
+                    empty_why={"Articles/s": "no speed benchmark ran"})
             return
         rows = []
         for v, p, m in findings.ranked(ev):
@@ -249,6 +264,49 @@ class Report:
                 f"(95% bootstrap CI), read against ±{m_:g} F1.",
                 ["Model", "Probe", "Val log-loss", "Threshold", "F1 [95% CI]", "− always yes [95% CI]",
                  "Precision [95% CI]", "Recall [95% CI]", "ROC AUC [95% CI]"], rows, "llrrrrrrr", font_pt=7)
+
+    def q_languages(self):
+        """2.2: every model's probe chosen on validation per test language, against the constant and the best
+        model; then, where probes were trained on some languages only, what the other languages lose."""
+        w, ev = self.w, self.ev
+        self.sub("languages", "Does every language work?")
+        few, m_ = findings.min_articles(ev), self.margin()
+        best = label(ev.best.model, ev.best.probe)
+
+        def diff(d, too_few):
+            if too_few:
+                return "too few to judge"
+            return MISSING if d is None else f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}"
+        rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], r["language"], str(r["n"]),
+                 num(r["mae"]) if r["too_few"] else value_ci(r["mae"], r["ci"]), diff(r["vs_reference"], r["too_few"]),
+                 "reference" if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe) and not r["too_few"]
+                 else diff(r["vs_best"], r["too_few"])] for r in findings.language_rows(ev)]
+        if not rows:
+            w.unavailable("Per-language results", "the evaluation holds none; rerun evaluate.py")
+            return
+        w.table(f"Each model's probe chosen on validation, per test language (n: test articles). − train mean and − "
+                f"best model ({best}): this minus the reference on the same articles of that language, paired 95% "
+                f"bootstrap CI read against ±{m_:g} MAE. Fewer than {few} articles: too few to judge (the MAE is "
+                "shown, not read)." + (" (control): does not read every test language." if findings.controls(ev) else ""),
+                ["Model", "Probe", "Language", "n", "Test MAE [95% CI]", "− train mean [95% CI]",
+                 "− best model [95% CI]"], rows, "lllrrrr", font_pt=7)
+        transfer = findings.transfer_rows(ev)
+        if not transfer:
+            self.not_run("Train on some languages, serve the others?",
+                         f"run_all.py --dataset {ev.dataset} --train-languages en (probes trained on English "
+                         "articles only, tested on every language)")
+            return
+        rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], "+".join(r["trained_on"]),
+                 r["language"] + (" (trained on)" if r["language"] in r["trained_on"] else ""), str(r["n"]),
+                 num(r["mae_all"]), num(r["mae"]), diff(r["vs_all"], r["too_few"]),
+                 diff(r["vs_reference"], r["too_few"])] for r in transfer]
+        w.table("Cross-lingual transfer: each probe also trained on the training and validation articles of some "
+                "languages only (train_probes.py --train-languages), tested per language beside the same probe "
+                "trained on every language. − all: trained on those languages minus trained on all, paired on the "
+                "same test articles; − train mean: against the constant reference. A language the probe was not "
+                f"trained on shows what serving it costs. Read against ±{m_:g} MAE; fewer than {few} articles: too few.",
+                ["Model", "Probe", "Trained on", "Language", "n", "MAE trained on all", "MAE trained on subset",
+                 "− all [95% CI]", "− train mean [95% CI]"], rows, "lllrrrrrr", font_pt=7)
 
     def q_bge(self):
         w, ev = self.w, self.ev
@@ -500,15 +558,25 @@ class Report:
         else:
             w.bullet("The threshold is chosen on validation to maximise F1; another operating point (a target "
                      "precision or recall) gives other precision/recall figures from the same probabilities.")
-        for v, e in ev.models.items():
-            spec = self.run_cfg.embedding_models.get(e.model)
-            if spec and spec.note and any(k in spec.note.lower() for k in ("english", "stand-in")):
-                w.bullet(f"{v}: {spec.note}. Its results say nothing about multilingual quality.")
-        edge = [v for v, e in ev.models.items()
-                if any(m.selected.get("alpha_at_grid_edge") or m.selected.get("C_at_grid_edge") for m in e.probes.values())]
-        if edge:
-            w.bullet("The regularisation chosen for " + ", ".join(edge) + " sits at the edge of its grid; a wider "
-                     "grid in config.yaml probe_methods might do better.")
+        for v, why in findings.controls(ev).items():
+            spec = self.run_cfg.embedding_models.get(ev.models[v].model)
+            w.bullet(f"{v} is a control: {why}" + (f" ({spec.note})" if spec and spec.note else "")
+                     + ". It is never the best model; its results say nothing about multilingual quality.")
+        blind = findings.undeclared(ev)
+        if blind:
+            w.bullet(f"Languages not declared for {', '.join(blind)} (config.yaml `languages`): nothing says they read "
+                     "every test language; the report treats them as candidates.")
+        tr = self.inp.training
+        fits = [f"{v}: {text}" for v in ev.models for k, rec in (tr.models.get(v, {}) if tr else {}).items()
+                if k in ev.models[v].probes for text in rec.warnings]
+        if fits:
+            w.bullet("Degenerate fits (train_probes.py's warnings): " + "; ".join(fits) + ".")
+        else:
+            edge = [v for v, e in ev.models.items() if any(
+                m.selected.get("alpha_at_grid_edge") or m.selected.get("C_at_grid_edge") for m in e.probes.values())]
+            if edge:
+                w.bullet("The regularisation chosen for " + ", ".join(edge) + " sits at the edge of its grid; a wider "
+                         "grid in config.yaml probe_methods might do better.")
         bench = self.inp.benchmarks
         if bench is not None:
             w.bullet(f"Speed was measured once on {bench.device_name or bench.device}; other hardware, batch sizes or "
@@ -620,19 +688,23 @@ class Report:
         w.heading("B. Per dimension and per language", 2)
         if self.scores:
             dims = ev.dimension_names
-            rows = [[label(v, p), num(m.overall_rmse)]
-                    + [num(m.per_dimension[d].mae) if d in m.per_dimension else MISSING for d in dims]
-                    for v, p, m in findings.ranked(ev)]
-            for name, src in (("train-mean predictor", ev.mean_predictor), ("fine-tuned baseline", ev.baseline)):
-                if src is not None:
-                    rows.append([name, num(src.overall_rmse)]
-                                + [num(src.per_dimension[d].mae) if d in src.per_dimension else MISSING for d in dims])
-            w.table("Test RMSE and MAE per dimension.", ["Model + probe", "RMSE"] + list(dims), rows, "lr" + "r" * len(dims),
-                    font_pt=8 if len(dims) <= 6 else 7)
+            sides = [(label(v, p), m) for v, p, m in findings.ranked(ev)] + [
+                (name, src) for name, src in (("train-mean predictor", ev.mean_predictor), ("fine-tuned baseline",
+                                                                                        ev.baseline)) if src is not None]
+            cells = {name: [num(src.overall_rmse)] + [num(src.per_dimension[d].mae) if d in src.per_dimension else
+                                                      MISSING for d in dims] for name, src in sides}
+            heads = ["RMSE"] + list(dims)
+            if len(heads) <= len(sides):   # few dimensions: a row per model + probe
+                w.table("Test RMSE and MAE per dimension.", ["Model + probe"] + heads,
+                        [[name] + c for name, c in cells.items()], "l" + "r" * len(heads), font_pt=8)
+            else:   # many dimensions: a row per dimension, so that their names stay whole
+                w.table("Test MAE per dimension (and overall RMSE), a column per model + probe.",
+                        ["Dimension"] + list(cells), [[h] + [c[i] for c in cells.values()] for i, h in enumerate(heads)],
+                        "l" + "r" * len(cells), font_pt=8 if len(cells) <= 6 else 7)
         picks = ev.chosen_entries()
         few = findings.min_articles(ev)
         rows = []
-        for lang, n in ev.language_counts.items():
+        for lang, n in ([] if self.scores else ev.language_counts.items()):   # scores: per language in 2.2
             row = [lang, str(n)]
             for _, _, m in picks:
                 g = m.per_language.get(lang)
@@ -732,8 +804,9 @@ class Report:
                         row += [str(hit.get("n", MISSING)), signed(hit.get("bias"))]
                     rows.append(row)
                 w.table("Bias per true-score bin: a positive bias at low scores and a negative one at high scores means "
-                        "the probe pulls extreme scores toward the mean.",
-                        ["True score"] + [h for v in models for h in (f"{v} n", f"{v} bias")], rows,
+                        "the probe pulls extreme scores toward the mean. n counts (article, dimension) pairs whose true "
+                        "score falls in the bin, not articles.",
+                        ["True score"] + [h for v in models for h in (f"{v} pairs", f"{v} bias")], rows,
                         "l" + "rr" * len(models), font_pt=8 if len(models) <= 3 else 7)
             worst = models[target].worst if target else []
             if worst:

@@ -41,8 +41,10 @@ def chosen_probe(probes: dict[str, dict]) -> str:
 
 
 def choose_best(models: dict[str, dict]) -> tuple[str, str]:
-    """(variant, probe) with the lowest validation score over every model's chosen probe."""
-    return min(((v, e["chosen_probe"]) for v, e in models.items()),
+    """(variant, probe) with the lowest validation score over every model's chosen probe, among the models that read
+    every test language (study/languages.py: a control is never the best, unless every model is one)."""
+    valid = {v: e for v, e in models.items() if not e.get("control")} or models
+    return min(((v, e["chosen_probe"]) for v, e in valid.items()),
                key=lambda vp: validation_score(models[vp[0]]["probes"][vp[1]]))
 
 
@@ -51,7 +53,8 @@ def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: d
     variant, probe = choose_best(models)
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
-           "mae_ci95": m["mae_ci95"], "chosen_by": SCORES.validation_label}
+           "mae_ci95": m["mae_ci95"], "chosen_by": SCORES.validation_label,
+           "control": bool(models[variant].get("control"))}
     if baseline_mae:   # with the fine-tuned predictions: on the articles both sides scored
         paired = m.get("vs_baseline")
         mae, base = (paired["probe_mae"], paired["baseline_mae"]) if paired else (m["overall_mae"], baseline_mae)
@@ -69,6 +72,7 @@ def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> d
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_log_loss": m["val_log_loss"], "val_f1": m["val_f1"],
            "threshold": m["threshold"], "chosen_by": YES_NO.validation_label,
+           "control": bool(models[variant].get("control")),
            **{f"test_{k}": m[k] for k in ("f1", "precision", "recall", "roc_auc")},
            **{f"{k}_ci95": m[f"{k}_ci95"] for k in ("f1", "precision", "recall", "roc_auc")}}
     if baseline_f1 and m["f1"] is not None:   # F1 is undefined (None) only without any yes, true or predicted

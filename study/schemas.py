@@ -276,6 +276,45 @@ class Chunks(Record):
     capped_fraction: float
 
 
+class VsBest(PairedDifference):
+    """This probe's per-article test MAE minus that of the best model + probe, on the same articles."""
+    best: str
+
+
+class LanguageReading(Record):
+    """One test language of a probe: its MAE there, and against the reference predictor and the best model on
+    the same articles; no interval or verdict for a language too few to judge."""
+    n: int
+    mae: float
+    mae_ci95: Optional[Ci]
+    too_few: bool
+    vs_reference: Optional[PairedDifference]
+    vs_best: Optional[PairedDifference] = None
+
+
+class TransferLanguage(Record):
+    """A probe trained on some languages only, on one test language: against the same probe trained on every
+    language, and against the reference predictor, paired on that language's test articles."""
+    n: int
+    mae: float
+    mae_all: float
+    too_few: bool
+    vs_all: Optional[PairedDifference]
+    vs_reference: Optional[PairedDifference]
+
+
+class Transfer(Record):
+    """train_probes.py --train-languages: the probe trained on `train_languages` (train and validation articles
+    of those languages only), tested per language."""
+    train_languages: list[str]
+    n_train: int
+    n_val: int
+    val_mae: float
+    test_mae: float
+    file: str
+    per_language: dict[str, TransferLanguage]
+
+
 class _ProbeCommon(Record):
     selected: dict[str, Any]
     inference_ms_per_article: float
@@ -298,6 +337,9 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
+    by_language: Optional[dict[str, LanguageReading]] = None
+    vs_best: Optional[VsBest] = None
+    transfer: Optional[list[Transfer]] = None
 
     @property
     def validation_score(self) -> float:
@@ -363,10 +405,14 @@ class _ModelEntry(Record):
     max_tokens: int
     truncated_fraction: float
     mean_token_count: float
+    longer_than: Optional[dict[str, float]] = None   # share of test articles longer than N tokens (its tokenizer)
     embedding_cost: dict[str, Optional[dict[str, Any]]]
     chunked: Optional[bool] = None
     chunks: Optional[Chunks] = None
     parts: Optional[list[str]] = None
+    languages: Optional[Union[Literal["multilingual"], list[str]]] = None   # None: nobody declared them
+    control: bool = False          # does not read every test language (study/languages.py)
+    control_reason: Optional[str] = None
     chosen_probe: str
 
 
@@ -416,6 +462,7 @@ class ScoreBest(Record):
     gap_to_baseline: Optional[float] = None
     band: Optional[str] = None
     band_limits: Optional[list[float]] = None
+    control: bool = False    # every model evaluated is a control: the best of them decides nothing
     verdicts: ScoreVerdicts
 
 
@@ -436,6 +483,7 @@ class YesNoBest(Record):
     roc_auc_ci95: Ci
     gap_to_baseline: Optional[float] = None
     against_baseline: Optional[str] = None
+    control: bool = False
     verdicts: YesNoVerdicts
 
 
@@ -503,6 +551,21 @@ class SubsetProbe(Record):
     train_seconds: float
 
 
+class TransferProbe(Record):
+    """A probe trained on the training and validation articles of some languages only (--train-languages)."""
+    languages: list[str]
+    n_train: int
+    n_val: int
+    ids_sha256: str
+    file: str
+    sha256: str
+    val_mae: float
+    selected: dict[str, Any]
+    seeds: Optional[TrainingSeeds] = None
+    warnings: list[str] = []
+    train_seconds: float
+
+
 class TrainedProbe(Record):
     """One probe file as train_probes.py recorded it (what it was trained on, how, and its checksum)."""
     dataset: str
@@ -532,6 +595,7 @@ class TrainedProbe(Record):
     file: str
     sha256: str
     train_subsets: list[SubsetProbe] = []
+    transfers: list[TransferProbe] = []
 
     @property
     def task_name(self) -> str:

