@@ -213,7 +213,7 @@ class Report:
                        p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
                        value_ci(m.overall_mae, m.mae_ci95),
                        f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}",
-                       "reference" if vb is None else
+                       "reference" if (v, p) == (ev.best.model, ev.best.probe) else MISSING if vb is None else
                        f"{value_ci(vb.mae_difference, vb.difference_ci95, sign=True)} {vb.verdict}"]
                 if base:
                     row.append(f"{value_ci(b['difference'], b['ci95'], sign=True)} {b['verdict']}"

@@ -26,6 +26,10 @@ def _probe_entry(base: float, k: int) -> dict:
                        for i, d in enumerate(DIMS)},
         mae_ci95=[mae - 0.0512, mae + 0.0498], val_mae=mae - 0.0031 + (0.05 if k == 2 else 0),
         per_language={"en": {"n": 30, "mae": mae - 0.0123}, "fr": {"n": 20, "mae": mae + 0.0187}},
+        by_language={"en": {"n": 30, "mae": mae - 0.0123, "mae_ci95": [mae - 0.08, mae + 0.06], "too_few": False,
+                            "vs_reference": paired(-1.1, (-1.3, -0.9), "better"),
+                            "vs_best": paired(0.03 * k, (0.03 * k - 0.05, 0.03 * k + 0.05), "inconclusive")},
+                     "fr": {"n": 20, "mae": mae + 0.0187, "mae_ci95": None, "too_few": True, "vs_reference": None}},
         truncation={"max_tokens": 128, "truncated": {"n": 12, "mae": mae + 0.0655},
                     "not_truncated": {"n": 38, "mae": mae - 0.0207}},
         inference_ms_per_article=0.01, selected={"alpha": 10.0, "alpha_at_grid_edge": False},
@@ -52,6 +56,11 @@ def evaluation(baseline=0.68, config: dict | None = None) -> dict:
                     "max_tokens": 8192, "truncated": {"n": 0, "mae": None},
                     "not_truncated": {"n": 50, "mae": entry["probes"][probe]["overall_mae"]}}
         models[name] = entry
+    for name in models:
+        for probe in PROBES:
+            if (name, probe) != ("bge-m3", "ridge"):
+                models[name]["probes"][probe]["vs_best"] = {**paired(0.0456, (0.0101, 0.0811), "worse"),
+                                                            "best": "bge-m3 + ridge"}
     best = models["bge-m3"]["probes"]["ridge"]
     out = score_evaluation(
         models, {"model": "bge-m3", "probe": "ridge", "val_mae": best["val_mae"], "test_mae": best["overall_mae"],
@@ -173,8 +182,8 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     out = tmp_path / "out" / "report.docx"
     doc = report(cfg, out)
 
-    board = table(doc, "Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− fine-tuned [95% CI]",
-                  "Spearman", "Articles/s")
+    board = table(doc, "Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− best model [95% CI]",
+                  "− fine-tuned [95% CI]", "Spearman", "Articles/s")
     body = {(r[0], r[1]): r for r in rows(board)}
     assert ("bge-m3", "ridge (best)") in body    # the one chosen on validation is marked
     body = {(m, p.replace(" (best)", "")): r for (m, p), r in body.items()}
@@ -186,13 +195,17 @@ def test_report_numbers_equal_the_json(results, tmp_path):
             assert r[2:4] == [f"{f3(m['overall_mae'])} [{f3(m['mae_ci95'][0])}, {f3(m['mae_ci95'][1])}]",
                               f"{s3(d['mae_difference'])} [{s3(d['difference_ci95'][0])}, {s3(d['difference_ci95'][1])}] "
                               f"{d['verdict']}"]
-            assert r[5] == f3(m["overall_spearman"])
+            assert r[6] == f3(m["overall_spearman"])
+            vb = m.get("vs_best")
+            assert r[4] == ("reference" if (model, probe) == ("bge-m3", "ridge") else
+                            f"{s3(vb['mae_difference'])} [{s3(vb['difference_ci95'][0])}, {s3(vb['difference_ci95'][1])}] "
+                            f"{vb['verdict']}")
     # bge-m3 has the fine-tuned predictions (paired); mini-128 only the single baseline MAE (unpaired, same rule)
-    assert body["bge-m3", "ridge"][4] == "+0.068 [+0.021, +0.115] worse"
+    assert body["bge-m3", "ridge"][5] == "+0.068 [+0.021, +0.115] worse"
     mini = ev["models"]["mini-128"]["probes"]["ridge"]
     lo, hi = (x - 0.68 for x in mini["mae_ci95"])
-    assert body["mini-128", "ridge"][4] == f"{s3(mini['overall_mae'] - 0.68)} [{s3(lo)}, {s3(hi)}] worse (unpaired)"
-    assert {m: body[m, "ridge"][6] for m in MODELS} == {"mini-128": "812.2", "bge-m3": "95.5"}
+    assert body["mini-128", "ridge"][5] == f"{s3(mini['overall_mae'] - 0.68)} [{s3(lo)}, {s3(hi)}] worse (unpaired)"
+    assert {m: body[m, "ridge"][7] for m in MODELS} == {"mini-128": "812.2", "bge-m3": "95.5"}
     assert body["train-mean predictor", "—"][2] == f"{f3(1.9876)} [1.800, 2.100]"
     assert body["fine-tuned baseline", "—"][2] == f3(ev["baseline_mae"])
     for r in board.rows[1:]:  # numbers right-aligned
@@ -206,15 +219,19 @@ def test_report_numbers_equal_the_json(results, tmp_path):
             m = entry["probes"][probe]
             assert dims[f"{model} + {probe}"] == [f3(m["overall_rmse"])] + [f3(m["per_dimension"][d]["mae"]) for d in DIMS]
 
-    per_lang = table(doc, "Language", "n")
-    head = [c.text for c in per_lang.rows[0].cells]
+    per_lang = table(doc, "Model", "Probe", "Language", "n", "Test MAE [95% CI]")
     for r in rows(per_lang):
-        for col, name in enumerate(head[2:], 2):
-            model, probe = name.split(" + ")
-            mae = f3(ev["models"][model]["probes"][probe]["per_language"][r[0]]["mae"])
-            # 20 French test articles are fewer than min_group_articles (30): shown, flagged
-            assert r[col] == (mae + " (too few)" if r[0] == "fr" else mae)
-        assert r[1] == str(ev["language_counts"][r[0]])
+        m = ev["models"][r[0]]["probes"][r[1]]
+        g = m["by_language"][r[2]]
+        assert r[3] == str(g["n"]) == str(ev["language_counts"][r[2]])
+        if r[2] == "fr":   # 20 French test articles are fewer than min_group_articles (30): shown, not read
+            assert r[4:] == [f3(g["mae"]), "too few to judge", "too few to judge"]
+        else:
+            d = g["vs_reference"]
+            assert r[4:6] == [f"{f3(g['mae'])} [{f3(g['mae_ci95'][0])}, {f3(g['mae_ci95'][1])}]",
+                              f"{s3(d['mae_difference'])} [{s3(d['difference_ci95'][0])}, "
+                              f"{s3(d['difference_ci95'][1])}] {d['verdict']}"]
+    assert {(r[0], r[1]) for r in rows(per_lang)} == {(m, "ridge") for m in MODELS}   # each model's chosen probe
 
     trunc = table(doc, "Model", "Max tokens")
     cut = next(r for r in rows(trunc) if r[0] == "mini-128")
@@ -308,7 +325,10 @@ def test_no_baseline_and_no_bge(tmp_path):
     text = text_of(doc)
     assert "without a fine-tuned baseline the replacement question cannot be answered" in text
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
-    assert decision["Does bge-m3 close the gap?"] == "cannot be judged on this data: bge-m3 was not evaluated"
+    # a step this run did not take says how to take it ("cannot be judged" is kept for limits of the data)
+    assert decision["Does bge-m3 close the gap?"] == "not run (to answer it: run_all.py --dataset toy --models bge-m3)"
+    word = next(p.text for p in doc.paragraphs if p.text.startswith("Decision: "))
+    assert word.startswith("Decision: Not decidable from this run — no fine-tuned baseline MAE")
     head = [c.text for c in table(doc, "Model", "Probe", "Test MAE [95% CI]").rows[0].cells]
     assert "− fine-tuned [95% CI]" not in head
 
@@ -353,7 +373,7 @@ def test_page_1_is_the_decision_with_page_numbers(results, tmp_path):
     footer = doc.sections[0].footer.paragraphs[0]._p.xml
     assert "PAGE" in footer and "NUMPAGES" in footer
     contents = body[first_break + 1:first_break + 40]
-    assert [p.text for p in contents][:1] == ["Contents"] and any("2.4 Which probe works best?" in p.text for p in contents)
+    assert [p.text for p in contents][:1] == ["Contents"] and any("2.5 Which probe works best?" in p.text for p in contents)
 
 
 def test_score_range_and_model_notes_come_from_the_evaluation(results, tmp_path):
@@ -363,13 +383,17 @@ def test_score_range_and_model_notes_come_from_the_evaluation(results, tmp_path)
     recorded = config_dump(cfg)
     recorded["score_range"] = [0.0, 8.0]
     recorded["embedding_models"]["mini-128"]["note"] = "English-only stand-in as evaluated"
-    (res / "toy_evaluation_results.json").write_text(json.dumps(evaluation(config=recorded)))
+    ev = evaluation(config=recorded)
+    ev["models"]["mini-128"].update(control=True, languages=["en"],
+                                    control_reason="mini-128 reads English only, and 40% of the test articles are French")
+    (res / "toy_evaluation_results.json").write_text(json.dumps(ev))
     doc = report(cfg, tmp_path / "r.docx")
     text = text_of(doc)
     assert "each scored 0–8 on 2 dimensions" in text and "each scored 0–10" not in text
     notes = {r[0]: r[-1] for r in rows(table(doc, "Model", "Source", "Dim"))}
     assert notes["mini-128"] == "English-only stand-in as evaluated"
-    assert "mini-128: English-only stand-in as evaluated. Its results say nothing about multilingual quality." in text
+    assert ("mini-128 is a control: mini-128 reads English only, and 40% of the test articles are French (English-only "
+            "stand-in as evaluated). It is never the best model") in text
 
 
 def test_inputs_of_another_evaluation_are_left_out_and_named(results, tmp_path):
