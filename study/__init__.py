@@ -1,8 +1,8 @@
 """Shared logic of the multilingual embedding study; the top-level scripts stay thin.
 
 One module a concern:
-- inputs: config (config.yaml schema, variants), tasks (scores vs yes/no, declared once), data (splits,
-  validation), demo (the synthetic demo datasets);
+- inputs: config (config.yaml schema, variants), tasks (scores vs yes/no, declared once), languages (which
+  languages a model reads; controls), data (splits, validation), demo (the synthetic demo datasets);
 - embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches);
 - probes and numbers: probes (the estimators and their portable bundles), metrics, screening, evaluation
   (phase 3's steps), results (choices on validation), error_analysis, benchmark;

@@ -215,7 +215,9 @@ def _languages(ev: ScoreEvaluation) -> Row:
     for lang, r in by.items():
         groups.setdefault("too few to judge" if r.too_few else r.vs_reference.verdict, []).append(lang)
     judged = [k for k in groups if k != "too few to judge"]
-    if judged and all(k == "better" for k in judged):
+    if ev.best.control:
+        head = f"not for this model ({ev.models[v].control_reason})"
+    elif judged and all(k == "better" for k in judged):
         head = "yes" if "too few to judge" not in groups else "yes where there are enough articles"
     elif any(k in ("worse", "equivalent") for k in judged):
         head = "no"

@@ -91,6 +91,10 @@ def coverage(parts: list[tuple[str, object]], counts: dict[str, int]) -> dict:
         return {"languages": shown, "control": False, "control_reason": None}
     blind = [(m, x) for m, x in parts if unread(x, counts)]
     reads = "; ".join(f"{m} reads {' and '.join(name(c) for c in x)} only" for m, x in blind)
-    share = ", ".join(f"{n / total:.0%} of the test articles are {name(lang)}"
-                      for lang, n in sorted(missing.items(), key=lambda kv: -kv[1]))
+    ranked = sorted(missing.items(), key=lambda kv: -kv[1])
+    if len(ranked) == 1:
+        share = f"{ranked[0][1] / total:.0%} of the test articles are {name(ranked[0][0])}"
+    else:
+        share = (f"{sum(missing.values()) / total:.0%} of the test articles are in other languages ("
+                 + ", ".join(f"{name(lang)} {n / total:.0%}" for lang, n in ranked) + ")")
     return {"languages": shown, "control": True, "control_reason": f"{reads}, and {share}"}
