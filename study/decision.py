@@ -184,6 +184,10 @@ def _screening(ev: ScoreEvaluation) -> Row:
                                   f"confidence{flag})"))
             numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
                                   f"{_pct_ci(g.test.recall_exact_ci95)}"))
+    needs = [t.guaranteed.articles_needed for t in m.screening.thresholds]
+    if all(a.startswith(f"{CANNOT} (a guarantee needs ") and ";" not in a for _, a in answers) and all(needs):
+        answers = [(" / ".join(h for h, _ in answers), f"{CANNOT} (a guarantee needs "
+                    f"{' / '.join(map(str, needs))} medium+ validation articles)")]   # said once for every target
     answers, numbers = _grouped(answers), _grouped(numbers)
     return Row(q, "; ".join(answers), "; ".join(numbers) + f" ({v} + {p}, {m.screening.thresholds[0].n_relevant_val} "
                "medium+ validation articles)", "screening")
@@ -216,7 +220,7 @@ def _languages(ev: ScoreEvaluation) -> Row:
         groups.setdefault("too few to judge" if r.too_few else r.vs_reference.verdict, []).append(lang)
     judged = [k for k in groups if k != "too few to judge"]
     if ev.best.control:
-        head = f"not for this model ({ev.models[v].control_reason})"
+        head = "not for this model: a control (the banner above)"
     elif judged and all(k == "better" for k in judged):
         head = "yes" if "too few to judge" not in groups else "yes where there are enough articles"
     elif any(k in ("worse", "equivalent") for k in judged):
@@ -301,9 +305,10 @@ def decision(ev) -> tuple[str, str]:
     elif not ev.baseline_mae:
         word, why = UNDECIDED, "no fine-tuned baseline MAE to compare with (--baseline-mae or --baseline-predictions)"
     else:
-        worst = verdicts.bands_spanned[-1]
+        worst, r = verdicts.bands_spanned[-1], verdicts.vs_baseline
         word = {"closes the gap": REPLACE, "partial": STAGE1}.get(worst, KEEP)
-        why = f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE read against the bands)"
+        why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE read against the bands); against "
+               f"the fine-tuned model it is {r.verdict} ({'paired' if r.paired else 'unpaired'}, margin ±{r.margin:g} MAE)")
     ran, _ = study_models(ev)
     if not ran and word != UNDECIDED:
         return UNDECIDED, (f"none of the study's models ran; this run's evidence alone would say "
@@ -362,26 +367,9 @@ def scope_line(ev, training: TrainingSummary | None) -> str:
         parts.append(f"{rec.n_train:,} training articles")
     if ev.task == "regression":
         curve = any(m.learning_curve for _, _, m in ev.entries())
-        parts.append("learning curve run (2.9)" if curve else "learning curve " + not_run(
+        parts.append("learning curve run" if curve else "learning curve " + not_run(
             f"run_all.py --dataset {ev.dataset} --train-fractions 0.25 0.5 1.0"))
     return "Scope: " + "; ".join(parts) + "."
-
-def verdict_sentence(ev, rows: list[Row]) -> str:
-    v, p, m = ev.best_entry()
-    if ev.best.verdicts.null_result:
-        return (f"Do not replace the fine-tuned model on this evidence: the best model + probe ({v} + {p}) is "
-                f"{ev.best.verdicts.null_result} on these test articles.")
-    if ev.task == "regression":
-        if not ev.baseline_mae:
-            return (f"{v} + {p} learns the scores (better than the training mean), but without a fine-tuned baseline "
-                    "the replacement question cannot be answered.")
-        r = ev.best.verdicts.vs_baseline
-        return (f"{v} + {p}: {ev.best.verdicts.band_reading}; against the fine-tuned model it is {r.verdict} "
-                f"({'paired' if r.paired else 'unpaired'} comparison, margin ±{r.margin:g} MAE).")
-    r = ev.best.verdicts.vs_baseline
-    return (f"{v} + {p} beats saying yes to every article" + (f"; against the fine-tuned classifier: {r.verdict}."
-                                                             if r else "; no fine-tuned F1 to compare with."))
-
 
 def data_line(ev, training: TrainingSummary | None) -> str:
     n_train = n_val = None

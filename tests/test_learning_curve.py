@@ -121,7 +121,7 @@ def test_learning_curve_end_to_end(workspace, tmp_path):
     assert call("generate_report", *common) == 0
     doc = docx.Document(str(res / "demo_ds_report.docx"))
     headings = [p.text for p in doc.paragraphs if p.style.name.startswith("Heading")]
-    assert "2.8 Would more labels help?" in headings
+    assert "2.9 Would more labels help?" in headings
     text = "\n".join(p.text for p in doc.paragraphs)
     typed = as_model(ev)
     reading = findings.learning_curve_readings(typed)

@@ -198,7 +198,7 @@ def test_the_report_shows_the_sections_only_with_results(chunked, workspace):
     chunking = [[c.text for c in r.cells] for t in doc.tables if t.rows[0].cells[0].text == "Chunked" for r in t.rows]
     assert [r[:3] for r in chunking[1:]] == [["tiny-c16", "tiny-t16", "ridge"]]
     pairs = [[c.text for c in r.cells] for t in doc.tables if t.rows[0].cells[0].text == "Pair" for r in t.rows]
-    assert {r[3] for r in pairs[1:]} == {"tiny-t16", "tiny-c16"} and "2.7 Do two models together beat either?" in text
+    assert {r[3] for r in pairs[1:]} == {"tiny-t16", "tiny-c16"} and "2.8 Do two models together beat either?" in text
     assert "Do two models together beat either? Not run" not in text and "A clean truncation test: not run" not in text
     assert call("evaluate", *common, "--models", "tiny-t16", "--probes", "ridge") == 0
     out = root / "without.docx"
