@@ -51,10 +51,15 @@ def test_run_all_passes_train_fractions_to_train_probes_only():
 
     args = types.SimpleNamespace(config=None, models=None, max_tokens=None, probes=["ridge"], device=None,
                                  baseline_mae=None, baseline_f1=None, baseline_predictions=None, output=None, bench_each=False,
-                                 probe=None, train_fractions=[0.1, 0.5, 1.0])
+                                 probe=None, train_fractions=[0.1, 0.5, 1.0], train_languages=None)
     cfg = types.SimpleNamespace(results_path=Path("/tmp/r"))
     arguments = run_all.phase_arguments(args, cfg, "toy", "d", [], "toy")
     assert arguments["train"][-4:] == ["--train-fractions", "0.1", "0.5", "1.0"]
+    args.train_languages = ["en"]   # --train-languages goes to train_probes.py only, too
+    arguments = run_all.phase_arguments(args, cfg, "toy", "d", [], "toy")
+    assert arguments["train"][-2:] == ["--train-languages", "en"]
+    assert all("--train-languages" not in a for phase, a in arguments.items() if phase != "train")
+    args.train_languages = None
     assert all("--train-fractions" not in a for phase, a in arguments.items() if phase != "train")
     args.train_fractions = None
     assert "--train-fractions" not in run_all.phase_arguments(args, cfg, "toy", "d", [], "toy")["train"]
@@ -116,7 +121,7 @@ def test_learning_curve_end_to_end(workspace, tmp_path):
     assert record["figures"]["learning_curve"] == "figures/demo_ds_learning_curve.png"
     assert (res / record["figures"]["learning_curve"]).stat().st_size > 1000
     markdown = (res / "demo_ds_comparison_report.md").read_text()
-    assert "### 2.8 Would more labels help?" in markdown
+    assert "### 2.9 Would more labels help?" in markdown
     assert "learning_curve.png" in markdown   # the curve is a figure (its points are the chart's, not a table's)
     assert call("generate_report", *common) == 0
     doc = docx.Document(str(res / "demo_ds_report.docx"))
