@@ -247,8 +247,8 @@ class Report:
         rows = []
         for v, p, m in findings.ranked(ev):
             d = m.vs_always_yes
-            rows.append([v, p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
-                         num(m.val_log_loss, 4), num(m.threshold), value_ci(m.f1, m.f1_ci95),
+            rows.append([v + (" (control)" if ev.models[v].control else ""),
+                         p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""), num(m.val_log_loss, 4), num(m.threshold), value_ci(m.f1, m.f1_ci95),
                          f"{value_ci(d.difference, d.ci95, sign=True)} {d.verdict}", value_ci(m.precision, m.precision_ci95),
                          value_ci(m.recall, m.recall_ci95), value_ci(m.roc_auc, m.roc_auc_ci95)])
         ref = ev.always_yes
