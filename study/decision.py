@@ -103,11 +103,11 @@ def _truncation(ev: ScoreEvaluation) -> Row:
             items.append((f"{v} against {m.vs_truncated.truncated} on the cut articles", d))
     if not items:
         e = ev.models[ev.best.model]
-        longer = "; ".join(f"{_pct(share)} longer than {t} tokens" for t, share in (e.longer_than or {}).items())
+        longer = ", ".join(f"{_pct(share)} longer than {t}" for t, share in (e.longer_than or {}).items())
         return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --models {e.model} --max-tokens 128 {e.max_tokens}"
                               if e.max_tokens > 128 else f"run_all.py --dataset {ev.dataset} --models {e.model} --chunks"),
-                   f"{_pct(e.truncated_fraction)} of test articles are cut at {e.max_tokens} tokens"
-                   + (f"; by {ev.best.model}'s tokenizer {longer}" if longer else ""), "truncation")
+                   f"{_pct(e.truncated_fraction)} of test articles cut at {e.max_tokens} tokens"
+                   + (f"; {longer} (its tokenizer)" if longer else ""), "truncation")
     answer = "; ".join(f"{what}: {d.verdict}" for what, d in items)
     number = "; ".join(f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}" for _, d in items)
     return Row(q, answer, number + " MAE (paired)", "truncation")
@@ -244,7 +244,7 @@ def _tiers(ev: ScoreEvaluation) -> Row:
     a, ref = m.article_scores, ev.mean_predictor.majority_tier
     return Row("How often is an article put in the right tier?",
                f"{_pct(a.tier_accuracy)} of test articles, against {_pct(ref.accuracy)} when every article is put in "
-               f"'{ref.tier}' (the majority tier in training); no verdict, read the intervals",
+               f"'{ref.tier}' (the majority tier in training); not tested, read the intervals",
                f"{_pct_ci(a.tier_accuracy_exact_ci95)} against {_pct_ci(ref.accuracy_exact_ci95)} (exact CIs), "
                f"{v} + {p}", "screening")
 
@@ -307,12 +307,11 @@ def decision(ev) -> tuple[str, str]:
     else:
         worst, r = verdicts.bands_spanned[-1], verdicts.vs_baseline
         word = {"closes the gap": REPLACE, "partial": STAGE1}.get(worst, KEEP)
-        why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE read against the bands); against "
-               f"the fine-tuned model it is {r.verdict} ({'paired' if r.paired else 'unpaired'}, margin ±{r.margin:g} MAE)")
+        why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE against the bands); against "
+               f"the fine-tuned model {r.verdict} ({'paired' if r.paired else 'unpaired'}, margin ±{r.margin:g} MAE)")
     ran, _ = study_models(ev)
     if not ran and word != UNDECIDED:
-        return UNDECIDED, (f"none of the study's models ran; this run's evidence alone would say "
-                           f"'{word.lower()}': {why}")
+        return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
     return word, why
 
 
@@ -330,7 +329,7 @@ def _yes_no_decision(ev) -> tuple[str, str]:
         why = f"{v} + {p} against the fine-tuned classifier's F1: {r} (unpaired)"
     ran, _ = study_models(ev)
     if not ran and word != UNDECIDED:
-        return UNDECIDED, f"none of the study's models ran; this run's evidence alone would say '{word.lower()}': {why}"
+        return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
     return word, why
 
 
@@ -340,12 +339,9 @@ def scope_line(ev, training: TrainingSummary | None) -> str:
     ran, missing = study_models(ev)
     parts = [f"the study's models run: {len(ran)} of {len(ran) + len(missing)}"
              + (f" ({', '.join(ran)})" if ran else "") + (f"; not run: {', '.join(missing)}" if missing else "")]
-    notes = ev.config.get("embedding_models") or {}
     others = [v for v, e in ev.models.items() if not set(e.model.split("+")) & set(ran) and not e.control]
     if others:
-        parts.append("also run: " + ", ".join(
-            v + (f" ({notes[ev.models[v].model]['note']})" if (notes.get(ev.models[v].model) or {}).get("note") else "")
-            for v in others))
+        parts.append(f"also run: {', '.join(others)} (not study models; their notes: annex E)")
     ctl = controls(ev)
     if ctl:
         parts.append("controls, never the answer: " + ", ".join(ctl))

@@ -113,10 +113,11 @@ def language_rows(ev: ScoreEvaluation) -> list[dict]:
 
 
 def transfer_rows(ev: ScoreEvaluation) -> list[dict]:
-    """Per probe trained on some languages only (train_probes.py --train-languages) and test language: {variant,
+    """Per model's probe chosen on validation, trained on some languages only (train_probes.py --train-languages),
+    and test language, the best model first: {variant,
     probe, control, trained_on, n_train, language, n, mae, mae_all, too_few, vs_all, vs_reference}."""
     rows = []
-    for v, p, m in ev.entries():
+    for v, p, m in sorted(ev.chosen_entries(), key=lambda e: (e[0] != ev.best.model, ev.models[e[0]].control)):
         for t in m.transfer or []:
             for lang, r in t.per_language.items():
                 rows.append({"variant": v, "probe": p, "control": ev.models[v].control, "trained_on": t.train_languages,

@@ -96,5 +96,5 @@ def coverage(parts: list[tuple[str, object]], counts: dict[str, int]) -> dict:
         share = f"{ranked[0][1] / total:.0%} of the test articles are {name(ranked[0][0])}"
     else:
         share = (f"{sum(missing.values()) / total:.0%} of the test articles are in other languages ("
-                 + ", ".join(f"{name(lang)} {n / total:.0%}" for lang, n in ranked) + ")")
+                 + ", ".join(f"{name(lang)} {n}" for lang, n in ranked) + " articles)")
     return {"languages": shown, "control": True, "control_reason": f"{reads}, and {share}"}

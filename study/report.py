@@ -276,20 +276,24 @@ class Report:
             if too_few:
                 return "too few to judge"
             return MISSING if d is None else f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}"
-        rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], r["language"], str(r["n"]),
-                 num(r["mae"]) if r["too_few"] else value_ci(r["mae"], r["ci"]), diff(r["vs_reference"], r["too_few"]),
-                 "reference" if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe) and not r["too_few"]
-                 else diff(r["vs_best"], r["too_few"])] for r in findings.language_rows(ev)]
-        if not rows:
+        by_lang = findings.language_rows(ev)
+        if not by_lang:
             w.unavailable("Per-language results", "the evaluation holds none; rerun evaluate.py")
             return
+        small = {r["language"]: r["n"] for r in by_lang if r["too_few"]}
+        tail = (f" Too few to judge (fewer than {few} test articles), left out of both tables: "
+                + ", ".join(f"{lang} ({n})" for lang, n in small.items()) + "." if small else "")
+        rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], r["language"], str(r["n"]),
+                 value_ci(r["mae"], r["ci"]), diff(r["vs_reference"], False),
+                 "reference" if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)
+                 else diff(r["vs_best"], False)] for r in by_lang if not r["too_few"]]
         w.table(f"Each model's probe chosen on validation, per test language (n: test articles). − train mean and − "
                 f"best model ({best}): this minus the reference on the same articles of that language, paired 95% "
-                f"bootstrap CI read against ±{m_:g} MAE. Fewer than {few} articles: too few to judge (the MAE is "
-                "shown, not read)." + (" (control): does not read every test language." if findings.controls(ev) else ""),
+                f"bootstrap CI read against ±{m_:g} MAE." + tail
+                + (" (control): does not read every test language." if findings.controls(ev) else ""),
                 ["Model", "Probe", "Language", "n", "Test MAE [95% CI]", "− train mean [95% CI]",
                  "− best model [95% CI]"], rows, "lllrrrr", font_pt=7)
-        transfer = findings.transfer_rows(ev)
+        transfer = [r for r in findings.transfer_rows(ev) if not r["too_few"]]
         if not transfer:
             self.not_run("Train on some languages, serve the others?",
                          f"run_all.py --dataset {ev.dataset} --train-languages en (probes trained on English "
@@ -297,13 +301,21 @@ class Report:
             return
         rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], "+".join(r["trained_on"]),
                  r["language"] + (" (trained on)" if r["language"] in r["trained_on"] else ""), str(r["n"]),
-                 num(r["mae_all"]), num(r["mae"]), diff(r["vs_all"], r["too_few"]),
-                 diff(r["vs_reference"], r["too_few"])] for r in transfer]
+                 num(r["mae_all"]), num(r["mae"]), diff(r["vs_all"], False), diff(r["vs_reference"], False)]
+                for r in transfer]
+        served = [r for r in transfer if r["language"] not in r["trained_on"] and r["variant"] == ev.best.model]
+        if served:
+            w.para(("Train on " + "+".join(served[0]["trained_on"]) + ", serve the others? ", "b"), "; ".join(
+                f"{r['variant']} + {r['probe']} on {r['language']}: MAE {num(r['mae'])} trained on "
+                f"{'+'.join(r['trained_on'])} only against {num(r['mae_all'])} trained on all languages, "
+                f"{value_ci(r['vs_all'].mae_difference, r['vs_all'].difference_ci95, sign=True)}: {r['vs_all'].verdict}"
+                for r in served) + ".")
         w.table("Cross-lingual transfer: each probe also trained on the training and validation articles of some "
                 "languages only (train_probes.py --train-languages), tested per language beside the same probe "
-                "trained on every language. − all: trained on those languages minus trained on all, paired on the "
-                "same test articles; − train mean: against the constant reference. A language the probe was not "
-                f"trained on shows what serving it costs. Read against ±{m_:g} MAE; fewer than {few} articles: too few.",
+                "trained on every language (each model's probe chosen on validation). − all: trained on those "
+                "languages minus trained on all, paired on the same test articles; − train mean: against the constant "
+                f"reference. A language the probe was not trained on shows what serving it costs. Read against ±{m_:g} "
+                "MAE.",
                 ["Model", "Probe", "Trained on", "Language", "n", "MAE trained on all", "MAE trained on subset",
                  "− all [95% CI]", "− train mean [95% CI]"], rows, "lllrrrrrr", font_pt=7)
 
