@@ -243,10 +243,10 @@ def _tiers(ev: ScoreEvaluation) -> Row:
     v, p, m = ev.best_entry()
     a, ref = m.article_scores, ev.mean_predictor.majority_tier
     return Row("How often is an article put in the right tier?",
-               f"{_pct(a.tier_accuracy)} of test articles, against {_pct(ref.accuracy)} when every article is put in "
-               f"'{ref.tier}' (the majority tier in training); not tested, read the intervals",
-               f"{_pct_ci(a.tier_accuracy_exact_ci95)} against {_pct_ci(ref.accuracy_exact_ci95)} (exact CIs), "
-               f"{v} + {p}", "screening")
+               f"{_pct(a.tier_accuracy)}, against {_pct(ref.accuracy)} for always '{ref.tier}' (the training's "
+               "majority tier); not tested",
+               f"{_pct_ci(a.tier_accuracy_exact_ci95)} against {_pct_ci(ref.accuracy_exact_ci95)} (exact CIs)",
+               "screening")
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
@@ -333,9 +333,9 @@ def _yes_no_decision(ev) -> tuple[str, str]:
     return word, why
 
 
-def scope_line(ev, training: TrainingSummary | None) -> str:
+def scope_line(ev) -> str:
     """What this run can decide: which of the study's models ran, the others and the controls, where the baseline
-    comes from, the training size and whether a learning curve ran."""
+    comes from and whether a learning curve ran (the split sizes: `data_line`)."""
     ran, missing = study_models(ev)
     parts = [f"the study's models run: {len(ran)} of {len(ran) + len(missing)}"
              + (f" ({', '.join(ran)})" if ran else "") + (f"; not run: {', '.join(missing)}" if missing else "")]
@@ -358,9 +358,6 @@ def scope_line(ev, training: TrainingSummary | None) -> str:
             parts.append("no fine-tuned baseline")
     elif ev.baseline_f1:
         parts.append(f"baseline F1 {_f(ev.baseline_f1)} given ({ev.baseline_source}), not measured here")
-    rec = training.models.get(ev.best.model, {}).get(ev.best.probe) if training is not None else None
-    if rec is not None:
-        parts.append(f"{rec.n_train:,} training articles")
     if ev.task == "regression":
         curve = any(m.learning_curve for _, _, m in ev.entries())
         parts.append("learning curve run" if curve else "learning curve " + not_run(
@@ -391,8 +388,4 @@ def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:
                    "here, so a difference of the size of the margin between them may be seed noise.")
     if bench is not None and not controls(ev):
         out.append(f"Speed was measured on {bench.device_name or bench.device}: other hardware gives other figures.")
-    ctl = controls(ev)
-    if ctl:
-        out.append(f"{', '.join(ctl)}: a control (does not read every test language), shown for what an English-only "
-                   "model loses, never chosen as the best and not counted among the candidates.")
-    return out[:3]
+    return out[:3]   # a control is said in the scope line and the banner

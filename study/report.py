@@ -182,11 +182,11 @@ class Report:
             w.para((warning, "b"))
         word, why = decision.decision(ev)
         w.para(("Decision: ", "b"), (word, "b"), f" — {why}.")
-        w.para(decision.scope_line(ev, self.inp.training))
-        w.table("The study's questions, answered by one rule: a paired 95% bootstrap difference on the same test "
-                "articles read against the equivalence margin; bands from the whole CI; guaranteed screening.",
+        w.para(decision.scope_line(ev))
+        w.table("The study's questions, each answered by one rule (paired 95% bootstrap differences against the "
+                "margin; bands from the whole CI; guaranteed screening).",
                 ["Question", "Answer", "Number [95% CI]", "See"],
-                [[r.question, r.answer, r.number, self.numbers.get(r.evidence, MISSING)] for r in rows], "lllc", font_pt=8)
+                [[r.question, r.answer, r.number, self.numbers.get(r.evidence, MISSING)] for r in rows], "lllc", font_pt=7)
         w.para(decision.data_line(ev, self.inp.training))
         w.para(("Caveats", "b"))
         for text in decision.caveats(ev, self.inp.benchmarks):
