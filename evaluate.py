@@ -18,7 +18,9 @@ against its parts, where those were evaluated too. Each probe records its `seeds
 test MAE (yes/no: F1) of each seed's member alone beside its validation score, with mean, sd and
 range; the probe scored is their ensemble. A probe trained with
 train_probes.py --train-fractions also gets its `learning_curve`: the test MAE of each subset
-probe the training summary records, then the full-data probe's, by training articles.
+probe the training summary records, then the full-data probe's, by training articles. A fine-tuned encoder
+(finetune_encoder.py) is scored from its own predictions as the probe kind `finetuned` of its variant, with
+the same rules, but never as a frozen model's chosen probe.
 
 Yes/no datasets (probes trained with task classification): F1, precision and recall at each
 probe's threshold chosen on validation and ROC AUC, each with a 95% bootstrap CI, per
@@ -37,6 +39,7 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
+from study.finetune import ARM
 from study.evaluation import (add_chunk_differences, add_model_differences, add_part_differences,
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
@@ -92,7 +95,8 @@ def evaluate():
                "mean_predictions": train_mean_predictions(cfg, dataset, variants[0], first_test)[0],
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
-    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
+    arm = [] if args.probes else [ARM]   # the fine-tuned encoder (finetune_encoder.py) where it was trained
+    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes + arm if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
     add_probe_differences(cfg, dataset, results["models"])

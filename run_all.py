@@ -10,6 +10,7 @@
     python run_all.py --dataset uplifting_v5 --skip benchmark  # every phase but the speed benchmark
     python run_all.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # with the learning curve
     python run_all.py --data-dir ../shared/data/sustainability_real --train-languages en   # train on English, test each
+    python run_all.py --dataset uplifting_v5 --finetune multilingual-MiniLM-L12-v2   # + the fine-tuned encoder arm
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
 benchmark_speed.py, analyze_error_distribution.py (on the probe chosen on validation unless
@@ -53,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 PHASES = {  # name -> script, in running order
     "embed": "embed_articles.py",
     "train": "train_probes.py",
+    "finetune": "finetune_encoder.py",   # only with --finetune
     "evaluate": "evaluate.py",
     "compare": "compare_results.py",
     "benchmark": "benchmark_speed.py",
@@ -68,6 +70,8 @@ def main():
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
     cli.add_train_languages(parser)
+    parser.add_argument("--finetune", nargs="+", metavar="MODEL", help="also fine-tune these models end to end "
+                        "(finetune_encoder.py, after the probes): the third arm")
     parser.add_argument("--datasets", nargs="+", default=[], help="several datasets of config.yaml, one after another")
     parser.add_argument("--data-dirs", nargs="+", default=[], help="several dataset folders, one after another")
     parser.add_argument("--demo", action="store_true", help="the offline demo: synthetic data, stand-in model")
@@ -87,6 +91,8 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    if not args.finetune:
+        args.skip = [*args.skip, "finetune"]
     env = dict(os.environ)
     bench = ["--n", str(args.bench_n)] if args.bench_n else []
     if args.demo:
@@ -139,7 +145,7 @@ def run_plan(cfg, order: list[str], skip: list[str], datasets: list[str], bench_
     def named(phase):
         return f"{STUDY_PHASE[PHASES[phase]]} {phase}"
     runs = [p for p in order if p not in skip]
-    left = [p for p in PHASES if p not in runs]
+    left = [p for p in PHASES if p not in runs and p != "finetune"]   # the arm is asked for, not skipped
     lines = [f"plan: {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} ({', '.join(datasets)}); phases "
              + ", ".join(named(p) + (" (first dataset only)" if p == "benchmark" and len(datasets) > 1 and not bench_each
                                      else "") for p in runs)
@@ -235,6 +241,7 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
         "train": common + models + probes + (["--train-fractions", *map(str, args.train_fractions)]
                                              if args.train_fractions else [])
         + (["--train-languages", *args.train_languages] if args.train_languages else []),
+        "finetune": common + ["--models", *(getattr(args, "finetune", None) or [])] + device,
         "evaluate": common + models + probes + baseline,
         "compare": common,
         "benchmark": common + models + probes + device + bench,

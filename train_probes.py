@@ -43,7 +43,8 @@ from study import cli, paths
 from study.artifacts import locked, save_pickle
 from study.cache import load_checked
 from study.config import load_config, task_probes
-from study.data import TEXT_RECIPE, resolve_dataset
+from study.data import resolve_dataset
+from study.embedding import embedding_recipe
 from study.embedders import resolve_device
 from study.errors import StudyError
 from study.probes import DEFAULT_HIDDEN, describe_selected, fit_warnings, ids_sha256, make_probe, nested_subsets, seed_record
@@ -279,22 +280,6 @@ def fit_transfer(cfg, dataset, variant, kind, train, val, device, languages) -> 
             f"validation articles): {said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
             f"-> {path.name}") + warning_lines(variant, metadata)
     return line, rec
-
-
-def embedding_recipe(cfg, variant) -> dict:
-    """How a serving stage must embed an article for this probe: one model's recipe (with its windows when
-    chunked), or the recipes of a concatenation's parts, whose embeddings go side by side in that order."""
-    if variant.parts:
-        return {"concatenation": [embedding_recipe(cfg, p) for p in variant.parts],
-                "dimensions": cfg.describe(variant)["dimensions"], "text": TEXT_RECIPE}
-    spec = cfg.model(variant.model)
-    recipe = {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
-              "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
-              "text": TEXT_RECIPE}
-    if variant.chunked:
-        recipe["chunks"] = {"window_tokens": variant.max_tokens, **cfg.chunking.model_dump(),
-                            "aggregate": "mean of the windows' embeddings" + (", L2-normalised" if spec.normalize else "")}
-    return recipe
 
 
 if __name__ == "__main__":

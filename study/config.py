@@ -197,6 +197,17 @@ class LogisticSettings(_Strict):
     _positive = field_validator("Cs")(lambda v: _finite_positive(v, "C"))
 
 
+class FinetuneSettings(_Strict):
+    """The fine-tuned encoder arm (finetune_encoder.py): end-to-end training with a regression head."""
+    epochs: int = Field(default=4, gt=0, le=100)
+    learning_rate: float = Field(default=2e-5, gt=0, lt=1)        # the encoder's
+    head_learning_rate: float = Field(default=1e-3, gt=0, lt=1)   # the new head's
+    batch_size: int = Field(default=16, gt=0, le=4096)
+    patience: int = Field(default=2, gt=0)         # epochs without a better validation MAE before it stops
+    weight_decay: float = Field(default=0.01, ge=0, lt=1)
+    lora_r: int = Field(default=8, gt=0, le=256)   # --lora: the adapters' rank
+
+
 DEFAULT_LOGISTIC = LogisticSettings(Cs=[0.001, 0.01, 0.1, 1.0, 10.0, 100.0])
 
 
@@ -277,6 +288,7 @@ class Config(_Strict):
     datasets: dict[str, DatasetEntry]
     probe_methods: ProbeMethods
     chunking: ChunkSettings = ChunkSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
     demo: DemoSettings
     # Folder of the config file: relative paths inside it resolve against it.
     root: Path = Field(default=Path("."), exclude=True)

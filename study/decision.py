@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
 from study import languages
+from study.tasks import ARM
 from study.findings import controls, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import band_phrase, bands_spanned
@@ -119,7 +120,8 @@ def _probe(ev) -> Row:
     v, chosen, m = ev.best_entry()
     q = "Which probe?"
     what = "MAE" if ev.task == "regression" else "F1"
-    others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items() if k != chosen and o.vs_chosen is not None]
+    others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items()
+              if k not in (chosen, ARM) and o.vs_chosen is not None]
     if not others:
         value = m.overall_mae if ev.task == "regression" else m.f1
         return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test {what} {_f(value)}", "probes")
@@ -237,6 +239,24 @@ def _languages(ev: ScoreEvaluation) -> Row:
                "languages")
 
 
+def _finetuned(ev: ScoreEvaluation) -> Row:
+    """The third arm: the fine-tuned encoder with the lowest validation MAE, its band (whole CI) and against the
+    best frozen model + probe, paired."""
+    q = "Does a fine-tuned small encoder close the gap?"
+    arms = [(v, e.probes[ARM]) for v, e in ev.models.items() if ARM in e.probes]
+    if not arms:
+        return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --finetune {ev.models[ev.best.model].model}"),
+                   MISSING, "results")
+    v, m = min(arms, key=lambda a: a[1].val_mae)
+    d = m.vs_best
+    band = band_phrase(bands_spanned(m.mae_ci95, ev.baseline_mae, ev.success_bands)) if ev.baseline_mae else \
+        "no baseline to read bands against"
+    against = f"against the best frozen probe: {d.verdict}" if d is not None else "it is the best model"
+    return Row(q, f"{band}; {against}", f"{v}: test MAE {_f(m.overall_mae)} {_ci_fmt(m.mae_ci95)}"
+               + (f"; − {ev.best.model} + {ev.best.probe}: {_s(d.mae_difference)} "
+                  f"{_ci_fmt(d.difference_ci95, sign=True)} (paired)" if d is not None else ""), "results")
+
+
 def _tiers(ev: ScoreEvaluation) -> Row:
     """Tier accuracy of the best probe beside saying the training's majority tier for every article: the numbers
     with their exact CIs, no verdict word (the two are not compared by the paired rule)."""
@@ -250,8 +270,8 @@ def _tiers(ev: ScoreEvaluation) -> Row:
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
-    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), _probe(ev), _speed(ev, bench),
-            _screening(ev), _tiers(ev)]
+    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), _probe(ev), _finetuned(ev),
+            _speed(ev, bench), _screening(ev), _tiers(ev)]
 
 
 # -- the rows of a yes/no dataset --------------------------------------------------------------------

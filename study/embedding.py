@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from study import paths
 from study.cache import Checkpoint, fingerprint, save_embeddings, status
-from study.data import split_leaks
+from study.data import TEXT_RECIPE, split_leaks
 from study.embedders import batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device
 from study.errors import StudyError
 from study.provenance import model_revision
@@ -93,3 +93,19 @@ def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
               f"time; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
               + f") -> {path}")
     del encoder
+
+
+def embedding_recipe(cfg, variant) -> dict:
+    """How a serving stage must embed an article for this probe: one model's recipe (with its windows when
+    chunked), or the recipes of a concatenation's parts, whose embeddings go side by side in that order."""
+    if variant.parts:
+        return {"concatenation": [embedding_recipe(cfg, p) for p in variant.parts],
+                "dimensions": cfg.describe(variant)["dimensions"], "text": TEXT_RECIPE}
+    spec = cfg.model(variant.model)
+    recipe = {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
+              "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
+              "text": TEXT_RECIPE}
+    if variant.chunked:
+        recipe["chunks"] = {"window_tokens": variant.max_tokens, **cfg.chunking.model_dump(),
+                            "aggregate": "mean of the windows' embeddings" + (", L2-normalised" if spec.normalize else "")}
+    return recipe

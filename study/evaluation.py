@@ -16,6 +16,7 @@ from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
+from study.finetune import ARM, load_arm
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
@@ -58,10 +59,10 @@ def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
 
 
 def candidates(models: dict) -> int:
-    """The model + probe pairs the best was chosen from: those of the models that read every test language (all
-    of them when none does: then the best is a control, and page 1 says the run cannot decide)."""
+    """The model + probe pairs the best was chosen from: the frozen probes of the models that read every test
+    language (all of them when none does: then the best is a control, and page 1 says the run cannot decide)."""
     valid = [e for e in models.values() if not e.get("control")] or list(models.values())
-    return sum(len(e["probes"]) for e in valid)
+    return sum(len([k for k in e["probes"] if k != ARM]) for e in valid)
 
 
 def best_verdicts(cfg, results: dict) -> dict:
@@ -179,12 +180,17 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     mean_errors = article_mae(Y, context["mean_predictions"])
     for kind in kinds:
-        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
-                                   {s: context["data_sha256"][s] for s in ("train", "val")})
-        t0 = time.perf_counter()
-        P = probe.predict(X)
-        ms = 1000 * (time.perf_counter() - t0) / len(Y)
-        P_val = probe.predict(val["embeddings"])
+        if kind == ARM:   # the fine-tuned encoder: its own predictions, scored like a probe's
+            P, P_val, meta = load_arm(paths.finetuned(cfg, dataset.name, variant.name), test, val,
+                                      context["data_sha256"])
+            probe, ms = None, meta["inference_ms_per_article"]
+        else:
+            probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
+                                       {s: context["data_sha256"][s] for s in ("train", "val")})
+            t0 = time.perf_counter()
+            P = probe.predict(X)
+            ms = 1000 * (time.perf_counter() - t0) / len(Y)
+            P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
                            max_tokens=cut_at, n_boot=n_boot, seed=seed),
              "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,

@@ -47,6 +47,11 @@ def transfer_probe(cfg: Config, dataset: str, variant: str, kind: str, languages
     return cfg.results_path / f"{dataset}_{variant}_{kind}_from-{'+'.join(sorted(languages))}.pkl"
 
 
+def finetuned(cfg: Config, dataset: str, variant: str) -> Path:
+    """The fine-tuned encoder of a variant (finetune_encoder.py): model.safetensors, recipe.json, checkpoint.pt."""
+    return cfg.results_path / f"{dataset}_{variant}_finetuned"
+
+
 def lock(path: Path) -> Path:
     """The lock file that writers of `path` take turns on."""
     path = Path(path)

@@ -18,7 +18,7 @@ from study.data import file_sha256
 from study.errors import StudyError
 from study.metrics import band_limits, success_band
 from study.schemas import Evaluation, model_for, validate
-from study.tasks import SCORES, YES_NO
+from study.tasks import ARM, SCORES, YES_NO
 
 
 PROBE_ORDER = ("ridge", "logistic", "mlp", "lightgbm")   # ties go to the earlier probe
@@ -36,8 +36,11 @@ def _order(p: str) -> int:
 
 
 def chosen_probe(probes: dict[str, dict]) -> str:
-    """The probe with the lowest validation score (ties: the first in ridge/logistic, mlp, lightgbm order)."""
-    return sorted(probes, key=lambda p: (validation_score(probes[p]), _order(p)))[0]
+    """The probe with the lowest validation score (ties: the first in ridge/logistic, mlp, lightgbm order). The
+    fine-tuned encoder (probe kind `finetuned`, study/finetune.py) is another arm, never a frozen model's choice,
+    unless it is all there is."""
+    frozen = [p for p in probes if p != ARM] or list(probes)
+    return sorted(frozen, key=lambda p: (validation_score(probes[p]), _order(p)))[0]
 
 
 def choose_best(models: dict[str, dict]) -> tuple[str, str]:

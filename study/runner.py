@@ -147,7 +147,7 @@ def _stream(proc: subprocess.Popen, log, t0: float) -> tuple[int, float, str | N
 
 
 # the study's phase of each script, numbered as the README numbers them (evaluate and compare are both phase 3)
-STUDY_PHASE = {"embed_articles.py": 1, "train_probes.py": 2, "evaluate.py": 3, "compare_results.py": 3,
+STUDY_PHASE = {"embed_articles.py": 1, "train_probes.py": 2, "finetune_encoder.py": 2, "evaluate.py": 3, "compare_results.py": 3,
                "benchmark_speed.py": 4, "analyze_error_distribution.py": 5, "generate_report.py": 6}
 
 

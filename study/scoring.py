@@ -40,6 +40,7 @@ from study.probes import probe_from_bundle
 from study.provenance import model_revision
 from study.results import read_evaluation
 from study.screening import TIER_NAMES, tier_of
+from study.tasks import ARM
 
 CHUNK_ARTICLES = 1024   # articles scored between two checkpoints (phase 1 saves its partial work as often)
 ROUTES = ("final", "fine-tuned")   # below the threshold the probe's scores are final; at or above it, fine-tuned
@@ -99,6 +100,8 @@ def write_stage1_bundles(cfg: Config, ev) -> list[Path]:
     setup = getattr(ev, "screening_setup", None)
     for variant, model in ev.models.items():
         for kind, entry in model.probes.items():
+            if kind == ARM:   # the fine-tuned encoder serves from its own folder (results/<ds>_<variant>_finetuned)
+                continue
             probe_path = paths.probe(cfg, ev.dataset, variant, kind)
             bundle = load_pickle(probe_path)
             sha = paths.checksum(probe_path).read_text().split()[0]

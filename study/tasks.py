@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the probe kind of the fine-tuned encoder arm (finetune_encoder.py): scored like a probe, never a frozen choice
+ARM = "finetuned"
+
 # every analysis a task may have (a task lists those that apply to it)
 ANALYSES = ("bands", "tiers", "screening", "sweeps", "chunking", "pairs", "learning_curve", "error_figures",
             "confusion")
