@@ -95,7 +95,7 @@ def evaluate():
                "mean_predictions": train_mean_predictions(cfg, dataset, variants[0], first_test)[0],
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
-    arm = [] if args.probes else [ARM]   # the fine-tuned encoder (finetune_encoder.py) where it was trained
+    arm = [ARM]   # the fine-tuned encoder (finetune_encoder.py) wherever it was trained; --probes picks frozen ones
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes + arm if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])

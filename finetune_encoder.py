@@ -5,7 +5,7 @@
     python run_all.py --dataset uplifting_v5 --finetune multilingual-MiniLM-L12-v2   # inside the six phases
 
 Trains the model (its prefix and text recipe, cut at --max-tokens or its config max tokens) with a linear
-head on the training split: L1 loss, scores clipped to score_range, AdamW (config `finetune`: learning
+head (its bias starting at the training median of each dimension) on the training split: L1 loss, scores clipped to score_range, AdamW (config `finetune`: learning
 rates of the encoder and the head, batch size, weight decay), the validation MAE after every epoch choosing
 the epoch and stopping the run after `patience` epochs without improvement; seeded by random_seed; bf16 on
 CUDA; --lora trains LoRA adapters (peft) on the attention's query and value projections and the head
@@ -74,7 +74,7 @@ def finetune(cfg, dataset, variant, splits, options: Options, device) -> None:
     ids = {s: token_ids(encoder, split.texts, spec.prefix, variant.max_tokens) for s, split in splits.items()}
     train_split, val_split = splits["train"], splits["val"]
     K = train_split.labels.shape[1]
-    model = Regressor(encoder, K, options.seed).to(device)
+    model = Regressor(encoder, K, options.seed, start=np.median(train_split.labels, axis=0)).to(device)
     trainable = add_lora(model, options.lora_r, options.seed) if options.lora else \
         sum(p.numel() for p in model.parameters())
     recipe = embedding_recipe(cfg, variant)

@@ -245,7 +245,7 @@ def _finetuned(ev: ScoreEvaluation) -> Row:
     q = "Does a fine-tuned small encoder close the gap?"
     arms = [(v, e.probes[ARM]) for v, e in ev.models.items() if ARM in e.probes]
     if not arms:
-        return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --finetune {ev.models[ev.best.model].model}"),
+        return Row(q, not_run(f"run_all.py --dataset {ev.dataset} --finetune {ev.best.model}"),
                    MISSING, "results")
     v, m = min(arms, key=lambda a: a[1].val_mae)
     d = m.vs_best

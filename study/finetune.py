@@ -49,14 +49,19 @@ class Options:
 
 
 class Regressor(torch.nn.Module):
-    """An encoder (study/embedders.py Encoder: pooled, normalised as the model does) and a linear head."""
+    """An encoder (study/embedders.py Encoder: pooled, normalised as the model does) and a linear head, whose bias
+    starts at `start` (finetune_encoder.py: the training median of each dimension, so that the first steps refine
+    the best constant instead of climbing from 0 to the score range's middle)."""
 
-    def __init__(self, encoder: Encoder, outputs: int, seed: int):
+    def __init__(self, encoder: Encoder, outputs: int, seed: int, start=None):
         super().__init__()
         self.encoder_model = encoder.model
         self._encoder = encoder
         torch.manual_seed(seed)
         self.head = torch.nn.Linear(encoder.dim, outputs)
+        if start is not None:   # the head starts as the best constant for L1: the training median per dimension
+            with torch.no_grad():
+                self.head.bias.copy_(torch.as_tensor(np.asarray(start, np.float32)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self._encoder.forward(input_ids, attention_mask).float())
