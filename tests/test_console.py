@@ -92,8 +92,9 @@ def test_the_plan_gives_the_benchmarks_share_of_the_last_run_that_timed_it(tmp_p
     cfg = SimpleNamespace(results_path=tmp_path / "results")
     logs = cfg.results_path / "logs"
     everything = list(run_all.PHASES)
-    plan = run_all.run_plan(cfg, everything, [], ["news"], False)
+    plan = run_all.run_plan(cfg, everything, ["finetune"], ["news"], False)   # main() skips the arm unless asked
     assert "1 embed, 2 train, 3 evaluate, 3 compare, 4 benchmark, 5 errors, 6 report" in plan[0]
+    assert "not run" not in plan[0]   # the fine-tuned arm is asked for (--finetune), never listed as skipped
     assert "usually the longest phase" in plan[1] and "--skip benchmark" in plan[1]   # nothing recorded yet
     log_with(logs / "20260101T000000Z_news.log", {"embed_articles.py": 40.0, "benchmark_speed.py": 264.0,
                                                   "generate_report.py": 26.0})
