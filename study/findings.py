@@ -12,6 +12,7 @@ from __future__ import annotations
 from study.metrics import band_limits, finite, summed_rate
 from study.results import sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
+from study.tasks import ARM
 from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
 
 
@@ -264,12 +265,15 @@ def screening_curves(ev: ScoreEvaluation) -> dict[str, dict]:
 
 def training_cost(ev: ScoreEvaluation) -> list[dict]:
     """Per model + chosen probe: seconds to embed train + val (from the caches' records) plus the probe's fit,
-    against the fine-tuned model's training hours."""
+    against the fine-tuned model's training hours; then each fine-tuned encoder arm (its training run)."""
     hours = ev.screening_setup.fine_tuned_training_hours
     rows = []
-    for v, p, m in ev.chosen_entries():
+    arms = [(v, ARM, e.probes[ARM]) for v, e in ev.models.items() if ARM in e.probes]
+    for v, p, m in ev.chosen_entries() + arms:
         parts = [ev.models[v].embedding_cost.get(s) or {} for s in ("train", "val")]
         embed = sum(x["seconds"] for x in parts) if all(finite(x.get("seconds")) for x in parts) else None
+        if p == ARM:   # the fine-tuned encoder embeds nothing beforehand: its training is the whole cost
+            embed = 0.0
         total = embed + m.train_seconds if embed is not None and finite(m.train_seconds) else None
         rows.append({"variant": v, "probe": p, "embedding_seconds": embed, "probe_seconds": m.train_seconds,
                      "total_seconds": total, "device": ", ".join(parts[0].get("devices") or []) or None,
