@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
 from study import languages
 from study.tasks import ARM
-from study.findings import controls, paired_figures, seed_spread, study_models, undeclared
+from study.findings import controls, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import band_phrase, bands_spanned
 
@@ -161,7 +161,7 @@ def _speed(ev, bench: BenchmarkRecord | None) -> Row:
 def _screening(ev: ScoreEvaluation) -> Row:
     """One row for every recall target, of the probe page 1 quotes (the best, chosen on validation)."""
     v, p, m = ev.best_entry()
-    min_n = ev.config.get("min_group_articles", 30)
+    min_n = min_articles(ev)
     targets = " / ".join(f"{t.target_recall:.0%}" for t in m.screening.thresholds)
     q = f"What share can skip the fine-tuned model, keeping {targets or 'most'} of medium+ articles?"
     if not m.screening.thresholds:

@@ -9,6 +9,7 @@ overlapping intervals or the sign of a point estimate.
 """
 from __future__ import annotations
 
+from study.config import Config
 from study.metrics import band_limits, finite, summed_rate
 from study.results import sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
@@ -36,16 +37,22 @@ def bands_of(ev: ScoreEvaluation, ci) -> str | None:
 def margin(ev) -> float:
     """The equivalence margin the evaluation ran with (MAE for scores, F1 for yes/no labels)."""
     key = "equivalence_margin" if ev.task == "regression" else "equivalence_margin_f1"
-    return float(ev.config.get(key, 0.02))
+    return float(setting(ev, key))
+
+
+def setting(ev, key: str):
+    """A setting the evaluation ran with, from its recorded config; where an older record lacks it, the default of
+    `Config` (study/config.py), the one place each default is written."""
+    return ev.config.get(key, Config.model_fields[key].default)
 
 
 def min_articles(ev) -> int:
-    return int(ev.config.get("min_group_articles", 30))
+    return int(setting(ev, "min_group_articles"))
 
 
 def too_few(ev, n: int, positives: int | None = None) -> bool:
     return too_few_to_judge(n, positives, min_articles=min_articles(ev),
-                            min_positives=int(ev.config.get("min_group_positives", 10)))
+                            min_positives=int(setting(ev, "min_group_positives")))
 
 
 def paired_figures(ev, d) -> tuple:

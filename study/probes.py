@@ -47,6 +47,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
+from study.selection import describe_selected  # noqa: F401  (said in words, without torch)
 
 
 
@@ -669,35 +670,6 @@ class SeedEnsembleClassifier(_SeedEnsemble, _Classifier):
     """The saved MLP / LightGBM yes/no probe: the mean of its members' P(yes), the threshold chosen on that mean."""
 
 
-def describe_selected(selected: dict | None) -> str:
-    """One line for what validation chose: the ridge alpha, the MLP's best epoch, LightGBM's iterations."""
-    s = selected or {}
-    if "members" in s:   # a seed ensemble: each choice as its range over the members
-        ms, n = s["members"], len(s["members"])
-        if ms and "best_epoch" in ms[0]:
-            what = f"best epoch {_span(m['best_epoch'] for m in ms)} of {_span(m['epochs_run'] for m in ms)}"
-        elif ms and "best_iterations" in ms[0]:
-            what = "iterations " + ", ".join(_span(its) for its in zip(*(m["best_iterations"] for m in ms)))
-        else:
-            what = "; ".join(describe_selected(m) for m in ms)
-        return f"{what} over {n} seed{'s' * (n != 1)}" + _threshold(s)
-    if "C" in s:
-        return f"C {s['C']:g}" + (" (at the edge of the grid)" if s.get("C_at_grid_edge") else "") + _threshold(s)
-    if "alpha" in s:
-        return f"alpha {s['alpha']:g}" + (" (at the edge of the grid)" if s.get("alpha_at_grid_edge") else "")
-    if "best_epoch" in s:
-        return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}" + _threshold(s)
-    if "best_iterations" in s:
-        return "iterations " + ", ".join(str(i) for i in s["best_iterations"]) + _threshold(s)
-    return "—"
-
-
-def _span(values) -> str:
-    """'12' when every value is 12, else 'lowest-highest'."""
-    values = sorted(values)
-    return f"{values[0]}" if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
-
-
 def fit_warnings(kind: str, selected: dict, dimension_names: list[str]) -> list[str]:
     """What a fit's validation choices say is degenerate, each as one line saying what it means and what to do:
     a ridge alpha (logistic C) at the edge of its grid, and a LightGBM dimension that stopped after 1 boosting
@@ -720,10 +692,6 @@ def fit_warnings(kind: str, selected: dict, dimension_names: list[str]) -> list[
                        "the training mean); the dimension has no signal LightGBM can learn at this size: more training "
                        "articles, or a lower probe_methods.lightgbm.params.min_child_samples")
     return out
-
-
-def _threshold(s: dict) -> str:
-    return f", threshold {s['threshold']:.3f}" if "threshold" in s else ""
 
 
 def make_probe(kind: str, settings, *, score_range, seed: int, device: str = "cpu", task: str = "regression",

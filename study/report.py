@@ -30,7 +30,7 @@ from study.error_analysis import BINARY_FIGURES as BINARY_ERRORS
 from study.error_analysis import FIGURES as ERROR_FIGURES
 from study.errors import StudyError
 from study.formats import MISSING, num, pct, pct_value_ci, short, signed, value_ci
-from study.probes import describe_selected
+from study.selection import describe_selected
 from study.provenance import record
 from study.results import evaluation_sha256, read_evaluation
 from study.schemas import (BenchmarkRecord, ComparisonRecord, DataChecks, TrainingSummary, model_for, read_record,

@@ -60,3 +60,27 @@ def test_targets_with_the_same_answer_are_said_once():
                                               (12.0, 12.2, "12 times faster")])
 def test_speed_in_plain_words(low, high, words):
     assert decision.times(low, high) == words
+
+
+def test_a_setting_missing_from_an_older_record_falls_back_to_the_config_default(monkeypatch):
+    """findings.setting: the recorded value wins; where absent, Config's default is the one fallback (no copy of it
+    in findings.py or decision.py: moving the default moves the reading)."""
+    from study import findings
+    from study.config import Config
+
+    recorded = _evaluation()
+    assert findings.min_articles(recorded) == 30
+    recorded.config["min_group_articles"] = 7
+    assert findings.min_articles(recorded) == 7
+    older = _evaluation()
+    older.config.clear()
+    for key in ("min_group_articles", "min_group_positives", "equivalence_margin"):
+        monkeypatch.setattr(Config.model_fields[key], "default", 3)
+    assert (findings.min_articles(older), findings.margin(older)) == (3, 3.0)
+    assert findings.too_few(older, 2) and not findings.too_few(older, 3)
+    assert findings.too_few(older, 50, positives=2) and not findings.too_few(older, 50, positives=3)
+    # page 1's screening row reads the same fallback: 120 test articles, 20 of them below medium
+    for least, judged in ((25, False), (15, True)):
+        monkeypatch.setattr(Config.model_fields["min_group_articles"], "default", least)
+        answer = decision.score_rows(older, None)[-1].answer
+        assert ("only 20 of 120 test articles below medium" not in answer) is judged, (least, answer)
