@@ -10,6 +10,7 @@ import functools
 import hashlib
 import platform
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,13 +46,10 @@ def versions() -> dict:
             out[key] = version(dist)
         except PackageNotFoundError:
             out[key] = None
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")   # the CUDA build of a phase that runs torch; the others (the comparison,
+    if torch is not None:              # the report) do not import it for this line
         out["cuda"] = torch.version.cuda
         out["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    except ImportError:
-        pass
     return out
 
 

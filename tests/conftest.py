@@ -1,12 +1,16 @@
 """Shared fixtures: tiny models built offline, small datasets, a config pointing at tmp dirs."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import io
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent   # importable as the project root: pytest.ini `pythonpath`
 
 from study import cli  # noqa: E402
-from study.demo import SENTENCES, write_demo_dataset  # noqa: E402
+from study.demo import SENTENCES, write_demo_dataset, write_demo_yes_no  # noqa: E402
 
 
 def _build_tiny_model(folder: Path) -> Path:
@@ -117,7 +121,9 @@ def planted(n: int, d: int = 16, k: int = 3, seed: int = 0, noise: float = 0.3):
 
 
 def call(script, *args):
-    """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success)."""
+    """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success). Its output goes
+    to the test's sys.stdout / sys.stderr (read it with capsys), or use `in_process` to get it back."""
+    script = script.removesuffix(".py")
     module = importlib.import_module(script)
     old = sys.argv
     sys.argv = [f"{script}.py", *map(str, args)]
@@ -125,9 +131,74 @@ def call(script, *args):
         cli.run(module.main)
         return 0
     except SystemExit as exc:
-        return exc.code
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = old
+
+
+class _StderrNow(logging.StreamHandler):
+    """A log handler writing to whatever sys.stderr is when a record comes, as the handler of `cli.run`'s
+    logging.basicConfig does in a process of its own."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def in_process(script: str, *args, check: bool = True) -> subprocess.CompletedProcess:
+    """`run_script` without a new interpreter: the script's main() called in this process (`call`), its stdout and
+    stderr (logging included, as `cli.run` sets it up in a process of its own) captured and returned with its exit
+    code as a finished process. For every test whose point is not a separate process (signals, kills, a bare
+    `python -I`, races between processes): each new interpreter pays torch's import again."""
+    out, err = io.StringIO(), io.StringIO()
+    root, level = logging.getLogger(), logging.getLogger().level
+    handler = None if any(isinstance(h, _StderrNow) for h in root.handlers) else _StderrNow()   # once when nested
+    if handler:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = call(script, *args)
+    finally:
+        if handler:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    proc = subprocess.CompletedProcess([script, *map(str, args)], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{script} failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _phase_in_process(command: list[str], env: dict, log) -> tuple[int, float, str | None]:
+    """study.runner.run_phase for one phase run in this process: its output echoed to the console and written to the
+    run's log through the same LogFilter; (exit code, seconds, its last `error:` line)."""
+    from study.runner import LogFilter
+
+    t0 = time.perf_counter()
+    proc = in_process(Path(command[1]).name, *command[2:], check=False)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    filters = [LogFilter(log), LogFilter(log)]
+    for f, text in zip(filters, (proc.stdout, proc.stderr)):
+        f.feed(text)
+        f.close()
+    log.flush()
+    return proc.returncode, time.perf_counter() - t0, filters[1].last_error
+
+
+@pytest.fixture
+def phases_in_process(monkeypatch):
+    """run_all.py's phases run in this process (study.runner.run_phase replaced): everything run_all and the runner
+    decide (order, logs, stops, --keep-going, the summary) is checked without a process per phase. The streaming of a
+    real phase process is tested in test_console.py and test_signals.py, and once end to end in test_run_all.py."""
+    import study.runner
+
+    monkeypatch.setattr(study.runner, "run_phase", _phase_in_process)
 
 
 def snapshot(*folders):
@@ -154,6 +225,61 @@ def workspace(prepared, tmp_path, tiny_model):
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
     return cfg, tmp_path / "demo_ds"
+
+
+TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}   # + model_name
+VARIANTS = ("tiny", "tiny-t16", "tiny-c16", "tiny-t16+tiny-c16")   # truncated, -t<N>, chunked -c<N>, a pair a+b
+STUDY_CHUNKING = {"overlap": 4, "max_windows": 3}
+
+
+def _study_config(folder: Path, tiny_model: Path, **overrides) -> Path:
+    return write_config(folder, {"tiny": {**TINY, "model_name": str(tiny_model)}}, **overrides)
+
+
+def _copy_study(study, tmp_path: Path, tiny_model: Path, **overrides):
+    """A private copy of a session study under `tmp_path`: (config, data folder, root) as the study's."""
+    _, data, root = study
+    shutil.copytree(root, tmp_path, dirs_exist_ok=True)
+    return _study_config(tmp_path, tiny_model, **overrides), tmp_path / data.name, tmp_path
+
+
+@pytest.fixture(scope="session")
+def score_study(tmp_path_factory, tiny_model):
+    """Phases 1-3 once per session on the demo dataset (120/40/60 articles): every variant kind of the tiny model
+    embedded (VARIANTS, windows of 16 tokens overlapping by 4, at most 3), the three score probes trained on each
+    and evaluated. (config, data folder, root). Read only: a test that writes into it takes `score_study_copy`."""
+    root = tmp_path_factory.mktemp("score_study")
+    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
+    cfg = _study_config(root, tiny_model, chunking=STUDY_CHUNKING)
+    common = ["--config", cfg, "--data-dir", demo]
+    assert call("embed_articles", *common, "--models", "tiny", "tiny-t16", "tiny-t16+tiny-c16", "--chunks") == 0
+    assert call("train_probes", *common, "--models", *VARIANTS) == 0
+    assert call("evaluate", *common, "--models", *VARIANTS) == 0
+    return cfg, demo, root
+
+
+@pytest.fixture
+def score_study_copy(score_study, tmp_path, tiny_model):
+    """A private copy of `score_study`: (config, data folder, root = tmp_path)."""
+    return _copy_study(score_study, tmp_path, tiny_model, chunking=STUDY_CHUNKING)
+
+
+@pytest.fixture(scope="session")
+def yes_no_study(tmp_path_factory, tiny_model):
+    """Phases 1-3 once per session on the yes/no demo dataset (120/50/60 articles, task classification): the tiny
+    model, the three yes/no probes. (config, data folder, root). Read only: see `yes_no_study_copy`."""
+    root = tmp_path_factory.mktemp("yes_no_study")
+    data = write_demo_yes_no(root / "demo_yes_no", n_train=120, n_val=50, n_test=60)
+    cfg = _study_config(root, tiny_model)
+    for script in ("embed_articles", "train_probes", "evaluate"):
+        assert call(script, "--config", cfg, "--data-dir", data) == 0, script
+    return cfg, data, root
+
+
+@pytest.fixture
+def yes_no_study_copy(yes_no_study, tmp_path, tiny_model):
+    """A private copy of `yes_no_study`: (config, data folder, root = tmp_path)."""
+    return _copy_study(yes_no_study, tmp_path, tiny_model)
 
 
 def markdown_tables(md: str) -> dict[str, list[list[str]]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script, write_config
+from conftest import in_process, write_config
 from records import model_entry, score_evaluation, score_probe
 from matplotlib.image import imread
 
@@ -137,7 +137,7 @@ def test_script_writes_summary_and_figures(setup):
         preds[variant] = write_predictions(path, make_predictions(max_tokens=max_tokens, seed=seed))
     (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small", "long"), "mlp")))
 
-    proc = run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
+    proc = in_process("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
                       "--probe", "mlp")
     out = cfg.results_path / "analysis" / "toy_error_summary.json"
     assert str(out) in proc.stdout
@@ -164,7 +164,7 @@ def test_missing_predictions_is_one_line_exit_2(setup):
     cfg_path, cfg, data_dir = setup
     cfg.results_path.mkdir(parents=True)
     (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small",), "ridge")))
-    proc = run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
+    proc = in_process("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir,
                       "--models", "small", "--probe", "ridge", check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -176,7 +176,7 @@ def test_probe_defaults_to_the_one_chosen_on_validation(setup):
     cfg_path, cfg, data_dir = setup
     write_predictions(cfg.results_path / "predictions" / "toy_small_lightgbm_test.npz", make_predictions())
     (cfg.results_path / "toy_evaluation_results.json").write_text(json.dumps(evaluation_json(("small",), "lightgbm")))
-    run_script("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir)
+    in_process("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data_dir)
     summary = json.loads((cfg.results_path / "analysis" / "toy_error_summary.json").read_text())
     assert summary["probe"] == "lightgbm"
     assert all(rel.startswith("analysis/toy_lightgbm_") for rel in summary["figures"].values())

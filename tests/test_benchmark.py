@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_script, write_config
+from conftest import REPO, in_process, write_config
 from study.benchmark import (architecture_dir, benchmark_articles, end_to_end, format_table, forward_flops, hf_model,
                              non_embedding_params, peak_tflops, run_benchmark, Options)
 from study.config import load_config
 from study.data import load_split, load_splits, resolve_dataset
 from study.embedders import Encoder, random_weight_encoder, tokenize
 from study.errors import StudyError
-
-pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
 
 MODEL_KEYS = {"random_weights", "dtype", "batch_size", "token_budget", "max_tokens", "n_articles",
               "load_seconds_cold", "load_seconds_warm", "articles_per_s", "tokens_per_s", "run_seconds", "tflops",
@@ -124,10 +122,11 @@ def _check_common(m: dict, n: int, runs: int, mean_tokens: float, flops_per_run:
     assert m["dtype"] == "float32"
 
 
+@pytest.mark.slow
 def test_random_weights_run(tmp_path, tiny_config, demo_dir):
     shapes = tmp_path / "shapes"
     _tiny_arch(shapes / "tiny")
-    proc = run_script("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--models", "tiny",
+    proc = in_process("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--models", "tiny",
                       "--random-weights", "--shapes-dir", shapes, "--n", 40, "--runs", 2, "--device", "cpu",
                       "--threads", 1)   # one thread: fast on shared CI cores
     doc = json.loads((tmp_path / "results" / "benchmarks" / "demo_ds_benchmarks.json").read_text())
@@ -162,14 +161,15 @@ def test_random_weights_run(tmp_path, tiny_config, demo_dir):
     assert f"{m['articles_per_s']:.1f}" in row and "random" in row
 
 
+@pytest.mark.slow
 def test_real_model_probes_and_quality_guard(tmp_path, tiny_config, tiny_model, demo_dir):
     probe_methods = load_config(tiny_config).probe_methods.model_dump()
     probe_methods["mlp"]["epochs"] = 5            # probe timings, not probe quality, are tested here
     tiny_config = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                                    "dimensions": 32, "max_tokens": 64, "batch_size": 16}},
                                probe_methods=probe_methods)
-    run_script("embed_articles.py", "--config", tiny_config, "--data-dir", demo_dir, "--device", "cpu")
-    proc = run_script("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--n", 30,
+    in_process("embed_articles.py", "--config", tiny_config, "--data-dir", demo_dir, "--device", "cpu")
+    proc = in_process("benchmark_speed.py", "--config", tiny_config, "--data-dir", demo_dir, "--n", 30,
                       "--runs", 1, "--device", "cpu", "--threads", 1, "--quality-check", "--no-reference")
     doc = json.loads((tmp_path / "results" / "benchmarks" / "demo_ds_benchmarks.json").read_text())
     m = doc["models"]["tiny"]
@@ -198,6 +198,7 @@ def test_real_model_probes_and_quality_guard(tmp_path, tiny_config, tiny_model, 
     assert "x fine-tuned" in proc.stdout and "lightgbm" in proc.stdout and "the target" in proc.stdout
 
 
+@pytest.mark.slow
 def test_tokenization_share_packed_run_and_the_sentence_transformers_comparison(tiny_config, demo_dir):
     cfg = load_config(tiny_config)
     dataset = resolve_dataset(cfg, None, str(demo_dir))

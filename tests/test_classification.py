@@ -146,14 +146,12 @@ def docx_text(path) -> str:
     return "\n".join([p.text for p in doc.paragraphs] + cells)
 
 
-def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(tmp_path, tiny_model):
-    data = write_demo_yes_no(tmp_path / "demo_yes_no", n_train=120, n_val=50, n_test=60)
-    cfg_path = write_config(tmp_path, {"tiny": {**TINY, "model_name": str(tiny_model)}})
+def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(yes_no_study_copy, tmp_path):
+    cfg_path, data, _ = yes_no_study_copy   # phases 1-3 of the session's yes/no study, evaluated again here
     cfg = load_config(cfg_path)
     common = ["--config", cfg_path, "--data-dir", data]
-    for script, extra in [("embed_articles", []), ("train_probes", []), ("evaluate", ["--baseline-f1", "0.9"]),
-                          ("compare_results", []), ("analyze_error_distribution", []),
-                          ("generate_report", ["--output", tmp_path / "r.docx"])]:
+    for script, extra in [("evaluate", ["--baseline-f1", "0.9"]), ("compare_results", []),
+                          ("analyze_error_distribution", []), ("generate_report", ["--output", tmp_path / "r.docx"])]:
         assert call(script, *common, *extra) == 0, script
     ev = json.loads(paths.evaluation(cfg, "demo_yes_no").read_text())
     assert ev["task"] == "classification" and set(ev["models"]["tiny"]["probes"]) == {"logistic", "mlp", "lightgbm"}
@@ -198,17 +196,18 @@ def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(tmp_pat
     assert call("train_probes", *common, "--probes", "ridge") == 2
 
 
-def test_a_yes_no_run_is_reproducible_with_the_seed(tmp_path, tiny_model):
-    data = write_demo_yes_no(tmp_path / "yn", n_train=100, n_val=40, n_test=40)
+def test_a_yes_no_run_is_reproducible_with_the_seed(tmp_path, tiny_model, yes_no_study):
+    """Phases 1-3 again from scratch on the same data with the same seed give the session study's numbers."""
+    data = write_demo_yes_no(tmp_path / "demo_yes_no", n_train=120, n_val=50, n_test=60)
     out = []
-    for run in ("a", "b"):
-        cfg_path = write_config(tmp_path / run, {"tiny": {**TINY, "model_name": str(tiny_model)}})
-        for script in ("embed_articles", "train_probes", "evaluate"):
-            assert call(script, "--config", cfg_path, "--data-dir", data) == 0
-        ev = json.loads(paths.evaluation(load_config(cfg_path), "yn").read_text())
+    for cfg_path in (yes_no_study[0], write_config(tmp_path, {"tiny": {**TINY, "model_name": str(tiny_model)}})):
+        if cfg_path != yes_no_study[0]:
+            for script in ("embed_articles", "train_probes", "evaluate"):
+                assert call(script, "--config", cfg_path, "--data-dir", data) == 0
+        ev = json.loads(paths.evaluation(load_config(cfg_path), "demo_yes_no").read_text())
         out.append({p: {k: m[k] for k in ("f1", "f1_ci95", "roc_auc", "threshold", "val_log_loss")}
                     for p, m in ev["models"]["tiny"]["probes"].items()})
-    assert out[0] == out[1]
+    assert out[0] == out[1] and len(out[0]) == 3
 
 
 def test_derive_yes_no_labels_by_the_mean_score_and_declares_the_task(tmp_path, tiny_config):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import markdown_tables, run_script, write_config
+from conftest import in_process, markdown_tables, write_config
 from matplotlib.image import imread
 from records import as_model, config_dump, mean_predictor, model_entry, score_evaluation, score_probe
 
@@ -77,7 +77,7 @@ def compare(setup, results: dict) -> str:
     results = {**results, "config": config_dump(cfg)}   # the configuration the evaluation ran with
     (results_dir / "toy_evaluation_results.json").parent.mkdir(parents=True, exist_ok=True)
     (results_dir / "toy_evaluation_results.json").write_text(json.dumps(results))
-    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir)
+    proc = in_process("compare_results.py", "--config", cfg, "--data-dir", data_dir)
     report = results_dir / "toy_comparison_report.md"
     assert str(report) in proc.stdout
     return report.read_text(encoding="utf-8")
@@ -144,7 +144,7 @@ def test_report_and_charts_hold_the_json_numbers(setup):
 
 def test_missing_evaluation_json_is_one_line_exit_2(setup):
     cfg, data_dir, results_dir = setup
-    proc = run_script("compare_results.py", "--config", cfg, "--data-dir", data_dir, check=False)
+    proc = in_process("compare_results.py", "--config", cfg, "--data-dir", data_dir, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(results_dir / "toy_evaluation_results.json") in lines[0]

@@ -111,7 +111,7 @@ def test_the_plan_gives_the_benchmarks_share_of_the_last_run_that_timed_it(tmp_p
                        "not run: 1 embed, 2 train, 4 benchmark"]
 
 
-def test_run_all_prints_its_plan_before_the_first_phase(tmp_path, capsys):
+def test_run_all_prints_its_plan_before_the_first_phase(tmp_path, capsys, phases_in_process):
     cfg = write_config(tmp_path, {"m": {"source": "sentence-transformers", "model_name": str(tmp_path / "no_model"),
                                         "dimensions": 8, "max_tokens": 16}})
     code = call("run_all", "--config", cfg, "--data-dir", tmp_path / "no_such_folder", "--skip", "train")

@@ -6,10 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import call, run_script, snapshot, write_config
+from conftest import call, in_process, snapshot, write_config
 from study.artifacts import atomic_path
-
-pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
 
 
 def _eval_numbers(path):
@@ -24,15 +22,16 @@ def _eval_numbers(path):
     return data
 
 
+@pytest.mark.slow
 def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
     cfg = write_config(tmp_path, {"minilm": {"source": "sentence-transformers", "model_name": str(real_model),
                                              "dimensions": 384, "max_tokens": 256, "batch_size": 32,
                                              "pooling": "mean", "normalize": True}})
     common = ["--config", cfg, "--dataset", "demo", "--data-dir", demo_dir]
-    first = run_script("embed_articles.py", *common)
+    first = in_process("embed_articles.py", *common)
     assert first.stdout.count("articles/s") == 3
-    run_script("train_probes.py", *common)
-    run_script("evaluate.py", *common, "--baseline-mae", "0.7")
+    in_process("train_probes.py", *common)
+    in_process("evaluate.py", *common, "--baseline-mae", "0.7")
     results = tmp_path / "results"
     ev = json.loads((results / "demo_evaluation_results.json").read_text())
     mean_mae = ev["mean_predictor"]["overall_mae"]
@@ -60,12 +59,12 @@ def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
 
     caches = sorted((tmp_path / "embeddings").glob("*.npz"))
     mtimes = [p.stat().st_mtime_ns for p in caches]
-    again = run_script("embed_articles.py", *common)
+    again = in_process("embed_articles.py", *common)
     assert again.stdout.count("cache is valid, skipped") == 3 and "articles/s" not in again.stdout
     assert [p.stat().st_mtime_ns for p in caches] == mtimes
     before = _eval_numbers(results / "demo_evaluation_results.json")
-    run_script("train_probes.py", *common)
-    run_script("evaluate.py", *common, "--baseline-mae", "0.7")
+    in_process("train_probes.py", *common)
+    in_process("evaluate.py", *common, "--baseline-mae", "0.7")
     assert _eval_numbers(results / "demo_evaluation_results.json") == before
     pred2 = np.load(results / "predictions" / "demo_minilm_mlp_test.npz", allow_pickle=False)
     np.testing.assert_array_equal(pred["y_pred"], pred2["y_pred"])

@@ -1,12 +1,14 @@
 """generate_report.py: the docx holds the JSON results' numbers, embeds the figures and copes with missing inputs."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import docx
 import pytest
 from PIL import Image
 
-from conftest import markdown_tables, run_script, write_config
+from conftest import REPO, in_process, markdown_tables, write_config
 from records import (mean_predictor, paired, screening_threshold, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
                      model_entry, score_evaluation, score_probe, trained_probe, training_summary)
 
@@ -147,7 +149,7 @@ def results(tmp_path):
 
 
 def report(cfg, out, *extra):
-    proc = run_script("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, *extra)
+    proc = in_process("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, *extra)
     assert f"report: {out}" in proc.stdout
     return docx.Document(str(out))
 
@@ -283,7 +285,7 @@ def test_the_comparison_markdown_and_the_word_report_are_one_document(results, t
     """Both files come from the same table specs: every table the markdown holds is in the Word report with the
     same caption and the same cells (the input-file list aside: each names what it was built from)."""
     cfg, res = results
-    run_script("compare_results.py", "--config", cfg, "--dataset", "toy")
+    in_process("compare_results.py", "--config", cfg, "--dataset", "toy")
     md = (res / "toy_comparison_report.md").read_text(encoding="utf-8")
     doc = report(cfg, tmp_path / "r.docx")
     word = {}
@@ -336,7 +338,7 @@ def test_no_baseline_and_no_bge(tmp_path):
 def test_missing_evaluation_exits_2_with_one_line(tmp_path):
     cfg = write_config(tmp_path, MODELS)
     out = tmp_path / "r.docx"
-    proc = run_script("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, check=False)
+    proc = in_process("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: evaluation results") and "evaluate.py" in lines[0]
@@ -417,3 +419,23 @@ def test_inputs_of_another_evaluation_are_left_out_and_named(results, tmp_path):
     rec["evaluation_sha256"] = current   # the current one's are used again
     (res / "toy_comparison.json").write_text(json.dumps(rec))
     assert len(report(cfg, tmp_path / "r2.docx").inline_shapes) == 1   # its screening curve (the bars repeat a table)
+
+
+HEAVY = ("torch", "sklearn", "lightgbm", "transformers", "sentence_transformers")
+
+
+def test_the_report_and_the_comparison_run_without_torch(results, tmp_path):
+    """Phases 3 (comparison) and 6 (report) at home read JSON and draw: they import neither torch nor the probes'
+    libraries, so they start fast and run where those are not installed. `-X importtime` lists every module a
+    process imports: here a whole comparison and report on complete inputs (what --help imports and more)."""
+    cfg, res = results
+    for script, extra in (("compare_results.py", ["--config", cfg, "--dataset", "toy"]),
+                          ("generate_report.py", ["--config", cfg, "--dataset", "toy", "--output", tmp_path / "r.docx"])):
+        proc = subprocess.run([sys.executable, "-X", "importtime", str(REPO / script), *map(str, extra)], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "study.config" in imported, script   # the listing is there ...
+        assert not {m for m in imported if m.split(".")[0] in HEAVY}, (script, extra)   # ... without them
+    assert (tmp_path / "r.docx").is_file()

@@ -1,16 +1,17 @@
-"""run_all.py: phases in order, stop at the first failure, and the offline demo end to end."""
+"""run_all.py: phases in order, stop at the first failure, and the offline demo end to end.
+
+The demo runs as the README's quickstart does (a process, each phase a process of its own); the other runs call
+run_all's main() in this process with its phases in this process too (conftest `phases_in_process`)."""
 import json
 
 import docx
 import pytest
 
-from conftest import run_script, write_config
-
-pytestmark = pytest.mark.slow   # runs whole phases or the demo end to end (pytest.ini)
+from conftest import in_process, run_script, write_config
 
 
-def test_stops_at_the_first_failing_phase(tiny_config, tmp_path):
-    proc = run_script("run_all.py", "--config", tiny_config, "--dataset", "nowhere", "--data-dir",
+def test_stops_at_the_first_failing_phase(tiny_config, tmp_path, phases_in_process):
+    proc = in_process("run_all", "--config", tiny_config, "--dataset", "nowhere", "--data-dir",
                       tmp_path / "no_such_folder", check=False)
     assert proc.returncode == 2
     assert "phase 1 of 6, step 1/7 of this run: embed_articles.py" in proc.stdout and "step 2/7" not in proc.stdout
@@ -19,7 +20,9 @@ def test_stops_at_the_first_failing_phase(tiny_config, tmp_path):
     assert not (tmp_path / "results" / "nowhere_report.docx").exists()
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, tiny_model):
+    """The README's quickstart as a user runs it: run_all.py a process, each phase a process of its own."""
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16,
                                            "note": "English-only stand-in for the tests"}})
@@ -50,7 +53,8 @@ def test_demo_end_to_end(tmp_path, tiny_model):
     assert len(doc.inline_shapes) >= 3  # comparison charts, error figures, quality vs speed
 
 
-def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tiny_model):
+@pytest.mark.slow
+def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tiny_model, phases_in_process):
     """Phases 1-6 for datasets 'demo' and 'demo_ds' into one results/: each report embeds only its own figures."""
     import hashlib
 
@@ -62,7 +66,7 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
     dirs = [write_demo_dataset(tmp_path / "data" / name, n_train=80, n_val=30, n_test=40, seed=seed)
             for seed, name in enumerate(names)]
     # one run over both datasets and a missing one: --keep-going finishes the others, then exits 1
-    proc = run_script("run_all.py", "--config", cfg, "--data-dirs", *dirs, tmp_path / "data" / "gone",
+    proc = in_process("run_all", "--config", cfg, "--data-dirs", *dirs, tmp_path / "data" / "gone",
                       "--skip", "benchmark", "--keep-going", check=False)
     assert proc.returncode == 1
     assert "failed: gone: embed_articles.py exit code 2: error: dataset folder not found" in proc.stderr
@@ -79,7 +83,7 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
     assert "=== phase 1 of 6, step 1/6 of this run: embed_articles.py" in log and "=== generate_report.py done in" in log
     assert "\r" not in log and log.count("tiny train:") <= 11     # a progress bar: a line per 10% at most
     # --from: phases 1-2 are not run again
-    again = run_script("run_all.py", "--config", cfg, "--data-dir", dirs[0], "--from", "evaluate", "--skip",
+    again = in_process("run_all", "--config", cfg, "--data-dir", dirs[0], "--from", "evaluate", "--skip",
                        "benchmark", "errors", "report")
     assert "phase 3 of 6, step 1/2 of this run: evaluate.py" in again.stdout and "embed_articles.py" not in again.stdout
     sha = lambda blob: hashlib.sha256(blob).hexdigest()  # noqa: E731
@@ -102,12 +106,14 @@ def test_two_datasets_sharing_a_name_prefix_keep_their_own_figures(tmp_path, tin
         assert embedded and embedded <= recorded[name] and not embedded & recorded[other], name
 
 
-def test_keep_going_leaves_a_failing_model_out_and_finishes_the_others(tmp_path, tiny_model, demo_dir):
+@pytest.mark.slow
+def test_keep_going_leaves_a_failing_model_out_and_finishes_the_others(tmp_path, tiny_model, demo_dir,
+                                                                       phases_in_process):
     cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
                                            "dimensions": 32, "max_tokens": 64, "batch_size": 16},
                                   "broken": {"source": "sentence-transformers", "model_name": "org/not-a-model",
                                              "dimensions": 32, "max_tokens": 64}})
-    proc = run_script("run_all.py", "--config", cfg, "--data-dir", demo_dir, "--keep-going", "--skip", "benchmark",
+    proc = in_process("run_all", "--config", cfg, "--data-dir", demo_dir, "--keep-going", "--skip", "benchmark",
                       "errors", check=False)
     assert proc.returncode == 1
     failed = [line for line in proc.stderr.splitlines() if line.startswith("failed: ")]

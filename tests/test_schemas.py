@@ -14,10 +14,9 @@ CONSUMERS = ["compare_results", "analyze_error_distribution", "generate_report",
 
 
 @pytest.fixture
-def evaluated(workspace):
-    """A workspace with a real evaluation JSON (evaluate.py on the prepared demo dataset)."""
-    cfg, demo_dir = workspace
-    assert call("evaluate", "--config", cfg, "--data-dir", demo_dir) == 0
+def evaluated(score_study_copy):
+    """A copy of the session's score study with its real evaluation JSON (evaluate.py on the demo dataset)."""
+    cfg, demo_dir, _ = score_study_copy
     return cfg, demo_dir, load_config(cfg).results_path / "demo_ds_evaluation_results.json"
 
 

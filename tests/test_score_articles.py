@@ -10,38 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import call, snapshot, write_config
+from conftest import VARIANTS, call, snapshot
 from study import paths, scoring
 from study.artifacts import load_pickle, read_npz
-from study.demo import write_demo_dataset, write_demo_yes_no
 
-TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
-VARIANTS = ("tiny", "tiny-t16", "tiny-c16", "tiny-t16+tiny-c16")   # truncated, -t<N>, -c<N>, a+b
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory, tiny_model):
-    """The demo embedded with every variant kind, the three score probes trained on each, evaluated."""
-    root = tmp_path_factory.mktemp("score_study")
-    demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
-    cfg = write_config(root, {"tiny": {**TINY, "model_name": str(tiny_model)}}, chunking={"overlap": 4, "max_windows": 3})
-    common = ["--config", cfg, "--data-dir", demo]
-    assert call("embed_articles", *common, "--models", "tiny", "tiny-t16", "tiny-t16+tiny-c16", "--chunks") == 0
-    assert call("train_probes", *common, "--models", *VARIANTS) == 0
-    assert call("evaluate", *common, "--models", *VARIANTS) == 0
-    return cfg, demo, root
-
-
-@pytest.fixture(scope="module")
-def yes_no(tmp_path_factory, tiny_model):
-    root = tmp_path_factory.mktemp("score_yes_no")
-    data = write_demo_yes_no(root / "demo_yes_no", n_train=120, n_val=50, n_test=60)
-    cfg = write_config(root, {"tiny": {**TINY, "model_name": str(tiny_model)}})
-    common = ["--config", cfg, "--data-dir", data]
-    assert call("embed_articles", *common) == 0
-    assert call("train_probes", *common) == 0
-    assert call("evaluate", *common) == 0
-    return cfg, data, root
 
 
 def _lines(path):
@@ -53,8 +25,8 @@ def _predictions(root, dataset, variant, kind):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
-    cfg, demo, root = study
+def test_scores_and_routes_reproduce_phase_3_on_test(score_study, variant, tmp_path):
+    cfg, demo, root = score_study
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     shares = []
     for kind in ("ridge", "mlp", "lightgbm"):
@@ -89,8 +61,8 @@ def test_scores_and_routes_reproduce_phase_3_on_test(study, variant, tmp_path):
         assert any(0 < x < 1 for x in shares), shares   # the routing was a real decision on this data
 
 
-def test_yes_no_probes_reproduce_phase_3(yes_no, tmp_path, capsys):
-    cfg, data, root = yes_no
+def test_yes_no_probes_reproduce_phase_3(yes_no_study, tmp_path, capsys):
+    cfg, data, root = yes_no_study
     ev = json.loads((root / "results" / "demo_yes_no_evaluation_results.json").read_text())
     for kind, given in itertools.product(("logistic", "mlp", "lightgbm"), ("--probe", "--stage1")):
         pred = _predictions(root, "demo_yes_no", "tiny", kind)
@@ -126,8 +98,8 @@ def _many(demo, folder, copies=4):
     return path
 
 
-def test_a_killed_run_resumes_from_its_last_checkpoint_and_gives_the_same_bytes(study, tmp_path, monkeypatch, capsys):
-    cfg, demo, root = study
+def test_a_killed_run_resumes_from_its_last_checkpoint_and_gives_the_same_bytes(score_study, tmp_path, monkeypatch, capsys):
+    cfg, demo, root = score_study
     data = _many(demo, tmp_path)
     probe = root / "results" / "demo_ds_tiny-t16+tiny-c16_mlp.pkl"
     args = ["--config", cfg, "--probe", probe, "--input", data, "--chunk", "50", "--rule", "plug-in"]
@@ -177,8 +149,8 @@ def _bad(tmp_path, demo, line):
 
 
 @pytest.mark.parametrize("case", ["no_text", "duplicate_id", "no_id", "checksum", "unloadable_model", "revision"])
-def test_bad_input_is_one_error_line_and_nothing_written(study, tmp_path, case, capsys):
-    cfg, demo, root = study
+def test_bad_input_is_one_error_line_and_nothing_written(score_study, tmp_path, case, capsys):
+    cfg, demo, root = score_study
     probe = root / "results" / "demo_ds_tiny_ridge.pkl"
     first = json.loads((demo / "test.jsonl").read_text().splitlines()[0])
     data, extra = demo / "test.jsonl", []
@@ -227,9 +199,9 @@ def test_bad_input_is_one_error_line_and_nothing_written(study, tmp_path, case, 
         assert np.abs(got - pred["y_pred"]).max() <= 1e-5
 
 
-def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(study, tmp_path, capsys):
+def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(score_study, tmp_path, capsys):
     """Default rule: the guaranteed threshold phase 3 recorded; a target validation cannot certify is refused."""
-    cfg, demo, root = study
+    cfg, demo, root = score_study
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     pred = _predictions(root, "demo_ds", "tiny", "ridge")
     w = np.array([ev["screening_setup"]["weights"][str(d)] for d in pred["dimension_names"]])
@@ -253,8 +225,8 @@ def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(study,
     assert False in outcomes   # the demo's few medium+ validation articles cannot certify 99%
 
 
-def test_a_recall_target_phase_3_did_not_choose_is_refused(study, tmp_path, capsys):
-    cfg, demo, root = study
+def test_a_recall_target_phase_3_did_not_choose_is_refused(score_study, tmp_path, capsys):
+    cfg, demo, root = score_study
     out = tmp_path / "s.jsonl"
     assert call("score_articles", "--config", cfg, "--probe", root / "results" / "demo_ds_tiny_ridge.pkl",
                 "--input", demo / "test.jsonl", "--output", out, "--recall", "0.9") == 2
@@ -291,10 +263,10 @@ print(json.dumps({k: b[k] for k in ("format", "task", "variant", "probe_kind", "
 """
 
 
-def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(study, tmp_path, capsys):
+def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(score_study, tmp_path, capsys):
     """Phase 3's bundle holds the probe and what phase 3 chose for it: scored from a folder holding nothing else
     it gives the bytes of the probe file + evaluation JSON; a bare pickle.load, without `study`, reads it all."""
-    cfg, demo, root = study
+    cfg, demo, root = score_study
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     variant, kind = "tiny-t16+tiny-c16", "lightgbm"
     name = f"demo_ds_stage1_{variant}_{kind}.pkl"
@@ -340,8 +312,8 @@ def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(study, tm
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(study):
-    cfg, demo, root = study
+def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(score_study):
+    cfg, demo, root = score_study
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     for variant, model in ev["models"].items():
         for kind in model["probes"]:
@@ -355,11 +327,11 @@ def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(study):
             assert pickle.dumps(b["probe"]) == pickle.dumps(load_pickle(probe_file))   # the probe file's bundle as it is
 
 
-def test_padding_free_batches_give_phase_3s_scores(study, tmp_path, monkeypatch):
+def test_padding_free_batches_give_phase_3s_scores(score_study, tmp_path, monkeypatch):
     """--packed (the tiny BERT laid end to end, per-sequence attention on CPU) reproduces the padded phase 3."""
     import study.embedders as E
 
-    cfg, demo, root = study
+    cfg, demo, root = score_study
     calls, real = [], E.varlen_attention
     monkeypatch.setattr(E, "varlen_attention", lambda *a: calls.append(a[0].shape) or real(*a))
     pred = _predictions(root, "demo_ds", "tiny-c16", "mlp")

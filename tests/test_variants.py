@@ -136,18 +136,13 @@ def test_variant_names_and_their_errors(tmp_path, tiny_model):
 
 
 @pytest.fixture
-def chunked(workspace, tmp_path, tiny_model):
-    """The workspace with windows of 16 tokens (overlap 4, at most 3): tiny-t16, tiny-c16 and tiny-t16+tiny-c16
-    embedded, ridge probes trained and evaluated."""
-    _, demo = workspace
-    cfg = write_config(tmp_path, {"tiny": {**TINY, "model_name": str(tiny_model)}},
-                       chunking={"overlap": 4, "max_windows": 3})
-    common = ["--config", cfg, "--data-dir", demo]
-    assert call("embed_articles", *common, "--models", "tiny-t16", "tiny-t16+tiny-c16", "--chunks") == 0
+def chunked(score_study_copy):
+    """A copy of the session's score study (windows of 16 tokens, overlap 4, at most 3) evaluated again on
+    tiny-t16, tiny-c16 and tiny-t16+tiny-c16 with their ridge probes only."""
+    cfg, demo, root = score_study_copy
     models = ["tiny-t16", "tiny-c16", "tiny-t16+tiny-c16"]
-    assert call("train_probes", *common, "--models", *models, "--probes", "ridge") == 0
-    assert call("evaluate", *common, "--models", *models, "--probes", "ridge") == 0
-    return cfg, demo, tmp_path
+    assert call("evaluate", "--config", cfg, "--data-dir", demo, "--models", *models, "--probes", "ridge") == 0
+    return cfg, demo, root
 
 
 def test_chunked_and_paired_variants_through_evaluation(chunked):
@@ -188,7 +183,7 @@ def test_chunked_and_paired_variants_through_evaluation(chunked):
     assert [r["max_tokens"] for r in recipe["concatenation"]] == [16, 16] and "chunks" in recipe["concatenation"][1]
 
 
-def test_the_report_shows_the_sections_only_with_results(chunked, workspace):
+def test_the_report_shows_the_sections_only_with_results(chunked):
     cfg, demo, root = chunked
     common = ["--config", cfg, "--data-dir", demo]
     out = root / "with.docx"
