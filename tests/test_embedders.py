@@ -158,6 +158,7 @@ def test_out_of_memory_halves_the_batch_and_retries(tiny):
     assert sum(1 for c in flaky.calls if c > 400) == stats.oom_retries  # each OOM cost one failed call
 
 
+@pytest.mark.slow
 def test_two_devices_give_the_same_embeddings_as_one(tiny, tiny_model):
     texts = _texts(30, seed=5)
     one, c1, _ = embed_texts(tiny, texts, max_tokens=64, batch_size=4)
@@ -167,6 +168,7 @@ def test_two_devices_give_the_same_embeddings_as_one(tiny, tiny_model):
     assert (c1 == c2).all() and stats.devices == ["cpu", "cpu"]
 
 
+@pytest.mark.slow
 def test_bf16_keeps_real_embeddings_close_to_fp32(real_model):
     """Quality guard on the real all-MiniLM-L6-v2: half precision keeps cosine >= 0.999."""
     texts = [t for t in _texts(48, seed=11) if t]

@@ -93,6 +93,7 @@ def test_packed_transformers_encoder_gives_the_padded_embeddings(tmp_path, kind)
     np.testing.assert_allclose(packed, padded, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_packed_real_minilm_matches_padded_in_bf16_within_the_half_precision_tolerance(real_model):
     texts = [t * 4 for t in _texts(24, seed=3)]
     fp32 = load_encoder("sentence-transformers", str(real_model), torch.device("cpu"), "float32")

@@ -198,6 +198,7 @@ def test_one_seed_is_exactly_the_single_seed_probe(kind, data):
     assert seed_record(_probe("ridge").fit(Xtr, Ytr, Xv, Yv))["stochastic"] is False
 
 
+@pytest.mark.slow
 def test_seeds_fitted_in_worker_processes_are_reproducible(data, monkeypatch):
     """Large inputs fit the seeds in parallel workers (one thread each on 2 cores): the same seeds give the same
     bytes twice, and the same probe as fitting them one after another, up to the threads' rounding."""
