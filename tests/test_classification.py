@@ -7,7 +7,7 @@ import pytest
 import yaml
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from conftest import call, write_config
+from conftest import TINY, call, write_config
 from study import paths
 from study.artifacts import load_pickle
 from study.config import load_config
@@ -135,7 +135,6 @@ def test_config_schema_says_what_a_classification_dataset_needs(tmp_path, tiny_m
         load_config(write_config(tmp_path / "c", model, datasets={"r": {"path": "r", "dimensions": 2}}))
 
 
-TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
 
 
 def docx_text(path) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import call, write_config
+from conftest import TINY, call, write_config
 from study import paths
 from study.artifacts import load_pickle
 from study.config import load_config
@@ -16,7 +16,6 @@ from study.metrics import binary_scores, bootstrap_statistic
 from study.probes import best_f1_threshold, probe_from_bundle
 from study.verdicts import verdict
 
-TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
 
 
 def _cache(cfg, ds, split):

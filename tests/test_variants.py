@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import call, write_config
+from conftest import TINY, call, write_config
 from records import as_model, model_entry, paired, score_evaluation, score_probe
 from study.artifacts import read_npz, save_npz
 from study.config import load_config
@@ -16,7 +16,6 @@ from study.embedders import average_windows, embed_texts, encode_batches, load_e
 from study import findings
 from study.errors import StudyError
 
-TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
