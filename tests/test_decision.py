@@ -82,5 +82,5 @@ def test_a_setting_missing_from_an_older_record_falls_back_to_the_config_default
     # page 1's screening row reads the same fallback: 120 test articles, 20 of them below medium
     for least, judged in ((25, False), (15, True)):
         monkeypatch.setattr(Config.model_fields["min_group_articles"], "default", least)
-        answer = decision.score_rows(older, None)[-1].answer
+        answer = next(r.answer for r in decision.score_rows(older, None) if r.evidence == "screening")
         assert ("only 20 of 120 test articles below medium" not in answer) is judged, (least, answer)
