@@ -6,6 +6,8 @@ import sys
 import textwrap
 from types import SimpleNamespace
 
+import pytest
+
 from conftest import call, write_config
 from study import runner
 
@@ -49,6 +51,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_result_lines_are_never_glued_to_a_progress_bar_and_come_when_printed(tmp_path, monkeypatch):
     term = Terminal()
     monkeypatch.setattr(sys, "stdout", term.stream())

@@ -136,6 +136,7 @@ def test_artifacts_follow_the_umask_and_stale_temps_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.json.running.tmp", "a.json"]
 
 
+@pytest.mark.slow
 def test_concurrent_merges_keep_every_entry(tmp_path):
     target = tmp_path / "summary.json"
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from study.artifacts import merge_json\n"
@@ -274,6 +275,7 @@ def test_a_full_disk_or_read_only_folder_is_one_line(where, err, tmp_path, works
     assert not list((tmp_path / "results").rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_starting_is_a_quiet_exit_130():
     code = "import os, signal, time, study; os.kill(os.getpid(), signal.SIGINT); time.sleep(5)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

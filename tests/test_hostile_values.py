@@ -147,6 +147,7 @@ def test_derive_yes_no_rewrites_its_own_output(tmp_path, scored, capsys):
     assert "is >= 6" in (tmp_path / "out" / "dataset.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_the_report_is_one_line(tmp_path, workspace):
     """The file-size limit stands in for a full disk: the write fails part way (EFBIG), as ENOSPC would."""
     import subprocess

@@ -167,6 +167,7 @@ def overlaps(a, b) -> bool:
     return a.x0 < b.x1 - 1 and b.x0 < a.x1 - 1 and a.y0 < b.y1 - 1 and b.y0 < a.y1 - 1
 
 
+@pytest.mark.slow
 def test_no_legend_covers_an_axes_in_any_figure(tmp_path, drawn):
     for fn, args, kwargs in every_figure(tmp_path):
         fig = drawn() if fn(*args, **kwargs) else None

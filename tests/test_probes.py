@@ -113,6 +113,7 @@ def readme_snippet() -> str:
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
+@pytest.mark.slow
 def test_every_probe_kind_loads_in_a_process_that_cannot_import_the_project(tmp_path, data):
     Xtr, Ytr, Xv, Yv, Xte, _ = data
     serving = tmp_path / "serving"

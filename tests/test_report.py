@@ -424,6 +424,7 @@ def test_inputs_of_another_evaluation_are_left_out_and_named(results, tmp_path):
 HEAVY = ("torch", "sklearn", "lightgbm", "transformers", "sentence_transformers")
 
 
+@pytest.mark.slow
 def test_the_report_and_the_comparison_run_without_torch(results, tmp_path):
     """Phases 3 (comparison) and 6 (report) at home read JSON and draw: they import neither torch nor the probes'
     libraries, so they start fast and run where those are not installed. `-X importtime` lists every module a

@@ -263,6 +263,7 @@ print(json.dumps({k: b[k] for k in ("format", "task", "variant", "probe_kind", "
 """
 
 
+@pytest.mark.slow
 def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(score_study, tmp_path, capsys):
     """Phase 3's bundle holds the probe and what phase 3 chose for it: scored from a folder holding nothing else
     it gives the bytes of the probe file + evaluation JSON; a bare pickle.load, without `study`, reads it all."""

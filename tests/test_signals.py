@@ -54,6 +54,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_run_all_stops_its_phase_first(tmp_path, signum):
     phase = tmp_path / "phase.py"

@@ -56,6 +56,7 @@ def _config_with(tmp_path, edit) -> "Path":
     return path
 
 
+@pytest.mark.slow
 def test_the_alias_bomb_in_config_yaml_under_a_memory_cap_is_one_line(tmp_path):
     """Run as a user would, with 1 GB of address space: no MemoryError, no traceback, well under a minute."""
     cfg = tmp_path / "config.yaml"
