@@ -13,7 +13,8 @@ A yes/no dataset (task: classification, README "Yes/no datasets") gets logistic 
 chosen on validation log-loss), the MLP with a binary cross-entropy loss and LightGBM binary,
 each with the threshold on P(yes) that maximises F1 on validation.
 The MLP and LightGBM are fitted with config `probe_seeds` seeds (random_seed, +1, ...; the demo's
-datasets `demo.probe_seeds`), in parallel worker processes when the inputs are large, and saved as
+datasets `demo.probe_seeds`), together (the MLP's seeds as one batched network, on CUDA when present; LightGBM's
+on inputs binned once, in worker processes when they are large), and saved as
 their ensemble (the mean of the members' predictions); ridge and logistic regression are fitted once.
 Each member's validation score is recorded under `seeds`. A degenerate choice (a ridge alpha or
 logistic C at the edge of its grid, a LightGBM dimension stopped after 1 round) prints a `warning:`
@@ -63,8 +64,9 @@ def main():
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
     cli.add_train_languages(parser)
-    parser.add_argument("--mlp-device", default="cpu", type=cli.device,
-                        help="device of the MLP, the only probe that can use a GPU (default cpu: bit-reproducible)")
+    parser.add_argument("--mlp-device", default="auto", type=cli.device,
+                        help="device of the MLP, the only probe that can use a GPU (default auto: CUDA when present, "
+                             "else the CPU, where it is bit-reproducible)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)

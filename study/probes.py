@@ -22,8 +22,8 @@ to metadata["score_range"]:
 
 The stochastic probes (MLP, LightGBM; scores and yes/no) are seed ensembles (`SeedEnsemble`,
 `SeedEnsembleClassifier`): `n_seeds` members fitted alike with the seeds random_state,
-random_state + 1, ... (`member_seeds`; in parallel worker processes where cores allow), each
-exactly the single-seed probe of that seed; the probe predicts the mean of its members' clipped
+random_state + 1, ... (`member_seeds`), fitted together (`fit_members`: the MLP's as one batched network,
+LightGBM's on binned datasets built once), each exactly the single-seed probe of that seed; the probe predicts the mean of its members' clipped
 scores (yes/no: their mean P(yes), with a threshold chosen on the mean). Their bundle lists the
 members under `members` (each what one fitted probe holds: `state_dict`, or `boosters` +
 `best_iterations`, or `booster` + `best_iteration`), their `seeds`, and the MLP's shared
@@ -31,7 +31,6 @@ members under `members` (each what one fitted probe holds: `state_dict`, or `boo
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import time
@@ -216,6 +215,9 @@ class _Member:
     def _bundle_state(self) -> dict:
         return _members_state([self], [int(self.random_state)])
 
+    def _fit(self, X, Y, X_val, Y_val):
+        self._fit_together([self], X, Y, X_val, Y_val)
+
 
 def _members_state(members: list, seeds: list[int]) -> dict:
     """A seed ensemble's bundle entries: what every member holds alike (the MLP's model_config) once, `seeds`, and
@@ -259,45 +261,130 @@ class _MLPBundle:
         self.network_ = net.eval()
 
 
-def fit_mlp(est, X, T, X_val, *, bias, loss_fn, val_score) -> None:
-    """Train `est`'s MLPNet (its model_config) with Adam on (X, targets T) in seeded mini-batches, the last
-    bias set to `bias` first; stop early on `val_score(net, validation tensor)` (lower is better) after
-    `est.patience` epochs without progress and restore the best epoch. Sets est.network_ (on the CPU),
-    history_ (the validation score of each epoch), best_epoch_ and epochs_run_."""
+class StackedMLP(torch.nn.Module):
+    """Several MLPNets of one layout side by side, trained as one network: layer l's weights as one (S, in, out)
+    tensor and its biases as (S, 1, out), so a step of S members is one batched matmul per layer (`torch.baddbmm`)
+    instead of S networks' steps. Member m computes exactly its own MLPNet's function (x @ W.T + b, ReLU, dropout
+    from the masks given); the members share nothing but the tensors they are stored in."""
+
+    def __init__(self, nets: list[MLPNet]):
+        super().__init__()
+        layers = [i for i, m in enumerate(nets[0].network) if isinstance(m, torch.nn.Linear)]
+        self.layers = layers
+        self.weights = torch.nn.ParameterList(
+            [torch.stack([n.network[i].weight.detach().T for n in nets]).contiguous() for i in layers])
+        self.biases = torch.nn.ParameterList(
+            [torch.stack([n.network[i].bias.detach()[None] for n in nets]).contiguous() for i in layers])
+
+    def forward(self, x, masks=None):
+        """x (S, rows, in) -> (S, rows, out); `masks`: per hidden layer (S, rows, width), the dropout masks already
+        scaled by 1 / (1 - p) (training), or None (evaluation: no dropout)."""
+        last = len(self.weights) - 1
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)
+            if k < last:
+                x = torch.relu(x)
+                if masks is not None:
+                    x = x * masks[k]
+        return x
+
+    def keep(self, rows: list[int], opt: torch.optim.Adam) -> torch.optim.Adam:
+        """Keep only the members at `rows` (the others stopped early), their Adam moments with them; returns the
+        optimiser of the smaller network (Adam is elementwise, so a member's steps do not change)."""
+        index = torch.as_tensor(rows, device=self.weights[0].device)
+        new_opt = None
+        moved = []
+        for plist in (self.weights, self.biases):
+            for j, p in enumerate(plist):
+                state = opt.state.get(p, {})
+                q = torch.nn.Parameter(p.detach().index_select(0, index).contiguous())
+                plist[j] = q
+                moved.append((q, state))
+        new_opt = torch.optim.Adam(self.parameters(), **{k: opt.defaults[k] for k in ("lr", "betas", "eps", "weight_decay")})
+        for q, state in moved:
+            if state:
+                new_opt.state[q] = {k: (v.index_select(0, index) if torch.is_tensor(v) and v.dim() else v.clone()
+                                        if torch.is_tensor(v) else v) for k, v in state.items()}
+        return new_opt
+
+    def member_state(self, m: int) -> dict:
+        """Member m's MLPNet state_dict (keys network.<i>.weight|bias) as CPU tensors."""
+        out = {}
+        for i, w, b in zip(self.layers, self.weights, self.biases):
+            out[f"network.{i}.weight"] = w[m].detach().T.contiguous().cpu().clone()
+            out[f"network.{i}.bias"] = b[m, 0].detach().cpu().clone()
+        return out
+
+
+def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score) -> None:
+    """Train the MLPNets of `members` (estimators alike but for `random_state`) together as one StackedMLP with Adam
+    on (X, targets T) in mini-batches, each member's last bias set to `bias` first; each member stops early on its
+    own `val_score(its validation predictions)` (lower is better) after `patience` epochs without progress, leaves
+    the batch, and gets its best epoch back. What a member sees comes from its seed alone: its initial weights
+    (torch.manual_seed(seed), then MLPNet), and from torch.Generator(seed) its data order (a permutation an epoch)
+    and its dropout masks (drawn an epoch at a time after the permutation); its loss is its own mean over its
+    batch. So a member trained beside others is the member trained alone (`members` of one), up to the float
+    rounding of the batched matmul. Sets on each member network_ (on the CPU), history_ (its validation score
+    per epoch), best_epoch_ and epochs_run_."""
+    est = members[0]
     device = torch.device(est.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(est.random_state)
-        net = MLPNet(**est.model_config).to(device)
+    nets = []
+    for m in members:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(m.random_state)
+            nets.append(MLPNet(**est.model_config))
+    net = StackedMLP(nets).to(device)
+    with torch.no_grad():
+        net.biases[-1].copy_(torch.as_tensor(bias, dtype=torch.float32, device=device).reshape(1, 1, -1)
+                             .expand_as(net.biases[-1]))
+    gens = [torch.Generator().manual_seed(m.random_state) for m in members]
+    opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate, weight_decay=est.weight_decay)
+    Xt, Tt = torch.from_numpy(X).to(device), torch.from_numpy(T).to(device)
+    Xv = torch.from_numpy(X_val).to(device)
+    n, widths, p = len(Xt), list(est.hidden_sizes), float(est.dropout)
+    active = list(range(len(members)))   # members still training, in the order of the network's rows
+    best, bad, best_state = [np.inf] * len(members), [0] * len(members), [None] * len(members)
+    for m in members:
+        m.history_ = []
+    for epoch in range(1, est.epochs + 1):
+        perms = torch.stack([torch.randperm(n, generator=gens[a]) for a in active]).to(device)
+        masks = None
+        if p > 0:
+            masks = [torch.stack([torch.empty(n, w).bernoulli_(1 - p, generator=gens[a]) for a in active])
+                     .mul_(1 / (1 - p)).to(device) for w in widths]
+        for start in range(0, n, est.batch_size):
+            idx = perms[:, start:start + est.batch_size]
+            out = net(Xt[idx], None if masks is None else [mk[:, start:start + est.batch_size] for mk in masks])
+            loss = loss_fn(out, Tt[idx], reduction="none").flatten(1).mean(1).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         with torch.no_grad():
-            net.network[-1].bias.copy_(torch.as_tensor(bias, device=device))
-        gen = torch.Generator().manual_seed(est.random_state)
-        opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate, weight_decay=est.weight_decay)
-        Xt, Tt = torch.from_numpy(X).to(device), torch.from_numpy(T).to(device)
-        Xv = torch.from_numpy(X_val).to(device)
-        best, best_state, bad = np.inf, None, 0
-        est.history_ = []
-        for epoch in range(1, est.epochs + 1):
-            net.train()
-            for idx in torch.randperm(len(Xt), generator=gen).split(est.batch_size):
-                idx = idx.to(device)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net(Xt[idx]), Tt[idx])
-                loss.backward()
-                opt.step()
-            net.eval()
-            with torch.no_grad():
-                score = val_score(net, Xv)
-            est.history_.append(score)
-            if score < best:
-                best, bad, est.best_epoch_ = score, 0, epoch
-                best_state = copy.deepcopy(net.state_dict())
+            pred = net(Xv.unsqueeze(0).expand(len(active), -1, -1))
+        stopped = []
+        for row, a in enumerate(active):
+            score = val_score(pred[row])
+            members[a].history_.append(score)
+            if score < best[a]:
+                best[a], bad[a], members[a].best_epoch_ = score, 0, epoch
+                best_state[a] = net.member_state(row)
             else:
-                bad += 1
-                if bad >= est.patience:
-                    break
-        est.epochs_run_ = epoch
-    net.load_state_dict(best_state)
-    est.network_ = net.cpu().eval()
+                bad[a] += 1
+                if bad[a] >= est.patience:
+                    stopped.append(row)
+                    members[a].epochs_run_ = epoch
+        if stopped:
+            rows = [r for r in range(len(active)) if r not in stopped]
+            active = [active[r] for r in rows]
+            if not active:
+                break
+            opt = net.keep(rows, opt)
+    for a in active:
+        members[a].epochs_run_ = epoch
+    for m, state in zip(members, best_state):
+        single = MLPNet(**est.model_config)
+        single.load_state_dict(state)
+        m.network_ = single.eval()
 
 
 class MLPProbe(_Member, _MLPBundle, _Probe):
@@ -315,11 +402,11 @@ class MLPProbe(_Member, _MLPBundle, _Probe):
     def _output_dim(self) -> int:
         return self.n_outputs_
 
-    def _fit(self, X, Y, X_val, Y_val):
+    def _fit_together(self, members, X, Y, X_val, Y_val):
         low, high = self.score_range
         loss_fn = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}[self.loss]
-        fit_mlp(self, X, Y, X_val, bias=Y.mean(0), loss_fn=loss_fn,   # start from the mean score, not from 0
-                val_score=lambda net, Xv: _mae(Y_val, net(Xv).clamp(low, high).cpu().numpy()))
+        fit_mlp_members(members, X, Y, X_val, bias=Y.mean(0), loss_fn=loss_fn,   # start from the mean score, not 0
+                        val_score=lambda P: _mae(Y_val, P.clamp(low, high).cpu().numpy()))
 
     def _predict(self, X):
         with torch.no_grad():
@@ -339,10 +426,12 @@ class LightGBMProbe(_Member, _Probe):
         self.score_range = score_range
         self.random_state = random_state
 
-    def _fit(self, X, Y, X_val, Y_val):
-        self.boosters_ = [_boost(self, X, Y[:, d], X_val, Y_val[:, d], defaults={"objective": "regression", "metric": "l1"})
-                          for d in range(Y.shape[1])]
-        self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]
+    def _fit_together(self, members, X, Y, X_val, Y_val):
+        boosters = fit_boosters(self, [m.random_state for m in members], X, Y, X_val, Y_val,
+                                defaults={"objective": "regression", "metric": "l1"})
+        for m, bs in zip(members, boosters):
+            m.boosters_ = bs
+            m.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in bs]
 
     def _predict(self, X):
         return np.column_stack([b.predict(X, num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_)])
@@ -361,21 +450,58 @@ class LightGBMProbe(_Member, _Probe):
         return {"best_iterations": list(self.best_iterations_)}
 
 
-def _boost(est, X, y, X_val, y_val, *, defaults=None, forced=None):
-    """One LightGBM booster of `est` (its `params`, seed and early stopping) on targets `y`, stopping early on
-    the metric of (X_val, y_val); `defaults` give way to `params`, `forced` do not. Deterministic for a seed and
-    a thread count; `n_jobs` <= 0 means the cores this process may use (not the machine's)."""
-    import lightgbm as lgb
+def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, forced=None) -> list[list]:
+    """The LightGBM boosters of `est` (its `params` and early stopping) for each seed and each column of Y, stopping
+    early on the metric of (X_val, Y_val): [[booster of dimension d for d ...] for each seed]. `defaults` give way
+    to `params`, `forced` do not. The binned datasets are built once (per worker) and reused for every dimension
+    and seed, only the labels changing: the same boosters as binning anew for each, since with fewer rows than
+    `bin_construct_sample_cnt` (200,000) the bins do not depend on the seed (above it they come from one sample of
+    rows, `data_random_seed`, for all seeds). With (rows x features) x boosters of at least PARALLEL_MIN_VALUES
+    and several cores, the boosters are shared out over min(boosters, cores) worker processes of cores // workers
+    threads each (never more threads than cores); else fitted here on every core. Deterministic for a seed list
+    and a thread count; `n_jobs` <= 0 means the cores this process may use (not the machine's)."""
+    jobs = [(k, d) for k in range(len(seeds)) for d in range(Y.shape[1])]
+    cores = available_cores()
+    workers = min(len(jobs), cores)
+    Y, Y_val = np.asarray(Y, np.float32), np.asarray(Y_val, np.float32)
+    if workers <= 1 or X.size * len(jobs) < PARALLEL_MIN_VALUES:
+        done = _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, None)
+    else:
+        from joblib import Parallel, delayed
 
+        threads = max(1, cores // workers)
+        shares = [jobs[w::workers] for w in range(workers)]   # dealt round-robin: long and short fits mix
+        parts = Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
+            delayed(_boost_jobs)(est, seeds, share, X, Y, X_val, Y_val, defaults, forced, threads) for share in shares)
+        done = {key: b for part in parts for key, b in part.items()}
+    return [[done[(k, d)] for d in range(Y.shape[1])] for k in range(len(seeds))]
+
+
+def _boost_params(est, defaults, forced, threads) -> dict:
     params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **(defaults or {}), **(est.params or {}),
-              **(forced or {}), "seed": est.random_state}
-    rounds = int(params.pop("n_estimators", 1000))
+              **(forced or {})}
+    if threads is not None:
+        params["n_jobs"] = threads
     if int(params.get("n_jobs", -1)) <= 0:
         params["n_jobs"] = available_cores()
-    train = lgb.Dataset(X, np.ascontiguousarray(y), free_raw_data=True)
-    valid = lgb.Dataset(X_val, np.ascontiguousarray(y_val), reference=train)
-    return lgb.train(params, train, num_boost_round=rounds, valid_sets=[valid],
-                     callbacks=[lgb.early_stopping(est.early_stopping_rounds, verbose=False)])
+    return params
+
+
+def _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, threads) -> dict:
+    """{(seed index, dimension): booster} for `jobs`, on one pair of binned datasets built here once."""
+    import lightgbm as lgb
+
+    params = _boost_params(est, defaults, forced, threads)
+    rounds = int(params.pop("n_estimators", 1000))
+    train = lgb.Dataset(X, np.zeros(len(X), np.float32), params=dict(params), free_raw_data=False).construct()
+    valid = train.create_valid(X_val, np.zeros(len(X_val), np.float32), params=dict(params)).construct()
+    out = {}
+    for k, d in jobs:
+        train.set_label(np.ascontiguousarray(Y[:, d]))
+        valid.set_label(np.ascontiguousarray(Y_val[:, d]))
+        out[(k, d)] = lgb.train({**params, "seed": seeds[k]}, train, num_boost_round=rounds, valid_sets=[valid],
+                                callbacks=[lgb.early_stopping(est.early_stopping_rounds, verbose=False)])
+    return out
 
 
 # -- yes/no probes (task: classification) ---------------------------------------------------------
@@ -525,11 +651,11 @@ class MLPClassifierProbe(_Member, _MLPBundle, _Classifier):
     def _output_dim(self) -> int:
         return 1
 
-    def _fit(self, X, y, X_val, y_val):
+    def _fit_together(self, members, X, y, X_val, y_val):
         rate = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))   # start from the base rate, not from 50%
-        fit_mlp(self, X, y.reshape(-1, 1), X_val, bias=np.log(rate / (1 - rate)),
-                loss_fn=torch.nn.functional.binary_cross_entropy_with_logits,
-                val_score=lambda net, Xv: _log_loss(y_val, torch.sigmoid(net(Xv)).cpu().numpy().ravel()))
+        fit_mlp_members(members, X, y.reshape(-1, 1), X_val, bias=np.log(rate / (1 - rate)),
+                        loss_fn=torch.nn.functional.binary_cross_entropy_with_logits,
+                        val_score=lambda P: _log_loss(y_val, torch.sigmoid(P).cpu().numpy().ravel()))
 
     def _proba(self, X):
         with torch.no_grad():
@@ -549,9 +675,12 @@ class LightGBMClassifierProbe(_Member, _Classifier):
         self.early_stopping_rounds = early_stopping_rounds
         self.random_state = random_state
 
-    def _fit(self, X, y, X_val, y_val):
-        self.booster_ = _boost(self, X, y, X_val, y_val, forced={"objective": "binary", "metric": "binary_logloss"})
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.current_iteration())
+    def _fit_together(self, members, X, y, X_val, y_val):
+        boosters = fit_boosters(self, [m.random_state for m in members], X, y.reshape(-1, 1), X_val,
+                                y_val.reshape(-1, 1), forced={"objective": "binary", "metric": "binary_logloss"})
+        for m, (b,) in zip(members, boosters):
+            m.booster_ = b
+            m.best_iteration_ = int(b.best_iteration or b.current_iteration())
 
     def _proba(self, X):
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_), dtype=np.float64)
@@ -576,37 +705,23 @@ def member_seeds(seed: int, n: int) -> list[int]:
     return [(int(seed) + k) % (MAX_SEED + 1) for k in range(int(n))]
 
 
-def _fit_member(estimator, seed: int, threads: int | None, fitted: dict, data: tuple):
-    """`estimator` cloned with `seed` and fitted on scaled `data` (X, Y, X_val, Y_val); `fitted`: the attributes its
-    layout needs (n_features_in_, n_outputs_). In a worker process `threads` caps torch and LightGBM threads."""
-    member = clone(estimator).set_params(random_state=seed)
-    for key, value in fitted.items():
-        setattr(member, key, value)
-    if threads is not None:
-        torch.set_num_threads(threads)
-        if hasattr(member, "params"):
-            member.set_params(params={**(member.params or {}), "n_jobs": threads})
-    member._fit(*data)
-    return member
-
-
-PARALLEL_MIN_VALUES = 1_000_000   # training inputs (rows x dims) from which seeds are fitted in worker processes
+PARALLEL_MIN_VALUES = 5_000_000   # training inputs (rows x dims) x boosters from which LightGBM uses worker processes
 
 
 def fit_members(estimator, seeds: list[int], fitted: dict, data: tuple) -> list:
-    """One fitted copy of `estimator` per seed, in the order of `seeds`. With several seeds and cores, the MLP on
-    the CPU and training inputs of at least PARALLEL_MIN_VALUES numbers, in min(seeds, cores) worker processes of
-    cores // workers threads each, so the threads never outnumber the cores (a worker takes seconds to start, more
-    than a small fit lasts); else one after another in this process (one seed: exactly the single-seed probe).
-    Deterministic for a seed list on one machine."""
-    workers = min(len(seeds), available_cores()) if getattr(estimator, "device", "cpu") == "cpu" else 1
-    if workers <= 1 or data[0].size < PARALLEL_MIN_VALUES:
-        return [_fit_member(estimator, s, None, fitted, data) for s in seeds]
-    from joblib import Parallel, delayed
-
-    threads = max(1, available_cores() // workers)
-    return Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
-        delayed(_fit_member)(estimator, s, threads, fitted, data) for s in seeds)
+    """One fitted copy of `estimator` per seed, in the order of `seeds`, fitted together on scaled `data` (X, Y,
+    X_val, Y_val; `fitted`: the attributes its layout needs, n_features_in_, n_outputs_): the MLP seeds as one
+    batched network (`fit_mlp_members`), the LightGBM ones on shared binned datasets (`fit_boosters`, in worker
+    processes where the inputs are large). Each member is what its seed alone gives (one seed: exactly the
+    single-seed probe; the MLP's up to float rounding). Deterministic for a seed list on one machine."""
+    members = []
+    for seed in seeds:
+        member = clone(estimator).set_params(random_state=seed)
+        for key, value in fitted.items():
+            setattr(member, key, value)
+        members.append(member)
+    members[0]._fit_together(members, *data)
+    return members
 
 
 class _SeedEnsemble:

@@ -200,17 +200,77 @@ def test_one_seed_is_exactly_the_single_seed_probe(kind, data):
 
 
 @pytest.mark.slow
-def test_seeds_fitted_in_worker_processes_are_reproducible(data, monkeypatch):
-    """Large inputs fit the seeds in parallel workers (one thread each on 2 cores): the same seeds give the same
-    bytes twice, and the same probe as fitting them one after another, up to the threads' rounding."""
+def test_lightgbm_seeds_fitted_in_worker_processes_are_reproducible_and_the_same(data, monkeypatch):
+    """Large inputs share LightGBM's boosters out over worker processes (one thread each on 2 cores): the same
+    seeds give the same bytes twice, and the same boosters as fitting them here one after another."""
     Xtr, Ytr, Xv, Yv, Xte, _ = data
-    sequential = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    over = {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 40}}
+    sequential = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
     monkeypatch.setattr(probes_module, "PARALLEL_MIN_VALUES", 0)
     monkeypatch.setattr(probes_module, "available_cores", lambda: 2)
-    first = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
-    second = _probe("mlp", n_seeds=2, epochs=3).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    first = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    second = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
     np.testing.assert_array_equal(first, second)
-    np.testing.assert_allclose(first, sequential, atol=1e-3)
+    np.testing.assert_array_equal(first, sequential)
+
+
+def test_lightgbm_bins_once_for_every_dimension_and_seed_and_gives_the_boosters_of_a_fresh_dataset(data, monkeypatch):
+    """One pair of binned datasets for 2 seeds x 3 dimensions (not 6 pairs), and each booster is the one LightGBM
+    gives on a dataset built for it alone, byte for byte."""
+    import lightgbm as lgb
+
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    built = []
+    construct = lgb.Dataset.construct
+    monkeypatch.setattr(lgb.Dataset, "construct", lambda self: (built.append(self), construct(self))[1])
+    over = {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 40}}
+    probe = _probe("lightgbm", n_seeds=2, **over)
+    probe.fit(Xtr, Ytr, Xv, Yv)
+    assert len({id(d) for d in built}) == 2   # the training set and its validation set
+    monkeypatch.setattr(lgb.Dataset, "construct", construct)
+    member, X, Xval = probe.members_[1], probe.scaler_.transform(Xtr), probe.scaler_.transform(Xv)
+    params = {"verbose": -1, "deterministic": True, "force_row_wise": True, "objective": "regression", "metric": "l1",
+              **over["params"], "seed": 43, "n_jobs": probes_module.available_cores()}
+    rounds = params.pop("n_estimators")
+    train = lgb.Dataset(X.astype(np.float32), np.ascontiguousarray(Ytr[:, 2]))
+    alone = lgb.train(params, train, num_boost_round=rounds, valid_sets=[lgb.Dataset(Xval.astype(np.float32), np.ascontiguousarray(Yv[:, 2]),
+                      reference=train)], callbacks=[lgb.early_stopping(probe.estimator.early_stopping_rounds, verbose=False)])
+    assert member.boosters_[2].model_to_string() == alone.model_to_string()
+
+
+def test_mlp_seeds_trained_as_one_network_are_each_the_seed_trained_alone(data):
+    """Members that stop early at different epochs leave the batched network; each member is still exactly the
+    network its seed gives alone (its own init, data order and dropout masks)."""
+    Xtr, Ytr, Xv, Yv, Xte, _ = data
+    over = {"epochs": 40, "patience": 2, "learning_rate": 0.01}
+    ensemble = _probe("mlp", n_seeds=3, **over).fit(Xtr, Ytr, Xv, Yv)
+    alone = [_probe("mlp", seed=s, **over).fit(Xtr, Ytr, Xv, Yv) for s in (42, 43, 44)]
+    runs = [m.epochs_run_ for m in ensemble.members_]
+    assert len(set(runs)) > 1 and max(runs) < 40, runs   # they stopped at different epochs, before the last
+    for member, out, a in zip(ensemble.members_, ensemble.member_outputs(Xte), alone):
+        assert (member.best_epoch_, member.epochs_run_, member.history_) == (a.best_epoch_, a.epochs_run_, a.history_)
+        np.testing.assert_array_equal(out, a.predict(Xte))
+
+
+def test_the_mlp_runs_on_the_device_it_is_given(data, monkeypatch):
+    """train_probes.py --mlp-device auto: CUDA when torch sees one, else the CPU; the fitted network comes back on
+    the CPU either way (its bundle holds numpy arrays)."""
+    import torch
+
+    from study.embedders import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert str(resolve_device("auto")) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert str(resolve_device("auto")) == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    Xtr, Ytr, Xv, Yv, _, _ = data
+    probe = make_probe("mlp", CFG.probe_methods.mlp, score_range=CFG.score_range, seed=42, n_seeds=2,
+                       device=str(resolve_device("auto")))
+    probe.estimator.set_params(epochs=2)
+    probe.fit(Xtr, Ytr, Xv, Yv)
+    assert [m.device for m in probe.members_] == ["cpu", "cpu"]
+    assert all(p.device.type == "cpu" for m in probe.members_ for p in m.network_.parameters())
 
 
 def test_member_seeds_stay_within_what_lightgbm_takes():
