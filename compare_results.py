@@ -19,7 +19,7 @@ from study.config import load_config
 from study.data import dataset_name
 from study.provenance import record
 from study.report import comparison_markdown
-from study.results import evaluation_sha256, read_evaluation
+from study.results import best_line, evaluation_sha256, read_evaluation
 from study.schemas import ComparisonRecord, write_record
 
 
@@ -45,8 +45,7 @@ def main():
         f1 = "n/a" if best.test_f1 is None else f"{best.test_f1:.4f}"
         print(f"best on validation: {best.model} + {best.probe}, test F1 {f1} at threshold {best.threshold:.3f}")
     else:
-        print(f"best on validation: {best.model} + {best.probe}, test MAE {best.test_mae:.4f}"
-              + (f" ({best.band})" if best.band else ""))
+        print(best_line(results))
     print(f"report: {report}")
     print("charts: " + "\n        ".join(str(p) for p in figures.values()))
 

@@ -44,9 +44,9 @@ from study.evaluation import (add_chunk_differences, add_model_differences, add_
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
                               fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
-                              screening_setup, train_mean_predictions, trained_task)
+                              screening_setup, train_mean_predictions, train_median_predictions, trained_task)
 from study.provenance import record
-from study.results import best_summary, best_summary_binary
+from study.results import best_line, best_summary, best_summary_binary
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
 from study.scoring import write_stage1_bundles
 
@@ -64,6 +64,9 @@ def evaluate():
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
     parser.add_argument("--baseline-f1", type=cli.unit_float,
                         help="yes/no datasets: the fine-tuned classifier's test F1 when config has none")
+    parser.add_argument("--baseline-n", type=cli.positive_int,
+                        help="the test articles the single baseline MAE (F1) was measured on (config baseline_n): "
+                             "the reading against it then carries both uncertainties; without it, it is descriptive")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -90,9 +93,11 @@ def evaluate():
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
+    mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
     context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
                "language_counts": results["language_counts"],
-               "mean_predictions": train_mean_predictions(cfg, dataset, variants[0], first_test)[0],
+               "mean_predictions": mean_predictions,
+               "median_predictions": train_median_predictions(train_labels, first_test["labels"]),
                "data_sha256": current_data(cfg, dataset, variants[0]),
                "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
     arm = [ARM]   # the fine-tuned encoder (finetune_encoder.py) wherever it was trained; --probes picks frozen ones
@@ -110,11 +115,7 @@ def evaluate():
 
     b = ev.best
     print(f"train-mean predictor MAE {ev.mean_predictor.overall_mae:.4f}")
-    print(f"best on validation: {b.model} + {b.probe}: test MAE {b.test_mae:.4f} "
-          f"[{b.mae_ci95[0]:.4f}, {b.mae_ci95[1]:.4f}]"
-          + (f"; fine-tuned baseline {ev.baseline_mae:.2f} ({ev.baseline_source}): {b.band}"
-             if ev.baseline_mae else
-             "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
+    print(best_line(ev))
     v = b.verdicts
     print(f"against the train-mean predictor (paired, margin ±{cfg.equivalence_margin:g}): {v.vs_mean_predictor}"
           + (f" — {v.null_result}" if v.null_result else "")

@@ -98,6 +98,7 @@ class DatasetEntry(_Strict):
     task: Literal["regression", "classification"] = "regression"
     baseline_mae: Optional[float] = Field(default=None, gt=0)   # required for regression
     baseline_f1: Optional[float] = Field(default=None, gt=0, le=1)   # required for classification
+    baseline_n: Optional[int] = Field(default=None, gt=0)   # test articles the baseline figure was measured on
     description: str = ""
     success_bands: Optional["SuccessBands"] = None          # default: the top-level margins
     dimension_weights: Optional[dict[str, float]] = None    # article score = weighted mean; default: equal
@@ -137,6 +138,7 @@ class DatasetSpec(_Strict):
     task: Literal["regression", "classification"] = "regression"
     baseline_mae: Optional[float] = Field(default=None, gt=0)
     baseline_f1: Optional[float] = Field(default=None, gt=0, le=1)
+    baseline_n: Optional[int] = Field(default=None, gt=0)   # test articles the baseline figure was measured on
     description: str = ""
 
     @model_validator(mode="after")

@@ -34,6 +34,7 @@ class Dataset:
     task: str = "regression"    # "classification": one 0/1 label per article (config `task` or dataset.yaml)
     baseline_f1: float | None = None   # classification: the fine-tuned classifier's test F1, if known
     task_source: str | None = None     # where the task was declared; None: nothing declared (regression)
+    baseline_n: int | None = None      # test articles the baseline figure was measured on (config baseline_n)
 
 
 @dataclass
@@ -103,7 +104,8 @@ def resolve_dataset(cfg: Config, name: str | None, data_dir: str | None, need_fo
     spec, source = (entry, "config.yaml") if entry else (dataset_spec(path), str(path / DATASET_FILE))
     return Dataset(name=name, path=path, baseline_mae=spec.baseline_mae if spec else None,
                    settings=dataset_settings(cfg, name), task=spec.task if spec else "regression",
-                   baseline_f1=spec.baseline_f1 if spec else None, task_source=source if spec else None)
+                   baseline_f1=spec.baseline_f1 if spec else None, task_source=source if spec else None,
+                   baseline_n=spec.baseline_n if spec else None)
 
 
 def dataset_spec(folder: Path):

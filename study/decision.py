@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
 from study import languages
 from study.tasks import ARM
-from study.findings import controls, min_articles, paired_figures, seed_spread, study_models, undeclared
+from study.findings import controls, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
-from study.verdicts import band_phrase, bands_spanned
+from study.verdicts import ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, reading_phrase, unpaired_note
 
 CANNOT = "cannot be judged on this data"   # only for a limit of the data; a step not run says not_run()
-NULL = "no better than the training mean"
-REFERENCE = "the training mean"   # the constant "learns anything" and the per-language rows are read against
+REFERENCE = "the training mean"   # the constant the per-language rows are read against ("learns anything": CONSTANT)
 
 # page 1's decision words
 REPLACE, STAGE1, KEEP, UNDECIDED = ("Replace the fine-tuned model", "Use the probe as Stage 1 (screening)",
                                     "Keep the fine-tuned model", "Not decidable from this run")
-NULL_YES = "no better than saying yes to every article"
 
 
 def not_run(command: str) -> str:
@@ -60,11 +58,12 @@ def is_bge(variant: str, entry) -> bool:
 # -- the rows of a score dataset ------------------------------------------------------------------
 def _vs_mean(ev: ScoreEvaluation) -> Row:
     v, p, m = ev.best_entry()
-    d = m.vs_mean_predictor
-    answer = "better" if d.verdict == "better" else f"{NULL} ({d.verdict})"
-    return Row("Does the best probe learn anything (against predicting the training mean)?", answer,
+    d, mean = m.vs_median_predictor, m.vs_mean_predictor
+    answer = reading_phrase(d.verdict, CONSTANT, ci=d.difference_ci95, n=d.n_articles, margin=d.equivalence_margin)
+    return Row(f"Does the best probe learn anything (against {CONSTANT})?", answer,
                f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, paired on {d.n_articles} articles "
-               f"(margin ±{d.equivalence_margin:g})", "results")
+               f"(margin ±{d.equivalence_margin:g}); against the training mean {_s(mean.mae_difference)} "
+               f"{_ci_fmt(mean.difference_ci95, sign=True)} ({mean.verdict})", "results")
 
 
 def _gap(ev: ScoreEvaluation) -> Row:
@@ -74,8 +73,9 @@ def _gap(ev: ScoreEvaluation) -> Row:
         return Row(q, f"{CANNOT}: no fine-tuned baseline MAE (config baseline_mae, --baseline-mae or "
                       "--baseline-predictions)", f"test MAE {_f(b.test_mae)} {_ci_fmt(b.mae_ci95)}", "results")
     r = b.verdicts.vs_baseline
-    how = "paired on the fine-tuned model's predictions" if r.paired else "unpaired, against its single MAE"
-    answer = f"{b.verdicts.band_reading} (the whole CI read against the bands); against the baseline: {r.verdict}"
+    how = "paired on the fine-tuned model's predictions" if r.paired else unpaired_note(r)
+    answer = (f"{b.verdicts.band_reading} (the whole CI read against the bands); "
+              + reading_phrase(r.verdict, "the fine-tuned model", ci=r.ci95, n=ev.n_test, margin=r.margin))
     return Row(q, answer, f"test MAE {_f(b.test_mae)} {_ci_fmt(b.mae_ci95)} against {_f(ev.baseline_mae)}; "
                           f"difference {_s(r.difference)} {_ci_fmt(r.ci95, sign=True)} ({how})", "results")
 
@@ -125,10 +125,9 @@ def _probe(ev) -> Row:
     if not others:
         value = m.overall_mae if ev.task == "regression" else m.f1
         return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test {what} {_f(value)}", "probes")
-    flip = {"worse": "better", "better": "worse"}
+    flip = {"worse": "better", "better": "worse"}   # vs_chosen is the other minus the chosen: its verdict turned
     answer = f"{chosen}, chosen on validation: " + "; ".join(
-        f"{flip.get(d.verdict, d.verdict)} than {k}" if d.verdict in flip else f"{d.verdict} against {k}"
-        for k, d in others)
+        reading_phrase(flip.get(d.verdict, d.verdict), k, margin=findings_margin(ev)) for k, d in others)
     number = "; ".join(f"{k} − {chosen}: {_s(x)} {_ci_fmt(c, sign=True)}"
                        for k, (x, c) in ((k, paired_figures(ev, d)) for k, d in others))
     return Row(q, answer, number + f" {what} (paired)", "probes")
@@ -229,8 +228,7 @@ def _languages(ev: ScoreEvaluation) -> Row:
         head = "no"
     else:
         head = "not shown"
-    words = {"better": f"better than {REFERENCE}", "worse": f"worse than {REFERENCE}",
-             "equivalent": f"{NULL} (equivalent)", "inconclusive": f"not shown to beat {REFERENCE} (inconclusive)"}
+    words = {k: reading_phrase(k, REFERENCE) for k in ("better", "worse", "equivalent", "inconclusive")}
     answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
     number = "; ".join(f"{lang} (n {r.n}) {_s(r.vs_reference.mae_difference)} "
                        f"{_ci_fmt(r.vs_reference.difference_ci95, sign=True)}"
@@ -278,8 +276,8 @@ def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
 def yes_no_rows(ev: YesNoEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
     v, p, m = ev.best_entry()
     d = m.vs_always_yes
-    rows = [Row("Does the best probe learn anything (against saying yes to every article)?",
-                "better" if d.verdict == "better" else f"{NULL_YES} ({d.verdict})",
+    rows = [Row(f"Does the best probe learn anything (against {ALWAYS_YES})?",
+                reading_phrase(d.verdict, ALWAYS_YES, ci=d.ci95, n=ev.n_test, margin=d.margin),
                 f"F1 {_s(d.difference)} {_ci_fmt(d.ci95, sign=True)}, paired (margin ±{d.margin:g})", "results")]
     q = "Is the best probe as good as the fine-tuned classifier?"
     r = ev.best.verdicts.vs_baseline
@@ -287,7 +285,8 @@ def yes_no_rows(ev: YesNoEvaluation, bench: BenchmarkRecord | None) -> list[Row]
         rows.append(Row(q, f"{CANNOT}: no fine-tuned baseline F1 (config baseline_f1 or --baseline-f1)",
                         f"test F1 {_f(m.f1)} {_ci_fmt(m.f1_ci95)}", "results"))
     else:
-        rows.append(Row(q, f"{r.verdict} (unpaired, against its single F1)",
+        rows.append(Row(q, f"{reading_phrase(r.verdict, 'the fine-tuned classifier', ci=r.ci95, n=ev.n_test, margin=r.margin)}"
+                           f" ({unpaired_note(r)})",
                         f"test F1 {_f(m.f1)} {_ci_fmt(m.f1_ci95)} against {_f(ev.baseline_f1)}", "results"))
     rows += [_probe(ev), _speed(ev, bench)]
     return rows
@@ -317,18 +316,18 @@ def decision(ev) -> tuple[str, str]:
     verdicts = ev.best.verdicts
     if ev.task == "classification":
         return _yes_no_decision(ev)
-    ref = verdicts.vs_mean_predictor
-    if ref in ("equivalent", "worse"):
-        word, why = KEEP, f"the best probe ({v} + {p}) is {NULL} ({ref})"
-    elif ref == "inconclusive":
-        word, why = UNDECIDED, f"the best probe ({v} + {p}) is not shown to beat {REFERENCE} (inconclusive)"
+    ref = verdicts.vs_median_predictor
+    if ref in ("equivalent", "worse", "inconclusive"):
+        word = KEEP if ref != "inconclusive" else UNDECIDED
+        why = f"the best probe ({v} + {p}) is {reading_phrase(ref, CONSTANT)}"
     elif not ev.baseline_mae:
         word, why = UNDECIDED, "no fine-tuned baseline MAE to compare with (--baseline-mae or --baseline-predictions)"
     else:
         worst, r = verdicts.bands_spanned[-1], verdicts.vs_baseline
         word = {"closes the gap": REPLACE, "partial": STAGE1}.get(worst, KEEP)
         why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE against the bands); against "
-               f"the fine-tuned model {r.verdict} ({'paired' if r.paired else 'unpaired'}, margin ±{r.margin:g} MAE)")
+               f"the fine-tuned model: {reading_phrase(r.verdict, 'it', margin=r.margin)} "
+               f"({'paired' if r.paired else unpaired_note(r)}, margin ±{r.margin:g} MAE)")
     ran, _ = study_models(ev)
     if not ran and word != UNDECIDED:
         return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
@@ -339,8 +338,8 @@ def _yes_no_decision(ev) -> tuple[str, str]:
     v, p, m = ev.best_entry()
     verdicts = ev.best.verdicts
     if verdicts.vs_always_yes != "better":
-        word, why = ((KEEP, f"the best probe ({v} + {p}) is {NULL_YES}") if verdicts.vs_always_yes != "inconclusive"
-                     else (UNDECIDED, f"the best probe ({v} + {p}) is not shown to beat saying yes to every article"))
+        word = KEEP if verdicts.vs_always_yes != "inconclusive" else UNDECIDED
+        why = f"the best probe ({v} + {p}) is {reading_phrase(verdicts.vs_always_yes, ALWAYS_YES)}"
     elif verdicts.vs_baseline is None:
         word, why = UNDECIDED, "no fine-tuned baseline F1 to compare with (--baseline-f1)"
     else:

@@ -20,11 +20,11 @@ from study.finetune import ARM, load_arm
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
-from study.results import chosen_probe, sweep_groups
+from study.results import band_interval, chosen_probe, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import SCORES, YES_NO
-from study.verdicts import (NO_BETTER_THAN_ALWAYS_YES, band_phrase, bands_spanned, curve_reading, doubling_reference, null_result,
-                            paired_reading, unpaired_reading, verdict)
+from study.verdicts import (ALWAYS_YES, band_phrase, bands_spanned, curve_reading, doubling_reference,
+                            null_result, paired_reading, unpaired_reading, verdict)
 
 
 def train_mean_predictions(cfg, dataset, variant, test: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -33,12 +33,21 @@ def train_mean_predictions(cfg, dataset, variant, test: dict) -> tuple[np.ndarra
     return np.broadcast_to(train.mean(axis=0), test["labels"].shape), train
 
 
+def train_median_predictions(train_labels, test_labels) -> np.ndarray:
+    """The constant that predicts each dimension's training median: the best constant for MAE (the mean is the
+    best for squared error), and so the reference of "does the probe learn anything?"."""
+    train = np.asarray(train_labels, dtype=np.float64)
+    return np.broadcast_to(np.median(train, axis=0), np.shape(test_labels))
+
+
 def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
-    """The test set every model must share (`test`: the first variant's test cache), and the reference
-    that predicts the training mean; its `article_scores` and `majority_tier` are the trivial references of
-    tier accuracy and of the shares within ±0.5 / ±1."""
+    """The test set every model must share (`test`: the first variant's test cache), and the two constant
+    references: the training mean (`mean_predictor`; its `article_scores` and `majority_tier` are the trivial
+    references of tier accuracy and of the shares within ±0.5 / ±1) and the training median
+    (`median_predictor`, what "learns anything" is read against)."""
     Y, names = test["labels"], test["dimension_names"]
     mean, train = train_mean_predictions(cfg, dataset, variant, test)
+    median = train_median_predictions(train, Y)
     w = weight_vector(names, dataset.settings.weights)
     tiers = dataset.settings.tiers
     return {"n_test": int(len(Y)), "dimension_names": names,
@@ -47,7 +56,8 @@ def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
                                "article_scores": tier_scores(Y, mean, w, tiers, cfg.bootstrap_samples,
                                                              cfg.random_seed),
                                "majority_tier": majority_tier(np.asarray(train, np.float64) @ w,
-                                                              np.asarray(Y, np.float64) @ w, tiers)}}
+                                                              np.asarray(Y, np.float64) @ w, tiers)},
+            "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed)}
 
 
 def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
@@ -67,36 +77,39 @@ def candidates(models: dict) -> int:
 
 def best_verdicts(cfg, results: dict) -> dict:
     """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`):
-    "candidates" (model + probe pairs it was chosen from on validation), "vs_mean_predictor" (the paired
-    verdict), "null_result" ('no better than predicting the training mean', or None), and with a baseline
-    "vs_baseline" (paired on the fine-tuned model's predictions where given, else unpaired against its MAE),
-    "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE)."""
+    "candidates" (model + probe pairs it was chosen from on validation), "vs_median_predictor" (the paired verdict
+    against a constant, the training median: what "learns anything" reads), "vs_mean_predictor" (the same against
+    the training mean, recorded beside it), "null_result" (study/verdicts.py `null_result` against the median, or
+    None when better), and with a baseline "vs_baseline" (paired on the fine-tuned model's predictions where given,
+    else unpaired against its MAE, a test with the baseline's test size `baseline_n`, else descriptive),
+    "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE, as `best["band"]`)."""
     b, margin = results["best"], cfg.equivalence_margin
     m = results["models"][b["model"]]["probes"][b["probe"]]
+    d = m["vs_median_predictor"]
     out = {"candidates": candidates(results["models"]),
-           "vs_mean_predictor": m["vs_mean_predictor"]["verdict"], "null_result": null_result(
-               m["vs_mean_predictor"]["verdict"])}
+           "vs_median_predictor": d["verdict"], "vs_mean_predictor": m["vs_mean_predictor"]["verdict"],
+           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin)}
     base = results.get("baseline_mae")
     if base:
         paired = m.get("vs_baseline")
         if paired:
-            lo, hi = paired["difference_ci95"]
-            base = paired["baseline_mae"]
-            out["vs_baseline"] = paired_reading(paired["mae_difference"], (lo, hi), margin)
-            ci = (base + lo, base + hi)
+            out["vs_baseline"] = paired_reading(paired["mae_difference"], paired["difference_ci95"], margin)
         else:
-            ci = tuple(m["mae_ci95"])
-            out["vs_baseline"] = unpaired_reading(m["overall_mae"], ci, base, margin)
+            out["vs_baseline"] = unpaired_reading(m["overall_mae"], m["mae_ci95"], base, margin,
+                                                  n=results["n_test"], baseline_n=results.get("baseline_n"))
+        ci, base = band_interval(m, base)
         out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
         out["band_reading"] = band_phrase(out["bands_spanned"])
     return out
 
 
 def fine_tuned_baseline(cfg, dataset, args, variant) -> dict:
-    """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors."""
+    """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors; with a single MAE its
+    test size (`baseline_n`: --baseline-n, else config baseline_n) when known."""
     header = {"baseline_mae": dataset.baseline_mae, "baseline_source": "config.yaml baseline_mae"}
     if args.baseline_mae is not None:
         header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
+    header["baseline_n"] = baseline_n(dataset, args)
     if not args.baseline_predictions:
         return {"header": header, "rows": None}
     split = test_articles(cfg, dataset, variant)
@@ -107,6 +120,13 @@ def fine_tuned_baseline(cfg, dataset, args, variant) -> dict:
     header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
               "baseline": {**scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions)}}
     return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
+
+
+def baseline_n(dataset, args) -> int | None:
+    """The test articles the single baseline figure was measured on: --baseline-n, else the dataset's config
+    `baseline_n`; None when unknown (the unpaired reading is then descriptive, not a test)."""
+    n = getattr(args, "baseline_n", None)
+    return n if n is not None else getattr(dataset, "baseline_n", None)
 
 
 def current_data(cfg, dataset, first) -> dict:
@@ -179,6 +199,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     mean_errors = article_mae(Y, context["mean_predictions"])
+    median_errors = article_mae(Y, context["median_predictions"])
     for kind in kinds:
         if kind == ARM:   # the fine-tuned encoder: its own predictions, scored like a probe's
             P, P_val, meta = load_arm(paths.finetuned(cfg, dataset.name, variant.name), test, val,
@@ -203,6 +224,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
                                  [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         m["by_language"] = by_language(cfg, article_mae(Y, P), mean_errors, test["languages"])
+        m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
         baseline = context["baseline"]
         if baseline["rows"] is not None:
             rows = baseline["rows"]
@@ -497,7 +519,7 @@ def binary_header(cfg, dataset, variant, test: dict, args) -> dict:
             "positive_rate": float(y.mean()),
             "language_counts": {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))},
             "always_yes": always_yes(y, cfg.bootstrap_samples, cfg.random_seed),
-            "baseline_f1": base, "baseline_source": source if base else None}
+            "baseline_f1": base, "baseline_source": source if base else None, "baseline_n": baseline_n(dataset, args)}
 
 
 def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
@@ -565,14 +587,15 @@ def best_verdicts_binary(cfg, results: dict) -> dict:
     """`best_verdicts` of a yes/no evaluation: "candidates", "vs_always_yes" (the paired F1 verdict),
     "null_result" ('no better than saying yes to every article', or None) and, with a baseline F1,
     "vs_baseline" (unpaired: the CI of the test F1 against that number, higher is better)."""
-    b = results["best"]
+    b, margin = results["best"], cfg.equivalence_margin_f1
     m = results["models"][b["model"]]["probes"][b["probe"]]
-    v = m["vs_always_yes"]["verdict"]
+    d, n = m["vs_always_yes"], results["n_test"]
+    v = d["verdict"]
     out = {"candidates": candidates(results["models"]), "vs_always_yes": v,
-           "null_result": null_result(v, NO_BETTER_THAN_ALWAYS_YES)}
+           "null_result": null_result(v, ALWAYS_YES, ci=d["ci95"], n=n, margin=margin)}
     if results.get("baseline_f1") and m["f1"] is not None:
-        out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"],
-                                              cfg.equivalence_margin_f1, "higher")
+        out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"], margin, "higher",
+                                              n=n, baseline_n=results.get("baseline_n"))
     return out
 
 

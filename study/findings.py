@@ -86,7 +86,7 @@ def vs_baseline(ev: ScoreEvaluation, m) -> dict | None:
         return {"difference": d.mae_difference, "ci95": d.difference_ci95, "verdict": d.verdict, "paired": True}
     if not ev.baseline_mae:
         return None
-    r = unpaired_reading(m.overall_mae, m.mae_ci95, ev.baseline_mae, margin(ev))
+    r = unpaired_reading(m.overall_mae, m.mae_ci95, ev.baseline_mae, margin(ev), n=ev.n_test, baseline_n=ev.baseline_n)
     return {"difference": r["difference"], "ci95": r["ci95"], "verdict": r["verdict"], "paired": False}
 
 

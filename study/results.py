@@ -16,9 +16,10 @@ from study.artifacts import read_json
 from study.config import Config
 from study.data import file_sha256
 from study.errors import StudyError
-from study.metrics import band_limits, success_band
+from study.metrics import band_limits
 from study.schemas import Evaluation, model_for, validate
 from study.tasks import ARM, SCORES, YES_NO
+from study.verdicts import band_phrase, bands_spanned
 
 
 PROBE_ORDER = ("ridge", "logistic", "mlp", "lightgbm")   # ties go to the earlier probe
@@ -51,8 +52,23 @@ def choose_best(models: dict[str, dict]) -> tuple[str, str]:
                key=lambda vp: validation_score(models[vp[0]]["probes"][vp[1]]))
 
 
+def band_interval(m: dict, baseline_mae: float) -> tuple[tuple, float]:
+    """(the 95% CI of the test MAE the bands are read on, the baseline MAE it is read against): with the fine-tuned
+    model's predictions the baseline's MAE on the articles both scored plus the paired difference's CI, else the
+    probe's own CI against the single baseline MAE. The one interval of every band reading (study/verdicts.py
+    `bands_spanned`)."""
+    paired = m.get("vs_baseline")
+    if paired:
+        lo, hi = paired["difference_ci95"]
+        base = paired["baseline_mae"]
+        return (base + lo, base + hi), base
+    return tuple(m["mae_ci95"]), baseline_mae
+
+
 def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: dict) -> dict:
-    """The evaluation JSON's `best`: the model + probe chosen on validation, its test figures and band."""
+    """The evaluation JSON's `best`: the model + probe chosen on validation, its test figures and band: the bands
+    the whole 95% CI spans in words (`band_phrase`, 'partial, possibly closes the gap'), never the band of the point
+    estimate alone."""
     variant, probe = choose_best(models)
     m = models[variant]["probes"][probe]
     out = {"model": variant, "probe": probe, "val_mae": m["val_mae"], "test_mae": m["overall_mae"],
@@ -62,9 +78,21 @@ def best_summary(models: dict[str, dict], baseline_mae: float | None, margins: d
         paired = m.get("vs_baseline")
         mae, base = (paired["probe_mae"], paired["baseline_mae"]) if paired else (m["overall_mae"], baseline_mae)
         out["gap_to_baseline"] = mae - base
-        out["band"] = success_band(mae, base, margins)
+        ci, base = band_interval(m, baseline_mae)
+        out["band"] = band_phrase(bands_spanned(ci, base, margins))
         out["band_limits"] = list(band_limits(baseline_mae, margins))
     return out
+
+
+def best_line(ev) -> str:
+    """The console's line of the best model + probe of a score evaluation (evaluate.py, compare_results.py): test
+    MAE with its CI and the band reading of the whole CI, the one page 1 and summary.md show."""
+    b = ev.best
+    return (f"best on validation: {b.model} + {b.probe}: test MAE {b.test_mae:.4f} "
+            f"[{b.mae_ci95[0]:.4f}, {b.mae_ci95[1]:.4f}]"
+            + (f"; fine-tuned baseline {ev.baseline_mae:.2f} ({ev.baseline_source}): {b.band} (bands of the whole "
+               "95% CI)" if ev.baseline_mae else
+               "; no fine-tuned baseline known (config baseline_mae, --baseline-mae or --baseline-predictions)"))
 
 
 def best_summary_binary(models: dict[str, dict], baseline_f1: float | None) -> dict:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from study.artifacts import deep_merge, locked, read_json, write_json
 from study.errors import StudyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: the training median beside the mean, the whole-CI band in `best.band`, baseline_n
 
 Ci = tuple[Optional[float], Optional[float]]   # a 95% interval; None where it is undefined
 
@@ -109,6 +109,8 @@ class Reading(Record):
     better: Literal["lower", "higher"]
     paired: bool
     reference: Optional[float] = None
+    baseline_n: Optional[int] = None      # unpaired: the reference's test size; None: not known
+    descriptive: Optional[bool] = None    # unpaired: True when the reference's own uncertainty is not in the CI
     verdict: Verdict
 
 
@@ -331,6 +333,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     article_scores: ArticleScores
     screening: Screening
     vs_mean_predictor: PairedDifference
+    vs_median_predictor: PairedDifference   # against a constant, the training median: "does it learn anything?"
     vs_baseline: Optional[PairedDifference] = None
     vs_chosen: Optional[VsChosen] = None
     vs_longest: Optional[VsLongest] = None
@@ -426,6 +429,7 @@ class YesNoModelEntry(_ModelEntry):
 
 class ScoreVerdicts(Record):
     candidates: int
+    vs_median_predictor: Verdict   # what `null_result` reads: the best constant for MAE
     vs_mean_predictor: Verdict
     null_result: Optional[str]
     vs_baseline: Optional[Reading] = None
@@ -515,8 +519,10 @@ class ScoreEvaluation(_Evaluation):
     task: Literal["regression"] = "regression"
     success_bands: dict[str, float]
     mean_predictor: MeanPredictor
+    median_predictor: Scores       # predicting each dimension's training median: the best constant for MAE
     baseline_mae: Optional[float]
     baseline_source: Optional[str]
+    baseline_n: Optional[int] = None   # the test articles the single baseline MAE was measured on, when known
     baseline: Optional[BaselineScores] = None
     screening_setup: ScreeningSetup
     models: dict[str, ScoreModelEntry]
@@ -529,6 +535,7 @@ class YesNoEvaluation(_Evaluation):
     always_yes: BinaryScores
     baseline_f1: Optional[float]
     baseline_source: Optional[str]
+    baseline_n: Optional[int] = None   # the test articles the single baseline F1 was measured on, when known
     models: dict[str, YesNoModelEntry]
     best: YesNoBest
 

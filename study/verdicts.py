@@ -5,8 +5,15 @@ paired bootstrap CI, read against an equivalence margin (config `equivalence_mar
 `equivalence_margin_f1`): with "better" meaning lower for MAE and higher for F1, a CI wholly on the
 better side of the margin is "better", wholly on the worse side "worse", wholly inside ±margin
 "equivalent", anything else "inconclusive". A single-number baseline (no per-article predictions) is
-read the same way from the CI of the value minus that number, and recorded as unpaired. Nothing here
-reads overlapping marginal CIs.
+read the same way from the CI of the value minus that number, and recorded as unpaired: with the baseline's
+own test size (`--baseline-n`) the CI carries both uncertainties and is a test; without it the reading is
+descriptive. Nothing here reads overlapping marginal CIs.
+
+Said in words by one function, `comparison_phrase`: "better than X", "worse than X (no better than it)",
+"no better than X (equivalent within ±margin)", "not shown to beat X" (inconclusive, with the test articles a
+difference of the margin would need). "No better than" is said of equivalent or worse only, never of
+inconclusive. "Learns anything" is read against the best constant for the metric: for MAE the per-dimension
+training median (CONSTANT, "a constant (the training median)"); the training mean is recorded beside it.
 
 Pure functions of plain numbers; the evaluation JSON records their answers, the report words them.
 """
@@ -19,8 +26,10 @@ from study.metrics import SUCCESS_BANDS, finite, success_band
 
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
-NO_BETTER_THAN_MEAN = "no better than predicting the training mean"
-NO_BETTER_THAN_ALWAYS_YES = "no better than saying yes to every article"   # its yes/no counterpart
+CONSTANT = "a constant (the training median)"   # the best constant for MAE: what "learns anything" is read against
+MEAN = "the training mean"                       # recorded beside it (the best constant for RMSE)
+ALWAYS_YES = "saying yes to every article"       # the yes/no counterpart of CONSTANT
+POWER = 0.8                                      # the power of `articles_needed`
 TOO_FEW = "too few to judge"
 CURVE_READINGS = {BETTER: "still falling", EQUIVALENT: "flat", WORSE: "rising", INCONCLUSIVE: "inconclusive"}
 
@@ -55,20 +64,92 @@ def paired_reading(difference: float, ci, margin: float, better: Direction = "lo
             "verdict": verdict(ci, margin, better)}
 
 
-def unpaired_reading(value: float, ci, reference: float, margin: float, better: Direction = "lower") -> dict:
-    """A value with its CI (e.g. the test MAE) against a single number without per-article predictions (e.g. the
-    fine-tuned model's MAE from config): the CI of value minus reference, read by the same rule and recorded as
-    unpaired: {"difference", "ci95", "margin", "better", "paired": False, "reference", "verdict"}."""
+def unpaired_reading(value: float, ci, reference: float, margin: float, better: Direction = "lower", *,
+                     n: int | None = None, baseline_n: int | None = None) -> dict:
+    """A value with its CI (e.g. the test MAE on `n` articles) against a single number without per-article
+    predictions (e.g. the fine-tuned model's MAE from config): the CI of value minus reference, read by the same
+    rule and recorded as unpaired.
+
+    With `baseline_n` (the test articles the reference was measured on) the reference's own uncertainty is added:
+    its SE is taken as the value's SE scaled to its size (the same per-article spread: SE * sqrt(n / baseline_n)),
+    so each half of the CI widens by sqrt(1 + n / baseline_n) and the reading is a test (`descriptive` False).
+    Without it the CI holds the value's uncertainty alone: the reading is descriptive, not a test (at the margin it
+    errs in about 8% of cases instead of 2.5% when both test sets are of one size).
+    {"difference", "ci95", "margin", "better", "paired": False, "reference", "baseline_n", "descriptive",
+    "verdict"}."""
     lo, hi = ci
-    shifted = [lo - reference if finite(lo) else None, hi - reference if finite(hi) else None]
+    widen = 1.0
+    if baseline_n is not None:
+        if baseline_n < 1 or not n or n < 1:
+            raise ValueError(f"a baseline's test size needs both sizes >= 1, found n={n}, baseline_n={baseline_n}")
+        widen = math.sqrt(1 + n / baseline_n)
+    shifted = [value - reference - (value - lo) * widen if finite(lo) else None,
+               value - reference + (hi - value) * widen if finite(hi) else None]
     return {"difference": value - reference, "ci95": shifted, "margin": margin, "better": better, "paired": False,
-            "reference": reference, "verdict": verdict(shifted, margin, better)}
+            "reference": reference, "baseline_n": baseline_n, "descriptive": baseline_n is None,
+            "verdict": verdict(shifted, margin, better)}
 
 
-def null_result(verdict_vs_trivial: str, phrase: str = NO_BETTER_THAN_MEAN) -> str | None:
-    """`phrase` ('no better than predicting the training mean'; NO_BETTER_THAN_ALWAYS_YES for yes/no labels)
-    unless the paired comparison with that trivial predictor says 'better'; None when it does."""
-    return None if verdict_vs_trivial == BETTER else phrase
+def articles_needed(ci, n: int, margin: float, power: float = POWER) -> int | None:
+    """The test articles at which a difference of the margin is told from none (two-sided 95%, `power`), from the
+    paired SD the CI implies (SD = SE * sqrt(n), SE = CI width / 3.92): ceil(n * ((1.96 + z_power) * SE /
+    margin)^2). With that many articles a difference of twice the margin reads 'better' (or 'worse') at that power.
+    None for an undefined CI, no articles or no margin."""
+    from scipy.stats import norm
+
+    lo, hi = ci
+    if not (finite(lo) and finite(hi)) or hi < lo or n < 1 or not margin > 0:
+        return None
+    se = (hi - lo) / (2 * norm.ppf(0.975))
+    return max(1, math.ceil(n * ((norm.ppf(0.975) + norm.ppf(power)) * se / margin) ** 2))
+
+
+def comparison_phrase(verdict_word: str, reference: str, *, margin: float | None = None,
+                      needed: int | None = None, n: int | None = None) -> str:
+    """The one reading in words of a comparison with `reference` ('a constant (the training median)'):
+    better: 'better than X'; worse: 'worse than X (no better than it)'; equivalent: 'no better than X (equivalent
+    within ±margin)'; inconclusive: 'not shown to beat X' and, with `needed` (`articles_needed`), 'a difference of
+    the margin would need about N test articles (here n)'. "No better than" is never said of inconclusive."""
+    if verdict_word == BETTER:
+        return f"better than {reference}"
+    if verdict_word == WORSE:
+        return f"worse than {reference} (no better than it)"
+    if verdict_word == EQUIVALENT:
+        return f"no better than {reference} (equivalent" + (f" within ±{margin:g})" if margin is not None else ")")
+    if verdict_word != INCONCLUSIVE:
+        raise ValueError(f"a verdict is one of {', '.join(VERDICTS)}, found {verdict_word!r}")
+    out = f"not shown to beat {reference} (inconclusive"
+    if needed is not None and margin is not None:
+        out += (f"; a difference of ±{margin:g} would need about {needed:,} test articles to be told from none"
+                + (f", here {n:,}" if n is not None else ""))
+    return out + ")"
+
+
+def reading_phrase(verdict_word: str, reference: str, *, ci=None, n: int | None = None,
+                   margin: float | None = None) -> str:
+    """`comparison_phrase` of a recorded comparison (its verdict, 95% CI, articles and margin): an inconclusive one
+    with the test articles a difference of the margin would need (`articles_needed`)."""
+    needed = articles_needed(ci, n, margin) if verdict_word == INCONCLUSIVE and ci is not None and n and margin \
+        else None
+    return comparison_phrase(verdict_word, reference, margin=margin, needed=needed, n=n)
+
+
+def null_result(verdict_vs_trivial: str, reference: str = CONSTANT, **recorded) -> str | None:
+    """`reading_phrase` of the best probe against the trivial reference (CONSTANT, the training median; ALWAYS_YES
+    for yes/no labels) unless the comparison says 'better'; None when it does. `recorded`: ci, n, margin."""
+    return None if verdict_vs_trivial == BETTER else reading_phrase(verdict_vs_trivial, reference, **recorded)
+
+
+def unpaired_note(reading) -> str:
+    """How an unpaired reading against a single figure was made, for the text beside its verdict: a test with both
+    uncertainties (the baseline's test size known) or descriptive."""
+    get = reading.get if isinstance(reading, dict) else lambda k: getattr(reading, k, None)
+    if get("paired"):
+        return "paired on the same articles"
+    n = get("baseline_n")
+    return (f"unpaired, with the baseline's own uncertainty from its {n:,} test articles" if n else
+            "unpaired against a single figure: descriptive, not a test (its own uncertainty is unknown; give "
+            "--baseline-n or config baseline_n)")
 
 
 def bands_spanned(ci, baseline_mae: float, margins: dict) -> list[str]:

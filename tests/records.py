@@ -77,6 +77,7 @@ def score_probe(overall_mae=1.0, val_mae=None, dims=("score",), **kw) -> dict:
            "truncation": {"max_tokens": 128, "truncated": {"n": 0, "mae": None},
                           "not_truncated": {"n": 50, "mae": overall_mae}},
            "article_scores": article_scores(), "screening": screening(), "vs_mean_predictor": paired(),
+           "vs_median_predictor": paired(),
            "selected": {}, "inference_ms_per_article": 0.05, "train_seconds": 0.1,
            "predictions_files": {"test": "predictions/x_test.npz", "val": "predictions/x_val.npz"}}
     return {**out, **kw}
@@ -93,7 +94,8 @@ def model_entry(name, probes: dict, chosen=None, **kw) -> dict:
 def score_best(model, probe, probe_dict: dict, **kw) -> dict:
     out = {"model": model, "probe": probe, "val_mae": probe_dict["val_mae"], "test_mae": probe_dict["overall_mae"],
            "mae_ci95": probe_dict["mae_ci95"], "chosen_by": "validation MAE",
-           "verdicts": {"candidates": 1, "vs_mean_predictor": "better", "null_result": None}}
+           "verdicts": {"candidates": 1, "vs_median_predictor": "better", "vs_mean_predictor": "better",
+                        "null_result": None}}
     return {**out, **kw}
 
 
@@ -121,7 +123,8 @@ def score_evaluation(models: dict, best: dict | None = None, dataset="toy", dims
         best = score_best(v, p, models[v]["probes"][p])
     out = {**_common(dataset, dims, n_test, config), "task": "regression",
            "success_bands": {"closes_gap": 0.07, "partial": 0.17},
-           "mean_predictor": mean_predictor(1.5, dims), "baseline_mae": None, "baseline_source": None,
+           "mean_predictor": mean_predictor(1.5, dims), "median_predictor": scores(1.45, dims, overall_spearman=None),
+           "baseline_mae": None, "baseline_source": None,
            "screening_setup": screening_setup(), "models": models, "best": best}
     return {**out, **kw}
 

@@ -21,21 +21,25 @@ def _screened(certified: bool, n_test=120, n_relevant=100):
 
 
 def _evaluation(mean_verdict="better", null=None, certified=True, n_relevant=100):
-    probe = score_probe(1.0, vs_mean_predictor=paired(-0.01, (-0.05, 0.03), mean_verdict),
+    probe = score_probe(1.0, vs_median_predictor=paired(-0.01, (-0.05, 0.03), mean_verdict),
                         screening=screening([_screened(certified, n_relevant=n_relevant)]))
     ev = score_evaluation({"m": model_entry("m", {"ridge": probe})},
                           config={"min_group_articles": 30})
-    ev["best"]["verdicts"] = {"candidates": 1, "vs_mean_predictor": mean_verdict, "null_result": null}
+    ev["best"]["verdicts"] = {"candidates": 1, "vs_median_predictor": mean_verdict, "vs_mean_predictor": "better",
+                              "null_result": null}
     return as_model(ev)
 
 
 def test_a_null_result_is_named_on_page_1():
-    ev = _evaluation("inconclusive", decision.NULL)
+    ev = _evaluation("inconclusive", "not shown to beat a constant (the training median) (inconclusive)")
     rows = {r.question: r for r in decision.score_rows(ev, None)}
-    assert rows["Does the best probe learn anything (against predicting the training mean)?"].answer == \
-        "no better than the training mean (inconclusive)"
-    assert decision.decision(ev) == (decision.UNDECIDED,
-                                     "the best probe (m + ridge) is not shown to beat the training mean (inconclusive)")
+    answer = rows["Does the best probe learn anything (against a constant (the training median))?"].answer
+    # -0.01 [-0.05, +0.03] on 50 articles: SE 0.08 / 3.92, SD 0.144; (2.80 * 0.144 / 0.02)^2 = 408.2 -> 409
+    assert answer == ("not shown to beat a constant (the training median) (inconclusive; a difference of ±0.02 would "
+                      "need about 409 test articles to be told from none, here 50)")
+    assert "no better than" not in answer
+    assert decision.decision(ev) == (decision.UNDECIDED, "the best probe (m + ridge) is not shown to beat a constant "
+                                                         "(the training median) (inconclusive)")
     assert rows["Does the best probe close the gap to the fine-tuned model?"].answer.startswith(decision.CANNOT)
 
 

@@ -4,8 +4,9 @@ import pytest
 from scipy.stats import beta, binomtest
 
 from study.metrics import band_limits, bootstrap_ci, clopper_pearson, success_band
-from study.verdicts import (NO_BETTER_THAN_MEAN, band_phrase, bands_spanned, curve_reading, doubling_reference,
-                            null_result, paired_reading, too_few_to_judge, unpaired_reading, verdict)
+from study.verdicts import (CONSTANT, articles_needed, band_phrase, bands_spanned, comparison_phrase, curve_reading,
+                            doubling_reference, null_result, paired_reading, too_few_to_judge, unpaired_reading,
+                            verdict)
 
 MARGINS = {"closes_gap": 0.07, "partial": 0.17}
 
@@ -80,13 +81,52 @@ def test_bands_follow_the_whole_ci():
     assert closes == pytest.approx(0.78) and partial == pytest.approx(0.88)
 
 
-def test_a_null_result_is_named_unless_better_than_the_mean():
+def test_a_null_result_is_named_unless_better_than_the_constant():
     assert null_result("better") is None
-    for v in ("equivalent", "inconclusive", "worse"):
-        assert null_result(v) == NO_BETTER_THAN_MEAN == "no better than predicting the training mean"
-    # ai-engineering-practice_real's shape: 1.38 against 1.395, a small gain on 52 articles: not better
+    assert null_result("equivalent", margin=0.02) == "no better than a constant (the training median) (equivalent " \
+                                                      "within ±0.02)"
+    assert null_result("worse") == "worse than a constant (the training median) (no better than it)"
+    assert CONSTANT == "a constant (the training median)"
+    # ai-engineering-practice_real's shape: 1.38 against 1.395, a small gain on 52 articles: not shown to beat it,
+    # never "no better than"
     mine, theirs = _paired_case(-0.015, 0.3, n=52, seed=3)
-    assert null_result(verdict(bootstrap_ci(mine - theirs, 1000, 0), 0.02)) == NO_BETTER_THAN_MEAN
+    ci = bootstrap_ci(mine - theirs, 1000, 0)
+    said = null_result(verdict(ci, 0.02), ci=ci, n=52, margin=0.02)
+    assert said.startswith("not shown to beat a constant (the training median) (inconclusive; a difference of ±0.02 "
+                           "would need about ") and said.endswith("test articles to be told from none, here 52)")
+    assert "no better than" not in said
+
+
+def test_inconclusive_never_says_no_better_than():
+    for v, start in [("better", "better than X"), ("worse", "worse than X (no better than it)"),
+                     ("equivalent", "no better than X (equivalent within ±0.02)"),
+                     ("inconclusive", "not shown to beat X (inconclusive")]:
+        said = comparison_phrase(v, "X", margin=0.02, needed=400, n=52)
+        assert said.startswith(start)
+        assert ("no better than" in said) == (v in ("worse", "equivalent"))
+    with pytest.raises(ValueError, match="verdict"):
+        comparison_phrase("same", "X")
+
+
+def test_articles_needed_is_the_textbook_power_figure_from_the_paired_sd():
+    """n = ((z_.975 + z_.8) * SD / margin)^2 with the SD the CI of n articles implies; checked by simulation: at that
+    size a true difference of the margin excludes zero in about 80% of test sets (normal-theory CIs)."""
+    from scipy.stats import norm
+
+    sd, n, margin = 0.25, 60, 0.02
+    se = sd / np.sqrt(n)
+    need = articles_needed((-1.959964 * se, 1.959964 * se), n, margin)
+    expected = ((norm.ppf(0.975) + norm.ppf(0.8)) * sd / margin) ** 2      # 1226.4
+    assert need == int(np.ceil(expected - 1e-6)) == 1227
+    rng = np.random.default_rng(5)
+    d = rng.normal(-margin, sd, (1000, need))
+    upper = d.mean(axis=1) + norm.ppf(0.975) * d.std(axis=1, ddof=1) / np.sqrt(need)
+    assert abs((upper < 0).mean() - 0.8) < 0.04                             # 3.2 Monte-Carlo SE
+    # from a bootstrap CI of real-shaped differences it lands near the textbook figure of their SD
+    diff = rng.gamma(2.0, 0.4, 200) - rng.gamma(2.0, 0.4, 200)
+    ref = ((norm.ppf(0.975) + norm.ppf(0.8)) * diff.std(ddof=1) / margin) ** 2
+    assert 0.8 * ref < articles_needed(bootstrap_ci(diff, 2000, 0), 200, margin) < 1.2 * ref
+    assert articles_needed((None, None), 52, 0.02) is None and articles_needed((-0.1, 0.1), 52, 0.0) is None
 
 
 def test_groups_below_the_minimums_are_too_few_to_judge():
@@ -143,6 +183,7 @@ def test_the_evaluation_json_records_the_rule_s_answers(workspace, tmp_path):
     train = read_embeddings(tmp_path / "embeddings" / "demo_ds_tiny_train.npz")["labels"]
     mine = np.abs(test["y_pred"].astype(float) - test["y_true"]).mean(axis=1)
     mean = np.abs(train.mean(axis=0) - test["y_true"]).mean(axis=1)
+    median = np.abs(np.median(train, axis=0) - test["y_true"]).mean(axis=1)
 
     vs_mean = m["vs_mean_predictor"]
     assert vs_mean["mae_difference"] == pytest.approx((mine - mean).mean(), abs=1e-6)
@@ -150,7 +191,13 @@ def test_the_evaluation_json_records_the_rule_s_answers(workspace, tmp_path):
     assert vs_mean["verdict"] == _reference_verdict(mine - mean, 0.02, 1.0)   # 1000 resamples, seed 42 vs 1:
     b = ev["best"]["verdicts"]                                                # the same side of the margin here
     assert b["candidates"] == 1 and b["vs_mean_predictor"] == vs_mean["verdict"]
-    assert b["null_result"] == null_result(vs_mean["verdict"])
+    vs_median = m["vs_median_predictor"]
+    assert vs_median["mae_difference"] == pytest.approx((mine - median).mean(), abs=1e-6)
+    assert ev["median_predictor"]["overall_mae"] == pytest.approx(median.mean(), abs=1e-6)
+    assert b["vs_median_predictor"] == vs_median["verdict"] == _reference_verdict(mine - median, 0.02, 1.0)
+    assert b["null_result"] == null_result(vs_median["verdict"], ci=vs_median["difference_ci95"], n=len(mine),
+                                           margin=0.02)
+    assert ev["best"]["band"] == band_phrase(b["bands_spanned"]) == b["band_reading"]   # the whole CI, not the point
     lo, hi = m["mae_ci95"]
     assert b["vs_baseline"]["paired"] is False and b["vs_baseline"]["ci95"] == pytest.approx([lo - 0.7, hi - 0.7])
     assert b["bands_spanned"][0] == success_band(lo, 0.7, ev["success_bands"])
