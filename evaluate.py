@@ -43,7 +43,7 @@ from study.finetune import ARM
 from study.evaluation import (add_chunk_differences, add_model_differences, add_part_differences,
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
-                              fine_tuned_baseline, mean_predictor, score_binary_variant, score_variant,
+                              fine_tuned_baseline, mean_predictor, multiplicity, score_binary_variant, score_variant,
                               screening_setup, train_mean_predictions, train_median_predictions, trained_task)
 from study.provenance import record
 from study.results import best_line, best_summary, best_summary_binary
@@ -64,6 +64,9 @@ def evaluate():
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
     parser.add_argument("--baseline-f1", type=cli.unit_float,
                         help="yes/no datasets: the fine-tuned classifier's test F1 when config has none")
+    parser.add_argument("--holm", action="store_true",
+                        help="record which verdicts Holm's adjustment over every comparison made would change "
+                             "(config holm); the verdict words stay the rule's")
     parser.add_argument("--baseline-n", type=cli.positive_int,
                         help="the test articles the single baseline MAE (F1) was measured on (config baseline_n): "
                              "the reading against it then carries both uncertainties; without it, it is descriptive")
@@ -111,6 +114,7 @@ def evaluate():
     add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]))
     add_transfers(cfg, dataset, results["models"], context)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
+    results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)
     out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation)
 
     b = ev.best
@@ -147,6 +151,7 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     add_probe_differences(cfg, dataset, results["models"], "classification")
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
+    results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)
     out, ev, stage1 = write_evaluation(cfg, dataset, results, YesNoEvaluation)
 
     b, ref = ev.best, ev.always_yes

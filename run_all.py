@@ -80,6 +80,10 @@ def main():
     parser.add_argument("--baseline-f1", type=cli.unit_float, help="yes/no datasets: the fine-tuned classifier's test "
                         "F1, passed to evaluate.py")
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test predictions, passed to evaluate.py")
+    parser.add_argument("--baseline-n", type=cli.positive_int, help="the test articles the single baseline MAE (F1) "
+                        "was measured on, passed to evaluate.py (the reading against it is then a test)")
+    parser.add_argument("--holm", action="store_true", help="evaluate.py records which verdicts Holm's adjustment "
+                        "would change")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
     parser.add_argument("--bench-each", action="store_true", help="benchmark on every dataset (default: on the first)")
@@ -233,7 +237,9 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
     device = ["--device", args.device] if args.device else []
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
         + (["--baseline-f1", str(args.baseline_f1)] if args.baseline_f1 is not None else []) \
-        + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else [])
+        + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else []) \
+        + (["--baseline-n", str(args.baseline_n)] if args.baseline_n is not None else []) \
+        + (["--holm"] if args.holm else [])
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
     return {

@@ -281,6 +281,7 @@ class Config(_Strict):
     equivalence_margin_f1: float = Field(default=0.02, ge=0)    # ... F1, for yes/no datasets
     min_group_articles: int = Field(default=30, gt=0)           # a smaller group is "too few to judge"
     min_group_positives: int = Field(default=10, gt=0)          # ... or one with fewer yes articles (yes/no)
+    holm: bool = False   # record which verdicts Holm's adjustment over every comparison would change (evaluate.py --holm)
     # The MLP and LightGBM are fitted with this many seeds (random_seed, +1, ...) and saved as their ensemble
     probe_seeds: int = Field(default=5, ge=1, le=MAX_PROBE_SEEDS)
     fine_tuned_ms_per_article: tuple[float, float]

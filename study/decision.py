@@ -16,7 +16,8 @@ from study import languages
 from study.tasks import ARM
 from study.findings import controls, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
-from study.verdicts import ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, reading_phrase, unpaired_note
+from study.verdicts import (ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, multiplicity_note, reading_phrase,
+                            unpaired_note)
 
 CANNOT = "cannot be judged on this data"   # only for a limit of the data; a step not run says not_run()
 REFERENCE = "the training mean"   # the constant the per-language rows are read against ("learns anything": CONSTANT)
@@ -397,7 +398,7 @@ def data_line(ev, training: TrainingSummary | None) -> str:
 def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:
     n = ev.best.verdicts.candidates
     out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
-           "test figure is the estimate; each comparison is a 95% test, not adjusted for the number made."]
+           f"test figure is the estimate; {multiplicity_note(ev.multiplicity)}"]
     n, sd = seed_spread(ev)
     if sd is not None:
         out.append(f"The MLP and LightGBM probes are {n}-seed ensembles: across seeds a single seed's test score has an "

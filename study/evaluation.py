@@ -23,7 +23,7 @@ from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import SCORES, YES_NO
-from study.verdicts import (ALWAYS_YES, band_phrase, bands_spanned, curve_reading, doubling_reference,
+from study.verdicts import (ALWAYS_YES, band_phrase, claim_p_value, holm_changes, bands_spanned, curve_reading, doubling_reference,
                             null_result, paired_reading, unpaired_reading, verdict)
 
 
@@ -100,6 +100,44 @@ def best_verdicts(cfg, results: dict) -> dict:
         ci, base = band_interval(m, base)
         out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
         out["band_reading"] = band_phrase(out["bands_spanned"])
+    return out
+
+
+def _readings(x, where: str = ""):
+    """(where, record) of every comparison read by the rule under `x` (a dict with a verdict and its CI)."""
+    if isinstance(x, dict):
+        if isinstance(x.get("verdict"), str) and any(k in x for k in ("difference_ci95", "ci95", "per_doubling_ci95")):
+            yield where, x
+        for k, v in x.items():
+            yield from _readings(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _readings(v, f"{where}[{i}]")
+
+
+def multiplicity(results: dict, holm: bool) -> dict:
+    """How many comparisons this evaluation read by the rule (each a 95% test, not adjusted), by kind, and, with
+    `holm` (evaluate.py --holm, config `holm`), which decided verdicts Holm's step-down adjustment over all of them
+    would turn to 'inconclusive' (study/verdicts.py `claim_p_value`, `holm_changes`). The verdict words stay the
+    rule's: the record only says which an adjustment would change."""
+    found = list(_readings(results["models"], "models"))
+    unpaired = (results.get("best") or {}).get("verdicts", {}).get("vs_baseline")
+    if unpaired and not unpaired.get("paired"):
+        found.append(("best.verdicts.vs_baseline", unpaired))
+    kinds: dict[str, int] = {}
+    for where, _ in found:
+        kind = where.split(".")[-1].split("[")[0] if "learning_curve" not in where else "learning_curve"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    out = {"comparisons": len(found), "by_kind": dict(sorted(kinds.items())), "holm": None}
+    if holm:
+        p = []
+        for _, r in found:
+            ci = r.get("per_doubling_ci95") or r.get("difference_ci95") or r.get("ci95")
+            margin = r.get("equivalence_margin", r.get("margin"))
+            p.append(claim_p_value(ci, margin, r["verdict"], r.get("better", "lower")))
+        out["holm"] = {"alpha": 0.05, "would_change": [
+            {"where": where, "verdict": r["verdict"], "p": pv} for (where, r), pv, changed in
+            zip(found, p, holm_changes(p)) if changed]}
     return out
 
 

@@ -427,6 +427,25 @@ class YesNoModelEntry(_ModelEntry):
     probes: dict[str, YesNoProbe]
 
 
+class HolmChange(Record):
+    where: str       # the record's place in the evaluation JSON (models.<variant>.probes.<probe>.vs_chosen, ...)
+    verdict: Verdict
+    p: float         # the claim's two-sided p-value (normal approximation from its CI)
+
+
+class Holm(Record):
+    alpha: float
+    would_change: list[HolmChange]   # decided verdicts Holm's adjustment would turn to 'inconclusive'
+
+
+class Multiplicity(Record):
+    """The comparisons one evaluation read by the rule (each a 95% test, not adjusted) and, on request, which
+    verdicts Holm's adjustment would change; the verdict words stay the rule's."""
+    comparisons: int
+    by_kind: dict[str, int]
+    holm: Optional[Holm] = None
+
+
 class ScoreVerdicts(Record):
     candidates: int
     vs_median_predictor: Verdict   # what `null_result` reads: the best constant for MAE
@@ -501,6 +520,7 @@ class _Evaluation(Versioned):
     evaluated_at: str
     provenance: Provenance
     config: dict[str, Any]   # the Config this evaluation ran with (config.Config.model_dump())
+    multiplicity: Optional[Multiplicity] = None   # evaluate.py writes it
 
     def entries(self):
         """(variant, probe, metrics) for every scored probe, in the order of the file."""

@@ -1,7 +1,7 @@
 """The cross-dataset summary of a run over several datasets (results/summary.md + a figure).
 
 Per dataset: the best model + probe chosen on validation, its test MAE with CI, the
-fine-tuned baseline and the band. Per model: the test MAE of its probe chosen on
+fine-tuned baseline and the bands its whole CI spans (the evaluation's `best.band`, page 1's reading). Per model: the test MAE of its probe chosen on
 validation on every dataset. Yes/no datasets (task: classification) get a table of their own
 (test F1 at the validation threshold). Built only from each dataset's evaluation JSON.
 """
@@ -56,7 +56,8 @@ def summary_markdown(summary: dict, figure: str) -> str:
     out = ["# Summary across datasets", ""]
     if names:   # score datasets
         out += ["Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
-                "fine-tuned baseline (bands: margins over that baseline).", ""]
+                "fine-tuned baseline (bands: margins over that baseline, read on the whole 95% CI as page 1 reads "
+                "them: 'partial, possibly closes the gap' when the CI spans both).", ""]
         out += _table(["dataset", "test articles", "chosen on validation", "test MAE", "95% CI", "baseline", "band"],
                       "lrlrrrl", [_chosen(r) + [_f(r["test_mae"]), _ci(r["mae_ci95"]), _f(r["baseline_mae"]),
                                                 r["band"] or "no baseline"] for r in summary["datasets"]])

@@ -197,3 +197,59 @@ def curve_reading(n_reference: int, n_last: int, difference: float, ci, margin: 
     return {"n_reference": int(n_reference), "n_last": int(n_last), "doublings": doublings,
             "per_doubling": difference / doublings, "per_doubling_ci95": scaled, "margin": margin,
             "verdict": v, "reading": CURVE_READINGS[v]}
+
+
+def claim_p_value(ci, margin: float, verdict_word: str, better: Direction = "lower") -> float:
+    """The two-sided p-value of what a verdict claims, from its 95% CI by a normal approximation (SE = CI width /
+    3.92, centre = the CI's midpoint), so that p <= 0.05 exactly when the rule decided: 'better' (the difference is
+    beyond -margin), 'worse' (beyond +margin), 'equivalent' (inside ±margin, two one-sided tests); 1 for
+    'inconclusive' (nothing claimed) and for an undefined CI. The rule decides on the percentile CI, which need not be
+    symmetric: a decided verdict's p is capped at 0.05."""
+    from scipy.stats import norm
+
+    lo, hi = ci
+    if verdict_word == INCONCLUSIVE or not (finite(lo) and finite(hi)) or hi < lo:
+        return 1.0
+    if better == "higher":
+        lo, hi = -hi, -lo
+    z = norm.ppf(0.975)
+    centre, se = (lo + hi) / 2, max((hi - lo) / (2 * z), 1e-300)
+    if verdict_word == BETTER:
+        p = 2 * norm.cdf((centre + margin) / se)
+    elif verdict_word == WORSE:
+        p = 2 * norm.sf((centre - margin) / se)
+    else:
+        p = 2 * max(norm.sf((margin - centre) / se), norm.sf((centre + margin) / se))
+    return float(min(0.05, p))
+
+
+def holm_changes(p_values: list[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down procedure over every comparison made: for each p-value, True where the claim it carries
+    (p <= alpha, a decided verdict) would not survive the adjustment (it would read 'inconclusive')."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    m, survives, stopped = len(p_values), [False] * len(p_values), False
+    for rank, i in enumerate(order):
+        if not stopped and p_values[i] <= alpha / (m - rank):
+            survives[i] = True
+        else:
+            stopped = True
+    return [p <= alpha and not kept for p, kept in zip(p_values, survives)]
+
+
+def multiplicity_note(record) -> str:
+    """The sentence on the number of comparisons (the evaluation's `multiplicity`) and, when Holm's adjustment was
+    computed, which verdicts it would change; the verdict words stay the rule's."""
+    if record is None:
+        return "each comparison is a 95% test, not adjusted for the number made."
+    get = record.get if isinstance(record, dict) else lambda k: getattr(record, k)
+    out = f"each of the {get('comparisons')} comparisons recorded is a 95% test, not adjusted for the number made"
+    holm = get("holm")
+    if holm is None:
+        return out + " (evaluate.py --holm says which verdicts an adjustment would change)."
+    changes = holm["would_change"] if isinstance(holm, dict) else [c.model_dump() for c in holm.would_change]
+    if not changes:
+        return out + "; Holm's adjustment over all of them would change none."
+    shown = "; ".join(f"{c['where']} ({c['verdict']})" for c in changes[:5])
+    more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+    return out + (f"; Holm's adjustment over all of them would turn {len(changes)} to inconclusive: {shown}{more} "
+                  "(the words above are unadjusted).")

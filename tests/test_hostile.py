@@ -68,7 +68,7 @@ CASES = [(f"{flag} {v}", script, [flag, v], None, f"{flag}: must be {rule}, foun
     ("training summary is a list", "train_probes", [], lambda t, c, d: (t / "results" / "demo_ds_training_summary.json")
      .write_text("[]"), "expected a JSON object, found list; remove it and rerun train_probes.py"),
     ("evaluation JSON is an empty object", "compare_results", [],
-     lambda t, c, d: (t / "results" / "demo_ds_evaluation_results.json").write_text("{}"), "expected schema_version 1, found no schema_version"),
+     lambda t, c, d: (t / "results" / "demo_ds_evaluation_results.json").write_text("{}"), "expected schema_version 2, found no schema_version"),
     ("another dataset's evaluation JSON", "generate_report", [], _foreign_evaluation,
      "holds the results of dataset 'other_ds', not 'demo_ds'"),
     ("another dataset's predictions", "analyze_error_distribution", [], _foreign_predictions,

@@ -1,5 +1,7 @@
 """The cross-dataset summary's markdown (study/summary.py): every row as wide as its header, the values where
 the header says."""
+import numpy as np
+
 from study.summary import summary_markdown
 
 SUMMARY = {
@@ -44,3 +46,50 @@ def test_each_table_row_has_its_headers_cells_with_the_values_under_their_header
     assert yes_no["yes_no"]["threshold"] == "0.420" and yes_no["yes_no"]["95% CI"] == "[0.700, 0.900]"
     assert found[0][1] == ["---", "---:", "---", "---:", "---:", "---:", "---"]   # numbers right-aligned
     assert "![Test MAE per dataset and model](figures/summary_mae_by_dataset.png)" in md
+
+
+def test_summary_console_and_page_1_read_the_same_bands_for_a_grid_of_baselines(monkeypatch):
+    """One band reading (the whole CI) everywhere: for baselines 0.50-0.80 (paired and unpaired), summary.md's
+    band cell, the console line of evaluate.py / compare_results.py and page 1's answer say the same, and it is
+    the bands the CI spans re-derived from the limits by hand."""
+    from types import SimpleNamespace
+
+    from records import as_model, model_entry, score_evaluation, score_probe
+    from study import decision, summary
+    from study.evaluation import best_verdicts
+    from study.results import best_line, best_summary
+
+    margins = {"closes_gap": 0.07, "partial": 0.17}
+    names = ("closes the gap", "partial", "no improvement")
+    cfg = SimpleNamespace(equivalence_margin=0.02)
+    disagreements = 0
+    for paired in (False, True):
+        for base in np.round(np.arange(0.50, 0.801, 0.01), 2):
+            probe = score_probe(0.74, mae_ci95=[0.70, 0.78], val_mae=0.7)
+            if paired:   # the fine-tuned model's predictions: its MAE 0.01 above `base` on the articles both scored
+                probe["vs_baseline"] = paired_record = {"n_articles": 50, "probe_mae": 0.74, "baseline_mae": base + 0.01,
+                                                        "mae_difference": 0.73 - base, "difference_ci95":
+                                                        [0.70 - base - 0.02, 0.78 - base - 0.01],
+                                                        "verdict": "inconclusive", "equivalence_margin": 0.02}
+            models = {"m": model_entry("m", {"ridge": probe})}
+            results = {"models": models, "baseline_mae": base, "success_bands": margins, "n_test": 50,
+                       "best": best_summary(models, base, margins)}
+            results["best"]["verdicts"] = best_verdicts(cfg, results)
+            ev = as_model(score_evaluation(models, best=results["best"], baseline_mae=float(base),
+                                           baseline_source="config"))
+            lo, hi = (0.70, 0.78) if not paired else (base + 0.01 + paired_record["difference_ci95"][0],
+                                                      base + 0.01 + paired_record["difference_ci95"][1])
+            ref = base + 0.01 if paired else base
+            band = lambda x: names[0] if x <= ref + 0.07 + 1e-12 else names[1] if x <= ref + 0.17 + 1e-12 else names[2]  # noqa: E731
+            spanned = list(names[names.index(band(lo)):names.index(band(hi)) + 1])
+            by_hand = spanned[-1] if len(spanned) == 1 else f"{spanned[-1]}, possibly {' or '.join(reversed(spanned[:-1]))}"
+            monkeypatch.setattr(summary, "read_evaluation", lambda cfg, name, ev=ev: ev)
+            md = summary.summary_markdown(summary.cross_dataset(None, ["toy"]), "")
+            cell = {row[0]: dict(zip(t[0], row)) for t in tables(md)[:1] for row in t[2:]}["toy"]["band"]
+            console = best_line(ev)
+            page1 = {r.question: r.answer for r in decision.score_rows(ev, None)}[
+                "Does the best probe close the gap to the fine-tuned model?"]
+            assert cell == by_hand and console.endswith(f": {by_hand} (bands of the whole 95% CI)")
+            assert page1.startswith(f"{by_hand} (the whole CI read against the bands)")
+            disagreements += by_hand != names[[band(0.74) == n for n in names].index(True)]
+    assert disagreements > 5   # the grid crosses the limits: the point estimate's band would have disagreed

@@ -198,6 +198,10 @@ def test_the_evaluation_json_records_the_rule_s_answers(workspace, tmp_path):
     assert b["null_result"] == null_result(vs_median["verdict"], ci=vs_median["difference_ci95"], n=len(mine),
                                            margin=0.02)
     assert ev["best"]["band"] == band_phrase(b["bands_spanned"]) == b["band_reading"]   # the whole CI, not the point
+    # the comparisons counted: against the mean, against the median, the unpaired reading against 0.7
+    assert ev["multiplicity"]["comparisons"] == 3 and ev["multiplicity"]["by_kind"] == {
+        "vs_baseline": 1, "vs_mean_predictor": 1, "vs_median_predictor": 1}
+    assert b["vs_baseline"]["descriptive"] is True   # no --baseline-n: not a test
     lo, hi = m["mae_ci95"]
     assert b["vs_baseline"]["paired"] is False and b["vs_baseline"]["ci95"] == pytest.approx([lo - 0.7, hi - 0.7])
     assert b["bands_spanned"][0] == success_band(lo, 0.7, ev["success_bands"])
@@ -215,3 +219,84 @@ def test_the_evaluation_json_records_the_rule_s_answers(workspace, tmp_path):
         else:
             assert g["threshold"] == pytest.approx(relevant[k], abs=1e-5) and "test" in g
     assert ev["mean_predictor"]["majority_tier"]["tier"] in ("low", "medium", "high")
+
+
+def test_shuffled_training_labels_are_no_better_than_a_constant_for_every_probe_kind():
+    """Nothing to learn (training labels shuffled, skewed 0-10 scores): every probe kind, the MLP with its L1 loss
+    included, reads "no better than a constant (the training median)". The MLP learns the median: against the
+    training mean it would have read "better" (the audit's false "learns anything"). Re-derived with numpy: the
+    median by np.median, the verdict by a bootstrap of its own."""
+    from types import SimpleNamespace
+
+    from study.evaluation import compared, train_median_predictions
+    from study.metrics import article_mae
+    from study.probes import LightGBMProbe, MLPProbe, RidgeProbe
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return rng.normal(size=(n, 24)).astype(np.float32), np.clip(rng.gamma(1.2, 1.5, (n, 3)), 0, 10).astype(np.float32)
+
+    (Xt, Yt), (Xv, Yv), (Xs, Ys) = split(400), split(150), split(1200)
+    Yt = Yt[rng.permutation(len(Yt))]
+    cfg = SimpleNamespace(bootstrap_samples=500, random_seed=0, equivalence_margin=0.02)
+    median = np.abs(Ys - np.median(Yt.astype(np.float64), axis=0)).mean(axis=1)
+    assert np.allclose(article_mae(Ys, train_median_predictions(Yt, Ys)), median)
+    mean = np.abs(Ys - Yt.astype(np.float64).mean(axis=0)).mean(axis=1)
+    assert median.mean() < mean.mean() - 0.04                     # skewed: the median is the better constant
+    for probe in (RidgeProbe(), MLPProbe(hidden_sizes=(32, 16), epochs=60, random_state=0, loss="l1"),
+                  LightGBMProbe(params={"n_estimators": 200, "verbose": -1}, random_state=0)):
+        errors = article_mae(Ys, probe.fit(Xt, Yt, Xv, Yv).predict(Xs))
+        d = compared(cfg, errors, median)
+        assert d["verdict"] in ("equivalent", "worse") and d["verdict"] == _reference_verdict(errors - median, 0.02, 1)
+        said = null_result(d["verdict"], ci=d["difference_ci95"], n=len(errors), margin=0.02)
+        assert "no better than a constant (the training median)" in said or said.startswith("worse than a constant")
+        if probe.kind == "mlp":
+            assert compared(cfg, errors, mean)["verdict"] == "better"   # what the mean reference said
+
+
+def _unpaired_error_at_the_margin(n: int, baseline_n, sims: int, margin: float = 0.05) -> float:
+    """The share of simulated test-set pairs (probe on n articles, the baseline's single MAE from its own baseline_n
+    articles, true difference exactly +margin) whose unpaired reading says "worse" (beyond the margin): the error of
+    the reading at the margin (nominally 2.5%, one side of a 95% CI)."""
+    rng = np.random.default_rng(11)
+    wrong = 0
+    for s in range(sims):
+        probe = rng.gamma(2.0, 0.4, n) + margin
+        reference = rng.gamma(2.0, 0.4, n if baseline_n is None else baseline_n).mean()
+        r = unpaired_reading(probe.mean(), bootstrap_ci(probe, 200, s), reference, margin, n=n, baseline_n=baseline_n)
+        wrong += r["verdict"] == "worse"
+    return wrong / sims
+
+
+def test_the_single_baseline_reading_errs_within_five_percent_at_the_margin_with_its_test_size(n=52):
+    """Simulated test sets of equal size: with --baseline-n the reading's error at the margin stays within 5% +
+    3 Monte-Carlo SE; without it (descriptive) it is about 8%, as the audit found."""
+    sims = 1500
+    with_n = _unpaired_error_at_the_margin(n, n, sims)
+    mc = 3 * np.sqrt(0.05 * 0.95 / sims)
+    assert with_n <= 0.05 + mc
+    descriptive = _unpaired_error_at_the_margin(n, None, sims)
+    assert descriptive > 0.05 + mc > with_n                       # the test can fail: the old reading errs
+    r = unpaired_reading(0.80, (0.75, 0.85), 0.70, 0.02, n=100, baseline_n=100)
+    assert r["ci95"] == pytest.approx([0.1 - 0.05 * np.sqrt(2), 0.1 + 0.05 * np.sqrt(2)]) and not r["descriptive"]
+    assert unpaired_reading(0.80, (0.75, 0.85), 0.70, 0.02)["descriptive"] is True
+
+
+def test_holm_flags_the_decided_verdicts_its_step_down_would_not_keep():
+    """Holm by hand: sorted p against 0.05 / (m - rank), stopping at the first that fails; only decided verdicts
+    (p <= 0.05) can change. The claim's p-value is <= 0.05 exactly when the rule decided (a symmetric CI)."""
+    from study.verdicts import claim_p_value, holm_changes, multiplicity_note
+
+    p = [0.001, 0.04, 0.012, 1.0, 0.013]     # thresholds 0.01, 0.0125, 0.0167, 0.025, 0.05 in sorted order
+    assert holm_changes(p) == [False, True, False, False, False]   # 0.001, 0.012, 0.013 pass; 0.04 > 0.025 fails
+    assert holm_changes([0.03, 0.04]) == [True, True] and holm_changes([0.02, 0.04]) == [False, False]
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        c, h = rng.normal(0, 0.05), abs(rng.normal(0.03, 0.02))
+        ci, v = (c - h, c + h), verdict((c - h, c + h), 0.02)
+        assert (claim_p_value(ci, 0.02, v) <= 0.05) == (v != "inconclusive")
+    assert claim_p_value((-0.2, -0.1), 0.02, "better") < 1e-3 and claim_p_value((0.1, 0.2), 0.02, "worse") < 1e-3
+    note = multiplicity_note({"comparisons": 12, "by_kind": {}, "holm": {"alpha": 0.05, "would_change": [
+        {"where": "models.m.probes.mlp.vs_chosen", "verdict": "worse", "p": 0.03}]}})
+    assert note.startswith("each of the 12 comparisons recorded is a 95% test") and "turn 1 to inconclusive" in note
