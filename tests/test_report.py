@@ -255,12 +255,14 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     text = text_of(doc)
     b = ev["best"]
     assert ("Decision: Use the probe as Stage 1 (screening) — bge-m3 + ridge: partial, possibly closes the gap (the "
-            "whole 95% CI of its test MAE against the bands); against the fine-tuned model worse (paired, "
-            "margin ±0.02 MAE).") in text
+            "whole 95% CI of its test MAE against the bands); against the fine-tuned model: worse than it (no better "
+            "than it) (paired, margin ±0.02 MAE).") in text
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
     assert decision["Does bge-m3 close the gap?"] == "partial, possibly closes the gap"
-    assert decision["Does the best probe learn anything (against predicting the training mean)?"] == "better"
-    assert decision["Which probe?"] == "ridge, chosen on validation: inconclusive against mlp; better than lightgbm"
+    assert decision["Does the best probe learn anything (against a constant (the training median))?"] == \
+        "better than a constant (the training median)"
+    assert decision["Which probe?"] == ("ridge, chosen on validation: not shown to beat mlp (inconclusive); better "
+                                        "than lightgbm")
     assert f"test MAE {f3(b['test_mae'])} [{f3(b['mae_ci95'][0])}, {f3(b['mae_ci95'][1])}]" in text
     assert "Gap to it" not in text and "config.yaml baseline_mae" in text   # no reading from the sign of a point
     assert "random weights" in text and "bge-m3" in text
@@ -370,7 +372,7 @@ def test_page_1_is_the_decision_with_page_numbers(results, tmp_path):
     assert any(t.startswith("Scope: the study's models run: 2 of 2") for t in page_1)
     assert any(t.startswith("Data: ") for t in page_1) and "Caveats" in page_1
     decision = rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))
-    assert [r[0] for r in decision][:2] == ["Does the best probe learn anything (against predicting the training mean)?",
+    assert [r[0] for r in decision][:2] == ["Does the best probe learn anything (against a constant (the training median))?",
                                              "Does the best probe close the gap to the fine-tuned model?"]
     assert all(r[1].strip() and r[2].strip() for r in decision)
     footer = doc.sections[0].footer.paragraphs[0]._p.xml
