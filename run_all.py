@@ -238,8 +238,8 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
     baseline = (["--baseline-mae", str(args.baseline_mae)] if args.baseline_mae is not None else []) \
         + (["--baseline-f1", str(args.baseline_f1)] if args.baseline_f1 is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else []) \
-        + (["--baseline-n", str(args.baseline_n)] if args.baseline_n is not None else []) \
-        + (["--holm"] if args.holm else [])
+        + (["--baseline-n", str(args.baseline_n)] if getattr(args, "baseline_n", None) is not None else []) \
+        + (["--holm"] if getattr(args, "holm", False) else [])
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
     return {
