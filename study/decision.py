@@ -20,7 +20,6 @@ from study.verdicts import (ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, mu
                             unpaired_note)
 
 CANNOT = "cannot be judged on this data"   # only for a limit of the data; a step not run says not_run()
-REFERENCE = "the training mean"   # the constant the per-language rows are read against ("learns anything": CONSTANT)
 
 # page 1's decision words
 REPLACE, STAGE1, KEEP, UNDECIDED = ("Replace the fine-tuned model", "Use the probe as Stage 1 (screening)",
@@ -229,12 +228,12 @@ def _languages(ev: ScoreEvaluation) -> Row:
         head = "no"
     else:
         head = "not shown"
-    words = {k: reading_phrase(k, REFERENCE) for k in ("better", "worse", "equivalent", "inconclusive")}
+    words = {k: reading_phrase(k, CONSTANT) for k in ("better", "worse", "equivalent", "inconclusive")}
     answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
     number = "; ".join(f"{lang} (n {r.n}) {_s(r.vs_reference.mae_difference)} "
                        f"{_ci_fmt(r.vs_reference.difference_ci95, sign=True)}"
                        for lang, r in by.items() if not r.too_few)
-    return Row(q, answer, (number + f" MAE against {REFERENCE} (paired), {v} + {p}") if number else MISSING,
+    return Row(q, answer, (number + f" MAE against {CONSTANT} (paired), {v} + {p}") if number else MISSING,
                "languages")
 
 

@@ -261,7 +261,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
                                  [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
-        m["by_language"] = by_language(cfg, article_mae(Y, P), mean_errors, test["languages"])
+        m["by_language"] = by_language(cfg, article_mae(Y, P), median_errors, test["languages"])
         m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
         baseline = context["baseline"]
         if baseline["rows"] is not None:
@@ -293,8 +293,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
 
 def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -> dict:
     """Per test language, largest first: {"n", "mae", "mae_ci95", "too_few", "vs_reference"}: the probe's MAE there
-    with its bootstrap CI, and its per-article MAE minus the reference predictor's (the one `vs_mean_predictor`
-    reads) on the same articles, by the comparison rule. A language with fewer than `min_group_articles` test
+    with its bootstrap CI, and its per-article MAE minus the constant reference's (the training median, what
+    `vs_median_predictor` reads) on the same articles, by the comparison rule. A language with fewer than `min_group_articles` test
     articles is `too_few` and gets no interval or verdict (its MAE is still shown)."""
     groups = np.asarray(groups).astype(str)
     names, counts = np.unique(groups, return_counts=True)
@@ -330,7 +330,8 @@ def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str]) -> 
 
 def add_transfers(cfg, dataset, models: dict, context) -> None:
     """Cross-lingual transfer (train_probes.py --train-languages): each probe trained on some languages only, on
-    each test language against the same probe trained on all of them and against the reference predictor,
+    each test language against the same probe trained on all of them and against the constant reference (the
+    training median),
     paired on that language's test articles (`transfer`: [{train_languages, ..., per_language}])."""
     for name, entry in models.items():
         variant, test = None, None
@@ -346,7 +347,7 @@ def add_transfers(cfg, dataset, models: dict, context) -> None:
                                      "rerun train_probes.py --train-languages ...")
                 errors = article_mae(test["labels"], probe.predict(test["embeddings"]))
                 full = test_errors(cfg, dataset, name, kind)[0]
-                reference = article_mae(test["labels"], context["mean_predictions"])
+                reference = article_mae(test["labels"], context["median_predictions"])
                 groups = np.asarray(test["languages"]).astype(str)
                 per = {}
                 for lang, row in m["by_language"].items():

@@ -207,7 +207,7 @@ class Report:
             mixed = len(paired) > 1    # some probes paired on the fine-tuned predictions, some not: say which
             rows = []
             for v, p, m in findings.ranked(ev):
-                d, b, vb = m.vs_mean_predictor, findings.vs_baseline(ev, m), m.vs_best
+                d, b, vb = m.vs_median_predictor, findings.vs_baseline(ev, m), m.vs_best
                 row = [v + (" (control)" if ev.models[v].control else ""),
                        p + (" (best)" if (v, p) == (ev.best.model, ev.best.probe) else ""),
                        value_ci(m.overall_mae, m.mae_ci95),
@@ -218,23 +218,25 @@ class Report:
                     row.append(f"{value_ci(b['difference'], b['ci95'], sign=True)} {b['verdict']}"
                                + ("" if b["paired"] or not mixed else " (unpaired)"))
                 rows.append(row + [num(m.overall_spearman), num(findings.throughput(ev, self.inp.benchmarks, v), 1)])
-            mean = ev.mean_predictor
-            rows.append(["train-mean predictor", MISSING, value_ci(mean.overall_mae, mean.mae_ci95), "reference",
-                         MISSING] + ([MISSING] if base else []) + [num(mean.overall_spearman), MISSING])
+            for name, ref, what in (("train-median predictor", ev.median_predictor, "reference"),
+                                    ("train-mean predictor", ev.mean_predictor, MISSING)):
+                rows.append([name, MISSING, value_ci(ref.overall_mae, ref.mae_ci95), what, MISSING]
+                            + ([MISSING] if base else []) + [num(ref.overall_spearman), MISSING])
             if base:
                 fine = ev.baseline
                 rows.append(["fine-tuned baseline", MISSING,
                              value_ci(fine.overall_mae, fine.mae_ci95) if fine else num(ev.baseline_mae),
                              MISSING, MISSING, "reference", num(fine.overall_spearman) if fine else MISSING, MISSING])
-            header = (["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− best model [95% CI]"]
+            header = (["Model", "Probe", "Test MAE [95% CI]", "− train median [95% CI]", "− best model [95% CI]"]
                       + (["− fine-tuned [95% CI]"] if base else []) + ["Spearman", "Articles/s"])
             ctl = findings.controls(ev)
             caption = (f"Every model and probe on the {ev.n_test} test articles, best test MAE first; (best): chosen "
                        f"on validation MAE among the models that read every test language (validation figures in "
                        f"{self.numbers['probes']}). Differences are this minus the reference, paired on the same "
                        "articles (95% bootstrap CI), read against the "
-                       f"equivalence margin ±{m_:g} MAE: better, worse, equivalent or inconclusive; − best model: "
-                       f"against {label(ev.best.model, ev.best.probe)}."
+                       f"equivalence margin ±{m_:g} MAE: better, worse, equivalent or inconclusive; − train median: "
+                       "against predicting each dimension's training median (the best constant for MAE; the mean's "
+                       f"MAE is shown below it); − best model: against {label(ev.best.model, ev.best.probe)}."
                        + (f" (control): does not read every test language ({'; '.join(dict.fromkeys(ctl.values()))});"
                           " shown, never chosen." if ctl else "")
                        + (f" Fine-tuned baseline from {ev.baseline_source}"
@@ -287,11 +289,11 @@ class Report:
                  value_ci(r["mae"], r["ci"]), diff(r["vs_reference"], False),
                  "reference" if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)
                  else diff(r["vs_best"], False)] for r in by_lang if not r["too_few"]]
-        w.table(f"Each model's probe chosen on validation, per test language (n: test articles). − train mean and − "
+        w.table(f"Each model's probe chosen on validation, per test language (n: test articles). − train median and − "
                 f"best model ({best}): this minus the reference on the same articles of that language, paired 95% "
                 f"bootstrap CI read against ±{m_:g} MAE." + tail
                 + (" (control): does not read every test language." if findings.controls(ev) else ""),
-                ["Model", "Probe", "Language", "n", "Test MAE [95% CI]", "− train mean [95% CI]",
+                ["Model", "Probe", "Language", "n", "Test MAE [95% CI]", "− train median [95% CI]",
                  "− best model [95% CI]"], rows, "lllrrrr", font_pt=7)
         transfer = [r for r in findings.transfer_rows(ev) if not r["too_few"]]
         if not transfer:
@@ -313,11 +315,11 @@ class Report:
         w.table("Cross-lingual transfer: each probe also trained on the training and validation articles of some "
                 "languages only (train_probes.py --train-languages), tested per language beside the same probe "
                 "trained on every language (each model's probe chosen on validation). − all: trained on those "
-                "languages minus trained on all, paired on the same test articles; − train mean: against the constant "
+                "languages minus trained on all, paired on the same test articles; − train median: against the constant "
                 f"reference. A language the probe was not trained on shows what serving it costs. Read against ±{m_:g} "
                 "MAE.",
                 ["Model", "Probe", "Trained on", "Language", "n", "MAE trained on all", "MAE trained on subset",
-                 "− all [95% CI]", "− train mean [95% CI]"], rows, "lllrrrrrr", font_pt=7)
+                 "− all [95% CI]", "− train median [95% CI]"], rows, "lllrrrrrr", font_pt=7)
 
     def q_bge(self):
         w, ev = self.w, self.ev

@@ -105,7 +105,7 @@ def test_report_and_charts_hold_the_json_numbers(setup):
 
     board = table(md, "Every model and probe")
     # no speed benchmark: the Articles/s column is empty in every row, so it is left out and the caption says why
-    assert board[0] == ["Model", "Probe", "Test MAE [95% CI]", "− train mean [95% CI]", "− best model [95% CI]",
+    assert board[0] == ["Model", "Probe", "Test MAE [95% CI]", "− train median [95% CI]", "− best model [95% CI]",
                         "− fine-tuned [95% CI]", "Spearman"]
     assert "Left out, empty in every row: Articles/s (no speed benchmark ran)." in md
     body = board[1:5]   # sorted by test MAE; the validation choice is marked, not the test winner
@@ -114,8 +114,12 @@ def test_report_and_charts_hold_the_json_numbers(setup):
         ("m-small", "mlp", "0.802 [0.742, 0.863]"), ("m-small", "ridge", "0.912 [0.851, 0.974]")]
     # against the single baseline MAE 0.68 (no predictions): the CI shifted by it, read by the same rule, unpaired
     assert body[2][5] == "+0.122 [+0.062, +0.183] worse" and body[2][6] == "0.501"
-    assert board[5] == ["train-mean predictor", "—", "1.432 [1.301, 1.557]", "reference", "—", "—", "—"]
-    assert board[6][:3] == ["fine-tuned baseline", "—", "0.680"]
+    # the constant the verdicts read (the training median), then the mean beside it, then the fine-tuned model
+    median = make_results()["median_predictor"]
+    assert board[5][:4] == ["train-median predictor", "—", f"{median['overall_mae']:.3f} [{median['mae_ci95'][0]:.3f}, "
+                            f"{median['mae_ci95'][1]:.3f}]", "reference"]
+    assert board[6] == ["train-mean predictor", "—", "1.432 [1.301, 1.557]", "—", "—", "—", "—"]
+    assert board[7][:3] == ["fine-tuned baseline", "—", "0.680"]
     assert "Fine-tuned baseline from config.yaml baseline_mae; against it unpaired" in md
 
     decision = {r[0]: r[1] for r in table(md, "The study's questions")[1:]}
