@@ -5,6 +5,7 @@
     python embed_articles.py --dataset uplifting_v5 --models bge-m3 --max-tokens 512 1024   # truncation sweep
     python embed_articles.py --dataset uplifting_v5 --models multilingual-mpnet-base-v2 --chunks  # + chunked twin
     python embed_articles.py --dataset uplifting_v5 --models multilingual-e5-large+bge-m3          # side by side
+    python embed_articles.py --dataset uplifting_v5 --models multilingual-e5-large --layers 12 18 24  # layer sweep
 
 Writes embeddings/<dataset>_<variant>_<split>.npz, the variant being the model name, with -t<N>
 when its max tokens differ from config.yaml. --chunks adds each model's chunked twin
@@ -12,6 +13,9 @@ when its max tokens differ from config.yaml. --chunks adds each model's chunked 
 tokens, at most chunking.max_windows of them; the articles cut after them are counted), every
 window embedded, the windows' embeddings averaged. `a+b` puts the cached embeddings of a and b
 side by side (embedding them first where needed; the same articles in the same order, checked).
+--layers K... takes each model instead at its hidden layers K (<model>-L<k>: transformers'
+hidden_states[k], 0 the embedding layer, pooled and normalised as the model pools its output),
+every layer of a split from one forward pass.
 A rerun whose inputs and settings match the cache's fingerprint loads nothing and computes
 nothing; a changed input file or setting rebuilds; --force always rebuilds. On CUDA the model
 runs in bf16 (fp16 where bf16 is missing) unless --dtype float32. Batches are sorted by length and
@@ -23,7 +27,7 @@ from study.cache import concatenate
 from study.config import load_config, with_parts
 from study.data import SPLITS, load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.embedding import embed_variant, report_leaks, stale_splits
+from study.embedding import embed_variants, layer_groups, report_leaks, stale_splits
 
 
 def main():
@@ -37,11 +41,12 @@ def main():
     parser.add_argument("--packed", action="store_true",
                         help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
     cli.add_chunks(parser)
+    cli.add_layers(parser)
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks))
+    variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks, layers=args.layers))
     splits = load_splits(dataset, cfg.score_range, tuple(args.splits))
     report_leaks(cfg, dataset, splits)
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
@@ -51,14 +56,14 @@ def main():
     else:
         print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
 
-    for variant in variants:
-        if variant.parts:
+    for group in layer_groups(variants):   # the layers of one model at one max tokens: one forward pass
+        if group[0].parts:
             for split in splits.values():
-                concatenate(cfg, dataset, variant, split, args.force)
+                concatenate(cfg, dataset, group[0], split, args.force)
             continue
-        todo = stale_splits(cfg, dataset, variant, splits.values(), dtype, args.force)
-        if todo:
-            embed_variant(cfg, dataset, variant, todo, device, dtype, args)
+        jobs = [(v, todo) for v in group if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype, args.force))]
+        if jobs:
+            embed_variants(cfg, dataset, jobs, device, dtype, args)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
 from study.finetune import ARM
-from study.evaluation import (add_chunk_differences, add_model_differences, add_part_differences,
+from study.evaluation import (add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
                               fine_tuned_baseline, mean_predictor, multiplicity, score_binary_variant, score_variant,
@@ -107,6 +107,7 @@ def evaluate():
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes + arm if p in trained[v.name]],
                                                context, results["screening_setup"]) for v in variants}
     add_sweep_differences(cfg, dataset, results["models"])
+    add_layer_differences(cfg, dataset, results["models"])
     add_probe_differences(cfg, dataset, results["models"])
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])

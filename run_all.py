@@ -6,6 +6,7 @@
     python run_all.py --datasets uplifting_v5 investment-risk_v5 --models bge-m3 --max-tokens 512 8192 --keep-going
     python run_all.py --dataset uplifting_v5 --from evaluate   # phases 1-2 done: evaluate, compare, ... report
     python run_all.py --dataset uplifting_v5 --models multilingual-mpnet-base-v2 --chunks     # + chunked twin
+    python run_all.py --dataset uplifting_v5 --models multilingual-e5-large --layers 12 18 24   # layer sweep
     python run_all.py --dataset uplifting_v5 --models multilingual-e5-large bge-m3 multilingual-e5-large+bge-m3
     python run_all.py --dataset uplifting_v5 --skip benchmark  # every phase but the speed benchmark
     python run_all.py --dataset uplifting_v5 --train-fractions 0.1 0.25 0.5 1.0   # with the learning curve
@@ -92,6 +93,7 @@ def main():
     parser.add_argument("--from", dest="start", choices=list(PHASES), help="start at this phase (reuse the earlier ones' files)")
     parser.add_argument("--keep-going", action="store_true", help="report a failing dataset at the end and go on")
     cli.add_chunks(parser)
+    cli.add_layers(parser)
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -101,8 +103,9 @@ def main():
     bench = ["--n", str(args.bench_n)] if args.bench_n else []
     if args.demo:
         bench = demo_setup(cfg, args, env, bench)
-    if args.chunks:   # every phase gets the variants by name: <model>[-t<N>] and <model>-c<N>
-        args.models = [v.name for v in cfg.select_variants(args.models, args.max_tokens, chunks=True)]
+    if args.chunks or args.layers:   # every phase gets the variants by name: <model>[-t<N>], -c<N>, -L<k>
+        args.models = [v.name for v in cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks,
+                                                           layers=args.layers)]
         args.max_tokens = None
     targets = dataset_targets(args)
     if args.output and len(targets) > 1:

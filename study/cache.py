@@ -22,7 +22,7 @@ from study.provenance import model_revision, record
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
 # the input. A probe may only score embeddings whose model side matches its training's.
 MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision", "chunks",
-              "parts")
+              "parts", "layer")
 # Keys a rerun compares to decide whether a cache is still valid.
 CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256", "layout")
 CACHE_LAYOUT = 2   # 2: strings packed as UTF-8 + offsets (study.artifacts.save_npz)
@@ -32,7 +32,7 @@ def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: s
     """What produced a cache: the model side (MODEL_KEYS), the input side (split, data hash) and, where it
     can be known here, the model's revision (weights changed: the cache is rebuilt).
 
-    A chunked variant adds its windowing (`chunks`); a concatenation records its parts' model sides
+    A chunked variant adds its windowing (`chunks`), a layer variant its layer (`layer`); a concatenation records its parts' model sides
     (`parts`; `dtype` then lists one dtype per part)."""
     if variant.parts:
         dtypes = list(dtype) if isinstance(dtype, (list, tuple)) else [dtype] * len(variant.parts)
@@ -42,6 +42,8 @@ def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: s
     fp = {"source": m.source, "model_name": m.model_name, "max_tokens": int(variant.max_tokens), "prefix": m.prefix,
           "pooling": m.pooling, "normalize": m.normalize, "dtype": dtype, "split": split, "data_sha256": data_sha256,
           "layout": CACHE_LAYOUT, "chunks": cfg.chunking.model_dump() if variant.chunked else None}
+    if variant.layer is not None:   # the output of that hidden layer (absent: the model's own output)
+        fp["layer"] = int(variant.layer)
     try:
         revision = model_revision(cfg.model_location(variant.model))
     except StudyError:   # e.g. results copied home without the model's package
@@ -63,7 +65,7 @@ def recorded_dtype(found: dict):
 def mismatch(found: dict, expected: dict, keys) -> str | None:
     """'key made with X, expected Y' for the first differing key, or None when they agree."""
     for key in keys:
-        if key in expected and found.get(key) != expected.get(key):
+        if (key in expected or key == "layer") and found.get(key) != expected.get(key):   # no layer: the model's output
             a, b = found.get(key), expected.get(key)
             if key == "parts" and isinstance(a, list) and len(a) == len(b):   # say which part, and what in it
                 why = next((f"part {i + 1}: {w}" for i, (x, y) in enumerate(zip(a, b)) if (w := mismatch(x, y, keys))),

@@ -3,8 +3,8 @@
     --config, --dataset, --data-dir      every script
     --models, --max-tokens               every phase that works per model (same meaning everywhere):
                                          bge-m3, bge-m3-t512 (max tokens), bge-m3-c512 (chunked),
-                                         multilingual-e5-large+bge-m3 (side by side)
-    --chunks                             the phases that embed: each model also chunked
+                                         multilingual-e5-large+bge-m3 (side by side), bge-m3-L12 (a layer)
+    --chunks, --layers                   the phases that embed: each model also chunked / at hidden layers
     --probes                             every phase that works per probe
     --dtype, --batch-size                the phases that embed
     --train-fractions                    train_probes.py and run_all.py (the learning curve)
@@ -94,6 +94,13 @@ def add_chunks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunks", action="store_true",
                    help="each model also as its chunked twin <model>-c<N>: windows of N tokens covering the whole "
                         "article, their embeddings averaged (config chunking: overlap, max_windows)")
+
+
+def add_layers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layers", nargs="+", type=non_negative_int, metavar="K",
+                   help="each model instead at its hidden layers K (a layer sweep): <model>-L<k>, transformers' "
+                        "hidden_states[k] (0 the embedding layer) pooled as the model pools, every layer from one "
+                        "forward pass; include the model's last layer to compare with it")
 
 
 def add_probes(p: argparse.ArgumentParser) -> None:

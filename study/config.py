@@ -368,14 +368,21 @@ class Config(_Strict):
                              f"known: {', '.join(self.embedding_models)}")
         return self.embedding_models[name]
 
-    def variant(self, model: str, max_tokens: int | None = None, chunked: bool = False) -> "Variant":
+    def variant(self, model: str, max_tokens: int | None = None, chunked: bool = False,
+                layer: int | None = None) -> "Variant":
         """`model` at `max_tokens` (default: its config value); named `model-t<N>` when that differs, or
-        `model-c<N>` when chunked (windows of N tokens, averaged)."""
+        `model-c<N>` when chunked (windows of N tokens, averaged); `-L<k>` added for the output of hidden layer
+        `layer` (transformers' hidden_states[k], 0 the embedding layer), pooled as the model pools."""
         configured = self.model(model).max_tokens
         tokens = configured if max_tokens is None else int(max_tokens)
         if chunked:
+            if layer is not None:
+                raise StudyError(f"{model}-c{tokens}-L{layer}: a chunked variant is taken at the model's own output "
+                                 "only (layers: the truncating path)")
             return Variant(model, tokens, f"{model}-c{tokens}", chunked=True)
-        return Variant(model, tokens, model if tokens == configured else f"{model}-t{tokens}")
+        name = model if tokens == configured else f"{model}-t{tokens}"
+        return Variant(model, tokens, name if layer is None else f"{name}-L{int(layer)}",
+                       layer=None if layer is None else int(layer))
 
     def parse_variant(self, text: str) -> "Variant":
         """A config model name, its max-tokens spelling `bge-m3-t512`, its chunked spelling `bge-m3-c512`, or
@@ -383,6 +390,11 @@ class Config(_Strict):
         if text in self.embedding_models:
             return self.variant(text)
         model, _, tail = text.rpartition("-")
+        if tail[:1] == "L" and tail[1:].isdigit() and "+" not in text and model:
+            base = self.parse_variant(model)
+            if base.chunked:
+                raise StudyError(f"--models {text}: a chunked variant is taken at the model's own output only")
+            return self.variant(base.model, base.max_tokens, layer=int(tail[1:]))
         if model in self.embedding_models and tail[:1] in ("t", "c") and tail[1:].isdigit() and int(tail[1:]) > 0:
             return self.variant(model, int(tail[1:]), chunked=tail[0] == "c")
         if "+" in text:
@@ -394,13 +406,15 @@ class Config(_Strict):
         raise AssertionError("unreachable")
 
     def select_variants(self, names: list[str] | None, max_tokens: list[int] | None,
-                        available: list[str] | None = None, chunks: bool = False) -> list["Variant"]:
+                        available: list[str] | None = None, chunks: bool = False,
+                        layers: list[int] | None = None) -> list["Variant"]:
         """What `--models`, `--max-tokens` and `--chunks` mean in every phase.
 
         names: config model names, `model-t<N>` / `model-c<N>` spellings or `a+b` concatenations; each
         plain model is taken at every value of `max_tokens` (default: its config max tokens; an explicit
         `-t<N>` / `-c<N>` keeps its own; a concatenation keeps its parts'). `chunks`: each plain variant
-        also as its chunked twin `model-c<N>`. Without names: the `available` variants (phases that read
+        also as its chunked twin `model-c<N>`. `layers`: each plain or `-t<N>` variant taken instead at each
+        of these hidden layers (`model-L<k>`, a layer sweep). Without names: the `available` variants (phases that read
         what an earlier phase made), kept where their max tokens is among `max_tokens`; else default_models.
         """
         if not names and available is not None:
@@ -409,6 +423,9 @@ class Config(_Strict):
         out = []
         for text in names or self.default_models:
             parsed = self.parse_variant(text)
+            if parsed.layer is not None and parsed.name.startswith(f"{parsed.model}-L") and max_tokens:
+                out += [self.variant(parsed.model, t, layer=parsed.layer) for t in max_tokens]   # model-L<k> at each
+                continue
             if parsed.name != parsed.model and max_tokens and max_tokens != [parsed.max_tokens] and not parsed.parts:
                 raise StudyError(f"--models {text} names its max tokens ({parsed.max_tokens}); it contradicts "
                                  f"--max-tokens {' '.join(map(str, max_tokens))}: give one or the other")
@@ -416,8 +433,12 @@ class Config(_Strict):
                 out.append(parsed)
             else:
                 out += [self.variant(parsed.model, t) for t in max_tokens]
+        if layers:
+            out = [x for v in out for x in ([v] if v.parts or v.chunked or v.layer is not None else
+                                             [self.variant(v.model, v.max_tokens, layer=k) for k in layers])]
         if chunks:
-            out = [x for v in out for x in ([v] if v.parts or v.chunked else [v, self.variant(v.model, v.max_tokens, True)])]
+            out = [x for v in out for x in ([v] if v.parts or v.chunked or v.layer is not None
+                                            else [v, self.variant(v.model, v.max_tokens, True)])]
         fits, skipped = [], []
         for v in dict.fromkeys(out):
             (fits if all(self._fits(p) for p in v.parts or [v]) else skipped).append(v)
@@ -442,6 +463,7 @@ class Config(_Strict):
                 "role": "frozen_base" if any(s.role == "frozen_base" for s in specs) else "embedding",
                 "dimensions": sum(s.dimensions for s in specs),
                 **({"chunked": True} if v.chunked else {}),
+                **({"layer": v.layer} if v.layer is not None else {}),
                 **({"parts": [p.name for p in v.parts]} if v.parts else {})}
 
     def model_location(self, name: str) -> str:
@@ -465,13 +487,16 @@ class Variant:
 
     chunked: windows of `max_tokens` tokens covering the whole article, their embeddings averaged
     (`model-c<N>`). parts: a concatenation's variants, side by side (`a+b`); then `model` is their
-    model names joined by '+' and `max_tokens` the smallest of theirs.
+    model names joined by '+' and `max_tokens` the smallest of theirs. layer: the output of that hidden
+    layer (hidden_states[layer], 0 the embedding layer) pooled as the model pools (`model-L<k>`); None: the
+    model's own output.
     """
     model: str
     max_tokens: int
     name: str
     chunked: bool = False
     parts: tuple["Variant", ...] = ()
+    layer: int | None = None
 
 
 def with_parts(variants: list[Variant]) -> list[Variant]:

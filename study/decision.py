@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
 from study import languages
 from study.tasks import ARM
-from study.findings import controls, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
+from study.findings import controls, layer_curves, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import (ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, multiplicity_note, reading_phrase,
                             unpaired_note)
@@ -112,6 +112,28 @@ def _truncation(ev: ScoreEvaluation) -> Row:
     answer = "; ".join(f"{what}: {d.verdict}" for what, d in items)
     number = "; ".join(f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)}" for _, d in items)
     return Row(q, answer, number + " MAE (paired)", "truncation")
+
+
+def _layers(ev: ScoreEvaluation) -> Row | None:
+    """Does a middle layer beat the last? Only where a layer sweep ran: the layer chosen on validation against the
+    sweep's highest layer, same probe, by the paired rule (`vs_last`)."""
+    curves = layer_curves(ev)
+    if not curves:
+        return None
+    answers, numbers = [], []
+    for c in curves.values():
+        best, last = c["chosen"], c["last"]
+        if best is last:
+            answers.append(f"{last['variant']}: no, the last layer is chosen on validation")
+            numbers.append(f"{last['variant']} + {last['probe']}: test MAE {_f(last['mae'])} {_ci_fmt(last['ci'])}")
+            continue
+        d = best["vs_last"]
+        answers.append(f"{best['variant']} (chosen on validation) against {last['variant']}: "
+                       + (d.verdict if d is not None else f"{CANNOT}: not paired (different probes)"))
+        numbers.append(f"{best['variant']} + {best['probe']}: test MAE {_f(best['mae'])} {_ci_fmt(best['ci'])}"
+                       + (f"; − last {_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE (paired)"
+                          if d is not None else ""))
+    return Row("Does a middle layer beat the last?", "; ".join(answers), "; ".join(numbers), "probes")
 
 
 def _probe(ev) -> Row:
@@ -268,7 +290,7 @@ def _tiers(ev: ScoreEvaluation) -> Row:
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
-    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), _probe(ev), _finetuned(ev),
+    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), *filter(None, [_layers(ev)]), _probe(ev), _finetuned(ev),
             _speed(ev, bench), _screening(ev), _tiers(ev)]
 
 

@@ -53,7 +53,27 @@ class Encoder:
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
+    layers: tuple[int, ...] = ()   # pool these hidden layers instead of the output, side by side (see `width`)
+
+    @property
+    def width(self) -> int:
+        """Columns of `forward`'s output: `dim`, or `dim` per layer of `layers`."""
+        return self.dim * max(1, len(self.layers))
+
+    def pool_layers(self, hidden_states, pool) -> torch.Tensor:
+        """hidden_states[k] of each of `layers`, pooled by `pool` (and L2-normalised when the model normalises),
+        side by side: every requested layer from one forward pass."""
+        out = []
+        for k in self.layers:
+            pooled = pool(hidden_states[k]).float()
+            out.append(torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled)
+        return torch.cat(out, dim=-1)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.layers:
+            states = inner_model(self)(input_ids=input_ids, attention_mask=attention_mask,
+                                       output_hidden_states=True).hidden_states
+            return self.pool_layers(states, lambda h: h[:, 0] if self.pooling == "cls" else mean_pool(h, attention_mask))
         if self.source == "sentence-transformers":
             return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -63,8 +83,11 @@ class Encoder:
     def forward_packed(self, batch: "Packed") -> torch.Tensor:
         """Pooled embeddings of a padding-free batch (an encoder made by `enable_packing`)."""
         cu, m = batch.cu_seqlens, batch.max_len
-        hidden = inner_model(self)(input_ids=batch.ids, position_ids=batch.positions, cu_seq_lens_q=cu,
-                                   cu_seq_lens_k=cu, max_length_q=m, max_length_k=m).last_hidden_state[0]
+        out = inner_model(self)(input_ids=batch.ids, position_ids=batch.positions, cu_seq_lens_q=cu, cu_seq_lens_k=cu,
+                                max_length_q=m, max_length_k=m, output_hidden_states=bool(self.layers))
+        if self.layers:
+            return self.pool_layers(out.hidden_states, lambda h: pool_packed(h[0], cu, self.pooling))
+        hidden = out.last_hidden_state[0]
         pooled = pool_packed(hidden, cu, self.pooling)
         return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
@@ -533,6 +556,34 @@ def enable_packing(encoder: "Encoder") -> "Encoder":
     return dataclasses.replace(encoder, packed=True)
 
 
+def with_layers(encoder: "Encoder", layers) -> "Encoder":
+    """The same encoder pooling hidden layers `layers` (hidden_states[k], 0 the embedding layer) as the model pools
+    its output, all from one forward pass; its `forward` then gives their embeddings side by side (`split_layers`).
+    Stops when a layer is out of range, or when the model's output is more than a mean / cls pool (+ normalise) of
+    its last hidden layer, so a layer could not be pooled "as the model pools"."""
+    import dataclasses
+
+    layers = tuple(int(k) for k in layers)
+    hf = inner_model(encoder)
+    n = getattr(getattr(hf, "config", None), "num_hidden_layers", None)
+    bad = [k for k in layers if k < 0 or (n is not None and k > n)]
+    if bad:
+        raise StudyError(f"layer {bad[0]} asked for, but the model has {n} hidden layers (0, the embedding layer, to {n})")
+    why = None if encoder.pooling in ("mean", "cls") else f"pooling {encoder.pooling} (layers are pooled by mean or cls)"
+    if encoder.source == "sentence-transformers" and why is None:
+        extra = [type(m).__name__ for m in encoder.model if type(m).__name__ not in ("Transformer", "Pooling", "Normalize")]
+        why = f"sentence-transformers modules {', '.join(extra)}" if extra else None
+    if why:
+        raise StudyError(f"hidden layers cannot be pooled as this model pools its output: {why}")
+    return dataclasses.replace(encoder, layers=layers)
+
+
+def split_layers(emb: np.ndarray, layers) -> dict[int, np.ndarray]:
+    """{layer: its embeddings} from `forward`'s side-by-side output of an encoder made by `with_layers`."""
+    dim = emb.shape[1] // len(layers)
+    return {int(k): np.ascontiguousarray(emb[:, i * dim:(i + 1) * dim]) for i, k in enumerate(layers)}
+
+
 def inner_model(encoder: "Encoder") -> torch.nn.Module:
     """The transformers model inside an encoder (a SentenceTransformer wraps one)."""
     from transformers import PreTrainedModel
@@ -608,7 +659,7 @@ def encode_batches(encoder: Encoder, sorted_ids: list[list[int]], batches: list[
         seqs = sorted_ids[span[0]:span[1]]
         return pack(seqs, start_pos, cuda) if encoder.packed else _pad(seqs, encoder.pad_id, 8 if cuda else 1, cuda)
 
-    out = torch.empty((len(sorted_ids), encoder.dim), dtype=torch.float32, device=dev)
+    out = torch.empty((len(sorted_ids), encoder.width), dtype=torch.float32, device=dev)
     done, prefix = checkpoint.resume() if checkpoint is not None else (0, None)
     if done:
         out[:done] = torch.from_numpy(prefix).to(dev)
@@ -699,7 +750,8 @@ def embed_texts(encoder: Encoder, texts: list[str], *, max_tokens: int, batch_si
         progress.reset(total=len(ids))
         progress.unit = "window"
     if multi:
-        sorted_emb = _encode_on_devices(load_spec, devices, sorted_ids, batches, encoder.dim, progress)
+        sorted_emb = _encode_on_devices({**load_spec, "layers": encoder.layers}, devices, sorted_ids, batches,
+                                        encoder.width, progress)
         stats.n_batches = len(batches)
     else:
         sorted_emb = encode_batches(encoder, sorted_ids, batches, progress, stats, checkpoint)
@@ -731,6 +783,8 @@ def _device_worker(job: dict):
                        trust_remote_code=job["trust_remote_code"], normalize=job.get("normalize", False))
     if job.get("packed"):
         enc = enable_packing(enc)
+    if job.get("layers"):
+        enc = with_layers(enc, job["layers"])
     local, offset = [], 0
     for start, end in job["batches"]:
         local.append((offset, offset + end - start))

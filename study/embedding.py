@@ -13,7 +13,8 @@ from tqdm import tqdm
 from study import paths
 from study.cache import Checkpoint, fingerprint, save_embeddings, status
 from study.data import TEXT_RECIPE, split_leaks
-from study.embedders import batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device
+from study.embedders import (batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device,
+                             split_layers, with_layers)
 from study.errors import StudyError
 from study.provenance import model_revision
 from study.schemas import DataChecks, write_record
@@ -48,6 +49,27 @@ def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
 
 def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
     """Embed the stale splits (`todo`, from stale_splits) of one model variant and save their caches."""
+    embed_variants(cfg, dataset, [(variant, todo)], device, dtype, args)
+
+
+def layer_groups(variants) -> list[list]:
+    """`variants` in order, the layer variants of one model at one max tokens gathered into one group (embedded by
+    one forward pass), every other variant a group of its own."""
+    groups: dict = {}
+    for v in variants:
+        groups.setdefault((v.model, v.max_tokens, "layers") if v.layer is not None else v.name, []).append(v)
+    return list(groups.values())
+
+
+def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
+    """Embed the stale splits of one model variant, or of several layer variants of one model at one max tokens
+    (`jobs`: [(variant, todo from stale_splits)]), and save their caches. The layer variants of a split come from
+    one forward pass (`with_layers`): each cache records the cost of that shared pass."""
+    variant = jobs[0][0]
+    assert all((v.model, v.max_tokens) == (variant.model, variant.max_tokens) for v, _ in jobs)
+    assert len(jobs) == 1 or all(v.layer is not None for v, _ in jobs)
+    label = variant.name if len(jobs) == 1 else f"{cfg.variant(variant.model, variant.max_tokens).name} layers " + \
+        " ".join(str(v.layer) for v, _ in jobs)
     spec, t_load = cfg.model(variant.model), time.perf_counter()
     location = cfg.model_location(variant.model)
     encoder = load_model(spec, location, device if not args.devices else resolve_device("cpu"), dtype,
@@ -57,23 +79,34 @@ def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
     if encoder.dim != spec.dimensions:
         raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                          f"dimensions: {spec.dimensions}")
+    if variant.layer is not None:
+        with_layers(encoder, [v.layer for v, _ in jobs])   # stops on a layer out of range before any work
     model_revision.cache_clear()   # a hub model downloaded just now has a revision now
-    for _, _, expected in todo:
-        expected.update({"revision": model_revision(location)} if model_revision(location) else {})
+    for _, todo in jobs:
+        for _, _, expected in todo:
+            expected.update({"revision": model_revision(location)} if model_revision(location) else {})
     rows, budget = batching_for(device, spec.batch_size or cfg.batch_size, spec.token_budget, variant.max_tokens)
     rows = args.batch_size or rows
     batching = describe_batching(rows, budget, encoder.packed)
-    print(f"[{variant.name}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
+    print(f"[{label}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
           f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens}); {batching}")
     load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,
                      normalize=spec.normalize, packed=encoder.packed)
     chunks = cfg.chunking.model_dump() if variant.chunked else None
-    for split, path, expected in todo:
+    splits = {}
+    for v, todo in jobs:
+        for split, path, expected in todo:
+            splits.setdefault(split.name, (split, []))[1].append((v, path, expected))
+    for split, outputs in splits.values():
         texts = split.texts
-        checkpoint = None if args.devices and len(args.devices) > 1 else Checkpoint(path, expected)
-        with tqdm(total=len(texts), desc=f"{variant.name} {split.name}", unit="article") as bar:
+        layers = [v.layer for v, _, _ in outputs] if variant.layer is not None else []
+        enc = with_layers(encoder, layers) if layers else encoder
+        first_path, first_fp = outputs[0][1], outputs[0][2]
+        checkpoint = None if args.devices and len(args.devices) > 1 else \
+            Checkpoint(first_path, first_fp if len(outputs) == 1 else {"layers": [fp for _, _, fp in outputs]})
+        with tqdm(total=len(texts), desc=f"{label} {split.name}", unit="article") as bar:
             emb, counts, stats = embed_texts(
-                encoder, texts, max_tokens=variant.max_tokens, batch_size=rows, token_budget=budget,
+                enc, texts, max_tokens=variant.max_tokens, batch_size=rows, token_budget=budget,
                 progress=bar, devices=args.devices, load_spec=load_spec,
                 checkpoint=checkpoint, chunks=chunks, prefix=spec.prefix)
         record = {"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
@@ -81,17 +114,22 @@ def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
                   "batching": batching, "packed": encoder.packed, "tokenize_seconds": stats.tokenize_s}
         if chunks:
             record.update(windows=stats.n_windows, capped_articles=stats.capped, token_capacity=stats.capacity)
-        save_embeddings(path, embeddings=emb, split=split, token_counts=counts, fingerprint=expected, stats=record)
+        if layers:
+            record["layers_in_pass"] = len(layers)
+        by_layer = split_layers(emb, layers) if layers else {None: emb}
+        for v, path, expected in outputs:
+            save_embeddings(path, embeddings=by_layer[v.layer], split=split, token_counts=counts,
+                            fingerprint=expected, stats=record)
         if checkpoint is not None:
             checkpoint.remove()
         cut = (f"{stats.n_windows} windows of {variant.max_tokens} tokens, {stats.capped} articles cut after "
                f"{chunks['max_windows']}" if chunks else
                f"{(counts > variant.max_tokens).mean():.0%} truncated at {variant.max_tokens}")
-        print(f"[{variant.name}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
+        print(f"[{label}] {split.name}: {len(texts)} articles in {stats.encode_s:.1f}s "
               f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
               f"{stats.tokenize_s:.2f}s, {stats.tokenize_s / max(stats.tokenize_s + stats.encode_s, 1e-9):.1%} of the "
               f"time; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
-              + f") -> {path}")
+              + f") -> " + ", ".join(str(p) for _, p, _ in outputs))
     del encoder
 
 
@@ -105,6 +143,8 @@ def embedding_recipe(cfg, variant) -> dict:
     recipe = {"model_name": spec.model_name, "source": spec.source, "prefix": spec.prefix, "pooling": spec.pooling,
               "normalize": spec.normalize, "max_tokens": variant.max_tokens, "dimensions": spec.dimensions,
               "text": TEXT_RECIPE}
+    if variant.layer is not None:   # pool hidden_states[layer] (0: the embedding layer) instead of the model's output
+        recipe["layer"] = variant.layer
     if variant.chunked:
         recipe["chunks"] = {"window_tokens": variant.max_tokens, **cfg.chunking.model_dump(),
                             "aggregate": "mean of the windows' embeddings" + (", L2-normalised" if spec.normalize else "")}

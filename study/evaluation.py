@@ -20,7 +20,7 @@ from study.finetune import ARM, load_arm
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
-from study.results import band_interval, chosen_probe, sweep_groups
+from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import SCORES, YES_NO
 from study.verdicts import (ALWAYS_YES, band_phrase, claim_p_value, holm_changes, bands_spanned, curve_reading, doubling_reference,
@@ -222,7 +222,7 @@ def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int
              "embedding_dim": int(test["embeddings"].shape[1]), "max_tokens": variant.max_tokens,
              "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
              "longer_than": {str(t): float((tokens > t).mean()) for t in LENGTHS_ASKED},
-             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts") if k in spec}, "probes": {}}
+             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts", "layer") if k in spec}, "probes": {}}
     if variant.chunked:
         entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
                            "windows_per_article": cost["test"]["windows"] / n,
@@ -451,6 +451,19 @@ def add_sweep_differences(cfg, dataset, models: dict) -> None:
                 errors = [test_errors(cfg, dataset, x, kind)[0] for x in (v, longest)]
                 models[v]["probes"][kind]["vs_longest"] = {
                     "longest": longest, "max_tokens": models[longest]["max_tokens"], **compared(cfg, *errors)}
+
+
+def add_layer_differences(cfg, dataset, models: dict) -> None:
+    """Layer sweep: each layer variant's per-article MAE minus that of the same model's highest layer evaluated (the
+    last layer when the sweep asked for it), same probe, paired on the same test articles (`vs_last`): does a
+    middle layer beat the last?"""
+    for variants in layer_groups(models).values():
+        last = variants[-1]
+        for v in variants[:-1]:
+            for kind in set(models[v]["probes"]) & set(models[last]["probes"]):
+                errors = [test_errors(cfg, dataset, x, kind)[0] for x in (v, last)]
+                models[v]["probes"][kind]["vs_last"] = {"last": last, "layer": models[last]["layer"],
+                                                        **compared(cfg, *errors)}
 
 
 def add_probe_differences(cfg, dataset, models: dict, task: str = "regression") -> None:

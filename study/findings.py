@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from study.config import Config
 from study.metrics import band_limits, finite, summed_rate
-from study.results import sweep_groups
+from study.results import layer_groups, sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
 from study.tasks import ARM
 from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
@@ -155,6 +155,24 @@ def sweeps(ev: ScoreEvaluation) -> dict[str, list[dict]]:
     rows = {v: {"variant": v, "max_tokens": ev.models[v].max_tokens, "probe": p, "mae": m.overall_mae,
                 "ci": m.mae_ci95, "vs_longest": m.vs_longest} for v, p, m in ev.chosen_entries()}
     return {k: sorted((rows[v] for v in g), key=lambda r: r["max_tokens"]) for k, g in sweep_groups({n: e.model_dump() for n, e in ev.models.items()}).items()}
+
+
+def layer_curves(ev: ScoreEvaluation) -> dict[str, dict]:
+    """{model at its max tokens: {rows, chosen, last}} for each layer sweep: per layer (ascending) its variant, the
+    probe chosen on validation and its validation MAE; `chosen` the row of the lowest validation MAE (the layer is
+    chosen on validation), `last` the highest layer's row. Test figures (MAE, CI, the chosen layer's `vs_last` with
+    the same probe) are read only for those two, so no layer is picked by its test score."""
+    out = {}
+    for group, variants in layer_groups({n: e.model_dump() for n, e in ev.models.items()}).items():
+        rows = []
+        for v in variants:
+            e = ev.models[v]
+            m = e.probes[e.chosen_probe]
+            rows.append({"variant": v, "layer": e.layer, "probe": e.chosen_probe, "val_mae": m.val_mae,
+                         "mae": m.overall_mae, "ci": m.mae_ci95, "vs_last": m.vs_last})
+        chosen = min(rows, key=lambda r: (r["val_mae"], r["layer"]))
+        out[group] = {"rows": rows, "chosen": chosen, "last": rows[-1]}
+    return out
 
 
 def chunking_rows(ev: ScoreEvaluation) -> list[dict]:

@@ -414,6 +414,18 @@ class Report:
         if counts:
             w.para("Against the probe chosen on validation, the other probes are: "
                    + ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items())) + " (paired rule).")
+        for group, c in (findings.layer_curves(ev) if self.scores else {}).items():   # a layer sweep: which layer?
+            w.table(f"Layer curve of {group}: each hidden layer pooled as the model pools (probe chosen on validation "
+                    "per layer); the layer is chosen on validation, so test MAE is shown for the chosen and the last "
+                    f"only. Δ = chosen − last, same probe, paired on the same articles, read against ±{self.margin():g}.",
+                    ["Layer", "Probe", "Validation MAE", "Test MAE [95% CI]", "Δ MAE vs last [95% CI]", "Reading"],
+                    [[str(r["layer"]) + (" (chosen)" if r is c["chosen"] else "") + (" (last)" if r is c["last"] else ""),
+                      r["probe"], num(r["val_mae"], 3),
+                      value_ci(r["mae"], r["ci"]) if r is c["chosen"] or r is c["last"] else MISSING,
+                      value_ci(r["vs_last"].mae_difference, r["vs_last"].difference_ci95, sign=True)
+                      if r is c["chosen"] and r["vs_last"] is not None else MISSING,
+                      r["vs_last"].verdict if r is c["chosen"] and r["vs_last"] is not None else MISSING]
+                     for r in c["rows"]], "llrrrl", font_pt=8)
 
     def q_speed(self):
         w, ev, bench = self.w, self.ev, self.inp.benchmarks

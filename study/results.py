@@ -140,13 +140,23 @@ def read_evaluation(cfg: Config, dataset: str) -> Evaluation:
 
 
 def sweep_groups(models: dict) -> dict[str, list[str]]:
-    """{config model: its variants} for the models evaluated at several max tokens: a truncation sweep. Chunked
-    and side-by-side variants are no points of a sweep."""
+    """{config model: its variants} for the models evaluated at several max tokens: a truncation sweep. Chunked,
+    side-by-side and layer variants are no points of a sweep."""
     groups: dict[str, list[str]] = {}
     for name, entry in models.items():
-        if not entry.get("chunked") and not entry.get("parts"):
+        if not entry.get("chunked") and not entry.get("parts") and entry.get("layer") is None:
             groups.setdefault(entry.get("model", name), []).append(name)
     return {k: g for k, g in groups.items() if len(g) > 1}
+
+
+def layer_groups(models: dict) -> dict[str, list[str]]:
+    """{the model at its max tokens: its layer variants by layer} where one model was evaluated at two or more
+    hidden layers (at one max tokens): a layer sweep."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in models.items():
+        if entry.get("layer") is not None:
+            groups.setdefault(name.rsplit("-L", 1)[0], []).append(name)
+    return {k: sorted(g, key=lambda v: models[v]["layer"]) for k, g in groups.items() if len(g) > 1}
 
 
 

@@ -130,6 +130,11 @@ class VsLongest(PairedDifference):
     max_tokens: int
 
 
+class VsLast(PairedDifference):
+    last: str          # the same model's highest layer of the sweep (the last layer when it was asked for)
+    layer: int
+
+
 class VsChosen(PairedDifference):
     chosen: str
 
@@ -337,6 +342,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_baseline: Optional[PairedDifference] = None
     vs_chosen: Optional[VsChosen] = None
     vs_longest: Optional[VsLongest] = None
+    vs_last: Optional[VsLast] = None
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
@@ -413,6 +419,7 @@ class _ModelEntry(Record):
     chunked: Optional[bool] = None
     chunks: Optional[Chunks] = None
     parts: Optional[list[str]] = None
+    layer: Optional[int] = None    # the hidden layer pooled (hidden_states[layer]); None: the model's own output
     languages: Optional[Union[Literal["multilingual"], list[str]]] = None   # None: nobody declared them
     control: bool = False          # does not read every test language (study/languages.py)
     control_reason: Optional[str] = None

@@ -34,7 +34,7 @@ from study import paths
 from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
 from study.data import build_text
-from study.embedders import batching_for, embed_texts, enable_packing, load_model
+from study.embedders import batching_for, embed_texts, enable_packing, load_model, with_layers
 from study.errors import StudyError
 from study.probes import probe_from_bundle
 from study.provenance import model_revision
@@ -264,6 +264,8 @@ class Embedder:
         for part in self.parts:
             enc = self.encoders[(part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)]
             chunks = part.recipe.get("chunks")
+            if part.recipe.get("layer") is not None:   # a hidden layer pooled as the model pools (phase 1's pass)
+                enc = with_layers(enc, [part.recipe["layer"]])
             rows, budget = batching_for(self.device, part.spec.batch_size or self.cfg.batch_size, part.spec.token_budget,
                                         part.recipe["max_tokens"])   # as phase 1 batches
             emb, _, _ = embed_texts(
