@@ -129,3 +129,10 @@ def test_a_layer_sweep_runs_through_the_phases_and_stage1_reproduces_it(workspac
     P = np.array([[x["scores"][d] for d in names] for x in lines])
     assert np.abs(P - pred["y_pred"]).max() <= 1e-5
     assert call("generate_report", *common, "--output", tmp_path / "r.docx") == 0
+    import docx
+    doc = docx.Document(tmp_path / "r.docx")
+    tables = [[[c.text for c in r.cells] for r in t.rows] for t in doc.tables]
+    curve = next(t for t in tables if t[0][:3] == ["Layer", "Probe", "Validation MAE"])
+    chosen_first = val["tiny-L1"] <= val["tiny-L2"]
+    assert [r[0] for r in curve[1:]] == (["1 (chosen)", "2 (last)"] if chosen_first else ["1", "2 (chosen) (last)"])
+    assert any(r[0] == "Does a middle layer beat the last?" for t in tables for r in t)
