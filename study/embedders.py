@@ -48,12 +48,11 @@ class Encoder:
     dim: int
     normalize: bool = False   # L2-normalised output (an ST Normalize module; applied here for "transformers")
     packed: bool = False      # padding-free batches (see enable_packing)
+    layers: tuple[int, ...] = ()   # pool these hidden layers instead of the output, side by side (see `width`)
 
     @property
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-
-    layers: tuple[int, ...] = ()   # pool these hidden layers instead of the output, side by side (see `width`)
 
     @property
     def width(self) -> int:
