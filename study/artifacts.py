@@ -340,20 +340,151 @@ PICKLE_ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
     ("sklearn.preprocessing._data", "StandardScaler"),
 }
+# numpy's own reconstructors, given crafted arguments, read bytes of the file as pointers (an object field
+# hidden in a dtype's state) or past a buffer's end (strides, shapes). So none of them is called as the file
+# says: each name stands for a stand-in below that admits only plain numeric arrays built from exactly as
+# many bytes as their shape needs.
+NUMERIC_DTYPES = {f"{kind}{size}" for kind, sizes in (("b", (1,)), ("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)),
+                                                      ("f", (2, 4, 8)), ("c", (8, 16))) for size in sizes}
+PICKLE_MAX_BYTES = 1 << 30    # a probe file or Stage 1 bundle larger than this is refused unread
+PICKLE_MAX_NODES = 1_000_000  # containers and values of a loaded file, counted as a tree (shared ones each time)
+PICKLE_MAX_DEPTH = 64
+
+
+def _refuse(msg: str):
+    raise pickle.UnpicklingError(msg)
+
+
+class _Dtype:
+    """numpy.dtype(code, align, copy) of a pickle, then its state (BUILD): kept only as a plain numeric dtype."""
+
+    def __init__(self, code=None, align=False, copy=True, *rest):
+        if not isinstance(code, str) or code not in NUMERIC_DTYPES or rest:
+            _refuse(f"a dtype {str(code)[:40]!r}: a probe file holds plain numeric arrays only")
+        self.code, self.order = code, "="
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", ">", "|", "=")
+                and state[2:] == (None, None, None, -1, -1, 0)):
+            _refuse("a dtype with fields, a sub-array or flags: a probe file holds plain numeric arrays only")
+        self.order = state[1]
+
+    def real(self) -> np.dtype:
+        dt = np.dtype(self.code)
+        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+
+
+def _dtype_of(dt) -> np.dtype:
+    if not isinstance(dt, _Dtype):
+        _refuse("an array or scalar without a plain numeric dtype")
+    return dt.real()
+
+
+def _shape(shape) -> tuple:
+    if not isinstance(shape, tuple) or len(shape) > 8 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < PICKLE_MAX_BYTES for n in shape):
+        _refuse(f"an array of shape {str(shape)[:40]}")
+    return shape
+
+
+def _frombuffer(buf, dtype, shape, order):
+    dt, shape = _dtype_of(dtype), _shape(shape)
+    if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+        _refuse("an array not built from plain bytes")
+    if len(buf) != math.prod(shape) * dt.itemsize:
+        _refuse(f"an array of shape {shape} ({dt}) from {len(buf)} bytes")
+    return np.frombuffer(bytes(buf), dtype=dt).reshape(shape, order=order).copy()
+
+
+def _scalar(dtype, data=None):
+    dt = _dtype_of(dtype)
+    if not isinstance(data, bytes) or len(data) != dt.itemsize:
+        _refuse(f"a {dt} scalar from {len(data) if isinstance(data, bytes) else 'no'} bytes")
+    return np.frombuffer(data, dtype=dt)[0]
+
+
+class _NdarrayName:
+    """What `numpy.ndarray` stands for in a probe file: an argument of _reconstruct, never called."""
+
+
+class _PendingArray:
+    """An array of `_reconstruct` + BUILD (the pickle of a non-contiguous array); made real in `_plain`."""
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and isinstance(state[3], bool)):
+            _refuse("an array state of another layout")
+        _, shape, dtype, fortran, raw = state
+        self.array = _frombuffer(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _reconstruct(subtype, shape, dtype_char):
+    if subtype is not _NdarrayName or shape != (0,) or dtype_char not in (b"b", "b"):
+        _refuse("an ndarray subclass or a crafted reconstruction")
+    return _PendingArray()
+
+
+_STAND_INS = {"dtype": _Dtype, "ndarray": _NdarrayName, "scalar": _scalar, "_reconstruct": _reconstruct,
+              "_frombuffer": _frombuffer}
+PLAIN = (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Admits only PICKLE_ALLOWED: a pickle naming anything else (os.system, say) is refused, not run."""
+    """Admits only PICKLE_ALLOWED (a pickle naming anything else, os.system say, is refused, not run), numpy's
+    names through the stand-ins above."""
 
     def find_class(self, module, name):
         if (module, name) not in PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"it names {module}.{name}, which a probe file never holds")
-        return super().find_class(module, name)
+        return _STAND_INS.get(name) or super().find_class(module, name)
+
+
+def _plain(obj, budget: list, depth: int = 0):
+    """`obj` with every stand-in made real, counting what it holds as a tree (a list that holds one list many
+    times counts it each time) so that a few kB of shared references cannot become gigabytes downstream."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > PICKLE_MAX_DEPTH:
+        _refuse(f"it holds more than {PICKLE_MAX_NODES:,} values or nests deeper than {PICKLE_MAX_DEPTH} "
+                "(shared or cyclic references)")
+    if isinstance(obj, _PendingArray):
+        if obj.array is None:
+            _refuse("an array without its data")
+        return obj.array
+    if isinstance(obj, _Dtype):
+        return obj.real()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufc":
+            _refuse(f"an array of dtype {obj.dtype}")
+        return obj
+    if isinstance(obj, PLAIN):
+        return obj
+    if isinstance(obj, dict):   # OrderedDict too: replaced in place, its type and order kept
+        for key in list(obj):
+            if not isinstance(key, (str, int)):
+                _refuse(f"a dict key of type {type(key).__name__}")
+            obj[key] = _plain(obj[key], budget, depth + 1)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_plain(v, budget, depth + 1) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_plain(v, budget, depth + 1) for v in obj)
+    from sklearn.preprocessing import StandardScaler
+
+    if type(obj) is StandardScaler:
+        _plain(obj.__dict__, budget, depth + 1)
+        return obj
+    _refuse(f"a value of type {type(obj).__name__}, which a probe file never holds")
 
 
 def _read_pair(path: Path, sidecar: Path) -> tuple[bytes, str]:
     if not sidecar.is_file():
         raise StudyError(f"{sidecar} is missing: refusing to unpickle {path} without its checksum")
+    if path.stat().st_size > PICKLE_MAX_BYTES:
+        raise StudyError(f"{path}: refused ({path.stat().st_size:,} bytes, more than a probe file's "
+                         f"{PICKLE_MAX_BYTES:,})")
     words = sidecar.read_text(encoding="utf-8", errors="replace").split()
     return path.read_bytes(), words[0] if words else ""
 
@@ -374,6 +505,52 @@ def load_pickle(path: Path):
         if blob is None:
             raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
     try:
-        return _PlainUnpickler(io.BytesIO(blob)).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        return _plain(_PlainUnpickler(io.BytesIO(blob)).load(), [PICKLE_MAX_NODES])
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError,
+            IndexError, KeyError, MemoryError, RecursionError) as exc:
         raise StudyError(f"{path}: refused ({exc}); retrain it with train_probes.py") from None
+
+
+# -- LightGBM model strings -----------------------------------------------------------------------
+_LGBM_CHECKED: set[str] = set()   # sha256 of the model strings this process has seen load and predict safely
+_LGBM_CHILD = """
+import json, sys
+import numpy as np, lightgbm
+for s in json.loads(sys.stdin.read()):
+    b = lightgbm.Booster(model_str=s)
+    X = np.random.default_rng(0).normal(size=(64, b.num_feature()))
+    for it in (None, 0, b.current_iteration()):
+        b.predict(X, num_iteration=it)
+"""
+LGBM_CHECK_SECONDS = 300
+
+
+def check_lightgbm_models(strings) -> None:
+    """Refuse LightGBM model strings that the library cannot read and predict with safely.
+
+    LightGBM aborts or segfaults the whole process (SIGABRT, SIGSEGV) on some malformed model strings, where no
+    Python exception can catch it. So the strings of a file are first loaded and made to predict in a child
+    process (`python -I`, bounded in time); only when it exits cleanly does this process load them. A string
+    checked once is not checked again in this process."""
+    strings = list(strings)
+    if not all(isinstance(s, str) for s in strings):
+        raise StudyError("refused (a LightGBM model that is not a string); retrain it with train_probes.py")
+    digest = hashlib.sha256("\0".join(strings).encode("utf-8", "surrogatepass")).hexdigest()
+    if digest in _LGBM_CHECKED:
+        return
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-c", _LGBM_CHILD], input=json.dumps(strings), text=True,
+                              capture_output=True, timeout=LGBM_CHECK_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise StudyError(f"refused (its LightGBM models took over {LGBM_CHECK_SECONDS} s to load); "
+                         "retrain it with train_probes.py") from None
+    if proc.returncode != 0:
+        import signal
+
+        how = (f"the library crashed reading it ({signal.Signals(-proc.returncode).name})" if proc.returncode < 0
+               else (proc.stderr.strip().splitlines() or ["it could not be read"])[-1][:200])
+        raise StudyError(f"refused (a malformed LightGBM model string: {how}); retrain it with train_probes.py")
+    _LGBM_CHECKED.add(digest)

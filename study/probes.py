@@ -43,6 +43,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
+from study.artifacts import check_lightgbm_models
 from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
@@ -443,6 +444,7 @@ class LightGBMProbe(_Member, _Probe):
     def _restore(self, bundle):
         import lightgbm as lgb
 
+        check_lightgbm_models(bundle["boosters"])   # a malformed string would abort the process
         self.boosters_ = [lgb.Booster(model_str=s) for s in bundle["boosters"]]
         self.best_iterations_ = [int(i) for i in bundle["best_iterations"]]
 
@@ -692,6 +694,7 @@ class LightGBMClassifierProbe(_Member, _Classifier):
     def _restore(self, bundle):
         import lightgbm as lgb
 
+        check_lightgbm_models([bundle["booster"]])   # a malformed string would abort the process
         self.booster_ = lgb.Booster(model_str=bundle["booster"])
         self.best_iteration_ = int(bundle["best_iteration"])
 
