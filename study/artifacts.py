@@ -406,6 +406,9 @@ def _scalar(dtype, data=None):
 class _NdarrayName:
     """What `numpy.ndarray` stands for in a probe file: an argument of _reconstruct, never called."""
 
+    def __init__(self, *args, **kwargs):
+        _refuse("numpy.ndarray called directly (shape, buffer and strides as the file says)")
+
 
 class _PendingArray:
     """An array of `_reconstruct` + BUILD (the pickle of a non-contiguous array); made real in `_plain`."""
@@ -542,7 +545,7 @@ def check_lightgbm_models(strings) -> None:
     import sys
 
     try:
-        proc = subprocess.run([sys.executable, "-I", "-c", _LGBM_CHILD], input=json.dumps(strings), text=True,
+        proc = subprocess.run([sys.executable, "-I", "-c", _LGBM_CHILD], input=json.dumps(strings).encode(),
                               capture_output=True, timeout=LGBM_CHECK_SECONDS)
     except subprocess.TimeoutExpired:
         raise StudyError(f"refused (its LightGBM models took over {LGBM_CHECK_SECONDS} s to load); "
@@ -551,6 +554,6 @@ def check_lightgbm_models(strings) -> None:
         import signal
 
         how = (f"the library crashed reading it ({signal.Signals(-proc.returncode).name})" if proc.returncode < 0
-               else (proc.stderr.strip().splitlines() or ["it could not be read"])[-1][:200])
+               else (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["it could not be read"])[-1][:200])
         raise StudyError(f"refused (a malformed LightGBM model string: {how}); retrain it with train_probes.py")
     _LGBM_CHECKED.add(digest)

@@ -119,7 +119,7 @@ def test_a_malformed_lightgbm_string_is_refused_not_a_crash(lightgbm_bundle, dam
     bundle, X = lightgbm_bundle
     bad = damage(_strings(bundle)[0])
     crashed = subprocess.run([sys.executable, "-c", "import sys, lightgbm; lightgbm.Booster(model_str=sys.stdin.read())"],
-                             input=bad, text=True, capture_output=True, timeout=120)
+                             input=bad.encode(), capture_output=True, timeout=120)
     assert crashed.returncode != 0          # the bare library does die (or refuse) on it ...
     with pytest.raises(StudyError, match="refused \\(a malformed LightGBM model string"):
         check_lightgbm_models([bad])        # ... here it is one error, and this process lives on
