@@ -166,14 +166,85 @@ def write_json(path: Path, data) -> None:
         fh.write("\n")
 
 
+JSON_MAX_DEPTH = 100         # arrays and objects inside each other
+JSON_MAX_NUMBER_CHARS = 100  # digits of one number
+
+
+class _BadJSON(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    if len(text) > JSON_MAX_NUMBER_CHARS:
+        raise _BadJSON(f"a number of {len(text):,} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > JSON_MAX_NUMBER_CHARS:
+        raise _BadJSON(f"a number of {len(text):,} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadJSON(f"{text[:20]}, beyond the range of a float")
+    return value
+
+
+def _json_constant(text: str):
+    raise _BadJSON(f"{text}, which is no number of JSON")
+
+
+def _json_checked(data) -> None:
+    """Depth at most JSON_MAX_DEPTH, no lone surrogate in a string or key (walked without recursion)."""
+    todo = [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _BadJSON(f"a lone surrogate (\\u{ord(value[_surrogate_at(value)]):04x}, no character)") from None
+        elif isinstance(value, (dict, list)):
+            if depth >= JSON_MAX_DEPTH:
+                raise _BadJSON(f"nested more than {JSON_MAX_DEPTH} deep")
+            items = list(value.items()) if isinstance(value, dict) else [(None, v) for v in value]
+            for key, v in items:
+                todo.append((v, depth + 1))
+                if key is not None:
+                    todo.append((key, depth + 1))
+
+
+def _surrogate_at(text: str) -> int:
+    return next(i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+
+
+def parse_json(text: str, where) -> object:
+    """JSON text of a file the study did not necessarily write, guarded: nesting (JSON_MAX_DEPTH), number length
+    (JSON_MAX_NUMBER_CHARS), NaN / Infinity / numbers beyond a float, lone surrogates are each one StudyError
+    naming `where`, never a RecursionError or a traceback further on."""
+    try:
+        data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+        _json_checked(data)
+        return data
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise StudyError(f"{where}: not valid JSON (nested too deeply)") from None
+    except _BadJSON as exc:
+        raise StudyError(f"{where}: refused JSON ({exc})") from None
+    except ValueError as exc:   # an integer of more digits than Python converts
+        raise StudyError(f"{where}: refused JSON ({str(exc).split(':')[0]})") from None
+
+
 def read_json(path: Path, what: str = "file"):
+    """A JSON file, read through `parse_json` (one StudyError naming the file for anything hostile)."""
     path = Path(path)
     if not current(path).is_file():
         raise StudyError(f"{what} not found: {path}")
     try:
-        return json.loads(current(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        text = current(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
+    return parse_json(text, path)
 
 
 def deep_merge(old: dict, new: dict) -> dict:
@@ -465,7 +536,7 @@ def _plain(obj, budget: list, depth: int = 0):
         return obj
     if isinstance(obj, dict):   # OrderedDict too: replaced in place, its type and order kept
         for key in list(obj):
-            if not isinstance(key, (str, int)):
+            if not isinstance(key, (str, int, float, type(None), tuple)):
                 _refuse(f"a dict key of type {type(key).__name__}")
             obj[key] = _plain(obj[key], budget, depth + 1)
         return obj
@@ -557,3 +628,41 @@ def check_lightgbm_models(strings) -> None:
                else (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["it could not be read"])[-1][:200])
         raise StudyError(f"refused (a malformed LightGBM model string: {how}); retrain it with train_probes.py")
     _LGBM_CHECKED.add(digest)
+
+
+# -- one run at a time ----------------------------------------------------------------------------
+_RUN_LOCKS: dict[Path, object] = {}   # the run locks this process holds, open until it exits (or `release_run`)
+
+
+def hold_run(lock: Path, what: str) -> None:
+    """Hold `lock` (an exclusive, non-blocking flock) until this process ends, writing into it who holds it (pid,
+    host, command); StudyError naming the holder when another process has it. `what` says what is guarded.
+    Taken twice in one process, it is held once. The kernel releases it when the holder dies, killed or not."""
+    import socket
+    import sys
+
+    lock = Path(lock).absolute()
+    if lock in _RUN_LOCKS:
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+", encoding="utf-8", errors="replace")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = " ".join(fh.read(1000).split()) or "another process"
+        fh.close()
+        raise StudyError(f"{what} is in use by {holder[:300]} (lock {lock}); wait until it ends, or use another "
+                         "folder") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:500]}\n")
+    fh.flush()
+    _RUN_LOCKS[lock] = fh
+
+
+def release_run(lock: Path) -> None:
+    """Give back a lock of `hold_run` before this process ends."""
+    fh = _RUN_LOCKS.pop(Path(lock).absolute(), None)
+    if fh is not None:
+        fh.close()
