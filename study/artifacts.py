@@ -661,8 +661,7 @@ def hold_run(lock: Path, what: str) -> None:
     _RUN_LOCKS[lock] = fh
 
 
-def release_run(lock: Path) -> None:
-    """Give back a lock of `hold_run` before this process ends."""
-    fh = _RUN_LOCKS.pop(Path(lock).absolute(), None)
-    if fh is not None:
-        fh.close()
+def release_runs() -> None:
+    """Give back every lock of `hold_run` (study.cli.run, when a script's main() ends: in-process calls too)."""
+    while _RUN_LOCKS:
+        _RUN_LOCKS.popitem()[1].close()

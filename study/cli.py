@@ -136,7 +136,7 @@ RESULTS_LOCK_ENV = "STUDY_RESULTS_LOCK_PID"   # run_all.py's pid, given to its p
 
 def hold_results(cfg) -> None:
     """One run at a time in a results folder: the phases that write there (and run_all.py, for all of its phases)
-    hold `<results>/.run.lock` until they end; another one is refused with a line naming the holder (pid, host,
+    hold `.<results>.lock` beside it until they end; another one is refused with a line naming the holder (pid, host,
     command). A phase run_all.py started (its parent holds the lock) goes ahead."""
     import os
 
@@ -144,7 +144,8 @@ def hold_results(cfg) -> None:
 
     if os.environ.get(RESULTS_LOCK_ENV) == str(os.getppid()):
         return
-    hold_run(cfg.results_path / ".run.lock", f"results folder {cfg.results_path}")
+    results = cfg.results_path
+    hold_run(results.parent / f".{results.name}.lock", f"results folder {results}")   # beside it: results/ stays as it was
 
 
 def _mid_line() -> bool:
@@ -161,7 +162,12 @@ def run(main) -> None:
     signal.signal(signal.SIGTERM, _terminated)   # `kill PID` ends as Ctrl-C does: temp files removed, one line
     signal.signal(signal.SIGHUP, _terminated)    # so does a closed ssh session
     try:
-        main()
+        try:
+            main()
+        finally:
+            from study.artifacts import release_runs
+
+            release_runs()
     except StudyError as exc:
         print(f"\nerror: {exc}" if _mid_line() else f"error: {exc}", file=sys.stderr)
         sys.exit(2)
