@@ -179,3 +179,40 @@ def test_every_json_consumer_refuses_hostile_json_in_one_line(ws, capsys, script
     err = capsys.readouterr().err.strip().splitlines()
     _refused(code, err, f"{ev}: ")
     assert snapshot(root / "results", root / "embeddings") == before
+
+
+RUN_ALL_LIKE = textwrap.dedent("""
+    import os, subprocess, sys
+    from study import cli
+    from study.config import load_config
+    cfg = load_config(sys.argv[1])
+    cli.hold_results(cfg)            # as run_all.py does, for all of its phases
+    print("held", flush=True)
+    if sys.argv[3] == "phase":       # a phase it starts goes ahead under its lock
+        env = {**os.environ, cli.RESULTS_LOCK_ENV: str(os.getpid())}
+        code = subprocess.run([sys.executable, "compare_results.py", "--config", sys.argv[1], "--data-dir", sys.argv[2]],
+                              env=env, capture_output=True).returncode
+        print(f"phase {code}", flush=True)
+    sys.stdin.read()
+""")
+
+
+def test_one_run_per_results_folder(ws, capsys):
+    """README: "a second run on one results/ (run_all.py or a phase) while another holds it, naming the holder"."""
+    cfg, root, _ = ws
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", RUN_ALL_LIKE, str(cfg), str(root / "demo_ds"), "phase"], cwd=REPO,
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert holder.stdout.readline().strip() == "phase 0"
+        before = snapshot(root / "results", root / "embeddings")
+        capsys.readouterr()
+        code = call("generate_report", "--config", cfg, "--data-dir", root / "demo_ds")
+        err = capsys.readouterr().err.strip().splitlines()
+        _refused(code, err, f"results folder {root / 'results'} is in use by pid {holder.pid} on ")
+        assert "RUN_ALL_LIKE" not in err[-1] and snapshot(root / "results", root / "embeddings") == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert call("compare_results", "--config", cfg, "--data-dir", root / "demo_ds") == 0   # free again
