@@ -128,3 +128,46 @@ def test_a_malformed_lightgbm_string_is_refused_not_a_crash(lightgbm_bundle, dam
         probe_from_bundle({**bundle, "members": members})
     good = probe_from_bundle(bundle)   # the unharmed bundle still loads and predicts
     assert good.predict(X[:5]).shape == (5, 2)
+
+
+def test_hostile_names_stay_inside_their_table_cell_and_are_not_html(tmp_path):
+    """README: "markdown shows `|`, line breaks and HTML tags of names as text"."""
+    from conftest import markdown_tables
+    from study.document import Document, to_markdown
+
+    doc = Document("T <b>", "s")
+    name = "a|b\nc\u2028d<script>alert(1)</script>"
+    doc.table("dims\n<img src=x>", ["dimension", "MAE"], [[name, "0.5"], ["plain", "p < 0.05"]], "lr")
+    md = to_markdown(doc, tmp_path)
+    assert "<script>" not in md and "<img" not in md and "<b>" not in md
+    rows = next(iter(markdown_tables(md).values()))
+    assert rows == [["dimension", "MAE"], ["a|b c d&lt;script>alert(1)&lt;/script>", "0.5"], ["plain", "p < 0.05"]]
+
+
+def test_a_huge_name_does_not_make_a_huge_figure(tmp_path):
+    """README: "figure labels are cut at 60 characters" (a 5,000-character name made 1.36-gigapixel figures)."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from study.plots import _save
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.barh(["x" * 5000, "y"], [1, 2])
+    ax.set_title("t" * 5000)
+    ax.legend(["z" * 5000])
+    with Image.open(_save(fig, tmp_path / "f.png")) as im:
+        assert im.width * im.height < 4_000_000, im.size
+
+
+def test_no_verdict_from_fewer_test_articles_than_min_group_articles():
+    """Page 1 said "better" from one test article (a zero-width CI); below min_group_articles it is inconclusive."""
+    from study.evaluation import compared
+
+    cfg = load_config()
+    rng = np.random.default_rng(0)
+    n = cfg.min_group_articles
+    mine, theirs = rng.uniform(0, 0.2, n), rng.uniform(1.8, 2.2, n)
+    assert compared(cfg, mine, theirs)["verdict"] == "better"
+    assert compared(cfg, mine[:n - 1], theirs[:n - 1])["verdict"] == "inconclusive"
+    one = compared(cfg, mine[:1], theirs[:1])
+    assert one["difference_ci95"][0] == one["difference_ci95"][1] and one["verdict"] == "inconclusive"
