@@ -145,7 +145,7 @@ def test_hostile_names_stay_inside_their_table_cell_and_are_not_html(tmp_path):
 
 
 def test_a_huge_name_does_not_make_a_huge_figure(tmp_path):
-    """README: "figure labels are cut at 60 characters" (a 5,000-character name made 1.36-gigapixel figures)."""
+    """README: "figure labels are cut at 100 characters" (a 5,000-character name made 1.36-gigapixel figures)."""
     import matplotlib.pyplot as plt
     from PIL import Image
 
