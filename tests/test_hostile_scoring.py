@@ -101,13 +101,15 @@ def test_one_run_per_output(ws, capsys):
 def test_an_input_rewritten_while_scored_is_not_published(ws, capsys, monkeypatch):
     """README: the input is fingerprinted (size and sha256 of what was read); a rewrite is never published."""
     cfg, root, articles = ws
+    articles.write_text("".join(json.dumps({"id": f"a{i}", "title": "Solar", "content": f"Panels {i}. " + "sun " * 300})
+                                + "\n" for i in range(30)), encoding="utf-8")   # 36 kB: more than a read buffer
     output = root / "scored.jsonl"
     real, calls = scoring.score_lines, []
 
     def rewrite_after_first_chunk(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:   # same number of lines, other text, after the first chunk was read
-            articles.write_text(articles.read_text().replace("Panels", "Turbine"), encoding="utf-8")
+            articles.write_text(articles.read_text().replace("Panels", "Lenses"), encoding="utf-8")   # same size
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scoring, "score_lines", rewrite_after_first_chunk)
