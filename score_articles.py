@@ -42,8 +42,8 @@ from tqdm import tqdm
 from study import cli
 from study.config import DTYPE_NAMES, load_config
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.scoring import (CHUNK_ARTICLES, RULES, Embedder, check_input, claim_output, load_stage1, recipe_parts,
-                           resolve_part, score_file, tokens_read)
+from study.scoring import (CHUNK_ARTICLES, RULES, Embedder, check_input, claim_output, hold_output, load_stage1,
+                           recipe_parts, resolve_part, score_file, tokens_read)
 
 
 def main():
@@ -94,6 +94,7 @@ def main():
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
                 "recall": stage.recall, "rule": stage.rule, "packed": args.packed}
+    hold_output(args.output)
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
                              settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar,

@@ -645,15 +645,22 @@ def hold_run(lock: Path, what: str) -> None:
     if lock in _RUN_LOCKS:
         return
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(lock, "a+", encoding="utf-8", errors="replace")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        holder = " ".join(fh.read(1000).split()) or "another process"
+    while True:
+        fh = open(lock, "a+", encoding="utf-8", errors="replace")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = " ".join(fh.read(1000).split()) or "another process"
+            fh.close()
+            raise StudyError(f"{what} is in use by {holder[:300]} (lock {lock}); wait until it ends, or use another "
+                             "folder") from None
+        try:   # the holder before removes the file as it leaves: a lock on that removed file guards nothing
+            if os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         fh.close()
-        raise StudyError(f"{what} is in use by {holder[:300]} (lock {lock}); wait until it ends, or use another "
-                         "folder") from None
     fh.seek(0)
     fh.truncate()
     fh.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:500]}\n")
@@ -664,4 +671,7 @@ def hold_run(lock: Path, what: str) -> None:
 def release_runs() -> None:
     """Give back every lock of `hold_run` (study.cli.run, when a script's main() ends: in-process calls too)."""
     while _RUN_LOCKS:
-        _RUN_LOCKS.popitem()[1].close()
+        lock, fh = _RUN_LOCKS.popitem()
+        with contextlib.suppress(OSError):
+            os.unlink(lock)   # still held: nothing is left behind (`hold_run` checks it locked the file in place)
+        fh.close()

@@ -282,9 +282,8 @@ def tokens_read(meta: dict) -> int:
 
 # -- the input and the output ------------------------------------------------------------------------
 def claim_output(cfg: Config, output, input_path, probe_path) -> Path:
-    """`output` as this run's alone: refused when it is the input, the probe file or bundle (or its checksum), a
-    folder, or lies under config's results/ or embeddings/; else held
-    (`hold_run`: one run per output, the other refused with a line naming the holder) until the run ends."""
+    """`output`, refused when it is the input, the probe file or bundle (or its checksum), a folder, or lies under
+    config's results/ or embeddings/ (see `hold_output` for one run per output)."""
     out = Path(output).expanduser().absolute()
     if out.is_dir():
         raise StudyError(f"--output {output} is a folder; name a file such as scored.jsonl")
@@ -297,10 +296,15 @@ def claim_output(cfg: Config, output, input_path, probe_path) -> Path:
         if out.resolve().is_relative_to(folder.resolve()):
             raise StudyError(f"--output {output} lies in {what} ({folder}), whose files the study owns; write the "
                              "scores elsewhere")
+    return out
+
+
+def hold_output(output) -> None:
+    """One run per output: held until the run ends (`hold_run`); another is refused with a line naming the holder.
+    Taken once everything is checked and loaded, so a refused command leaves no folder or file behind."""
     from study.artifacts import hold_run
 
-    hold_run(paths.scoring_lock(out), f"--output {output}")
-    return out
+    hold_run(paths.scoring_lock(Path(output).expanduser().absolute()), f"--output {output}")
 
 
 
