@@ -35,6 +35,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     name = dataset_name(args.dataset, args.data_dir)
     evaluation = read_evaluation(cfg, name)
     probe = args.probe or evaluation.best.probe

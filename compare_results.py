@@ -27,6 +27,7 @@ def main():
     args = cli.parser(__doc__).parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     name = dataset_name(args.dataset, args.data_dir)
     results = read_evaluation(cfg, name)
     report = paths.comparison_markdown(cfg, name)

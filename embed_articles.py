@@ -45,6 +45,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks, layers=args.layers))
     splits = load_splits(dataset, cfg.score_range, tuple(args.splits))

@@ -73,6 +73,7 @@ def evaluate():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models

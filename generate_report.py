@@ -32,6 +32,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = dataset_name(args.dataset, args.data_dir)
     out = Path(args.output) if args.output else paths.report(cfg, dataset)
     if out.suffix.lower() != ".docx":

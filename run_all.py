@@ -99,7 +99,8 @@ def main():
     cfg = load_config(args.config)
     if not args.finetune:
         args.skip = [*args.skip, "finetune"]
-    env = dict(os.environ)
+    cli.hold_results(cfg)   # one run at a time in a results folder; its phases go ahead under this lock
+    env = {**os.environ, cli.RESULTS_LOCK_ENV: str(os.getpid())}
     bench = ["--n", str(args.bench_n)] if args.bench_n else []
     if args.demo:
         bench = demo_setup(cfg, args, env, bench)

@@ -23,6 +23,9 @@ scores stand). A yes/no probe says yes where P(yes) is at or above the threshold
 validation. Weights, tiers and thresholds come from the Stage 1 bundle phase 3 wrote (--stage1: the probe
 and all it needs in one file) or, with --probe, from the evaluation JSON beside the probe file.
 
+--output may not be the input, the probe file or bundle, nor lie under results/ or embeddings/; one run
+at a time writes it (a second is refused, naming the first). Each article's text is cut where the recipe's
+tokenizer cannot reach (a 20 MB article costs what a short one does); a line over 64 MiB is refused.
 The input is checked whole before anything is loaded (a line without text, a duplicate id: one
 `error:` line, nothing written), then streamed `--chunk` articles at a time (memory follows the
 chunk, not the file). The output appears only when complete; killed, the same command resumes
@@ -39,7 +42,8 @@ from tqdm import tqdm
 from study import cli
 from study.config import DTYPE_NAMES, load_config
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.scoring import CHUNK_ARTICLES, RULES, Embedder, check_input, load_stage1, recipe_parts, resolve_part, score_file
+from study.scoring import (CHUNK_ARTICLES, RULES, Embedder, check_input, claim_output, hold_output, load_stage1,
+                           recipe_parts, resolve_part, score_file, tokens_read)
 
 
 def main():
@@ -72,6 +76,7 @@ def main():
 
     t_start = time.perf_counter()
     cfg = load_config(args.config)
+    claim_output(cfg, args.output, args.input, args.stage1 or args.probe)
     stage = load_stage1(cfg, args.stage1 or args.probe, args.recall, args.rule,
                         expect="stage1" if args.stage1 else "probe")
     n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
@@ -89,9 +94,11 @@ def main():
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
                 "recall": stage.recall, "rule": stage.rule, "packed": args.packed}
+    hold_output(args.output)
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
-                             settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar)
+                             settings=settings, chunk=args.chunk, with_labels=args.labels, progress=bar,
+                             tokens=tokens_read(meta))
 
     what = "routed to the fine-tuned model" if stage.task == "regression" else "yes"
     rate = summary["articles_per_s"]

@@ -70,6 +70,7 @@ def main():
     args = parser.parse_args()
 
     cfg = load_config(args.config)
+    cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = cfg.select_variants(args.models, args.max_tokens)
     probes = task_probes(dataset.task, args.probes)

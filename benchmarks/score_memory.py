@@ -3,6 +3,7 @@
     python benchmarks/score_memory.py --articles 100000
     python benchmarks/score_memory.py --articles 10000 --model stand-in
     python benchmarks/score_memory.py --articles 100000 --model tiny
+    python benchmarks/score_memory.py --articles 3 --article-mb 20     # long articles: memory stays flat
 
 Writes `--articles` short synthetic articles (a demo title + the first sentence of its text, six
 languages, about 20 tokens; study/demo.py `make_article`, seed 0) to a JSONL file in a temporary
@@ -49,14 +50,17 @@ MODELS = {
 }
 
 
-def write_articles(path: Path, n: int, seed: int = 0) -> None:
-    """`n` short articles, one JSON object a line: a demo title and the first sentence of its text."""
+def write_articles(path: Path, n: int, seed: int = 0, mb: float = 0) -> None:
+    """`n` short articles, one JSON object a line: a demo title and the first sentence of its text (`mb` > 0: its
+    whole text repeated to that many MB)."""
     rng = np.random.default_rng(seed)
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(n):
             a = make_article(rng, i)
-            fh.write(json.dumps({"id": i, "title": a["title"], "content": a["content"].split(". ")[0] + "."},
-                                ensure_ascii=False) + "\n")
+            content = a["content"].split(". ")[0] + "."
+            if mb:
+                content = " ".join([a["content"]] * (int(mb * 1e6) // (len(a["content"]) + 1) + 1))
+            fh.write(json.dumps({"id": i, "title": a["title"], "content": content}, ensure_ascii=False) + "\n")
 
 
 def run(script: str, *args) -> str:
@@ -111,6 +115,8 @@ def main():
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--model", choices=MODELS, default="stand-in")
     parser.add_argument("--chunk", type=int, default=1024, help="articles between two checkpoints (default 1024)")
+    parser.add_argument("--article-mb", type=float, default=0,
+                        help="each article this many MB long (its text repeated; issue 26: a 20 MB article)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
@@ -129,7 +135,7 @@ def main():
         for script in ("train_probes.py", "evaluate.py"):
             run(script, "--config", cfg, "--data-dir", demo, "--probes", "ridge")
         articles = root / "articles.jsonl"
-        write_articles(articles, args.articles)
+        write_articles(articles, args.articles, mb=args.article_mb)
         print(f"prepared in {time.perf_counter() - t0:.1f}s: a ridge probe on {args.model}, {args.articles:,} "
               f"articles ({articles.stat().st_size / 1e6:.1f} MB)", flush=True)
 

@@ -166,14 +166,85 @@ def write_json(path: Path, data) -> None:
         fh.write("\n")
 
 
+JSON_MAX_DEPTH = 100         # arrays and objects inside each other
+JSON_MAX_NUMBER_CHARS = 100  # digits of one number
+
+
+class _BadJSON(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    if len(text) > JSON_MAX_NUMBER_CHARS:
+        raise _BadJSON(f"a number of {len(text):,} digits")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > JSON_MAX_NUMBER_CHARS:
+        raise _BadJSON(f"a number of {len(text):,} characters")
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadJSON(f"{text[:20]}, beyond the range of a float")
+    return value
+
+
+def _json_constant(text: str):
+    raise _BadJSON(f"{text}, which is no number of JSON")
+
+
+def _json_checked(data) -> None:
+    """Depth at most JSON_MAX_DEPTH, no lone surrogate in a string or key (walked without recursion)."""
+    todo = [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _BadJSON(f"a lone surrogate (\\u{ord(value[_surrogate_at(value)]):04x}, no character)") from None
+        elif isinstance(value, (dict, list)):
+            if depth >= JSON_MAX_DEPTH:
+                raise _BadJSON(f"nested more than {JSON_MAX_DEPTH} deep")
+            items = list(value.items()) if isinstance(value, dict) else [(None, v) for v in value]
+            for key, v in items:
+                todo.append((v, depth + 1))
+                if key is not None:
+                    todo.append((key, depth + 1))
+
+
+def _surrogate_at(text: str) -> int:
+    return next(i for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+
+
+def parse_json(text: str, where) -> object:
+    """JSON text of a file the study did not necessarily write, guarded: nesting (JSON_MAX_DEPTH), number length
+    (JSON_MAX_NUMBER_CHARS), NaN / Infinity / numbers beyond a float, lone surrogates are each one StudyError
+    naming `where`, never a RecursionError or a traceback further on."""
+    try:
+        data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+        _json_checked(data)
+        return data
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"{where}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise StudyError(f"{where}: not valid JSON (nested too deeply)") from None
+    except _BadJSON as exc:
+        raise StudyError(f"{where}: refused JSON ({exc})") from None
+    except ValueError as exc:   # an integer of more digits than Python converts
+        raise StudyError(f"{where}: refused JSON ({str(exc).split(':')[0]})") from None
+
+
 def read_json(path: Path, what: str = "file"):
+    """A JSON file, read through `parse_json` (one StudyError naming the file for anything hostile)."""
     path = Path(path)
     if not current(path).is_file():
         raise StudyError(f"{what} not found: {path}")
     try:
-        return json.loads(current(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        text = current(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
+    return parse_json(text, path)
 
 
 def deep_merge(old: dict, new: dict) -> dict:
@@ -340,20 +411,154 @@ PICKLE_ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.numeric", "_frombuffer"),
     ("sklearn.preprocessing._data", "StandardScaler"),
 }
+# numpy's own reconstructors, given crafted arguments, read bytes of the file as pointers (an object field
+# hidden in a dtype's state) or past a buffer's end (strides, shapes). So none of them is called as the file
+# says: each name stands for a stand-in below that admits only plain numeric arrays built from exactly as
+# many bytes as their shape needs.
+NUMERIC_DTYPES = {f"{kind}{size}" for kind, sizes in (("b", (1,)), ("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)),
+                                                      ("f", (2, 4, 8)), ("c", (8, 16))) for size in sizes}
+PICKLE_MAX_BYTES = 1 << 30    # a probe file or Stage 1 bundle larger than this is refused unread
+PICKLE_MAX_NODES = 1_000_000  # containers and values of a loaded file, counted as a tree (shared ones each time)
+PICKLE_MAX_DEPTH = 64
+
+
+def _refuse(msg: str):
+    raise pickle.UnpicklingError(msg)
+
+
+class _Dtype:
+    """numpy.dtype(code, align, copy) of a pickle, then its state (BUILD): kept only as a plain numeric dtype."""
+
+    def __init__(self, code=None, align=False, copy=True, *rest):
+        if not isinstance(code, str) or code not in NUMERIC_DTYPES or rest:
+            _refuse(f"a dtype {str(code)[:40]!r}: a probe file holds plain numeric arrays only")
+        self.code, self.order = code, "="
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", ">", "|", "=")
+                and state[2:] == (None, None, None, -1, -1, 0)):
+            _refuse("a dtype with fields, a sub-array or flags: a probe file holds plain numeric arrays only")
+        self.order = state[1]
+
+    def real(self) -> np.dtype:
+        dt = np.dtype(self.code)
+        return dt.newbyteorder(self.order) if self.order in "<>" else dt
+
+
+def _dtype_of(dt) -> np.dtype:
+    if not isinstance(dt, _Dtype):
+        _refuse("an array or scalar without a plain numeric dtype")
+    return dt.real()
+
+
+def _shape(shape) -> tuple:
+    if not isinstance(shape, tuple) or len(shape) > 8 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < PICKLE_MAX_BYTES for n in shape):
+        _refuse(f"an array of shape {str(shape)[:40]}")
+    return shape
+
+
+def _frombuffer(buf, dtype, shape, order):
+    dt, shape = _dtype_of(dtype), _shape(shape)
+    if not isinstance(buf, (bytes, bytearray)) or order not in ("C", "F"):
+        _refuse("an array not built from plain bytes")
+    if len(buf) != math.prod(shape) * dt.itemsize:
+        _refuse(f"an array of shape {shape} ({dt}) from {len(buf)} bytes")
+    return np.frombuffer(bytes(buf), dtype=dt).reshape(shape, order=order).copy()
+
+
+def _scalar(dtype, data=None):
+    dt = _dtype_of(dtype)
+    if not isinstance(data, bytes) or len(data) != dt.itemsize:
+        _refuse(f"a {dt} scalar from {len(data) if isinstance(data, bytes) else 'no'} bytes")
+    return np.frombuffer(data, dtype=dt)[0]
+
+
+class _NdarrayName:
+    """What `numpy.ndarray` stands for in a probe file: an argument of _reconstruct, never called."""
+
+    def __init__(self, *args, **kwargs):
+        _refuse("numpy.ndarray called directly (shape, buffer and strides as the file says)")
+
+
+class _PendingArray:
+    """An array of `_reconstruct` + BUILD (the pickle of a non-contiguous array); made real in `_plain`."""
+
+    def __init__(self):
+        self.array = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1 and isinstance(state[3], bool)):
+            _refuse("an array state of another layout")
+        _, shape, dtype, fortran, raw = state
+        self.array = _frombuffer(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _reconstruct(subtype, shape, dtype_char):
+    if subtype is not _NdarrayName or shape != (0,) or dtype_char not in (b"b", "b"):
+        _refuse("an ndarray subclass or a crafted reconstruction")
+    return _PendingArray()
+
+
+_STAND_INS = {"dtype": _Dtype, "ndarray": _NdarrayName, "scalar": _scalar, "_reconstruct": _reconstruct,
+              "_frombuffer": _frombuffer}
+PLAIN = (str, bytes, int, float, bool, type(None), np.ndarray, np.generic)
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Admits only PICKLE_ALLOWED: a pickle naming anything else (os.system, say) is refused, not run."""
+    """Admits only PICKLE_ALLOWED (a pickle naming anything else, os.system say, is refused, not run), numpy's
+    names through the stand-ins above."""
 
     def find_class(self, module, name):
         if (module, name) not in PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"it names {module}.{name}, which a probe file never holds")
-        return super().find_class(module, name)
+        return _STAND_INS.get(name) or super().find_class(module, name)
+
+
+def _plain(obj, budget: list, depth: int = 0):
+    """`obj` with every stand-in made real, counting what it holds as a tree (a list that holds one list many
+    times counts it each time) so that a few kB of shared references cannot become gigabytes downstream."""
+    budget[0] -= 1
+    if budget[0] < 0 or depth > PICKLE_MAX_DEPTH:
+        _refuse(f"it holds more than {PICKLE_MAX_NODES:,} values or nests deeper than {PICKLE_MAX_DEPTH} "
+                "(shared or cyclic references)")
+    if isinstance(obj, _PendingArray):
+        if obj.array is None:
+            _refuse("an array without its data")
+        return obj.array
+    if isinstance(obj, _Dtype):
+        return obj.real()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufc":
+            _refuse(f"an array of dtype {obj.dtype}")
+        return obj
+    if isinstance(obj, PLAIN):
+        return obj
+    if isinstance(obj, dict):   # OrderedDict too: replaced in place, its type and order kept
+        for key in list(obj):
+            if not isinstance(key, (str, int, float, type(None), tuple)):
+                _refuse(f"a dict key of type {type(key).__name__}")
+            obj[key] = _plain(obj[key], budget, depth + 1)
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_plain(v, budget, depth + 1) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_plain(v, budget, depth + 1) for v in obj)
+    from sklearn.preprocessing import StandardScaler
+
+    if type(obj) is StandardScaler:
+        _plain(obj.__dict__, budget, depth + 1)
+        return obj
+    _refuse(f"a value of type {type(obj).__name__}, which a probe file never holds")
 
 
 def _read_pair(path: Path, sidecar: Path) -> tuple[bytes, str]:
     if not sidecar.is_file():
         raise StudyError(f"{sidecar} is missing: refusing to unpickle {path} without its checksum")
+    if path.stat().st_size > PICKLE_MAX_BYTES:
+        raise StudyError(f"{path}: refused ({path.stat().st_size:,} bytes, more than a probe file's "
+                         f"{PICKLE_MAX_BYTES:,})")
     words = sidecar.read_text(encoding="utf-8", errors="replace").split()
     return path.read_bytes(), words[0] if words else ""
 
@@ -374,6 +579,99 @@ def load_pickle(path: Path):
         if blob is None:
             raise StudyError(f"{path}: checksum differs from {sidecar.name}; the file was changed or damaged")
     try:
-        return _PlainUnpickler(io.BytesIO(blob)).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+        return _plain(_PlainUnpickler(io.BytesIO(blob)).load(), [PICKLE_MAX_NODES])
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, TypeError,
+            IndexError, KeyError, MemoryError, RecursionError) as exc:
         raise StudyError(f"{path}: refused ({exc}); retrain it with train_probes.py") from None
+
+
+# -- LightGBM model strings -----------------------------------------------------------------------
+_LGBM_CHECKED: set[str] = set()   # sha256 of the model strings this process has seen load and predict safely
+_LGBM_CHILD = """
+import json, sys
+import numpy as np, lightgbm
+for s in json.loads(sys.stdin.read()):
+    b = lightgbm.Booster(model_str=s)
+    X = np.random.default_rng(0).normal(size=(64, b.num_feature()))
+    for it in (None, 0, b.current_iteration()):
+        b.predict(X, num_iteration=it)
+"""
+LGBM_CHECK_SECONDS = 300
+
+
+def check_lightgbm_models(strings) -> None:
+    """Refuse LightGBM model strings that the library cannot read and predict with safely.
+
+    LightGBM aborts or segfaults the whole process (SIGABRT, SIGSEGV) on some malformed model strings, where no
+    Python exception can catch it. So the strings of a file are first loaded and made to predict in a child
+    process (`python -I`, bounded in time); only when it exits cleanly does this process load them. A string
+    checked once is not checked again in this process."""
+    strings = list(strings)
+    if not all(isinstance(s, str) for s in strings):
+        raise StudyError("refused (a LightGBM model that is not a string); retrain it with train_probes.py")
+    digest = hashlib.sha256("\0".join(strings).encode("utf-8", "surrogatepass")).hexdigest()
+    if digest in _LGBM_CHECKED:
+        return
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-c", _LGBM_CHILD], input=json.dumps(strings).encode(),
+                              capture_output=True, timeout=LGBM_CHECK_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise StudyError(f"refused (its LightGBM models took over {LGBM_CHECK_SECONDS} s to load); "
+                         "retrain it with train_probes.py") from None
+    if proc.returncode != 0:
+        import signal
+
+        how = (f"the library crashed reading it ({signal.Signals(-proc.returncode).name})" if proc.returncode < 0
+               else (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["it could not be read"])[-1][:200])
+        raise StudyError(f"refused (a malformed LightGBM model string: {how}); retrain it with train_probes.py")
+    _LGBM_CHECKED.add(digest)
+
+
+# -- one run at a time ----------------------------------------------------------------------------
+_RUN_LOCKS: dict[Path, object] = {}   # the run locks this process holds, open until it exits (or `release_run`)
+
+
+def hold_run(lock: Path, what: str) -> None:
+    """Hold `lock` (an exclusive, non-blocking flock) until this process ends, writing into it who holds it (pid,
+    host, command); StudyError naming the holder when another process has it. `what` says what is guarded.
+    Taken twice in one process, it is held once. The kernel releases it when the holder dies, killed or not."""
+    import socket
+    import sys
+
+    lock = Path(lock).absolute()
+    if lock in _RUN_LOCKS:
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fh = open(lock, "a+", encoding="utf-8", errors="replace")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = " ".join(fh.read(1000).split()) or "another process"
+            fh.close()
+            raise StudyError(f"{what} is in use by {holder[:300]} (lock {lock}); wait until it ends, or use another "
+                             "folder") from None
+        try:   # the holder before removes the file as it leaves: a lock on that removed file guards nothing
+            if os.stat(lock).st_ino == os.fstat(fh.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        fh.close()
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}: {' '.join(sys.argv)[:500]}\n")
+    fh.flush()
+    _RUN_LOCKS[lock] = fh
+
+
+def release_runs() -> None:
+    """Give back every lock of `hold_run` (study.cli.run, when a script's main() ends: in-process calls too)."""
+    while _RUN_LOCKS:
+        lock, fh = _RUN_LOCKS.popitem()
+        with contextlib.suppress(OSError):
+            os.unlink(lock)   # still held: nothing is left behind (`hold_run` checks it locked the file in place)
+        fh.close()

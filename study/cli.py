@@ -138,6 +138,23 @@ def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")
 
 
+RESULTS_LOCK_ENV = "STUDY_RESULTS_LOCK_PID"   # run_all.py's pid, given to its phases: it holds the lock for them
+
+
+def hold_results(cfg) -> None:
+    """One run at a time in a results folder: the phases that write there (and run_all.py, for all of its phases)
+    hold `.<results>.lock` beside it until they end; another one is refused with a line naming the holder (pid, host,
+    command). A phase run_all.py started (its parent holds the lock) goes ahead."""
+    import os
+
+    from study.artifacts import hold_run
+
+    if os.environ.get(RESULTS_LOCK_ENV) == str(os.getppid()):
+        return
+    results = cfg.results_path
+    hold_run(results.parent / f".{results.name}.lock", f"results folder {results}")   # beside it: results/ stays as it was
+
+
 def _mid_line() -> bool:
     """Did a progress bar leave stderr in the middle of a line? (then the error starts on a new one)"""
     from tqdm import tqdm
@@ -150,8 +167,14 @@ def run(main) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)   # `kill PID` ends as Ctrl-C does: temp files removed, one line
+    signal.signal(signal.SIGHUP, _terminated)    # so does a closed ssh session
     try:
-        main()
+        try:
+            main()
+        finally:
+            from study.artifacts import release_runs
+
+            release_runs()
     except StudyError as exc:
         print(f"\nerror: {exc}" if _mid_line() else f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -131,6 +131,24 @@ TEXT_RECIPE = ("title + blank line + content, each stripped of surrounding white
                "other is empty; the model's prefix in front")
 
 
+def clip_text(text: str, tokens: int) -> str:
+    """`text` cut where no tokenizer reading at most `tokens` tokens can reach: after its (tokens + 16)th word (every
+    tokenizer the study uses splits words at white space first and gives each word one token at least), and at
+    200 characters a word on average at most. So a 20 MB article costs the memory of a short one, and its
+    embedding is the same unless its words average over 200 characters."""
+    words = tokens + 16
+    cap = 200 * words
+    if len(text) <= words:
+        return text
+    for k, m in enumerate(_WORD.finditer(text, 0, cap), 1):
+        if k == words:
+            return text[:m.end()]
+    return text[:cap]
+
+
+_WORD = re.compile(r"\S+")
+
+
 def build_text(title: str, content: str) -> str:
     """The text the production screening stage embeds: title, blank line, content."""
     title, content = (title or "").strip(), (content or "").strip()
@@ -200,16 +218,26 @@ def _fail(path: Path, line: int, msg: str):
     raise StudyError(f"{path}:{line}: {msg}")
 
 
-def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -> Split:
-    path = dataset.path / f"{split}.jsonl"
-    if not path.is_file():
-        raise StudyError(f"split '{split}' missing: {path} does not exist")
-    ids, titles, texts, labels, langs = [], [], [], [], []
-    dims: list[str] | None = None
-    low, high = score_range
-    first_line: dict[str, int] = {}
+MAX_LINE_BYTES = 64 << 20   # one article's line of a JSON-lines file; a longer one is refused, unread
+
+
+def jsonl_records(path: Path, digest=None):
+    """(line number, object) of each non-blank line of a JSON-lines file: the one reader of splits and of Stage 1's
+    input. StudyError naming the file and line at the first line that is over MAX_LINE_BYTES, not UTF-8, not
+    JSON (malformed, cut short, nested too deeply, an over-long number) or not an object. `digest`: a hashlib
+    object given every byte read (what was scored is what was checked)."""
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            lineno += 1
+            if digest is not None:
+                digest.update(raw)
+            if len(raw) > MAX_LINE_BYTES:
+                _fail(path, lineno, f"the line is over {MAX_LINE_BYTES >> 20} MiB (one article may take that much; "
+                                    "cut its content)")
             try:   # a UTF-8 byte-order mark on the first line is accepted
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
@@ -227,61 +255,82 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
                 _fail(path, lineno, f"unreadable JSON ({str(exc).split(':')[0]})")
             if not isinstance(rec, dict):
                 _fail(path, lineno, "expected a JSON object")
-            for key in ("id", "labels", "dimension_names"):
-                if key not in rec:
-                    _fail(path, lineno, f"field '{key}' is missing")
-            title, content = rec.get("title") or "", rec.get("content") or ""
-            if not isinstance(title, str) or not isinstance(content, str):
-                _fail(path, lineno, "fields 'title' and 'content' must be strings")
-            for field in ("id", "title", "content", "language"):
-                if isinstance(rec.get(field), str) and not _encodable(rec[field]):
-                    _fail(path, lineno, f"field '{field}' holds a lone surrogate (an escape such as \\ud800 "
-                                        "that is no character)")
-            text = build_text(title, content)
-            if not text:
-                _fail(path, lineno, f"article '{rec['id']}' has neither 'title' nor 'content'")
-            if not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool) or not str(rec["id"]).strip():
-                _fail(path, lineno, f"field 'id' must be a non-empty string or a whole number, found "
-                                    f"{short_repr(rec['id'])}")
-            names = rec["dimension_names"]
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-                _fail(path, lineno, "field 'dimension_names' must be a non-empty list of non-empty strings")
-            odd = next((n for n in names if not table_safe(n)), None)
-            if odd is not None:
-                _fail(path, lineno, f"field 'dimension_names': {short_repr(odd)} holds '|', a line break, another "
-                                    "control character or a lone surrogate (it would break the report's tables)")
-            if len(set(names)) != len(names):
-                twice = next(n for n, k in Counter(names).items() if k > 1)
-                _fail(path, lineno, f"field 'dimension_names' names '{twice}' more than once")
-            if dims is None:
-                dims = names
-            elif names != dims:
-                _fail(path, lineno, f"field 'dimension_names' {names} differs from the first line's {dims}")
-            y = rec["labels"]
-            if not isinstance(y, list) or len(y) != len(dims):
-                _fail(path, lineno, f"field 'labels' must be a list of {len(dims)} numbers "
-                                    f"(one per dimension name), found {short_repr(y)}")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in y):
-                _fail(path, lineno, f"field 'labels' must hold only numbers (finite ones), found {short_repr(y)}")
-            if dataset.task == "classification" and (len(y) != 1 or y[0] not in (0, 1)):
-                _fail(path, lineno, f"field 'labels' must be [0] or [1] (one yes/no label: the dataset's task is "
-                                    f"classification), found {y!r}")
-            bad = [(dims[i], v) for i, v in enumerate(y) if not low <= v <= high]
-            if bad:
-                _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
-                                    + ", ".join(f"{d}={v}" for d, v in bad))
-            lang = language_code(rec.get("language"))
-            if lang is False:
-                _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
-                                    f"{short_repr(rec['language'])}")
-            if str(rec["id"]) in first_line:
-                _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
-            first_line[str(rec["id"])] = lineno
-            ids.append(str(rec["id"]))
-            titles.append(title)
-            texts.append(text)
-            labels.append(y)
-            langs.append(lang)
+            yield lineno, rec
+
+
+def article_of(path: Path, lineno: int, rec: dict) -> tuple[str | int, str, str]:
+    """(id, title, text) of an article's line: an id, `title` and `content` strings without lone surrogates, and
+    some text; StudyError naming the file, line and field otherwise."""
+    if "id" not in rec:
+        _fail(path, lineno, "field 'id' is missing")
+    title, content = rec.get("title") or "", rec.get("content") or ""
+    if not isinstance(title, str) or not isinstance(content, str):
+        _fail(path, lineno, "fields 'title' and 'content' must be strings")
+    for field in ("id", "title", "content", "language"):
+        if isinstance(rec.get(field), str) and not _encodable(rec[field]):
+            _fail(path, lineno, f"field '{field}' holds a lone surrogate (an escape such as \\ud800 "
+                                "that is no character)")
+    text = build_text(title, content)
+    if not text:
+        _fail(path, lineno, f"article '{rec['id']}' has neither 'title' nor 'content'")
+    if not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool) or not str(rec["id"]).strip():
+        _fail(path, lineno, f"field 'id' must be a non-empty string or a whole number, found "
+                            f"{short_repr(rec['id'])}")
+    return rec["id"], title, text
+
+
+def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -> Split:
+    path = dataset.path / f"{split}.jsonl"
+    if not path.is_file():
+        raise StudyError(f"split '{split}' missing: {path} does not exist")
+    ids, titles, texts, labels, langs = [], [], [], [], []
+    dims: list[str] | None = None
+    low, high = score_range
+    first_line: dict[str, int] = {}
+    for lineno, rec in jsonl_records(path):
+        for key in ("id", "labels", "dimension_names"):
+            if key not in rec:
+                _fail(path, lineno, f"field '{key}' is missing")
+        _, title, text = article_of(path, lineno, rec)
+        names = rec["dimension_names"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+            _fail(path, lineno, "field 'dimension_names' must be a non-empty list of non-empty strings")
+        odd = next((n for n in names if not table_safe(n)), None)
+        if odd is not None:
+            _fail(path, lineno, f"field 'dimension_names': {short_repr(odd)} holds '|', a line break, another "
+                                "control character or a lone surrogate (it would break the report's tables)")
+        if len(set(names)) != len(names):
+            twice = next(n for n, k in Counter(names).items() if k > 1)
+            _fail(path, lineno, f"field 'dimension_names' names '{twice}' more than once")
+        if dims is None:
+            dims = names
+        elif names != dims:
+            _fail(path, lineno, f"field 'dimension_names' {names} differs from the first line's {dims}")
+        y = rec["labels"]
+        if not isinstance(y, list) or len(y) != len(dims):
+            _fail(path, lineno, f"field 'labels' must be a list of {len(dims)} numbers "
+                                f"(one per dimension name), found {short_repr(y)}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in y):
+            _fail(path, lineno, f"field 'labels' must hold only numbers (finite ones), found {short_repr(y)}")
+        if dataset.task == "classification" and (len(y) != 1 or y[0] not in (0, 1)):
+            _fail(path, lineno, f"field 'labels' must be [0] or [1] (one yes/no label: the dataset's task is "
+                                f"classification), found {y!r}")
+        bad = [(dims[i], v) for i, v in enumerate(y) if not low <= v <= high]
+        if bad:
+            _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
+                                + ", ".join(f"{d}={v}" for d, v in bad))
+        lang = language_code(rec.get("language"))
+        if lang is False:
+            _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
+                                f"{short_repr(rec['language'])}")
+        if str(rec["id"]) in first_line:
+            _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
+        first_line[str(rec["id"])] = lineno
+        ids.append(str(rec["id"]))
+        titles.append(title)
+        texts.append(text)
+        labels.append(y)
+        langs.append(lang)
     if not ids:
         raise StudyError(f"{path}: no articles")
     missing = [i for i, lang in enumerate(langs) if lang is None]
@@ -333,10 +382,9 @@ def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarra
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"baseline predictions not found: {path}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    from study.artifacts import read_json
+
+    raw = read_json(path, "baseline predictions")
     if not isinstance(raw, dict) or "predictions" not in raw:
         raise StudyError(f"{path}: expected an object with a 'predictions' field")
     names = raw.get("dimension_names") or split.dimension_names

@@ -9,6 +9,7 @@ numbered the same way. Number formatting is study/formats.py.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -188,16 +189,25 @@ def _md_text(parts) -> str:
             lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
             text = f"{lead}{mark}{stripped}{mark[::-1]}{trail}"
         out.append(text)
-    return "".join(out)
+    return _TAG.sub("&lt;", "".join(out))
+
+
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")     # what would open raw HTML (<script>, </b>, <!--): shown, never run
+_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029\x0b\x0c\x85]")
+
+
+def _md_line(text) -> str:
+    """A name or caption as one markdown line: line breaks as spaces, HTML tags as text."""
+    return _TAG.sub("&lt;", _BREAKS.sub(" ", str(text)))
 
 
 def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _md_line(text).replace("|", "\\|")
 
 
 def to_markdown(document: Document, folder: Path) -> str:
     """The blocks as markdown; figure links relative to `folder` (where the markdown file is written)."""
-    lines = [f"# {document.title}", "", f"*{document.subtitle}*", ""]
+    lines = [f"# {_md_line(document.title)}", "", f"*{_md_line(document.subtitle)}*", ""]
     tables = figures = 0
     for b in document.blocks:
         if isinstance(b, Para) and b.bullet:   # bullets run together; the block after the last one opens with ""
@@ -206,22 +216,23 @@ def to_markdown(document: Document, folder: Path) -> str:
         if lines[-1]:
             lines.append("")
         if isinstance(b, Heading):
-            lines += ["#" * (b.level + 1) + " " + b.text, ""]
+            lines += ["#" * (b.level + 1) + " " + _md_line(b.text), ""]
         elif isinstance(b, Para):
             lines += [_md_text(b.parts), ""]
         elif isinstance(b, Unavailable):
-            lines += [f"**{b.what} unavailable:** *{b.why}*", ""]
+            lines += [f"**{_md_line(b.what)} unavailable:** *{_md_line(b.why)}*", ""]
         elif isinstance(b, Table):
             tables += 1
             rule = [{"l": "---", "r": "---:", "c": ":---:"}[a] for a in b.align]
-            lines += [f"**Table {tables}.** {b.caption}", "",
+            lines += [f"**Table {tables}.** {_md_line(b.caption)}", "",
                       "| " + " | ".join(_md_cell(h) for h in b.header) + " |", "| " + " | ".join(rule) + " |"]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
             lines.append("")
         elif isinstance(b, Figure):
             figures += 1
             rel = Path(os.path.relpath(Path(b.path).resolve(), Path(folder).resolve())).as_posix()
-            lines += [f"![Figure {figures}. {b.caption}]({rel})", "", f"**Figure {figures}.** {b.caption}", ""]
+            caption = _md_line(b.caption)
+            lines += [f"![Figure {figures}. {caption}]({rel})", "", f"**Figure {figures}.** {caption}", ""]
         elif isinstance(b, Code):
             lines += ["```", b.text, "```", ""]
     return "\n".join(lines).rstrip() + "\n"

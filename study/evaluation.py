@@ -23,7 +23,7 @@ from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import SCORES, YES_NO
-from study.verdicts import (ALWAYS_YES, band_phrase, claim_p_value, holm_changes, bands_spanned, curve_reading, doubling_reference,
+from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, claim_p_value, holm_changes, bands_spanned, curve_reading, doubling_reference,
                             null_result, paired_reading, unpaired_reading, verdict)
 
 
@@ -64,8 +64,14 @@ def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
     """`paired_difference` (mine minus theirs, per-article MAE, same articles) with the comparison rule's
     "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
     d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed)
-    return {**d, "verdict": verdict(d["difference_ci95"], cfg.equivalence_margin), "equivalence_margin":
-            cfg.equivalence_margin}
+    return {**d, "verdict": _judged(cfg, len(mine), verdict(d["difference_ci95"], cfg.equivalence_margin)),
+            "equivalence_margin": cfg.equivalence_margin}
+
+
+def _judged(cfg, n: int, said: str) -> str:
+    """`said`, or 'inconclusive' from fewer than `min_group_articles` test articles: a bootstrap CI of one article
+    has zero width and would call any difference."""
+    return said if n >= cfg.min_group_articles else INCONCLUSIVE
 
 
 def candidates(models: dict) -> int:
@@ -97,6 +103,7 @@ def best_verdicts(cfg, results: dict) -> dict:
         else:
             out["vs_baseline"] = unpaired_reading(m["overall_mae"], m["mae_ci95"], base, margin,
                                                   n=results["n_test"], baseline_n=results.get("baseline_n"))
+        out["vs_baseline"]["verdict"] = _judged(cfg, results.get("n_test", cfg.min_group_articles), out["vs_baseline"]["verdict"])
         ci, base = band_interval(m, base)
         out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
         out["band_reading"] = band_phrase(out["bands_spanned"])
@@ -632,7 +639,8 @@ def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
 
     ci = bootstrap_statistic(gain, len(y), cfg.bootstrap_samples, cfg.random_seed)
     d = gain(np.arange(len(y)))
-    return paired_reading(None if not np.isfinite(d) else float(d), ci, cfg.equivalence_margin_f1, "higher")
+    reading = paired_reading(None if not np.isfinite(d) else float(d), ci, cfg.equivalence_margin_f1, "higher")
+    return {**reading, "verdict": _judged(cfg, len(y), reading["verdict"])}
 
 
 def best_verdicts_binary(cfg, results: dict) -> dict:
@@ -648,6 +656,7 @@ def best_verdicts_binary(cfg, results: dict) -> dict:
     if results.get("baseline_f1") and m["f1"] is not None:
         out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"], margin, "higher",
                                               n=n, baseline_n=results.get("baseline_n"))
+        out["vs_baseline"]["verdict"] = _judged(cfg, results.get("n_test", cfg.min_group_articles), out["vs_baseline"]["verdict"])
     return out
 
 

@@ -90,6 +90,12 @@ def scoring_partial(output: Path) -> Path:
     return output.with_name(f".{output.name}.partial")
 
 
+def scoring_lock(output: Path) -> Path:
+    """Held by the one score_articles.py run writing `output` (pid, host and command inside)."""
+    output = Path(output)
+    return output.with_name(f".{output.name}.lock")
+
+
 def scoring_checkpoint(output: Path) -> Path:
     """How far that partial file got: articles, bytes, counts and the settings it is bound to."""
     output = Path(output)

@@ -124,9 +124,34 @@ def _styled(fn):
     return wrapper
 
 
+MAX_LABEL_CHARS = 100   # a text of a figure longer than this is cut (a 5,000-character name made gigapixel PNGs)
+
+
+def _bounded_labels(fig) -> None:
+    """Cut every text of `fig` (titles, tick labels, legends, annotations) to MAX_LABEL_CHARS, on one line each, so
+    no name can stretch the figure that `bbox_inches="tight"` fits around them."""
+    for text in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "set_text")):
+        value = text.get_text()
+        if _cut(value) != value:
+            text.set_text(_cut(value))
+    for ax in fig.axes:   # names on a category axis are drawn from its formatter at save time
+        for axis in (ax.xaxis, ax.yaxis):
+            fmt = axis.get_major_formatter()
+            if isinstance(fmt, (matplotlib.category.StrCategoryFormatter, ticker.FixedFormatter)):
+                axis.set_major_formatter(ticker.FuncFormatter(lambda x, pos, f=fmt: _cut(f(x, pos))))
+
+
+def _cut(value: str) -> str:
+    lines = str(value).splitlines() or [""]
+    if len(lines) <= 6 and all(len(line) <= MAX_LABEL_CHARS for line in lines):
+        return value
+    return "\n".join(line[:MAX_LABEL_CHARS - 1] + "…" if len(line) > MAX_LABEL_CHARS else line for line in lines[:6])
+
+
 def _save(fig, out) -> Path:
     out = Path(out)
     try:
+        _bounded_labels(fig)
         with atomic_path(out, "wb") as fh:
             fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.1)
     finally:

@@ -43,6 +43,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
+from study.artifacts import check_lightgbm_models
 from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
@@ -443,6 +444,7 @@ class LightGBMProbe(_Member, _Probe):
     def _restore(self, bundle):
         import lightgbm as lgb
 
+        check_lightgbm_models(bundle["boosters"])   # a malformed string would abort the process
         self.boosters_ = [lgb.Booster(model_str=s) for s in bundle["boosters"]]
         self.best_iterations_ = [int(i) for i in bundle["best_iterations"]]
 
@@ -471,8 +473,15 @@ def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, fo
 
         threads = max(1, cores // workers)
         shares = [jobs[w::workers] for w in range(workers)]   # dealt round-robin: long and short fits mix
-        parts = Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
-            delayed(_boost_jobs)(est, seeds, share, X, Y, X_val, Y_val, defaults, forced, threads) for share in shares)
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+        try:
+            parts = Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
+                delayed(_boost_jobs)(est, seeds, share, X, Y, X_val, Y_val, defaults, forced, threads)
+                for share in shares)
+        except TerminatedWorkerError:   # killed (the OOM killer, kill -9): one line, not loky's traceback
+            raise StudyError("a LightGBM worker process died (killed or out of memory); nothing of this probe was "
+                             "written. Rerun; if it happens again, lower probe_seeds or free memory") from None
         done = {key: b for part in parts for key, b in part.items()}
     return [[done[(k, d)] for d in range(Y.shape[1])] for k in range(len(seeds))]
 
@@ -490,6 +499,9 @@ def _boost_params(est, defaults, forced, threads) -> dict:
 def _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, threads) -> dict:
     """{(seed index, dimension): booster} for `jobs`, on one pair of binned datasets built here once."""
     import lightgbm as lgb
+
+    if threads is not None:   # in a worker process
+        _die_with_parent()
 
     params = _boost_params(est, defaults, forced, threads)
     rounds = int(params.pop("n_estimators", 1000))
@@ -692,6 +704,7 @@ class LightGBMClassifierProbe(_Member, _Classifier):
     def _restore(self, bundle):
         import lightgbm as lgb
 
+        check_lightgbm_models([bundle["booster"]])   # a malformed string would abort the process
         self.booster_ = lgb.Booster(model_str=bundle["booster"])
         self.best_iteration_ = int(bundle["best_iteration"])
 
@@ -703,6 +716,28 @@ class LightGBMClassifierProbe(_Member, _Classifier):
 def member_seeds(seed: int, n: int) -> list[int]:
     """The seeds of an ensemble's `n` members: seed, seed + 1, ... (past MAX_SEED they wrap to 0, 1, ...)."""
     return [(int(seed) + k) % (MAX_SEED + 1) for k in range(int(n))]
+
+
+_WATCHED: list = []
+
+
+def _die_with_parent() -> None:
+    """In a worker process: end it when the process that started it is gone (killed, SIGKILL included), checked
+    every second, so no worker trains on for nobody."""
+    if _WATCHED:
+        return
+    import os
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    _WATCHED.append(threading.Thread(target=watch, daemon=True, name="die-with-parent"))
+    _WATCHED[0].start()
 
 
 PARALLEL_MIN_VALUES = 5_000_000   # training inputs (rows x dims) x boosters from which LightGBM uses worker processes

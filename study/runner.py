@@ -77,12 +77,12 @@ class Console:
         out.flush()
 
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM)
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)   # SIGHUP: the ssh session closed
 
 
 @contextlib.contextmanager
 def forwarding(proc: subprocess.Popen):
-    """While `proc` runs, SIGINT and SIGTERM sent to this process go to it; the block ends when it does,
+    """While `proc` runs, SIGINT, SIGTERM and SIGHUP sent to this process go to it; the block ends when it does,
     and the first such signal is then raised here (errors.Interrupted): nothing is said about what was kept
     before the phase has stopped. The phase runs in its own process group, so a Ctrl-C in the terminal
     reaches it once, through here."""

@@ -33,7 +33,8 @@ import numpy as np
 from study import paths
 from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
-from study.data import build_text
+from study.config import short_repr
+from study.data import _finite, article_of, build_text, clip_text, jsonl_records
 from study.embedders import batching_for, embed_texts, enable_packing, load_model, with_layers
 from study.errors import StudyError
 from study.probes import probe_from_bundle
@@ -276,43 +277,53 @@ class Embedder:
         return out[0] if len(out) == 1 else np.hstack(out)
 
 
-# -- the input ------------------------------------------------------------------------------------
-def _articles(path: Path, with_labels: bool, n_dims: int):
-    """(line number, id, text, labels or None) of each non-blank line; StudyError at the first bad one."""
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            def fail(msg):
-                raise StudyError(f"{path}:{lineno}: {msg}")
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                fail(f"not UTF-8 (byte at {exc.start + 1} of the line)")
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                fail(f"malformed JSON ({exc.msg}; column {exc.colno})")
-            if not isinstance(rec, dict):
-                fail("expected a JSON object")
-            if "id" not in rec:
-                fail("field 'id' is missing")
-            article_id = rec["id"]
-            if not isinstance(article_id, (str, int)) or isinstance(article_id, bool) or not str(article_id).strip():
-                fail(f"field 'id' must be a non-empty string or a whole number, found {article_id!r}")
-            title, content = rec.get("title") or "", rec.get("content") or ""
-            if not isinstance(title, str) or not isinstance(content, str):
-                fail("fields 'title' and 'content' must be strings")
-            text = build_text(title, content)
-            if not text:
-                fail(f"article '{article_id}' has neither 'title' nor 'content' (no text to score)")
-            labels = None
-            if with_labels:
-                labels = rec.get("labels")
-                if not isinstance(labels, list) or len(labels) != n_dims or not all(
-                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
-                    fail(f"field 'labels' must be a list of {n_dims} numbers (--labels), found {labels!r}")
-            yield lineno, article_id, text, labels
+def tokens_read(meta: dict) -> int:
+    """The most tokens of an article any part of the recipe reads (a chunked variant: all of its windows)."""
+    return max(int(r["max_tokens"]) * int((r.get("chunks") or {}).get("max_windows", 1)) for r, _ in recipe_parts(meta))
+
+
+# -- the input and the output ------------------------------------------------------------------------
+def claim_output(cfg: Config, output, input_path, probe_path) -> Path:
+    """`output`, refused when it is the input, the probe file or bundle (or its checksum), a folder, or lies under
+    config's results/ or embeddings/ (see `hold_output` for one run per output)."""
+    out = Path(output).expanduser().absolute()
+    if out.is_dir():
+        raise StudyError(f"--output {output} is a folder; name a file such as scored.jsonl")
+    probe_path = Path(probe_path)
+    for path, what in ((Path(input_path), "the --input file"), (probe_path, "the probe file or bundle it reads"),
+                       (paths.checksum(probe_path), "the checksum of the probe file or bundle")):
+        if out.resolve() == path.expanduser().resolve() or (out.exists() and path.exists() and os.path.samefile(out, path)):
+            raise StudyError(f"--output {output} is {what}: it would be overwritten; name another file")
+    for folder, what in ((cfg.results_path, "results/"), (cfg.embeddings_path, "embeddings/")):
+        if out.resolve().is_relative_to(folder.resolve()):
+            raise StudyError(f"--output {output} lies in {what} ({folder}), whose files the study owns; write the "
+                             "scores elsewhere")
+    return out
+
+
+def hold_output(output) -> None:
+    """One run per output: held until the run ends (`hold_run`); another is refused with a line naming the holder.
+    Taken once everything is checked and loaded, so a refused command leaves no folder or file behind."""
+    from study.artifacts import hold_run
+
+    hold_run(paths.scoring_lock(Path(output).expanduser().absolute()), f"--output {output}")
+
+
+
+def _articles(path: Path, with_labels: bool, n_dims: int, digest=None, tokens: int | None = None):
+    """(line number, id, text, labels or None) of each non-blank line, read by the splits' own reader
+    (study/data.py `jsonl_records`, `article_of`); StudyError at the first bad one. `digest` is given every byte
+    read; `tokens`: each text clipped where a tokenizer reading that many tokens cannot reach (`clip_text`)."""
+    for lineno, rec in jsonl_records(path, digest):
+        article_id, _, text = article_of(path, lineno, rec)
+        labels = None
+        if with_labels:
+            labels = rec.get("labels")
+            if not isinstance(labels, list) or len(labels) != n_dims or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v) for v in labels):
+                raise StudyError(f"{path}:{lineno}: field 'labels' must be a list of {n_dims} finite numbers "
+                                 f"(--labels), found {short_repr(labels)}")
+        yield lineno, article_id, text if tokens is None else clip_text(text, tokens), labels
 
 
 def _id_hash(article_id) -> int:
@@ -327,7 +338,8 @@ def check_input(path: Path, with_labels: bool, n_dims: int) -> tuple[int, str]:
     if not path.is_file():
         raise StudyError(f"input not found: {path}")
     hashes, lines, block_h, block_l = [], [], [], []
-    for lineno, article_id, _, _ in _articles(path, with_labels, n_dims):
+    digest = hashlib.sha256()
+    for lineno, article_id, _, _ in _articles(path, with_labels, n_dims, digest):
         block_h.append(_id_hash(article_id))
         block_l.append(lineno)
         if len(block_h) >= 65536:
@@ -345,11 +357,7 @@ def check_input(path: Path, with_labels: bool, n_dims: int) -> tuple[int, str]:
     if len(twice):
         k = twice[np.argmin(ln[twice + 1])]   # the earliest line that repeats an id
         raise StudyError(f"{path}:{ln[k + 1]}: article id already appears on line {ln[k]} (ids must be unique)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return int(len(h)), digest.hexdigest()
+    return int(len(h)), digest.hexdigest()   # of the bytes checked: score_file scores only these
 
 
 # -- scoring ----------------------------------------------------------------------------------------
@@ -380,7 +388,13 @@ def score_lines(stage: Stage1, ids, X: np.ndarray, labels) -> tuple[list[bytes],
                 rec["labels"] = labels[i]
                 counts["abs_error_sum"] += float(np.abs(P[i].astype(np.float64) - labels[i]).mean())
             out.append(rec)
-    return [(json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8") for r in out], counts
+    return [(_json_line(r) + "\n").encode("utf-8") for r in out], counts
+
+
+def _json_line(record: dict) -> str:
+    """One output line: UTF-8 as it is, but U+2028 / U+2029 escaped (readers that split on every Unicode line
+    break would see two lines)."""
+    return json.dumps(record, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _chunks(iterable, size: int):
@@ -417,7 +431,7 @@ def _publish(partial: Path, output: Path) -> None:
 
 
 def score_file(stage: Stage1, embed, input_path, output, *, n_articles: int, input_sha256: str, settings: dict,
-               chunk: int = CHUNK_ARTICLES, with_labels: bool = False, progress=None) -> dict:
+               chunk: int = CHUNK_ARTICLES, with_labels: bool = False, progress=None, tokens: int | None = None) -> dict:
     """Score `input_path` into `output` (JSON lines, one per article, input order), `chunk` articles a
     checkpoint; returns the summary. `settings` (what else the lines depend on) binds the checkpoint."""
     output = Path(output)
@@ -429,10 +443,12 @@ def score_file(stage: Stage1, embed, input_path, output, *, n_articles: int, inp
         progress.update(state["articles"])
     resumed, t0, scored = state["articles"], time.perf_counter(), 0
     output.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()   # of the bytes scored now (and skipped, resumed): they must be those checked
     with open(partial, "r+b" if state["articles"] else "wb") as fh:
         fh.truncate(state["bytes"])
         fh.seek(state["bytes"])
-        for k, block in enumerate(_chunks(_articles(Path(input_path), with_labels, len(stage.dimension_names)), chunk)):
+        articles = _articles(Path(input_path), with_labels, len(stage.dimension_names), digest, tokens)
+        for k, block in enumerate(_chunks(articles, chunk)):
             if (k + 1) * chunk <= resumed:
                 continue
             ids = [b[1] for b in block]
@@ -448,9 +464,10 @@ def score_file(stage: Stage1, embed, input_path, output, *, n_articles: int, inp
             scored += len(block)
             if progress is not None:
                 progress.update(len(block))
-    if state["articles"] != n_articles:
-        raise StudyError(f"{input_path} changed while it was scored ({state['articles']} articles, checked "
-                         f"{n_articles}); nothing was published")
+    if state["articles"] != n_articles or digest.hexdigest() != input_sha256:
+        raise StudyError(f"{input_path} changed while it was scored ({state['articles']} articles read, "
+                         f"{n_articles} checked; sha256 {digest.hexdigest()[:12]}, checked {input_sha256[:12]}); "
+                         "nothing was published")
     _publish(partial, output)
     with contextlib.suppress(FileNotFoundError):
         state_path.unlink()

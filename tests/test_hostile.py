@@ -61,7 +61,7 @@ CASES = [(f"{flag} {v}", script, [flag, v], None, f"{flag}: must be {rule}, foun
          for script, flag, rule, values in OUT_OF_RANGE for v in values] + [
     ("max tokens beyond the positions", "embed_articles", ["--max-tokens", "600"], None,
      "max tokens 600 exceed the 512 positions"),
-    ("baseline with NaN", "evaluate", ["--baseline-predictions", "BASELINE_NAN"], None, "(finite numbers)"),
+    ("baseline with NaN", "evaluate", ["--baseline-predictions", "BASELINE_NAN"], None, "refused JSON (NaN"),
     ("ragged baseline", "evaluate", ["--baseline-predictions", "BASELINE_RAGGED"], None, "(finite numbers)"),
     ("unsafe dataset name", "embed_articles", ["--dataset", "../../x"], None,
      "dataset name '../../x' would become part of file names"),

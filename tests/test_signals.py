@@ -34,7 +34,7 @@ DRIVER = textwrap.dedent("""
 
     out = Path(sys.argv[1])
     def main():
-        run_phases([("PHASE", [str(out)])], dict(os.environ), out / "run.log", say=lambda s: None)
+        run_phases([("PHASE", [str(out)]), ("LATER", [str(out)])], dict(os.environ), out / "run.log", say=lambda s: None)
     cli.run(main)
 """)
 
@@ -55,12 +55,14 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_to_run_all_stops_its_phase_first(tmp_path, signum):
     phase = tmp_path / "phase.py"
     phase.write_text(PHASE)
     # run_phases joins the script's name to the repository: an absolute name stands for itself
-    driver = DRIVER.replace('"PHASE"', repr(str(phase)))
+    later = tmp_path / "later.py"
+    later.write_text("import sys; open(sys.argv[1] + '/later_ran', 'w').write('x')")
+    driver = DRIVER.replace('"PHASE"', repr(str(phase))).replace('"LATER"', repr(str(later)))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", driver, str(tmp_path)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -74,9 +76,10 @@ def test_a_signal_to_run_all_stops_its_phase_first(tmp_path, signum):
             proc.kill()
     assert not _alive(child)               # the phase had stopped when the driver ended
     assert not (tmp_path / "late.pkl").exists()
+    assert not (tmp_path / "later_ran").exists()   # and no later phase started
     assert proc.returncode == 128 + signum, err
     lines = err.strip().splitlines()
-    name = "" if signum == signal.SIGINT else " by SIGTERM"
+    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
     assert lines[-1] == (f"interrupted{name} (the running phase, pid {child}, stopped first): artifacts already "
                          "written are complete, nothing half-written was kept"), err
     assert "Traceback" not in err
