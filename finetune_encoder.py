@@ -29,7 +29,8 @@ from study.data import TEXT_RECIPE, load_split, resolve_dataset
 from study.embedders import load_model, resolve_device
 from study.embedding import embedding_recipe
 from study.errors import StudyError
-from study.finetune import ARM, Options, Regressor, add_lora, predict, save_model, settings_key, token_ids, train
+from study.finetune import Options, Regressor, add_lora, predict, save_model, settings_key, token_ids, train
+from study.tasks import ARM
 from study.provenance import record
 from study.schemas import TrainingSummary, merge_record
 

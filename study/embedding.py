@@ -129,7 +129,7 @@ def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
               f"({stats.articles_per_s:.1f} articles/s, {stats.tokens_per_s:.0f} tokens/s; tokenizing "
               f"{stats.tokenize_s:.2f}s, {stats.tokenize_s / max(stats.tokenize_s + stats.encode_s, 1e-9):.1%} of the "
               f"time; {cut}" + (f"; {stats.oom_retries} OOM retries" if stats.oom_retries else "")
-              + f") -> " + ", ".join(str(p) for _, p, _ in outputs))
+              + ") -> " + ", ".join(str(p) for _, p, _ in outputs))
     del encoder
 
 

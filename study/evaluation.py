@@ -23,8 +23,8 @@ from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import SCORES, YES_NO
-from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, claim_p_value, holm_changes, bands_spanned, curve_reading, doubling_reference,
-                            null_result, paired_reading, unpaired_reading, verdict)
+from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
+                            doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
 
 
 def train_mean_predictions(cfg, dataset, variant, test: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -600,7 +600,7 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
                             max_tokens=cut_at, n_boot=cfg.bootstrap_samples, seed=cfg.random_seed),
              "val_log_loss": meta["val_log_loss"], "val_f1": meta["val_f1"], "selected": meta["selected"],
              "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
-        m["vs_always_yes"] = f1_difference(cfg, test["labels"], (p, probe.threshold_), ALWAYS_YES)
+        m["vs_always_yes"] = f1_difference(cfg, test["labels"], (p, probe.threshold_), SAY_YES)
         m["seeds"] = seed_spread(meta, member_f1s(probe, test["labels"], X, val), YES_NO)
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
                                                           cut_at, threshold=probe.threshold_)
@@ -614,7 +614,7 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
     return entry
 
 
-ALWAYS_YES = "always yes"   # f1_difference's `theirs` for saying yes to every article
+SAY_YES = "always yes"   # f1_difference's `theirs` for saying yes to every article
 
 
 def member_f1s(probe, y, X, val: dict) -> list:
@@ -628,10 +628,10 @@ def member_f1s(probe, y, X, val: dict) -> list:
 
 def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
     """Test F1 of `mine` (P(yes), threshold) minus that of `theirs` (another probe's (P(yes), threshold), or
-    ALWAYS_YES) on the same articles, paired on the same bootstrap resamples of the test articles, read by the
+    SAY_YES) on the same articles, paired on the same bootstrap resamples of the test articles, read by the
     comparison rule (higher is better, margin `equivalence_margin_f1`)."""
     y = np.asarray(y).ravel().astype(bool)
-    (p, threshold), (q, other) = mine, ((np.ones(len(y)), 0.5) if theirs == ALWAYS_YES else theirs)
+    (p, threshold), (q, other) = mine, ((np.ones(len(y)), 0.5) if theirs == SAY_YES else theirs)
     p, q = (np.asarray(a, dtype=np.float64).ravel() for a in (p, q))
 
     def gain(idx):

@@ -29,7 +29,6 @@ from tqdm import tqdm
 from study.embedders import Encoder, tokenize
 from study.errors import StudyError
 
-from study.tasks import ARM  # noqa: F401  (the probe kind the arm is recorded as)
 LORA_TARGETS = ("query", "value", "q_proj", "v_proj")   # attention projections of BERT / XLM-R and decoders
 
 

@@ -34,7 +34,7 @@ from study import paths
 from study.artifacts import load_pickle, read_json, save_pickle, write_json
 from study.config import Config, EmbeddingModel
 from study.config import short_repr
-from study.data import _finite, article_of, build_text, clip_text, jsonl_records
+from study.data import _finite, article_of, clip_text, jsonl_records
 from study.embedders import batching_for, embed_texts, enable_packing, load_model, with_layers
 from study.errors import StudyError
 from study.probes import probe_from_bundle

@@ -13,7 +13,8 @@ from study import decision, paths
 from study.config import load_config
 from study.data import load_split, resolve_dataset
 from study.embedders import load_model
-from study.finetune import ARM, Options, Regressor, predict, token_ids, train
+from study.finetune import Options, Regressor, predict, token_ids, train
+from study.tasks import ARM
 from study.results import read_evaluation
 from study.demo import write_demo_dataset
 

@@ -2,7 +2,6 @@
 that would corrupt or exhaust memory, a malformed LightGBM model string. Each is one StudyError ("refused"),
 never a crash, a hang or gigabytes (README "What happens on bad input": "a probe pickle naming anything but
 numpy arrays ... (refused unread)")."""
-import hashlib
 import pickle
 import subprocess
 import sys

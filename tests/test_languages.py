@@ -66,7 +66,7 @@ def _write_study(root: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(3)
     data = root / "two_lang"
     data.mkdir(parents=True)
-    latent, names = {}, {}
+    latent = {}
     for split, counts in SIZES.items():
         lines, z = [], []
         for lang, n in counts.items():
