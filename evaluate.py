@@ -39,7 +39,7 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.finetune import ARM
+from study.tasks import ARM
 from study.evaluation import (add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,

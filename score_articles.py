@@ -1,6 +1,8 @@
 """Stage 1 as a tool: score new articles with a probe of the study and route them.
 
-    python score_articles.py --stage1 results/uplifting_v5_stage1_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl
+    python score_articles.py --stage1 results/uplifting_v5_stage1_bge-m3_mlp --input articles.jsonl --output scored.jsonl
+    python score_articles.py --stage1 results/uplifting_v5_stage1_bge-m3_mlp --weights finetuned_weights.json --no-tiers --input a.jsonl --output s.jsonl
+    python score_articles.py --stage1 results/uplifting_v5_stage1_bge-m3_mlp --export embedding_probe.pkl --recall 0.95
     python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl
     python score_articles.py --probe results/uplifting_v5_bge-m3_mlp.pkl --input articles.jsonl --output scored.jsonl --recall 0.95
     python score_articles.py --probe results/demo_yes_no_minilm-l6-en-demo_logistic.pkl --input a.jsonl --output d.jsonl
@@ -21,7 +23,17 @@ used them); `route` is "fine-tuned" when it is at or above the threshold phase 3
 validation for the --recall target (default: the highest, e.g. 0.99), else "final" (the probe's
 scores stand). A yes/no probe says yes where P(yes) is at or above the threshold it chose on
 validation. Weights, tiers and thresholds come from the Stage 1 bundle phase 3 wrote (--stage1: the probe
-and all it needs in one file) or, with --probe, from the evaluation JSON beside the probe file.
+and all it needs in one folder of JSON + safetensors, no pickle) or, with --probe, from the evaluation JSON
+beside the probe file. --weights FILE routes as production does, by the fine-tuned scorer's own dimension
+weights (a JSON / YAML mapping, summing to 1): the thresholds are chosen again for them on the bundle's
+validation predictions, by phase 3's rule. --no-tiers leaves `tier` out of each line.
+
+--export OUT.pkl writes no scores: it writes the bundle in the production loader's layout (llm-distillery's
+EmbeddingStage: top-level `scaler`, `state_dict` of torch tensors, `model_config` of an MLP 256 -> 128) with a
+.sha256, plus the weights, the threshold of --recall / --rule and the recipe as extra keys. Only an MLP probe
+fits it; a seed ensemble is exported as its member with the lowest validation MAE (printed: its MAE against the
+ensemble's on validation and test), its threshold chosen again on that member's validation predictions. A recipe
+with a prefix is refused (production embeds without one) unless --keep-prefix.
 
 --output may not be the input, the probe file or bundle, nor lie under results/ or embeddings/; one run
 at a time writes it (a second is refused, naming the first). Each article's text is cut where the recipe's
@@ -37,25 +49,36 @@ import argparse
 import sys
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from study import cli
 from study.config import DTYPE_NAMES, load_config
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
+from study.errors import StudyError
 from study.scoring import (CHUNK_ARTICLES, RULES, Embedder, check_input, claim_output, hold_output, load_stage1,
                            recipe_parts, resolve_part, score_file, tokens_read)
+from study.stage1 import export_production, read_bundle, read_weights
 
 
 def main():
     parser = cli._Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="config file (default: config.yaml beside the scripts)")
     given = parser.add_mutually_exclusive_group(required=True)
-    given.add_argument("--stage1", help="a Stage 1 bundle of phase 3, results/<ds>_stage1_<variant>_<probe>.pkl "
-                                        "(the probe and what phase 3 chose for it, in one file)")
+    given.add_argument("--stage1", help="a Stage 1 bundle of phase 3, the folder results/<ds>_stage1_<variant>_<probe> "
+                                        "(the probe and what phase 3 chose for it; JSON + safetensors, no pickle)")
     given.add_argument("--probe", help="a probe file of phase 2, results/<ds>_<variant>_<probe>.pkl (with the "
                                        "evaluation JSON beside it)")
-    parser.add_argument("--input", required=True, help="articles, one JSON object a line")
-    parser.add_argument("--output", required=True, help="scored articles, one JSON object a line")
+    parser.add_argument("--input", help="articles, one JSON object a line")
+    parser.add_argument("--output", help="scored articles, one JSON object a line")
+    parser.add_argument("--export", metavar="OUT.pkl",
+                        help="with --stage1: write the production loader's layout instead of scoring (see above)")
+    parser.add_argument("--keep-prefix", action="store_true",
+                        help="--export: export a probe trained with a prefix (production must then add it)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="with --stage1: the fine-tuned scorer's dimension weights (JSON / YAML mapping, sum 1); "
+                             "thresholds chosen again for them on validation")
+    parser.add_argument("--no-tiers", action="store_true", help="score datasets: leave `tier` out of the output")
     parser.add_argument("--recall", type=cli.unit_float,
                         help="score datasets: the recall target whose threshold routes (default: the highest)")
     parser.add_argument("--rule", choices=RULES, default="guaranteed",
@@ -74,11 +97,19 @@ def main():
                         help=f"articles between two checkpoints (default {CHUNK_ARTICLES})")
     args = parser.parse_args()
 
+    if args.export and not args.stage1:
+        raise StudyError("--export reads a Stage 1 bundle: give it as --stage1")
+    if not args.export and not (args.input and args.output):
+        raise StudyError("give --input and --output (or --export with --stage1)")
     t_start = time.perf_counter()
     cfg = load_config(args.config)
+    if args.export:
+        export(args)
+        return
     claim_output(cfg, args.output, args.input, args.stage1 or args.probe)
     stage = load_stage1(cfg, args.stage1 or args.probe, args.recall, args.rule,
-                        expect="stage1" if args.stage1 else "probe")
+                        expect="stage1" if args.stage1 else "probe", weights_file=args.weights)
+    stage.with_tiers = not args.no_tiers
     n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
     device = resolve_device(args.device or cfg.device)
     parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
@@ -93,7 +124,8 @@ def main():
     print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
           f"{'+'.join(p.dtype for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
-                "recall": stage.recall, "rule": stage.rule, "packed": args.packed}
+                "recall": stage.recall, "rule": stage.rule, "packed": args.packed, "tiers": stage.with_tiers,
+                "weights": None if stage.weights is None else stage.weights.tolist()}
     hold_output(args.output)
     with tqdm(total=n, desc="scoring", unit="article") as bar:
         summary = score_file(stage, embed, args.input, args.output, n_articles=n, input_sha256=input_sha,
@@ -111,6 +143,30 @@ def main():
         print(("MAE against the input's labels" if stage.task == "regression" else "error rate against the labels")
               + f": {summary['label_error']:.4f}")
     print(f"-> {args.output}")
+
+
+def export(args):
+    """--export: the bundle in the production loader's layout (study/stage1.py `export_production`)."""
+    data = read_bundle(args.stage1)
+    spec = data["spec"]
+    weights = (read_weights(args.weights, spec.dimension_names) if args.weights else
+               np.array([spec.weights[d] for d in spec.dimension_names]) if spec.weights else None)
+    info = export_production(data, args.export, weights=weights, recall=args.recall, rule=args.rule,
+                             keep_prefix=args.keep_prefix)
+    m, e = info["member"], info["ensemble"]
+    print(f"{spec.variant} + {spec.probe_kind} ({spec.dataset}) -> {args.export} (+ .sha256): member {m['index']} of "
+          f"{m['of']} (seed {m['seed']}, the lowest validation MAE)")
+    if m["of"] > 1:
+        print(f"MAE of the exported member against the ensemble's: validation {m['val_mae']:.4f} vs {e['val_mae']:.4f} "
+              f"({m['val_mae'] - e['val_mae']:+.4f}); test " + (f"{m['test_mae']:.4f} vs {e['test_mae']:.4f} "
+              f"({m['test_mae'] - e['test_mae']:+.4f})" if m["test_mae"] is not None else "n/a"))
+    print(f"EmbeddingStage(embedding_model_name={info['embedding_model_name']!r}, threshold={info['threshold']!r}, "
+          f"dimension_names={info['dimension_names']}, dimension_weights={info['dimension_weights']}); threshold "
+          f"{info['threshold_rule']} for recall {info['recall_target']:g} of medium+ articles"
+          + (f" at {info['threshold_confidence']:.0%} confidence" if info["threshold_rule"] == "guaranteed" else "")
+          + f"; text {info['text']}; " + (f"prefix {info['prefix']!r}: production must add it" if info["prefix"] else
+                                           "no prefix")
+          + f"; max tokens {info['max_tokens']}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
 from study.data import Split, file_sha256, load_baseline_predictions, load_split
 from study.errors import StudyError
-from study.finetune import ARM, load_arm
+from study.finetune import load_arm
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
-from study.tasks import SCORES, YES_NO
+from study.tasks import ARM, SCORES, YES_NO
 from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
                             doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
 

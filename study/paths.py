@@ -79,9 +79,9 @@ def predictions(cfg: Config, dataset: str, variant: str, kind: str, split: str =
 
 # -- score_articles.py (Stage 1 as a tool) --------------------------------------------------
 def stage1(cfg: Config, dataset: str, variant: str, kind: str) -> Path:
-    """Phase 3's Stage 1 bundle of a probe: the probe file's bundle + the thresholds, weights and tiers chosen
-    for it on validation (study/scoring.py `stage1_bundle`), with a `.sha256` like a probe file."""
-    return cfg.results_path / f"{dataset}_stage1_{variant}_{kind}.pkl"
+    """Phase 3's Stage 1 bundle of a probe, a folder (study/stage1.py): the probe and the thresholds, weights and
+    tiers chosen for it on validation, as JSON + safetensors + LightGBM text, a model card and SHA256SUMS."""
+    return cfg.results_path / f"{dataset}_stage1_{variant}_{kind}"
 
 
 def scoring_partial(output: Path) -> Path:

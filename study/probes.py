@@ -1,7 +1,7 @@
 """The probes: three scikit-learn regressors for 0-10 scores (`fit(X, Y, X_val, Y_val)`, `predict(X)`)
 and, for yes/no datasets (task: classification), three classifiers with `predict_proba` and a
 threshold chosen on validation (`LogisticProbe`, `MLPClassifierProbe`, `LightGBMClassifierProbe`,
-see `_Classifier`; their bundles add `threshold`, README "Using a probe outside this project").
+see `_Classifier`; their bundles add `threshold`, docs/DESIGN.md "Artifacts").
 
 Each standardises its inputs (scaler fitted on the training rows only, kept as
 `scaler_`), selects its hyper-parameter or stopping point on the validation rows (when

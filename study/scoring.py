@@ -1,11 +1,11 @@
 """Stage 1 as a tool: embed new articles by a probe's recorded recipe, score them, route them.
 
-What a probe needs travels in one file phase 3 writes, its Stage 1 bundle (`stage1_bundle`,
-`paths.stage1`): the probe file's bundle (the estimator, `metadata.embedding`, the recipe, and
-`metadata.embedding_fingerprint`, with the model's revision and dtype) and, for a score dataset, the
-dimension weights, the tiers and the probe's thresholds chosen on validation per recall target (plug-in
-and guaranteed). A probe file serves too, with the evaluation JSON beside it for the rest.
-`load_stage1` makes either into one `Stage1`.
+What a probe needs travels in one folder phase 3 writes, its Stage 1 bundle (`write_stage1_bundles`,
+`paths.stage1`; JSON + safetensors + LightGBM text, no pickle, study/stage1.py): the probe, its recipe
+(`embedding`, and `embedding_fingerprint` with the model's revision and dtype) and, for a score dataset, the
+dimension weights, the tiers, the probe's thresholds chosen on validation per recall target (plug-in and
+guaranteed) and the validation predictions they were chosen on. A probe file serves too, with the evaluation
+JSON beside it for the rest. `load_stage1` makes either into one `Stage1`.
 
 Articles are embedded through the study's own encode loop (`study.embedders.embed_texts`: the
 same text, prefix, truncation or windows, batches and dtype as phase 1), each part of a
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from study import paths
-from study.artifacts import load_pickle, read_json, save_pickle, write_json
+from study import paths, stage1
+from study.artifacts import load_pickle, read_json, write_json
 from study.config import Config, EmbeddingModel
 from study.config import short_repr
 from study.data import _finite, article_of, clip_text, jsonl_records
@@ -63,10 +63,11 @@ class Stage1:
     recall: float | None = None
     threshold: float | None = None   # regression: on the article score; classification: on P(yes)
     rule: str | None = None          # regression: which threshold routes (RULES)
+    bundle: dict | None = None       # a Stage 1 bundle as study/stage1.py `read_bundle` gives it
+    with_tiers: bool = True          # regression: write each article's tier (production's output has none)
 
 
 RULES = ("guaranteed", "plug-in")   # which of phase 3's thresholds routes (study/screening.py)
-STAGE1_FORMAT = "stage1-1"   # the bundle of `stage1_bundle`
 
 
 def _thresholds(screening) -> list[dict]:
@@ -75,80 +76,96 @@ def _thresholds(screening) -> list[dict]:
              "confidence": t.guaranteed.confidence, "note": t.guaranteed.note} for t in screening.thresholds]
 
 
-def stage1_bundle(probe_bundle: dict, probe_sha256: str, entry, setup, evaluation: str) -> dict:
-    """What serving one probe needs, in plain objects: the probe file's bundle as it is (`probe`, with its
-    recipe), and what phase 3 chose for it on validation: for scores, the article score's `weights`, the
-    `tiers` and, per recall target, the plug-in and guaranteed `thresholds`; for yes/no, the `threshold` on
-    P(yes). `evaluation` names the evaluation JSON it came from (and when it was made)."""
-    meta = probe_bundle["metadata"]
-    out = {"format": STAGE1_FORMAT, "task": meta.get("task", "regression"), "dataset": meta["dataset"],
-           "variant": meta["variant"], "probe_kind": meta["probe"], "dimension_names": list(meta["dimension_names"]),
-           "score_range": meta.get("score_range"), "embedding": meta["embedding"],
-           "embedding_fingerprint": meta["embedding_fingerprint"], "evaluation": evaluation,
-           "probe_sha256": probe_sha256, "probe": probe_bundle}
-    if out["task"] == "classification":
-        out["threshold"] = float(probe_bundle["threshold"])
-    else:
-        out.update(weights={d: float(setup.weights[d]) for d in out["dimension_names"]}, tiers=dict(setup.tiers),
-                   thresholds=_thresholds(entry.screening))
-    return out
-
-
 def write_stage1_bundles(cfg: Config, ev) -> list[Path]:
-    """Phase 3: one Stage 1 bundle per evaluated probe (`paths.stage1`, pickled with its `.sha256` like a probe
-    file, atomically); `ev` is the evaluation just written."""
+    """Phase 3: one Stage 1 bundle per evaluated probe (`paths.stage1`, a folder of JSON + safetensors + LightGBM
+    text + model card + SHA256SUMS, study/stage1.py), each file atomically; `ev` is the evaluation just written.
+    The validation predictions the thresholds were chosen on go with it (each member's too)."""
+    from study.cache import read_embeddings
+
     written = []
     setup = getattr(ev, "screening_setup", None)
+    evaluation = f"{paths.evaluation(cfg, ev.dataset).name} of {ev.evaluated_at}"
     for variant, model in ev.models.items():
+        if all(kind == ARM for kind in model.probes):   # the fine-tuned encoder alone: no frozen embeddings to read
+            continue
+        val = read_embeddings(paths.embedding_cache(cfg, ev.dataset, variant, "val"))
+        test_sha = read_embeddings(paths.embedding_cache(cfg, ev.dataset, variant, "test"))["fingerprint"].get("data_sha256")
         for kind, entry in model.probes.items():
             if kind == ARM:   # the fine-tuned encoder serves from its own folder (results/<ds>_<variant>_finetuned)
                 continue
             probe_path = paths.probe(cfg, ev.dataset, variant, kind)
             bundle = load_pickle(probe_path)
             sha = paths.checksum(probe_path).read_text().split()[0]
+            card = stage1.card_figures(entry, model, ev, bundle["metadata"], test_sha)
+            if setup is None:
+                spec, arrays, texts = stage1.build_spec(bundle, sha, evaluation, card=card)
+            else:
+                estimator = probe_from_bundle(bundle)
+                arrays_val = {"val.labels": np.asarray(val["labels"], np.float32),
+                              "val.predictions": estimator.predict(val["embeddings"])}
+                if hasattr(estimator, "member_outputs"):
+                    arrays_val["val.member_predictions"] = np.stack(estimator.member_outputs(val["embeddings"]))
+                spec, arrays, texts = stage1.build_spec(
+                    bundle, sha, evaluation, weights=setup.weights, tiers=setup.tiers, thresholds=_thresholds(entry.screening),
+                    recall_targets=setup.recall_targets, confidence=setup.confidence, card=card)
+                arrays.update(arrays_val)
             out = paths.stage1(cfg, ev.dataset, variant, kind)
-            save_pickle(out, stage1_bundle(bundle, sha, entry, setup,
-                                           f"{paths.evaluation(cfg, ev.dataset).name} of {ev.evaluated_at}"))
+            stage1.write_bundle(out, spec, arrays, texts, stage1.model_card(spec))
             written.append(out)
     return written
 
 
 def load_stage1(cfg: Config, path, recall: float | None = None, rule: str = "guaranteed",
-                expect: str | None = None) -> Stage1:
-    """A Stage 1 bundle of phase 3 (`stage1_bundle`), or a probe file and what phase 3 chose for it in the
-    evaluation JSON beside it; either checksum verified, plain objects only. `recall` picks the screening target
+                expect: str | None = None, weights_file=None) -> Stage1:
+    """A Stage 1 bundle of phase 3 (a folder, study/stage1.py; no pickle), or a probe file and what phase 3 chose
+    for it in the evaluation JSON beside it; either checksum verified. `recall` picks the screening target
     (default: the highest recorded), `rule` its threshold: the guaranteed one (keeps the target on new articles
     at the recorded confidence; refused when validation could not certify it) or the plug-in one (meets it on
-    validation only). `expect` ("stage1" | "probe"): refuse the other kind of file."""
+    validation only). `weights_file` (a bundle only): the article score's weights from that file (the fine-tuned
+    scorer's), the thresholds chosen again for them on the bundle's validation predictions. `expect` ("stage1" |
+    "probe"): refuse the other kind of file."""
     path = Path(path)
-    if expect == "stage1" and not path.is_file():
-        raise StudyError(f"Stage 1 bundle not found: {path} (evaluate.py writes one per evaluated probe)")
-    data = load_pickle(path)
-    is_stage1 = isinstance(data, dict) and data.get("format") == STAGE1_FORMAT
+    is_stage1 = path.is_dir()
+    if expect == "stage1" and not path.exists():
+        raise StudyError(f"Stage 1 bundle not found: {path} (evaluate.py writes one folder per evaluated probe)")
     if expect == "stage1" and not is_stage1:
-        raise StudyError(f"{path}: not a Stage 1 bundle (results/<ds>_stage1_<variant>_<probe>.pkl of evaluate.py); "
-                         "give a probe file as --probe")
+        raise StudyError(f"{path}: not a Stage 1 bundle (the folder results/<ds>_stage1_<variant>_<probe>/ of "
+                         "evaluate.py); give a probe file as --probe")
     if expect == "probe" and is_stage1:
         raise StudyError(f"{path}: a Stage 1 bundle; give it as --stage1")
-    bundle = data["probe"] if is_stage1 else data
-    try:
-        probe = probe_from_bundle(bundle)
-    except StudyError as exc:
-        raise StudyError(f"{path}: {exc}") from None
+    if weights_file is not None and not is_stage1:
+        raise StudyError("--weights chooses thresholds again on a Stage 1 bundle's validation predictions; give --stage1")
+    if is_stage1:
+        data = stage1.read_bundle(path)
+        spec, bundle, probe, sha = data["spec"], data["probe"], data["estimator"], data["sha256"]
+    else:
+        data = None
+        bundle = load_pickle(path)
+        try:
+            probe = probe_from_bundle(bundle)
+        except StudyError as exc:
+            raise StudyError(f"{path}: {exc}") from None
+        sha = paths.checksum(path).read_text().split()[0]
     meta = bundle["metadata"]
     if "embedding" not in meta or "embedding_fingerprint" not in meta:
         raise StudyError(f"{path}: its metadata records no embedding recipe; rerun train_probes.py")
-    sha = paths.checksum(path).read_text().split()[0]
     stage = Stage1(path=path, sha256=sha, meta=meta, probe=probe, task=meta.get("task", "regression"),
-                   dimension_names=list(meta["dimension_names"]))
+                   dimension_names=list(meta["dimension_names"]), bundle=data)
     if stage.task == "classification":
-        if recall is not None:
-            raise StudyError("--recall routes score datasets; a yes/no probe decides at the threshold it chose on "
-                             "validation")
-        stage.threshold = float(data["threshold"] if is_stage1 else bundle["threshold"])
+        if recall is not None or weights_file is not None:
+            raise StudyError(f"{'--recall' if recall is not None else '--weights'} routes score datasets; a yes/no "
+                             "probe decides at the threshold it chose on validation")
+        stage.threshold = float(spec.threshold if is_stage1 else bundle["threshold"])
         return stage
     if is_stage1:
-        weights, tiers, thresholds = data["weights"], data["tiers"], data["thresholds"]
+        tiers = spec.tiers
+        if weights_file is None:
+            weights, thresholds = spec.weights, [t.model_dump(by_alias=True) for t in spec.thresholds]
+        else:
+            w = stage1.read_weights(weights_file, stage.dimension_names)
+            weights = dict(zip(stage.dimension_names, w))
+            thresholds = stage1.choose_thresholds(data["arrays"]["val.labels"], data["arrays"]["val.predictions"], w,
+                                                  tiers["medium"], spec.recall_targets, spec.confidence)
     else:
         weights, tiers, thresholds = _chosen_in_evaluation(cfg, path, meta)
     stage.weights = np.array([weights[d] for d in stage.dimension_names], dtype=np.float64)
@@ -384,6 +401,8 @@ def score_lines(stage: Stage1, ids, X: np.ndarray, labels) -> tuple[list[bytes],
             counts["positive"] += fine
             rec = {"id": article_id, "scores": dict(zip(stage.dimension_names, map(float, P[i]))),
                    "article_score": float(s[i]), "tier": TIER_NAMES[tiers[i]], "route": ROUTES[fine]}
+            if not stage.with_tiers:
+                del rec["tier"]
             if labels is not None:
                 rec["labels"] = labels[i]
                 counts["abs_error_sum"] += float(np.abs(P[i].astype(np.float64) - labels[i]).mean())

@@ -1,13 +1,11 @@
 """The three probes: they learn, they are seeded, the MLP keeps its best epoch, pickles load back."""
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from conftest import REPO, planted
+from conftest import planted
 from study.artifacts import load_pickle, save_pickle
 from study.config import load_config
 from study.errors import StudyError
@@ -93,44 +91,6 @@ def test_bundle_holds_plain_objects_and_rebuilds_the_same_probe(tmp_path, data):
     assert [k for k in state] == ["network.0.weight", "network.0.bias", "network.3.weight",
                                   "network.3.bias", "network.6.weight", "network.6.bias"]
     np.testing.assert_array_equal(probe_from_bundle(bundle).predict(Xte), probe.predict(Xte))
-
-
-SERVING = """
-import importlib.util, pickle, sys
-import numpy as np
-assert importlib.util.find_spec("study") is None, "the serving process must not see the project"
-{snippet}
-X = np.load(sys.argv[1])
-for path in sys.argv[2:]:
-    np.save(path + ".npy", load_probe(path)(X))
-"""
-
-
-def readme_snippet() -> str:
-    """The code block of the README's 'Using a probe outside this project'."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Using a probe outside this project", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
-@pytest.mark.slow
-def test_every_probe_kind_loads_in_a_process_that_cannot_import_the_project(tmp_path, data):
-    Xtr, Ytr, Xv, Yv, Xte, _ = data
-    serving = tmp_path / "serving"
-    serving.mkdir()
-    expected = {}
-    for kind in ("ridge", "mlp", "lightgbm"):   # the MLP and LightGBM as the seed ensembles train_probes.py saves
-        probe = _probe(kind, n_seeds=2, **({"epochs": 5} if kind == "mlp" else {})).fit(Xtr, Ytr, Xv, Yv)
-        path = serving / f"{kind}.pkl"
-        save_pickle(path, probe.to_bundle({"dimension_names": ["a", "b", "c"]}))
-        expected[kind] = probe.predict(Xte)
-    np.save(serving / "X.npy", Xte)
-    (serving / "serve.py").write_text(SERVING.format(snippet=readme_snippet()))
-    proc = subprocess.run([sys.executable, "-I", "serve.py", "X.npy", *(f"{k}.pkl" for k in expected)],
-                          cwd=serving, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    for kind, P in expected.items():
-        np.testing.assert_allclose(np.load(serving / f"{kind}.pkl.npy"), P, rtol=1e-5, atol=1e-5, err_msg=kind)
 
 
 def test_mlp_loss_is_l1_by_default_and_mse_on_request(data):

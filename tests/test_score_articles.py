@@ -33,7 +33,7 @@ def test_scores_and_routes_reproduce_phase_3_on_test(score_study, variant, tmp_p
         probe = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
         pred = _predictions(root, "demo_ds", variant, kind)
         names = [str(d) for d in pred["dimension_names"]]
-        bundle = root / "results" / f"demo_ds_stage1_{variant}_{kind}.pkl"   # phase 3's: the same numbers
+        bundle = root / "results" / f"demo_ds_stage1_{variant}_{kind}"   # phase 3's: the same numbers
         for target, (given, path) in itertools.product(ev["screening_setup"]["recall_targets"],
                                                        (("--probe", probe), ("--stage1", bundle))):
             out = tmp_path / f"{kind}_{target}_{given[2:]}.jsonl"
@@ -67,7 +67,7 @@ def test_yes_no_probes_reproduce_phase_3(yes_no_study, tmp_path, capsys):
     for kind, given in itertools.product(("logistic", "mlp", "lightgbm"), ("--probe", "--stage1")):
         pred = _predictions(root, "demo_yes_no", "tiny", kind)
         out = tmp_path / f"{kind}{given}.jsonl"
-        name = f"demo_yes_no_tiny_{kind}.pkl" if given == "--probe" else f"demo_yes_no_stage1_tiny_{kind}.pkl"
+        name = f"demo_yes_no_tiny_{kind}.pkl" if given == "--probe" else f"demo_yes_no_stage1_tiny_{kind}"
         capsys.readouterr()
         assert call("score_articles", "--config", cfg, given, root / "results" / name,
                     "--input", data / "test.jsonl", "--output", out, "--labels") == 0
@@ -209,7 +209,7 @@ def test_the_guaranteed_rule_routes_by_the_certified_threshold_or_refuses(score_
     outcomes = set()
     for entry in ev["models"]["tiny"]["probes"]["ridge"]["screening"]["thresholds"]:
         for given, path in (("--probe", root / "results" / "demo_ds_tiny_ridge.pkl"),
-                            ("--stage1", root / "results" / "demo_ds_stage1_tiny_ridge.pkl")):
+                            ("--stage1", root / "results" / "demo_ds_stage1_tiny_ridge")):
             g, out = entry["guaranteed"], tmp_path / f"g_{entry['target_recall']}{given}.jsonl"
             code = call("score_articles", "--config", cfg, given, path,
                         "--input", demo / "test.jsonl", "--output", out, "--recall", entry["target_recall"])
@@ -248,84 +248,86 @@ def test_duplicate_ids_are_found_across_blocks_of_hashes_and_named_by_their_line
     assert n == 70_000 and sha == hashlib.sha256(ok.read_bytes()).hexdigest()
 
 
-BARE_LOAD = """
-import json, pickle, sys
-with open(sys.argv[1], "rb") as fh:
-    b = pickle.load(fh)
-try:
-    import study  # noqa: F401
-    sys.exit("the project was importable")
-except ImportError:
-    pass
-print(json.dumps({k: b[k] for k in ("format", "task", "variant", "probe_kind", "dimension_names", "score_range",
-                                    "embedding", "weights", "tiers", "thresholds", "probe_sha256")}
-                 | {"kind": b["probe"]["kind"], "probe_embedding": b["probe"]["metadata"]["embedding"]}))
-"""
-
-
 @pytest.mark.slow
-def test_the_stage1_bundle_travels_alone_and_loads_without_the_project(score_study, tmp_path, capsys):
-    """Phase 3's bundle holds the probe and what phase 3 chose for it: scored from a folder holding nothing else
-    it gives the bytes of the probe file + evaluation JSON; a bare pickle.load, without `study`, reads it all."""
+def test_the_stage1_bundle_travels_alone_and_refuses_tampering(score_study, tmp_path, capsys):
+    """Phase 3's bundle folder holds the probe and what phase 3 chose for it: scored from a folder holding nothing
+    else it gives the bytes of the probe file + evaluation JSON; a changed JSON or array header is one error line."""
     cfg, demo, root = score_study
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     variant, kind = "tiny-t16+tiny-c16", "lightgbm"
-    name = f"demo_ds_stage1_{variant}_{kind}.pkl"
-    alone = tmp_path / "serving"
-    alone.mkdir()
-    for f in (name, name + ".sha256"):
-        shutil.copy(root / "results" / f, alone / f)
+    name = f"demo_ds_stage1_{variant}_{kind}"
+    alone = tmp_path / "serving" / name
+    shutil.copytree(root / "results" / name, alone)
     args = ["--config", cfg, "--input", demo / "test.jsonl", "--recall", "0.95", "--rule", "plug-in"]
-    assert call("score_articles", *args, "--stage1", alone / name, "--output", tmp_path / "b.jsonl") == 0
-    assert call("score_articles", *args, "--probe", root / "results" / f"demo_ds_{variant}_{kind}.pkl",
-                "--output", tmp_path / "p.jsonl") == 0
+    assert call("score_articles", *args, "--stage1", alone, "--output", tmp_path / "b.jsonl") == 0
+    probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
+    assert call("score_articles", *args, "--probe", probe_file, "--output", tmp_path / "p.jsonl") == 0
     assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "p.jsonl").read_bytes()
 
-    proc = subprocess.run([sys.executable, "-I", "-c", BARE_LOAD, str(alone / name)], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
+    spec = json.loads((alone / "stage1.json").read_text())
     entry = ev["models"][variant]["probes"][kind]
-    assert got["format"] == scoring.STAGE1_FORMAT and (got["variant"], got["probe_kind"], got["kind"]) == (variant, kind, kind)
-    assert got["weights"] == ev["screening_setup"]["weights"] and got["tiers"] == ev["screening_setup"]["tiers"]
-    assert got["thresholds"] == [{"target_recall": t["target_recall"], "plug-in": t["threshold"],
-                                  "guaranteed": t["guaranteed"]["threshold"], "confidence": t["guaranteed"]["confidence"],
-                                  "note": t["guaranteed"]["note"]} for t in entry["screening"]["thresholds"]]
-    probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
-    assert got["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
-    assert got["embedding"] == got["probe_embedding"] == load_pickle(probe_file)["metadata"]["embedding"]
-    assert [p["max_tokens"] for p in got["embedding"]["concatenation"]] == [16, 16]   # the recipe of a pair
+    assert spec["weights"] == ev["screening_setup"]["weights"] and spec["tiers"] == ev["screening_setup"]["tiers"]
+    assert spec["thresholds"] == [{"target_recall": t["target_recall"], "plug-in": t["threshold"],
+                                   "guaranteed": t["guaranteed"]["threshold"], "confidence": t["guaranteed"]["confidence"],
+                                   "note": t["guaranteed"]["note"]} for t in entry["screening"]["thresholds"]]
+    assert spec["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
+    assert spec["embedding"] == load_pickle(probe_file)["metadata"]["embedding"]
+    assert [p["max_tokens"] for p in spec["embedding"]["concatenation"]] == [16, 16]   # the recipe of a pair
+    assert not list(alone.rglob("*.pkl"))
 
-    # the wrong kind of file for the option, and a damaged bundle: one error line each, nothing written
+    # the wrong kind of file for the option: one error line each, nothing written
     for given, path, expect in (("--stage1", probe_file, "not a Stage 1 bundle"),
-                                ("--stage1", alone / "missing.pkl", "Stage 1 bundle not found"),
-                                ("--probe", alone / name, "a Stage 1 bundle; give it as --stage1")):
+                                ("--stage1", alone.parent / "missing", "Stage 1 bundle not found"),
+                                ("--probe", alone, "a Stage 1 bundle; give it as --stage1")):
         capsys.readouterr()
         assert call("score_articles", *args, given, path, "--output", tmp_path / "x.jsonl") == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and expect in err and err.count("\n") == 1
-    blob = bytearray((alone / name).read_bytes())
-    blob[-30] ^= 1
-    (alone / name).write_bytes(bytes(blob))
-    capsys.readouterr()
-    assert call("score_articles", *args, "--stage1", alone / name, "--output", tmp_path / "x.jsonl") == 2
-    assert f"checksum differs from {name}.sha256" in capsys.readouterr().err
+    # a changed JSON value, then an array header rewritten with its checksum updated: refused, nothing written
+    sums = (alone / "SHA256SUMS").read_text()
+    changed = (alone / "stage1.json").read_bytes().replace(b'"medium": 4.0', b'"medium": 1.0')
+    assert changed != (alone / "stage1.json").read_bytes()
+    header = bytearray((alone / "arrays.safetensors").read_bytes())
+    header[8:16] = b'{"zzz":1'   # the JSON header of safetensors, no longer valid
+    for target, blob, fix_sums, expect in (("stage1.json", changed, False, "stage1.json: checksum differs from SHA256SUMS"),
+                                           ("stage1.json", b"[1, 2]", True, "not a Stage 1 bundle of format"),
+                                           ("arrays.safetensors", bytes(header), True, "unreadable array header")):
+        original = (alone / target).read_bytes()
+        (alone / target).write_bytes(blob)
+        if fix_sums:
+            (alone / "SHA256SUMS").write_text(sums.replace(hashlib.sha256(original).hexdigest(),
+                                                           hashlib.sha256(blob).hexdigest()))
+        capsys.readouterr()
+        assert call("score_articles", *args, "--stage1", alone, "--output", tmp_path / "x.jsonl") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expect in err and err.count("\n") == 1 and "Traceback" not in err, err
+        (alone / target).write_bytes(original)
+        (alone / "SHA256SUMS").write_text(sums)
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksum(score_study):
+def test_phase_3_writes_one_bundle_per_evaluated_probe_with_its_checksums(score_study):
     cfg, demo, root = score_study
+    from study.stage1 import read_bundle
+
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     for variant, model in ev["models"].items():
         for kind in model["probes"]:
-            path = root / "results" / f"demo_ds_stage1_{variant}_{kind}.pkl"
-            digest = (root / "results" / f"{path.name}.sha256").read_text().split()
-            assert digest == [hashlib.sha256(path.read_bytes()).hexdigest(), path.name]
-            with open(path, "rb") as fh:
-                b = pickle.load(fh)
+            folder = root / "results" / f"demo_ds_stage1_{variant}_{kind}"
+            listed = dict(reversed(line.split("  ", 1)) for line in (folder / "SHA256SUMS").read_text().splitlines())
+            assert {"stage1.json", "arrays.safetensors", "model_card.md"} <= set(listed)
+            assert all(hashlib.sha256((folder / f).read_bytes()).hexdigest() == h for f, h in listed.items())
             probe_file = root / "results" / f"demo_ds_{variant}_{kind}.pkl"
-            assert b["probe_sha256"] == hashlib.sha256(probe_file.read_bytes()).hexdigest()
-            assert pickle.dumps(b["probe"]) == pickle.dumps(load_pickle(probe_file))   # the probe file's bundle as it is
+            data = read_bundle(folder)
+            assert data["spec"].probe_sha256 == hashlib.sha256(probe_file.read_bytes()).hexdigest()
+            X = read_npz(root / "embeddings" / f"demo_ds_{variant}_val.npz", "cache", "")["embeddings"]
+            np.testing.assert_array_equal(data["estimator"].predict(X), data["arrays"]["val.predictions"])
+            pred = _predictions(root, "demo_ds", variant, kind)   # phase 3's own validation predictions
+            val = read_npz(root / "results" / "predictions" / f"demo_ds_{variant}_{kind}_val.npz", "p", "")
+            np.testing.assert_array_equal(val["y_pred"], data["arrays"]["val.predictions"])
+            assert pred["y_pred"].shape[1] == len(data["spec"].dimension_names)
+            card = (folder / "model_card.md").read_text()
+            assert f"| test | {ev['n_test']} |" in card and f"MAE {model['probes'][kind]['overall_mae']:.3f}" in card
 
 
 def test_padding_free_batches_give_phase_3s_scores(score_study, tmp_path, monkeypatch):
@@ -337,9 +339,82 @@ def test_padding_free_batches_give_phase_3s_scores(score_study, tmp_path, monkey
     monkeypatch.setattr(E, "varlen_attention", lambda *a: calls.append(a[0].shape) or real(*a))
     pred = _predictions(root, "demo_ds", "tiny-c16", "mlp")
     out = tmp_path / "packed.jsonl"
-    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-c16_mlp.pkl",
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-c16_mlp",
                 "--input", demo / "test.jsonl", "--output", out, "--rule", "plug-in", "--packed") == 0
     names = [str(d) for d in pred["dimension_names"]]
     P = np.array([[x["scores"][d] for d in names] for x in _lines(out)])
     assert np.abs(P - pred["y_pred"]).max() <= 1e-5
     assert calls   # the batches did go through variable-length attention
+
+
+PRODUCTION_LOAD = """
+import pickle, sys
+import numpy as np
+import torch
+with open(sys.argv[1], "rb") as fh:
+    data = pickle.load(fh)
+c = data["model_config"]
+net = torch.nn.Sequential(torch.nn.Linear(c["input_dim"], 256), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                          torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                          torch.nn.Linear(128, c["output_dim"]))
+net.load_state_dict({k.split(".", 1)[1]: v for k, v in data["state_dict"].items()})   # keys network.<i>.*
+with torch.no_grad():
+    P = net.eval()(torch.FloatTensor(data["scaler"].transform(np.load(sys.argv[2])))).numpy().clip(0, 10)
+np.save(sys.argv[3], P)
+"""
+
+
+def test_export_gives_phase_3s_predictions_in_the_production_layout_and_refuses_ridge(score_study, tmp_path, capsys):
+    """One seed: the exported MLP is the probe itself, so the production contract reproduces phase 3's predictions."""
+    import subprocess
+    import sys
+
+    cfg, demo, root = score_study
+    bundle, out = root / "results" / "demo_ds_stage1_tiny_mlp", tmp_path / "embedding_probe.pkl"
+    capsys.readouterr()
+    assert call("score_articles", "--config", cfg, "--stage1", bundle, "--export", out, "--rule", "plug-in",
+                "--recall", "0.95") == 0
+    said = capsys.readouterr().out
+    assert "member 0 of 1" in said and "EmbeddingStage(embedding_model_name=" in said
+    X = read_npz(root / "embeddings" / "demo_ds_tiny_test.npz", "cache", "")["embeddings"]
+    np.save(tmp_path / "X.npy", X)
+    proc = subprocess.run([sys.executable, "-I", "-c", PRODUCTION_LOAD, str(out), "X.npy", "P.npy"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "P.npy"), _predictions(root, "demo_ds", "tiny", "mlp")["y_pred"],
+                               atol=1e-5, rtol=0)
+    ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
+    t = next(t for t in ev["models"]["tiny"]["probes"]["mlp"]["screening"]["thresholds"] if t["target_recall"] == 0.95)
+    import pickle
+    with open(out, "rb") as fh:
+        assert pickle.load(fh)["threshold"] == t["threshold"]   # one member: phase 3's own plug-in threshold
+
+    for bad, expect in ((root / "results" / "demo_ds_stage1_tiny_ridge", "a ridge probe: the production layout holds "
+                                                                         "one MLP"),):
+        assert call("score_articles", "--config", cfg, "--stage1", bad, "--export", tmp_path / "r.pkl") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expect in err and err.count("\n") == 1
+        assert not (tmp_path / "r.pkl").exists()
+
+
+def test_production_weights_and_tier_free_output(score_study, tmp_path):
+    """--weights: the fine-tuned scorer's weights route, thresholds chosen again for them on validation; --no-tiers."""
+    cfg, demo, root = score_study
+    pred = _predictions(root, "demo_ds", "tiny", "ridge")
+    names = [str(d) for d in pred["dimension_names"]]
+    ft = {d: (0.5 if i == 0 else 0.5 / (len(names) - 1)) for i, d in enumerate(names)}
+    (tmp_path / "ft.json").write_text(json.dumps(ft))
+    out = tmp_path / "w.jsonl"
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny_ridge",
+                "--input", demo / "test.jsonl", "--output", out, "--weights", tmp_path / "ft.json", "--rule", "plug-in",
+                "--recall", "0.95", "--no-tiers") == 0
+    lines = _lines(out)
+    assert all("tier" not in x for x in lines)
+    w = np.array([ft[d] for d in names])
+    val = read_npz(root / "results" / "predictions" / "demo_ds_tiny_ridge_val.npz", "p", "")
+    s_true, s_pred = val["y_true"].astype(np.float64) @ w, val["y_pred"].astype(np.float64) @ w
+    rel = s_pred[s_true >= 4.0]
+    threshold = max(c for c in rel if (rel >= c).mean() >= 0.95 - 1e-12)   # counted, candidate by candidate
+    s = pred["y_pred"].astype(np.float64) @ w
+    assert np.allclose([x["article_score"] for x in lines], s, atol=1e-5)
+    assert np.array_equal([x["route"] == "fine-tuned" for x in lines], s >= threshold)
