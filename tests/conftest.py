@@ -287,9 +287,10 @@ def markdown_tables(md: str) -> dict[str, list[list[str]]]:
     tables, lines = {}, md.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("**Table ") and "** " in line:
-            caption = line.split("** ", 1)[1]
+            caption = line.split("** ", 1)[1].replace("&lt;", "<")   # the markdown shows a tag-like '<' as text
             end = next((k for k, r in enumerate(lines[i + 2:]) if not r.startswith("| ")), len(lines))
             body = lines[i + 2:i + 2 + end]
-            cells = [[c.strip().replace("\\|", "|") for c in r.strip("| ").split(" | ")] for r in body]
+            cells = [[c.strip().replace("\\|", "|").replace("&lt;", "<") for c in r.strip("| ").split(" | ")]
+                     for r in body]
             tables[caption] = [cells[0]] + cells[2:]   # header, then the rows (the alignment rule left out)
     return tables

@@ -52,9 +52,10 @@ def test_classifier_probes_choose_on_validation_reload_and_repeat(make):
     assert np.array_equal(probe.predict(Xte), (probe.predict_proba(Xte)[:, 1] >= probe.threshold_).astype(int))
     assert probe.val_f1_ > 0.6
     # the bundle holds plain objects only and predicts the same
-    from study.artifacts import _PlainUnpickler
+    from study.artifacts import PICKLE_MAX_NODES, _PlainUnpickler, _plain   # what load_pickle does, minus the file
     import io
-    bundle = _PlainUnpickler(io.BytesIO(pickle.dumps(probe.to_bundle({"dataset": "x"})))).load()
+    bundle = _plain(_PlainUnpickler(io.BytesIO(pickle.dumps(probe.to_bundle({"dataset": "x"})))).load(),
+                    [PICKLE_MAX_NODES])
     assert bundle["threshold"] == probe.threshold_ and bundle["metadata"]["task"] == "classification"
     again = probe_from_bundle(bundle)
     assert np.array_equal(again.predict_proba(Xte), probe.predict_proba(Xte))

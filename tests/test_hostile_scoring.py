@@ -37,7 +37,7 @@ def ws(evaluated, tmp_path, tiny_model):
 
 
 def _score(cfg, root, articles, output, *extra, capsys=None):
-    bundle = root / "results" / "demo_ds_stage1_tiny_ridge.pkl"
+    bundle = root / "results" / "demo_ds_stage1_tiny_ridge"
     if capsys:
         capsys.readouterr()
     code = call("score_articles", "--config", cfg, "--stage1", bundle, "--input", articles, "--output", output,
@@ -53,14 +53,14 @@ def _refused(code, err, expect):
 
 
 @pytest.mark.parametrize("target, expect", [
-    ("INPUT", "is the --input file"), ("BUNDLE", "is the probe file or bundle"),
+    ("INPUT", "is the --input file"), ("BUNDLE", "is a folder"),
     ("SHA", "is the checksum of the probe file or bundle"), ("LINK", "is the --input file"),
     ("results/scored.jsonl", "lies in results/"), ("embeddings/sub/scored.jsonl", "lies in embeddings/"),
 ])
 def test_output_may_not_overwrite_the_input_the_bundle_or_the_study(ws, capsys, target, expect):
     """README: "--output may not be the input, the bundle or anything under results/ or embeddings/"."""
     cfg, root, articles = ws
-    bundle = root / "results" / "demo_ds_stage1_tiny_ridge.pkl"
+    bundle = root / "results" / "demo_ds_stage1_tiny_ridge"
     if target == "LINK":
         os.link(articles, root / "link.jsonl")
     output = {"INPUT": articles, "BUNDLE": bundle, "SHA": paths.checksum(bundle), "LINK": root / "link.jsonl"}.get(

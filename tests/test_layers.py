@@ -122,7 +122,7 @@ def test_a_layer_sweep_runs_through_the_phases_and_stage1_reproduces_it(workspac
     # Stage 1: score_articles embeds by the recorded layer and reproduces phase 3's predictions
     pred = read_npz(root / "results" / "predictions" / "demo_ds_tiny-L1_ridge_test.npz", "predictions", "")
     out = tmp_path / "scored.jsonl"
-    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-L1_ridge.pkl",
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny-L1_ridge",
                 "--input", demo / "test.jsonl", "--output", out, "--rule", "plug-in") == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     names = [str(d) for d in pred["dimension_names"]]

@@ -61,7 +61,7 @@ def test_summary_console_and_page_1_read_the_same_bands_for_a_grid_of_baselines(
 
     margins = {"closes_gap": 0.07, "partial": 0.17}
     names = ("closes the gap", "partial", "no improvement")
-    cfg = SimpleNamespace(equivalence_margin=0.02)
+    cfg = SimpleNamespace(equivalence_margin=0.02, min_group_articles=30)
     disagreements = 0
     for paired in (False, True):
         for base in np.round(np.arange(0.50, 0.801, 0.01), 2):
