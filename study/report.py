@@ -191,8 +191,8 @@ class Report:
         w.para(("Caveats", "b"))
         for text in decision.caveats(ev, self.inp.benchmarks):
             w.bullet(text)
+        w.contents_here()   # right after the caveats (page 1 or 2), so no page is left nearly empty
         w.page_break()
-        w.contents_here()
 
     # 2. results: the leaderboard, then one subsection per question --------------------------
     def leaderboard(self):

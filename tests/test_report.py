@@ -366,7 +366,7 @@ def test_page_1_is_the_decision_with_page_numbers(results, tmp_path):
     cfg, res = results
     doc = report(cfg, tmp_path / "r.docx")
     body = [p for p in doc.paragraphs]
-    first_break = next(i for i, p in enumerate(body) if 'w:br w:type="page"' in p._p.xml)
+    first_break = next(i for i, p in enumerate(body) if p.text == "Contents")   # the front matter ends there
     page_1 = [p.text for p in body[:first_break]]
     assert "1. Decision" in page_1 and any(t.startswith("Decision: ") for t in page_1)
     assert any(t.startswith("Scope: the study's models run: 2 of 2") for t in page_1)
@@ -377,8 +377,10 @@ def test_page_1_is_the_decision_with_page_numbers(results, tmp_path):
     assert all(r[1].strip() and r[2].strip() for r in decision)
     footer = doc.sections[0].footer.paragraphs[0]._p.xml
     assert "PAGE" in footer and "NUMPAGES" in footer
-    contents = body[first_break + 1:first_break + 40]
+    contents = body[first_break:first_break + 40]
     assert [p.text for p in contents][:1] == ["Contents"] and any("2.5 Which probe works best?" in p.text for p in contents)
+    after = next(i for i, p in enumerate(body) if 'w:br w:type="page"' in p._p.xml)   # then the results, on a new page
+    assert after > first_break and body[after + 1].text == "2. Results"
 
 
 def test_score_range_and_model_notes_come_from_the_evaluation(results, tmp_path):
