@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from study.artifacts import atomic_path, save_pickle
 from study.errors import StudyError
@@ -102,6 +102,12 @@ class Spec(_Strict):
     model: Model
     probe: dict[str, Any]
     card: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _one_set_of_dimensions(self):
+        if self.weights is not None and set(self.weights) != set(self.dimension_names):
+            raise ValueError(f"weights name {sorted(self.weights)[:8]}, the dimensions are {self.dimension_names[:8]}")
+        return self
 
 
 # -- writing ------------------------------------------------------------------------------------

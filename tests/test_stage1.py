@@ -135,6 +135,10 @@ def test_tampered_files_and_arrays_that_do_not_fit_are_refused(tmp_path, data):
     refused(r"stage1.json: extra: Extra inputs are not permitted")
     swap("stage1.json", json.dumps({**spec, "weights": {"a": "heavy"}}).encode())
     refused(r"stage1.json: weights.a: ")
+    if spec.get("weights"):   # weights of a dimension the probe does not score (was a KeyError traceback)
+        unknown = {"unknown" if i == 0 else k: v for i, (k, v) in enumerate(spec["weights"].items())}
+        swap("stage1.json", json.dumps({**spec, "weights": unknown}).encode())
+        refused(r"stage1.json: .*weights name .*'unknown'\], the dimensions are")
     swap("stage1.json", original)
     arrays = load((folder / "arrays.safetensors").read_bytes())
     first = next(k for k in arrays if k.startswith("m0.") and k.endswith(".weight"))
