@@ -347,9 +347,10 @@ def decision(ev) -> tuple[str, str]:
     else:
         worst, r = verdicts.bands_spanned[-1], verdicts.vs_baseline
         word = {"closes the gap": REPLACE, "partial": STAGE1}.get(worst, KEEP)
+        how = "paired" if r.paired else "unpaired" + ("" if getattr(r, "baseline_n", None) else
+                                                       ", descriptive: --baseline-n makes it a test")
         why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE against the bands); against "
-               f"the fine-tuned model: {reading_phrase(r.verdict, 'it', margin=r.margin)} "
-               f"({'paired' if r.paired else unpaired_note(r)}, margin ±{r.margin:g} MAE)")
+               f"the fine-tuned model {r.verdict} ({how}, margin ±{r.margin:g} MAE)")
     ran, _ = study_models(ev)
     if not ran and word != UNDECIDED:
         return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"

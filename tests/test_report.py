@@ -255,8 +255,8 @@ def test_report_numbers_equal_the_json(results, tmp_path):
     text = text_of(doc)
     b = ev["best"]
     assert ("Decision: Use the probe as Stage 1 (screening) — bge-m3 + ridge: partial, possibly closes the gap (the "
-            "whole 95% CI of its test MAE against the bands); against the fine-tuned model: worse than it (no better "
-            "than it) (paired, margin ±0.02 MAE).") in text
+            "whole 95% CI of its test MAE against the bands); against the fine-tuned model worse (paired, margin "
+            "±0.02 MAE).") in text
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
     assert decision["Does bge-m3 close the gap?"] == "partial, possibly closes the gap"
     assert decision["Does the best probe learn anything (against a constant (the training median))?"] == \
