@@ -211,8 +211,7 @@ def prepared(tmp_path_factory, tiny_model):
     """A demo dataset already embedded (tiny model) with a ridge probe trained; copied per test."""
     root = tmp_path_factory.mktemp("prepared")
     demo = write_demo_dataset(root / "demo_ds", n_train=120, n_val=40, n_test=60, seed=7)
-    cfg = write_config(root, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                       "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    cfg = write_tiny_config(root, tiny_model)
     assert call("embed_articles", "--config", cfg, "--data-dir", demo) == 0
     assert call("train_probes", "--config", cfg, "--data-dir", demo, "--probes", "ridge") == 0
     return root
@@ -222,12 +221,32 @@ def prepared(tmp_path_factory, tiny_model):
 def workspace(prepared, tmp_path, tiny_model):
     """(config, demo dir) of a private copy of `prepared`."""
     shutil.copytree(prepared, tmp_path, dirs_exist_ok=True)
-    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    cfg = write_tiny_config(tmp_path, tiny_model)
     return cfg, tmp_path / "demo_ds"
 
 
 TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}   # + model_name
+
+
+def write_tiny_config(folder: Path, tiny_model: Path, **overrides) -> Path:
+    """`write_config` with the tiny model as config model `tiny` (TINY's settings)."""
+    return write_config(folder, {"tiny": {**TINY, "model_name": str(tiny_model)}}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    """The tiny model loaded as an Encoder, once per test module (some tests wrap it: packing, layers)."""
+    import torch
+
+    from study.embedders import load_encoder
+    return load_encoder("sentence-transformers", str(tiny_model), torch.device("cpu"), "float32")
+
+
+def sample_texts(n: int = 12, seed: int = 3) -> list[str]:
+    """n demo-like article texts, then a one-word and an empty one."""
+    from study.demo import make_article
+    rng = np.random.default_rng(seed)
+    return [make_article(rng, i)["content"] for i in range(n)] + ["news", ""]
 VARIANTS = ("tiny", "tiny-t16", "tiny-c16", "tiny-t16+tiny-c16")   # truncated, -t<N>, chunked -c<N>, a pair a+b
 STUDY_CHUNKING = {"overlap": 4, "max_windows": 3}
 

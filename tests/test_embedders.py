@@ -13,11 +13,6 @@ def _texts(n=40, seed=0):
     return [make_article(rng, i)["content"] for i in range(n)]
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model):
-    return load_encoder("sentence-transformers", str(tiny_model), torch.device("cpu"), "float32")
-
-
 def test_plan_batches_respects_rows_and_token_budget():
     lengths = np.array([5, 300, 20, 300, 40, 7, 1000, 64, 64, 2])
     order, batches = plan_batches(lengths, batch_size=4, token_budget=640)

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import REPO, call, snapshot, write_config
+from conftest import REPO, call, snapshot, write_tiny_config
 from study import data as data_module, paths, scoring
 from study.data import clip_text
 
@@ -19,8 +19,7 @@ def evaluated(prepared, tmp_path_factory, tiny_model):
     """`prepared` (tiny model, ridge probe) evaluated once: a Stage 1 bundle and the evaluation JSON."""
     root = tmp_path_factory.mktemp("hostile_scoring")
     shutil.copytree(prepared, root, dirs_exist_ok=True)
-    cfg = write_config(root, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                       "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    cfg = write_tiny_config(root, tiny_model)
     assert call("evaluate", "--config", cfg, "--data-dir", root / "demo_ds") == 0
     return root
 
@@ -28,8 +27,7 @@ def evaluated(prepared, tmp_path_factory, tiny_model):
 @pytest.fixture
 def ws(evaluated, tmp_path, tiny_model):
     shutil.copytree(evaluated, tmp_path, dirs_exist_ok=True)
-    cfg = write_config(tmp_path, {"tiny": {"source": "sentence-transformers", "model_name": str(tiny_model),
-                                           "dimensions": 32, "max_tokens": 64, "batch_size": 16}})
+    cfg = write_tiny_config(tmp_path, tiny_model)
     articles = tmp_path / "articles.jsonl"
     articles.write_text("".join(json.dumps({"id": f"a{i}", "title": "Solar power", "content": f"Panels number {i}."})
                                 + "\n" for i in range(30)), encoding="utf-8")

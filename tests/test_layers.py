@@ -7,24 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import call, write_config
+from conftest import TINY, call, sample_texts, write_config
 from study.artifacts import read_npz
 from study.config import load_config
-from study.embedders import embed_texts, enable_packing, load_encoder, split_layers, with_layers
-from study.demo import make_article
+from study.embedders import embed_texts, enable_packing, split_layers, with_layers
 from study.errors import StudyError
 
-TINY = {"source": "sentence-transformers", "dimensions": 32, "max_tokens": 64, "batch_size": 16}
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model):
-    return load_encoder("sentence-transformers", str(tiny_model), torch.device("cpu"), "float32")
-
-
-def _texts(n=12, seed=3):
-    rng = np.random.default_rng(seed)
-    return [make_article(rng, i)["content"] for i in range(n)] + ["news", ""]
 
 
 def _reference(tiny_model, texts, max_tokens, normalize=False):
@@ -44,7 +32,7 @@ def _reference(tiny_model, texts, max_tokens, normalize=False):
 
 
 def test_a_layer_is_the_mean_pool_of_its_hidden_states_and_one_pass_serves_every_layer(tiny, tiny_model):
-    texts = _texts()
+    texts = sample_texts()
     calls = []
     inner = next(m for m in tiny.model.modules() if hasattr(m, "embeddings"))
     handle = inner.register_forward_hook(lambda *a: calls.append(1))

@@ -55,11 +55,6 @@ def test_a_packed_budget_counts_real_tokens():
     assert plan_batches(np.array([500, 3]), 4, 200, packed=True)[1] == [(0, 1), (1, 2)]   # a long one alone
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model):
-    return load_encoder("sentence-transformers", str(tiny_model), torch.device("cpu"), "float32")
-
-
 def test_packed_bert_gives_the_padded_embeddings(tiny, monkeypatch):
     import study.embedders as E
 

@@ -2,10 +2,7 @@
 import hashlib
 import itertools
 import json
-import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest

@@ -5,31 +5,19 @@ import types
 import docx
 import numpy as np
 import pytest
-import torch
 
-from conftest import TINY, call, write_config
+from conftest import TINY, call, sample_texts, write_config
 from records import as_model, model_entry, paired, score_evaluation, score_probe
 from study.artifacts import read_npz, save_npz
 from study.config import load_config
-from study.demo import make_article
-from study.embedders import average_windows, embed_texts, encode_batches, load_encoder, tokenize, window_ids
+from study.embedders import average_windows, embed_texts, encode_batches, tokenize, window_ids
 from study import findings
 from study.errors import StudyError
 
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_model):
-    return load_encoder("sentence-transformers", str(tiny_model), torch.device("cpu"), "float32")
-
-
-def _texts(n=12, seed=3):
-    rng = np.random.default_rng(seed)
-    return [make_article(rng, i)["content"] for i in range(n)] + ["news", ""]
-
-
 def test_windows_cover_each_article_with_the_overlap_asked_for(tiny):
-    texts = _texts()
+    texts = sample_texts()
     win = window_ids(tiny.tokenizer, texts, window=16, overlap=4, max_windows=50)
     cls, sep = tiny.tokenizer.cls_token_id, tiny.tokenizer.sep_token_id
     content = tiny.tokenizer(texts, add_special_tokens=False)["input_ids"]
@@ -47,7 +35,7 @@ def test_windows_cover_each_article_with_the_overlap_asked_for(tiny):
 
 
 def test_a_short_text_gets_the_ids_of_the_truncating_path_and_a_long_one_is_capped(tiny):
-    texts = _texts()
+    texts = sample_texts()
     ids, _ = tokenize(tiny.tokenizer, texts, max_tokens=16)
     win = window_ids(tiny.tokenizer, texts, window=16, overlap=4, max_windows=2)
     for i, n in enumerate(win.counts):
@@ -78,7 +66,7 @@ def _sentencepiece_tokenizer(texts):
 
 
 def test_a_prefix_is_tokenized_in_context_like_the_truncating_path():
-    texts = _texts(30)
+    texts = sample_texts(30)
     tok = _sentencepiece_tokenizer(texts)
     assert tok("query: ", add_special_tokens=False)["input_ids"][-1] == tok.convert_tokens_to_ids("▁")  # the trap
     ids, counts = tokenize(tok, ["query: " + t for t in texts], max_tokens=24)
@@ -91,7 +79,7 @@ def test_a_prefix_is_tokenized_in_context_like_the_truncating_path():
 
 
 def test_a_chunked_embedding_is_the_mean_of_its_windows(tiny):
-    texts = _texts()
+    texts = sample_texts()
     chunks = {"overlap": 4, "max_windows": 3}
     emb, counts, stats = embed_texts(tiny, texts, max_tokens=16, batch_size=4, chunks=chunks)
     win = window_ids(tiny.tokenizer, texts, window=16, **chunks)
