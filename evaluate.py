@@ -113,7 +113,8 @@ def evaluate():
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
-    add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]))
+    add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
+                          first_test["languages"])
     add_transfers(cfg, dataset, results["models"], context)
     results["best"]["verdicts"] = best_verdicts(cfg, results)
     results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)

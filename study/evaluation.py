@@ -316,10 +316,19 @@ def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -
     return out
 
 
-def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str]) -> None:
+def per_language(cfg, mine: np.ndarray, theirs: np.ndarray, groups, by_lang: dict) -> dict:
+    """{language: the paired comparison mine − theirs on that language's test articles} for each language of
+    `by_lang` (a probe's `by_language`), None for a language too few to judge."""
+    groups = np.asarray(groups).astype(str)
+    return {lang: None if row["too_few"] else compared(cfg, mine[groups == lang], theirs[groups == lang])
+            for lang, row in by_lang.items()}
+
+
+def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str], groups) -> None:
     """Model against model: every probe's per-article test MAE minus that of the best model + probe (chosen on
     validation among the models that read every test language), paired on the same test articles, overall
-    (`vs_best`) and per language (`by_language[lang]["vs_best"]`, not for a language too few to judge)."""
+    (`vs_best`) and per language (`by_language[lang]["vs_best"]`, not for a language too few to judge).
+    `groups`: the test articles' languages (every variant scores the same articles)."""
     best_errors = test_errors(cfg, dataset, *best)[0]
     for name, entry in models.items():
         for kind, m in entry["probes"].items():
@@ -327,19 +336,15 @@ def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str]) -> 
                 continue
             mine, _ = test_errors(cfg, dataset, name, kind)
             m["vs_best"] = {"best": f"{best[0]} + {best[1]}", **compared(cfg, mine, best_errors)}
-            pred = read_npz(paths.predictions(cfg, dataset.name, name, kind), "predictions", "rerun evaluate.py")
-            groups = np.asarray(pred["languages"]).astype(str)
-            for lang, row in m["by_language"].items():
-                if not row["too_few"]:
-                    rows = groups == lang
-                    row["vs_best"] = compared(cfg, mine[rows], best_errors[rows])
+            for lang, d in per_language(cfg, mine, best_errors, groups, m["by_language"]).items():
+                if d is not None:
+                    m["by_language"][lang]["vs_best"] = d
 
 
 def add_transfers(cfg, dataset, models: dict, context) -> None:
     """Cross-lingual transfer (train_probes.py --train-languages): each probe trained on some languages only, on
     each test language against the same probe trained on all of them and against the constant reference (the
-    training median),
-    paired on that language's test articles (`transfer`: [{train_languages, ..., per_language}])."""
+    training median), paired on that language's test articles (`transfer`: [{train_languages, ..., per_language}])."""
     for name, entry in models.items():
         variant, test = None, None
         for kind, m in entry["probes"].items():
@@ -356,13 +361,11 @@ def add_transfers(cfg, dataset, models: dict, context) -> None:
                 full = test_errors(cfg, dataset, name, kind)[0]
                 reference = article_mae(test["labels"], context["median_predictions"])
                 groups = np.asarray(test["languages"]).astype(str)
-                per = {}
-                for lang, row in m["by_language"].items():
-                    rows = groups == lang
-                    per[lang] = {"n": row["n"], "mae": float(errors[rows].mean()), "mae_all": float(full[rows].mean()),
-                                 "too_few": row["too_few"],
-                                 "vs_all": None if row["too_few"] else compared(cfg, errors[rows], full[rows]),
-                                 "vs_reference": None if row["too_few"] else compared(cfg, errors[rows], reference[rows])}
+                vs_all, vs_ref = (per_language(cfg, errors, other, groups, m["by_language"]) for other in (full, reference))
+                per = {lang: {"n": row["n"], "mae": float(errors[groups == lang].mean()),
+                              "mae_all": float(full[groups == lang].mean()), "too_few": row["too_few"],
+                              "vs_all": vs_all[lang], "vs_reference": vs_ref[lang]}
+                       for lang, row in m["by_language"].items()}
                 m.setdefault("transfer", []).append(
                     {"train_languages": list(rec.languages), "n_train": rec.n_train, "n_val": rec.n_val,
                      "val_mae": rec.val_mae, "test_mae": float(errors.mean()), "file": rec.file, "per_language": per})
