@@ -31,7 +31,7 @@ from study.embedding import embedding_recipe
 from study.errors import StudyError
 from study.finetune import Options, Regressor, add_lora, predict, save_model, settings_key, token_ids, train
 from study.tasks import ARM
-from study.provenance import record
+from study.provenance import model_revision, record
 from study.schemas import TrainingSummary, merge_record
 
 SUMMARY_REMEDY = "remove it and rerun train_probes.py and finetune_encoder.py"
@@ -97,6 +97,8 @@ def finetune(cfg, dataset, variant, splits, options: Options, device) -> None:
     meta = {"kind": ARM, "dataset": dataset.name, "variant": variant.name, "model": variant.model,
             "dimension_names": train_split.dimension_names, "score_range": list(options.score_range),
             "embedding": recipe, "head": {"input_dim": encoder.dim, "output_dim": K},
+            "embedding_fingerprint": {"revision": model_revision(cfg.model_location(variant.model)),
+                                      "dtype": "bfloat16" if device.type == "cuda" else "float32"},
             "lora": {"r": options.lora_r, "alpha": 2 * options.lora_r} if options.lora else None,
             "options": {**asdict(options), "score_range": list(options.score_range)}, "training": run,
             "inference_ms_per_article": ms, "data_sha256": data_sha256, "n_train": len(train_split),
@@ -105,7 +107,8 @@ def finetune(cfg, dataset, variant, splits, options: Options, device) -> None:
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     entry = {"dataset": dataset.name, "model": variant.model, "variant": variant.name, "probe": ARM,
              "dimension_names": train_split.dimension_names, "embedding": recipe,
-             "data_sha256": {s: data_sha256[s] for s in ("train", "val")}, "embedding_fingerprint": {},
+             "data_sha256": {s: data_sha256[s] for s in ("train", "val")},
+             "embedding_fingerprint": {},   # the frozen probes' (the report's fingerprint table reads theirs)
              "hyperparameters": meta["options"],
              "selected": {"best_epoch": run["best_epoch"], "epochs_run": run["epochs_run"],
                           "stopped_early": run["stopped_early"]},

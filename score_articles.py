@@ -13,7 +13,8 @@ unless --labels). Each article is embedded exactly as the probe's recipe says (i
 model, revision, prefix, pooling, normalisation, max tokens, windows of a chunked variant, the parts
 of a side-by-side pair), through the study's encode loop, in the dtype the probe's embeddings were
 made with and in phase 1's batches (--packed: padding-free, for BERT / XLM-R encoders), then scored by
-the probe (clipped to the score range).
+the probe (clipped to the score range). The fine-tuned encoder arm (probe kind `finetuned`) serves the same way:
+its bundle carries the tuned weights (`encoder.safetensors`, loaded over the base model) and its linear head.
 
 Output, one line per article in input order:
     scores:  {"id", "scores": {dimension: score}, "article_score", "tier", "route"}
@@ -116,7 +117,7 @@ def main():
              for recipe, fp in recipe_parts(stage.meta)]
     threads = f" ({use_all_cores()} threads)" if device.type == "cpu" else ""
     embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr),
-                     packed=args.packed)
+                     packed=args.packed, finetuned=stage.encoder, where=stage.path)
     meta = stage.meta
     rule = (f"route fine-tuned where the article score >= {stage.threshold:.4f} (recall target {stage.recall:g}, "
             f"{stage.rule} threshold chosen on validation)" if stage.task == "regression" else

@@ -214,19 +214,13 @@ def save_model(model: Regressor, folder: Path, recipe: dict) -> str:
 def load_arm(folder: Path, test: dict, val: dict, data_sha256: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """(test predictions, validation predictions, what evaluate.py records of the run) of a fine-tuned encoder,
     checked against the articles of the caches phase 3 scores (`test`, `val`) and the current data files."""
-    from study.artifacts import read_json, read_npz
+    from study.artifacts import read_json
     recipe = read_json(folder / "recipe.json", "the fine-tuned encoder's recipe (rerun finetune_encoder.py)")
     for split in ("train", "val", "test"):
         if (recipe.get("data_sha256") or {}).get(split) != data_sha256.get(split):
             raise StudyError(f"{folder} was fine-tuned on other data than the current {split} split; rerun "
                              "finetune_encoder.py")
-    out = []
-    for split, cache in (("test", test), ("val", val)):
-        pred = read_npz(folder / f"predictions_{split}.npz", "fine-tuned predictions", "rerun finetune_encoder.py")
-        if not np.array_equal(pred["ids"], cache["ids"]):
-            raise StudyError(f"{folder}/predictions_{split}.npz holds other articles than the {split} embeddings; "
-                             "rerun finetune_encoder.py")
-        out.append(np.asarray(pred["y_pred"], np.float32))
+    out = [predictions(folder, split, cache["ids"]) for split, cache in (("test", test), ("val", val))]
     run = recipe["training"]
     meta = {"val_mae": run["val_mae"], "train_seconds": run["train_seconds"],
             "selected": {"best_epoch": run["best_epoch"], "epochs_run": run["epochs_run"],
@@ -234,3 +228,79 @@ def load_arm(folder: Path, test: dict, val: dict, data_sha256: dict) -> tuple[np
             "seeds": {"n": 1, "seeds": [recipe["options"]["seed"]], "stochastic": True, "val": [run["val_mae"]]},
             "inference_ms_per_article": recipe["inference_ms_per_article"]}
     return out[0], out[1], meta
+
+
+def predictions(folder: Path, split: str, ids) -> np.ndarray:
+    """The arm's recorded predictions of one split, checked to be of the articles `ids` in that order."""
+    from study.artifacts import read_npz
+    pred = read_npz(folder / f"predictions_{split}.npz", "fine-tuned predictions", "rerun finetune_encoder.py")
+    if not np.array_equal(pred["ids"], ids):
+        raise StudyError(f"{folder}/predictions_{split}.npz holds other articles than the {split} embeddings; "
+                         "rerun finetune_encoder.py")
+    return np.asarray(pred["y_pred"], np.float32)
+
+
+# -- serving the arm as Stage 1 (study/scoring.py `write_stage1_bundles`, score_articles.py --stage1) ---------
+def served_weights(folder: Path, recipe: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(the encoder's weights keyed as the plain encoder's `state_dict`, LoRA adapters merged into the weights they
+    adapt: W + (alpha / r) B A; the head's weight (K, dim); its bias (K,)) of a fine-tuned folder."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    weight, bias = state.pop("head.weight"), state.pop("head.bias")
+    encoder = {k.removeprefix("encoder_model."): v for k, v in state.items()}
+    lora = recipe.get("lora")
+    if lora:
+        scaling, suffix = lora["alpha"] / lora["r"], ".lora_A.default.weight"
+        for key in [k for k in encoder if k.endswith(suffix)]:
+            base = key[:-len(suffix)]
+            A, B = encoder.pop(key), encoder.pop(base + ".lora_B.default.weight")
+            W = encoder.pop(base + ".base_layer.weight")
+            encoder[base + ".weight"] = (W.float() + scaling * (B.float() @ A.float())).to(W.dtype)
+            if base + ".base_layer.bias" in encoder:
+                encoder[base + ".bias"] = encoder.pop(base + ".base_layer.bias")
+    if any("lora_" in k for k in encoder):
+        raise StudyError(f"{folder}/model.safetensors holds LoRA weights its recipe does not describe; rerun "
+                         "finetune_encoder.py")
+    return encoder, weight.float().numpy(), bias.float().numpy()
+
+
+def stage1_parts(folder: Path, encoder_file: str) -> tuple[dict, bytes, str]:
+    """(a probe file's bundle of the arm's head: kind `head` on the fine-tuned encoder's pooled output, its metadata
+    the recipe with `finetuned` naming `encoder_file`; the encoder's weights as safetensors bytes; the sha256 of
+    model.safetensors) of a fine-tuned folder, for its Stage 1 bundle."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    from study.artifacts import read_json
+    from study.probes import LinearHead
+    from study.tasks import ARM
+    recipe = read_json(folder / "recipe.json", "the fine-tuned encoder's recipe (rerun finetune_encoder.py)")
+    encoder, weight, bias = served_weights(folder, recipe)
+    run = recipe["training"]
+    metadata = {"dataset": recipe["dataset"], "variant": recipe["variant"], "model": recipe["model"], "probe": ARM,
+                "task": "regression", "dimension_names": recipe["dimension_names"],
+                "embedding": {**recipe["embedding"], "finetuned": encoder_file},
+                "embedding_fingerprint": recipe.get("embedding_fingerprint") or {"dtype": "float32"},
+                "val_mae": run["val_mae"], "train_seconds": run["train_seconds"], "n_train": recipe["n_train"],
+                "n_val": recipe["n_val"], "data_sha256": recipe["data_sha256"],
+                "selected": {"best_epoch": run["best_epoch"], "epochs_run": run["epochs_run"],
+                             "lora": recipe.get("lora")}}
+    bundle = LinearHead.from_head(weight, bias, recipe["score_range"]).to_bundle(metadata)
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    return bundle, save({k: v.contiguous() for k, v in encoder.items()}), digest
+
+
+def load_finetuned(encoder: Encoder, blob: bytes, where) -> Encoder:
+    """`encoder` (the base model, loaded by its recipe) with the fine-tuned weights of a Stage 1 bundle, in place."""
+    from safetensors.torch import load
+
+    try:
+        state = load(blob)
+        encoder.model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise StudyError(f"{where}: the fine-tuned encoder's weights do not fit the model its recipe names "
+                         f"({str(exc).splitlines()[0][:200]}); rerun evaluate.py") from None
+    encoder.model.eval()
+    return encoder

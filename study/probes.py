@@ -190,6 +190,31 @@ class RidgeProbe(_Probe):
                 "alpha_at_grid_edge": self.alpha_ in (min(self.alphas), max(self.alphas))}
 
 
+class LinearHead(RidgeProbe):
+    """The linear head of a fine-tuned encoder (study/finetune.py), served as a probe on that encoder's own pooled
+    output: scores = X @ coef.T + intercept, clipped to the score range; its scaler is the identity. It is not fitted
+    here (finetune_encoder.py trains it with the encoder); `from_head` wraps a trained head."""
+    kind = "head"
+
+    def fit(self, X, Y, X_val=None, Y_val=None):
+        raise StudyError("a fine-tuned encoder's head is trained with its encoder (finetune_encoder.py), not here")
+
+    @classmethod
+    def from_head(cls, weight, bias, score_range) -> "LinearHead":
+        head = cls(score_range=tuple(score_range))
+        weight = np.asarray(weight, np.float32)
+        head.coef_, head.intercept_ = weight, np.asarray(bias, np.float32)
+        head.scaler_ = StandardScaler()   # the identity: (x - 0) / 1
+        dim = weight.shape[1]
+        head.scaler_.mean_, head.scaler_.scale_, head.scaler_.var_ = np.zeros(dim), np.ones(dim), np.ones(dim)
+        head.scaler_.n_features_in_, head.scaler_.n_samples_seen_ = dim, np.float64(1)
+        head.n_features_in_, head.n_outputs_, head.one_d_ = weight.shape[1], weight.shape[0], False
+        return head
+
+    def _selected(self):
+        return {}
+
+
 class MLPNet(torch.nn.Module):
     """Linear -> ReLU -> Dropout per hidden layer, then a final Linear, as `self.network`.
 
@@ -912,7 +937,7 @@ def ids_sha256(ids) -> str:
 
 
 MEMBER_KINDS = {cls.kind: cls for cls in (MLPProbe, LightGBMProbe, MLPClassifierProbe, LightGBMClassifierProbe)}
-KINDS = {"ridge": RidgeProbe, "logistic": LogisticProbe,   # what a bundle of each kind loads as
+KINDS = {"ridge": RidgeProbe, "logistic": LogisticProbe, "head": LinearHead,   # what a bundle of each kind loads as
          **{k: SeedEnsembleClassifier if issubclass(c, _Classifier) else SeedEnsemble for k, c in MEMBER_KINDS.items()}}
 
 

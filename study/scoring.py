@@ -37,6 +37,7 @@ from study.config import short_repr
 from study.data import _finite, article_of, clip_text, jsonl_records
 from study.embedders import batching_for, embed_texts, enable_packing, load_model, with_layers
 from study.errors import StudyError
+from study.finetune import load_finetuned, predictions, stage1_parts
 from study.probes import probe_from_bundle
 from study.provenance import model_revision
 from study.results import read_evaluation
@@ -65,6 +66,7 @@ class Stage1:
     rule: str | None = None          # regression: which threshold routes (RULES)
     bundle: dict | None = None       # a Stage 1 bundle as study/stage1.py `read_bundle` gives it
     with_tiers: bool = True          # regression: write each article's tier (production's output has none)
+    encoder: bytes | None = None     # the fine-tuned encoder arm: its weights (safetensors), loaded over the base model
 
 
 RULES = ("guaranteed", "plug-in")   # which of phase 3's thresholds routes (study/screening.py)
@@ -86,23 +88,26 @@ def write_stage1_bundles(cfg: Config, ev) -> list[Path]:
     setup = getattr(ev, "screening_setup", None)
     evaluation = f"{paths.evaluation(cfg, ev.dataset).name} of {ev.evaluated_at}"
     for variant, model in ev.models.items():
-        if all(kind == ARM for kind in model.probes):   # the fine-tuned encoder alone: no frozen embeddings to read
-            continue
         val = read_embeddings(paths.embedding_cache(cfg, ev.dataset, variant, "val"))
         test_sha = read_embeddings(paths.embedding_cache(cfg, ev.dataset, variant, "test"))["fingerprint"].get("data_sha256")
         for kind, entry in model.probes.items():
-            if kind == ARM:   # the fine-tuned encoder serves from its own folder (results/<ds>_<variant>_finetuned)
-                continue
-            probe_path = paths.probe(cfg, ev.dataset, variant, kind)
-            bundle = load_pickle(probe_path)
-            sha = paths.checksum(probe_path).read_text().split()[0]
+            blobs = {}
+            if kind == ARM:   # the fine-tuned encoder: its head on its own pooled output, its weights beside it
+                folder = paths.finetuned(cfg, ev.dataset, variant)
+                bundle, blobs[stage1.ENCODER], sha = stage1_parts(folder, stage1.ENCODER)
+                estimator, P_val = None, predictions(folder, "val", val["ids"])
+            else:
+                probe_path = paths.probe(cfg, ev.dataset, variant, kind)
+                bundle = load_pickle(probe_path)
+                sha = paths.checksum(probe_path).read_text().split()[0]
+                estimator = probe_from_bundle(bundle)
+                P_val = None
             card = stage1.card_figures(entry, model, ev, bundle["metadata"], test_sha)
             if setup is None:
                 spec, arrays, texts = stage1.build_spec(bundle, sha, evaluation, card=card)
             else:
-                estimator = probe_from_bundle(bundle)
                 arrays_val = {"val.labels": np.asarray(val["labels"], np.float32),
-                              "val.predictions": estimator.predict(val["embeddings"])}
+                              "val.predictions": P_val if P_val is not None else estimator.predict(val["embeddings"])}
                 if hasattr(estimator, "member_outputs"):
                     arrays_val["val.member_predictions"] = np.stack(estimator.member_outputs(val["embeddings"]))
                 spec, arrays, texts = stage1.build_spec(
@@ -110,7 +115,7 @@ def write_stage1_bundles(cfg: Config, ev) -> list[Path]:
                     recall_targets=setup.recall_targets, confidence=setup.confidence, card=card)
                 arrays.update(arrays_val)
             out = paths.stage1(cfg, ev.dataset, variant, kind)
-            stage1.write_bundle(out, spec, arrays, texts, stage1.model_card(spec))
+            stage1.write_bundle(out, spec, arrays, texts, stage1.model_card(spec), blobs)
             written.append(out)
     return written
 
@@ -126,6 +131,9 @@ def load_stage1(cfg: Config, path, recall: float | None = None, rule: str = "gua
     "probe"): refuse the other kind of file."""
     path = Path(path)
     is_stage1 = path.is_dir()
+    if is_stage1 and (path / "recipe.json").is_file() and not (path / stage1.SUMS).exists():
+        raise StudyError(f"{path}: a fine-tuned encoder's folder (finetune_encoder.py); serve the arm with --stage1 "
+                         f"and the bundle evaluate.py writes for it, {path.parent}/<dataset>_stage1_<variant>_{ARM}")
     if expect == "stage1" and not path.exists():
         raise StudyError(f"Stage 1 bundle not found: {path} (evaluate.py writes one folder per evaluated probe)")
     if expect == "stage1" and not is_stage1:
@@ -150,7 +158,7 @@ def load_stage1(cfg: Config, path, recall: float | None = None, rule: str = "gua
     if "embedding" not in meta or "embedding_fingerprint" not in meta:
         raise StudyError(f"{path}: its metadata records no embedding recipe; rerun train_probes.py")
     stage = Stage1(path=path, sha256=sha, meta=meta, probe=probe, task=meta.get("task", "regression"),
-                   dimension_names=list(meta["dimension_names"]), bundle=data)
+                   dimension_names=list(meta["dimension_names"]), bundle=data, encoder=data and data["encoder"])
     if stage.task == "classification":
         if recall is not None or weights_file is not None:
             raise StudyError(f"{'--recall' if recall is not None else '--weights'} routes score datasets; a yes/no "
@@ -261,7 +269,8 @@ class Embedder:
     """Texts -> the probe's input: each part embedded by its recipe through `embed_texts`, side by side."""
 
     def __init__(self, cfg: Config, parts: list[Part], device, batch_size: int | None = None,
-                 allow_revision: bool = False, warn=print, packed: bool = False):
+                 allow_revision: bool = False, warn=print, packed: bool = False, finetuned: bytes | None = None,
+                 where=None):
         self.parts, self.cfg, self.device, self.batch_size = parts, cfg, device, batch_size
         self.encoders = {}
         for part in parts:   # one encoder per model (a pair of two views of one model loads it once)
@@ -273,6 +282,8 @@ class Embedder:
                 if enc.dim != part.spec.dimensions:
                     raise StudyError(f"model {part.recipe['model_name']} gives {enc.dim}-dim embeddings, the probe "
                                      f"was trained on {part.spec.dimensions}")
+                if finetuned is not None:   # the fine-tuned encoder arm: its own weights over the base model's
+                    enc = load_finetuned(enc, finetuned, where)
                 self.encoders[key] = enable_packing(enc) if packed else enc
             if not checked:
                 check_revision(part, allow_revision, warn)

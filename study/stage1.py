@@ -44,6 +44,7 @@ from study.screening import choose_threshold, guaranteed_threshold
 
 FORMAT = "stage1-2"   # stage1-1 was one pickle
 SPEC, ARRAYS, SUMS, CARD = "stage1.json", "arrays.safetensors", "SHA256SUMS", "model_card.md"
+ENCODER = "encoder.safetensors"   # the fine-tuned encoder arm's own weights (recipe `finetuned`)
 PRODUCTION_HIDDEN, PRODUCTION_DROPOUT, PRODUCTION_RANGE = [256, 128], 0.2, [0.0, 10.0]
 PRODUCTION_TEXT = ("title + '\\n\\n' + content (either alone when the other is empty); the study strips title and "
                    "content of surrounding whitespace first: pass them stripped")
@@ -114,10 +115,10 @@ class Spec(_Strict):
 def _split_model(bundle: dict) -> tuple[dict, dict, dict]:
     """(model spec, arrays, LightGBM texts) of a probe file's bundle (study/probes.py `to_bundle`)."""
     kind, arrays, texts, members = bundle["kind"], {}, {}, []
-    if kind in ("ridge", "logistic"):
+    if kind in ("ridge", "logistic", "head"):
         coef = np.asarray(bundle["coef"])
-        arrays[f"{kind}.weight"] = coef if kind == "ridge" else coef.reshape(1, -1)
-        arrays[f"{kind}.bias"] = (np.asarray(bundle["intercept"]) if kind == "ridge" else
+        arrays[f"{kind}.weight"] = coef if kind != "logistic" else coef.reshape(1, -1)
+        arrays[f"{kind}.bias"] = (np.asarray(bundle["intercept"]) if kind != "logistic" else
                                   np.array([bundle["intercept"]], dtype=np.float64))
         members.append({"layers": [(f"{kind}.weight", f"{kind}.bias")]})
     elif kind in ("mlp", "mlp_binary"):
@@ -133,7 +134,8 @@ def _split_model(bundle: dict) -> tuple[dict, dict, dict]:
             names = [f"lightgbm/m{i}_d{d}.txt" for d in range(len(boosters))] if kind == "lightgbm" else [f"lightgbm/m{i}.txt"]
             texts.update(zip(names, boosters))
             members.append({"lightgbm": names, "iterations": [int(x) for x in iterations]})
-    output = {"ridge": "clip", "mlp": "clip", "lightgbm": "clip", "logistic": "sigmoid", "mlp_binary": "sigmoid",
+    output = {"ridge": "clip", "head": "clip", "mlp": "clip", "lightgbm": "clip", "logistic": "sigmoid",
+              "mlp_binary": "sigmoid",
               "lightgbm_binary": "probability"}[kind]
     return {"members": members, "output": output}, arrays, texts
 
@@ -200,13 +202,15 @@ def _json_bytes(data) -> bytes:
     return (json.dumps(_jsonable(data), indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
 
 
-def write_bundle(folder: Path, spec: dict, arrays: dict, texts: dict, card: str) -> None:
-    """The bundle's files, each atomically, `SHA256SUMS` last (a kill midway leaves sums that refuse the mix)."""
+def write_bundle(folder: Path, spec: dict, arrays: dict, texts: dict, card: str, blobs: dict | None = None) -> None:
+    """The bundle's files, each atomically, `SHA256SUMS` last (a kill midway leaves sums that refuse the mix);
+    `blobs`: further files as bytes (the fine-tuned encoder's weights, `ENCODER`)."""
     from safetensors.numpy import save
 
     folder = Path(folder)
     files = {SPEC: _json_bytes(spec), ARRAYS: save({k: np.ascontiguousarray(v) for k, v in arrays.items()}),
-             CARD: card.encode("utf-8"), **{name: text.encode("utf-8") for name, text in texts.items()}}
+             CARD: card.encode("utf-8"), **{name: text.encode("utf-8") for name, text in texts.items()},
+             **(blobs or {})}
     for name, blob in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / name, "wb") as fh:
@@ -257,10 +261,10 @@ def _probe_bundle(spec: Spec, arrays: dict, texts: dict) -> dict:
     bundle = dict(spec.probe)
     kind, members = bundle.get("kind"), spec.model.members
     bundle["scaler"] = _scaler(spec.scaler, len(spec.scaler.mean))
-    if kind in ("ridge", "logistic"):
+    if kind in ("ridge", "logistic", "head"):
         (w, b), = members[0].layers
-        bundle["coef"] = arrays[w] if kind == "ridge" else arrays[w][0]
-        bundle["intercept"] = arrays[b] if kind == "ridge" else float(arrays[b][0])
+        bundle["coef"] = arrays[w] if kind != "logistic" else arrays[w][0]
+        bundle["intercept"] = arrays[b] if kind != "logistic" else float(arrays[b][0])
     elif kind in ("mlp", "mlp_binary"):
         bundle["members"] = [{"state_dict": collections.OrderedDict(
             (name.split(".", 1)[1], arrays[name]) for layer in m.layers for name in layer)} for m in members]
@@ -324,7 +328,12 @@ def read_bundle(folder) -> dict:
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
         raise StudyError(f"{folder}: its arrays do not fit the layout {SPEC} names ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); rerun evaluate.py") from None
-    return {"spec": spec, "arrays": arrays, "probe": bundle, "estimator": estimator, "sha256": files_digest(files)}
+    encoder = spec.embedding.get("finetuned")   # the fine-tuned encoder arm: its own weights travel with it
+    if encoder is not None and (encoder != ENCODER or encoder not in files):
+        raise StudyError(f"{folder}: the recipe serves a fine-tuned encoder from {encoder!r}, which {SUMS} does not "
+                         f"list; rerun evaluate.py")
+    return {"spec": spec, "arrays": arrays, "probe": bundle, "estimator": estimator, "sha256": files_digest(files),
+            "encoder": files.get(encoder) if encoder else None}
 
 
 def files_digest(files: dict) -> str:
@@ -500,7 +509,12 @@ def model_card(spec: dict) -> str:
               f"revision `{spec['embedding_fingerprint'].get('revision')}`, dtype {spec['embedding_fingerprint'].get('dtype')}",
               f"- text: {r.get('text', 'title, blank line, content')}; prefix {r.get('prefix', '')!r}; max tokens "
               f"{r.get('max_tokens')}; pooling {r.get('pooling')}; normalised {r.get('normalize')}",
-              f"- probe: {spec['probe_kind']}, trained {meta.get('trained_at', '?')}, seeds {(meta.get('seeds') or {}).get('seeds')}",
+              (f"- fine-tuned end to end (finetune_encoder.py): the model's weights are replaced by {r['finetuned']} "
+               f"(epoch {(meta.get('selected') or {}).get('best_epoch')} of {(meta.get('selected') or {}).get('epochs_run')}, "
+               f"chosen on validation); a linear head reads its pooled output; the revision above is the base model's"
+               if r.get("finetuned") else
+               f"- probe: {spec['probe_kind']}, trained {meta.get('trained_at', '?')}, seeds "
+               f"{(meta.get('seeds') or {}).get('seeds')}"),
               "", "## Limits", "",
               f"- Tested on {c.get('n_test', '?')} articles of one dataset; languages outside the list above were not tested.",
               f"- {c.get('truncated_fraction', 0):.0%} of test articles were longer than {c.get('max_tokens')} tokens "

@@ -75,6 +75,34 @@ def test_phase_3_scores_the_arm_beside_the_frozen_probes_and_never_chooses_it(ar
     assert float(np.abs(pred["y_pred"] - pred["y_true"]).mean()) == pytest.approx(m.overall_mae, abs=1e-6)
 
 
+def test_score_articles_serves_the_arm_as_stage_1_with_phase_3s_predictions(arm, tmp_path):
+    """The bundle phase 3 writes for the arm (its head, its encoder's weights, its thresholds) gives, through
+    score_articles.py, the test predictions phase 3 scored (parity 1e-5) and routes by the threshold it recorded."""
+    cfg, cfg_path, demo, ev = arm
+    bundle = paths.stage1(cfg, "demo_ds", "tiny", ARM)
+    assert (bundle / "encoder.safetensors").is_file() and "encoder.safetensors" in (bundle / "SHA256SUMS").read_text()
+    out = tmp_path / "scored.jsonl"
+    assert call("score_articles", "--config", cfg_path, "--stage1", bundle, "--input", demo / "test.jsonl",
+                "--output", out, "--rule", "plug-in") == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    from study.artifacts import read_npz
+    pred = read_npz(cfg.results_path / "predictions" / "demo_ds_tiny_finetuned_test.npz", "predictions", "")
+    by_id = dict(zip(pred["ids"].tolist(), pred["y_pred"]))
+    names = ev.dimension_names
+    served = np.array([[r["scores"][d] for d in names] for r in lines])
+    recorded = np.array([by_id[r["id"]] for r in lines])
+    assert len(lines) == len(pred["ids"]) and np.abs(served - recorded).max() < 1e-5
+    threshold = next(t.threshold for t in ev.models["tiny"].probes[ARM].screening.thresholds
+                     if t.target_recall == max(cfg.screening_recall))
+    weights = np.array([ev.screening_setup.weights[d] for d in names])
+    expected = np.where(recorded.astype(np.float64) @ weights >= threshold, "fine-tuned", "final")
+    assert [r["route"] for r in lines] == expected.tolist()
+    # the fine-tuned folder itself is not a bundle: named as such, nothing written
+    assert call("score_articles", "--config", cfg_path, "--probe", paths.finetuned(cfg, "demo_ds", "tiny"),
+                "--input", demo / "test.jsonl", "--output", tmp_path / "x.jsonl") == 2
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_a_killed_run_resumes_to_the_same_weights(arm, tmp_path):
     cfg, _, demo, _ = arm
     dataset = resolve_dataset(cfg, None, str(demo))
@@ -124,3 +152,16 @@ def test_lora_trains_the_adapters_and_the_head_only(arm, tmp_path):
     after = model.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in frozen.items())   # the encoder's own weights did not move
     assert any("lora_" in k for k in after)
+    # served as Stage 1: the adapters merged into the plain encoder give the adapted model's scores
+    from study.finetune import load_finetuned, save_model, served_weights
+    from safetensors.torch import save
+    save_model(model, tmp_path / "arm", {"lora": {"r": 4, "alpha": 8}})
+    weights, W, b = served_weights(tmp_path / "arm", {"lora": {"r": 4, "alpha": 8}})
+    assert not any("lora_" in k for k in weights)
+    plain = load_finetuned(load_model(spec, cfg.model_location("tiny"), torch.device("cpu"), "float32", "tiny", 64),
+                           save(weights), "test")
+    with torch.no_grad():
+        x, mask = torch.tensor([ids["val"][0]]), torch.ones((1, len(ids["val"][0])), dtype=torch.long)
+        adapted = model.eval()(x, mask).numpy()
+        merged = plain.forward(x, mask).numpy() @ W.T + b
+    assert np.abs(adapted - merged).max() < 1e-5 and np.abs(adapted).max() > 0.1
