@@ -160,22 +160,22 @@ def _speed(ev, bench: BenchmarkRecord | None) -> Row:
     if bench is None:
         return Row(q, not_run(f"benchmark_speed.py --dataset {ev.dataset}, on the GPU server"), MISSING, "speed")
     v, p, _ = ev.best_entry()
-    e2e = bench.end_to_end.get(v, {}).get(p)
+    e2e = bench.stage1(v, p)
     ft = bench.fine_tuned_ms_per_article
     note = ""
-    if not e2e or not e2e.get("speedup_vs_fine_tuned"):
-        rate = (bench.models.get(v) or {}).get("articles_per_s")
-        if not rate or not ft:
+    if e2e is not None:
+        ms, (lo, hi) = e2e.ms_per_article, e2e.speedup_vs_fine_tuned
+    else:
+        speed = bench.speed(v)
+        if speed is None or not speed.articles_per_s or not ft:
             return Row(q, not_run(f"benchmark_speed.py --dataset {ev.dataset} --models {v}"), MISSING, "speed")
-        ms = 1000.0 / rate   # the benchmark timed the model on another dataset's probes: embedding only
-        e2e, note = {"ms_per_article": ms, "speedup_vs_fine_tuned": [ft[0] / ms, ft[1] / ms]}, \
-            f" (embedding only: the {p} probe was not timed; a probe adds well under 1 ms)"
-    lo, hi = e2e["speedup_vs_fine_tuned"]
+        ms = 1000.0 / speed.articles_per_s   # the benchmark timed the model on another dataset's probes: embedding only
+        lo, hi, note = ft[0] / ms, ft[1] / ms, f" (embedding only: the {p} probe was not timed; a probe adds well under 1 ms)"
     where = f"{bench.device}" + (f", {bench.device_name}" if bench.device_name else "")
     answer = times(lo, hi) + note
     if bench.device == "cpu":
         answer += " (CPU against the fine-tuned model's GPU figure: rerun benchmark_speed.py on a GPU to compare)"
-    return Row(q, answer, f"{_f(e2e['ms_per_article'], 1)} ms/article ({where}) against {ft[0]:g}–{ft[1]:g} "
+    return Row(q, answer, f"{_f(ms, 1)} ms/article ({where}) against {ft[0]:g}–{ft[1]:g} "
                           "ms/article (fine-tuned, config)", "speed")
 
 
@@ -409,7 +409,7 @@ def scope_line(ev) -> str:
 def data_line(ev, training: TrainingSummary | None) -> str:
     n_train = n_val = None
     if training is not None:
-        rec = training.models.get(ev.best.model, {}).get(ev.best.probe)
+        rec = training.probe(ev.best.model, ev.best.probe)
         n_train, n_val = (rec.n_train, rec.n_val) if rec else (None, None)
     langs = ", ".join(f"{k} {n}" for k, n in sorted(ev.language_counts.items(), key=lambda kv: -kv[1])[:8])
     split = (f"{n_train} training, {n_val} validation and {ev.n_test} test articles" if n_train is not None

@@ -9,7 +9,6 @@ overlapping intervals or the sign of a point estimate.
 """
 from __future__ import annotations
 
-from study.config import Config
 from study.metrics import band_limits, finite, summed_rate
 from study.results import layer_groups, sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
@@ -35,24 +34,17 @@ def bands_of(ev: ScoreEvaluation, ci) -> str | None:
 
 
 def margin(ev) -> float:
-    """The equivalence margin the evaluation ran with (MAE for scores, F1 for yes/no labels)."""
-    key = "equivalence_margin" if ev.task == "regression" else "equivalence_margin_f1"
-    return float(setting(ev, key))
-
-
-def setting(ev, key: str):
-    """A setting the evaluation ran with, from its recorded config; where an older record lacks it, the default of
-    `Config` (study/config.py), the one place each default is written."""
-    return ev.config.get(key, Config.model_fields[key].default)
+    """The equivalence margin the evaluation ran with (MAE for scores, F1 for yes/no labels), from its recorded
+    config (a `Config`: where a record lacks a setting, Config's default, the one place each default is written)."""
+    return ev.config.equivalence_margin if ev.task == "regression" else ev.config.equivalence_margin_f1
 
 
 def min_articles(ev) -> int:
-    return int(setting(ev, "min_group_articles"))
+    return ev.config.min_group_articles
 
 
 def too_few(ev, n: int, positives: int | None = None) -> bool:
-    return too_few_to_judge(n, positives, min_articles=min_articles(ev),
-                            min_positives=int(setting(ev, "min_group_positives")))
+    return too_few_to_judge(n, positives, min_articles=min_articles(ev), min_positives=ev.config.min_group_positives)
 
 
 def paired_figures(ev, d) -> tuple:
@@ -103,7 +95,7 @@ def undeclared(ev) -> list[str]:
 
 def study_models(ev) -> tuple[list[str], list[str]]:
     """(the study's models (config default_models) that were evaluated here, those that were not)."""
-    defaults = list(ev.config.get("default_models") or [])
+    defaults = ev.config.default_models
     ran = {p for e in ev.models.values() for p in e.model.split("+")}
     return [m for m in defaults if m in ran], [m for m in defaults if m not in ran]
 
@@ -208,11 +200,12 @@ def throughput(ev, bench: BenchmarkRecord | None, variant: str) -> float | None:
     costs its parts' summed: 1 / sum of 1 / articles per second."""
     if bench is None:
         return None
-    rate = bench.models.get(variant, {}).get("articles_per_s")
-    if finite(rate):
-        return rate
-    parts = [bench.models.get(q, {}).get("articles_per_s") for q in ev.models[variant].parts or []]
-    return summed_rate(parts) if parts and all(finite(r) and r > 0 for r in parts) else None
+    own = bench.speed(variant)
+    if own is not None and finite(own.articles_per_s):
+        return own.articles_per_s
+    parts = [bench.speed(q) for q in ev.models[variant].parts or []]
+    rates = [p.articles_per_s for p in parts if p is not None]
+    return summed_rate(rates) if parts and len(rates) == len(parts) and all(finite(r) and r > 0 for r in rates) else None
 
 
 def speed_points(ev, bench: BenchmarkRecord | None) -> list[dict]:
@@ -268,7 +261,8 @@ def screening_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None = None) ->
     ft = ev.screening_setup.fine_tuned_ms_per_article
     rows = []
     for v, p, m in ev.chosen_entries():
-        stage1 = bench.end_to_end.get(v, {}).get(p, {}).get("ms_per_article") if bench else None
+        e2e = bench.stage1(v, p) if bench else None
+        stage1 = e2e.ms_per_article if e2e else None
         for t in m.screening.thresholds:
             g = t.guaranteed
             row = {"variant": v, "probe": p, "target": t.target_recall, "n_relevant_val": t.n_relevant_val,

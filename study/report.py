@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
 from study import decision, findings, paths
 from study.artifacts import read_json
@@ -28,7 +27,6 @@ from study.config import Config
 from study.document import Document, to_docx, to_markdown
 from study.error_analysis import BINARY_FIGURES as BINARY_ERRORS
 from study.error_analysis import FIGURES as ERROR_FIGURES
-from study.errors import StudyError
 from study.formats import MISSING, num, pct, pct_value_ci, short, signed, value_ci
 from study.selection import describe_selected
 from study.provenance import record
@@ -102,16 +100,6 @@ def load_inputs(cfg: Config, dataset: str, benchmarks_of: str | None = None) -> 
     return inputs
 
 
-def recorded_config(data: dict, where: Path) -> Config:
-    """The configuration an evaluation ran with (its `config`, recorded by evaluate.py): the report reads score
-    range and model notes from it, not from the config.yaml where the report is generated."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise StudyError(f"{where}: its recorded config is not a configuration of this version "
-                         f"({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}); rerun evaluate.py") from None
-
-
 def label(variant: str, probe: str | None) -> str:
     return f"{variant} + {probe}" if probe else variant
 
@@ -124,7 +112,7 @@ class Report:
         self.cfg, self.inp, self.out = cfg, inputs, Path(out)
         self.ev = ev = inputs.evaluation
         self.task = task_of(ev.task)
-        self.run_cfg = recorded_config(ev.config, inputs.files["evaluation"])   # what the results ran with
+        self.run_cfg = ev.config   # what the results ran with (score range, model notes), not this machine's config.yaml
         self.scores = ev.task == "regression"
         when = datetime.fromisoformat(ev.evaluated_at).strftime("%Y-%m-%d %H:%M UTC")
         self.w = Document(TITLE, f"Dataset {inputs.dataset} · evaluated {when}")
@@ -439,15 +427,14 @@ class Report:
         where = bench.device + (f" ({bench.device_name})" if bench.device_name else "")
         rows = []
         for v, p, _ in ev.chosen_entries():
-            b, end = bench.models.get(v), bench.end_to_end.get(v, {}).get(p, {})
-            if not b:
+            b, end = bench.speed(v), bench.stage1(v, p)
+            if b is None:
                 rows.append([v, p, MISSING, MISSING, MISSING, MISSING, "not benchmarked"])
                 continue
-            speed = end.get("speedup_vs_fine_tuned")
-            rows.append([v, p, num(b.get("articles_per_s"), 1), num(b.get("peak_memory_mb"), 0),
-                         num(end.get("ms_per_article"), 2), decision.times(*speed) if speed else MISSING,
-                         f"{b.get('dtype', '?')}, batch {b.get('batch_size', '?')}"
-                         + (", random weights" if b.get("random_weights") else "")])
+            rows.append([v, p, num(b.articles_per_s, 1), num(b.peak_memory_mb, 0),
+                         num(end.ms_per_article if end else None, 2),
+                         decision.times(*end.speedup_vs_fine_tuned) if end else MISSING,
+                         f"{b.dtype}, batch {b.batch_size}" + (", random weights" if b.random_weights else "")])
         w.table(f"Embedding throughput, memory and the cost of Stage 1 (embedding + probe) per article, measured on "
                 f"{where}"
                 + (f" against the fine-tuned model's {num(ft[0], 0)}–{num(ft[1], 0)} ms per article (config)." if ft else ".")
@@ -466,7 +453,7 @@ class Report:
             w.para("Not beaten on both speed and MAE by another model: "
                    + ", ".join(f"{p['label']} ({num(p['articles_per_s'], 1)} articles/s, MAE {num(p['mae'])})"
                                for p in findings.speed_front(points)) + ".")
-        random = [v for v, b in bench.models.items() if b.get("random_weights")]
+        random = [v for v, b in bench.models.items() if b.random_weights]
         if random:
             w.para(("Speed only: ", "b"), ", ".join(random) + " were benchmarked with random weights of the same "
                    "architecture (the real weights were not available there). Their speed figures hold; their quality "
@@ -627,7 +614,7 @@ class Report:
 
     def n_split(self):
         tr = self.inp.training
-        rec = tr.models.get(self.ev.best.model, {}).get(self.ev.best.probe) if tr else None
+        rec = tr.probe(self.ev.best.model, self.ev.best.probe) if tr else None
         return (rec.n_train, rec.n_val) if rec else (None, None)
 
     def method(self):
@@ -653,10 +640,10 @@ class Report:
             w.para("Articles shared between splits: not checked (embed_articles.py records it).")
         else:
             leaks = checks.split_leaks
-            w.para(f"Articles shared between splits (phase 1): {leaks.get('same_id')} by id and {leaks.get('same_text')} "
+            w.para(f"Articles shared between splits (phase 1): {leaks.same_id} by id and {leaks.same_text} "
                    "by identical title + content under different ids"
                    + ("; shared articles make the test scores look better than they are."
-                      if leaks.get("same_id") or leaks.get("same_text") else "."))
+                      if leaks.same_id or leaks.same_text else "."))
         rows = []
         for v, e in ev.models.items():
             spec = self.run_cfg.embedding_models.get(e.model)
@@ -818,17 +805,17 @@ class Report:
         if self.scores:
             w.table(f"Error distribution per model ({errs.probe} probe); bias is the mean of prediction − truth.",
                     ["Model", "n", "MAE", "Bias", "|error| p50", "|error| p90", "|error| p99"],
-                    [[v, str(m.n), num(m.overall_mae), signed(m.bias), num(m.abs_error_quantiles.get("p50")),
-                      num(m.abs_error_quantiles.get("p90")), num(m.abs_error_quantiles.get("p99"))]
+                    [[v, str(m.n), num(m.overall_mae), signed(m.bias), num(m.abs_error_quantiles.p50),
+                      num(m.abs_error_quantiles.p90), num(m.abs_error_quantiles.p99)]
                      for v, m in models.items()], "lrrrrrr")
-            bins = list(dict.fromkeys((b.get("low"), b.get("high")) for m in models.values() for b in m.score_bins))
+            bins = list(dict.fromkeys((b.low, b.high) for m in models.values() for b in m.score_bins))
             if bins:
                 rows = []
                 for low, high in bins:
                     row = [f"{num(low, 1)}–{num(high, 1)}"]
                     for m in models.values():
-                        hit = next((b for b in m.score_bins if (b.get("low"), b.get("high")) == (low, high)), {})
-                        row += [str(hit.get("n", MISSING)), signed(hit.get("bias"))]
+                        hit = next((b for b in m.score_bins if (b.low, b.high) == (low, high)), None)
+                        row += [str(hit.n) if hit else MISSING, signed(hit.bias if hit else None)]
                     rows.append(row)
                 w.table("Bias per true-score bin: a positive bias at low scores and a negative one at high scores means "
                         "the probe pulls extreme scores toward the mean. n counts (article, dimension) pairs whose true "
@@ -837,8 +824,7 @@ class Report:
                         "l" + "rr" * len(models), font_pt=8 if len(models) <= 3 else 7)
             worst = models[target].worst if target else []
             if worst:
-                rows = [[str(a.get("id")), str(a.get("language", "")), short(str(a.get("title", ""))),
-                         num(a.get("mae"))] for a in worst[:WORST_SHOWN]]
+                rows = [[a.id, a.language, short(a.title), num(a.mae)] for a in worst[:WORST_SHOWN]]
                 w.table(f"The {len(rows)} worst-scored test articles of {target} ({errs.probe} probe).",
                         ["Id", "Language", "Title", "MAE"], rows, "lllr", font_pt=8)
         else:
@@ -846,11 +832,10 @@ class Report:
                     ["Model", "Threshold", "TP", "FP", "FN", "TN"],
                     [[v, num(s.threshold), str(s.confusion.tp), str(s.confusion.fp), str(s.confusion.fn),
                       str(s.confusion.tn)] for v, s in models.items()], "lrrrrr")
-            s = models.get(target)
-            for key, what in (("false_positives", "false positives (highest P(yes) among the true no)"),
-                              ("false_negatives", "false negatives (lowest P(yes) among the true yes)")):
-                rows = [[str(a["id"]), str(a["language"]), short(str(a["title"])), num(a["p_yes"])]
-                        for a in (getattr(s, key) if s else [])]
+            s = models[target] if target else None
+            for listed, what in ((s.false_positives if s else [], "false positives (highest P(yes) among the true no)"),
+                                 (s.false_negatives if s else [], "false negatives (lowest P(yes) among the true yes)")):
+                rows = [[a.id, a.language, short(a.title), num(a.p_yes)] for a in listed]
                 if rows:
                     w.table(f"The {len(rows)} most confident {what} of {target}.", ["Id", "Language", "Title", "P(yes)"],
                             rows, "lllr", font_pt=8)
@@ -862,7 +847,7 @@ class Report:
     def configuration(self):
         w, ev = self.w, self.ev
         w.heading("E. Configuration", 2)
-        cfg = ev.config
+        cfg = ev.config.model_dump(mode="json")   # shown as YAML: the setting names are the keys
         used = {m for e in ev.models.values() for m in e.model.split("+")}
         keys = ["random_seed", "device", "batch_size", "bootstrap_samples", "equivalence_margin", "probe_seeds"]
         keys += (["score_range", "success_bands", "tiers", "screening_recall", "screening_confidence",
@@ -873,7 +858,7 @@ class Report:
         shown["embedding_models"] = {k: v for k, v in cfg["embedding_models"].items() if k in used}
         if any(e.chunked for e in ev.models.values()) and "chunking" in cfg:
             shown["chunking"] = cfg["chunking"]
-        if self.inp.dataset in cfg.get("datasets", {}):
+        if self.inp.dataset in cfg["datasets"]:
             shown["datasets"] = {self.inp.dataset: cfg["datasets"][self.inp.dataset]}
         probes = set(self.task.probes)
         shown["probe_methods"] = {k: v for k, v in cfg["probe_methods"].items() if k in probes}
@@ -885,18 +870,18 @@ class Report:
         w, prov = self.w, self.ev.provenance
         w.heading("F. Where and with what the results were made", 2)
         code = prov.code
-        w.para(f"Host {prov.host}; code version {code.get('commit') or 'unknown (not a git checkout)'}"
-               + (" with uncommitted changes" if code.get("dirty") else "") + f"; evaluated {_when(prov.created_at)}."
+        w.para(f"Host {prov.host}; code version {code.commit or 'unknown (not a git checkout)'}"
+               + (" with uncommitted changes" if code.dirty else "") + f"; evaluated {_when(prov.created_at)}."
                + (f" Speed measured on {self.inp.benchmarks.device_name or self.inp.benchmarks.device}."
                   if self.inp.benchmarks is not None else ""))
         w.table("Library versions, recorded by evaluate.py.", ["Library", "Version"],
                 [[k, "not installed / not used" if v is None else str(v)] for k, v in prov.versions.items()], "ll")
         here = record()
         w.para(f"This document was generated on host {here['host']} at {_when(here['created_at'])} with code version "
-               f"{here['code'].get('commit') or 'unknown'}" + (" (uncommitted changes)" if here["code"].get("dirty") else "")
+               f"{here['code']['commit'] or 'unknown'}" + (" (uncommitted changes)" if here["code"]["dirty"] else "")
                + "; every number in it comes from the results above, not from this machine.")
         w.comments = (f"generated on {here['host']} at {here['created_at']}, code "
-                      f"{(here['code'].get('commit') or 'unknown')[:12]}")
+                      f"{(here['code']['commit'] or 'unknown')[:12]}")
 
     def fingerprints(self):
         w, tr = self.w, self.inp.training
@@ -906,11 +891,11 @@ class Report:
             return
         rows, files = [], []
         for v, entry in tr.models.items():
-            fp = next((m.embedding_fingerprint for m in entry.values() if m.embedding_fingerprint), {})
-            rows.append([v, str(fp.get("model_name", MISSING)), str(fp.get("max_tokens", MISSING)),
-                         repr(fp["prefix"]) if fp.get("prefix") else "none", str(fp.get("dtype", MISSING)),
-                         str(fp.get("pooling", MISSING)), str(fp.get("revision") or MISSING),
-                         str(fp.get("data_sha256", MISSING))[:16]])
+            fp = next((m.embedding_fingerprint for m in entry.values() if m.embedding_fingerprint.recorded), None)
+            shown = lambda value: MISSING if value is None else str(value)   # noqa: E731 (absent: a concatenation's own)
+            rows.append([v, shown(fp and fp.model_name), shown(fp and fp.max_tokens),
+                         repr(fp.prefix) if fp and fp.prefix else "none", shown(fp and fp.dtype),
+                         shown(fp and fp.pooling), (fp and fp.revision) or MISSING, shown(fp and fp.data_sha256)[:16]])
             files += [[v, p, m.file, m.sha256[:16]] for p, m in entry.items()]
             files += [[v, f"{p}, {r.n_train} training articles", r.file, r.sha256[:16]]
                       for p, m in entry.items() for r in m.train_subsets]

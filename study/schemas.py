@@ -8,8 +8,11 @@ naming the file, the field and what was expected, so a renamed key fails loudly 
 printing an empty cell.
 
 Free-form parts stay typed as plain dicts on purpose, where their keys are data (dimension names,
-languages, variants) or a record of what produced the file (hyper-parameters, cache fingerprints,
-library versions): they are copied, never looked up by a consumer.
+languages, variants, probes) or a record of what produced the file (hyper-parameters, the benchmark's
+settings, library versions): they are copied or shown whole, never looked up field by field by a consumer.
+What a consumer reads field by field has a model: the configuration an evaluation ran with (`Config`
+itself, so each default is written once, in study/config.py), the benchmark's per-model, per-probe and
+end-to-end figures, the error summary's bins and listed articles, cache fingerprints and split leaks.
 
 | file (study/paths.py)                 | model              | written by            |
 |---------------------------------------|--------------------|-----------------------|
@@ -25,11 +28,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from study.artifacts import deep_merge, locked, read_json, write_json
+from study.config import Config
 from study.errors import StudyError
 
 SCHEMA_VERSION = 2   # 2: the training median beside the mean, the whole-CI band in `best.band`, baseline_n
@@ -46,8 +50,14 @@ class Versioned(Record):
     schema_version: int
 
 
+class CodeVersion(Record):
+    """The git commit the results were made with and whether tracked files differed from it (None outside git)."""
+    commit: Optional[str]
+    dirty: Optional[bool] = None
+
+
 class Provenance(Record):
-    code: dict[str, Any]
+    code: CodeVersion
     host: str
     device: Optional[str]
     versions: dict[str, Optional[str]]
@@ -526,7 +536,7 @@ class _Evaluation(Versioned):
     language_counts: dict[str, int]
     evaluated_at: str
     provenance: Provenance
-    config: dict[str, Any]   # the Config this evaluation ran with (config.Config.model_dump())
+    config: Config   # the configuration this evaluation ran with (evaluate.py run_config); absent keys: Config's defaults
     multiplicity: Optional[Multiplicity] = None   # evaluate.py writes it
 
     def entries(self):
@@ -571,6 +581,32 @@ Evaluation = Union[ScoreEvaluation, YesNoEvaluation]
 
 
 # -- training summary ------------------------------------------------------------------------
+class Fingerprint(Record):
+    """What produced an embedding cache (study/cache.py `fingerprint`), as a probe records it: the model side, the
+    input side (split, data hash) and the cache layout. A concatenation records its parts' model sides (`parts`)
+    and no model of its own; the fine-tuned encoder arm records none (it embeds nothing beforehand): every field is
+    optional, and an absent one stays absent in the file."""
+    source: Optional[str] = None
+    model_name: Optional[str] = None
+    max_tokens: Optional[int] = None
+    prefix: Optional[str] = None
+    pooling: Optional[str] = None
+    normalize: Optional[bool] = None
+    dtype: Optional[Union[str, list[Optional[str]]]] = None   # one per part for a concatenation
+    revision: Optional[str] = None
+    chunks: Optional[dict[str, int]] = None   # a chunked variant's windowing (study/config.py ChunkSettings)
+    layer: Optional[int] = None
+    parts: Optional[list["Fingerprint"]] = None
+    split: Optional[str] = None
+    data_sha256: Optional[str] = None
+    layout: Optional[int] = None
+
+    @property
+    def recorded(self) -> bool:
+        """Whether it records any embedding (the fine-tuned arm's is empty)."""
+        return bool(self.model_fields_set)
+
+
 class SubsetProbe(Record):
     """A learning-curve probe trained on the first n_train rows of one seeded permutation."""
     fraction: float
@@ -609,7 +645,7 @@ class TrainedProbe(Record):
     dimension_names: list[str]
     embedding: dict[str, Any]
     data_sha256: dict[str, str]
-    embedding_fingerprint: dict[str, Any]
+    embedding_fingerprint: Fingerprint
     hyperparameters: dict[str, Any]
     selected: dict[str, Any]
     seeds: Optional[TrainingSeeds] = None   # train_probes.py writes it for every probe
@@ -640,6 +676,10 @@ class TrainingSummary(Versioned):
     dataset: str
     models: dict[str, dict[str, TrainedProbe]]
 
+    def probe(self, variant: str, probe: str) -> Optional[TrainedProbe]:
+        """The record of `probe` trained on `variant`; None where it was not trained."""
+        return self.models.get(variant, {}).get(probe)
+
 
 # -- comparison, error analysis, benchmark, cross-dataset summary ---------------------------------
 class ComparisonRecord(Versioned):
@@ -650,19 +690,70 @@ class ComparisonRecord(Versioned):
     evaluation_sha256: Optional[str] = None
 
 
+class ErrorQuantiles(Record):
+    """Quantiles of |prediction − truth| over every (article, dimension) pair."""
+    p50: float
+    p90: float
+    p99: float
+
+
+class TokenBin(Record):
+    """Articles of [low, high) tokens: how many, and their mean per-article MAE."""
+    low: int
+    high: int
+    n: int
+    mae: float
+
+
+class ScoreBin(Record):
+    """(article, dimension) pairs whose true score lies in [low, high) (the last bin closed): how many, their MAE
+    and mean signed error (prediction − truth)."""
+    low: float
+    high: float
+    n: int
+    mae: float
+    bias: float
+
+
+class WorstArticle(Record):
+    """One of the worst-scored test articles: its per-article MAE, true and predicted scores per dimension."""
+    id: str
+    language: str
+    title: str
+    mae: float
+    true: list[float]
+    pred: list[float]
+
+
 class ErrorModel(Record):
     n: int
     max_tokens: int
     overall_mae: float
     bias: float
-    abs_error_quantiles: dict[str, float]
+    abs_error_quantiles: ErrorQuantiles
     per_dimension_mae: dict[str, float]
     per_language: dict[str, GroupError]
-    token_bins: list[dict[str, Any]]
+    token_bins: list[TokenBin]
     truncated: GroupError
     not_truncated: GroupError
-    score_bins: list[dict[str, Any]]
-    worst: list[dict[str, Any]]
+    score_bins: list[ScoreBin]
+    worst: list[WorstArticle]
+
+
+class LanguageErrors(Record):
+    n: int
+    positives: int
+    false_positives: int
+    false_negatives: int
+
+
+class ListedArticle(Record):
+    """A confidently wrong yes/no article: its P(yes) and true label."""
+    id: str
+    language: str
+    title: str
+    p_yes: float
+    true: int
 
 
 class YesNoErrorModel(Record):
@@ -670,9 +761,9 @@ class YesNoErrorModel(Record):
     threshold: float
     max_tokens: int
     confusion: Confusion
-    per_language: dict[str, dict[str, int]]
-    false_positives: list[dict[str, Any]]
-    false_negatives: list[dict[str, Any]]
+    per_language: dict[str, LanguageErrors]
+    false_positives: list[ListedArticle]
+    false_negatives: list[ListedArticle]
 
 
 class ErrorSummary(Versioned):
@@ -695,9 +786,132 @@ class YesNoErrorSummary(Versioned):
     evaluation_sha256: Optional[str] = None
 
 
+class ReferenceTiming(Record):
+    """The reference setting's run (study/benchmark.py REFERENCE: fp32, batch 32, no token budget)."""
+    dtype: str
+    batch_size: int
+    token_budget: Optional[int]
+    articles_per_s: float
+    tokens_per_s: float
+    tflops: float
+    peak_tflops: Optional[float]
+    share_of_peak: Optional[float]
+    run_seconds: list[float]
+    peak_memory_mb: Optional[float]
+    n_batches: int
+    padding_overhead: float
+
+
+class EncodeTiming(Record):
+    """--st-compare: plain SentenceTransformer.encode on the same model and texts."""
+    batch_size: int
+    articles_per_s: float
+    run_seconds: list[float]
+    cosine_min: float
+    cosine_mean: float
+
+
+class QualityCheck(Record):
+    """--quality-check: half precision against fp32 (study/benchmark.py quality_check)."""
+    half_dtype: str
+    n_articles: int
+    cosine_min: float
+    cosine_mean: float
+    ridge_test_mae_float32: float
+    ridge_test_mae_half: float
+    delta_mae: float
+    target: dict[str, float]
+    meets_target: bool
+
+
+class _ModelSpeed(Record):
+    """What every benchmarked model states, timed or composed: what the report and page 1 read."""
+    articles_per_s: float
+    dtype: str
+    peak_memory_mb: Optional[float]
+    random_weights: bool = False
+
+
+class TimedModel(_ModelSpeed):
+    """A model timed by study/benchmark.py benchmark_model (see its METHOD for how each figure is measured)."""
+    random_weights: bool
+    load_seconds_cold: Optional[float]
+    load_seconds_warm: Optional[float]
+    load_time_meaningful: bool
+    location: Optional[str] = None       # real weights: where they were loaded from
+    build_seconds: Optional[float] = None   # random weights: the twin's build time ...
+    architecture: Optional[str] = None      # ... and its config.json
+    n_params_non_embedding: int
+    n_params_total: int
+    layers: int
+    hidden: int
+    model_type: Optional[str]
+    batch_size: int
+    token_budget: Optional[int]
+    max_tokens: int
+    n_articles: int
+    n_tokens: int
+    mean_tokens: float
+    truncated_fraction: float
+    windows: Optional[int] = None          # a chunked variant: windows embedded, and their settings
+    chunks: Optional[dict[str, int]] = None
+    tokens_per_s: float
+    run_seconds: list[float]
+    tflops: float
+    peak_tflops: Optional[float]
+    share_of_peak: Optional[float]
+    memory_kind: Literal["gpu", "rss"]
+    tokenize_seconds: float
+    tokenize_share: float
+    tokenize_seconds_two_pass: Optional[float] = None
+    packed: bool
+    n_batches: int
+    padded_tokens: int
+    padding_overhead: float
+    oom_retries: int
+    sentence_transformers_encode: Optional[EncodeTiming] = None
+    speedup_vs_sentence_transformers: Optional[float] = None
+    quality_check: Optional[QualityCheck] = None
+    reference: Optional[ReferenceTiming]
+    speedup_vs_reference: Optional[float]
+
+
+class ComposedModel(_ModelSpeed):
+    """A side-by-side pair, not timed itself: its parts' costs summed (study/benchmark.py composed)."""
+    composed_of: list[str]
+    batch_size: str          # the parts' batch sizes joined by '+' (dtype too)
+
+
+def _model_kind(value) -> str:
+    composed = value.get("composed_of") if isinstance(value, dict) else getattr(value, "composed_of", None)
+    return "composed" if composed is not None else "timed"
+
+
+ModelSpeed = Annotated[Union[Annotated[TimedModel, Tag("timed")], Annotated[ComposedModel, Tag("composed")]],
+                       Discriminator(_model_kind)]
+
+
+class ProbeTiming(Record):
+    train_seconds: float
+    predict_ms_per_article: float     # one single-article predict call (median)
+    predict_ms_per_1000: float        # one call on 1000 articles (median)
+    n_train: int
+    embedding_dim: int
+
+
+class EndToEnd(Record):
+    """Stage 1's cost per article (embedding at the batched throughput + the probe in batches of 1000), and the
+    fine-tuned model's cost range over it."""
+    ms_per_article: float
+    embedding_ms_per_article: float
+    probe_ms_per_article: float
+    speedup_vs_fine_tuned: tuple[float, float]
+
+
 class BenchmarkRecord(Versioned):
     """The speed benchmark: per model its load/embedding figures, per probe its training and prediction cost,
-    and the end-to-end cost per article against the fine-tuned model's."""
+    and the end-to-end cost per article against the fine-tuned model's. `settings` records what the run was asked
+    (copied into the report's annex whole)."""
     dataset: str
     device: str
     device_name: Optional[str]
@@ -705,10 +919,18 @@ class BenchmarkRecord(Versioned):
     provenance: Provenance
     settings: dict[str, Any]
     fine_tuned_ms_per_article: list[float]
-    models: dict[str, dict[str, Any]]
-    probes: dict[str, dict[str, dict[str, Any]]]
-    probes_skipped: dict[str, Any]
-    end_to_end: dict[str, dict[str, dict[str, Any]]]
+    models: dict[str, ModelSpeed]
+    probes: dict[str, dict[str, ProbeTiming]]
+    probes_skipped: dict[str, str]
+    end_to_end: dict[str, dict[str, EndToEnd]]
+
+    def speed(self, variant: str) -> Optional[Union[TimedModel, ComposedModel]]:
+        """The figures of `variant`; None where it was not benchmarked."""
+        return self.models.get(variant)
+
+    def stage1(self, variant: str, probe: str) -> Optional[EndToEnd]:
+        """Stage 1's cost per article with `probe` on `variant`; None where it was not timed."""
+        return self.end_to_end.get(variant, {}).get(probe)
 
 
 class SummaryRow(Record):
@@ -744,10 +966,23 @@ class CrossDatasetSummary(Versioned):
     figures: dict[str, str]
 
 
+class LeakExample(Record):
+    splits: list[str]
+    ids: list[str]
+
+
+class SplitLeaks(Record):
+    """Articles in more than one split (study/data.py split_leaks): by id, by identical title + content under
+    different ids, and a few examples."""
+    same_id: int
+    same_text: int
+    examples: list[LeakExample]
+
+
 class DataChecks(Versioned):
     dataset: str
     splits: list[str]
-    split_leaks: dict[str, Any]
+    split_leaks: SplitLeaks
 
 
 # -- reading and writing ---------------------------------------------------------------------------

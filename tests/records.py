@@ -8,6 +8,9 @@ stay absent unless a test passes them.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 from study.schemas import SCHEMA_VERSION, model_for, validate
 
 CREATED = "2026-01-01T00:00:00+00:00"
@@ -110,13 +113,19 @@ def screening_setup(**kw) -> dict:
 def _common(dataset, dims, n_test, config, **kw) -> dict:
     return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "random_seed": 42, "bootstrap_samples": 200,
             "n_test": n_test, "dimension_names": list(dims), "language_counts": {"en": n_test},
-            "evaluated_at": CREATED, "provenance": dict(PROVENANCE), "config": config or {}}
+            "evaluated_at": CREATED, "provenance": dict(PROVENANCE), "config": {**repository_config(), **(config or {})}}
+
+
+def repository_config() -> dict:
+    """The repository's config.yaml as evaluate.py records it (`config`): what a record's `config` holds unless a
+    test gives its own settings."""
+    return config_dump(Path(__file__).resolve().parent.parent / "config.yaml")
 
 
 def score_evaluation(models: dict, best: dict | None = None, dataset="toy", dims=("score",), n_test=50,
                      config: dict | None = None, **kw) -> dict:
-    """A `ScoreEvaluation`. `best` defaults to the first model's chosen probe; `config` is the Config dump the
-    evaluation ran with (report.py reads score range and model notes from it)."""
+    """A `ScoreEvaluation`. `best` defaults to the first model's chosen probe; `config`: settings of the Config dump
+    the evaluation ran with (report.py reads score range and model notes from it), over the repository's."""
     if best is None:
         v = next(iter(models))
         p = models[v]["chosen_probe"]
@@ -129,10 +138,16 @@ def score_evaluation(models: dict, best: dict | None = None, dataset="toy", dims
     return {**out, **kw}
 
 
-def config_dump(config_path) -> dict:
-    """The Config at `config_path` as evaluate.py records it in the evaluation (`config`)."""
+@lru_cache(maxsize=None)
+def _config_dump(config_path: str) -> dict:
     from study.config import load_config
     return load_config(config_path).model_dump(mode="json")
+
+
+def config_dump(config_path) -> dict:
+    """The Config at `config_path` as evaluate.py records it in the evaluation (`config`)."""
+    import copy
+    return copy.deepcopy(_config_dump(str(config_path)))
 
 
 def as_model(data: dict, kind: str = "evaluation"):
@@ -157,6 +172,26 @@ def training_summary(models: dict, dataset="toy") -> dict:
     return {"schema_version": SCHEMA_VERSION, "dataset": dataset, "models": models}
 
 
+def timed_model(articles_per_s=100.0, dtype="float32", batch_size=16, peak_memory_mb=500.0, **kw) -> dict:
+    """One `TimedModel` of the benchmark (study/benchmark.py benchmark_model): pass what the test reads."""
+    out = {"random_weights": False, "load_seconds_cold": 1.0, "load_seconds_warm": 0.5, "load_time_meaningful": True,
+           "location": "org/x", "n_params_non_embedding": 1000, "n_params_total": 2000, "layers": 2, "hidden": 32,
+           "model_type": "bert", "dtype": dtype, "batch_size": batch_size, "token_budget": None, "max_tokens": 128,
+           "n_articles": 64, "n_tokens": 6400, "mean_tokens": 100.0, "truncated_fraction": 0.1,
+           "articles_per_s": articles_per_s, "tokens_per_s": 100.0 * articles_per_s, "run_seconds": [1.0, 1.0],
+           "tflops": 0.1, "peak_tflops": None, "share_of_peak": None, "peak_memory_mb": peak_memory_mb,
+           "memory_kind": "rss", "tokenize_seconds": 0.01, "tokenize_share": 0.01, "packed": False, "n_batches": 4,
+           "padded_tokens": 8000, "padding_overhead": 0.25, "oom_retries": 0, "reference": None,
+           "speedup_vs_reference": None}
+    return {**out, **kw}
+
+
+def stage1_cost(ms_per_article=2.0, fine_tuned_ms=(20.0, 50.0), probe_ms=0.01) -> dict:
+    """One `EndToEnd` entry as study/benchmark.py end_to_end computes it."""
+    return {"ms_per_article": ms_per_article, "embedding_ms_per_article": ms_per_article - probe_ms,
+            "probe_ms_per_article": probe_ms, "speedup_vs_fine_tuned": [f / ms_per_article for f in fine_tuned_ms]}
+
+
 def benchmark_record(models: dict, end_to_end: dict, dataset="toy", **kw) -> dict:
     out = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "device": "cpu", "device_name": None,
            "versions": {"python": "3.11"}, "provenance": dict(PROVENANCE), "settings": {},
@@ -166,7 +201,8 @@ def benchmark_record(models: dict, end_to_end: dict, dataset="toy", **kw) -> dic
 
 
 def error_model(**kw) -> dict:
-    out = {"n": 50, "max_tokens": 128, "overall_mae": 0.7, "bias": 0.0, "abs_error_quantiles": {"p50": 0.5},
+    out = {"n": 50, "max_tokens": 128, "overall_mae": 0.7, "bias": 0.0,
+           "abs_error_quantiles": {"p50": 0.5, "p90": 1.0, "p99": 1.5},
            "per_dimension_mae": {"score": 0.7}, "per_language": {}, "token_bins": [],
            "truncated": {"n": 0, "mae": None}, "not_truncated": {"n": 50, "mae": 0.7}, "score_bins": [], "worst": []}
     return {**out, **kw}

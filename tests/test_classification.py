@@ -181,11 +181,9 @@ def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(yes_no_
                             "Test MAE", "screening_recall", "alphas"):
         assert regression_only not in text, regression_only
     # with a speed benchmark the yes/no report answers the speed row too (and draws no MAE chart)
-    from records import benchmark_record
-    bench = benchmark_record({"tiny": {"articles_per_s": 50.0, "peak_memory_mb": 500.0, "dtype": "float32",
-                                       "batch_size": 16}},
-                             {"tiny": {p: {"ms_per_article": 2.0, "speedup_vs_fine_tuned": [10.0, 25.0]}
-                                       for p in ev["models"]["tiny"]["probes"]}}, dataset="demo_yes_no",
+    from records import benchmark_record, stage1_cost, timed_model
+    bench = benchmark_record({"tiny": timed_model(50.0, "float32", 16, 500.0)},
+                             {"tiny": {p: stage1_cost(2.0) for p in ev["models"]["tiny"]["probes"]}}, dataset="demo_yes_no",
                              device="cuda", fine_tuned_ms_per_article=[20.0, 50.0])
     paths.benchmark(cfg, "demo_yes_no").parent.mkdir(parents=True, exist_ok=True)
     paths.benchmark(cfg, "demo_yes_no").write_text(json.dumps(bench))

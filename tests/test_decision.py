@@ -66,25 +66,34 @@ def test_speed_in_plain_words(low, high, words):
     assert decision.times(low, high) == words
 
 
-def test_a_setting_missing_from_an_older_record_falls_back_to_the_config_default(monkeypatch):
-    """findings.setting: the recorded value wins; where absent, Config's default is the one fallback (no copy of it
-    in findings.py or decision.py: moving the default moves the reading)."""
+def test_a_setting_missing_from_an_older_record_falls_back_to_the_config_default():
+    """The recorded config is a `Config`: the recorded value wins; where a record lacks a setting, validation fills in
+    Config's default (study/config.py, the one place each default is written: findings.py and decision.py hold no
+    copy), and page 1 reads whatever the record then says."""
+    from records import repository_config
+
     from study import findings
     from study.config import Config
 
-    recorded = _evaluation()
-    assert findings.min_articles(recorded) == 30
-    recorded.config["min_group_articles"] = 7
-    assert findings.min_articles(recorded) == 7
-    older = _evaluation()
-    older.config.clear()
-    for key in ("min_group_articles", "min_group_positives", "equivalence_margin"):
-        monkeypatch.setattr(Config.model_fields[key], "default", 3)
-    assert (findings.min_articles(older), findings.margin(older)) == (3, 3.0)
-    assert findings.too_few(older, 2) and not findings.too_few(older, 3)
-    assert findings.too_few(older, 50, positives=2) and not findings.too_few(older, 50, positives=3)
-    # page 1's screening row reads the same fallback: 120 test articles, 20 of them below medium
+    def with_config(**settings):
+        ev = _evaluation().model_dump(mode="json", by_alias=True, exclude_unset=True)
+        kept = {k: v for k, v in repository_config().items() if k not in settings}
+        ev["config"] = {**kept, **{k: v for k, v in settings.items() if v is not None}}
+        return as_model(ev)
+
+    assert findings.min_articles(with_config(min_group_articles=7)) == 7
+    older = with_config(min_group_articles=None, min_group_positives=None, equivalence_margin=None)
+    assert "min_group_articles" not in older.config.model_fields_set
+    defaults = {k: Config.model_fields[k].default for k in ("min_group_articles", "min_group_positives",
+                                                            "equivalence_margin")}
+    assert (findings.min_articles(older), findings.margin(older)) == (defaults["min_group_articles"],
+                                                                      defaults["equivalence_margin"])
+    least, few = defaults["min_group_articles"], defaults["min_group_positives"]
+    assert findings.too_few(older, least - 1) and not findings.too_few(older, least)
+    assert findings.too_few(older, 2 * least, positives=few - 1) and not findings.too_few(older, 2 * least,
+                                                                                          positives=few)
+    # page 1's screening row reads the same setting: 120 test articles, 20 of them below medium
     for least, judged in ((25, False), (15, True)):
-        monkeypatch.setattr(Config.model_fields["min_group_articles"], "default", least)
-        answer = next(r.answer for r in decision.score_rows(older, None) if r.evidence == "screening")
+        answer = next(r.answer for r in decision.score_rows(with_config(min_group_articles=least), None)
+                      if r.evidence == "screening")
         assert ("only 20 of 120 test articles below medium" not in answer) is judged, (least, answer)

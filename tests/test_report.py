@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, in_process, markdown_tables, write_config
-from records import (mean_predictor, paired, screening_threshold, benchmark_record, comparison_record, config_dump, error_model, error_summary as error_record,
+from records import (mean_predictor, paired, screening_threshold, benchmark_record, stage1_cost, timed_model, comparison_record, config_dump, error_model, error_summary as error_record,
                      model_entry, score_evaluation, score_probe, trained_probe, training_summary)
 
 DIMS = ["clarity", "depth"]
@@ -100,11 +100,9 @@ def benchmarks() -> dict:
     return benchmark_record(
             device="cuda", device_name="Test GPU", versions={"python": "3.11", "torch": "9.9"},
             settings={}, fine_tuned_ms_per_article=[20, 50],
-            models={"mini-128": {"random_weights": False, "dtype": "bfloat16", "batch_size": 256, "articles_per_s": 812.25,
-                                    "tokens_per_s": 99000.0, "peak_memory_mb": 1234.0},
-                       "bge-m3": {"random_weights": True, "dtype": "bfloat16", "batch_size": 128, "articles_per_s": 95.5,
-                                  "tokens_per_s": 50000.0, "peak_memory_mb": 4321.0}},
-            end_to_end={m: {p: {"ms_per_article": 1.5 + i, "speedup_vs_fine_tuned": [13.3, 33.3]}
+            models={"mini-128": timed_model(812.25, "bfloat16", 256, 1234.0, tokens_per_s=99000.0),
+                    "bge-m3": timed_model(95.5, "bfloat16", 128, 4321.0, tokens_per_s=50000.0, random_weights=True)},
+            end_to_end={m: {p: {**stage1_cost(1.5 + i), "speedup_vs_fine_tuned": [13.3, 33.3]}
                             for p in PROBES} for i, m in enumerate(MODELS)})
 
 

@@ -1,7 +1,9 @@
 """study/results.py and study/findings.py: the choices made on validation, the bands, the screening rows."""
 import pytest
 
-from records import as_model, model_entry, score_evaluation, score_probe, screening_threshold
+from records import (as_model, benchmark_record, model_entry, score_evaluation, score_probe, screening_threshold,
+                     stage1_cost, timed_model)
+from study.schemas import BenchmarkRecord
 from study.findings import band_rule, bands_of, screening_rows, vs_baseline
 from study.metrics import success_band
 from study.results import best_summary, chosen_probe
@@ -42,7 +44,7 @@ def test_screening_rows_quote_the_guarantee_and_cost_only_what_is_certified():
     probe = score_probe(screening={"thresholds": [screening_threshold(0.95, 0.10, 0.30), screening_threshold(0.99, 0, 0.2, False)],
                                    "curve": {"threshold": [], "skip_share": [], "recall": []}})
     ev = as_model(score_evaluation({"a": model_entry("a", {"ridge": probe})}))
-    bench = type("B", (), {"end_to_end": {"a": {"ridge": {"ms_per_article": 2.0}}}})()
+    bench = BenchmarkRecord.model_validate(benchmark_record({"a": timed_model()}, {"a": {"ridge": stage1_cost(2.0)}}))
     certified, not_certified = screening_rows(ev, bench)
     assert certified["threshold"] == 2.5 and certified["test"].skip_share == 0.10      # the guaranteed one ...
     assert certified["plug_in_test"].skip_share == 0.30                                # ... the plug-in beside it

@@ -1,6 +1,5 @@
 """Chunked variants (<model>-c<N>: windows averaged) and concatenations (a+b: cached embeddings side by side)."""
 import json
-import types
 
 import docx
 import numpy as np
@@ -215,6 +214,8 @@ def test_a_pair_costs_its_parts_summed_in_the_speed_chart():
     from study.benchmark import composed
     from study.config import Variant
     from study.findings import concatenation_rows, speed_points
+    from study.schemas import BenchmarkRecord
+    from records import benchmark_record, timed_model
 
     a, b = Variant("a", 128, "a"), Variant("b", 512, "b")
     measured = {"a": {"articles_per_s": 100.0, "dtype": "float32", "batch_size": 16, "peak_memory_mb": 300.0},
@@ -231,7 +232,8 @@ def test_a_pair_costs_its_parts_summed_in_the_speed_chart():
     diff = {"a": paired(-0.2, [-0.3, -0.1], "better"), "b": paired(-0.05, [-0.1, 0.01], "inconclusive")}
     ev = as_model(score_evaluation({"a": entry("a", 1.0, [0.9, 1.1]), "b": entry("b", 0.85, [0.8, 0.9]),
                                     "a+b": entry("a+b", 0.8, [0.75, 0.85], diff, parts=["a", "b"])}))
-    points = {p["variant"]: p["articles_per_s"] for p in speed_points(ev, types.SimpleNamespace(models=measured))}
+    bench = BenchmarkRecord.model_validate(benchmark_record({k: timed_model(**m) for k, m in measured.items()}, {}))
+    points = {p["variant"]: p["articles_per_s"] for p in speed_points(ev, bench)}
     assert points == {"a": 100.0, "b": 25.0, "a+b": pytest.approx(20.0)}   # not benchmarked itself: its parts summed
     row = concatenation_rows(ev)[0]
     assert [(q, d.verdict) for q, d in row["against"]] == [("a", "better"), ("b", "inconclusive")]
