@@ -13,7 +13,7 @@ Draws results/figures/<dataset>_{mae_by_model,dimension_mae_heatmap,screening_cu
 results/<dataset>_comparison.json, which records them by name for the report.
 """
 from study import cli, paths
-from study.artifacts import atomic_path
+from study.artifacts import atomic_path, staged_writes
 from study.comparison import draw_figures
 from study.config import load_config
 from study.data import dataset_name
@@ -33,13 +33,14 @@ def main():
     report = paths.comparison_markdown(cfg, name)
 
     binary = results.task == "classification"
-    figures = draw_figures(cfg, results)
-    text = comparison_markdown(cfg, name, figures, report)
-    with atomic_path(report, "wb") as fh:
-        fh.write(text.encode("utf-8"))
-    write_record(paths.comparison_record(cfg, name), ComparisonRecord, {
-        "dataset": name, "report": paths.relative(cfg, report), "evaluation_sha256": evaluation_sha256(cfg, name),
-        "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
+    with staged_writes():   # the charts, the markdown and the record land together, or (on an error) none of them
+        figures = draw_figures(cfg, results)
+        text = comparison_markdown(cfg, name, figures, report)
+        with atomic_path(report, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+        write_record(paths.comparison_record(cfg, name), ComparisonRecord, {
+            "dataset": name, "report": paths.relative(cfg, report), "evaluation_sha256": evaluation_sha256(cfg, name),
+            "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
 
     best = results.best
     if binary:

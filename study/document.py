@@ -17,6 +17,7 @@ from typing import Union
 from PIL import Image, UnidentifiedImageError
 
 from study.formats import MISSING as EMPTY   # a cell with no value
+from study.artifacts import current
 
 Part = Union[str, tuple]   # plain text, or (text, "b" | "i" | "bi")
 
@@ -127,11 +128,12 @@ class Document:
         path = Path(path)
         if path.resolve() in self.embedded:
             return True
-        if not path.is_file():
+        found = current(path)   # a chart drawn in this command's staged_writes block is read from its staged file
+        if not found.is_file():
             self.unavailable(f"Figure {path.name}", f"{path} was not found")
             return False
         try:
-            with Image.open(path) as im:
+            with Image.open(found) as im:
                 im.verify()
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             self.unavailable(f"Figure {path.name}", f"{path} could not be read ({exc})")

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from study import decision, findings, paths
-from study.artifacts import read_json
+from study.artifacts import current, read_json
 from study.comparison import BINARY_FIGURES as BINARY_COMPARISON
 from study.comparison import FIGURES as COMPARISON_FIGURES
 from study.config import Config
@@ -938,7 +938,8 @@ def _settings_text(settings: dict) -> str:
 
 
 def _sha(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12] if Path(path).is_file() else MISSING
+    path = current(path)   # staged in this command (compare_results.py's charts): the staged file
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else MISSING
 
 
 def _plain(obj):
