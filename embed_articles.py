@@ -27,7 +27,7 @@ from study.cache import concatenate
 from study.config import load_config, with_parts
 from study.data import SPLITS, load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.embedding import embed_variants, layer_groups, report_leaks, stale_splits
+from study.embedding import EmbedOptions, embed_variants, layer_groups, report_leaks, stale_splits
 
 
 def main():
@@ -57,6 +57,7 @@ def main():
     else:
         print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
 
+    opts = EmbedOptions(batch_size=args.batch_size, devices=tuple(args.devices or ()), packed=args.packed)
     for group in layer_groups(variants):   # the layers of one model at one max tokens: one forward pass
         if group[0].parts:
             for split in splits.values():
@@ -64,7 +65,7 @@ def main():
             continue
         jobs = [(v, todo) for v in group if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype, args.force))]
         if jobs:
-            embed_variants(cfg, dataset, jobs, device, dtype, args)
+            embed_variants(cfg, dataset, jobs, device, dtype, opts)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
 from study.tasks import ARM
-from study.evaluation import (add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
+from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
                               add_probe_differences, add_transfers,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
                               fine_tuned_baseline, mean_predictor, multiplicity, score_binary_variant, score_variant,
@@ -88,13 +88,15 @@ def evaluate():
         raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
 
     first_test = load_checked(cfg, dataset, variants[0], "test")
+    opts = BaselineOptions(mae=args.baseline_mae, predictions=args.baseline_predictions, n=args.baseline_n,
+                           f1=args.baseline_f1)
     if task == "classification":
-        return evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test)
+        return evaluate_binary(cfg, dataset, opts, variants, probes, trained, first_test, args.holm)
     if args.baseline_f1 is not None:
         raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
     results = {"task": "regression", "dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
-    baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
+    baseline = fine_tuned_baseline(cfg, dataset, opts, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
@@ -143,10 +145,10 @@ def write_evaluation(cfg, dataset, results: dict, model):
     return out, ev, write_stage1_bundles(cfg, ev)
 
 
-def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
+def evaluate_binary(cfg, dataset, opts, variants, probes, trained, first_test, holm: bool):
     """Phase 3 for a yes/no dataset (layout: study/results.py)."""
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
-               **binary_header(cfg, dataset, variants[0], first_test, args)}
+               **binary_header(cfg, dataset, variants[0], first_test, opts)}
     context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0]),
                "language_counts": results["language_counts"]}
     results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
@@ -154,7 +156,7 @@ def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     add_probe_differences(cfg, dataset, results["models"], "classification")
     results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
-    results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)
+    results["multiplicity"] = multiplicity(results, holm or cfg.holm)
     out, ev, stage1 = write_evaluation(cfg, dataset, results, YesNoEvaluation)
 
     b, ref = ev.best, ev.always_yes

@@ -7,6 +7,7 @@ study/cache.py `concatenate` (nothing embedded).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from tqdm import tqdm
 
@@ -47,11 +48,6 @@ def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
     return todo
 
 
-def embed_variant(cfg, dataset, variant, todo, device, dtype, args) -> None:
-    """Embed the stale splits (`todo`, from stale_splits) of one model variant and save their caches."""
-    embed_variants(cfg, dataset, [(variant, todo)], device, dtype, args)
-
-
 def layer_groups(variants) -> list[list]:
     """`variants` in order, the layer variants of one model at one max tokens gathered into one group (embedded by
     one forward pass), every other variant a group of its own."""
@@ -61,10 +57,19 @@ def layer_groups(variants) -> list[list]:
     return list(groups.values())
 
 
-def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
+@dataclass(frozen=True)
+class EmbedOptions:
+    """What embed_articles.py's command line decides about the encode loop."""
+    batch_size: int | None = None          # None: the model's batch_size from config (or config batch_size)
+    devices: tuple[str, ...] = ()          # --devices: several GPUs, one process each; (): the one device given
+    packed: bool = False                   # padding-free batches (BERT / XLM-R encoders)
+
+
+def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = EmbedOptions()) -> None:
     """Embed the stale splits of one model variant, or of several layer variants of one model at one max tokens
     (`jobs`: [(variant, todo from stale_splits)]), and save their caches. The layer variants of a split come from
     one forward pass (`with_layers`): each cache records the cost of that shared pass."""
+    devices = list(opts.devices) or None
     variant = jobs[0][0]
     assert all((v.model, v.max_tokens) == (variant.model, variant.max_tokens) for v, _ in jobs)
     assert len(jobs) == 1 or all(v.layer is not None for v, _ in jobs)
@@ -72,9 +77,9 @@ def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
         " ".join(str(v.layer) for v, _ in jobs)
     spec, t_load = cfg.model(variant.model), time.perf_counter()
     location = cfg.model_location(variant.model)
-    encoder = load_model(spec, location, device if not args.devices else resolve_device("cpu"), dtype,
+    encoder = load_model(spec, location, device if not devices else resolve_device("cpu"), dtype,
                          variant.model, variant.max_tokens)
-    if getattr(args, "packed", False):
+    if opts.packed:
         encoder = enable_packing(encoder)
     if encoder.dim != spec.dimensions:
         raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
@@ -86,7 +91,7 @@ def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
         for _, _, expected in todo:
             expected.update({"revision": model_revision(location)} if model_revision(location) else {})
     rows, budget = batching_for(device, spec.batch_size or cfg.batch_size, spec.token_budget, variant.max_tokens)
-    rows = args.batch_size or rows
+    rows = opts.batch_size or rows
     batching = describe_batching(rows, budget, encoder.packed)
     print(f"[{label}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
           f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens}); {batching}")
@@ -102,12 +107,12 @@ def embed_variants(cfg, dataset, jobs, device, dtype, args) -> None:
         layers = [v.layer for v, _, _ in outputs] if variant.layer is not None else []
         enc = with_layers(encoder, layers) if layers else encoder
         first_path, first_fp = outputs[0][1], outputs[0][2]
-        checkpoint = None if args.devices and len(args.devices) > 1 else \
+        checkpoint = None if devices and len(devices) > 1 else \
             Checkpoint(first_path, first_fp if len(outputs) == 1 else {"layers": [fp for _, _, fp in outputs]})
         with tqdm(total=len(texts), desc=f"{label} {split.name}", unit="article") as bar:
             emb, counts, stats = embed_texts(
                 enc, texts, max_tokens=variant.max_tokens, batch_size=rows, token_budget=budget,
-                progress=bar, devices=args.devices, load_spec=load_spec,
+                progress=bar, devices=devices, load_spec=load_spec,
                 checkpoint=checkpoint, chunks=chunks, prefix=spec.prefix)
         record = {"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
                   "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype,

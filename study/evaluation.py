@@ -8,6 +8,7 @@ described in study/results.py.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -148,30 +149,38 @@ def multiplicity(results: dict, holm: bool) -> dict:
     return out
 
 
-def fine_tuned_baseline(cfg, dataset, args, variant) -> dict:
+@dataclass(frozen=True)
+class BaselineOptions:
+    """What evaluate.py's command line says of the fine-tuned baseline (None: not given; config's then counts)."""
+    mae: float | None = None            # --baseline-mae
+    predictions: str | None = None      # --baseline-predictions: its per-article test predictions
+    n: int | None = None                # --baseline-n: the test articles the single figure was measured on
+    f1: float | None = None             # --baseline-f1 (yes/no datasets)
+
+
+def fine_tuned_baseline(cfg, dataset, opts: BaselineOptions, variant) -> dict:
     """The fine-tuned model's MAE and, with --baseline-predictions, its per-article errors; with a single MAE its
     test size (`baseline_n`: --baseline-n, else config baseline_n) when known."""
     header = {"baseline_mae": dataset.baseline_mae, "baseline_source": "config.yaml baseline_mae"}
-    if args.baseline_mae is not None:
-        header = {"baseline_mae": args.baseline_mae, "baseline_source": "--baseline-mae"}
-    header["baseline_n"] = baseline_n(dataset, args)
-    if not args.baseline_predictions:
+    if opts.mae is not None:
+        header = {"baseline_mae": opts.mae, "baseline_source": "--baseline-mae"}
+    header["baseline_n"] = baseline_n(dataset, opts)
+    if not opts.predictions:
         return {"header": header, "rows": None}
     split = test_articles(cfg, dataset, variant)
-    rows, pred = load_baseline_predictions(args.baseline_predictions, split)
+    rows, pred = load_baseline_predictions(opts.predictions, split)
     pred = np.clip(pred, *cfg.score_range)   # as the fine-tuned model's serving code does
     scores = score_with_ci(split.labels[rows], pred, split.dimension_names, cfg.bootstrap_samples, cfg.random_seed)
     print(f"fine-tuned baseline on {len(rows)} matched test articles: MAE {scores['overall_mae']:.4f}")
-    header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {args.baseline_predictions}",
-              "baseline": {**scores, "n_articles": int(len(rows)), "source": str(args.baseline_predictions)}}
+    header = {"baseline_mae": scores["overall_mae"], "baseline_source": f"predictions file {opts.predictions}",
+              "baseline": {**scores, "n_articles": int(len(rows)), "source": str(opts.predictions)}}
     return {"header": header, "rows": rows, "errors": article_mae(split.labels[rows], pred)}
 
 
-def baseline_n(dataset, args) -> int | None:
+def baseline_n(dataset, opts: BaselineOptions) -> int | None:
     """The test articles the single baseline figure was measured on: --baseline-n, else the dataset's config
     `baseline_n`; None when unknown (the unpaired reading is then descriptive, not a test)."""
-    n = getattr(args, "baseline_n", None)
-    return n if n is not None else getattr(dataset, "baseline_n", None)
+    return opts.n if opts.n is not None else getattr(dataset, "baseline_n", None)
 
 
 def current_data(cfg, dataset, first) -> dict:
@@ -566,22 +575,22 @@ def trained_task(dataset, trained: dict, summary_path) -> str:
     return found
 
 
-def binary_header(cfg, dataset, variant, test: dict, args) -> dict:
+def binary_header(cfg, dataset, variant, test: dict, opts: BaselineOptions) -> dict:
     """The test set every model must share and the always-yes reference; the baseline F1 (--baseline-f1, else
     config.yaml / dataset.yaml)."""
     y = test["labels"].ravel()
-    if args.baseline_predictions or args.baseline_mae is not None:
+    if opts.predictions or opts.mae is not None:
         raise StudyError("--baseline-predictions and --baseline-mae are for score datasets; a yes/no dataset "
                          "compares with a fine-tuned classifier's F1 (--baseline-f1, or baseline_f1 in config)")
     base, source = dataset.baseline_f1, f"{dataset.task_source} baseline_f1" if dataset.task_source else None
-    if args.baseline_f1 is not None:
-        base, source = args.baseline_f1, "--baseline-f1"
+    if opts.f1 is not None:
+        base, source = opts.f1, "--baseline-f1"
     counts = dict(zip(*np.unique(test["languages"], return_counts=True)))
     return {"task": "classification", "n_test": int(len(y)), "dimension_names": test["dimension_names"],
             "positive_rate": float(y.mean()),
             "language_counts": {str(k): int(v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))},
             "always_yes": always_yes(y, cfg.bootstrap_samples, cfg.random_seed),
-            "baseline_f1": base, "baseline_source": source if base else None, "baseline_n": baseline_n(dataset, args)}
+            "baseline_f1": base, "baseline_source": source if base else None, "baseline_n": baseline_n(dataset, opts)}
 
 
 def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
