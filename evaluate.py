@@ -39,12 +39,13 @@ from study.cache import load_checked
 from study.config import load_config, task_probes
 from study.data import resolve_dataset
 from study.errors import StudyError
-from study.tasks import ARM
-from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
-                              add_probe_differences, add_transfers,
-                              add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
-                              fine_tuned_baseline, mean_predictor, multiplicity, score_binary_variant, score_variant,
-                              screening_setup, train_mean_predictions, train_median_predictions, trained_task)
+from study.tasks import ARM, SCORES
+from study.tasks import task as task_of
+from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_differences, add_model_differences,
+                              add_part_differences, add_probe_differences, add_sweep_differences, add_transfers,
+                              best_verdicts, binary_header, current_data, fine_tuned_baseline, mean_predictor,
+                              multiplicity, score_variant, screening_setup, train_mean_predictions,
+                              train_median_predictions, trained_task)
 from study.provenance import record
 from study.results import best_line, best_summary, best_summary_binary
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
@@ -78,8 +79,8 @@ def evaluate():
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
     variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
-    task = trained_task(dataset, trained, summary_path)
-    probes = task_probes(task, args.probes)
+    task = task_of(trained_task(dataset, trained, summary_path))
+    probes = task_probes(task.name, args.probes)
     for v in variants:
         if not set(probes) & set(trained.get(v.name, {})):
             raise StudyError(f"no {'/'.join(probes)} probe trained for '{v.name}' in {summary_path} "
@@ -90,38 +91,52 @@ def evaluate():
     first_test = load_checked(cfg, dataset, variants[0], "test")
     opts = BaselineOptions(mae=args.baseline_mae, predictions=args.baseline_predictions, n=args.baseline_n,
                            f1=args.baseline_f1)
-    if task == "classification":
-        return evaluate_binary(cfg, dataset, opts, variants, probes, trained, first_test, args.holm)
-    if args.baseline_f1 is not None:
-        raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
-    results = {"task": "regression", "dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
-               "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
-    baseline = fine_tuned_baseline(cfg, dataset, opts, variants[0])
-    results.update(baseline["header"])
-    results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
-    mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
-    context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
-               "language_counts": results["language_counts"],
-               "mean_predictions": mean_predictions,
-               "median_predictions": train_median_predictions(train_labels, first_test["labels"]),
-               "data_sha256": current_data(cfg, dataset, variants[0]),
-               "weights": np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]])}
+    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples}
+    context = {"test_ids": first_test["ids"], "trained": trained, "data_sha256": current_data(cfg, dataset, variants[0])}
+    if task is SCORES:   # the references a score dataset is read against: constants, the fine-tuned model, tiers
+        if args.baseline_f1 is not None:
+            raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
+        results.update(task=task.name, success_bands=dataset.settings.bands,
+                       **mean_predictor(cfg, dataset, variants[0], first_test))
+        baseline = fine_tuned_baseline(cfg, dataset, opts, variants[0])
+        results.update(baseline["header"])
+        results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
+        mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
+        context.update(baseline=baseline, mean_predictions=mean_predictions,
+                       median_predictions=train_median_predictions(train_labels, first_test["labels"]),
+                       screening_setup=results["screening_setup"],
+                       weights=np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]]))
+    else:                # a yes/no dataset: saying yes to every article, the fine-tuned classifier's F1
+        results.update(binary_header(cfg, dataset, variants[0], first_test, opts))
+    context["language_counts"] = results["language_counts"]
     arm = [ARM]   # the fine-tuned encoder (finetune_encoder.py) wherever it was trained; --probes picks frozen ones
     results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes + arm if p in trained[v.name]],
-                                               context, results["screening_setup"]) for v in variants}
-    add_sweep_differences(cfg, dataset, results["models"])
-    add_layer_differences(cfg, dataset, results["models"])
-    add_probe_differences(cfg, dataset, results["models"])
-    add_chunk_differences(cfg, dataset, results["models"])
-    add_part_differences(cfg, dataset, results["models"])
-    results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
-    add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
-                          first_test["languages"])
-    add_transfers(cfg, dataset, results["models"], context)
+                                               context, task) for v in variants}
+    if task.has("sweeps"):
+        add_sweep_differences(cfg, dataset, results["models"])
+        add_layer_differences(cfg, dataset, results["models"])
+    add_probe_differences(cfg, dataset, results["models"], task.name)
+    if task.has("chunking"):
+        add_chunk_differences(cfg, dataset, results["models"])
+    if task.has("pairs"):
+        add_part_differences(cfg, dataset, results["models"])
+    if task is SCORES:
+        results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
+        add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
+                              first_test["languages"])
+        add_transfers(cfg, dataset, results["models"], context)
+    else:
+        results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
     results["best"]["verdicts"] = best_verdicts(cfg, results)
     results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)
-    out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation)
+    out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation if task is SCORES else YesNoEvaluation)
+    (said_scores if task is SCORES else said_yes_no)(cfg, ev)
+    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
+          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
+
+def said_scores(cfg, ev) -> None:
+    """The console's summary of a score evaluation: the constant reference, the best and its verdicts."""
     b = ev.best
     print(f"train-mean predictor MAE {ev.mean_predictor.overall_mae:.4f}")
     print(best_line(ev))
@@ -131,8 +146,6 @@ def evaluate():
           + (f"; against the fine-tuned baseline ({'paired' if v.vs_baseline.paired else 'unpaired'}): "
              f"{v.vs_baseline.verdict}; band of the 95% CI: {v.band_reading}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
-          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
 def write_evaluation(cfg, dataset, results: dict, model):
@@ -145,20 +158,8 @@ def write_evaluation(cfg, dataset, results: dict, model):
     return out, ev, write_stage1_bundles(cfg, ev)
 
 
-def evaluate_binary(cfg, dataset, opts, variants, probes, trained, first_test, holm: bool):
-    """Phase 3 for a yes/no dataset (layout: study/results.py)."""
-    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
-               **binary_header(cfg, dataset, variants[0], first_test, opts)}
-    context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0]),
-               "language_counts": results["language_counts"]}
-    results["models"] = {v.name: score_binary_variant(cfg, dataset, v, [p for p in probes if p in trained[v.name]],
-                                                      context) for v in variants}
-    add_probe_differences(cfg, dataset, results["models"], "classification")
-    results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
-    results["best"]["verdicts"] = best_verdicts_binary(cfg, results)
-    results["multiplicity"] = multiplicity(results, holm or cfg.holm)
-    out, ev, stage1 = write_evaluation(cfg, dataset, results, YesNoEvaluation)
-
+def said_yes_no(cfg, ev) -> None:
+    """The console's summary of a yes/no evaluation: saying yes to every article, the best and its verdicts."""
     b, ref = ev.best, ev.always_yes
     f = lambda x: "n/a" if x is None else f"{x:.4f}"   # noqa: E731 (F1 is undefined without any yes)
     print(f"yes rate on test {ev.positive_rate:.1%}; saying yes to every article: F1 {f(ref.f1)}")
@@ -172,8 +173,6 @@ def evaluate_binary(cfg, dataset, opts, variants, probes, trained, first_test, h
           f"{v.vs_always_yes}" + (f" — {v.null_result}" if v.null_result else "")
           + (f"; against the fine-tuned F1 (unpaired): {v.vs_baseline.verdict}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
-          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
 def run_config(cfg, dataset) -> dict:

@@ -24,6 +24,7 @@ from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, tier_scores, weight_vector
 from study.tasks import ARM, SCORES, YES_NO
+from study.tasks import task as task_of
 from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
                             doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
 
@@ -83,7 +84,13 @@ def candidates(models: dict) -> int:
 
 
 def best_verdicts(cfg, results: dict) -> dict:
-    """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`):
+    """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`), by the
+    results' task (study/tasks.py): `_score_verdicts` or `_yes_no_verdicts`."""
+    return _VERDICT_RULES[task_of(results.get("task")).name](cfg, results)
+
+
+def _score_verdicts(cfg, results: dict) -> dict:
+    """`best_verdicts` of scores:
     "candidates" (model + probe pairs it was chosen from on validation), "vs_median_predictor" (the paired verdict
     against a constant, the training median: what "learns anything" reads), "vs_mean_predictor" (the same against
     the training mean, recorded beside it), "null_result" (study/verdicts.py `null_result` against the median, or
@@ -246,10 +253,20 @@ def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int
     return test, val, entry, cut_at
 
 
-def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
-    """Score each trained probe of one variant on its test embeddings (and screen with its validation
-    predictions); write both predictions."""
+def score_variant(cfg, dataset, variant, kinds, context, task) -> dict:
+    """One variant's evaluation entry: each trained probe of `kinds` scored on its test embeddings as its task
+    (study/tasks.py) scores: MAE, tiers and screening with its validation predictions for scores (`_score_probes`),
+    F1, precision, recall and ROC AUC at the threshold it chose on validation for yes/no labels (`_yes_no_probes`);
+    both predictions written; the probe chosen on validation."""
     test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
+    _PROBE_SCORERS[task.name](cfg, dataset, variant, kinds, context, (test, val, cut_at), entry["probes"])
+    entry["chosen_probe"] = chosen_probe(entry["probes"])
+    return entry
+
+
+def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -> None:
+    """`score_variant` for scores: each probe's record into `probes`."""
+    (test, val, cut_at), setup = caches, context["screening_setup"]
     Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
     seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
     mean_errors = article_mae(Y, context["mean_predictions"])
@@ -285,7 +302,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
             m["vs_baseline"] = compared(cfg, article_mae(Y[rows], P[rows]), baseline["errors"])
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred, cut_at)
                                   for split, cache, pred in (("test", test, P), ("val", val, P_val))}
-        entry["probes"][kind] = m
+        probes[kind] = m
         lo, hi = m["mae_ci95"]
         print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
               f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})"
@@ -303,8 +320,6 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
                 print(f"[{variant.name}] {kind:8s} {r['n_reference']} -> {r['n_last']} articles: test MAE "
                       f"{r['per_doubling']:+.4f} [{lo:+.4f}, {hi:+.4f}] per doubling (paired, margin "
                       f"±{r['margin']:g}): {r['reading']}")
-    entry["chosen_probe"] = chosen_probe(entry["probes"])
-    return entry
 
 
 def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -> dict:
@@ -593,10 +608,9 @@ def binary_header(cfg, dataset, variant, test: dict, opts: BaselineOptions) -> d
             "baseline_f1": base, "baseline_source": source if base else None, "baseline_n": baseline_n(dataset, opts)}
 
 
-def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
-    """Score each trained yes/no probe of one variant on its test embeddings at the threshold it chose on
-    validation; write its test and validation probabilities."""
-    test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
+def _yes_no_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -> None:
+    """`score_variant` for yes/no labels: each probe's record into `probes`, its test and validation P(yes) written."""
+    test, val, cut_at = caches
     X, tokens = test["embeddings"], test["token_counts"]
     for kind in kinds:
         probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
@@ -617,15 +631,14 @@ def score_binary_variant(cfg, dataset, variant, kinds, context) -> dict:
         m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
                                                           cut_at, threshold=probe.threshold_)
                                   for split, cache, pred in (("test", test, p), ("val", val, p_val))}
-        entry["probes"][kind] = m
+        probes[kind] = m
         print(f"[{variant.name}] {kind:8s} test F1 {_fmt(m['f1'])} [{_fmt(m['f1_ci95'][0])}, {_fmt(m['f1_ci95'][1])}]  "
               f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
               f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})"
               + said_seeds(m["seeds"]))
-    entry["chosen_probe"] = chosen_probe(entry["probes"])
-    return entry
 
 
+_PROBE_SCORERS = {SCORES.name: _score_probes, YES_NO.name: _yes_no_probes}   # by task: the one place it decides
 SAY_YES = "always yes"   # f1_difference's `theirs` for saying yes to every article
 
 
@@ -655,7 +668,7 @@ def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
     return {**reading, "verdict": _judged(cfg, len(y), reading["verdict"])}
 
 
-def best_verdicts_binary(cfg, results: dict) -> dict:
+def _yes_no_verdicts(cfg, results: dict) -> dict:
     """`best_verdicts` of a yes/no evaluation: "candidates", "vs_always_yes" (the paired F1 verdict),
     "null_result" ('no better than saying yes to every article', or None) and, with a baseline F1,
     "vs_baseline" (unpaired: the CI of the test F1 against that number, higher is better)."""
@@ -674,3 +687,6 @@ def best_verdicts_binary(cfg, results: dict) -> dict:
 
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
+
+
+_VERDICT_RULES = {SCORES.name: _score_verdicts, YES_NO.name: _yes_no_verdicts}
