@@ -30,11 +30,10 @@ from pathlib import Path
 import torch
 
 from study import cli, paths
-from study.benchmark import Options, format_table, run_benchmark
+from study.benchmark import Options, benchmark, format_table
 from study.config import load_config, task_probes, with_parts
 from study.data import load_splits, resolve_dataset
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.schemas import BenchmarkRecord, write_record
 
 SHAPES_DIR = Path(__file__).resolve().parent / "study" / "model_shapes"
 
@@ -82,11 +81,10 @@ def main():
                    quality_check=args.quality_check, threads=torch.get_num_threads(), packed=args.packed,
                    st_compare=args.st_compare)
 
-    doc = run_benchmark(cfg, dataset, variants, splits, device, dtype, opts, say=lambda s: print(s, flush=True))
     out = Path(args.output) if args.output else paths.benchmark(cfg, dataset.name)
-    write_record(out, BenchmarkRecord, doc)
+    record = benchmark(cfg, dataset, variants, splits, device, dtype, opts, out, say=lambda s: print(s, flush=True))
     print()
-    print(format_table(doc))
+    print(format_table(record.model_dump(mode="json", by_alias=True, exclude_unset=True)))
     print(f"\nbenchmark: {out}")
 
 

@@ -30,6 +30,7 @@ from study.embedders import (Encoder, batching_for, check_positions, describe_ba
 from study.errors import StudyError
 from study.metrics import summed_rate
 from study.provenance import record, versions
+from study.schemas import BenchmarkRecord, write_record
 from study.probes import make_probe
 
 FLOP_FORMULA = ("forward FLOPs of an article of T real tokens = 2 * N * T + 4 * L * T^2 * H, with N the "
@@ -531,6 +532,14 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
 
 
 # -- the whole run --------------------------------------------------------------------------------
+def benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits: dict[str, Split], device: torch.device,
+              dtype: str, opts: Options, out: Path, say=print) -> BenchmarkRecord:
+    """Phase 4's work: benchmark every model and probe (`run_benchmark`) and write the record to `out`, validated
+    against its model first (a figure the model does not know, or one missing, fails before anything is written);
+    returns the typed record."""
+    return write_record(out, BenchmarkRecord, run_benchmark(cfg, dataset, variants, splits, device, dtype, opts, say))
+
+
 def run_benchmark(cfg: Config, dataset: Dataset, variants: list[Variant], splits: dict[str, Split],
                   device: torch.device, dtype: str, opts: Options, say=print) -> dict:
     """Benchmark every model and probe; returns the JSON document (see benchmark_speed.py)."""

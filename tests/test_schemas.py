@@ -72,7 +72,7 @@ def test_a_renamed_benchmark_figure_fails_loudly_not_as_a_blank_cell(evaluated, 
     `.get` printed an empty Articles/s cell. Producer: benchmark_speed.py, run for real on the tiny model."""
     import docx
 
-    import benchmark_speed
+    import study.benchmark
     from study import paths
     from study.schemas import BenchmarkRecord, write_record
 
@@ -87,8 +87,8 @@ def test_a_renamed_benchmark_figure_fails_loudly_not_as_a_blank_cell(evaluated, 
         renamed["models"]["tiny"]["articles_per_second"] = renamed["models"]["tiny"].pop("articles_per_s")
         return renamed
 
-    real = benchmark_speed.run_benchmark
-    monkeypatch.setattr(benchmark_speed, "run_benchmark", renaming)
+    real = study.benchmark.run_benchmark
+    monkeypatch.setattr(study.benchmark, "run_benchmark", renaming)
     line = _stops_with_one_line("benchmark_speed", cfg, demo_dir, capsys, tmp_path,
                                 "--models", "tiny", "--probes", "ridge", "--n", "8", "--runs", "1", "--no-reference")
     assert "producer and its model disagree" in line and "models.tiny.timed.articles_per_s: missing" in line, line
