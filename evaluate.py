@@ -48,6 +48,7 @@ from study.evaluation import (add_chunk_differences, add_layer_differences, add_
 from study.provenance import record
 from study.results import best_line, best_summary, best_summary_binary
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
+from study.resplits import add_resplits, resplits_asked
 from study.scoring import write_stage1_bundles
 
 
@@ -70,6 +71,10 @@ def evaluate():
     parser.add_argument("--baseline-n", type=cli.positive_int,
                         help="the test articles the single baseline MAE (F1) was measured on (config baseline_n): "
                              "the reading against it then carries both uncertainties; without it, it is descriptive")
+    parser.add_argument("--resplits", type=cli.non_negative_int, metavar="K",
+                        help="score datasets: fit each probe again on K folds of all labelled articles (train + val + "
+                             "test pooled; study/resplits.py), whose pooled paired differences carry the verdicts "
+                             "(0: off; default: config resplits, auto: 5 folds below 500 labelled articles)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -112,6 +117,7 @@ def evaluate():
     add_probe_differences(cfg, dataset, results["models"])
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
+    results["resplits"] = add_resplits(cfg, dataset, variants, results["models"], args.resplits)
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
                           first_test["languages"])
@@ -145,6 +151,7 @@ def write_evaluation(cfg, dataset, results: dict, model):
 
 def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     """Phase 3 for a yes/no dataset (layout: study/results.py)."""
+    resplits_asked(cfg.resplits, args.resplits, 0, "classification")   # asked for on yes/no labels: one error line
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                **binary_header(cfg, dataset, variants[0], first_test, args)}
     context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0]),

@@ -58,10 +58,17 @@ def is_bge(variant: str, entry) -> bool:
 # -- the rows of a score dataset ------------------------------------------------------------------
 def _vs_mean(ev: ScoreEvaluation) -> Row:
     v, p, m = ev.best_entry()
-    d, mean = m.vs_median_predictor, m.vs_mean_predictor
+    d, mean, pooled = m.vs_median_predictor, m.vs_mean_predictor, m.resplits
+    where = f"paired on {d.n_articles} articles"
+    if pooled:   # the re-splits carry the verdict (study/resplits.py); the test split's is shown beside
+        one = d
+        d, s = pooled.vs_median_predictor, pooled.difference_spread
+        where = (f"pooled over {pooled.k} re-splits of all {d.n_articles} labelled articles (per split "
+                 f"{_s(s.mean)} ± {_f(s.sd)}); the test split alone {_s(one.mae_difference)} "
+                 f"{_ci_fmt(one.difference_ci95, sign=True)} ({one.verdict})")
     answer = reading_phrase(d.verdict, CONSTANT, ci=d.difference_ci95, n=d.n_articles, margin=d.equivalence_margin)
     return Row(f"Does the best probe learn anything (against {CONSTANT})?", answer,
-               f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, paired on {d.n_articles} articles "
+               f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, {where} "
                f"(margin ±{d.equivalence_margin:g}); against the training mean {_s(mean.mae_difference)} "
                f"{_ci_fmt(mean.difference_ci95, sign=True)} ({mean.verdict})", "results")
 

@@ -60,10 +60,17 @@ def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
             "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed)}
 
 
+def ci_method(cfg, n: int) -> str:
+    """The bootstrap CI of a mean over `n` articles: BCa below config `bca_below` articles (the percentile CI
+    undercovers on few articles with skewed errors: docs/RESULTS.md, issue 25), else percentile."""
+    return "BCa" if n < cfg.bca_below else "percentile"
+
+
 def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
-    """`paired_difference` (mine minus theirs, per-article MAE, same articles) with the comparison rule's
-    "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
-    d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed)
+    """`paired_difference` (mine minus theirs, per-article MAE, same articles, its CI by `ci_method`) with the
+    comparison rule's "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read
+    against."""
+    d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed, ci_method(cfg, len(mine)))
     return {**d, "verdict": _judged(cfg, len(mine), verdict(d["difference_ci95"], cfg.equivalence_margin)),
             "equivalence_margin": cfg.equivalence_margin}
 
@@ -84,17 +91,22 @@ def candidates(models: dict) -> int:
 def best_verdicts(cfg, results: dict) -> dict:
     """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`):
     "candidates" (model + probe pairs it was chosen from on validation), "vs_median_predictor" (the paired verdict
-    against a constant, the training median: what "learns anything" reads), "vs_mean_predictor" (the same against
+    against a constant, the training median: what "learns anything" reads; pooled over the re-splits where they ran,
+    `against_constant_from` says which), "vs_mean_predictor" (the same against
     the training mean, recorded beside it), "null_result" (study/verdicts.py `null_result` against the median, or
     None when better), and with a baseline "vs_baseline" (paired on the fine-tuned model's predictions where given,
     else unpaired against its MAE, a test with the baseline's test size `baseline_n`, else descriptive),
     "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE, as `best["band"]`)."""
     b, margin = results["best"], cfg.equivalence_margin
     m = results["models"][b["model"]]["probes"][b["probe"]]
-    d = m["vs_median_predictor"]
+    d, pooled = m["vs_median_predictor"], m.get("resplits")
+    if pooled:   # re-splits ran (study/resplits.py): their pooled paired difference carries the verdict
+        d = pooled["vs_median_predictor"]
     out = {"candidates": candidates(results["models"]),
            "vs_median_predictor": d["verdict"], "vs_mean_predictor": m["vs_mean_predictor"]["verdict"],
-           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin)}
+           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin),
+           "against_constant_from": (f"{pooled['k']} re-splits, {pooled['n_articles']} articles" if pooled else
+                                     "the test split")}
     base = results.get("baseline_mae")
     if base:
         paired = m.get("vs_baseline")

@@ -245,6 +245,7 @@ class Report:
                        + " Articles/s: embedding throughput (benchmark).")
             w.table(caption, header, rows, "llrrr" + ("r" if base else "") + "rr", font_pt=7,
                     empty_why={"Articles/s": "no speed benchmark ran"})
+            self.resplits_table()
             return
         rows = []
         for v, p, m in findings.ranked(ev):
@@ -265,6 +266,30 @@ class Report:
                 f"(95% bootstrap CI), read against ±{m_:g} F1.",
                 ["Model", "Probe", "Val log-loss", "Threshold", "F1 [95% CI]", "− always yes [95% CI]",
                  "Precision [95% CI]", "Recall [95% CI]", "ROC AUC [95% CI]"], rows, "llrrrrrrr", font_pt=7)
+
+    def resplits_table(self):
+        """The re-splits (evaluate.py --resplits, study/resplits.py), where they ran: each probe fitted again on K folds
+        of all labelled articles, pooled, beside the spread of its per-fold differences."""
+        ev = self.ev
+        if ev.resplits is None:
+            return
+        r, rows = ev.resplits, []
+        for v, p, m in findings.ranked(ev):
+            x = m.resplits
+            if x is None:
+                continue
+            d, s, c = x.vs_median_predictor, x.difference_spread, x.vs_chosen
+            rows.append([v + (" (control)" if ev.models[v].control else ""), p, value_ci(x.test_mae, x.mae_ci95),
+                         f"{value_ci(d.mae_difference, d.difference_ci95, sign=True)} {d.verdict}",
+                         f"{num(s.mean)} ± {num(s.sd)} ({num(s.min)} to {num(s.max)})",
+                         "chosen" if c is None else f"{value_ci(c.mae_difference, c.difference_ci95, sign=True)} {c.verdict}"])
+        self.w.table(f"Re-splits ({r.why}): each probe fitted again on {r.k} folds of all {r.n_articles} labelled "
+                     "articles (train + val + test pooled, one seeded permutation; validation and choices as in "
+                     "phase 2), so every article is a test article once. The pooled paired differences (95% "
+                     f"bootstrap CI, margin ±{self.margin():g}) carry page 1's verdict against the constant; per split: "
+                     "the fold's difference against the training median, mean ± SD (range) over the folds.",
+                     ["Model", "Probe", "Pooled MAE [95% CI]", "− train median [95% CI]", "Per split (mean ± SD, range)",
+                      "− chosen probe [95% CI]"], rows, "llrrrr", font_pt=7)
 
     def q_languages(self):
         """2.2: every model's probe chosen on validation per test language, against the constant and the best

@@ -99,6 +99,7 @@ class PairedDifference(Record):
     difference_ci95: Ci
     verdict: Verdict
     equivalence_margin: float
+    ci_method: Optional[Literal["percentile", "BCa"]] = None   # the bootstrap CI (evaluation.ci_method); None: percentile
 
 
 class Reading(Record):
@@ -176,6 +177,36 @@ class SeedRecord(TrainingSeeds):
     test: list[Optional[float]]
     val_spread: Spread
     test_spread: Spread
+
+
+class ResplitSplit(Record):
+    """One fold of the re-splits: its test articles, the probe's MAE there, the constant's, and their difference."""
+    n_test: int
+    test_mae: float
+    median_mae: float
+    mae_difference: float
+
+
+class ResplitProbe(Record):
+    """A probe fitted again on K folds of the pooled labelled articles (study/resplits.py): every article predicted
+    once; the pooled paired differences (these carry the verdicts) and the per-fold spread."""
+    k: int
+    n_articles: int
+    test_mae: float
+    mae_ci95: Ci
+    vs_median_predictor: PairedDifference
+    vs_chosen: Optional[VsChosen] = None
+    per_split: list[ResplitSplit]
+    difference_spread: Spread
+    test_mae_spread: Spread
+
+
+class Resplits(Record):
+    """The evaluation's re-splits: how many folds, over how many labelled articles, why they ran, the rule."""
+    k: int
+    n_articles: int
+    why: str
+    rule: str
 
 
 class CurveStep(PairedDifference):
@@ -346,6 +377,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
+    resplits: Optional[ResplitProbe] = None   # evaluate.py --resplits: pooled over K folds of all labelled articles
     by_language: Optional[dict[str, LanguageReading]] = None
     vs_best: Optional[VsBest] = None
     transfer: Optional[list[Transfer]] = None
@@ -458,6 +490,7 @@ class ScoreVerdicts(Record):
     vs_median_predictor: Verdict   # what `null_result` reads: the best constant for MAE
     vs_mean_predictor: Verdict
     null_result: Optional[str]
+    against_constant_from: Optional[str] = None   # where vs_median_predictor was read: the test split, or re-splits
     vs_baseline: Optional[Reading] = None
     bands_spanned: Optional[list[str]] = None
     band_reading: Optional[str] = None
@@ -551,6 +584,7 @@ class ScoreEvaluation(_Evaluation):
     baseline_source: Optional[str]
     baseline_n: Optional[int] = None   # the test articles the single baseline MAE was measured on, when known
     baseline: Optional[BaselineScores] = None
+    resplits: Optional[Resplits] = None   # evaluate.py --resplits (config resplits): None when none ran
     screening_setup: ScreeningSetup
     models: dict[str, ScoreModelEntry]
     best: ScoreBest
