@@ -209,11 +209,16 @@ def _screening(ev: ScoreEvaluation) -> Row:
                                   f"{t.test.n_kept_relevant} of {t.test.n_relevant} medium+ test articles "
                                   f"(recall {_pct(t.test.recall)})" if t.test else MISSING))
         else:
-            flag = ", recall below the target on test" if g.test.recall_below_target else ""
+            flag = (", recall below the target on test" if g.test.recall_below_target else
+                    ", this one test split's recall below the target, its CI reaching it (possible while the guarantee "
+                    "holds)" if g.test.recall is not None and g.test.recall < t.target_recall else "")
+            seeds = g.seed_spread
             answers.append((head, f"{_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} "
                                   f"confidence{flag})"))
-            numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
-                                  f"{_pct_ci(g.test.recall_exact_ci95)}"))
+            numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}"
+                                  + (f" (each seed alone {_pct(seeds.mean)} ± {_pct(seeds.sd)})"
+                                     if seeds is not None and seeds.sd is not None else "")
+                                  + f", recall {_pct(g.test.recall)} {_pct_ci(g.test.recall_exact_ci95)}"))
     needs = [t.guaranteed.articles_needed for t in m.screening.thresholds]
     if all(a.startswith(f"{CANNOT} (a guarantee needs ") and ";" not in a for _, a in answers) and all(needs):
         answers = [(" / ".join(h for h, _ in answers), f"{CANNOT} (a guarantee needs "

@@ -21,7 +21,7 @@ from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
-from study.screening import majority_tier, screen, tier_scores, weight_vector
+from study.screening import majority_tier, screen, seed_skip_shares, tier_scores, weight_vector
 from study.tasks import ARM, SCORES, YES_NO
 from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
                             doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
@@ -279,6 +279,12 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
                                  confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
         m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
                                  [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
+        if m["seeds"]["n"] > 1 and hasattr(probe, "member_outputs"):   # the guaranteed skip share, seed by seed
+            shares = seed_skip_shares((val["labels"], probe.member_outputs(val["embeddings"])),
+                                      (Y, probe.member_outputs(X)), context["weights"], setup["tiers"]["medium"],
+                                      setup["recall_targets"], cfg.screening_confidence)
+            for entry_t, each in zip(m["screening"]["thresholds"], shares):
+                entry_t["guaranteed"]["seed_spread"] = spread(each)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         m["by_language"] = by_language(cfg, article_mae(Y, P), median_errors, test["languages"])
         m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
@@ -296,7 +302,8 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
         record = context["trained"].get(variant.name, {}).get(kind)
         subsets = record.train_subsets if record else None
         if subsets:
-            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta), context)
+            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta, probe),
+                                                 context)
             print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
                 f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
                 for p in m["learning_curve"]))
@@ -419,14 +426,16 @@ def said_seeds(rec: dict) -> str:
 def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full: tuple, context) -> list[dict]:
     """Test MAE of the probes trained on nested subsets of the training split (train_probes.py
     --train-fractions; `subsets`: their records in the training summary), then of the full-data probe
-    (`full`: its test predictions, metrics and metadata), by training articles: [{fraction, n_train,
-    test_mae, mae_ci95, val_mae, file, vs_previous}]. `vs_previous` (from the second point on) is the
-    paired difference of per-article MAE against the point before, on the same test articles (`compared`).
+    (`full`: its test predictions, metrics, metadata and the probe), by training articles: [{fraction, n_train,
+    test_mae, mae_ci95, val_mae, file, vs_previous, seed_spread}]. `vs_previous` (from the second point on) is the
+    paired difference of per-article MAE against the point before, on the same test articles (`compared`);
+    `seed_spread` (a seed ensemble) the test MAE of each seed's probe alone at that point.
     The last point also holds `vs_doubling`: the paired difference against the point of its last doubling
-    (study/verdicts.py `doubling_reference`) and its reading per doubling (`curve_reading`)."""
+    (study/verdicts.py `doubling_reference`), its reading per doubling (`curve_reading`) and how far that reading
+    holds under other bootstrap seeds and per seed (`curve_stability`)."""
     Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
     n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
-    points, errors = [], []
+    points, errors, members = [], [], []
     for rec in sorted(subsets, key=lambda r: r.n_train):
         path = paths.subset_probe(cfg, dataset.name, variant.name, kind, rec.n_train)
         probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
@@ -438,11 +447,16 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
         points.append({"fraction": rec.fraction, "n_train": rec.n_train, "test_mae": s["overall_mae"],
                        "mae_ci95": s["mae_ci95"], "val_mae": meta["val_mae"], "file": path.name})
         errors.append(article_mae(Y, P))
-    P, m, meta = full
+        members.append(member_errors(probe, X, Y))
+    P, m, meta, full_probe = full
     points.append({"fraction": 1.0, "n_train": int(meta["n_train"]), "test_mae": m["overall_mae"],
                    "mae_ci95": m["mae_ci95"], "val_mae": meta["val_mae"],
                    "file": paths.probe(cfg, dataset.name, variant.name, kind).name})
     errors.append(article_mae(Y, P))
+    members.append(member_errors(full_probe, X, Y) if full_probe is not None else None)
+    for point, each in zip(points, members):
+        if each is not None:   # a seed ensemble: each seed's probe alone at this point (its ensemble is the point)
+            point["seed_spread"] = spread([float(e.mean()) for e in each])
     if [p["n_train"] for p in points] != sorted({p["n_train"] for p in points}):
         raise StudyError(f"the subset probes of {variant.name} {kind} are not smaller than its full-data probe "
                          f"({[p['n_train'] for p in points]} articles); rerun train_probes.py --train-fractions ...")
@@ -453,8 +467,38 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
         d = compared(cfg, errors[-1], errors[ref])
         points[-1]["vs_doubling"] = {**d, **curve_reading(points[ref]["n_train"], points[-1]["n_train"],
                                                           d["mae_difference"], d["difference_ci95"],
-                                                          cfg.equivalence_margin)}
+                                                          cfg.equivalence_margin),
+                                     **curve_stability(cfg, points[ref]["n_train"], points[-1]["n_train"],
+                                                       (errors[ref], errors[-1]), (members[ref], members[-1]))}
     return points
+
+
+CURVE_BOOTSTRAP_SEEDS = 10   # the bootstrap seeds a learning-curve reading is read again under
+
+
+def member_errors(probe, X, Y) -> list | None:
+    """Per-article test MAE of each member of a seed ensemble alone; None for a deterministic probe."""
+    if probe is None or not hasattr(probe, "member_outputs") or len(probe.member_outputs(X[:1])) < 2:
+        return None
+    return [article_mae(Y, P) for P in probe.member_outputs(X)]
+
+
+def curve_stability(cfg, n_reference: int, n_last: int, errors: tuple, members: tuple) -> dict:
+    """How far a learning curve's reading holds: read again under `CURVE_BOOTSTRAP_SEEDS` other bootstrap seeds
+    (random_seed + 1, ...; `bootstrap_agreement`: the share giving the recorded reading), and for a seed ensemble
+    with each seed's probe alone at both points (`seed_readings`; the recorded reading is the ensemble's, which pools
+    the seeds: the mean of their predictions)."""
+    def reading(mine, theirs, seed):
+        d = paired_difference(mine, theirs, cfg.bootstrap_samples, seed, ci_method(cfg, len(mine)))
+        return curve_reading(n_reference, n_last, d["mae_difference"], d["difference_ci95"],
+                             cfg.equivalence_margin)["reading"]
+
+    said = reading(errors[1], errors[0], cfg.random_seed)
+    again = [reading(errors[1], errors[0], cfg.random_seed + i) for i in range(1, CURVE_BOOTSTRAP_SEEDS + 1)]
+    out = {"bootstrap_agreement": sum(r == said for r in again) / len(again), "seed_readings": None}
+    if members[0] is not None and members[1] is not None and len(members[0]) == len(members[1]):
+        out["seed_readings"] = [reading(last, first, cfg.random_seed) for first, last in zip(*members)]
+    return out
 
 
 def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -124,6 +124,8 @@ class CurveReading(PairedDifference):
     per_doubling_ci95: Ci
     margin: float
     reading: str
+    bootstrap_agreement: Optional[float] = None   # share of 10 other bootstrap seeds giving the same reading
+    seed_readings: Optional[list[str]] = None     # a seed ensemble: the reading of each seed's probe alone
 
 
 class VsLongest(PairedDifference):
@@ -222,6 +224,7 @@ class CurvePoint(Record):
     file: str
     vs_previous: Optional[CurveStep] = None
     vs_doubling: Optional[CurveReading] = None
+    seed_spread: Optional[Spread] = None   # a seed ensemble: the test MAE of each seed's probe alone at this point
 
 
 class ArticleScores(Record):
@@ -271,6 +274,7 @@ class GuaranteedThreshold(Record):
     note: Optional[str]
     val: Optional[ScreenedVal] = None
     test: Optional[ScreenedTest] = None
+    seed_spread: Optional[Spread] = None   # a seed ensemble: the test skip share of each seed's probe alone
 
 
 class ScreeningThreshold(Record):

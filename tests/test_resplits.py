@@ -136,3 +136,49 @@ def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path):
     ev = read_record(paths.evaluation(cfg, "demo_ds"), ScoreEvaluation, "evaluation", "")
     row = next(x for x in score_rows(ev, None) if x.question.startswith("Does the best probe learn anything"))
     assert "pooled over 3 re-splits of all 220 labelled articles" in row.number
+
+
+def test_seed_spreads_of_the_curve_and_the_screening_end_to_end(workspace, tmp_path, tiny_model):
+    """A seed ensemble of two MLPs: each learning-curve point records its seeds' test MAE spread and the reading
+    each seed alone gives; each guaranteed screening threshold the skip share of each seed alone. Re-derived from
+    the saved probes' members with numpy."""
+    import pickle
+
+    from conftest import write_tiny_config
+    from study.probes import probe_from_bundle
+    from study.cache import read_embeddings
+    from study.screening import guaranteed_threshold
+
+    _, demo = workspace
+    cfg = write_tiny_config(tmp_path, tiny_model, probe_seeds=2, screening_recall=[0.8])
+    common = ["--config", cfg, "--data-dir", demo, "--probes", "mlp"]
+    assert call("train_probes", *common, "--train-fractions", "0.5", "1.0") == 0
+    assert call("evaluate", *common) == 0
+    ev = json.loads((tmp_path / "results" / "demo_ds_evaluation_results.json").read_text())
+    m = ev["models"]["tiny"]["probes"]["mlp"]
+    test, val = (read_embeddings(tmp_path / "embeddings" / f"demo_ds_tiny_{s}.npz") for s in ("test", "val"))
+    members = {}
+    for point in m["learning_curve"]:
+        with open(tmp_path / "results" / point["file"], "rb") as fh:
+            probe = probe_from_bundle(pickle.load(fh))
+        errs = [np.abs(P - test["labels"]).mean(axis=1) for P in probe.member_outputs(test["embeddings"])]
+        members[point["n_train"]] = (probe, errs)
+        assert point["seed_spread"]["sd"] == pytest.approx(np.std([e.mean() for e in errs], ddof=1), abs=1e-6)
+    d = m["learning_curve"][-1]["vs_doubling"]
+    assert len(d["seed_readings"]) == 2 and set(d["seed_readings"]) <= {"still falling", "flat", "rising",
+                                                                          "inconclusive"}
+    for first, last, said in zip(members[60][1], members[120][1], d["seed_readings"]):
+        rng = np.random.default_rng(42)
+        diff = last - first
+        means = [diff[rng.integers(0, 60, 60)].mean() for _ in range(200)]
+        lo, hi = np.quantile(means, [0.025, 0.975])
+        assert said == ("still falling" if hi < -0.02 else "rising" if lo > 0.02 else
+                        "flat" if -0.02 <= lo and hi <= 0.02 else "inconclusive")
+    probe = members[120][0]
+    w = np.full(len(ev["dimension_names"]), 1 / len(ev["dimension_names"]))
+    shares = []
+    for pv, pt in zip(probe.member_outputs(val["embeddings"]), probe.member_outputs(test["embeddings"])):
+        g = guaranteed_threshold(val["labels"] @ w, np.clip(pv, 0, 10) @ w, 4.0, 0.8, 0.95)
+        shares.append(float((np.clip(pt, 0, 10) @ w < g["threshold"]).mean()))
+    spread = m["screening"]["thresholds"][0]["guaranteed"]["seed_spread"]
+    assert spread["mean"] == pytest.approx(np.mean(shares)) and spread["sd"] == pytest.approx(np.std(shares, ddof=1))
