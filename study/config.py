@@ -284,7 +284,7 @@ class Config(_Strict):
     holm: bool = False   # record which verdicts Holm's adjustment over every comparison would change (evaluate.py --holm)
     # evaluate.py --resplits: K-fold re-splits of the labelled articles (study/resplits.py); auto: 5 folds below 500
     resplits: Union[Literal["auto"], Annotated[int, Field(ge=0, le=100)]] = "auto"
-    bca_below: int = Field(default=200, ge=0)   # paired differences on fewer test articles get BCa intervals
+    bca_below: int = Field(default=200, ge=0)   # a test MAE over fewer articles gets a BCa CI (evaluation.ci_method)
     # The MLP and LightGBM are fitted with this many seeds (random_seed, +1, ...) and saved as their ensemble
     probe_seeds: int = Field(default=5, ge=1, le=MAX_PROBE_SEEDS)
     fine_tuned_ms_per_article: tuple[float, float]

@@ -52,25 +52,27 @@ def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
     tiers = dataset.settings.tiers
     return {"n_test": int(len(Y)), "dimension_names": names,
             "language_counts": {k: v["n"] for k, v in mae_by_group(Y, mean, test["languages"]).items()},
-            "mean_predictor": {**score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed),
+            "mean_predictor": {**score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed,
+                                               ci_method(cfg, len(Y))),
                                "article_scores": tier_scores(Y, mean, w, tiers, cfg.bootstrap_samples,
                                                              cfg.random_seed),
                                "majority_tier": majority_tier(np.asarray(train, np.float64) @ w,
                                                               np.asarray(Y, np.float64) @ w, tiers)},
-            "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed)}
+            "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed,
+                                              ci_method(cfg, len(Y)))}
 
 
 def ci_method(cfg, n: int) -> str:
-    """The bootstrap CI of a mean over `n` articles: BCa below config `bca_below` articles (the percentile CI
-    undercovers on few articles with skewed errors: docs/RESULTS.md, issue 25), else percentile."""
+    """The bootstrap CI of a test MAE over `n` articles: BCa below config `bca_below` articles, else percentile. On
+    few articles the per-article MAE is skewed and the percentile CI misses low about twice as often as high; BCa
+    evens the two (docs/RESULTS.md, issue 25). Paired differences stay percentile: there BCa covered less."""
     return "BCa" if n < cfg.bca_below else "percentile"
 
 
 def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
-    """`paired_difference` (mine minus theirs, per-article MAE, same articles, its CI by `ci_method`) with the
-    comparison rule's "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read
-    against."""
-    d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed, ci_method(cfg, len(mine)))
+    """`paired_difference` (mine minus theirs, per-article MAE, same articles, percentile CI) with the comparison
+    rule's "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
+    d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed)
     return {**d, "verdict": _judged(cfg, len(mine), verdict(d["difference_ci95"], cfg.equivalence_margin)),
             "equivalence_margin": cfg.equivalence_margin}
 
@@ -270,7 +272,7 @@ def score_variant(cfg, dataset, variant, kinds, context, setup) -> dict:
             ms = 1000 * (time.perf_counter() - t0) / len(Y)
             P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=cut_at, n_boot=n_boot, seed=seed),
+                           max_tokens=cut_at, n_boot=n_boot, seed=seed, method=ci_method(cfg, len(Y))),
              "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
              "train_seconds": meta["train_seconds"],
              "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
@@ -443,7 +445,7 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
             raise StudyError(f"{path} is not the subset probe the training summary records for {variant.name} {kind}; "
                              "rerun train_probes.py --train-fractions ...")
         P = probe.predict(X)
-        s = score_with_ci(Y, P, names, n_boot, seed)
+        s = score_with_ci(Y, P, names, n_boot, seed, ci_method(cfg, len(Y)))
         points.append({"fraction": rec.fraction, "n_train": rec.n_train, "test_mae": s["overall_mae"],
                        "mae_ci95": s["mae_ci95"], "val_mae": meta["val_mae"], "file": path.name})
         errors.append(article_mae(Y, P))
@@ -489,7 +491,7 @@ def curve_stability(cfg, n_reference: int, n_last: int, errors: tuple, members: 
     with each seed's probe alone at both points (`seed_readings`; the recorded reading is the ensemble's, which pools
     the seeds: the mean of their predictions)."""
     def reading(mine, theirs, seed):
-        d = paired_difference(mine, theirs, cfg.bootstrap_samples, seed, ci_method(cfg, len(mine)))
+        d = paired_difference(mine, theirs, cfg.bootstrap_samples, seed)
         return curve_reading(n_reference, n_last, d["mae_difference"], d["difference_ci95"],
                              cfg.equivalence_margin)["reading"]
 

@@ -140,16 +140,18 @@ def truncation_split(article_err: np.ndarray, token_counts: np.ndarray, max_toke
                for name, mask in (("truncated", cut), ("not_truncated", ~cut))}}
 
 
-def score_with_ci(Y, P, dimension_names: list[str], n_boot: int, seed: int) -> dict:
-    """`score` plus the 95% bootstrap CI of the MAE (articles resampled)."""
-    return {**score(Y, P, dimension_names), "mae_ci95": bootstrap_ci(article_mae(Y, P), n_boot, seed)}
+def score_with_ci(Y, P, dimension_names: list[str], n_boot: int, seed: int, method: str = "percentile") -> dict:
+    """`score` plus the 95% bootstrap CI of the MAE (articles resampled; `method` percentile or BCa, recorded as
+    `mae_ci_method`)."""
+    return {**score(Y, P, dimension_names), "mae_ci95": bootstrap_ci(article_mae(Y, P), n_boot, seed, method=method),
+            "mae_ci_method": method}
 
 
 def score_probe(Y, P, dimension_names: list[str], *, languages, token_counts, max_tokens: int,
-                n_boot: int, seed: int) -> dict:
-    """Everything phase 3 reports for one probe's test predictions: scores with CI, MAE per
+                n_boot: int, seed: int, method: str = "percentile") -> dict:
+    """Everything phase 3 reports for one probe's test predictions: scores with CI (`method`), MAE per
     language, and truncated against whole articles."""
-    return {**score_with_ci(Y, P, dimension_names, n_boot, seed),
+    return {**score_with_ci(Y, P, dimension_names, n_boot, seed, method),
             "per_language": mae_by_group(Y, P, languages),
             "truncation": truncation_split(article_mae(Y, P), token_counts, max_tokens)}
 

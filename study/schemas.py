@@ -67,6 +67,7 @@ class Scores(Record):
     overall_spearman: Optional[float]
     per_dimension: dict[str, DimensionScores]
     mae_ci95: Ci
+    mae_ci_method: Optional[Literal["percentile", "BCa"]] = None   # evaluation.ci_method; None: percentile
 
 
 class BaselineScores(Scores):
@@ -99,7 +100,7 @@ class PairedDifference(Record):
     difference_ci95: Ci
     verdict: Verdict
     equivalence_margin: float
-    ci_method: Optional[Literal["percentile", "BCa"]] = None   # the bootstrap CI (evaluation.ci_method); None: percentile
+    ci_method: Optional[Literal["percentile", "BCa"]] = None   # the bootstrap CI; None: percentile
 
 
 class Reading(Record):

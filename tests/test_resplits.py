@@ -44,7 +44,7 @@ def test_repeated_splits_decide_where_one_split_cannot():
     mine = article_mae(Y[test], probe.predict(X[test]))
     constant = article_mae(Y[test], np.broadcast_to(np.median(Y[train], axis=0), Y[test].shape))
     one = compared(CFG, mine, constant)
-    assert one["verdict"] == "inconclusive" and one["ci_method"] == "BCa"   # 53 < bca_below
+    assert one["verdict"] == "inconclusive" and one["ci_method"] == "percentile"   # paired: always percentile
 
     errors, median_errors, folds = cross_fit(X, Y, ["ridge"], ridge, 5, 0.2, 42)
     rec = pooled_records(CFG, errors, median_errors, folds, "ridge")["ridge"]
@@ -115,18 +115,29 @@ def test_bca_covers_better_than_the_percentile_on_few_skewed_articles():
     assert hits["BCa"] > hits["percentile"] and hits["percentile"] / 300 < 0.92
 
 
-def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path):
+def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path, tiny_model):
     """evaluate.py --resplits 3 on the demo workspace (220 labelled articles): each probe's pooled record, page 1's
-    verdict against the constant read from it, the per-split figures summing to every article."""
+    verdict against the constant read from it, the per-split figures summing to every article; with bca_below 200
+    the test MAE's CI is scipy's BCa interval (re-derived), the paired differences percentile."""
     from study.config import load_config
     from study.decision import score_rows
     from study.schemas import ScoreEvaluation, read_record
     from study import paths
 
-    cfg_path, demo = workspace
+    from conftest import write_tiny_config
+
+    _, demo = workspace
+    cfg_path = write_tiny_config(tmp_path, tiny_model, bca_below=200)   # 60 test articles: BCa MAE intervals
     assert call("evaluate", "--config", cfg_path, "--data-dir", demo, "--resplits", "3") == 0
     cfg = load_config(cfg_path)
     raw = json.loads(paths.evaluation(cfg, "demo_ds").read_text())
+    m = raw["models"]["tiny"]["probes"]["ridge"]
+    pred = np.load(tmp_path / "results" / m["predictions_files"]["test"])
+    errors = np.abs(pred["y_pred"].astype(np.float64) - pred["y_true"]).mean(axis=1)
+    ci = bootstrap((errors,), np.mean, n_resamples=200, method="BCa", vectorized=True, batch=200,
+                   random_state=np.random.default_rng(42)).confidence_interval
+    assert m["mae_ci_method"] == "BCa" and m["mae_ci95"] == pytest.approx([ci.low, ci.high], rel=1e-9)
+    assert m["vs_median_predictor"]["ci_method"] == "percentile"
     assert raw["resplits"]["k"] == 3 and raw["resplits"]["n_articles"] == 220
     r = raw["models"]["tiny"]["probes"]["ridge"]["resplits"]
     assert sum(s["n_test"] for s in r["per_split"]) == 220 and r["vs_median_predictor"]["n_articles"] == 220
