@@ -149,8 +149,14 @@ def _probe(ev) -> Row:
     v, chosen, m = ev.best_entry()
     q = "Which probe?"
     what = "MAE" if ev.task == "regression" else "F1"
-    others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items()
+    def pooled(o):   # the re-splits' pooled difference carries the verdict where they ran (study/resplits.py)
+        r = getattr(o, "resplits", None)
+        return r.vs_chosen if r is not None and r.vs_chosen is not None else o.vs_chosen
+
+    others = [(k, pooled(o)) for k, o in ev.models[v].probes.items()
               if k not in (chosen, ARM) and o.vs_chosen is not None]
+    resplit = getattr(ev, "resplits", None) if any(pooled(o) is not o.vs_chosen for o in ev.models[v].probes.values()) \
+        else None
     if not others:
         value = m.overall_mae if ev.task == "regression" else m.f1
         return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test {what} {_f(value)}", "probes")
@@ -159,7 +165,8 @@ def _probe(ev) -> Row:
         reading_phrase(flip.get(d.verdict, d.verdict), k, margin=findings_margin(ev)) for k, d in others)
     number = "; ".join(f"{k} − {chosen}: {_s(x)} {_ci_fmt(c, sign=True)}"
                        for k, (x, c) in ((k, paired_figures(ev, d)) for k, d in others))
-    return Row(q, answer, number + f" {what} (paired)", "probes")
+    return Row(q, answer, number + f" {what} (paired" + (f", pooled over {resplit.k} re-splits of all {resplit.n_articles} "
+                                                          "labelled articles)" if resplit else ")"), "probes")
 
 
 def _speed(ev, bench: BenchmarkRecord | None) -> Row:

@@ -121,6 +121,7 @@ def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path, tiny_model):
     the test MAE's CI is scipy's BCa interval (re-derived), the paired differences percentile."""
     from study.config import load_config
     from study.decision import score_rows
+    from study.formats import signed
     from study.schemas import ScoreEvaluation, read_record
     from study import paths
 
@@ -128,6 +129,7 @@ def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path, tiny_model):
 
     _, demo = workspace
     cfg_path = write_tiny_config(tmp_path, tiny_model, bca_below=200)   # 60 test articles: BCa MAE intervals
+    assert call("train_probes", "--config", cfg_path, "--data-dir", demo, "--probes", "mlp") == 0   # beside ridge
     assert call("evaluate", "--config", cfg_path, "--data-dir", demo, "--resplits", "3") == 0
     cfg = load_config(cfg_path)
     raw = json.loads(paths.evaluation(cfg, "demo_ds").read_text())
@@ -145,8 +147,15 @@ def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path, tiny_model):
     assert v["vs_median_predictor"] == r["vs_median_predictor"]["verdict"]
     assert v["against_constant_from"] == "3 re-splits, 220 articles"
     ev = read_record(paths.evaluation(cfg, "demo_ds"), ScoreEvaluation, "evaluation", "")
-    row = next(x for x in score_rows(ev, None) if x.question.startswith("Does the best probe learn anything"))
+    rows = score_rows(ev, None)
+    row = next(x for x in rows if x.question.startswith("Does the best probe learn anything"))
     assert "pooled over 3 re-splits of all 220 labelled articles" in row.number
+    chosen = raw["models"]["tiny"]["chosen_probe"]
+    other = next(k for k in ("ridge", "mlp") if k != chosen)
+    pooled = raw["models"]["tiny"]["probes"][other]["resplits"]["vs_chosen"]
+    assert pooled["chosen"] == chosen and pooled["n_articles"] == 220
+    row = next(x for x in rows if x.question == "Which probe?")   # read from the pooled difference
+    assert signed(pooled["mae_difference"]) in row.number and "pooled over 3 re-splits" in row.number
 
 
 def test_seed_spreads_of_the_curve_and_the_screening_end_to_end(workspace, tmp_path, tiny_model):
