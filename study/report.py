@@ -286,7 +286,8 @@ class Report:
         self.w.table(f"Re-splits ({r.why}): each probe fitted again on {r.k} folds of all {r.n_articles} labelled "
                      "articles (train + val + test pooled, one seeded permutation; validation and choices as in "
                      "phase 2), so every article is a test article once. The pooled paired differences (95% "
-                     f"bootstrap CI, margin ±{self.margin():g}) carry page 1's verdict against the constant; per split: "
+                     f"bootstrap CI, margin ±{self.margin():g}) carry page 1's verdicts against the constant and between the "
+                     "probes; per split: "
                      "the fold's difference against the training median, mean ± SD (range) over the folds.",
                      ["Model", "Probe", "Pooled MAE [95% CI]", "− train median [95% CI]", "Per split (mean ± SD, range)",
                       "− chosen probe [95% CI]"], rows, "llrrrr", font_pt=7)
