@@ -140,6 +140,7 @@ def pooled_records(cfg, errors: dict, median_errors: np.ndarray, test_folds: lis
                       "mae_difference": float((e[f] - median_errors[f]).mean())} for f in test_folds]
         out[kd] = {"k": k, "n_articles": n, "test_mae": float(e.mean()),
                    "mae_ci95": list(bootstrap_ci(e, cfg.bootstrap_samples, cfg.random_seed, method=ci_method(cfg, n))),
+                   "mae_ci_method": ci_method(cfg, n),
                    "vs_median_predictor": compared(cfg, e, median_errors), "per_split": per_split,
                    "difference_spread": spread([s["mae_difference"] for s in per_split]),
                    "test_mae_spread": spread([s["test_mae"] for s in per_split])}

@@ -197,6 +197,7 @@ class ResplitProbe(Record):
     n_articles: int
     test_mae: float
     mae_ci95: Ci
+    mae_ci_method: Optional[Literal["percentile", "BCa"]] = None
     vs_median_predictor: PairedDifference
     vs_chosen: Optional[VsChosen] = None
     per_split: list[ResplitSplit]

@@ -143,6 +143,7 @@ def test_evaluate_resplits_carry_the_verdict(workspace, tmp_path, tiny_model):
     assert raw["resplits"]["k"] == 3 and raw["resplits"]["n_articles"] == 220
     r = raw["models"]["tiny"]["probes"]["ridge"]["resplits"]
     assert sum(s["n_test"] for s in r["per_split"]) == 220 and r["vs_median_predictor"]["n_articles"] == 220
+    assert r["mae_ci_method"] == "percentile"   # 220 pooled articles: not below bca_below
     v = raw["best"]["verdicts"]
     assert v["vs_median_predictor"] == r["vs_median_predictor"]["verdict"]
     assert v["against_constant_from"] == "3 re-splits, 220 articles"
