@@ -151,7 +151,7 @@ def write_evaluation(cfg, dataset, results: dict, model):
 
 def evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test):
     """Phase 3 for a yes/no dataset (layout: study/results.py)."""
-    resplits_asked(cfg.resplits, args.resplits, 0, "classification")   # asked for on yes/no labels: one error line
+    resplits_asked(cfg.resplits, args.resplits, 0, "classification")   # asked for on yes/no labels: a note
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                **binary_header(cfg, dataset, variants[0], first_test, args)}
     context = {"test_ids": first_test["ids"], "data_sha256": current_data(cfg, dataset, variants[0]),

@@ -38,7 +38,8 @@ RULE = ("K-fold re-splits of the labelled articles (train + val + test pooled, o
 
 def resplits_asked(setting, asked: int | None, n_labelled: int, task: str) -> tuple[int, str | None]:
     """(K, why) of the re-splits this evaluation runs: `asked` (--resplits; 0 turns them off) else config `setting`
-    (an int, or "auto": AUTO_K folds below AUTO_BELOW labelled articles). K 0: none (why None). Score datasets only."""
+    (an int, or "auto": AUTO_K folds below AUTO_BELOW labelled articles). K 0: none (why None). Score datasets only
+    (asked for on yes/no labels: a note, none run)."""
     if asked is not None:
         k, why = asked, f"--resplits {asked}"
     elif setting == "auto":
@@ -47,8 +48,8 @@ def resplits_asked(setting, asked: int | None, n_labelled: int, task: str) -> tu
     else:
         k, why = int(setting), f"config resplits {setting}"
     if k == 0 or task != "regression":
-        if asked and task != "regression":
-            raise StudyError("--resplits: re-splits are measured in MAE, on score datasets; this one has yes/no labels")
+        if asked and task != "regression":   # a note, not an error: run_all.py may pass it to mixed datasets
+            print("note: --resplits: re-splits are measured in MAE, on score datasets; none on these yes/no labels")
         return 0, None
     if k < 2:
         raise StudyError(f"--resplits {k}: re-splits need at least 2 folds (0 turns them off)")

@@ -72,15 +72,17 @@ def test_repeated_splits_decide_where_one_split_cannot():
     assert "vs_chosen" not in rec   # the chosen probe is not compared with itself
 
 
-def test_when_resplits_run():
+def test_when_resplits_run(capsys):
     assert resplits_asked("auto", None, AUTO_BELOW - 1, "regression")[0] == AUTO_K
     assert resplits_asked("auto", None, AUTO_BELOW, "regression") == (0, None)
     assert resplits_asked("auto", 0, 100, "regression") == (0, None)          # --resplits 0: off
     assert resplits_asked(0, 3, 10_000, "regression") == (3, "--resplits 3")  # asked: whatever the size
     assert resplits_asked("auto", None, 100, "classification") == (0, None)   # score datasets only
-    for asked, n, task in ((3, 100, "classification"), (1, 100, "regression"), (20, 10, "regression")):
+    assert resplits_asked("auto", 3, 100, "classification") == (0, None)      # asked: a note, none run
+    assert "score datasets" in capsys.readouterr().out
+    for asked, n in ((1, 100), (20, 10)):
         with pytest.raises(StudyError):
-            resplits_asked("auto", asked, n, task)
+            resplits_asked("auto", asked, n, "regression")
 
 
 def test_bca_is_the_textbook_interval():
