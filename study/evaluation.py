@@ -23,7 +23,7 @@ from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, seed_skip_shares, tier_scores, weight_vector
 from study.tasks import ARM, SCORES, YES_NO
-from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
+from study.verdicts import (ALWAYS_YES, CURVE_BOOTSTRAP_SEEDS, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
                             doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
 
 
@@ -473,9 +473,6 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
                                      **curve_stability(cfg, points[ref]["n_train"], points[-1]["n_train"],
                                                        (errors[ref], errors[-1]), (members[ref], members[-1]))}
     return points
-
-
-CURVE_BOOTSTRAP_SEEDS = 10   # the bootstrap seeds a learning-curve reading is read again under
 
 
 def member_errors(probe, X, Y) -> list | None:

@@ -14,7 +14,7 @@ from study.metrics import band_limits, finite, summed_rate
 from study.results import layer_groups, sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
 from study.tasks import ARM
-from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
+from study.verdicts import CURVE_BOOTSTRAP_SEEDS, band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
 
 
 def band_rule(base: float | None, margins: dict[str, float]) -> str | None:
@@ -348,7 +348,8 @@ def curve_sentence(r: dict) -> str:
            f"{d.per_doubling:+.3f} per doubling ({per}, margin ±{d.margin:g}). Reading: {d.reading}")
     held = []
     if d.bootstrap_agreement is not None:
-        held.append(f"the same under {d.bootstrap_agreement:.0%} of 10 other bootstrap seeds")
+        held.append(f"the same under {round(d.bootstrap_agreement * CURVE_BOOTSTRAP_SEEDS)} of "
+                    f"{CURVE_BOOTSTRAP_SEEDS} other bootstrap seeds")
     if d.seed_readings:
         same = sum(x == d.reading for x in d.seed_readings)
         held.append(f"{same} of its {len(d.seed_readings)} seeds alone read it so"
