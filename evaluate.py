@@ -49,6 +49,7 @@ from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_
 from study.provenance import record
 from study.results import best_line, best_summary, best_summary_binary
 from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
+from study.resplits import add_resplits, resplits_asked
 from study.scoring import write_stage1_bundles
 
 
@@ -71,6 +72,10 @@ def evaluate():
     parser.add_argument("--baseline-n", type=cli.positive_int,
                         help="the test articles the single baseline MAE (F1) was measured on (config baseline_n): "
                              "the reading against it then carries both uncertainties; without it, it is descriptive")
+    parser.add_argument("--resplits", type=cli.non_negative_int, metavar="K",
+                        help="score datasets: fit each probe again on K folds of all labelled articles (train + val + "
+                             "test pooled; study/resplits.py), whose pooled paired differences carry the verdicts "
+                             "(0: off; default: config resplits, auto: 5 folds below 500 labelled articles)")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -107,6 +112,7 @@ def evaluate():
                        screening_setup=results["screening_setup"],
                        weights=np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]]))
     else:                # a yes/no dataset: saying yes to every article, the fine-tuned classifier's F1
+        resplits_asked(cfg.resplits, args.resplits, 0, "classification")   # asked for on yes/no labels: a note
         results.update(binary_header(cfg, dataset, variants[0], first_test, opts))
     context["language_counts"] = results["language_counts"]
     arm = [ARM]   # the fine-tuned encoder (finetune_encoder.py) wherever it was trained; --probes picks frozen ones
@@ -121,6 +127,7 @@ def evaluate():
     if task.has("pairs"):
         add_part_differences(cfg, dataset, results["models"])
     if task is SCORES:
+        results["resplits"] = add_resplits(cfg, dataset, variants, results["models"], args.resplits)
         results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
         add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
                               first_test["languages"])

@@ -85,6 +85,9 @@ def main():
                         "was measured on, passed to evaluate.py (the reading against it is then a test)")
     parser.add_argument("--holm", action="store_true", help="evaluate.py records which verdicts Holm's adjustment "
                         "would change")
+    parser.add_argument("--resplits", type=cli.non_negative_int, metavar="K",
+                        help="evaluate.py fits each probe again on K folds of all labelled articles, whose pooled "
+                             "paired differences carry the verdicts (0: off; default: config resplits)")
     parser.add_argument("--probe", choices=PROBES, help="probe of the error analysis (default: the best model's, chosen on validation)")
     parser.add_argument("--bench-n", type=cli.positive_int, help="articles per benchmark run (default: benchmark_speed.py's)")
     parser.add_argument("--bench-each", action="store_true", help="benchmark on every dataset (default: on the first)")
@@ -243,7 +246,8 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
         + (["--baseline-f1", str(args.baseline_f1)] if args.baseline_f1 is not None else []) \
         + (["--baseline-predictions", args.baseline_predictions] if args.baseline_predictions else []) \
         + (["--baseline-n", str(args.baseline_n)] if getattr(args, "baseline_n", None) is not None else []) \
-        + (["--holm"] if getattr(args, "holm", False) else [])
+        + (["--holm"] if getattr(args, "holm", False) else []) \
+        + (["--resplits", str(args.resplits)] if getattr(args, "resplits", None) is not None else [])
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
     return {

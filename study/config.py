@@ -282,6 +282,9 @@ class Config(_Strict):
     min_group_articles: int = Field(default=30, gt=0)           # a smaller group is "too few to judge"
     min_group_positives: int = Field(default=10, gt=0)          # ... or one with fewer yes articles (yes/no)
     holm: bool = False   # record which verdicts Holm's adjustment over every comparison would change (evaluate.py --holm)
+    # evaluate.py --resplits: K-fold re-splits of the labelled articles (study/resplits.py); auto: 5 folds below 500
+    resplits: Union[Literal["auto"], Annotated[int, Field(ge=0, le=100)]] = "auto"
+    bca_below: int = Field(default=200, ge=0)   # a test MAE over fewer articles gets a BCa CI (evaluation.ci_method)
     # The MLP and LightGBM are fitted with this many seeds (random_seed, +1, ...) and saved as their ensemble
     probe_seeds: int = Field(default=5, ge=1, le=MAX_PROBE_SEEDS)
     fine_tuned_ms_per_article: tuple[float, float]

@@ -58,10 +58,17 @@ def is_bge(variant: str, entry) -> bool:
 # -- the rows of a score dataset ------------------------------------------------------------------
 def _vs_mean(ev: ScoreEvaluation) -> Row:
     v, p, m = ev.best_entry()
-    d, mean = m.vs_median_predictor, m.vs_mean_predictor
+    d, mean, pooled = m.vs_median_predictor, m.vs_mean_predictor, m.resplits
+    where = f"paired on {d.n_articles} articles"
+    if pooled:   # the re-splits carry the verdict (study/resplits.py); the test split's is shown beside
+        one = d
+        d, s = pooled.vs_median_predictor, pooled.difference_spread
+        where = (f"pooled over {pooled.k} re-splits of all {d.n_articles} labelled articles (per split "
+                 f"{_s(s.mean)} ± {_f(s.sd)}); the test split alone {_s(one.mae_difference)} "
+                 f"{_ci_fmt(one.difference_ci95, sign=True)} ({one.verdict})")
     answer = reading_phrase(d.verdict, CONSTANT, ci=d.difference_ci95, n=d.n_articles, margin=d.equivalence_margin)
     return Row(f"Does the best probe learn anything (against {CONSTANT})?", answer,
-               f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, paired on {d.n_articles} articles "
+               f"{_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE, {where} "
                f"(margin ±{d.equivalence_margin:g}); against the training mean {_s(mean.mae_difference)} "
                f"{_ci_fmt(mean.difference_ci95, sign=True)} ({mean.verdict})", "results")
 
@@ -142,8 +149,14 @@ def _probe(ev) -> Row:
     v, chosen, m = ev.best_entry()
     q = "Which probe?"
     what = "MAE" if ev.task == "regression" else "F1"
-    others = [(k, o.vs_chosen) for k, o in ev.models[v].probes.items()
+    def pooled(o):   # the re-splits' pooled difference carries the verdict where they ran (study/resplits.py)
+        r = getattr(o, "resplits", None)
+        return r.vs_chosen if r is not None and r.vs_chosen is not None else o.vs_chosen
+
+    others = [(k, pooled(o)) for k, o in ev.models[v].probes.items()
               if k not in (chosen, ARM) and o.vs_chosen is not None]
+    resplit = getattr(ev, "resplits", None) if any(pooled(o) is not o.vs_chosen for o in ev.models[v].probes.values()) \
+        else None
     if not others:
         value = m.overall_mae if ev.task == "regression" else m.f1
         return Row(q, f"{chosen} (the only probe evaluated for {v})", f"test {what} {_f(value)}", "probes")
@@ -152,7 +165,8 @@ def _probe(ev) -> Row:
         reading_phrase(flip.get(d.verdict, d.verdict), k, margin=findings_margin(ev)) for k, d in others)
     number = "; ".join(f"{k} − {chosen}: {_s(x)} {_ci_fmt(c, sign=True)}"
                        for k, (x, c) in ((k, paired_figures(ev, d)) for k, d in others))
-    return Row(q, answer, number + f" {what} (paired)", "probes")
+    return Row(q, answer, number + f" {what} (paired" + (f", pooled over {resplit.k} re-splits of all {resplit.n_articles} "
+                                                          "labelled articles)" if resplit else ")"), "probes")
 
 
 def _speed(ev, bench: BenchmarkRecord | None) -> Row:
@@ -202,11 +216,16 @@ def _screening(ev: ScoreEvaluation) -> Row:
                                   f"{t.test.n_kept_relevant} of {t.test.n_relevant} medium+ test articles "
                                   f"(recall {_pct(t.test.recall)})" if t.test else MISSING))
         else:
-            flag = ", recall below the target on test" if g.test.recall_below_target else ""
+            flag = (", recall below the target on test" if g.test.recall_below_target else
+                    ", this one test split's recall below the target, its CI reaching it (possible while the guarantee "
+                    "holds)" if g.test.recall is not None and g.test.recall < t.target_recall else "")
+            seeds = g.seed_spread
             answers.append((head, f"{_pct(g.test.skip_share)} skip (guaranteed at {g.confidence:.0%} "
                                   f"confidence{flag})"))
-            numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}, recall {_pct(g.test.recall)} "
-                                  f"{_pct_ci(g.test.recall_exact_ci95)}"))
+            numbers.append((head, f"skip {_pct_ci(g.test.skip_share_exact_ci95)}"
+                                  + (f" (each seed alone {_pct(seeds.mean)} ± {_pct(seeds.sd)})"
+                                     if seeds is not None and seeds.sd is not None else "")
+                                  + f", recall {_pct(g.test.recall)} {_pct_ci(g.test.recall_exact_ci95)}"))
     needs = [t.guaranteed.articles_needed for t in m.screening.thresholds]
     if all(a.startswith(f"{CANNOT} (a guarantee needs ") and ";" not in a for _, a in answers) and all(needs):
         answers = [(" / ".join(h for h, _ in answers), f"{CANNOT} (a guarantee needs "

@@ -22,10 +22,10 @@ from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci,
                            paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
-from study.screening import majority_tier, screen, tier_scores, weight_vector
+from study.screening import majority_tier, screen, seed_skip_shares, tier_scores, weight_vector
 from study.tasks import ARM, SCORES, YES_NO
 from study.tasks import task as task_of
-from study.verdicts import (ALWAYS_YES, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
+from study.verdicts import (ALWAYS_YES, CURVE_BOOTSTRAP_SEEDS, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
                             doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
 
 
@@ -54,17 +54,26 @@ def mean_predictor(cfg, dataset, variant, test: dict) -> dict:
     tiers = dataset.settings.tiers
     return {"n_test": int(len(Y)), "dimension_names": names,
             "language_counts": {k: v["n"] for k, v in mae_by_group(Y, mean, test["languages"]).items()},
-            "mean_predictor": {**score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed),
+            "mean_predictor": {**score_with_ci(Y, mean, names, cfg.bootstrap_samples, cfg.random_seed,
+                                               ci_method(cfg, len(Y))),
                                "article_scores": tier_scores(Y, mean, w, tiers, cfg.bootstrap_samples,
                                                              cfg.random_seed),
                                "majority_tier": majority_tier(np.asarray(train, np.float64) @ w,
                                                               np.asarray(Y, np.float64) @ w, tiers)},
-            "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed)}
+            "median_predictor": score_with_ci(Y, median, names, cfg.bootstrap_samples, cfg.random_seed,
+                                              ci_method(cfg, len(Y)))}
+
+
+def ci_method(cfg, n: int) -> str:
+    """The bootstrap CI of a test MAE over `n` articles: BCa below config `bca_below` articles, else percentile. On
+    few articles the per-article MAE is skewed and the percentile CI misses low about twice as often as high; BCa
+    evens the two (docs/RESULTS.md, issue 25). Paired differences stay percentile: there BCa covered less."""
+    return "BCa" if n < cfg.bca_below else "percentile"
 
 
 def compared(cfg, mine: np.ndarray, theirs: np.ndarray) -> dict:
-    """`paired_difference` (mine minus theirs, per-article MAE, same articles) with the comparison rule's
-    "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
+    """`paired_difference` (mine minus theirs, per-article MAE, same articles, percentile CI) with the comparison
+    rule's "verdict" (study/verdicts.py, lower is better) and the "equivalence_margin" it was read against."""
     d = paired_difference(mine, theirs, cfg.bootstrap_samples, cfg.random_seed)
     return {**d, "verdict": _judged(cfg, len(mine), verdict(d["difference_ci95"], cfg.equivalence_margin)),
             "equivalence_margin": cfg.equivalence_margin}
@@ -92,17 +101,22 @@ def best_verdicts(cfg, results: dict) -> dict:
 def _score_verdicts(cfg, results: dict) -> dict:
     """`best_verdicts` of scores:
     "candidates" (model + probe pairs it was chosen from on validation), "vs_median_predictor" (the paired verdict
-    against a constant, the training median: what "learns anything" reads), "vs_mean_predictor" (the same against
+    against a constant, the training median: what "learns anything" reads; pooled over the re-splits where they ran,
+    `against_constant_from` says which), "vs_mean_predictor" (the same against
     the training mean, recorded beside it), "null_result" (study/verdicts.py `null_result` against the median, or
     None when better), and with a baseline "vs_baseline" (paired on the fine-tuned model's predictions where given,
     else unpaired against its MAE, a test with the baseline's test size `baseline_n`, else descriptive),
     "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE, as `best["band"]`)."""
     b, margin = results["best"], cfg.equivalence_margin
     m = results["models"][b["model"]]["probes"][b["probe"]]
-    d = m["vs_median_predictor"]
+    d, pooled = m["vs_median_predictor"], m.get("resplits")
+    if pooled:   # re-splits ran (study/resplits.py): their pooled paired difference carries the verdict
+        d = pooled["vs_median_predictor"]
     out = {"candidates": candidates(results["models"]),
            "vs_median_predictor": d["verdict"], "vs_mean_predictor": m["vs_mean_predictor"]["verdict"],
-           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin)}
+           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin),
+           "against_constant_from": (f"{pooled['k']} re-splits, {pooled['n_articles']} articles" if pooled else
+                                     "the test split")}
     base = results.get("baseline_mae")
     if base:
         paired = m.get("vs_baseline")
@@ -284,7 +298,7 @@ def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -
             ms = 1000 * (time.perf_counter() - t0) / len(Y)
             P_val = probe.predict(val["embeddings"])
         m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=cut_at, n_boot=n_boot, seed=seed),
+                           max_tokens=cut_at, n_boot=n_boot, seed=seed, method=ci_method(cfg, len(Y))),
              "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
              "train_seconds": meta["train_seconds"],
              "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
@@ -293,6 +307,12 @@ def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -
                                  confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
         m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
                                  [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
+        if m["seeds"]["n"] > 1 and hasattr(probe, "member_outputs"):   # the guaranteed skip share, seed by seed
+            shares = seed_skip_shares((val["labels"], probe.member_outputs(val["embeddings"])),
+                                      (Y, probe.member_outputs(X)), context["weights"], setup["tiers"]["medium"],
+                                      setup["recall_targets"], cfg.screening_confidence)
+            for entry_t, each in zip(m["screening"]["thresholds"], shares):
+                entry_t["guaranteed"]["seed_spread"] = spread(each)
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         m["by_language"] = by_language(cfg, article_mae(Y, P), median_errors, test["languages"])
         m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
@@ -310,7 +330,8 @@ def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -
         record = context["trained"].get(variant.name, {}).get(kind)
         subsets = record.train_subsets if record else None
         if subsets:
-            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta), context)
+            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta, probe),
+                                                 context)
             print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
                 f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
                 for p in m["learning_curve"]))
@@ -431,14 +452,16 @@ def said_seeds(rec: dict) -> str:
 def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full: tuple, context) -> list[dict]:
     """Test MAE of the probes trained on nested subsets of the training split (train_probes.py
     --train-fractions; `subsets`: their records in the training summary), then of the full-data probe
-    (`full`: its test predictions, metrics and metadata), by training articles: [{fraction, n_train,
-    test_mae, mae_ci95, val_mae, file, vs_previous}]. `vs_previous` (from the second point on) is the
-    paired difference of per-article MAE against the point before, on the same test articles (`compared`).
+    (`full`: its test predictions, metrics, metadata and the probe), by training articles: [{fraction, n_train,
+    test_mae, mae_ci95, val_mae, file, vs_previous, seed_spread}]. `vs_previous` (from the second point on) is the
+    paired difference of per-article MAE against the point before, on the same test articles (`compared`);
+    `seed_spread` (a seed ensemble) the test MAE of each seed's probe alone at that point.
     The last point also holds `vs_doubling`: the paired difference against the point of its last doubling
-    (study/verdicts.py `doubling_reference`) and its reading per doubling (`curve_reading`)."""
+    (study/verdicts.py `doubling_reference`), its reading per doubling (`curve_reading`) and how far that reading
+    holds under other bootstrap seeds and per seed (`curve_stability`)."""
     Y, X, names = test["labels"], test["embeddings"], test["dimension_names"]
     n_boot, seed = cfg.bootstrap_samples, cfg.random_seed
-    points, errors = [], []
+    points, errors, members = [], [], []
     for rec in sorted(subsets, key=lambda r: r.n_train):
         path = paths.subset_probe(cfg, dataset.name, variant.name, kind, rec.n_train)
         probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
@@ -446,15 +469,20 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
             raise StudyError(f"{path} is not the subset probe the training summary records for {variant.name} {kind}; "
                              "rerun train_probes.py --train-fractions ...")
         P = probe.predict(X)
-        s = score_with_ci(Y, P, names, n_boot, seed)
+        s = score_with_ci(Y, P, names, n_boot, seed, ci_method(cfg, len(Y)))
         points.append({"fraction": rec.fraction, "n_train": rec.n_train, "test_mae": s["overall_mae"],
                        "mae_ci95": s["mae_ci95"], "val_mae": meta["val_mae"], "file": path.name})
         errors.append(article_mae(Y, P))
-    P, m, meta = full
+        members.append(member_errors(probe, X, Y))
+    P, m, meta, full_probe = full
     points.append({"fraction": 1.0, "n_train": int(meta["n_train"]), "test_mae": m["overall_mae"],
                    "mae_ci95": m["mae_ci95"], "val_mae": meta["val_mae"],
                    "file": paths.probe(cfg, dataset.name, variant.name, kind).name})
     errors.append(article_mae(Y, P))
+    members.append(member_errors(full_probe, X, Y) if full_probe is not None else None)
+    for point, each in zip(points, members):
+        if each is not None:   # a seed ensemble: each seed's probe alone at this point (its ensemble is the point)
+            point["seed_spread"] = spread([float(e.mean()) for e in each])
     if [p["n_train"] for p in points] != sorted({p["n_train"] for p in points}):
         raise StudyError(f"the subset probes of {variant.name} {kind} are not smaller than its full-data probe "
                          f"({[p['n_train'] for p in points]} articles); rerun train_probes.py --train-fractions ...")
@@ -465,8 +493,35 @@ def learning_curve(cfg, dataset, variant, kind, subsets: list, test: dict, full:
         d = compared(cfg, errors[-1], errors[ref])
         points[-1]["vs_doubling"] = {**d, **curve_reading(points[ref]["n_train"], points[-1]["n_train"],
                                                           d["mae_difference"], d["difference_ci95"],
-                                                          cfg.equivalence_margin)}
+                                                          cfg.equivalence_margin),
+                                     **curve_stability(cfg, points[ref]["n_train"], points[-1]["n_train"],
+                                                       (errors[ref], errors[-1]), (members[ref], members[-1]))}
     return points
+
+
+def member_errors(probe, X, Y) -> list | None:
+    """Per-article test MAE of each member of a seed ensemble alone; None for a deterministic probe."""
+    if probe is None or not hasattr(probe, "member_outputs") or len(probe.member_outputs(X[:1])) < 2:
+        return None
+    return [article_mae(Y, P) for P in probe.member_outputs(X)]
+
+
+def curve_stability(cfg, n_reference: int, n_last: int, errors: tuple, members: tuple) -> dict:
+    """How far a learning curve's reading holds: read again under `CURVE_BOOTSTRAP_SEEDS` other bootstrap seeds
+    (random_seed + 1, ...; `bootstrap_agreement`: the share giving the recorded reading), and for a seed ensemble
+    with each seed's probe alone at both points (`seed_readings`; the recorded reading is the ensemble's, which pools
+    the seeds: the mean of their predictions)."""
+    def reading(mine, theirs, seed):
+        d = paired_difference(mine, theirs, cfg.bootstrap_samples, seed)
+        return curve_reading(n_reference, n_last, d["mae_difference"], d["difference_ci95"],
+                             cfg.equivalence_margin)["reading"]
+
+    said = reading(errors[1], errors[0], cfg.random_seed)
+    again = [reading(errors[1], errors[0], cfg.random_seed + i) for i in range(1, CURVE_BOOTSTRAP_SEEDS + 1)]
+    out = {"bootstrap_agreement": sum(r == said for r in again) / len(again), "seed_readings": None}
+    if members[0] is not None and members[1] is not None and len(members[0]) == len(members[1]):
+        out["seed_readings"] = [reading(last, first, cfg.random_seed) for first, last in zip(*members)]
+    return out
 
 
 def test_errors(cfg, dataset, variant: str, kind: str) -> tuple[np.ndarray, np.ndarray]:

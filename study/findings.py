@@ -13,7 +13,7 @@ from study.metrics import band_limits, finite, summed_rate
 from study.results import layer_groups, sweep_groups
 from study.schemas import BenchmarkRecord, ScoreEvaluation
 from study.tasks import ARM
-from study.verdicts import band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
+from study.verdicts import CURVE_BOOTSTRAP_SEEDS, band_phrase, bands_spanned, too_few_to_judge, unpaired_reading
 
 
 def band_rule(base: float | None, margins: dict[str, float]) -> str | None:
@@ -268,7 +268,8 @@ def screening_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None = None) ->
             row = {"variant": v, "probe": p, "target": t.target_recall, "n_relevant_val": t.n_relevant_val,
                    "certified": g.certified and g.threshold is not None, "note": g.note,
                    "articles_needed": g.articles_needed, "threshold": g.threshold, "test": g.test,
-                   "plug_in_threshold": t.threshold, "plug_in_test": t.test, "ms_per_article": None, "speedup": None}
+                   "plug_in_threshold": t.threshold, "plug_in_test": t.test, "ms_per_article": None, "speedup": None,
+                   "seed_spread": g.seed_spread}
             if row["certified"] and g.test is not None and finite(stage1) and ft:
                 cost = [stage1 + (1 - g.test.skip_share) * f for f in ft]
                 row.update(ms_per_article=cost, speedup=[f / c for f, c in zip(ft, cost)])
@@ -337,5 +338,19 @@ def curve_sentence(r: dict) -> str:
         return head + "; a single point, nothing to read."
     lo, hi = d.per_doubling_ci95
     per = ("an undefined interval" if lo is None or hi is None else f"95% CI {lo:+.3f} to {hi:+.3f}")
-    return (f"{head}; over the last doubling ({d.n_reference:,} to {d.n_last:,} articles) it changed by "
-            f"{d.per_doubling:+.3f} per doubling ({per}, margin ±{d.margin:g}). Reading: {d.reading}.")
+    out = (f"{head}; over the last doubling ({d.n_reference:,} to {d.n_last:,} articles) it changed by "
+           f"{d.per_doubling:+.3f} per doubling ({per}, margin ±{d.margin:g}). Reading: {d.reading}")
+    held = []
+    if d.bootstrap_agreement is not None:
+        held.append(f"the same under {round(d.bootstrap_agreement * CURVE_BOOTSTRAP_SEEDS)} of "
+                    f"{CURVE_BOOTSTRAP_SEEDS} other bootstrap seeds")
+    if d.seed_readings:
+        same = sum(x == d.reading for x in d.seed_readings)
+        held.append(f"{same} of its {len(d.seed_readings)} seeds alone read it so"
+                    + ("" if same == len(d.seed_readings) else
+                       f" ({', '.join(sorted(set(x for x in d.seed_readings if x != d.reading)))} otherwise)"))
+    sds = [f"{p.seed_spread.sd:.3f} at {p.n_train:,}" for p in (r["first"], r["last"])
+           if getattr(p, "seed_spread", None) is not None and p.seed_spread.sd is not None]
+    if sds:
+        held.append("seed SD of the test MAE " + ", ".join(sds))
+    return out + (f" ({'; '.join(held)})." if held else ".")

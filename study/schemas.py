@@ -77,6 +77,7 @@ class Scores(Record):
     overall_spearman: Optional[float]
     per_dimension: dict[str, DimensionScores]
     mae_ci95: Ci
+    mae_ci_method: Optional[Literal["percentile", "BCa"]] = None   # evaluation.ci_method; None: percentile
 
 
 class BaselineScores(Scores):
@@ -109,6 +110,7 @@ class PairedDifference(Record):
     difference_ci95: Ci
     verdict: Verdict
     equivalence_margin: float
+    ci_method: Optional[Literal["percentile", "BCa"]] = None   # the bootstrap CI; None: percentile
 
 
 class Reading(Record):
@@ -133,6 +135,8 @@ class CurveReading(PairedDifference):
     per_doubling_ci95: Ci
     margin: float
     reading: str
+    bootstrap_agreement: Optional[float] = None   # share of 10 other bootstrap seeds giving the same reading
+    seed_readings: Optional[list[str]] = None     # a seed ensemble: the reading of each seed's probe alone
 
 
 class VsLongest(PairedDifference):
@@ -188,6 +192,37 @@ class SeedRecord(TrainingSeeds):
     test_spread: Spread
 
 
+class ResplitSplit(Record):
+    """One fold of the re-splits: its test articles, the probe's MAE there, the constant's, and their difference."""
+    n_test: int
+    test_mae: float
+    median_mae: float
+    mae_difference: float
+
+
+class ResplitProbe(Record):
+    """A probe fitted again on K folds of the pooled labelled articles (study/resplits.py): every article predicted
+    once; the pooled paired differences (these carry the verdicts) and the per-fold spread."""
+    k: int
+    n_articles: int
+    test_mae: float
+    mae_ci95: Ci
+    mae_ci_method: Optional[Literal["percentile", "BCa"]] = None
+    vs_median_predictor: PairedDifference
+    vs_chosen: Optional[VsChosen] = None
+    per_split: list[ResplitSplit]
+    difference_spread: Spread
+    test_mae_spread: Spread
+
+
+class Resplits(Record):
+    """The evaluation's re-splits: how many folds, over how many labelled articles, why they ran, the rule."""
+    k: int
+    n_articles: int
+    why: str
+    rule: str
+
+
 class CurveStep(PairedDifference):
     n_train: int
 
@@ -201,6 +236,7 @@ class CurvePoint(Record):
     file: str
     vs_previous: Optional[CurveStep] = None
     vs_doubling: Optional[CurveReading] = None
+    seed_spread: Optional[Spread] = None   # a seed ensemble: the test MAE of each seed's probe alone at this point
 
 
 class ArticleScores(Record):
@@ -250,6 +286,7 @@ class GuaranteedThreshold(Record):
     note: Optional[str]
     val: Optional[ScreenedVal] = None
     test: Optional[ScreenedTest] = None
+    seed_spread: Optional[Spread] = None   # a seed ensemble: the test skip share of each seed's probe alone
 
 
 class ScreeningThreshold(Record):
@@ -356,6 +393,7 @@ class ScoreProbe(_ProbeCommon, Scores):
     vs_truncated: Optional[VsTruncated] = None
     vs_parts: Optional[dict[str, PairedDifference]] = None
     learning_curve: Optional[list[CurvePoint]] = None
+    resplits: Optional[ResplitProbe] = None   # evaluate.py --resplits: pooled over K folds of all labelled articles
     by_language: Optional[dict[str, LanguageReading]] = None
     vs_best: Optional[VsBest] = None
     transfer: Optional[list[Transfer]] = None
@@ -468,6 +506,7 @@ class ScoreVerdicts(Record):
     vs_median_predictor: Verdict   # what `null_result` reads: the best constant for MAE
     vs_mean_predictor: Verdict
     null_result: Optional[str]
+    against_constant_from: Optional[str] = None   # where vs_median_predictor was read: the test split, or re-splits
     vs_baseline: Optional[Reading] = None
     bands_spanned: Optional[list[str]] = None
     band_reading: Optional[str] = None
@@ -561,6 +600,7 @@ class ScoreEvaluation(_Evaluation):
     baseline_source: Optional[str]
     baseline_n: Optional[int] = None   # the test articles the single baseline MAE was measured on, when known
     baseline: Optional[BaselineScores] = None
+    resplits: Optional[Resplits] = None   # evaluate.py --resplits (config resplits): None when none ran
     screening_setup: ScreeningSetup
     models: dict[str, ScoreModelEntry]
     best: ScoreBest

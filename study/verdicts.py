@@ -32,6 +32,7 @@ ALWAYS_YES = "saying yes to every article"       # the yes/no counterpart of CON
 POWER = 0.8                                      # the power of `articles_needed`
 TOO_FEW = "too few to judge"
 CURVE_READINGS = {BETTER: "still falling", EQUIVALENT: "flat", WORSE: "rising", INCONCLUSIVE: "inconclusive"}
+CURVE_BOOTSTRAP_SEEDS = 10   # a learning curve's reading is read again under this many other bootstrap seeds
 
 Direction = Literal["lower", "higher"]   # which way is better: lower (MAE) or higher (F1)
 

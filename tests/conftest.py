@@ -89,6 +89,8 @@ def write_config(folder: Path, models: dict, **overrides) -> Path:
     cfg["bootstrap_samples"] = 200
     cfg["probe_methods"]["lightgbm"]["params"]["n_estimators"] = 200
     cfg["probe_seeds"] = 1   # one seed keeps the suite fast; the seed tests ask for more
+    cfg["resplits"] = 0      # re-splits fit every probe K times again: only where a test asks (test_resplits.py)
+    cfg["bca_below"] = 0     # percentile CIs, which the tests re-derive with numpy; test_resplits.py checks BCa
     cfg.update(overrides)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"

@@ -112,6 +112,18 @@ def test_learning_curve_end_to_end(workspace, tmp_path):
             step = curve[i]["vs_previous"]
             assert step["n_train"] == ns[i - 1] and step["n_articles"] == 60
             assert step["mae_difference"] == pytest.approx((errors[i] - errors[i - 1]).mean(), abs=1e-6)
+        # the reading read again under 10 other bootstrap seeds (43...52), re-derived with numpy percentiles
+        d = curve[-1]["vs_doubling"]
+        diff = errors[3] - errors[2]
+        again = []
+        for seed in range(43, 53):
+            rng = np.random.default_rng(seed)
+            means = [diff[rng.integers(0, 60, 60)].mean() for _ in range(200)]
+            lo, hi = np.quantile(means, [0.025, 0.975])
+            again.append("still falling" if hi < -0.02 else "rising" if lo > 0.02 else
+                         "flat" if -0.02 <= lo and hi <= 0.02 else "inconclusive")   # one doubling: 60 -> 120
+        assert d["bootstrap_agreement"] == pytest.approx(np.mean([r == d["reading"] for r in again]))
+        assert d["seed_readings"] is None and "seed_spread" not in curve[-1]   # probe_seeds 1: no seed ensemble
     assert ev["models"]["tiny"]["probes"]["ridge"]["learning_curve"][0]["test_mae"] > \
         ev["models"]["tiny"]["probes"]["ridge"]["learning_curve"][-1]["test_mae"]   # 12 articles are too few
 
@@ -186,3 +198,22 @@ def test_curve_sentence_and_answer_quote_the_recorded_reading(ci, reading):
     assert f"95% CI {ci[0]:+.3f} to {ci[1]:+.3f}" in sentence
     single = as_model(score_evaluation({"m": model_entry("m", {"mlp": score_probe()})}))
     assert findings.learning_curve_readings(single) == []
+
+
+def test_a_curve_reading_is_read_again_per_seed_and_bootstrap_seed():
+    """curve_stability on constructed errors: each seed's probe alone read by the same rule (one member falls, one
+    does not), the bootstrap agreement a share of ten."""
+    from study.evaluation import curve_stability
+    from study.verdicts import curve_reading
+    from study.metrics import paired_difference
+
+    cfg = types.SimpleNamespace(bootstrap_samples=300, random_seed=1, equivalence_margin=0.02, bca_below=0)
+    rng = np.random.default_rng(0)
+    first = rng.gamma(2.0, 0.4, 400)
+    falls, flat = first - 0.2 + rng.normal(0, 0.05, 400), first + rng.normal(0, 0.05, 400)
+    out = curve_stability(cfg, 200, 400, (first, (falls + flat) / 2), ([first, first], [falls, flat]))
+    assert out["seed_readings"] == ["still falling", "flat"]
+    own = [curve_reading(200, 400, d["mae_difference"], d["difference_ci95"], 0.02)["reading"] for d in
+           (paired_difference((falls + flat) / 2, first, 300, s) for s in range(2, 12))]
+    assert out["bootstrap_agreement"] == np.mean([r == "still falling" for r in own]) == 1.0
+    assert curve_stability(cfg, 200, 400, (first, first), (None, None))["seed_readings"] is None

@@ -185,3 +185,23 @@ def test_screen_records_both_rules_and_the_majority_tier():
     tiers_v, tiers_t = np.digitize(Yv @ w, [4, 7]), np.digitize(Yt @ w, [4, 7])
     top = np.bincount(tiers_v).argmax()
     assert m["tier"] == ("low", "medium", "high")[top] and m["accuracy"] == pytest.approx((tiers_t == top).mean())
+
+
+def test_each_seed_alone_gets_its_own_guaranteed_threshold():
+    """seed_skip_shares: each member's guaranteed threshold from its own validation predictions (the order
+    statistic of its medium+ validation scores that misses_allowed names), applied to its own test predictions."""
+    from study.screening import seed_skip_shares
+
+    Yv, Pv = _scores(400, 2)
+    Yt, Pt = _scores(300, 3)
+    rng = np.random.default_rng(5)
+    members_v, members_t = [Pv, Pv + rng.normal(0, 0.5, Pv.shape)], [Pt, Pt + rng.normal(0, 0.5, Pt.shape)]
+    w = weight_vector(["a", "b"], None)
+    shares = seed_skip_shares((Yv, members_v), (Yt, members_t), w, 4.0, [0.9, 0.999], 0.95)
+    relevant = Yv @ w >= 4.0
+    k = misses_allowed(int(relevant.sum()), 0.9, 0.95)
+    for s, (pv, pt) in zip(shares[0], zip(members_v, members_t)):
+        threshold = np.sort((pv @ w)[relevant])[k]
+        assert s == pytest.approx(((pt @ w) < threshold).mean())
+    assert shares[0][0] != shares[0][1]
+    assert shares[1] == [None, None]   # 99.9% cannot be certified on these articles

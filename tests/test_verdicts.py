@@ -239,7 +239,8 @@ def test_shuffled_training_labels_are_no_better_than_a_constant_for_every_probe_
 
     (Xt, Yt), (Xv, Yv), (Xs, Ys) = split(400), split(150), split(1200)
     Yt = Yt[rng.permutation(len(Yt))]
-    cfg = SimpleNamespace(bootstrap_samples=500, random_seed=0, equivalence_margin=0.02, min_group_articles=30)
+    cfg = SimpleNamespace(bootstrap_samples=500, random_seed=0, equivalence_margin=0.02, min_group_articles=30,
+                          bca_below=200)
     median = np.abs(Ys - np.median(Yt.astype(np.float64), axis=0)).mean(axis=1)
     assert np.allclose(article_mae(Ys, train_median_predictions(Yt, Ys)), median)
     mean = np.abs(Ys - Yt.astype(np.float64).mean(axis=0)).mean(axis=1)
