@@ -36,12 +36,12 @@ import numpy as np
 from study import cli, paths
 from study.artifacts import staged_writes
 from study.cache import load_checked
-from study.config import load_config, task_probes
+from study.config import load_config, task_probes, with_teacher_twins
 from study.data import resolve_dataset
 from study.errors import StudyError
 from study.tasks import ARM
 from study.evaluation import (add_chunk_differences, add_layer_differences, add_model_differences, add_part_differences,
-                              add_probe_differences, add_transfers,
+                              add_probe_differences, add_teacher_differences, add_transfers, teacher_scores,
                               add_sweep_differences, best_verdicts, best_verdicts_binary, binary_header, current_data,
                               fine_tuned_baseline, mean_predictor, multiplicity, score_binary_variant, score_variant,
                               screening_setup, train_mean_predictions, train_median_predictions, trained_task)
@@ -61,6 +61,7 @@ def evaluate():
     cli.add_models(parser, "every variant in the training summary")
     cli.add_probes(parser)
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test_set_predictions.json")
+    cli.add_teacher(parser)
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
     parser.add_argument("--baseline-f1", type=cli.unit_float,
                         help="yes/no datasets: the fine-tuned classifier's test F1 when config has none")
@@ -77,7 +78,8 @@ def evaluate():
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
-    variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
+    variants = with_teacher_twins(cfg.select_variants(args.models, args.max_tokens, available=list(trained)),
+                                  trained.__contains__)   # each variant's teacher twin where one was trained
     task = trained_task(dataset, trained, summary_path)
     probes = task_probes(task, args.probes)
     for v in variants:
@@ -92,13 +94,14 @@ def evaluate():
         return evaluate_binary(cfg, dataset, args, variants, probes, trained, first_test)
     if args.baseline_f1 is not None:
         raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
+    teacher = teacher_scores(cfg, dataset, variants[0], args.teacher_predictions)
     results = {"task": "regression", "dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples,
                "success_bands": dataset.settings.bands, **mean_predictor(cfg, dataset, variants[0], first_test)}
     baseline = fine_tuned_baseline(cfg, dataset, args, variants[0])
     results.update(baseline["header"])
     results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
     mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
-    context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained,
+    context = {"baseline": baseline, "test_ids": first_test["ids"], "trained": trained, "teacher": teacher,
                "language_counts": results["language_counts"],
                "mean_predictions": mean_predictions,
                "median_predictions": train_median_predictions(train_labels, first_test["labels"]),
@@ -112,6 +115,7 @@ def evaluate():
     add_probe_differences(cfg, dataset, results["models"])
     add_chunk_differences(cfg, dataset, results["models"])
     add_part_differences(cfg, dataset, results["models"])
+    add_teacher_differences(cfg, dataset, results["models"], trained)
     results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
     add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
                           first_test["languages"])
