@@ -333,7 +333,7 @@ def add_teacher_differences(cfg, dataset, models: dict, trained: dict) -> None:
     the teacher probe was trained (the training summary's `teacher` record)."""
     for name, entry in models.items():
         base = name.removesuffix(TEACHER_SUFFIX) if entry.get("teacher") else None
-        for kind in set(entry["probes"]) & set(models[base]["probes"]) if base in models else ():
+        for kind in [k for k in entry["probes"] if k in models[base]["probes"]] if base in models else ():
             record = trained[name][kind].teacher
             if record is None:
                 continue
