@@ -337,6 +337,10 @@ def add_teacher_differences(cfg, dataset, models: dict, trained: dict) -> None:
             record = trained[name][kind].teacher
             if record is None:
                 continue
+            source = dataset.path / "unlabelled.jsonl"
+            if source.is_file() and file_sha256(source) != record.unlabelled_sha256:
+                raise StudyError(f"{name} {kind} was trained on another unlabelled.jsonl than {source}; rerun "
+                                 "train_probes.py --teacher-predictions ...")
             errors = [test_errors(cfg, dataset, x, kind)[0] for x in (name, base)]
             d = entry["probes"][kind]["vs_label_only"] = {"label_only": base, "teacher": record.model_dump(),
                                                           **compared(cfg, *errors)}

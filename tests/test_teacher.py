@@ -196,3 +196,28 @@ def test_a_bad_teacher_file_or_unlabelled_line_stops_with_one_error_line(study, 
     (bad / "unlabelled.jsonl").write_text('{"id": "u1", "title": "t", "content": "c"}\n{"title": "x"}\n')
     with pytest.raises(StudyError, match=r"unlabelled.jsonl:2: field 'id' is missing"):
         load_split(dataset, "unlabelled", cfg.score_range, DIMS)
+
+
+def test_run_all_passes_the_teacher_file_to_train_probes_and_evaluate_only():
+    import types
+
+    import run_all
+
+    args = types.SimpleNamespace(config=None, models=None, max_tokens=None, probes=None, device=None, baseline_mae=None,
+                                 baseline_f1=None, baseline_predictions=None, output=None, bench_each=False, probe=None,
+                                 train_fractions=None, train_languages=None, teacher_predictions="t.json")
+    arguments = run_all.phase_arguments(args, types.SimpleNamespace(results_path=Path("/tmp/r")), "toy", "d", [], "toy")
+    assert {phase for phase, a in arguments.items() if "--teacher-predictions" in a} == {"train", "evaluate"}
+    assert arguments["train"][-2:] == arguments["evaluate"][-2:] == ["--teacher-predictions", "t.json"]
+
+
+def test_evaluate_refuses_a_teacher_probe_trained_on_another_unlabelled_file(study, tmp_path):
+    cfg, cfg_path, data, _, _ = study
+    unlabelled = Path(data) / "unlabelled.jsonl"
+    kept = unlabelled.read_bytes()
+    try:
+        unlabelled.write_bytes(kept + b'{"id": "new", "title": "t", "content": "c"}\n')
+        proc = in_process("evaluate", "--config", cfg_path, "--data-dir", data, check=False)
+        assert proc.returncode == 2 and "trained on another unlabelled.jsonl" in proc.stderr, proc.stderr
+    finally:
+        unlabelled.write_bytes(kept)
