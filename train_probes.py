@@ -49,8 +49,7 @@ from tqdm import tqdm
 from study import cli, paths
 from study.artifacts import locked, save_pickle
 from study.cache import load_checked
-from study.config import load_config, task_probes
-from study.config import with_teacher_twins
+from study.config import load_config, task_probes, with_teacher_twins
 from study.data import UNLABELLED, load_teacher_predictions, resolve_dataset
 from study.embedding import embedding_recipe
 from study.embedders import resolve_device

@@ -221,3 +221,14 @@ def test_evaluate_refuses_a_teacher_probe_trained_on_another_unlabelled_file(stu
         assert proc.returncode == 2 and "trained on another unlabelled.jsonl" in proc.stderr, proc.stderr
     finally:
         unlabelled.write_bytes(kept)
+
+
+def test_page_one_and_the_report_quote_the_teacher_comparison(study):
+    from study.decision import score_rows
+    from study import findings
+
+    *_, ev = study
+    row = next(r for r in score_rows(ev, None) if r.question == "Do the fine-tuned model's scores help train the probe?")
+    d = ev.models["toy+teacher"].probes["ridge"].vs_label_only
+    assert row.answer == "toy+teacher + ridge against toy: better" and f"weight {d.teacher.weight:g}" in row.number
+    assert [(r["variant"], r["probe"]) for r in findings.teacher_rows(ev)] == [("toy+teacher", "ridge")]
