@@ -16,6 +16,8 @@ side by side (embedding them first where needed; the same articles in the same o
 --layers K... takes each model instead at its hidden layers K (<model>-L<k>: transformers'
 hidden_states[k], 0 the embedding layer, pooled and normalised as the model pools its output),
 every layer of a split from one forward pass.
+An `unlabelled.jsonl` beside the splits (articles without labels, for train_probes.py --teacher-predictions) is
+embedded too, as the split `unlabelled`.
 A rerun whose inputs and settings match the cache's fingerprint loads nothing and computes
 nothing; a changed input file or setting rebuilds; --force always rebuilds. On CUDA the model
 runs in bf16 (fp16 where bf16 is missing) unless --dtype float32. Batches are sorted by length and
@@ -25,7 +27,7 @@ on CUDA); --packed lays each batch end to end without padding (BERT / XLM-R enco
 from study import cli
 from study.cache import concatenate
 from study.config import load_config, with_parts
-from study.data import SPLITS, load_splits, resolve_dataset
+from study.data import SPLITS, UNLABELLED, load_splits, resolve_dataset, splits_present
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
 from study.embedding import EmbedOptions, embed_variants, layer_groups, report_leaks, stale_splits
 
@@ -34,7 +36,8 @@ def main():
     parser = cli.parser(__doc__)
     cli.add_models(parser, "default_models of config.yaml")
     cli.add_speed(parser)
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--splits", nargs="+", choices=(*SPLITS, UNLABELLED),
+                        help="default: train val test, and unlabelled where unlabelled.jsonl exists")
     parser.add_argument("--device", type=cli.device, help="override config device (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--devices", nargs="+", help="several devices (cuda:0 cuda:1 ...), one process each")
     parser.add_argument("--force", action="store_true", help="rebuild caches even when they are valid")
@@ -48,7 +51,7 @@ def main():
     cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
     variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks, layers=args.layers))
-    splits = load_splits(dataset, cfg.score_range, tuple(args.splits))
+    splits = load_splits(dataset, cfg.score_range, tuple(args.splits or splits_present(dataset)))
     report_leaks(cfg, dataset, splits)
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
     dtype = resolve_dtype(device, args.dtype)

@@ -36,13 +36,14 @@ import numpy as np
 from study import cli, paths
 from study.artifacts import staged_writes
 from study.cache import load_checked
-from study.config import load_config, task_probes
+from study.config import load_config, task_probes, with_teacher_twins
 from study.data import resolve_dataset
 from study.errors import StudyError
 from study.tasks import ARM, SCORES
 from study.tasks import task as task_of
 from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_differences, add_model_differences,
-                              add_part_differences, add_probe_differences, add_sweep_differences, add_transfers,
+                              add_part_differences, add_probe_differences, add_sweep_differences, add_teacher_differences,
+                              add_transfers, teacher_scores,
                               best_verdicts, binary_header, current_data, fine_tuned_baseline, mean_predictor,
                               multiplicity, score_variant, screening_setup, train_mean_predictions,
                               train_median_predictions, trained_task)
@@ -63,6 +64,7 @@ def evaluate():
     cli.add_models(parser, "every variant in the training summary")
     cli.add_probes(parser)
     parser.add_argument("--baseline-predictions", help="the fine-tuned model's test_set_predictions.json")
+    cli.add_teacher(parser)
     parser.add_argument("--baseline-mae", type=cli.positive_float, help="the fine-tuned model's test MAE when config has none")
     parser.add_argument("--baseline-f1", type=cli.unit_float,
                         help="yes/no datasets: the fine-tuned classifier's test F1 when config has none")
@@ -83,7 +85,8 @@ def evaluate():
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
-    variants = cfg.select_variants(args.models, args.max_tokens, available=list(trained))
+    variants = with_teacher_twins(cfg.select_variants(args.models, args.max_tokens, available=list(trained)),
+                                  trained.__contains__)   # each variant's teacher twin where one was trained
     task = task_of(trained_task(dataset, trained, summary_path))
     probes = task_probes(task.name, args.probes)
     for v in variants:
@@ -107,7 +110,7 @@ def evaluate():
         results.update(baseline["header"])
         results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
         mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
-        context.update(baseline=baseline, mean_predictions=mean_predictions,
+        context.update(baseline=baseline, teacher=teacher_scores(cfg, dataset, variants[0], args.teacher_predictions), mean_predictions=mean_predictions,
                        median_predictions=train_median_predictions(train_labels, first_test["labels"]),
                        screening_setup=results["screening_setup"],
                        weights=np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]]))
@@ -127,6 +130,7 @@ def evaluate():
     if task.has("pairs"):
         add_part_differences(cfg, dataset, results["models"])
     if task is SCORES:
+        add_teacher_differences(cfg, dataset, results["models"], trained)
         results["resplits"] = add_resplits(cfg, dataset, variants, results["models"], args.resplits)
         results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
         add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),

@@ -71,6 +71,7 @@ def main():
     cli.add_probes(parser)
     cli.add_train_fractions(parser)
     cli.add_train_languages(parser)
+    cli.add_teacher(parser)
     parser.add_argument("--finetune", nargs="+", metavar="MODEL", help="also fine-tune these models end to end "
                         "(finetune_encoder.py, after the probes): the third arm")
     parser.add_argument("--datasets", nargs="+", default=[], help="several datasets of config.yaml, one after another")
@@ -248,15 +249,16 @@ def phase_arguments(args, cfg, name: str, data_dir: str | None, bench: list[str]
         + (["--baseline-n", str(args.baseline_n)] if getattr(args, "baseline_n", None) is not None else []) \
         + (["--holm"] if getattr(args, "holm", False) else []) \
         + (["--resplits", str(args.resplits)] if getattr(args, "resplits", None) is not None else [])
+    teacher = ["--teacher-predictions", args.teacher_predictions] if getattr(args, "teacher_predictions", None) else []
     report = Path(args.output).resolve() if args.output else paths.report(cfg, name)
     benchmarks = [] if args.bench_each or benchmarks_of == name else ["--benchmarks-of", benchmarks_of]
     return {
         "embed": common + models + device,
         "train": common + models + probes + (["--train-fractions", *map(str, args.train_fractions)]
                                              if args.train_fractions else [])
-        + (["--train-languages", *args.train_languages] if args.train_languages else []),
+        + (["--train-languages", *args.train_languages] if args.train_languages else []) + teacher,
         "finetune": common + ["--models", *(getattr(args, "finetune", None) or [])] + device,
-        "evaluate": common + models + probes + baseline,
+        "evaluate": common + models + probes + baseline + teacher,
         "compare": common,
         "benchmark": common + models + probes + device + bench,
         "errors": common + models + (["--probe", args.probe] if args.probe else []),

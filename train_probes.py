@@ -33,6 +33,12 @@ belonged to the run that trained the old full-data probe).
 languages only (cross-lingual transfer: "train on English, serve Dutch?"):
 results/<dataset>_<variant>_<probe>_from-<languages>.pkl, listed under the probe's `transfers`;
 evaluate.py tests it on every test language beside the probe trained on all languages.
+
+--teacher-predictions FILE (the fine-tuned model's scores, the layout of --baseline-predictions with article_ids)
+also trains each variant's probes as `<variant>+teacher`: on the labelled training articles plus the articles of
+unlabelled.jsonl (beside the splits, embedded by phase 1) that the teacher scored, their targets its scores, each
+weighing one of config `teacher_weights` (a labelled article weighs 1), the weight chosen on validation labels.
+evaluate.py compares it with the label-only probe on the same test articles.
 """
 import math
 from datetime import datetime, timezone
@@ -43,12 +49,13 @@ from tqdm import tqdm
 from study import cli, paths
 from study.artifacts import locked, save_pickle
 from study.cache import load_checked
-from study.config import load_config, task_probes
-from study.data import resolve_dataset
+from study.config import load_config, task_probes, with_teacher_twins
+from study.data import UNLABELLED, load_teacher_predictions, resolve_dataset
 from study.embedding import embedding_recipe
 from study.embedders import resolve_device
 from study.errors import StudyError
-from study.probes import DEFAULT_HIDDEN, describe_selected, fit_warnings, ids_sha256, make_probe, nested_subsets, seed_record
+from study.probes import (DEFAULT_HIDDEN, describe_selected, fit_warnings, ids_sha256, make_probe, nested_subsets,
+                          seed_record, with_teacher_rows)
 from study.provenance import record
 from study.schemas import TrainingSummary, merge_record, read_record
 from study.tasks import task
@@ -67,12 +74,13 @@ def main():
     parser.add_argument("--mlp-device", default="auto", type=cli.device,
                         help="device of the MLP, the only probe that can use a GPU (default auto: CUDA when present, "
                              "else the CPU, where it is bit-reproducible)")
+    cli.add_teacher(parser)
     args = parser.parse_args()
 
     cfg = load_config(args.config)
     cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = cfg.select_variants(args.models, args.max_tokens)
+    variants = teacher_twins(cfg.select_variants(args.models, args.max_tokens), args.teacher_predictions)
     probes = task_probes(dataset.task, args.probes)
     if args.train_fractions and not task(dataset.task).has("learning_curve"):
         raise StudyError(f"--train-fractions: the learning curve is measured in test MAE, on score datasets; "
@@ -83,10 +91,18 @@ def main():
     if summary_path.exists():   # a damaged summary stops the run before any probe file is replaced
         read_record(summary_path, TrainingSummary, "training summary", SUMMARY_REMEDY)
     check_before_writing(cfg, dataset, variants, probes, args.train_fractions or [], args.train_languages)
+    teacher = teacher_inputs(cfg, dataset, variants, args.teacher_predictions)
     with tqdm(total=len(variants) * len(probes), desc="probes", unit="probe") as bar:
         for variant in variants:
             train = load_checked(cfg, dataset, variant, "train")
             val = load_checked(cfg, dataset, variant, "val")
+            if variant.teacher:
+                for kind in probes:
+                    bar.set_postfix_str(f"{variant.name} {kind}")
+                    tqdm.write(fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path,
+                                            teacher=teacher[variant.name]))
+                    bar.update()
+                continue
             if train["dimension_names"] != val["dimension_names"]:
                 raise StudyError(f"train and val embeddings of {variant.name} disagree on dimension_names")
             subsets = nested_subsets(len(train["labels"]), args.train_fractions or [], cfg.random_seed)
@@ -114,6 +130,49 @@ def main():
                         variant.name: {kind: {"transfers": [rec]}}}}, SUMMARY_REMEDY)
                 bar.update()
     print(f"training summary: {summary_path}")
+
+
+def teacher_twins(variants, teacher_file) -> list:
+    """`variants` and, with --teacher-predictions, each one's teacher twin `<variant>+teacher` after it; a teacher
+    variant named in --models needs the teacher's scores."""
+    named = next((v.name for v in variants if v.teacher), None)
+    if named and not teacher_file:
+        raise StudyError(f"--models {named}: a teacher variant is trained from the fine-tuned model's scores; "
+                         "give --teacher-predictions FILE")
+    return with_teacher_twins(variants) if teacher_file else variants
+
+
+def teacher_inputs(cfg, dataset, variants, teacher_file) -> dict:
+    """{teacher variant: {"embeddings", "scores", "record"}}: the unlabelled articles the teacher scored, their
+    embeddings (the base variant's `unlabelled` cache) and scores, and what the training summary records of them.
+    StudyError, before anything is written, without unlabelled.jsonl or when the teacher scored none of it."""
+    out = {}
+    for variant in (v for v in variants if v.teacher):
+        if dataset.task != "regression":
+            raise StudyError("--teacher-predictions: teacher scores train score probes; "
+                             f"{dataset.name} has yes/no labels")
+        source = dataset.path / f"{UNLABELLED}.jsonl"
+        if not source.is_file():
+            raise StudyError(f"--teacher-predictions: {source} does not exist (the articles the teacher scored that "
+                             "have no label: the article format without 'labels'; then run embed_articles.py)")
+        unl = load_checked(cfg, dataset, variant, UNLABELLED)
+        caches = [load_checked(cfg, dataset, variant, s) for s in ("train", "val", "test")]
+        teacher = load_teacher_predictions(teacher_file, unl["dimension_names"], cfg.score_range,
+                                           known_ids=[i for c in (unl, *caches) for i in c["ids"]])
+        rows, scores = teacher.rows(unl["ids"])
+        if not len(rows):
+            raise StudyError(f"{teacher_file}: scores none of the {len(unl['ids'])} articles of {source} (matched "
+                             "by article_ids)")
+        n_labelled = len(caches[0]["ids"])
+        out[variant.name] = {
+            "embeddings": unl["embeddings"][rows], "scores": scores.astype(np.float32),
+            "record": {"file": str(teacher.path), "sha256": teacher.sha256,
+                       "unlabelled_sha256": unl["fingerprint"]["data_sha256"], "n_labelled": int(n_labelled),
+                       "n_teacher": int(len(rows)), "ids_sha256": ids_sha256(unl["ids"][rows])}}
+        print(f"[{variant.name}] {n_labelled} labelled training articles + {len(rows)} of {len(unl['ids'])} "
+              f"unlabelled articles with the teacher's scores ({teacher.path.name}); teacher weight chosen on "
+              f"validation among {', '.join(f'{w:g}' for w in cfg.teacher_weights)}")
+    return out
 
 
 def min_train_rows(kind: str, settings) -> int:
@@ -177,13 +236,19 @@ def check_before_writing(cfg, dataset, variants, probes, fractions, train_langua
                                  f"{kind} needs at least {need}" + (" (subsample x articles >= 1)" if need > 2 else ""))
 
 
-def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_languages=None):
+def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_languages=None, teacher=None):
     """(fitted probe, its metadata): on every training row, or on `subset`'s rows (see nested_subsets), or on the
-    training and validation rows of `train_languages` only. The MLP and LightGBM are seed ensembles of
-    cfg.seeds_for(dataset) members (config `probe_seeds`)."""
+    training and validation rows of `train_languages` only, or (`teacher`, from teacher_inputs) on every training
+    row plus the teacher-scored unlabelled articles at each of config `teacher_weights`, the one with the lowest
+    validation MAE kept. The MLP and LightGBM are seed ensembles of cfg.seeds_for(dataset) members (config
+    `probe_seeds`)."""
     settings = getattr(cfg.probe_methods, kind)
-    probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device,
-                       task=dataset.task, n_seeds=cfg.seeds_for(dataset.path))
+
+    def fitted_on(X, Y, Xv, Yv, weight=None):
+        probe = make_probe(kind, settings, score_range=cfg.score_range, seed=cfg.random_seed, device=device,
+                           task=dataset.task, n_seeds=cfg.seeds_for(dataset.path))
+        return probe.fit(X, Y, Xv, Yv, **({} if weight is None else {"sample_weight": weight}))
+
     X, Y = train["embeddings"], train["labels"]
     Xv, Yv = val["embeddings"], val["labels"]
     if subset is not None:
@@ -191,7 +256,16 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_lang
     if train_languages:
         rows, val_rows = language_rows(train, train_languages), language_rows(val, train_languages)
         X, Y, Xv, Yv = X[rows], Y[rows], Xv[val_rows], Yv[val_rows]
-    probe.fit(X, Y, Xv, Yv)
+    if teacher is None:
+        probe = fitted_on(X, Y, Xv, Yv)
+    else:   # each weight of a teacher-scored article; the lowest validation MAE (on labels) wins, ties the lighter
+        tried = {}
+        for w in cfg.teacher_weights:
+            Xt, Yt, weights = with_teacher_rows(X, Y, teacher["embeddings"], teacher["scores"], w)
+            tried[w] = fitted_on(Xt, Yt, Xv, Yv, weights)
+        weight = min(tried, key=lambda w: (tried[w].val_mae_, w))
+        probe, seconds = tried[weight], sum(p.fit_seconds_ for p in tried.values())
+        probe.fit_seconds_ = seconds
     fitted = ({"task": "classification", "val_log_loss": probe.val_log_loss_, "val_f1": probe.val_f1_,
                "threshold": probe.threshold_} if dataset.task == "classification" else {"val_mae": probe.val_mae_})
     metadata = {
@@ -202,7 +276,7 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_lang
         "hyperparameters": settings.model_dump(), "selected": probe.selected(), "seeds": seed_record(probe),
         "warnings": fit_warnings(kind, probe.selected(), train["dimension_names"]),
         **fitted, "train_seconds": probe.fit_seconds_,
-        "n_train": int(len(Y)), "n_val": int(len(Yv)),
+        "n_train": int(len(Y)) + (len(teacher["scores"]) if teacher else 0), "n_val": int(len(Yv)),
         "embedding_dim": int(train["embeddings"].shape[1]), "random_seed": cfg.random_seed,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "provenance": record(device),
     }
@@ -211,16 +285,20 @@ def fit(cfg, dataset, variant, kind, train, val, device, subset=None, train_lang
             "fraction": subset["fraction"], "n_train": subset["n_train"], "of": int(len(train["labels"])),
             "seed": cfg.random_seed, "ids_sha256": ids_sha256(train["ids"][subset["rows"]]),
             "rule": "the first ceil(fraction x n) rows of one permutation of the training rows seeded with random_seed"}
+    if teacher is not None:
+        metadata["teacher"] = {**teacher["record"], "weight": float(weight),
+                               "val_mae_by_weight": {f"{w:g}": float(p.val_mae_) for w, p in tried.items()}}
     if train_languages:
         metadata["train_languages"] = {"languages": sorted(train_languages), "n_train": int(len(Y)),
                                        "n_val": int(len(Yv)), "ids_sha256": ids_sha256(train["ids"][rows])}
     return probe, metadata
 
 
-def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) -> str:
-    """Fit one probe (choices on validation), write its file and its summary entry; returns the log line."""
+def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path, teacher=None) -> str:
+    """Fit one probe (choices on validation), write its file and its summary entry; returns the log line.
+    `teacher`: a teacher variant's inputs (teacher_inputs)."""
     settings = getattr(cfg.probe_methods, kind)
-    probe, metadata = fit(cfg, dataset, variant, kind, train, val, device)
+    probe, metadata = fit(cfg, dataset, variant, kind, train, val, device, teacher=teacher)
     path = paths.probe(cfg, dataset.name, variant.name, kind)
     summary = {k: v for k, v in metadata.items() if k != "val_embedding_fingerprint"}
     with locked(path):   # a run side by side cannot slip its probe between this file and its summary entry
@@ -230,7 +308,9 @@ def fit_and_save(cfg, dataset, variant, kind, train, val, device, summary_path) 
                                   "transfers": []}}}},
             SUMMARY_REMEDY)
     line = (f"[{variant.name}] {kind}: {said(probe, dataset.task, metadata['seeds'])} in {probe.fit_seconds_:.1f}s "
-            f"({describe_selected(probe.selected())}) -> {path.name}") + warning_lines(variant, metadata)
+            f"({describe_selected(probe.selected())}"
+            + (f"; teacher weight {metadata['teacher']['weight']:g}" if teacher else "")
+            + f") -> {path.name}") + warning_lines(variant, metadata)
     if kind == "mlp" and list(settings.hidden_sizes) != DEFAULT_HIDDEN:
         line += (f"\nnote: hidden sizes {settings.hidden_sizes} differ from {DEFAULT_HIDDEN}: a serving stage that "
                  "assumes the default layout cannot load this MLP (build it from model_config)")

@@ -133,6 +133,15 @@ def add_train_languages(p: argparse.ArgumentParser) -> None:
                         "'train on English, serve Dutch?'")
 
 
+def add_teacher(p: argparse.ArgumentParser) -> None:
+    """--teacher-predictions: the fine-tuned model's scores of any articles, the layout of --baseline-predictions."""
+    p.add_argument("--teacher-predictions", metavar="FILE",
+                   help="the fine-tuned model's scores ({\"predictions\": [[...]], \"article_ids\": [...], "
+                        "\"dimension_names\": [...]}) of training, validation, test and unlabelled.jsonl articles: "
+                        "trains each variant also as <variant>+teacher (unlabelled articles with teacher targets) and "
+                        "screens against the teacher's medium+ decisions")
+
+
 def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPE_NAMES, help="default: bf16 on CUDA (fp16 where bf16 is missing), fp32 on CPU")
     p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")

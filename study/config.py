@@ -281,6 +281,9 @@ class Config(_Strict):
     equivalence_margin_f1: float = Field(default=0.02, ge=0)    # ... F1, for yes/no datasets
     min_group_articles: int = Field(default=30, gt=0)           # a smaller group is "too few to judge"
     min_group_positives: int = Field(default=10, gt=0)          # ... or one with fewer yes articles (yes/no)
+    # train_probes.py --teacher-predictions: the weights of a teacher-scored article (a labelled one weighs 1) tried,
+    # the one with the lowest validation MAE (on labels) kept
+    teacher_weights: list[float] = Field(default=[0.25, 0.5, 1.0], min_length=1)
     holm: bool = False   # record which verdicts Holm's adjustment over every comparison would change (evaluate.py --holm)
     # evaluate.py --resplits: K-fold re-splits of the labelled articles (study/resplits.py); auto: 5 folds below 500
     resplits: Union[Literal["auto"], Annotated[int, Field(ge=0, le=100)]] = "auto"
@@ -321,6 +324,13 @@ class Config(_Strict):
         if not -math.inf < v[0] < v[1] < math.inf:
             raise ValueError("score_range must be [low, high], finite numbers with low < high")
         return v
+
+    @field_validator("teacher_weights")
+    @classmethod
+    def _teacher_weights(cls, v):
+        if not all(0 < w < float("inf") for w in v):
+            raise ValueError("teacher_weights must be positive numbers (the weight of a teacher-scored article)")
+        return sorted(set(v))
 
     @field_validator("screening_recall")
     @classmethod
@@ -392,6 +402,12 @@ class Config(_Strict):
         two or more of these joined by '+' (their embeddings side by side: `multilingual-e5-large+bge-m3`)."""
         if text in self.embedding_models:
             return self.variant(text)
+        if text.endswith(TEACHER_SUFFIX) and text != TEACHER_SUFFIX:   # probes trained with teacher scores too
+            base = self.parse_variant(text.removesuffix(TEACHER_SUFFIX))
+            if base.teacher:
+                raise StudyError(f"--models {text}: '{TEACHER_SUFFIX}' once")
+            return Variant(base.model, base.max_tokens, text, chunked=base.chunked, parts=base.parts, layer=base.layer,
+                           teacher=True)
         model, _, tail = text.rpartition("-")
         if tail[:1] == "L" and tail[1:].isdigit() and "+" not in text and model:
             base = self.parse_variant(model)
@@ -467,7 +483,8 @@ class Config(_Strict):
                 "dimensions": sum(s.dimensions for s in specs),
                 **({"chunked": True} if v.chunked else {}),
                 **({"layer": v.layer} if v.layer is not None else {}),
-                **({"parts": [p.name for p in v.parts]} if v.parts else {})}
+                **({"parts": [p.name for p in v.parts]} if v.parts else {}),
+                **({"teacher": True} if v.teacher else {})}
 
     def model_location(self, name: str) -> str:
         """HF id, or an absolute local folder for relative paths and python-package: names."""
@@ -500,6 +517,22 @@ class Variant:
     chunked: bool = False
     parts: tuple["Variant", ...] = ()
     layer: int | None = None
+    teacher: bool = False   # `<variant>+teacher`: the same embeddings, probes trained on labels + teacher scores
+
+
+TEACHER_SUFFIX = "+teacher"
+
+
+def with_teacher_twins(variants: list[Variant], wanted=lambda name: True) -> list[Variant]:
+    """`variants`, each followed by its teacher twin `<variant>+teacher` (the same embeddings, probes trained on labels
+    plus teacher-scored articles) where `wanted(its name)`: train_probes.py --teacher-predictions trains every twin,
+    phase 3 evaluates those trained."""
+    out = []
+    for v in variants:
+        twin = Variant(v.model, v.max_tokens, v.name + TEACHER_SUFFIX, chunked=v.chunked, parts=v.parts, layer=v.layer,
+                       teacher=True)
+        out += [v] if v.teacher or not wanted(twin.name) else [v, twin]
+    return list(dict.fromkeys(out))
 
 
 def with_parts(variants: list[Variant]) -> list[Variant]:

@@ -22,6 +22,7 @@ from study.config import SAFE_NAME, Config, _format_validation_error, load_yaml,
 from study.errors import StudyError
 
 SPLITS = ("train", "val", "test")
+UNLABELLED = "unlabelled"   # optional `unlabelled.jsonl` beside the splits: articles without labels (teacher-scored)
 DATASET_FILE = "dataset.yaml"   # optional, in a dataset folder: declares its task (see dataset_spec)
 
 
@@ -279,10 +280,15 @@ def article_of(path: Path, lineno: int, rec: dict) -> tuple[str | int, str, str]
     return rec["id"], title, text
 
 
-def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -> Split:
+def load_split(dataset: Dataset, split: str, score_range: tuple[float, float],
+               dimension_names: list[str] | None = None) -> Split:
+    """One split's articles, validated line by line. `split` UNLABELLED: the article format without `labels` and
+    `dimension_names` (`dimension_names`: the labelled splits'; its labels are NaN)."""
     path = dataset.path / f"{split}.jsonl"
     if not path.is_file():
         raise StudyError(f"split '{split}' missing: {path} does not exist")
+    if split == UNLABELLED:
+        return _unlabelled(path, dimension_names)
     ids, titles, texts, labels, langs = [], [], [], [], []
     dims: list[str] | None = None
     low, high = score_range
@@ -331,6 +337,10 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
         texts.append(text)
         labels.append(y)
         langs.append(lang)
+    return _split(split, path, ids, titles, texts, np.asarray(labels, dtype=np.float32), list(dims or []), langs)
+
+
+def _split(name, path, ids, titles, texts, labels, dims, langs) -> Split:
     if not ids:
         raise StudyError(f"{path}: no articles")
     missing = [i for i, lang in enumerate(langs) if lang is None]
@@ -339,13 +349,47 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float]) -
             langs[i] = code
     detected = np.zeros(len(ids), dtype=bool)
     detected[missing] = True
-    return Split(name=split, path=path, sha256=file_sha256(path), ids=np.array(ids, dtype=object),
-                 titles=np.array(titles, dtype=object), texts=texts, labels=np.asarray(labels, dtype=np.float32),
+    return Split(name=name, path=path, sha256=file_sha256(path), ids=np.array(ids, dtype=object),
+                 titles=np.array(titles, dtype=object), texts=texts, labels=labels,
                  dimension_names=list(dims), languages=np.array(langs, dtype=object), language_detected=detected)
 
 
+def _unlabelled(path: Path, dims: list[str] | None) -> Split:
+    """`unlabelled.jsonl`: id, title, content (url, language optional), no labels; labels NaN (n, len(dims))."""
+    if not dims:
+        raise AssertionError("the unlabelled split takes the labelled splits' dimension_names")
+    ids, titles, texts, langs, first_line = [], [], [], [], {}
+    for lineno, rec in jsonl_records(path):
+        if "labels" in rec:
+            _fail(path, lineno, "field 'labels' is not expected in unlabelled.jsonl (an article with labels belongs "
+                                "in train.jsonl; this file holds the articles only a teacher scored)")
+        _, title, text = article_of(path, lineno, rec)
+        lang = language_code(rec.get("language"))
+        if lang is False:
+            _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
+                                f"{short_repr(rec['language'])}")
+        if str(rec["id"]) in first_line:
+            _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
+        first_line[str(rec["id"])] = lineno
+        ids.append(str(rec["id"]))
+        titles.append(title)
+        texts.append(text)
+        langs.append(lang)
+    return _split(UNLABELLED, path, ids, titles, texts, np.full((len(ids), len(dims)), np.nan, np.float32), dims, langs)
+
+
+def splits_present(dataset: Dataset) -> tuple[str, ...]:
+    """The splits phase 1 embeds: train, val, test, and `unlabelled` where the folder holds unlabelled.jsonl."""
+    return SPLITS + ((UNLABELLED,) if (dataset.path / f"{UNLABELLED}.jsonl").is_file() else ())
+
+
 def load_splits(dataset: Dataset, score_range, splits=SPLITS) -> dict[str, Split]:
-    out = {s: load_split(dataset, s, score_range) for s in splits}
+    out = {}
+    for s in splits:   # the unlabelled split takes the first labelled split's dimension names
+        first = next(iter(out.values()), None) if s == UNLABELLED else None
+        if s == UNLABELLED and first is None:
+            first = load_split(dataset, "train", score_range)
+        out[s] = load_split(dataset, s, score_range, first.dimension_names if first else None)
     first = out[splits[0]]
     for s in splits[1:]:
         if out[s].dimension_names != first.dimension_names:
@@ -371,37 +415,57 @@ def split_leaks(splits: dict[str, Split], examples: int = 3) -> dict:
     return {"same_id": len(same_id), "same_text": len(same_text), "examples": shown}
 
 
-def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """The fine-tuned model's test predictions, aligned to `split`: (row indices, predictions).
-
-    Layout of the LLM Distillery training scripts (`benchmarks/test_set_predictions.json`):
-    {predictions: [[...]], labels: [[...]], article_ids: [...], dimension_names: [...]}.
-    Ids are matched to the test file's; ids of the form `article_<i>` (or no ids) mean the
-    i-th test article, accepted only where the file's labels agree with the test labels.
-    """
+def read_predictions(path, dimension_names: list[str], what: str = "baseline predictions"):
+    """A fine-tuned model's predictions file, the layout of the LLM Distillery training scripts
+    (`benchmarks/test_set_predictions.json`): {predictions: [[...]], labels: [[...]], article_ids: [...],
+    dimension_names: [...]}; `labels` and `article_ids` optional. (ids as strings or None when absent, predictions
+    (n, dims) in the order of `dimension_names`, labels in that order or None). The one parser of --baseline-predictions
+    and --teacher-predictions; StudyError naming the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise StudyError(f"baseline predictions not found: {path}")
+        raise StudyError(f"{what} not found: {path}")
     from study.artifacts import read_json
 
-    raw = read_json(path, "baseline predictions")
+    raw = read_json(path, what)
     if not isinstance(raw, dict) or "predictions" not in raw:
         raise StudyError(f"{path}: expected an object with a 'predictions' field")
-    names = raw.get("dimension_names") or split.dimension_names
+    names = raw.get("dimension_names") or dimension_names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise StudyError(f"{path}: 'dimension_names' must be a list of strings, found {short_repr(names)}")
     try:
         preds = np.asarray(raw["predictions"], dtype=np.float64)
     except (TypeError, ValueError):
         preds = np.zeros(0)
     if preds.ndim != 2 or preds.shape[1] != len(names) or not np.isfinite(preds).all():
         raise StudyError(f"{path}: 'predictions' must be a list of {len(names)}-number lists (finite numbers)")
-    if sorted(names) != sorted(split.dimension_names):
-        raise StudyError(f"{path}: dimension_names {names} differ from the test split's {split.dimension_names}")
-    preds = preds[:, [names.index(d) for d in split.dimension_names]]
+    if sorted(names) != sorted(dimension_names):
+        raise StudyError(f"{path}: dimension_names {names} differ from the dataset's {dimension_names}")
+    order = [names.index(d) for d in dimension_names]
     labels = raw.get("labels")
-    labels = None if labels is None else np.asarray(labels, dtype=np.float64)[:, [names.index(d) for d in split.dimension_names]]
-    ids = [str(i) for i in raw.get("article_ids") or [f"article_{i}" for i in range(len(preds))]]
-    if len(ids) != len(preds):
-        raise StudyError(f"{path}: {len(ids)} article_ids but {len(preds)} predictions")
+    if labels is not None:
+        try:
+            labels = np.asarray(labels, dtype=np.float64)[:, order]
+        except (TypeError, ValueError, IndexError):
+            raise StudyError(f"{path}: 'labels' must be a list of {len(names)}-number lists") from None
+    ids = raw.get("article_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or not all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in ids):
+            raise StudyError(f"{path}: 'article_ids' must be a list of strings or whole numbers")
+        ids = [str(a) for a in ids]
+        if len(ids) != len(preds):
+            raise StudyError(f"{path}: {len(ids)} article_ids but {len(preds)} predictions")
+    return ids, preds[:, order], labels
+
+
+def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """The fine-tuned model's test predictions, aligned to `split`: (row indices, predictions).
+
+    Layout: `read_predictions`. Ids are matched to the test file's; ids of the form `article_<i>` (or no ids) mean
+    the i-th test article, accepted only where the file's labels agree with the test labels.
+    """
+    path = Path(path)
+    ids, preds, labels = read_predictions(path, split.dimension_names)
+    ids = ids or [f"article_{i}" for i in range(len(preds))]
     position = {a: i for i, a in enumerate(split.ids)}
     if all(a in position for a in ids):
         rows = np.array([position[a] for a in ids])
@@ -416,3 +480,38 @@ def load_baseline_predictions(path, split: Split) -> tuple[np.ndarray, np.ndarra
     if len(set(rows.tolist())) != len(rows):
         raise StudyError(f"{path}: some articles appear more than once")
     return rows, preds
+
+
+@dataclass(frozen=True)
+class TeacherScores:
+    """The fine-tuned model's scores of any articles (--teacher-predictions): by article id, clipped to the score
+    range as its serving code clips them."""
+    path: Path
+    sha256: str
+    ids: dict[str, int]      # article id -> row of `scores`
+    scores: np.ndarray       # (n, dims), float64
+
+    def rows(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `ids` that the teacher scored, their teacher scores)."""
+        found = [(i, self.ids[str(a)]) for i, a in enumerate(ids) if str(a) in self.ids]
+        where = np.array([i for i, _ in found], dtype=np.int64)
+        return where, self.scores[[r for _, r in found]].reshape(len(found), self.scores.shape[1])
+
+
+def load_teacher_predictions(path, dimension_names: list[str], score_range, known_ids=None) -> TeacherScores:
+    """--teacher-predictions: the format of --baseline-predictions (`read_predictions`) with `article_ids` required
+    (the articles of any split and of unlabelled.jsonl, matched by id). `known_ids`: every article id of the
+    dataset's files; a file that scores none of them is refused."""
+    path = Path(path)
+    ids, preds, _ = read_predictions(path, dimension_names, "teacher predictions")
+    if ids is None:
+        raise StudyError(f"{path}: teacher predictions need 'article_ids' (the ids of the articles scored, as in "
+                         "train.jsonl and unlabelled.jsonl)")
+    twice = next((a for a, k in Counter(ids).items() if k > 1), None)
+    if twice is not None:
+        raise StudyError(f"{path}: article id '{twice}' appears more than once")
+    if known_ids is not None and not set(ids) & {str(a) for a in known_ids}:
+        raise StudyError(f"{path}: none of its {len(ids)} article ids is an article of the dataset (e.g. "
+                         f"'{ids[0]}')" if ids else f"{path}: no predictions")
+    return TeacherScores(path=path, sha256=file_sha256(path), ids={a: i for i, a in enumerate(ids)},
+                         scores=np.clip(preds, *score_range))

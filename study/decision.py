@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from study.schemas import BenchmarkRecord, ScoreEvaluation, TrainingSummary, YesNoEvaluation
 from study import languages
 from study.tasks import ARM
-from study.findings import controls, layer_curves, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
+from study.findings import controls, layer_curves, teacher_rows, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
 from study.verdicts import (ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, multiplicity_note, reading_phrase,
                             unpaired_note)
@@ -141,6 +141,18 @@ def _layers(ev: ScoreEvaluation) -> Row | None:
                        + (f"; − last {_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} MAE (paired)"
                           if d is not None else ""))
     return Row("Does a middle layer beat the last?", "; ".join(answers), "; ".join(numbers), "probes")
+
+
+def _teacher(ev: ScoreEvaluation) -> Row | None:
+    """Do the fine-tuned model's scores help train the probe? Only where a teacher variant ran: its probe chosen on
+    validation against the same probe trained on labels only, by the paired rule (`vs_label_only`)."""
+    rows = [r for r in teacher_rows(ev) if r["probe"] == ev.models[r["variant"]].chosen_probe]
+    if not rows:
+        return None
+    answer = "; ".join(f"{r['variant']} + {r['probe']} against {r['label_only']}: {r['vs'].verdict}" for r in rows)
+    number = "; ".join(f"{_s(r['vs'].mae_difference)} {_ci_fmt(r['vs'].difference_ci95, sign=True)} MAE (paired; "
+                       f"{r['teacher'].n_teacher} teacher-scored articles, weight {r['teacher'].weight:g})" for r in rows)
+    return Row("Do the fine-tuned model's scores help train the probe?", answer, number, "probes")
 
 
 def _probe(ev) -> Row:
@@ -309,7 +321,7 @@ def _tiers(ev: ScoreEvaluation) -> Row:
 
 
 def score_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None) -> list[Row]:
-    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), *filter(None, [_layers(ev)]), _probe(ev), _finetuned(ev),
+    return [_vs_mean(ev), _gap(ev), _languages(ev), _bge(ev), _truncation(ev), *filter(None, [_layers(ev), _teacher(ev)]), _probe(ev), _finetuned(ev),
             _speed(ev, bench), _screening(ev), _tiers(ev)]
 
 

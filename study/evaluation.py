@@ -15,7 +15,8 @@ import numpy as np
 from study import languages, paths
 from study.artifacts import read_npz, save_npz
 from study.cache import data_hashes, load_checked, read_embeddings, read_fingerprint
-from study.data import Split, file_sha256, load_baseline_predictions, load_split
+from study.config import TEACHER_SUFFIX
+from study.data import Split, file_sha256, load_baseline_predictions, load_split, load_teacher_predictions
 from study.errors import StudyError
 from study.finetune import load_arm
 from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
@@ -259,7 +260,7 @@ def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int
              "embedding_dim": int(test["embeddings"].shape[1]), "max_tokens": variant.max_tokens,
              "truncated_fraction": float((tokens > cut_at).mean()), "mean_token_count": float(tokens.mean()),
              "longer_than": {str(t): float((tokens > t).mean()) for t in LENGTHS_ASKED},
-             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts", "layer") if k in spec}, "probes": {}}
+             "embedding_cost": cost, **{k: spec[k] for k in ("chunked", "parts", "layer", "teacher") if k in spec}, "probes": {}}
     if variant.chunked:
         entry["chunks"] = {"window": variant.max_tokens, **cfg.chunking.model_dump(), "token_capacity": cut_at,
                            "windows_per_article": cost["test"]["windows"] / n,
@@ -313,6 +314,8 @@ def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -
                                       setup["recall_targets"], cfg.screening_confidence)
             for entry_t, each in zip(m["screening"]["thresholds"], shares):
                 entry_t["guaranteed"]["seed_spread"] = spread(each)
+        if context.get("teacher") is not None:
+            m["screening_vs_teacher"] = teacher_screening(cfg, setup, context, (val, P_val), (test, P))
         m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
         m["by_language"] = by_language(cfg, article_mae(Y, P), median_errors, test["languages"])
         m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
@@ -341,6 +344,55 @@ def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -
                 print(f"[{variant.name}] {kind:8s} {r['n_reference']} -> {r['n_last']} articles: test MAE "
                       f"{r['per_doubling']:+.4f} [{lo:+.4f}, {hi:+.4f}] per doubling (paired, margin "
                       f"±{r['margin']:g}): {r['reading']}")
+
+
+def teacher_scores(cfg, dataset, variant, path):
+    """--teacher-predictions for phase 3 (`study.data.load_teacher_predictions`, refused when it scores none of the
+    validation and test articles), or None without it."""
+    if not path:
+        return None
+    val, test = (load_checked(cfg, dataset, variant, s) for s in ("val", "test"))
+    return load_teacher_predictions(path, test["dimension_names"], cfg.score_range, [*val["ids"], *test["ids"]])
+
+
+def teacher_screening(cfg, setup, context, val: tuple, test: tuple) -> dict | None:
+    """Screening read against the teacher's (the fine-tuned model's) own medium+ decisions: its scores stand for the
+    labels of the validation and test articles it scored (`val`, `test`: (cache, the probe's predictions)), the
+    thresholds chosen on those validation articles (`screen`, each with its guarantee), the recall measured on those
+    test articles. None when the teacher scored no validation or no test article."""
+    teacher = context["teacher"]
+    (vc, Pv), (tc, Pt) = val, test
+    rv, Tv = teacher.rows(vc["ids"])
+    rt, Tt = teacher.rows(tc["ids"])
+    if not len(rv) or not len(rt):
+        return None
+    return {"n_val": int(len(rv)), "n_test": int(len(rt)),
+            "screening": screen((Tv, Pv[rv]), (Tt, Pt[rt]), context["weights"], setup["tiers"], setup["recall_targets"],
+                                cfg.score_range, cfg.bootstrap_samples, cfg.random_seed,
+                                confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
+
+
+def add_teacher_differences(cfg, dataset, models: dict, trained: dict) -> None:
+    """A teacher variant (`<variant>+teacher`) against its base variant trained on labels only: each probe's
+    per-article test MAE minus the label-only probe's, paired on the same test articles (`vs_label_only`), with how
+    the teacher probe was trained (the training summary's `teacher` record)."""
+    for name, entry in models.items():
+        base = name.removesuffix(TEACHER_SUFFIX) if entry.get("teacher") else None
+        for kind in [k for k in entry["probes"] if k in models[base]["probes"]] if base in models else ():
+            record = trained[name][kind].teacher
+            if record is None:
+                continue
+            source = dataset.path / "unlabelled.jsonl"
+            if source.is_file() and file_sha256(source) != record.unlabelled_sha256:
+                raise StudyError(f"{name} {kind} was trained on another unlabelled.jsonl than {source}; rerun "
+                                 "train_probes.py --teacher-predictions ...")
+            errors = [test_errors(cfg, dataset, x, kind)[0] for x in (name, base)]
+            d = entry["probes"][kind]["vs_label_only"] = {"label_only": base, "teacher": record.model_dump(),
+                                                          **compared(cfg, *errors)}
+            lo, hi = d["difference_ci95"]
+            print(f"[{name}] {kind:8s} trained on {record.n_labelled} labelled + {record.n_teacher} teacher-scored "
+                  f"articles (weight {record.weight:g}) against labels only: test MAE {d['mae_difference']:+.4f} "
+                  f"[{lo:+.4f}, {hi:+.4f}] (paired, margin ±{cfg.equivalence_margin:g}): {d['verdict']}")
 
 
 def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -> dict:

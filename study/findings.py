@@ -167,6 +167,14 @@ def layer_curves(ev: ScoreEvaluation) -> dict[str, dict]:
     return out
 
 
+def teacher_rows(ev: ScoreEvaluation) -> list[dict]:
+    """Per teacher variant (`<variant>+teacher`) and probe: how many teacher-scored articles it was trained on and at
+    which weight, its test MAE, and the paired difference against the same probe trained on labels only."""
+    return [{"variant": v, "probe": k, "label_only": m.vs_label_only.label_only, "teacher": m.vs_label_only.teacher,
+             "mae": m.overall_mae, "ci": m.mae_ci95, "vs": m.vs_label_only}
+            for v, e in ev.models.items() for k, m in e.probes.items() if getattr(m, "vs_label_only", None)]
+
+
 def chunking_rows(ev: ScoreEvaluation) -> list[dict]:
     """Per chunked variant whose truncated twin was evaluated (same probe): the paired differences chunked −
     truncated over all test articles and over those truncation cuts, with their verdicts."""
@@ -254,16 +262,20 @@ def probe_verdict_counts(ev) -> dict[str, int]:
 
 
 # -- screening (study/screening.py computes the numbers in phase 3) ------------------------------
-def screening_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None = None) -> list[dict]:
+def screening_rows(ev: ScoreEvaluation, bench: BenchmarkRecord | None = None, teacher: bool = False) -> list[dict]:
     """One row per model (its chosen probe) and recall target: the guaranteed threshold chosen on validation
     (one-sided Clopper-Pearson, or why it cannot be certified) and its test results, the plug-in threshold's
-    test skip share beside it as a reference, and with a benchmark the two-stage cost per article and speed-up."""
+    test skip share beside it as a reference, and with a benchmark the two-stage cost per article and speed-up.
+    `teacher`: the same read against the fine-tuned model's own medium+ decisions (`screening_vs_teacher`), for the
+    models that have it."""
     ft = ev.screening_setup.fine_tuned_ms_per_article
     rows = []
     for v, p, m in ev.chosen_entries():
         e2e = bench.stage1(v, p) if bench else None
         stage1 = e2e.ms_per_article if e2e else None
-        for t in m.screening.thresholds:
+        if teacher and m.screening_vs_teacher is None:
+            continue
+        for t in (m.screening_vs_teacher.screening if teacher else m.screening).thresholds:
             g = t.guaranteed
             row = {"variant": v, "probe": p, "target": t.target_recall, "n_relevant_val": t.n_relevant_val,
                    "certified": g.certified and g.threshold is not None, "note": g.note,

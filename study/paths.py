@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from study.config import Config
+from study.config import TEACHER_SUFFIX, Config
 
 
 # -- phase 1 ------------------------------------------------------------------------------
 def embedding_cache(cfg: Config, dataset: str, variant: str, split: str) -> Path:
+    """A variant's embeddings of a split; a teacher variant (`<variant>+teacher`) reads its base variant's."""
+    variant = variant.removesuffix(TEACHER_SUFFIX)
     return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
 
 

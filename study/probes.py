@@ -98,8 +98,16 @@ class _Probe(_Bundled, RegressorMixin, BaseEstimator):
     """Shared input checks, scaling, validation split, clipping."""
     task = "regression"
 
-    def fit(self, X, Y, X_val=None, Y_val=None):
+    def fit(self, X, Y, X_val=None, Y_val=None, sample_weight=None):
+        """Fit on (X, Y), choosing on (X_val, Y_val) (absent: 15% of the training rows held out). `sample_weight`:
+        one positive weight per training row (teacher-scored articles weigh less than labelled ones); None: all 1."""
         X, Y = check_X_y(X, Y, multi_output=True, y_numeric=True, dtype=np.float32)
+        weighted = {}
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float32)
+            if w.shape != (len(X),) or not (np.isfinite(w).all() and (w > 0).all()) or X_val is None:
+                raise ValueError("sample_weight: one positive finite weight per training row, with validation data")
+            weighted = {"sample_weight": w}
         self.one_d_ = Y.ndim == 1
         Y = Y.reshape(len(Y), -1).astype(np.float32)
         if X_val is None:
@@ -114,7 +122,7 @@ class _Probe(_Bundled, RegressorMixin, BaseEstimator):
         self.scaler_ = StandardScaler().fit(X)
         t0 = time.perf_counter()
         self._fit(self.scaler_.transform(X).astype(np.float32), Y,
-                  self.scaler_.transform(X_val).astype(np.float32), Y_val)
+                  self.scaler_.transform(X_val).astype(np.float32), Y_val, **weighted)
         self.fit_seconds_ = time.perf_counter() - t0
         self.val_mae_ = self._validation_score(Y_val, self._output(self.scaler_.transform(X_val).astype(np.float32)))
         return self
@@ -162,11 +170,11 @@ class RidgeProbe(_Probe):
         self.score_range = score_range
         self.random_state = random_state
 
-    def _fit(self, X, Y, X_val, Y_val):
+    def _fit(self, X, Y, X_val, Y_val, sample_weight=None):
         self.val_mae_by_alpha_ = {}
         best = None
         for alpha in self.alphas:
-            model = Ridge(alpha=float(alpha)).fit(X, Y)
+            model = Ridge(alpha=float(alpha)).fit(X, Y, sample_weight=sample_weight)
             # one score dimension: scikit-learn may give 1-D coefficients and predictions for a (n, 1) target
             mae = _mae(Y_val, self._clip(model.predict(X_val)).reshape(len(X_val), -1))
             self.val_mae_by_alpha_[float(alpha)] = mae
@@ -241,8 +249,8 @@ class _Member:
     def _bundle_state(self) -> dict:
         return _members_state([self], [int(self.random_state)])
 
-    def _fit(self, X, Y, X_val, Y_val):
-        self._fit_together([self], X, Y, X_val, Y_val)
+    def _fit(self, X, Y, X_val, Y_val, **weighted):
+        self._fit_together([self], X, Y, X_val, Y_val, **weighted)
 
 
 def _members_state(members: list, seeds: list[int]) -> dict:
@@ -342,7 +350,7 @@ class StackedMLP(torch.nn.Module):
         return out
 
 
-def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score) -> None:
+def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score, sample_weight=None) -> None:
     """Train the MLPNets of `members` (estimators alike but for `random_state`) together as one StackedMLP with Adam
     on (X, targets T) in mini-batches, each member's last bias set to `bias` first; each member stops early on its
     own `val_score(its validation predictions)` (lower is better) after `patience` epochs without progress, leaves
@@ -350,7 +358,8 @@ def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score) -> 
     (torch.manual_seed(seed), then MLPNet), and from torch.Generator(seed) its data order (a permutation an epoch)
     and its dropout masks (drawn an epoch at a time after the permutation); its loss is its own mean over its
     batch. So a member trained beside others is the member trained alone (`members` of one), up to the float
-    rounding of the batched matmul. Sets on each member network_ (on the CPU), history_ (its validation score
+    rounding of the batched matmul. `sample_weight` (one per row of X): each row's loss weighted by it (a
+    batch's loss the weighted sum over its rows / the sum of their weights). Sets on each member network_ (on the CPU), history_ (its validation score
     per epoch), best_epoch_ and epochs_run_."""
     est = members[0]
     device = torch.device(est.device)
@@ -366,6 +375,7 @@ def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score) -> 
     gens = [torch.Generator().manual_seed(m.random_state) for m in members]
     opt = torch.optim.Adam(net.parameters(), lr=est.learning_rate, weight_decay=est.weight_decay)
     Xt, Tt = torch.from_numpy(X).to(device), torch.from_numpy(T).to(device)
+    Wt = None if sample_weight is None else torch.from_numpy(np.asarray(sample_weight, np.float32)).to(device)
     Xv = torch.from_numpy(X_val).to(device)
     n, widths, p = len(Xt), list(est.hidden_sizes), float(est.dropout)
     active = list(range(len(members)))   # members still training, in the order of the network's rows
@@ -381,7 +391,11 @@ def fit_mlp_members(members: list, X, T, X_val, *, bias, loss_fn, val_score) -> 
         for start in range(0, n, est.batch_size):
             idx = perms[:, start:start + est.batch_size]
             out = net(Xt[idx], None if masks is None else [mk[:, start:start + est.batch_size] for mk in masks])
-            loss = loss_fn(out, Tt[idx], reduction="none").flatten(1).mean(1).sum()
+            if Wt is None:
+                loss = loss_fn(out, Tt[idx], reduction="none").flatten(1).mean(1).sum()
+            else:   # (members, rows, dims): each row's mean over dims, weighted
+                w = Wt[idx]
+                loss = ((loss_fn(out, Tt[idx], reduction="none").mean(2) * w).sum(1) / w.sum(1)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -428,11 +442,12 @@ class MLPProbe(_Member, _MLPBundle, _Probe):
     def _output_dim(self) -> int:
         return self.n_outputs_
 
-    def _fit_together(self, members, X, Y, X_val, Y_val):
+    def _fit_together(self, members, X, Y, X_val, Y_val, sample_weight=None):
         low, high = self.score_range
         loss_fn = {"l1": torch.nn.functional.l1_loss, "mse": torch.nn.functional.mse_loss}[self.loss]
-        fit_mlp_members(members, X, Y, X_val, bias=Y.mean(0), loss_fn=loss_fn,   # start from the mean score, not 0
-                        val_score=lambda P: _mae(Y_val, P.clamp(low, high).cpu().numpy()))
+        bias = Y.mean(0) if sample_weight is None else np.average(Y, axis=0, weights=sample_weight)
+        fit_mlp_members(members, X, Y, X_val, bias=bias, loss_fn=loss_fn,   # start from the mean score, not 0
+                        val_score=lambda P: _mae(Y_val, P.clamp(low, high).cpu().numpy()), sample_weight=sample_weight)
 
     def _predict(self, X):
         with torch.no_grad():
@@ -452,9 +467,9 @@ class LightGBMProbe(_Member, _Probe):
         self.score_range = score_range
         self.random_state = random_state
 
-    def _fit_together(self, members, X, Y, X_val, Y_val):
+    def _fit_together(self, members, X, Y, X_val, Y_val, sample_weight=None):
         boosters = fit_boosters(self, [m.random_state for m in members], X, Y, X_val, Y_val,
-                                defaults={"objective": "regression", "metric": "l1"})
+                                defaults={"objective": "regression", "metric": "l1"}, sample_weight=sample_weight)
         for m, bs in zip(members, boosters):
             m.boosters_ = bs
             m.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in bs]
@@ -477,7 +492,8 @@ class LightGBMProbe(_Member, _Probe):
         return {"best_iterations": list(self.best_iterations_)}
 
 
-def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, forced=None) -> list[list]:
+def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, forced=None,
+                 sample_weight=None) -> list[list]:
     """The LightGBM boosters of `est` (its `params` and early stopping) for each seed and each column of Y, stopping
     early on the metric of (X_val, Y_val): [[booster of dimension d for d ...] for each seed]. `defaults` give way
     to `params`, `forced` do not. The binned datasets are built once (per worker) and reused for every dimension
@@ -492,7 +508,7 @@ def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, fo
     workers = min(len(jobs), cores)
     Y, Y_val = np.asarray(Y, np.float32), np.asarray(Y_val, np.float32)
     if workers <= 1 or X.size * len(jobs) < PARALLEL_MIN_VALUES:
-        done = _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, None)
+        done = _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, None, sample_weight)
     else:
         from joblib import Parallel, delayed
 
@@ -502,7 +518,7 @@ def fit_boosters(est, seeds: list[int], X, Y, X_val, Y_val, *, defaults=None, fo
 
         try:
             parts = Parallel(n_jobs=workers, backend="loky", max_nbytes=None)(
-                delayed(_boost_jobs)(est, seeds, share, X, Y, X_val, Y_val, defaults, forced, threads)
+                delayed(_boost_jobs)(est, seeds, share, X, Y, X_val, Y_val, defaults, forced, threads, sample_weight)
                 for share in shares)
         except TerminatedWorkerError:   # killed (the OOM killer, kill -9): one line, not loky's traceback
             raise StudyError("a LightGBM worker process died (killed or out of memory); nothing of this probe was "
@@ -521,7 +537,7 @@ def _boost_params(est, defaults, forced, threads) -> dict:
     return params
 
 
-def _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, threads) -> dict:
+def _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, threads, sample_weight=None) -> dict:
     """{(seed index, dimension): booster} for `jobs`, on one pair of binned datasets built here once."""
     import lightgbm as lgb
 
@@ -530,7 +546,8 @@ def _boost_jobs(est, seeds, jobs, X, Y, X_val, Y_val, defaults, forced, threads)
 
     params = _boost_params(est, defaults, forced, threads)
     rounds = int(params.pop("n_estimators", 1000))
-    train = lgb.Dataset(X, np.zeros(len(X), np.float32), params=dict(params), free_raw_data=False).construct()
+    train = lgb.Dataset(X, np.zeros(len(X), np.float32), weight=sample_weight, params=dict(params),
+                        free_raw_data=False).construct()
     valid = train.create_valid(X_val, np.zeros(len(X_val), np.float32), params=dict(params)).construct()
     out = {}
     for k, d in jobs:
@@ -768,7 +785,7 @@ def _die_with_parent() -> None:
 PARALLEL_MIN_VALUES = 5_000_000   # training inputs (rows x dims) x boosters from which LightGBM uses worker processes
 
 
-def fit_members(estimator, seeds: list[int], fitted: dict, data: tuple) -> list:
+def fit_members(estimator, seeds: list[int], fitted: dict, data: tuple, **weighted) -> list:
     """One fitted copy of `estimator` per seed, in the order of `seeds`, fitted together on scaled `data` (X, Y,
     X_val, Y_val; `fitted`: the attributes its layout needs, n_features_in_, n_outputs_): the MLP seeds as one
     batched network (`fit_mlp_members`), the LightGBM ones on shared binned datasets (`fit_boosters`, in worker
@@ -780,7 +797,7 @@ def fit_members(estimator, seeds: list[int], fitted: dict, data: tuple) -> list:
         for key, value in fitted.items():
             setattr(member, key, value)
         members.append(member)
-    members[0]._fit_together(members, *data)
+    members[0]._fit_together(members, *data, **weighted)
     return members
 
 
@@ -795,12 +812,12 @@ class _SeedEnsemble:
     random_state = property(lambda self: self.estimator.random_state)
     score_range = property(lambda self: self.estimator.score_range)
 
-    def _fit(self, X, Y, X_val, Y_val):
+    def _fit(self, X, Y, X_val, Y_val, **weighted):
         if int(self.n_seeds) < 1:
             raise ValueError(f"n_seeds must be at least 1, found {self.n_seeds}")
         self.seeds_ = member_seeds(self.random_state, self.n_seeds)
         fitted = {k: getattr(self, k) for k in ("n_features_in_", "n_outputs_") if hasattr(self, k)}
-        self.members_ = fit_members(self.estimator, self.seeds_, fitted, (X, Y, X_val, Y_val))
+        self.members_ = fit_members(self.estimator, self.seeds_, fitted, (X, Y, X_val, Y_val), **weighted)
         self.member_val_ = [self._validation_score(Y_val, m._output(X_val)) for m in self.members_]
 
     def _output(self, X):
@@ -929,6 +946,14 @@ def nested_subsets(n: int, fractions, seed: int) -> list[dict]:
         if k < n and k not in out:
             out[k] = {"fraction": f, "n_train": k, "rows": np.sort(order[:k])}
     return [out[k] for k in sorted(out)]
+
+
+def with_teacher_rows(X, Y, X_teacher, T, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs, targets, sample weights) of a teacher probe: the labelled rows (X, Y), weight 1, then the
+    teacher-scored rows (X_teacher, the teacher's scores T), each weighing `weight`."""
+    X, X_teacher = np.asarray(X, np.float32), np.asarray(X_teacher, np.float32)
+    return (np.vstack([X, X_teacher]), np.vstack([np.asarray(Y, np.float32), np.asarray(T, np.float32)]),
+            np.r_[np.ones(len(X), np.float32), np.full(len(X_teacher), weight, np.float32)])
 
 
 def ids_sha256(ids) -> str:

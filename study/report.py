@@ -440,6 +440,17 @@ class Report:
                       if r is c["chosen"] and r["vs_last"] is not None else MISSING,
                       r["vs_last"].verdict if r is c["chosen"] and r["vs_last"] is not None else MISSING]
                      for r in c["rows"]], "llrrrl", font_pt=8)
+        teacher = findings.teacher_rows(ev) if self.scores else []
+        if teacher:   # train_probes.py --teacher-predictions: does training on the teacher's scores help?
+            w.table("Teacher scores: each probe trained on the labelled training articles plus unlabelled articles "
+                    "scored by the fine-tuned model (their weight chosen on validation labels), against the same "
+                    f"probe trained on labels only: Δ = teacher − label-only test MAE, paired on the same articles, "
+                    f"read against ±{self.margin():g}.",
+                    ["Model", "Probe", "Teacher-scored (weight)", "Test MAE [95% CI]", "Δ MAE vs label-only [95% CI]",
+                     "Reading"],
+                    [[r["variant"], r["probe"], f"{r['teacher'].n_teacher} ({r['teacher'].weight:g})",
+                      value_ci(r["mae"], r["ci"]), value_ci(r["vs"].mae_difference, r["vs"].difference_ci95, sign=True),
+                      r["vs"].verdict] for r in teacher], "llrrrl", font_pt=8)
 
     def q_speed(self):
         w, ev, bench = self.w, self.ev, self.inp.benchmarks
@@ -504,6 +515,13 @@ class Report:
         others = len(rows) - len(best)
         self.screening_table(best, f"Screening by {label(ev.best.model, ev.best.probe)}, the model page 1 quotes"
                              + (" (the other models' in annex C)" if others else ""))
+        against = [r for r in findings.screening_rows(ev, teacher=True)
+                   if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)]
+        if against:   # --teacher-predictions scored validation and test articles: its own decisions as the truth
+            m = ev.models[ev.best.model].probes[ev.best.probe].screening_vs_teacher
+            self.screening_table(against, f"The same against the fine-tuned model's own medium+ decisions (its scores of "
+                                          f"{m.n_val} validation and {m.n_test} test articles as the truth, the MAE "
+                                          "too)")
         if not self.place("cmp", ["screening_curve"], width_cm=12):
             w.unavailable("Screening curve", "no comparison record names one "
                           f"({self.rel(paths.comparison_record(self.cfg, self.inp.dataset))}); run compare_results.py.")

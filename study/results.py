@@ -141,10 +141,10 @@ def read_evaluation(cfg: Config, dataset: str) -> Evaluation:
 
 def sweep_groups(models: dict) -> dict[str, list[str]]:
     """{config model: its variants} for the models evaluated at several max tokens: a truncation sweep. Chunked,
-    side-by-side and layer variants are no points of a sweep."""
+    side-by-side, layer and teacher variants are no points of a sweep."""
     groups: dict[str, list[str]] = {}
     for name, entry in models.items():
-        if not entry.get("chunked") and not entry.get("parts") and entry.get("layer") is None:
+        if not entry.get("chunked") and not entry.get("parts") and entry.get("layer") is None and not entry.get("teacher"):
             groups.setdefault(entry.get("model", name), []).append(name)
     return {k: g for k, g in groups.items() if len(g) > 1}
 
@@ -154,7 +154,7 @@ def layer_groups(models: dict) -> dict[str, list[str]]:
     hidden layers (at one max tokens): a layer sweep."""
     groups: dict[str, list[str]] = {}
     for name, entry in models.items():
-        if entry.get("layer") is not None:
+        if entry.get("layer") is not None and not entry.get("teacher"):
             groups.setdefault(name.rsplit("-L", 1)[0], []).append(name)
     return {k: sorted(g, key=lambda v: models[v]["layer"]) for k, g in groups.items() if len(g) > 1}
 

@@ -369,6 +369,35 @@ class Transfer(Record):
     per_language: dict[str, TransferLanguage]
 
 
+class TeacherTraining(Record):
+    """How a teacher variant's probe (`<variant>+teacher`, train_probes.py --teacher-predictions) was trained: the
+    labelled training articles plus `n_teacher` articles of unlabelled.jsonl with the teacher's scores as targets,
+    each weighing `weight` (chosen on validation labels among `val_mae_by_weight`)."""
+    file: str                 # the teacher predictions file
+    sha256: str
+    unlabelled_sha256: str
+    n_labelled: int
+    n_teacher: int
+    ids_sha256: str           # of the teacher-scored articles trained on
+    weight: float
+    val_mae_by_weight: dict[str, float]
+
+
+class VsLabelOnly(PairedDifference):
+    """A teacher variant's probe minus the same probe of its base variant trained on labels only, same test
+    articles; with how the teacher probe was trained."""
+    label_only: str
+    teacher: TeacherTraining
+
+
+class TeacherScreening(Record):
+    """Screening read against the fine-tuned model's own medium+ decisions (its scores as the truth) on the
+    validation / test articles it scored: thresholds chosen on those validation articles, recall on those test ones."""
+    n_val: int
+    n_test: int
+    screening: Screening
+
+
 class _ProbeCommon(Record):
     selected: dict[str, Any]
     inference_ms_per_article: float
@@ -397,6 +426,8 @@ class ScoreProbe(_ProbeCommon, Scores):
     by_language: Optional[dict[str, LanguageReading]] = None
     vs_best: Optional[VsBest] = None
     transfer: Optional[list[Transfer]] = None
+    vs_label_only: Optional[VsLabelOnly] = None          # a teacher variant's probe against the label-only one
+    screening_vs_teacher: Optional[TeacherScreening] = None   # recall of the teacher's own medium+ decisions
 
     @property
     def validation_score(self) -> float:
@@ -467,6 +498,7 @@ class _ModelEntry(Record):
     chunked: Optional[bool] = None
     chunks: Optional[Chunks] = None
     parts: Optional[list[str]] = None
+    teacher: Optional[bool] = None   # `<variant>+teacher`: probes trained on labels + teacher-scored articles
     layer: Optional[int] = None    # the hidden layer pooled (hidden_states[layer]); None: the model's own output
     languages: Optional[Union[Literal["multilingual"], list[str]]] = None   # None: nobody declared them
     control: bool = False          # does not read every test language (study/languages.py)
@@ -706,6 +738,7 @@ class TrainedProbe(Record):
     sha256: str
     train_subsets: list[SubsetProbe] = []
     transfers: list[TransferProbe] = []
+    teacher: Optional[TeacherTraining] = None   # a teacher variant's probe
 
     @property
     def task_name(self) -> str:

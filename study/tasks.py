@@ -50,7 +50,8 @@ SCORES = Task(name="regression", label="scores", probes=("ridge", "mlp", "lightg
               analyses=frozenset({"bands", "tiers", "screening", "sweeps", "chunking", "pairs", "learning_curve",
                                   "error_figures"}),
               options=(("--train-fractions", "train_fractions"), ("--baseline-mae", "baseline_mae"),
-                       ("--baseline-predictions", "baseline_predictions")),
+                       ("--baseline-predictions", "baseline_predictions"),
+                       ("--teacher-predictions", "teacher_predictions")),
               report_sections=("decision", "leaderboard", "q_languages", "q_bge", "q_truncation", "q_probes", "q_speed",
                                "q_screening", "q_pairs", "q_learning_curve", "limitations", "annex"))
 

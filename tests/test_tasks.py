@@ -21,6 +21,7 @@ def test_every_task_declares_known_probes_analyses_and_real_options():
     assert {(o, a, t) for o, a, t in run_all.TASK_OPTIONS} == {
         ("--train-fractions", "train_fractions", "regression"), ("--baseline-mae", "baseline_mae", "regression"),
         ("--baseline-predictions", "baseline_predictions", "regression"),
+        ("--teacher-predictions", "teacher_predictions", "regression"),
         ("--baseline-f1", "baseline_f1", "classification")}
 
 
