@@ -15,8 +15,9 @@
 
 Phases: embed_articles.py, train_probes.py, evaluate.py, compare_results.py,
 benchmark_speed.py, analyze_error_distribution.py (on the probe chosen on validation unless
---probe), generate_report.py. Before the first, it says which phases will run and what share
-of the last recorded run the speed benchmark took (--skip benchmark leaves it out). Each
+--probe), generate_report.py. Before the first, it says which phases will run, what share
+of the last recorded run the speed benchmark took (--skip benchmark leaves it out) and how long each
+phase should take (study/estimate.py's cost model); after each dataset, how far each estimate was off. Each
 phase's output streams through to the console (no result line glued to a progress bar) and
 into results/logs/<UTC start>_<dataset>.log (progress bars as a line every ~10%), with its
 command line and wall time. --train-fractions goes to train_probes.py (the probes are also trained on
@@ -48,6 +49,7 @@ from study.config import PROBES, TASK_PROBES, load_config
 from study.tasks import TASKS
 from study.data import DATASET_FILE, dataset_name, resolve_dataset
 from study.errors import StudyError
+from study.estimate import estimate, estimate_line, off_lines, plan_for
 from study.runner import STUDY_PHASE, recorded_times, run_phases
 from study.summary import write_summary
 
@@ -62,6 +64,8 @@ PHASES = {  # name -> script, in running order
     "errors": "analyze_error_distribution.py",
     "report": "generate_report.py",
 }
+LABELS = {script: phase for phase, script in PHASES.items()}
+BENCH_DEFAULTS = {"--n": 1000, "--runs": 3}   # benchmark_speed.py's defaults, for the estimate
 DEMO = {"name": "demo", "yes_no": "demo_yes_no", "bench_n": 64, "bench_runs": 2}   # fast on 2 CPU cores
 
 
@@ -118,20 +122,23 @@ def main():
     started = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     order = list(PHASES)[list(PHASES).index(args.start) if args.start else 0:]
     print("\n".join(run_plan(cfg, order, args.skip, [n for n, _ in targets], args.bench_each)), flush=True)
+    estimated = say_estimates(args, cfg, targets, order, bench)
     failures, reports = [], []
     for k, (name, data_dir) in enumerate(targets):
         log = paths.run_log(cfg, name, started)
         print(f"\n##### dataset {name} ({k + 1} of {len(targets)}); log: {log}", flush=True)
         models = args.models or cfg.default_models
+        timings: dict[str, float] = {}
         if args.keep_going and len(models) > 1 and "embed" in order and "embed" not in args.skip:
-            models = embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures)
+            models = embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures, timings)
         fitted = options_for_task(args, cfg, name, data_dir)
         arguments = phase_arguments(fitted, cfg, name, data_dir, bench, benchmarks_of=targets[0][0], models=models)
-        todo = [(PHASES[phase], arguments[phase]) for phase in order if phase not in args.skip
-                and (phase != "benchmark" or k == 0 or args.bench_each)
-                and (phase != "embed" or not args.keep_going or len(models) == 1)]
+        todo = [(PHASES[phase], arguments[phase]) for phase in dataset_phases(args, order, k)
+                if phase != "embed" or not args.keep_going or len(models) == 1]
         failed = (PHASES["embed"], 2, "every model failed") if not models else \
-            run_phases(todo, env, log, say=lambda s: print(s, flush=True))
+            run_phases(todo, env, log, say=lambda s: print(s, flush=True), timings=timings)
+        if name in estimated:
+            print("\n".join(off_lines(name, estimated[name], timings, LABELS)), flush=True)
         if failed and not args.keep_going:
             sys.exit(failed[1])
         if failed:
@@ -177,6 +184,32 @@ def run_plan(cfg, order: list[str], skip: list[str], datasets: list[str], bench_
     return lines
 
 
+def dataset_phases(args, order: list[str], k: int) -> list[str]:
+    """The phases run on the k-th dataset of the run: the speed benchmark on the first only, unless --bench-each."""
+    return [p for p in order if p not in args.skip and (p != "benchmark" or k == 0 or args.bench_each)]
+
+
+def say_estimates(args, cfg, targets, order: list[str], bench: list[str]) -> dict[str, dict[str, float]]:
+    """Each dataset's expected seconds per phase script from the cost model (study/estimate.py), printed before the
+    run starts. A dataset whose files cannot be read gets no estimate: its phases say why."""
+    out = {}
+    for k, (name, data_dir) in enumerate(targets):
+        scripts = [PHASES[p] for p in dataset_phases(args, order, k)]
+        timing = {**BENCH_DEFAULTS, **{o: int(v) for o, v in zip(bench, bench[1:]) if o in BENCH_DEFAULTS}}
+        try:
+            plan = plan_for(cfg, name, data_dir, models=args.models, max_tokens=args.max_tokens, probes=args.probes,
+                            device=args.device, train_fractions=args.train_fractions,
+                            train_languages=args.train_languages, finetune=args.finetune, phases=tuple(scripts),
+                            bench={"n": timing["--n"], "runs": timing["--runs"], "reference": "--no-reference" not in bench}
+                            if PHASES["benchmark"] in scripts else None)
+        except (StudyError, OSError) as exc:
+            print(f"estimate for {name}: not made ({exc})", flush=True)
+            continue
+        out[name] = estimate(plan, scripts)
+        print(estimate_line(name, out[name], LABELS, plan), flush=True)
+    return out
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
@@ -194,13 +227,13 @@ def dataset_targets(args) -> list[tuple[str, str | None]]:
     return targets
 
 
-def embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures) -> list[str]:
+def embed_each_model(args, cfg, name, data_dir, bench, models, env, log, failures, timings) -> list[str]:
     """--keep-going: phase 1 model by model; a model that fails is reported at the end and left out of the
     later phases. Returns the models that were embedded."""
     kept = []
     for model in models:
         embed = phase_arguments(args, cfg, name, data_dir, bench, name, models=[model])["embed"]
-        failed = run_phases([(PHASES["embed"], embed)], env, log, say=lambda s: print(s, flush=True))
+        failed = run_phases([(PHASES["embed"], embed)], env, log, say=lambda s: print(s, flush=True), timings=timings)
         if failed:
             failures.append((f"{name} / {model}", *failed))
         else:

@@ -10,7 +10,8 @@ One module a concern:
   checksummed files), paths (every artifact's name), provenance;
 - what the researcher reads: findings, decision (page 1), report (sections) into document (one model,
   rendered to Word by docx_writer and to markdown), formats (numbers), comparison (charts), plots, summary;
-- the command line: cli (arguments, the one-line error contract), errors, runner (run_all's phases).
+- the command line: cli (arguments, the one-line error contract), errors, runner (run_all's phases), estimate
+  (the time a run will take: a cost model per phase).
 
 Importing the package samples /proc/stat once (0.2 s) before torch or LightGBM load: see below.
 """

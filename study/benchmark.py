@@ -28,6 +28,7 @@ from study.data import Dataset, Split
 from study.embedders import (Encoder, batching_for, check_positions, describe_batching, embed_texts, enable_packing,
                              load_model, random_weight_encoder, tokenize, window_ids)
 from study.errors import StudyError
+from study.estimate import architecture_dir, forward_flops   # noqa: F401 (the FLOP count and shapes: one place)
 from study.metrics import summed_rate
 from study.provenance import record, versions
 from study.schemas import BenchmarkRecord, write_record
@@ -149,12 +150,6 @@ def non_embedding_params(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters() if id(p) not in skip))
 
 
-def forward_flops(lengths, n_params: int, layers: int, hidden: int) -> float:
-    """Total forward FLOPs over articles of `lengths` real tokens (see FLOP_FORMULA)."""
-    t = np.asarray(lengths, dtype=np.float64)
-    return float(np.sum(2.0 * n_params * t + 4.0 * layers * hidden * t * t))
-
-
 def model_shape(encoder: Encoder) -> dict:
     model = hf_model(encoder)
     cfg = model.config
@@ -175,34 +170,6 @@ def benchmark_articles(splits: dict[str, Split], n: int) -> tuple[list[str], str
         texts += take
         parts.append(f"{name}[:{len(take)}]")
     return texts, " + ".join(parts)
-
-
-def architecture_dir(cfg: Config, model: str, shapes_dir: str | Path | None) -> Path:
-    """The folder whose config.json describes `model`: `<shapes_dir>/<name>`, else the model's own folder.
-
-    Names tried under shapes_dir: the config name, the last part of the HF id, and that
-    without a `paraphrase-` prefix (sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2
-    -> multilingual-MiniLM-L12-v2).
-    """
-    tried = []
-    if shapes_dir:
-        base = Path(shapes_dir).expanduser().resolve()
-        tail = cfg.model(model).model_name.rstrip("/").split("/")[-1]
-        for name in dict.fromkeys([model, tail, tail.removeprefix("paraphrase-")]):
-            tried.append(base / name / "config.json")
-            if tried[-1].is_file():
-                return tried[-1].parent
-    try:
-        location = Path(cfg.model_location(model))
-    except StudyError:
-        location = None
-    if location is not None and location.is_dir():
-        for sub in ("", "0_Transformer"):
-            tried.append(location / sub / "config.json")
-            if tried[-1].is_file():
-                return tried[-1].parent
-    raise StudyError(f"--random-weights: no architecture config for model '{model}'; tried "
-                     + ", ".join(str(t) for t in tried) + " (point --shapes-dir at the model_shapes folder)")
 
 
 # -- timing helpers ---------------------------------------------------------------------------

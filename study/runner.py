@@ -151,9 +151,10 @@ STUDY_PHASE = {"embed_articles.py": 1, "train_probes.py": 2, "finetune_encoder.p
                "benchmark_speed.py": 4, "analyze_error_distribution.py": 5, "generate_report.py": 6}
 
 
-def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say=print) -> tuple[str, int, str | None] | None:
+def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say=print,
+               timings: dict[str, float] | None = None) -> tuple[str, int, str | None] | None:
     """Run (script, arguments) pairs in order into one log; None, or (script, exit code, error line) of the
-    first failure (the phases after it are not run)."""
+    first failure (the phases after it are not run). `timings`: each finished script's wall seconds added to it."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     times = []
     with open(log_path, "a", encoding="utf-8") as log:
@@ -170,6 +171,8 @@ def run_phases(todo: list[tuple[str, list[str]]], env: dict, log_path: Path, say
                 log.write(f"=== {script} interrupted by {signal.Signals(exc.signum).name}; stopped\n")
                 raise
             times.append((script, seconds))
+            if timings is not None:
+                timings[script] = timings.get(script, 0.0) + seconds
             if code != 0:
                 tail = f"=== {script} failed with exit code {code} after {seconds:.1f}s; stopped " \
                        f"(not run: {', '.join(s for s, _ in todo[i:]) or 'none'})"
