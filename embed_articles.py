@@ -22,9 +22,14 @@ A rerun whose inputs and settings match the cache's fingerprint loads nothing an
 nothing; a changed input file or setting rebuilds; --force always rebuilds. On CUDA the model
 runs in bf16 (fp16 where bf16 is missing) unless --dtype float32. Batches are sorted by length and
 bounded in rows and tokens as the speed benchmark's (`batching_for`; every model gets a token budget
-on CUDA); --packed lays each batch end to end without padding (BERT / XLM-R encoders).
+on CUDA); --packed lays each batch end to end without padding (BERT / XLM-R encoders). On the CPU,
+--backend onnx (--int8) or openvino runs the model's forward pass in onnxruntime or OpenVINO, exported
+once from the local model (study/backends.py); the backend is part of the cache's fingerprint.
+
+    python embed_articles.py --data-dir ../shared/data/sustainability_real --models minilm-l6-en-demo --backend openvino
 """
 from study import cli
+from study.backends import backend_name
 from study.cache import concatenate
 from study.config import load_config, with_parts
 from study.data import SPLITS, UNLABELLED, load_splits, resolve_dataset, splits_present
@@ -45,6 +50,7 @@ def main():
                         help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
     cli.add_chunks(parser)
     cli.add_layers(parser)
+    cli.add_backend(parser, "torch")
     args = parser.parse_args()
 
     cfg = load_config(args.config)
@@ -55,18 +61,21 @@ def main():
     report_leaks(cfg, dataset, splits)
     device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
     dtype = resolve_dtype(device, args.dtype)
+    backend = backend_name(args.backend or "torch", args.int8)
     if device.type == "cpu":
         print(f"device cpu ({use_all_cores()} threads), dtype {dtype}")
     else:
         print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
 
-    opts = EmbedOptions(batch_size=args.batch_size, devices=tuple(args.devices or ()), packed=args.packed)
+    opts = EmbedOptions(batch_size=args.batch_size, devices=tuple(args.devices or ()), packed=args.packed,
+                        backend=backend)
     for group in layer_groups(variants):   # the layers of one model at one max tokens: one forward pass
         if group[0].parts:
             for split in splits.values():
                 concatenate(cfg, dataset, group[0], split, args.force)
             continue
-        jobs = [(v, todo) for v in group if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype, args.force))]
+        jobs = [(v, todo) for v in group
+                if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype, args.force, backend))]
         if jobs:
             embed_variants(cfg, dataset, jobs, device, dtype, opts)
 

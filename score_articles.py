@@ -15,6 +15,8 @@ of a side-by-side pair), through the study's encode loop, in the dtype the probe
 made with and in phase 1's batches (--packed: padding-free, for BERT / XLM-R encoders), then scored by
 the probe (clipped to the score range). The fine-tuned encoder arm (probe kind `finetuned`) serves the same way:
 its bundle carries the tuned weights (`encoder.safetensors`, loaded over the base model) and its linear head.
+On the CPU, --backend onnx (--int8) or openvino runs the encoder in
+onnxruntime or OpenVINO (study/backends.py; default: the backend the probe's embeddings were made with).
 
 Output, one line per article in input order:
     scores:  {"id", "scores": {dimension: score}, "article_score", "tier", "route"}
@@ -54,6 +56,7 @@ import numpy as np
 from tqdm import tqdm
 
 from study import cli
+from study.backends import backend_name
 from study.config import DTYPE_NAMES, load_config
 from study.embedders import resolve_device, resolve_dtype, use_all_cores
 from study.errors import StudyError
@@ -94,6 +97,7 @@ def main():
     parser.add_argument("--batch-size", type=cli.positive_int, help="override the model's batch_size")
     parser.add_argument("--packed", action="store_true",
                         help="padding-free batches (BERT / XLM-R encoders; variable-length attention on CUDA)")
+    cli.add_backend(parser, "the one the probe's embeddings were made with")
     parser.add_argument("--chunk", type=cli.positive_int, default=CHUNK_ARTICLES,
                         help=f"articles between two checkpoints (default {CHUNK_ARTICLES})")
     args = parser.parse_args()
@@ -113,7 +117,10 @@ def main():
     stage.with_tiers = not args.no_tiers
     n, input_sha = check_input(args.input, args.labels, len(stage.dimension_names))
     device = resolve_device(args.device or cfg.device)
-    parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype))
+    backend = backend_name(args.backend, args.int8) if args.backend or args.int8 else None
+    if args.int8 and not args.backend:
+        raise StudyError("--int8 quantizes with onnxruntime: add --backend onnx")
+    parts = [resolve_part(cfg, recipe, fp, args.dtype and resolve_dtype(device, args.dtype), backend)
              for recipe, fp in recipe_parts(stage.meta)]
     threads = f" ({use_all_cores()} threads)" if device.type == "cpu" else ""
     embed = Embedder(cfg, parts, device, args.batch_size, args.allow_revision, warn=lambda s: print(s, file=sys.stderr),
@@ -123,8 +130,9 @@ def main():
             f"{stage.rule} threshold chosen on validation)" if stage.task == "regression" else
             f"yes where P(yes) >= {stage.threshold:.4f} (chosen on validation)")
     print(f"{meta['variant']} + {meta['probe']} ({meta['dataset']}): {n} articles; device {device}{threads}, dtype "
-          f"{'+'.join(p.dtype for p in parts)}; {rule}")
+          f"{'+'.join(p.dtype for p in parts)}, backend {'+'.join(p.backend for p in parts)}; {rule}")
     settings = {"device": device.type, "dtypes": [p.dtype for p in parts], "batch_size": args.batch_size,
+                "backends": [p.backend for p in parts],
                 "recall": stage.recall, "rule": stage.rule, "packed": args.packed, "tiers": stage.with_tiers,
                 "weights": None if stage.weights is None else stage.weights.tolist()}
     hold_output(args.output)

@@ -21,14 +21,14 @@ from study.provenance import model_revision, record
 
 # Keys that describe the model side of an embedding; the rest (split, data hash) describe
 # the input. A probe may only score embeddings whose model side matches its training's.
-MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision", "chunks",
+MODEL_KEYS = ("source", "model_name", "max_tokens", "prefix", "pooling", "normalize", "dtype", "revision", "chunks", "backend",
               "parts", "layer")
 # Keys a rerun compares to decide whether a cache is still valid.
 CACHE_KEYS = MODEL_KEYS + ("split", "data_sha256", "layout")
 CACHE_LAYOUT = 2   # 2: strings packed as UTF-8 + offsets (study.artifacts.save_npz)
 
 
-def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: str) -> dict:
+def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: str, backend: str = "torch") -> dict:
     """What produced a cache: the model side (MODEL_KEYS), the input side (split, data hash) and, where it
     can be known here, the model's revision (weights changed: the cache is rebuilt).
 
@@ -44,6 +44,8 @@ def fingerprint(cfg: Config, variant: Variant, dtype, split: str, data_sha256: s
           "layout": CACHE_LAYOUT, "chunks": cfg.chunking.model_dump() if variant.chunked else None}
     if variant.layer is not None:   # the output of that hidden layer (absent: the model's own output)
         fp["layer"] = int(variant.layer)
+    if backend != "torch":   # another runtime (study/backends.py; absent: torch)
+        fp["backend"] = backend
     try:
         revision = model_revision(cfg.model_location(variant.model))
     except StudyError:   # e.g. results copied home without the model's package
@@ -65,7 +67,8 @@ def recorded_dtype(found: dict):
 def mismatch(found: dict, expected: dict, keys) -> str | None:
     """'key made with X, expected Y' for the first differing key, or None when they agree."""
     for key in keys:
-        if (key in expected or key == "layer") and found.get(key) != expected.get(key):   # no layer: the model's output
+        if (key in expected or key in ("layer", "backend")) and found.get(key) != expected.get(key):   # absent: the
+            # model's output, torch
             a, b = found.get(key), expected.get(key)
             if key == "parts" and isinstance(a, list) and len(a) == len(b):   # say which part, and what in it
                 why = next((f"part {i + 1}: {w}" for i, (x, y) in enumerate(zip(a, b)) if (w := mismatch(x, y, keys))),
@@ -219,7 +222,8 @@ def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
         raise StudyError(f"split '{split}' missing: {source_file} does not exist")
     else:   # results copied home without the data: the cache's own record stands (see data_hashes)
         data_sha256 = data["fingerprint"].get("data_sha256")
-    expected = fingerprint(cfg, variant, recorded_dtype(data["fingerprint"]), split, data_sha256)
+    expected = fingerprint(cfg, variant, recorded_dtype(data["fingerprint"]), split, data_sha256,
+                           data["fingerprint"].get("backend", "torch"))   # the runtime is the cache's own choice
     why = mismatch(data["fingerprint"], expected, CACHE_KEYS)   # status()'s rule, on the fingerprint already read
     if why:
         raise StudyError(f"{path} was made with other settings or data ({why}); "

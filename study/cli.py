@@ -147,6 +147,15 @@ def add_speed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, help="override the model's batch_size")
 
 
+def add_backend(p: argparse.ArgumentParser, default: str) -> None:
+    """--backend / --int8: the runtime of the encoder's forward pass on the CPU (study/backends.py)."""
+    p.add_argument("--backend", choices=("torch", "onnx", "openvino"),
+                   help=f"runtime of the encoder on the CPU (default: {default}): onnx (onnxruntime) or openvino run "
+                        "the model's forward pass exported once to ONNX from the local model")
+    p.add_argument("--int8", action="store_true", help="with --backend onnx: weights quantized to int8 (dynamic "
+                                                        "quantization, per channel)")
+
+
 RESULTS_LOCK_ENV = "STUDY_RESULTS_LOCK_PID"   # run_all.py's pid, given to its phases: it holds the lock for them
 
 

@@ -49,6 +49,8 @@ class Encoder:
     normalize: bool = False   # L2-normalised output (an ST Normalize module; applied here for "transformers")
     packed: bool = False      # padding-free batches (see enable_packing)
     layers: tuple[int, ...] = ()   # pool these hidden layers instead of the output, side by side (see `width`)
+    runtime: object = None    # the forward pass in another runtime (study/backends.py): (ids, mask) numpy -> numpy
+    backend: str = "torch"    # which: torch, onnx, onnx-int8, openvino
 
     @property
     def pad_id(self) -> int:
@@ -69,6 +71,9 @@ class Encoder:
         return torch.cat(out, dim=-1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.runtime is not None:   # the exported forward pass gives the model's own output only
+            assert not self.layers, "a layer variant runs in torch"
+            return torch.from_numpy(self.runtime(input_ids.numpy(), attention_mask.numpy()))
         if self.layers:
             states = inner_model(self)(input_ids=input_ids, attention_mask=attention_mask,
                                        output_hidden_states=True).hidden_states

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from study import paths
+from study.backends import parse_backend, with_backend
 from study.cache import Checkpoint, fingerprint, save_embeddings, status
 from study.data import TEXT_RECIPE, split_leaks
 from study.embedders import (batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device,
@@ -32,12 +33,12 @@ def report_leaks(cfg, dataset, splits) -> None:
               "content; e.g. " + "; ".join(f"{'/'.join(e['splits'])}: {', '.join(e['ids'])}" for e in leaks["examples"]))
 
 
-def stale_splits(cfg, dataset, variant, splits, dtype, force) -> list:
+def stale_splits(cfg, dataset, variant, splits, dtype, force, backend: str = "torch") -> list:
     """(split, cache path, fingerprint) of each split whose cache is missing, out of date or --force'd."""
     todo = []
     for split in splits:
         path = paths.embedding_cache(cfg, dataset.name, variant.name, split.name)
-        expected = fingerprint(cfg, variant, dtype, split.name, split.sha256)
+        expected = fingerprint(cfg, variant, dtype, split.name, split.sha256, backend)
         if path.exists() and not force:
             why = status(path, expected)
             if why is None:
@@ -63,6 +64,7 @@ class EmbedOptions:
     batch_size: int | None = None          # None: the model's batch_size from config (or config batch_size)
     devices: tuple[str, ...] = ()          # --devices: several GPUs, one process each; (): the one device given
     packed: bool = False                   # padding-free batches (BERT / XLM-R encoders)
+    backend: str = "torch"                 # --backend / --int8: the encoder's runtime (study/backends.py)
 
 
 def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = EmbedOptions()) -> None:
@@ -81,6 +83,13 @@ def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = Embed
                          variant.model, variant.max_tokens)
     if opts.packed:
         encoder = enable_packing(encoder)
+    backend = opts.backend
+    if backend != "torch":
+        if (devices and len(devices) > 1) or variant.layer is not None:
+            raise StudyError(f"--backend {backend} runs the model's own output in this process: not with --layers or "
+                             "several --devices")
+        encoder = with_backend(encoder, *parse_backend(backend), paths.runtime_models(cfg), location,
+                               model_revision(location))
     if encoder.dim != spec.dimensions:
         raise StudyError(f"model '{variant.model}' gives {encoder.dim}-dim embeddings but config.yaml says "
                          f"dimensions: {spec.dimensions}")
@@ -94,7 +103,8 @@ def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = Embed
     rows = opts.batch_size or rows
     batching = describe_batching(rows, budget, encoder.packed)
     print(f"[{label}] loaded {location} in {time.perf_counter() - t_load:.1f}s "
-          f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens}); {batching}")
+          f"(pooling {encoder.pooling}, normalize {encoder.normalize}, max tokens {variant.max_tokens}"
+          + (f", backend {encoder.backend}" if encoder.backend != "torch" else "") + f"); {batching}")
     load_spec = dict(source=spec.source, location=location, dtype=dtype, trust_remote_code=spec.trust_remote_code,
                      normalize=spec.normalize, packed=encoder.packed)
     chunks = cfg.chunking.model_dump() if variant.chunked else None
@@ -116,7 +126,8 @@ def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = Embed
                 checkpoint=checkpoint, chunks=chunks, prefix=spec.prefix)
         record = {"seconds": stats.encode_s + stats.tokenize_s, "articles_per_s": stats.articles_per_s,
                   "tokens_per_s": stats.tokens_per_s, "devices": stats.devices, "dtype": dtype,
-                  "batching": batching, "packed": encoder.packed, "tokenize_seconds": stats.tokenize_s}
+                  "batching": batching, "packed": encoder.packed, "tokenize_seconds": stats.tokenize_s,
+                  "backend": encoder.backend}
         if chunks:
             record.update(windows=stats.n_windows, capped_articles=stats.capped, token_capacity=stats.capacity)
         if layers:

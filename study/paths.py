@@ -22,6 +22,11 @@ def embedding_cache(cfg: Config, dataset: str, variant: str, split: str) -> Path
     return cfg.embeddings_path / f"{dataset}_{variant}_{split}.npz"
 
 
+def runtime_models(cfg: Config) -> Path:
+    """The encoders exported for another runtime (--backend onnx / openvino), one file per model and setting."""
+    return cfg.embeddings_path / "runtimes"
+
+
 def data_checks(cfg: Config, dataset: str) -> Path:
     """What phase 1 found in the data itself (articles in more than one split)."""
     return cfg.results_path / f"{dataset}_data_checks.json"

@@ -668,6 +668,7 @@ class Fingerprint(Record):
     revision: Optional[str] = None
     chunks: Optional[dict[str, int]] = None   # a chunked variant's windowing (study/config.py ChunkSettings)
     layer: Optional[int] = None
+    backend: Optional[str] = None   # the encoder's runtime when not torch (study/backends.py): onnx, onnx-int8, openvino
     parts: Optional[list["Fingerprint"]] = None
     split: Optional[str] = None
     data_sha256: Optional[str] = None

@@ -32,6 +32,7 @@ import numpy as np
 
 from study import paths, stage1
 from study.artifacts import load_pickle, read_json, write_json
+from study.backends import parse_backend, with_backend
 from study.config import Config, EmbeddingModel
 from study.config import short_repr
 from study.data import _finite, article_of, clip_text, jsonl_records
@@ -223,6 +224,7 @@ class Part:
     location: str
     dtype: str
     recorded_revision: str | None
+    backend: str = "torch"    # the runtime (study/backends.py): the one the probe's embeddings were made with by default
 
 
 def recipe_parts(meta: dict) -> list[tuple[dict, dict]]:
@@ -233,7 +235,7 @@ def recipe_parts(meta: dict) -> list[tuple[dict, dict]]:
     return [(recipe, fp)]
 
 
-def resolve_part(cfg: Config, recipe: dict, fp: dict, dtype: str | None = None) -> Part:
+def resolve_part(cfg: Config, recipe: dict, fp: dict, dtype: str | None = None, backend: str | None = None) -> Part:
     """The recipe as a model entry (speed settings, batch and token budget, from the config model of the same
     model_name, when there is one), where its weights are here, and the dtype to embed in (default: the one
     the probe's embeddings were made with)."""
@@ -245,7 +247,7 @@ def resolve_part(cfg: Config, recipe: dict, fp: dict, dtype: str | None = None) 
     name = "_probe_recipe"
     location = cfg.model_copy(update={"embedding_models": {name: spec}}).model_location(name)
     return Part(recipe=recipe, spec=spec, location=location, dtype=dtype or fp.get("dtype") or "float32",
-                recorded_revision=fp.get("revision"))
+                recorded_revision=fp.get("revision"), backend=backend or fp.get("backend") or "torch")
 
 
 def check_revision(part: Part, allow_revision: bool, warn, unknown_ok: bool = False) -> bool:
@@ -275,7 +277,10 @@ class Embedder:
         self.encoders = {}
         for part in parts:   # one encoder per model (a pair of two views of one model loads it once)
             checked = check_revision(part, allow_revision, warn, unknown_ok=True)   # before loading, where it can
-            key = (part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)
+            key = _key(part)
+            if part.backend != "torch" and (packed or part.recipe.get("layer") is not None):
+                raise StudyError(f"backend {part.backend} runs the model's own output on padded batches: not with "
+                                 "--packed or a layer variant's probe (use --backend torch)")
             if key not in self.encoders:
                 enc = load_model(part.spec, part.location, device, part.dtype, part.recipe["model_name"],
                                  max(p.recipe["max_tokens"] for p in parts))
@@ -284,6 +289,10 @@ class Embedder:
                                      f"was trained on {part.spec.dimensions}")
                 if finetuned is not None:   # the fine-tuned encoder arm: its own weights over the base model's
                     enc = load_finetuned(enc, finetuned, where)
+                weights = part.location if finetuned is None else \
+                    f"{part.location}#finetuned-{hashlib.sha256(finetuned).hexdigest()[:16]}"   # what is exported
+                enc = with_backend(enc, *parse_backend(part.backend), paths.runtime_models(cfg), weights,
+                                   model_revision(part.location), say=warn)
                 self.encoders[key] = enable_packing(enc) if packed else enc
             if not checked:
                 check_revision(part, allow_revision, warn)
@@ -291,7 +300,7 @@ class Embedder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         out = []
         for part in self.parts:
-            enc = self.encoders[(part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize)]
+            enc = self.encoders[_key(part)]
             chunks = part.recipe.get("chunks")
             if part.recipe.get("layer") is not None:   # a hidden layer pooled as the model pools (phase 1's pass)
                 enc = with_layers(enc, [part.recipe["layer"]])
@@ -303,6 +312,11 @@ class Embedder:
                 chunks={"overlap": chunks["overlap"], "max_windows": chunks["max_windows"]} if chunks else None)
             out.append(emb)
         return out[0] if len(out) == 1 else np.hstack(out)
+
+
+def _key(part: Part) -> tuple:
+    """One encoder per model and setting (a pair of two views of one model loads it once)."""
+    return part.spec.source, part.location, part.dtype, part.spec.pooling, part.spec.normalize, part.backend
 
 
 def tokens_read(meta: dict) -> int:

@@ -1,0 +1,80 @@
+"""--backend onnx / openvino (study/backends.py): the exported forward pass gives torch's embeddings, the backend is
+in the cache's fingerprint (a change rebuilds), and Stage 1 scores through it as phase 3 did."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import call, sample_texts
+from study import backends, paths
+from study.artifacts import read_npz
+from study.cache import read_fingerprint
+from study.config import load_config
+from study.embedders import embed_texts
+
+pytest.importorskip("onnxruntime")
+
+
+def _cosine(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("backend,int8", [("onnx", False), ("onnx", True), ("openvino", False)])
+def test_the_exported_forward_pass_gives_torchs_embeddings(tiny, tmp_path, backend, int8):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    texts = sample_texts()
+    want, counts, _ = embed_texts(tiny, texts, max_tokens=64, batch_size=4)
+    enc = backends.with_backend(tiny, backend, int8, tmp_path, "tiny-folder", None, say=lambda s: None)
+    assert enc.backend == backends.backend_name(backend, int8) and tiny.runtime is None   # the torch encoder is kept
+    got, got_counts, _ = embed_texts(enc, texts, max_tokens=64, batch_size=4)   # batches of several lengths
+    np.testing.assert_array_equal(counts, got_counts)
+    cos = _cosine(want.astype(np.float64), got.astype(np.float64))
+    if int8:   # int8 weights: close, not equal
+        assert cos.min() > 0.95 and np.abs(got - want).max() > 1e-5
+    else:
+        assert cos.min() > 0.9999 and np.abs(got - want).max() < 1e-3   # OpenVINO fuses kernels: ~1e-4 of values ~1
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 1 + int8 and all(f.endswith(".onnx") for f in files)   # exported once, reused below
+    again = backends.with_backend(tiny, backend, int8, tmp_path, "tiny-folder", None,
+                                  say=lambda s: pytest.fail(f"exported again: {s}"))
+    np.testing.assert_array_equal(embed_texts(again, texts, max_tokens=64, batch_size=4)[0], got)
+
+
+def test_the_backend_refuses_what_it_cannot_run(tiny, tmp_path):
+    from study.errors import StudyError
+
+    with pytest.raises(StudyError, match="goes with --backend onnx"):
+        backends.backend_name("openvino", True)
+    half = type(tiny)(**{**tiny.__dict__, "dtype": torch.bfloat16})
+    with pytest.raises(StudyError, match="runs on the CPU in float32"):
+        backends.with_backend(half, "onnx", False, tmp_path, "x", None)
+    assert backends.with_backend(tiny, "torch", False, tmp_path, "x", None) is tiny and not any(tmp_path.iterdir())
+
+
+def test_the_backend_is_in_the_fingerprint_and_stage1_scores_through_it(score_study_copy, tmp_path):
+    cfg, demo, root = score_study_copy
+    common = ["--config", cfg, "--data-dir", demo, "--models", "tiny"]
+    torch_test = read_npz(root / "embeddings" / "demo_ds_tiny_test.npz", "embeddings", "")["embeddings"]
+    assert call("embed_articles", *common, "--backend", "onnx") == 0   # the torch caches are out of date: rebuilt
+    cache = root / "embeddings" / "demo_ds_tiny_test.npz"
+    assert read_fingerprint(cache)["backend"] == "onnx"
+    onnx_test = read_npz(cache, "embeddings", "")["embeddings"]
+    assert _cosine(torch_test, onnx_test).min() > 0.9999
+    assert len(list((root / "embeddings" / "runtimes").glob("*.onnx"))) == 1
+    mtime = cache.stat().st_mtime_ns
+    assert call("embed_articles", *common, "--backend", "onnx") == 0 and cache.stat().st_mtime_ns == mtime   # valid
+    assert call("train_probes", *common, "--probes", "ridge") == 0   # phase 2 reads caches of another backend
+    assert call("embed_articles", *common) == 0 and "backend" not in read_fingerprint(cache)   # torch again: rebuilt
+    # Stage 1: a probe trained on torch embeddings (phase 3's bundle) scored with the ONNX runtime
+    bundle = root / "results" / "demo_ds_stage1_tiny_ridge"
+    outs = {}
+    for backend in ("torch", "onnx"):
+        outs[backend] = tmp_path / f"{backend}.jsonl"
+        assert call("score_articles", "--config", cfg, "--stage1", bundle, "--input", demo / "test.jsonl",
+                    "--output", outs[backend], "--backend", backend, "--rule", "plug-in") == 0
+    scores = {b: np.array([list(json.loads(line)["scores"].values()) for line in p.read_text().splitlines()])
+              for b, p in outs.items()}
+    assert np.abs(scores["onnx"] - scores["torch"]).max() < 1e-3
+    assert paths.runtime_models(load_config(cfg)).is_dir()
