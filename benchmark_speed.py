@@ -18,7 +18,9 @@ setting; a concatenation a+b is not timed again: its cost is its parts' summed.
 architecture shapes shipped in study/model_shapes; else the model's own config.json when it
 is a local folder) with random weights and a BPE tokenizer trained on the dataset's train
 text: speed and memory equal the real model's, load time means nothing. --quality-check
-(real weights) compares half-precision embeddings with fp32 ones. --packed runs padding-free batches
+(real weights) compares half-precision embeddings with fp32 ones, or with --backend onnx (--int8) / openvino
+the runtime's embeddings with torch fp32's (the model timed in that runtime on the CPU; the reference stays
+torch fp32). --packed runs padding-free batches
 (BERT / XLM-R encoders; the reference stays padded); --st-compare also times plain
 SentenceTransformer.encode on the same model and texts. Each model's tokenization time and its
 share of the wall time are printed beside the former two-pass tokenization's.
@@ -30,6 +32,7 @@ from pathlib import Path
 import torch
 
 from study import cli, paths
+from study.backends import backend_name
 from study.benchmark import Options, benchmark, format_table
 from study.config import load_config, task_probes, with_parts
 from study.data import load_splits, resolve_dataset
@@ -61,6 +64,7 @@ def main():
                         help="also time plain SentenceTransformer.encode on the same model and texts")
     parser.add_argument("--threads", type=cli.positive_int,
                         help="CPU threads for torch (default: every core this process may use)")
+    cli.add_backend(parser, "torch")
     parser.add_argument("--output", help="JSON path (default results/benchmarks/<dataset>_benchmarks.json)")
     args = parser.parse_args()
 
@@ -79,7 +83,7 @@ def main():
                    token_budget=args.token_budget, probes=tuple(task_probes(dataset.task, args.probes)), random_weights=args.random_weights,
                    shapes_dir=args.shapes_dir, peak_tflops=args.peak_tflops, reference=not args.no_reference,
                    quality_check=args.quality_check, threads=torch.get_num_threads(), packed=args.packed,
-                   st_compare=args.st_compare)
+                   st_compare=args.st_compare, backend=backend_name(args.backend or "torch", args.int8))
 
     out = Path(args.output) if args.output else paths.benchmark(cfg, dataset.name)
     record = benchmark(cfg, dataset, variants, splits, device, dtype, opts, out, say=lambda s: print(s, flush=True))

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from study import paths
+from study.backends import parse_backend, with_backend
 from study.cache import load_checked
 from study.config import TASK_PROBES, Config, Variant
 from study.data import Dataset, Split
@@ -30,7 +32,7 @@ from study.embedders import (Encoder, batching_for, check_positions, describe_ba
 from study.errors import StudyError
 from study.estimate import architecture_dir, forward_flops   # noqa: F401 (the FLOP count and shapes: one place)
 from study.metrics import summed_rate
-from study.provenance import record, versions
+from study.provenance import model_revision, record, versions
 from study.schemas import BenchmarkRecord, write_record
 from study.probes import make_probe
 
@@ -86,6 +88,8 @@ METHOD = {  # the benchmark's methodology, in one place
 }
 HALF_DTYPES = ("bfloat16", "float16")
 QUALITY_TARGET = {"cosine_min": 0.999, "abs_delta_mae": 0.005}
+# another runtime against torch fp32 (issue 31): fp32 runtimes keep the embeddings, int8 weights cost a little
+BACKEND_TARGET = {"fp32": {"cosine_min": 0.9999, "abs_delta_mae": 0.01}, "int8": {"cosine_min": 0.99, "abs_delta_mae": 0.01}}
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Options:
     threads: int | None = None          # torch CPU threads (recorded; the script sets them)
     packed: bool = False                # padding-free batches (BERT / XLM-R encoders; varlen attention on CUDA)
     st_compare: bool = False            # also time plain SentenceTransformer.encode on the same texts
+    backend: str = "torch"              # the encoder's runtime on the CPU (study/backends.py): torch, onnx, onnx-int8, openvino
 
 
 # -- device, versions, peaks ----------------------------------------------------------------
@@ -299,8 +304,9 @@ def time_sentence_transformers(encoder: Encoder, texts: list[str], loop_emb: np.
 
 # -- quality guard --------------------------------------------------------------------------------
 def quality_check(cfg: Config, encoders: dict[str, Encoder], splits: dict[str, Split], *, prefix: str,
-                  max_tokens: int, batch_size: int, token_budget: int | None) -> dict:
-    """Half precision vs fp32 on every article of the three splits: cosines and ridge test MAE."""
+                  max_tokens: int, batch_size: int, token_budget: int | None, target: dict = QUALITY_TARGET) -> dict:
+    """Half precision (or another runtime: its backend name) vs torch fp32 on every article of the three splits:
+    cosines and ridge test MAE."""
     half = next(d for d in encoders if d != "float32")
     emb = {}
     for dtype, enc in encoders.items():
@@ -318,9 +324,8 @@ def quality_check(cfg: Config, encoders: dict[str, Encoder], splits: dict[str, S
     delta = mae[half] - mae["float32"]
     return {"half_dtype": half, "n_articles": int(len(cos)), "cosine_min": float(cos.min()),
             "cosine_mean": float(cos.mean()), "ridge_test_mae_float32": mae["float32"],
-            "ridge_test_mae_half": mae[half], "delta_mae": delta, "target": dict(QUALITY_TARGET),
-            "meets_target": bool(cos.min() >= QUALITY_TARGET["cosine_min"]
-                                 and abs(delta) < QUALITY_TARGET["abs_delta_mae"])}
+            "ridge_test_mae_half": mae[half], "delta_mae": delta, "target": dict(target),
+            "meets_target": bool(cos.min() >= target["cosine_min"] and abs(delta) <= target["abs_delta_mae"])}
 
 
 # -- probes ---------------------------------------------------------------------------------------
@@ -409,8 +414,21 @@ def prepare_encoder(cfg: Config, variant: Variant, splits: dict[str, Split], dev
 
 def check_quality(cfg: Config, variant: Variant, encoder: Encoder, splits: dict[str, Split], device: torch.device,
                   setting: dict, say=print) -> tuple[dict, Encoder | None]:
-    """Half precision against fp32 (a second copy of the model in the other dtype); (result, the fp32 encoder)."""
+    """Half precision against fp32 (a second copy of the model in the other dtype), or another runtime against
+    torch fp32; (result, the torch fp32 encoder)."""
     spec = cfg.model(variant.model)
+    if encoder.backend != "torch":
+        say(f"[{variant.name}] quality check: {encoder.backend} vs torch float32 on the "
+            f"{sum(map(len, splits.values()))} articles of train/val/test")
+        torch32 = dataclasses.replace(encoder, runtime=None, backend="torch")   # the same weights, in torch
+        target = BACKEND_TARGET["int8" if encoder.backend.endswith("int8") else "fp32"]
+        q = quality_check(cfg, {"float32": torch32, encoder.backend: encoder}, splits, prefix=spec.prefix,
+                          max_tokens=variant.max_tokens, target=target, **setting)
+        say(f"[{variant.name}] quality: cosine min {q['cosine_min']:.5f} mean {q['cosine_mean']:.5f}; ridge test MAE "
+            f"{q['ridge_test_mae_float32']:.4f} (torch) vs {q['ridge_test_mae_half']:.4f} ({encoder.backend}), delta "
+            f"{q['delta_mae']:+.4f}: " + ("meets" if q["meets_target"] else "MISSES")
+            + f" the target (cosine >= {target['cosine_min']}, |delta| <= {target['abs_delta_mae']})")
+        return q, torch32
     dtype = _dtype_name(encoder.dtype)
     half = dtype if dtype in HALF_DTYPES else ("bfloat16" if device.type != "cuda" or
                                                torch.cuda.is_bf16_supported() else "float16")
@@ -468,6 +486,14 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
     encoder, entry = prepare_encoder(cfg, variant, splits, device, dtype, opts, say)
     if opts.packed:
         encoder = enable_packing(encoder)
+    if opts.backend != "torch":
+        if opts.random_weights or variant.chunked:
+            raise StudyError(f"--backend {opts.backend}: times a real model's truncating path (drop --random-weights "
+                             "and chunked variants)")
+        location = cfg.model_location(variant.model)
+        encoder = with_backend(encoder, *parse_backend(opts.backend), paths.runtime_models(cfg), location,
+                               model_revision(location), say=say)
+    entry["backend"] = encoder.backend
     shape = model_shape(encoder)
     entry.update(shape)
     say(f"[{variant.name}] {len(texts)} articles, {dtype}, max tokens {variant.max_tokens}, "
@@ -480,13 +506,14 @@ def benchmark_model(cfg: Config, variant: Variant, splits: dict[str, Split], tex
         f"{entry['tflops']:.3f} TFLOP/s; tokenization {100 * entry['tokenize_share']:.1f}% of the wall time")
     if opts.st_compare:
         entry.update(compare_sentence_transformers(encoder, texts, variant, opts, setting, entry["articles_per_s"], say))
-    fp32 = encoder if encoder.dtype == torch.float32 else None
+    fp32 = encoder if encoder.dtype == torch.float32 and encoder.runtime is None else None
     if opts.quality_check:
         entry["quality_check"], fp32 = check_quality(cfg, variant, encoder, splits, device, setting, say)
         _free(device)
     entry["reference"], entry["speedup_vs_reference"] = None, None
     if opts.reference and not variant.chunked:   # the reference is about the truncating path's settings
-        fp32 = dataclasses.replace(fp32 or _to_float32(encoder), packed=False)   # cast in place; padded
+        fp32 = dataclasses.replace(fp32 or _to_float32(encoder), packed=False, runtime=None, backend="torch")   # cast
+        # in place; padded; in torch
         encoder = None
         _free(device)
         entry["reference"] = time_reference(variant, fp32, texts, shape, name, opts.runs, say)

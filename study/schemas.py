@@ -886,7 +886,8 @@ class EncodeTiming(Record):
 
 
 class QualityCheck(Record):
-    """--quality-check: half precision against fp32 (study/benchmark.py quality_check)."""
+    """--quality-check: half precision against fp32, or with --backend that runtime against torch fp32 (its name in
+    `half_dtype`; study/benchmark.py quality_check)."""
     half_dtype: str
     n_articles: int
     cosine_min: float
@@ -945,7 +946,8 @@ class TimedModel(_ModelSpeed):
     oom_retries: int
     sentence_transformers_encode: Optional[EncodeTiming] = None
     speedup_vs_sentence_transformers: Optional[float] = None
-    quality_check: Optional[QualityCheck] = None
+    quality_check: Optional[QualityCheck] = None   # with --backend: that runtime against torch fp32
+    backend: str = "torch"   # the encoder's runtime (study/backends.py): torch, onnx, onnx-int8, openvino
     reference: Optional[ReferenceTiming]
     speedup_vs_reference: Optional[float]
 

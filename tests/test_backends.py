@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import call, sample_texts
+from conftest import call, in_process, sample_texts
 from study import backends, paths
 from study.artifacts import read_npz
 from study.cache import read_fingerprint
@@ -78,3 +78,20 @@ def test_the_backend_is_in_the_fingerprint_and_stage1_scores_through_it(score_st
               for b, p in outs.items()}
     assert np.abs(scores["onnx"] - scores["torch"]).max() < 1e-3
     assert paths.runtime_models(load_config(cfg)).is_dir()
+
+
+def test_the_benchmark_times_the_runtime_and_its_quality_check_costs_int8(workspace):
+    cfg, demo = workspace   # the demo embedded by the tiny model in torch
+    proc = in_process("benchmark_speed.py", "--config", cfg, "--data-dir", demo, "--n", 20, "--runs", 1, "--device",
+                      "cpu", "--probes", "ridge", "--quality-check", "--backend", "onnx", "--int8")
+    doc = json.loads(paths.benchmark(load_config(cfg), "demo_ds").read_text())
+    m = doc["models"]["tiny"]
+    assert m["backend"] == "onnx-int8" and doc["settings"]["backend"] == "onnx-int8"
+    q = m["quality_check"]
+    assert q["half_dtype"] == "onnx-int8" and q["n_articles"] == 220 and q["target"]["cosine_min"] == 0.99
+    assert 0.95 < q["cosine_min"] <= q["cosine_mean"] < 1.0   # int8 weights: close to torch, not equal
+    assert q["delta_mae"] == pytest.approx(q["ridge_test_mae_half"] - q["ridge_test_mae_float32"])
+    # the reference setting stays torch fp32 (batch 32): the speed-up is the runtime's and the batching's
+    assert m["reference"]["articles_per_s"] > 0
+    assert m["speedup_vs_reference"] == pytest.approx(m["articles_per_s"] / m["reference"]["articles_per_s"])
+    assert "onnx-int8 vs torch float32" in proc.stdout
