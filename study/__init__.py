@@ -3,7 +3,8 @@
 One module a concern:
 - inputs: config (config.yaml schema, variants), tasks (scores vs yes/no, declared once), languages (which
   languages a model reads; controls), data (splits, validation), demo (the synthetic demo datasets);
-- embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches);
+- embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches), backends (the
+  encoder in onnxruntime or OpenVINO on a CPU);
 - probes and numbers: probes (the estimators and their portable bundles), metrics, screening, evaluation
   (phase 3's steps), results (choices on validation), error_analysis, benchmark;
 - the results contract: schemas (one typed model per JSON artifact and its reader), artifacts (atomic,
