@@ -103,6 +103,22 @@ def test_score_articles_serves_the_arm_as_stage_1_with_phase_3s_predictions(arm,
     assert not (tmp_path / "x.jsonl").exists()
 
 
+def test_the_arm_served_through_onnx_exports_its_tuned_weights(arm, tmp_path):
+    """--backend onnx exports the encoder with the arm's weights over the base model's (not the base model's own):
+    phase 3's predictions again, to the runtime's rounding."""
+    pytest.importorskip("onnxruntime")
+    cfg, cfg_path, demo, ev = arm
+    out = tmp_path / "scored.jsonl"
+    assert call("score_articles", "--config", cfg_path, "--stage1", paths.stage1(cfg, "demo_ds", "tiny", ARM), "--input",
+                demo / "test.jsonl", "--output", out, "--rule", "plug-in", "--backend", "onnx") == 0
+    from study.artifacts import read_npz
+    pred = read_npz(cfg.results_path / "predictions" / "demo_ds_tiny_finetuned_test.npz", "predictions", "")
+    by_id = dict(zip(pred["ids"].tolist(), pred["y_pred"]))
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    served = np.array([[r["scores"][d] for d in ev.dimension_names] for r in lines])
+    assert np.abs(served - np.array([by_id[r["id"]] for r in lines])).max() < 1e-3
+
+
 def test_a_killed_run_resumes_to_the_same_weights(arm, tmp_path):
     cfg, _, demo, _ = arm
     dataset = resolve_dataset(cfg, None, str(demo))
