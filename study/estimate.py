@@ -111,6 +111,7 @@ class Plan:
     bench: dict | None = None                     # {"tokens": {variant: array}, "runs", "reference"}
     finetune: list[Encoding] = field(default_factory=list)   # tokens of train / val at the model's max tokens
     epochs: int = 4
+    mlp_hidden: tuple[int, ...] = (256, 128)      # config probe_methods.mlp.hidden_sizes
 
 
 def forward_flops(lengths, n_params: int, layers: int, hidden: int) -> float:
@@ -146,7 +147,8 @@ def probe_seconds(plan: Plan, probe: str, features: int) -> float:
     if probe == "lightgbm":
         return LGBM_S * plan.seeds * k * d * (n + LGBM_N0) * cpu
     if probe == "mlp":
-        weights = d * 256 + 256 * 128 + 128 * k
+        sizes = (d, *plan.mlp_hidden, k)
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
         return MLP_FIXED_S + MLP_S * plan.seeds * n * weights
     return LINEAR_FIXED_S + LINEAR_S * n * d * d * plan.alphas   # ridge, logistic
 
@@ -349,7 +351,8 @@ def plan_for(cfg: Config, name: str, data_dir: str | None, *, models: list[str] 
                 probes=task_probes(dataset.task, [p for p in probes or [] if p in TASK_PROBES[dataset.task]]), seeds=cfg.seeds_for(dataset.path),
                 alphas=len(cfg.probe_methods.ridge.alphas), fits_per_probe=1.0 + extra + share,
                 bootstrap=cfg.bootstrap_samples, device=resolve_device(device or cfg.device), cores=cores(),
-                bench=bench_plan, finetune=tuned, epochs=cfg.finetune.epochs)
+                bench=bench_plan, finetune=tuned, epochs=cfg.finetune.epochs,
+                mlp_hidden=tuple(cfg.probe_methods.mlp.hidden_sizes))
 
 
 def _sequences(cfg: Config, tokens: np.ndarray, prefix: str, max_tokens: int, chunked: bool) -> np.ndarray:
