@@ -438,11 +438,13 @@ def scope_line(ev) -> str:
     return "Scope: " + "; ".join(parts) + "."
 
 def data_line(ev, training: TrainingSummary | None) -> str:
-    n_train = n_val = None
+    n_train = n_val = rec = None
     if training is not None:
         rec = training.probe(ev.best.model, ev.best.probe)
         n_train, n_val = (rec.n_train, rec.n_val) if rec else (None, None)
     langs = ", ".join(f"{k} {n}" for k, n in sorted(ev.language_counts.items(), key=lambda kv: -kv[1])[:8])
+    if rec is not None and rec.teacher is not None:   # the best was trained on teacher-scored articles too
+        n_train = f"{rec.teacher.n_labelled} labelled + {rec.teacher.n_teacher} teacher-scored"
     split = (f"{n_train} training, {n_val} validation and {ev.n_test} test articles" if n_train is not None
              else f"{ev.n_test} test articles")
     return f"Data: {split}; test languages {langs}."

@@ -232,3 +232,11 @@ def test_page_one_and_the_report_quote_the_teacher_comparison(study):
     d = ev.models["toy+teacher"].probes["ridge"].vs_label_only
     assert row.answer == "toy+teacher + ridge against toy: better" and f"weight {d.teacher.weight:g}" in row.number
     assert [(r["variant"], r["probe"]) for r in findings.teacher_rows(ev)] == [("toy+teacher", "ridge")]
+    # the data line counts a teacher probe's training articles as labelled + teacher-scored, not as labels
+    from study.decision import data_line
+    from study.schemas import TrainingSummary, read_record
+    training = read_record(paths.training_summary(study[0], "teach"), TrainingSummary, "summary", "")
+    best = training.probe(ev.best.model, ev.best.probe)
+    expected = (f"{best.teacher.n_labelled} labelled + {best.teacher.n_teacher} teacher-scored training"
+                if best.teacher else f"{best.n_train} training")
+    assert data_line(ev, training).startswith(f"Data: {expected}, {best.n_val} validation")
