@@ -29,29 +29,14 @@ and the best chosen on validation log-loss, every other probe's paired test F1 d
 model's chosen one (`vs_chosen`), and the gap to the fine-tuned classifier's F1
 (config / dataset.yaml baseline_f1, or --baseline-f1).
 """
-from datetime import datetime, timezone
-
-import numpy as np
-
 from study import cli, paths
 from study.artifacts import staged_writes
-from study.cache import load_checked
-from study.config import load_config, task_probes, with_teacher_twins
+from study.config import load_config
 from study.data import resolve_dataset
-from study.errors import StudyError
-from study.tasks import ARM, SCORES
-from study.tasks import task as task_of
-from study.evaluation import (BaselineOptions, add_chunk_differences, add_layer_differences, add_model_differences,
-                              add_part_differences, add_probe_differences, add_sweep_differences, add_teacher_differences,
-                              add_transfers, teacher_scores,
-                              best_verdicts, binary_header, current_data, fine_tuned_baseline, mean_predictor,
-                              multiplicity, score_variant, screening_setup, train_mean_predictions,
-                              train_median_predictions, trained_task)
-from study.provenance import record
-from study.results import best_line, best_summary, best_summary_binary
-from study.schemas import ScoreEvaluation, TrainingSummary, YesNoEvaluation, read_record, write_record
-from study.resplits import add_resplits, resplits_asked
-from study.scoring import write_stage1_bundles
+from study.evaluation import BaselineOptions
+from study.phase3 import Options, evaluate as evaluate_dataset
+from study.results import best_line
+from study.tasks import SCORES
 
 
 def main():
@@ -83,67 +68,16 @@ def evaluate():
     cfg = load_config(args.config)
     cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir, need_folder=False)
-    summary_path = paths.training_summary(cfg, dataset.name)
-    trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
-    variants = with_teacher_twins(cfg.select_variants(args.models, args.max_tokens, available=list(trained)),
-                                  trained.__contains__)   # each variant's teacher twin where one was trained
-    task = task_of(trained_task(dataset, trained, summary_path))
-    probes = task_probes(task.name, args.probes)
-    for v in variants:
-        if not set(probes) & set(trained.get(v.name, {})):
-            raise StudyError(f"no {'/'.join(probes)} probe trained for '{v.name}' in {summary_path} "
-                             f"(trained: {', '.join(trained) or 'none'})")
-    if not variants:
-        raise StudyError(f"no trained variant at --max-tokens {args.max_tokens} in {summary_path}")
-
-    first_test = load_checked(cfg, dataset, variants[0], "test")
-    opts = BaselineOptions(mae=args.baseline_mae, predictions=args.baseline_predictions, n=args.baseline_n,
-                           f1=args.baseline_f1)
-    results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples}
-    context = {"test_ids": first_test["ids"], "trained": trained, "data_sha256": current_data(cfg, dataset, variants[0])}
-    if task is SCORES:   # the references a score dataset is read against: constants, the fine-tuned model, tiers
-        if args.baseline_f1 is not None:
-            raise StudyError("--baseline-f1 is for yes/no datasets (task: classification); this one has scores")
-        results.update(task=task.name, success_bands=dataset.settings.bands,
-                       **mean_predictor(cfg, dataset, variants[0], first_test))
-        baseline = fine_tuned_baseline(cfg, dataset, opts, variants[0])
-        results.update(baseline["header"])
-        results["screening_setup"] = screening_setup(cfg, dataset, results["dimension_names"])
-        mean_predictions, train_labels = train_mean_predictions(cfg, dataset, variants[0], first_test)
-        context.update(baseline=baseline, teacher=teacher_scores(cfg, dataset, variants[0], args.teacher_predictions), mean_predictions=mean_predictions,
-                       median_predictions=train_median_predictions(train_labels, first_test["labels"]),
-                       screening_setup=results["screening_setup"],
-                       weights=np.array([results["screening_setup"]["weights"][d] for d in results["dimension_names"]]))
-    else:                # a yes/no dataset: saying yes to every article, the fine-tuned classifier's F1
-        resplits_asked(cfg.resplits, args.resplits, 0, "classification")   # asked for on yes/no labels: a note
-        results.update(binary_header(cfg, dataset, variants[0], first_test, opts))
-    context["language_counts"] = results["language_counts"]
-    arm = [ARM]   # the fine-tuned encoder (finetune_encoder.py) wherever it was trained; --probes picks frozen ones
-    results["models"] = {v.name: score_variant(cfg, dataset, v, [p for p in probes + arm if p in trained[v.name]],
-                                               context, task) for v in variants}
-    if task.has("sweeps"):
-        add_sweep_differences(cfg, dataset, results["models"])
-        add_layer_differences(cfg, dataset, results["models"])
-    add_probe_differences(cfg, dataset, results["models"], task.name)
-    if task.has("chunking"):
-        add_chunk_differences(cfg, dataset, results["models"])
-    if task.has("pairs"):
-        add_part_differences(cfg, dataset, results["models"])
-    if task is SCORES:
-        add_teacher_differences(cfg, dataset, results["models"], trained)
-        results["resplits"] = add_resplits(cfg, dataset, variants, results["models"], args.resplits)
-        results["best"] = best_summary(results["models"], results["baseline_mae"], dataset.settings.bands)
-        add_model_differences(cfg, dataset, results["models"], (results["best"]["model"], results["best"]["probe"]),
-                              first_test["languages"])
-        add_transfers(cfg, dataset, results["models"], context)
-    else:
-        results["best"] = best_summary_binary(results["models"], results["baseline_f1"])
-    results["best"]["verdicts"] = best_verdicts(cfg, results)
-    results["multiplicity"] = multiplicity(results, args.holm or cfg.holm)
-    out, ev, stage1 = write_evaluation(cfg, dataset, results, ScoreEvaluation if task is SCORES else YesNoEvaluation)
-    (said_scores if task is SCORES else said_yes_no)(cfg, ev)
-    print(f"results: {out}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
-          f"{len(stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
+    options = Options(models=tuple(args.models) if args.models else None,
+                      max_tokens=tuple(args.max_tokens) if args.max_tokens else None,
+                      probes=tuple(args.probes) if args.probes else None,
+                      baseline=BaselineOptions(mae=args.baseline_mae, predictions=args.baseline_predictions,
+                                               n=args.baseline_n, f1=args.baseline_f1),
+                      teacher_predictions=args.teacher_predictions, holm=args.holm, resplits=args.resplits)
+    done = evaluate_dataset(cfg, dataset, options)
+    (said_scores if done.record.task == SCORES.name else said_yes_no)(cfg, done.record)
+    print(f"results: {done.path}; Stage 1 bundles (probe + thresholds, for score_articles.py --stage1): "
+          f"{len(done.stage1)}, {paths.stage1(cfg, dataset.name, '<variant>', '<probe>').name}")
 
 
 def said_scores(cfg, ev) -> None:
@@ -157,16 +91,6 @@ def said_scores(cfg, ev) -> None:
           + (f"; against the fine-tuned baseline ({'paired' if v.vs_baseline.paired else 'unpaired'}): "
              f"{v.vs_baseline.verdict}; band of the 95% CI: {v.band_reading}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-
-
-def write_evaluation(cfg, dataset, results: dict, model):
-    """Stamp the results (time, provenance, the configuration they ran with), write them as `model` and each
-    probe's Stage 1 bundle; (path, typed record, bundles)."""
-    results["evaluated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results.update(provenance=record(), config=run_config(cfg, dataset))
-    out = paths.evaluation(cfg, dataset.name)
-    ev = write_record(out, model, results)
-    return out, ev, write_stage1_bundles(cfg, ev)
 
 
 def said_yes_no(cfg, ev) -> None:
@@ -184,12 +108,6 @@ def said_yes_no(cfg, ev) -> None:
           f"{v.vs_always_yes}" + (f" — {v.null_result}" if v.null_result else "")
           + (f"; against the fine-tuned F1 (unpaired): {v.vs_baseline.verdict}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
-
-
-def run_config(cfg, dataset) -> dict:
-    """The configuration this evaluation ran with: config.yaml's, `probe_seeds` being the seeds this dataset's
-    MLP and LightGBM were fitted with (`demo.probe_seeds` for the demo's datasets)."""
-    return {**cfg.model_dump(), "probe_seeds": cfg.seeds_for(dataset.path)}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ One module a concern:
 - embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches), backends (the
   encoder in onnxruntime or OpenVINO on a CPU);
 - probes and numbers: probes (the estimators and their portable bundles), metrics, screening, evaluation
-  (phase 3's steps), results (choices on validation), error_analysis, benchmark;
+  (phase 3's steps), phase3 (phase 3 as one function returning its typed record), results (choices on validation), error_analysis, benchmark;
 - the results contract: schemas (one typed model per JSON artifact and its reader), artifacts (atomic,
   checksummed files), paths (every artifact's name), provenance;
 - what the researcher reads: findings, decision (page 1), report (sections) into document (one model,

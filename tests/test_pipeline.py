@@ -326,3 +326,28 @@ def test_a_killed_embedding_resumes_and_gives_the_same_cache(tmp_path, demo_dir,
     assert sum(calls) == 120 - 48                                 # it went on after the saved rows
     np.testing.assert_array_equal(np.load(cache, allow_pickle=False)["embeddings"], uninterrupted)
     assert not partial.exists()
+
+
+def test_phase_3_is_a_function_returning_the_record_it_wrote(yes_no_study_copy, score_study_copy):
+    """study/phase3.py `evaluate` (what evaluate.py calls) returns the typed record it wrote, of the task's type, and
+    the same best and verdicts again from the same inputs."""
+    from study import paths, phase3
+    from study.config import load_config
+    from study.artifacts import staged_writes
+    from study.data import resolve_dataset
+    from study.results import read_evaluation
+    from study.schemas import ScoreEvaluation, YesNoEvaluation
+
+    for (cfg_path, data, _), kind in ((score_study_copy, ScoreEvaluation), (yes_no_study_copy, YesNoEvaluation)):
+        cfg = load_config(cfg_path)
+        dataset = resolve_dataset(cfg, None, str(data))
+        before = read_evaluation(cfg, dataset.name)
+        with staged_writes():
+            done = phase3.evaluate(cfg, dataset, phase3.Options())
+        assert isinstance(done.record, kind) and done.path == paths.evaluation(cfg, dataset.name)
+        volatile = {"evaluated_at", "provenance"}
+        def as_file(record):   # as the JSON file holds it (NaN as null, keys as strings)
+            return json.loads(record.model_dump_json(exclude=volatile))
+        assert as_file(done.record) == as_file(read_evaluation(cfg, dataset.name)) and done.stage1
+        # the same numbers as evaluate.py gave from the same inputs (timings aside)
+        assert done.record.best == before.best and done.record.models.keys() == before.models.keys()
