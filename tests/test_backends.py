@@ -11,7 +11,7 @@ from study import backends, paths
 from study.artifacts import read_npz
 from study.cache import read_fingerprint
 from study.config import load_config
-from study.embedders import embed_texts
+from study.embedders import embed_texts, inner_model
 
 pytest.importorskip("onnxruntime")
 
@@ -26,8 +26,10 @@ def test_the_exported_forward_pass_gives_torchs_embeddings(tiny, tmp_path, backe
         pytest.importorskip("openvino")
     texts = sample_texts()
     want, counts, _ = embed_texts(tiny, texts, max_tokens=64, batch_size=4)
+    attention = inner_model(tiny).config._attn_implementation
     enc = backends.with_backend(tiny, backend, int8, tmp_path, "tiny-folder", None, say=lambda s: None)
     assert enc.backend == backends.backend_name(backend, int8) and tiny.runtime is None   # the torch encoder is kept
+    assert inner_model(tiny).config._attn_implementation == attention   # exported as eager, then set back
     got, got_counts, _ = embed_texts(enc, texts, max_tokens=64, batch_size=4)   # batches of several lengths
     np.testing.assert_array_equal(counts, got_counts)
     cos = _cosine(want.astype(np.float64), got.astype(np.float64))
@@ -36,7 +38,12 @@ def test_the_exported_forward_pass_gives_torchs_embeddings(tiny, tmp_path, backe
     else:
         assert cos.min() > 0.9999 and np.abs(got - want).max() < 1e-3   # OpenVINO fuses kernels: ~1e-4 of values ~1
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 1 + int8 and all(f.endswith(".onnx") for f in files)   # exported once, reused below
+    assert len(files) == 1 + (backend == "onnx") + int8 and all(f.endswith(".onnx") for f in files)   # reused below
+    if backend == "onnx":   # onnxruntime runs the fused graph: attention and LayerNorms as single ops
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(tmp_path / next(f for f in files if f.endswith(".opt.onnx")))).graph.node}
+        assert {"Attention", "SkipLayerNormalization"} <= ops, ops
     again = backends.with_backend(tiny, backend, int8, tmp_path, "tiny-folder", None,
                                   say=lambda s: pytest.fail(f"exported again: {s}"))
     np.testing.assert_array_equal(embed_texts(again, texts, max_tokens=64, batch_size=4)[0], got)
@@ -62,7 +69,7 @@ def test_the_backend_is_in_the_fingerprint_and_stage1_scores_through_it(score_st
     assert read_fingerprint(cache)["backend"] == "onnx"
     onnx_test = read_npz(cache, "embeddings", "")["embeddings"]
     assert _cosine(torch_test, onnx_test).min() > 0.9999
-    assert len(list((root / "embeddings" / "runtimes").glob("*.onnx"))) == 1
+    assert len(list((root / "embeddings" / "runtimes").glob("*.onnx"))) == 2   # the export and its fused graph
     mtime = cache.stat().st_mtime_ns
     assert call("embed_articles", *common, "--backend", "onnx") == 0 and cache.stat().st_mtime_ns == mtime   # valid
     assert call("train_probes", *common, "--probes", "ridge") == 0   # phase 2 reads caches of another backend
