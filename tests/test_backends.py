@@ -20,6 +20,7 @@ def _cosine(a, b):
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+@pytest.mark.slow   # exports and optimises a graph per backend
 @pytest.mark.parametrize("backend,int8", [("onnx", False), ("onnx", True), ("openvino", False)])
 def test_the_exported_forward_pass_gives_torchs_embeddings(tiny, tmp_path, backend, int8):
     if backend == "openvino":
@@ -60,6 +61,7 @@ def test_the_backend_refuses_what_it_cannot_run(tiny, tmp_path):
     assert backends.with_backend(tiny, "torch", False, tmp_path, "x", None) is tiny and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_the_backend_is_in_the_fingerprint_and_stage1_scores_through_it(score_study_copy, tmp_path):
     cfg, demo, root = score_study_copy
     common = ["--config", cfg, "--data-dir", demo, "--models", "tiny"]
@@ -87,6 +89,7 @@ def test_the_backend_is_in_the_fingerprint_and_stage1_scores_through_it(score_st
     assert paths.runtime_models(load_config(cfg)).is_dir()
 
 
+@pytest.mark.slow
 def test_the_benchmark_times_the_runtime_and_its_quality_check_costs_int8(workspace):
     cfg, demo = workspace   # the demo embedded by the tiny model in torch
     proc = in_process("benchmark_speed.py", "--config", cfg, "--data-dir", demo, "--n", 20, "--runs", 1, "--device",
