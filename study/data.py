@@ -325,19 +325,25 @@ def load_split(dataset: Dataset, split: str, score_range: tuple[float, float],
         if bad:
             _fail(path, lineno, f"field 'labels' outside score_range [{low:g}, {high:g}]: "
                                 + ", ".join(f"{d}={v}" for d, v in bad))
-        lang = language_code(rec.get("language"))
-        if lang is False:
-            _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
-                                f"{short_repr(rec['language'])}")
-        if str(rec["id"]) in first_line:
-            _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
-        first_line[str(rec["id"])] = lineno
+        lang = _language_and_id(path, lineno, rec, first_line)
         ids.append(str(rec["id"]))
         titles.append(title)
         texts.append(text)
         labels.append(y)
         langs.append(lang)
     return _split(split, path, ids, titles, texts, np.asarray(labels, dtype=np.float32), list(dims or []), langs)
+
+
+def _language_and_id(path: Path, lineno: int, rec: dict, first_line: dict) -> str | None:
+    """A line's language code (None: to be detected), its id recorded in `first_line` as unique (else the error)."""
+    lang = language_code(rec.get("language"))
+    if lang is False:
+        _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
+                            f"{short_repr(rec['language'])}")
+    if str(rec["id"]) in first_line:
+        _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
+    first_line[str(rec["id"])] = lineno
+    return lang
 
 
 def _split(name, path, ids, titles, texts, labels, dims, langs) -> Split:
@@ -364,13 +370,7 @@ def _unlabelled(path: Path, dims: list[str] | None) -> Split:
             _fail(path, lineno, "field 'labels' is not expected in unlabelled.jsonl (an article with labels belongs "
                                 "in train.jsonl; this file holds the articles only a teacher scored)")
         _, title, text = article_of(path, lineno, rec)
-        lang = language_code(rec.get("language"))
-        if lang is False:
-            _fail(path, lineno, f"field 'language' must be a language code such as 'en' or 'pt-br', found "
-                                f"{short_repr(rec['language'])}")
-        if str(rec["id"]) in first_line:
-            _fail(path, lineno, f"article id '{rec['id']}' already appears on line {first_line[str(rec['id'])]}")
-        first_line[str(rec["id"])] = lineno
+        lang = _language_and_id(path, lineno, rec, first_line)
         ids.append(str(rec["id"]))
         titles.append(title)
         texts.append(text)
