@@ -607,7 +607,7 @@ class _Evaluation(Versioned):
     language_counts: dict[str, int]
     evaluated_at: str
     provenance: Provenance
-    config: Config   # the configuration this evaluation ran with (evaluate.py run_config); absent keys: Config's defaults
+    config: Config   # the configuration this evaluation ran with (study/phase3.py run_config); absent keys: Config's defaults
     multiplicity: Optional[Multiplicity] = None   # evaluate.py writes it
 
     def entries(self):
