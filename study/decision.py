@@ -283,10 +283,10 @@ def _languages(ev: ScoreEvaluation) -> Row:
         head = "not shown"
     words = {k: reading_phrase(k, CONSTANT) for k in ("better", "worse", "equivalent", "inconclusive")}
     answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
-    number = "; ".join(f"{lang} (n {r.n}) {_s(r.vs_reference.mae_difference)} "
+    number = "; ".join(f"{lang} (n {r.n}) MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}, {_s(r.vs_reference.mae_difference)} "
                        f"{_ci_fmt(r.vs_reference.difference_ci95, sign=True)}"
-                       for lang, r in by.items() if not r.too_few)
-    return Row(q, answer, (number + f" MAE against {CONSTANT} (paired), {v} + {p}") if number else MISSING,
+                       for lang, r in by.items() if not r.too_few)   # each language's own MAE: one may lag the rest
+    return Row(q, answer, (number + f" (test MAE, then against {CONSTANT}, paired), {v} + {p}") if number else MISSING,
                "languages")
 
 

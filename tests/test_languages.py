@@ -227,6 +227,9 @@ def test_the_report_shows_languages_controls_and_model_against_model(study, tmp_
     page1 = next(t for c, t in tables.items() if c.startswith("The study's questions"))
     row = next(r for r in page1[1:] if r[0] == "Does every language work?")
     assert row[1].startswith("yes: en, nl: better than")
+    ev = read_evaluation(cfg, "two_lang")   # each language's own test MAE on page 1, beside its paired difference
+    nl = ev.models[ev.best.model].probes[ev.best.probe].by_language["nl"]
+    assert f"nl (n {nl.n}) MAE {nl.mae:.3f}" in row[2]
     for caption, rows in tables.items():   # no column is empty in every row
         for i, head in enumerate(rows[0]):
             assert any(r[i] not in ("—", "") for r in rows[1:]) or len(rows) == 1, (caption, head)
