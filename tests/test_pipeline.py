@@ -351,3 +351,37 @@ def test_phase_3_is_a_function_returning_the_record_it_wrote(yes_no_study_copy, 
         assert as_file(done.record) == as_file(read_evaluation(cfg, dataset.name)) and done.stage1
         # the same numbers as evaluate.py gave from the same inputs (timings aside)
         assert done.record.best == before.best and done.record.models.keys() == before.models.keys()
+
+
+def test_phase_2_is_a_function_returning_the_summary_it_wrote(yes_no_study_copy, score_study_copy):
+    """study/training.py `train` (what train_probes.py calls) returns the typed training summary it wrote and the
+    probe files it wrote; refitting a probe from the same caches gives the same validation figures and the same
+    predictions as the script's fit (bit for bit on the CPU), and keeps the summary's other entries."""
+    from study import paths, training
+    from study.config import load_config
+    from study.data import resolve_dataset
+    from study.probes import load_bundle
+    from study.schemas import TrainingSummary, read_record
+
+    for (cfg_path, data, _), kind, extra in ((score_study_copy, "ridge", {"train_fractions": (0.5,)}),
+                                             (yes_no_study_copy, "logistic", {})):
+        cfg = load_config(cfg_path)
+        dataset = resolve_dataset(cfg, None, str(data))
+        summary = paths.training_summary(cfg, dataset.name)
+        before = read_record(summary, TrainingSummary, "training summary", "")
+        old = load_bundle(paths.probe(cfg, dataset.name, "tiny", kind))[1]
+        lines = []
+        done = training.train(cfg, dataset, training.Options(models=("tiny",), probes=(kind,), **extra), lines.append)
+        assert done.path == summary and done.record == read_record(summary, TrainingSummary, "training summary", "")
+        written = [paths.probe(cfg, dataset.name, "tiny", kind)]
+        if extra:   # the learning-curve probe on half the 120 training articles, listed under its full-data probe
+            written.append(paths.subset_probe(cfg, dataset.name, "tiny", kind, 60))
+            assert [s.n_train for s in done.record.probe("tiny", kind).train_subsets] == [60]
+        assert list(done.probes) == written and all(p.is_file() for p in written)
+        assert any(f"[tiny] {kind}:" in line for line in lines)
+        new, was = done.record.probe("tiny", kind), before.probe("tiny", kind)
+        assert (new.val_mae, new.val_f1, new.selected) == (was.val_mae, was.val_f1, was.selected)
+        assert done.record.models.keys() == before.models.keys()   # the other variants' entries are kept
+        X = np.random.default_rng(0).normal(size=(5, was.embedding_dim)).astype(np.float32)
+        fresh = load_bundle(written[0])[1]
+        np.testing.assert_array_equal(fresh.predict(X), old.predict(X))
