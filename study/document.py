@@ -47,6 +47,8 @@ class Table:
     rows: list[list[str]]
     align: str              # 'l' / 'r' / 'c' per column
     font_pt: float = 9
+    flows: bool = False     # may start where it is and go on over the page (its header repeated); else a short
+                            # table is kept on one page, moving whole to the next when it does not fit
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Document:
         self.blocks.append(Unavailable(what, why))
 
     def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9,
-              empty_why: dict[str, str] | None = None):
+              empty_why: dict[str, str] | None = None, flows: bool = False):
         """A captioned table. A column empty in every row (each cell blank or MISSING) is left out, and the caption
         says so in one sentence, with `empty_why[column]` as the reason where given."""
         if len(align) != len(header) or any(len(r) != len(header) for r in rows):
@@ -121,7 +123,7 @@ class Document:
             keep = [i for i in range(len(header)) if i not in empty]
             header, align = [header[i] for i in keep], "".join(align[i] for i in keep)
             rows = [[r[i] for i in keep] for r in rows]
-        self.blocks.append(Table(caption, list(header), rows, align, font_pt))
+        self.blocks.append(Table(caption, list(header), rows, align, font_pt, flows))
 
     def figure(self, path, caption: str, width_cm: float | None = None) -> bool:
         """Place a png once; a missing or unreadable file becomes an `unavailable` note instead."""
@@ -165,7 +167,7 @@ def to_docx(document: Document, out: Path):
         elif isinstance(b, Unavailable):
             w.unavailable(b.what, b.why)
         elif isinstance(b, Table):
-            w.table(b.caption, b.header, b.rows, b.align, b.font_pt)
+            w.table(b.caption, b.header, b.rows, b.align, b.font_pt, b.flows)
         elif isinstance(b, Figure):
             w.figure(b.path, b.caption, b.width_cm)
         elif isinstance(b, Code):

@@ -180,10 +180,13 @@ class Writer:
         for run in p.runs:
             run.font.color.rgb = RGBColor(0x80, 0x30, 0x30)
 
-    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9):
+    def table(self, caption: str, header: list[str], rows: list[list[str]], align: str, font_pt: float = 9,
+              flows: bool = False):
         """A captioned table: shaded header row repeated on each page; align 'l'/'r'/'c' per column. Columns are
         as wide as their longest word (header in bold), so no word is broken; a header word that cannot get its
-        width breaks after an underscore ('workflow_' / 'detail'), never inside a word."""
+        width breaks after an underscore ('workflow_' / 'detail'), never inside a word. A table of up to
+        KEEP_TOGETHER_ROWS rows is kept on one page unless it `flows` (page 1's questions: they start on page 1
+        whatever precedes them); no row is split across pages."""
         self.tables += 1
         cap = self.doc.add_paragraph(style="Caption")
         cap.add_run(f"Table {self.tables}. ").bold = True
@@ -219,7 +222,9 @@ class Writer:
             grid[c].set(qn("w:w"), str(int(Cm(width).twips)))
             for cell in table.columns[c].cells:
                 cell.width = Cm(width)
-        if len(rows) <= KEEP_TOGETHER_ROWS:  # a short table stays on one page
+        for row in table.rows:
+            row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
+        if len(rows) <= KEEP_TOGETHER_ROWS and not flows:  # a short table stays on one page
             for row in table.rows[:-1]:
                 for cell in row.cells:
                     for p in cell.paragraphs:

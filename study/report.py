@@ -174,7 +174,8 @@ class Report:
         w.table("The study's questions, each answered by one rule (paired 95% bootstrap differences against the "
                 "margin; bands from the whole CI; guaranteed screening).",
                 ["Question", "Answer", "Number [95% CI]", "See"],
-                [[r.question, r.answer, r.number, self.numbers.get(r.evidence, MISSING)] for r in rows], "lllc", font_pt=7)
+                [[r.question, r.answer, r.number, self.numbers.get(r.evidence, MISSING)] for r in rows], "lllc", font_pt=7,
+                flows=True)
         w.para(decision.data_line(ev, self.inp.training))
         w.para(("Caveats", "b"))
         for text in decision.caveats(ev, self.inp.benchmarks):

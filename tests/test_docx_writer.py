@@ -79,3 +79,23 @@ def test_a_timestamp_or_long_value_keeps_its_line_while_long_text_wraps_at_space
 def test_widths_follow_the_tables_font_size(tmp_path, font_pt):
     _, widths = saved_table(tmp_path, ["tooling_specificity", "n"], [["0.5", "12"]], font_pt=font_pt)
     assert widths[0] >= printed_cm("tooling_specificity", font_pt, True) + CELL_PADDING_CM - 0.01
+
+
+def test_a_short_table_is_kept_on_one_page_unless_it_flows_and_no_row_is_split(tmp_path):
+    """A short table moves whole to the next page when it does not fit (keep-with-next on every row but the last);
+    one that `flows` (page 1's questions) starts where it stands and goes on over the page. Neither splits a row."""
+    w = Writer("t", "s")
+    rows = [[f"question {i}", "answer"] for i in range(6)]
+    w.table("kept", ["Q", "A"], rows, "ll")
+    w.table("flowing", ["Q", "A"], rows, "ll", flows=True)
+    w.save(tmp_path / "t.docx")
+    kept, flowing = docx.Document(tmp_path / "t.docx").tables
+
+    def kept_with_next(table):
+        return [all(p.paragraph_format.keep_with_next for c in row.cells for p in c.paragraphs) for row in table.rows]
+
+    assert kept_with_next(kept) == [True] * 6 + [False]
+    assert kept_with_next(flowing) == [False] * 7
+    for table in (kept, flowing):
+        assert all(row._tr.trPr.find(qn("w:cantSplit")) is not None for row in table.rows)
+        assert table.rows[0]._tr.trPr.find(qn("w:tblHeader")) is not None   # the header repeats on the next page
