@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -89,6 +89,17 @@ def status(path: Path, expected: dict) -> str | None:
         return "missing"
     found = read_fingerprint(path)
     return "unreadable" if found is None else mismatch(found, expected, CACHE_KEYS) or cache_damage(path)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The article rows a cache stores beside its embeddings, as `save_embeddings` reads them (a data.Split has them
+    too): those of the first part's cache, for a side-by-side pair."""
+    ids: np.ndarray
+    labels: np.ndarray
+    dimension_names: list
+    languages: np.ndarray
+    titles: np.ndarray
 
 
 def save_embeddings(path: Path, *, embeddings, split, token_counts, fingerprint: dict, stats: dict) -> None:
@@ -281,7 +292,7 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
              "dtype": "+".join(str(c.get("dtype")) for c in costs),
              "parts": dict(zip(part_sha, costs)), "part_sha256": part_sha, "token_capacity": cuts[reach]}
     emb = np.hstack([c["embeddings"] for c in caches])
-    rows = SimpleNamespace(**{k: first[k] for k in ("ids", "labels", "dimension_names", "languages", "titles")})
+    rows = Rows(*(first[k] for k in ("ids", "labels", "dimension_names", "languages", "titles")))
     save_embeddings(path, embeddings=emb, split=rows, token_counts=caches[reach]["token_counts"], stats=stats,
                     fingerprint=fingerprint(cfg, variant, [c["fingerprint"].get("dtype") for c in caches], split.name,
                                             first["fingerprint"]["data_sha256"]))
