@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -26,8 +27,9 @@ from study.results import band_interval, chosen_probe, layer_groups, sweep_group
 from study.screening import majority_tier, screen, seed_skip_shares, tier_scores, weight_vector
 from study.tasks import ARM, SCORES, YES_NO
 from study.tasks import task as task_of
-from study.verdicts import (ALWAYS_YES, CURVE_BOOTSTRAP_SEEDS, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value, curve_reading,
-                            doubling_reference, holm_changes, null_result, paired_reading, unpaired_reading, verdict)
+from study.verdicts import (CURVE_BOOTSTRAP_SEEDS, INCONCLUSIVE, band_phrase, bands_spanned, claim_p_value,
+                            curve_reading, doubling_reference, holm_changes, null_result, paired_reading,
+                            unpaired_reading, verdict)
 
 
 def train_mean_predictions(cfg, dataset, variant, test: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -94,43 +96,48 @@ def candidates(models: dict) -> int:
 
 
 def best_verdicts(cfg, results: dict) -> dict:
-    """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`), by the
-    results' task (study/tasks.py): `_score_verdicts` or `_yes_no_verdicts`."""
-    return _VERDICT_RULES[task_of(results.get("task")).name](cfg, results)
-
-
-def _score_verdicts(cfg, results: dict) -> dict:
-    """`best_verdicts` of scores:
-    "candidates" (model + probe pairs it was chosen from on validation), "vs_median_predictor" (the paired verdict
-    against a constant, the training median: what "learns anything" reads; pooled over the re-splits where they ran,
-    `against_constant_from` says which), "vs_mean_predictor" (the same against
-    the training mean, recorded beside it), "null_result" (study/verdicts.py `null_result` against the median, or
-    None when better), and with a baseline "vs_baseline" (paired on the fine-tuned model's predictions where given,
-    else unpaired against its MAE, a test with the baseline's test size `baseline_n`, else descriptive),
-    "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test MAE, as `best["band"]`)."""
-    b, margin = results["best"], cfg.equivalence_margin
+    """What the comparison rule says of the best model + probe (the evaluation JSON's `best["verdicts"]`), read as
+    the results' task reads (study/tasks.py: its constant reference, margin, baseline figure and direction):
+    "candidates" (model + probe pairs it was chosen from on validation); the paired verdict against the task's
+    constant (`vs_median_predictor`, the training median, for scores: what "learns anything" reads, pooled over the
+    re-splits where they ran, `against_constant_from` says which, with `vs_mean_predictor`, the training mean,
+    beside it; `vs_always_yes`, saying yes to every article, for yes/no labels); "null_result" (study/verdicts.py
+    `null_result`, or None when better); with a baseline "vs_baseline" (paired on the fine-tuned model's
+    predictions where given, else unpaired against its figure, a test with the baseline's test size `baseline_n`,
+    else descriptive) and, for scores, "bands_spanned" and "band_reading" (the bands of the whole 95% CI of the test
+    MAE, as `best["band"]`)."""
+    task = task_of(results.get("task"))
+    b, margin = results["best"], getattr(cfg, task.margin_setting)
     m = results["models"][b["model"]]["probes"][b["probe"]]
-    d, pooled = m["vs_median_predictor"], m.get("resplits")
+    d, pooled = m[task.reference.field], m.get("resplits")
     if pooled:   # re-splits ran (study/resplits.py): their pooled paired difference carries the verdict
-        d = pooled["vs_median_predictor"]
-    out = {"candidates": candidates(results["models"]),
-           "vs_median_predictor": d["verdict"], "vs_mean_predictor": m["vs_mean_predictor"]["verdict"],
-           "null_result": null_result(d["verdict"], ci=d["difference_ci95"], n=d["n_articles"], margin=margin),
-           "against_constant_from": (f"{pooled['k']} re-splits, {pooled['n_articles']} articles" if pooled else
-                                     "the test split")}
-    base = results.get("baseline_mae")
-    if base:
-        paired = m.get("vs_baseline")
-        if paired:
-            out["vs_baseline"] = paired_reading(paired["mae_difference"], paired["difference_ci95"], margin)
-        else:
-            out["vs_baseline"] = unpaired_reading(m["overall_mae"], m["mae_ci95"], base, margin,
-                                                  n=results["n_test"], baseline_n=results.get("baseline_n"))
-        out["vs_baseline"]["verdict"] = _judged(cfg, results.get("n_test", cfg.min_group_articles), out["vs_baseline"]["verdict"])
-        ci, base = band_interval(m, base)
-        out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
-        out["band_reading"] = band_phrase(out["bands_spanned"])
+        d = pooled[task.reference.field]
+    ci, n = _interval(d, results)
+    out = {"candidates": candidates(results["models"]), task.reference.field: d["verdict"],
+           "null_result": null_result(d["verdict"], task.reference.words, ci=ci, n=n, margin=margin)}
+    if "vs_mean_predictor" in m:   # scores: the training mean beside the median, and where the median was read
+        out.update(vs_mean_predictor=m["vs_mean_predictor"]["verdict"],
+                   against_constant_from=(f"{pooled['k']} re-splits, {pooled['n_articles']} articles" if pooled else
+                                          "the test split"))
+    base, value = results.get(task.baseline_field), m[task.headline.field]
+    if base and value is not None:
+        paired = m.get("vs_baseline")   # scores, with the fine-tuned model's own predictions
+        r = (paired_reading(paired["mae_difference"], paired["difference_ci95"], margin) if paired else
+             unpaired_reading(value, m[task.headline.ci_field], base, margin, task.better, n=results["n_test"],
+                              baseline_n=results.get("baseline_n")))
+        r["verdict"] = _judged(cfg, results.get("n_test", cfg.min_group_articles), r["verdict"])
+        out["vs_baseline"] = r
+        if task.has("bands"):
+            ci, base = band_interval(m, base)
+            out["bands_spanned"] = bands_spanned(ci, base, results["success_bands"])
+            out["band_reading"] = band_phrase(out["bands_spanned"])
     return out
+
+
+def _interval(d: dict, results: dict) -> tuple:
+    """(95% CI, articles) of a paired comparison's record: a difference of per-article MAE (`compared`, which counts
+    its articles) or of F1 on the test articles (`f1_difference`)."""
+    return (d["difference_ci95"], d["n_articles"]) if "difference_ci95" in d else (d["ci95"], results["n_test"])
 
 
 def _readings(x, where: str = ""):
@@ -269,81 +276,109 @@ def variant_entry(cfg, dataset, variant, context) -> tuple[dict, dict, dict, int
 
 
 def score_variant(cfg, dataset, variant, kinds, context, task) -> dict:
-    """One variant's evaluation entry: each trained probe of `kinds` scored on its test embeddings as its task
-    (study/tasks.py) scores: MAE, tiers and screening with its validation predictions for scores (`_score_probes`),
-    F1, precision, recall and ROC AUC at the threshold it chose on validation for yes/no labels (`_yes_no_probes`);
-    both predictions written; the probe chosen on validation."""
+    """One variant's evaluation entry: each trained probe of `kinds` (and the fine-tuned encoder arm) predicts the
+    test and validation articles and is scored as its task (study/tasks.py) scores (`_SCORING`): MAE, tiers,
+    screening and the constants for scores, F1, precision, recall and ROC AUC at the threshold it chose on
+    validation and saying yes to everything for yes/no labels; then its seed spread, both predictions written, its
+    console line and (scores) its learning curve; the probe chosen on validation."""
     test, val, entry, cut_at = variant_entry(cfg, dataset, variant, context)
-    _PROBE_SCORERS[task.name](cfg, dataset, variant, kinds, context, (test, val, cut_at), entry["probes"])
+    scoring, metric = _SCORING[task.name], task.headline
+    for kind in kinds:
+        probe, meta, (P, P_val), ms = _predictions(cfg, dataset, variant, kind, task, (test, val), context)
+        m = {**scoring.measure(cfg, context, (test, P), (val, P_val), (probe, meta), cut_at),
+             **{f: meta[f] for f in task.validation_fields}, "selected": meta["selected"],
+             "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
+        m["seeds"] = seed_spread(meta, scoring.members(probe, test, val) if hasattr(probe, "member_outputs") else
+                                 [m[metric.field]], task)
+        m["predictions_files"] = {   # a yes/no probe's P(yes) as one column, with the threshold it chose
+            split: save_predictions(cfg, dataset, variant, kind, split, cache, pred.reshape(len(pred), -1), cut_at,
+                                    threshold=m.get("threshold"))
+            for split, cache, pred in (("test", test, P), ("val", val, P_val))}
+        entry["probes"][kind] = m
+        lo, hi = m[metric.ci_field]
+        print(f"[{variant.name}] {kind:8s} {metric.name} {_fmt(m[metric.field])} [{_fmt(lo)}, {_fmt(hi)}]  "
+              + scoring.said(m) + said_seeds(m["seeds"]))
+        if task.has("learning_curve"):
+            add_learning_curve(cfg, dataset, variant, kind, test, (P, m, meta, probe), context)
     entry["chosen_probe"] = chosen_probe(entry["probes"])
     return entry
 
 
-def _score_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -> None:
-    """`score_variant` for scores: each probe's record into `probes`."""
-    (test, val, cut_at), setup = caches, context["screening_setup"]
-    Y, X, names, tokens = test["labels"], test["embeddings"], test["dimension_names"], test["token_counts"]
-    seed, n_boot = cfg.random_seed, cfg.bootstrap_samples
-    mean_errors = article_mae(Y, context["mean_predictions"])
-    median_errors = article_mae(Y, context["median_predictions"])
-    for kind in kinds:
-        if kind == ARM:   # the fine-tuned encoder: its own predictions, scored like a probe's
-            P, P_val, meta = load_arm(paths.finetuned(cfg, dataset.name, variant.name), test, val,
-                                      context["data_sha256"])
-            probe, ms = None, meta["inference_ms_per_article"]
-        else:
-            probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
-                                       {s: context["data_sha256"][s] for s in ("train", "val")})
-            t0 = time.perf_counter()
-            P = probe.predict(X)
-            ms = 1000 * (time.perf_counter() - t0) / len(Y)
-            P_val = probe.predict(val["embeddings"])
-        m = {**score_probe(Y, P, names, languages=test["languages"], token_counts=tokens,
-                           max_tokens=cut_at, n_boot=n_boot, seed=seed, method=ci_method(cfg, len(Y))),
-             "val_mae": meta["val_mae"], "selected": meta["selected"], "inference_ms_per_article": ms,
-             "train_seconds": meta["train_seconds"],
-             "article_scores": tier_scores(Y, P, context["weights"], setup["tiers"], n_boot, seed),
-             "screening": screen((val["labels"], P_val), (Y, P), context["weights"], setup["tiers"],
-                                 setup["recall_targets"], cfg.score_range, n_boot, seed,
-                                 confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
-        m["seeds"] = seed_spread(meta, [m["overall_mae"]] if not hasattr(probe, "member_outputs") else
-                                 [float(np.mean(np.abs(Y - Pk))) for Pk in probe.member_outputs(X)], SCORES)
-        if m["seeds"]["n"] > 1 and hasattr(probe, "member_outputs"):   # the guaranteed skip share, seed by seed
-            shares = seed_skip_shares((val["labels"], probe.member_outputs(val["embeddings"])),
-                                      (Y, probe.member_outputs(X)), context["weights"], setup["tiers"]["medium"],
-                                      setup["recall_targets"], cfg.screening_confidence)
-            for entry_t, each in zip(m["screening"]["thresholds"], shares):
-                entry_t["guaranteed"]["seed_spread"] = spread(each)
-        if context.get("teacher") is not None:
-            m["screening_vs_teacher"] = teacher_screening(cfg, setup, context, (val, P_val), (test, P))
-        m["vs_mean_predictor"] = compared(cfg, article_mae(Y, P), mean_errors)
-        m["by_language"] = by_language(cfg, article_mae(Y, P), median_errors, test["languages"])
-        m["vs_median_predictor"] = compared(cfg, article_mae(Y, P), median_errors)
-        baseline = context["baseline"]
-        if baseline["rows"] is not None:
-            rows = baseline["rows"]
-            m["vs_baseline"] = compared(cfg, article_mae(Y[rows], P[rows]), baseline["errors"])
-        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred, cut_at)
-                                  for split, cache, pred in (("test", test, P), ("val", val, P_val))}
-        probes[kind] = m
-        lo, hi = m["mae_ci95"]
-        print(f"[{variant.name}] {kind:8s} test MAE {m['overall_mae']:.4f} [{lo:.4f}, {hi:.4f}]  "
-              f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  (val MAE {m['val_mae']:.4f})"
-              + said_seeds(m["seeds"]))
-        record = context["trained"].get(variant.name, {}).get(kind)
-        subsets = record.train_subsets if record else None
-        if subsets:
-            m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, (P, m, meta, probe),
-                                                 context)
-            print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
-                f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
-                for p in m["learning_curve"]))
-            r = m["learning_curve"][-1].get("vs_doubling")
-            if r:
-                lo, hi = r["per_doubling_ci95"]
-                print(f"[{variant.name}] {kind:8s} {r['n_reference']} -> {r['n_last']} articles: test MAE "
-                      f"{r['per_doubling']:+.4f} [{lo:+.4f}, {hi:+.4f}] per doubling (paired, margin "
-                      f"±{r['margin']:g}): {r['reading']}")
+def _predictions(cfg, dataset, variant, kind, task, caches: tuple, context) -> tuple:
+    """(probe, its metadata, (test, validation) predictions, ms per test article) of one probe of `variant`: the
+    fine-tuned encoder arm's own predictions (no probe), or the trained probe's (checked to be one of `task`),
+    timed on the test articles. A yes/no probe predicts P(yes), a score probe the scores."""
+    test, val = caches
+    if kind == ARM:   # the fine-tuned encoder: its own predictions, scored like a probe's
+        P, P_val, meta = load_arm(paths.finetuned(cfg, dataset.name, variant.name), test, val, context["data_sha256"])
+        return None, meta, (P, P_val), meta["inference_ms_per_article"]
+    path = paths.probe(cfg, dataset.name, variant.name, kind)
+    probe, meta = load_trained(path, test, {s: context["data_sha256"][s] for s in ("train", "val")})
+    if task_of(meta.get("task")) is not task:
+        raise StudyError(f"{path} is a probe for {task_of(meta.get('task')).label}, not for {task.label}; rerun "
+                         "train_probes.py")
+    predict = _SCORING[task.name].predict
+    t0 = time.perf_counter()
+    P = predict(probe, test["embeddings"])
+    ms = 1000 * (time.perf_counter() - t0) / len(P)
+    return probe, meta, (P, predict(probe, val["embeddings"])), ms
+
+
+def _score_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_at: int) -> dict:
+    """What a score probe's test predictions measure (`test`, `val`: (cache, predictions); `trained`: (probe,
+    metadata)): MAE, RMSE and Spearman with their CIs (per dimension, language and truncation), the tiers, screening
+    (thresholds chosen on its validation predictions; the guaranteed skip share seed by seed for an ensemble; against
+    the teacher's own decisions with --teacher-predictions), and the paired comparisons with the training mean and
+    median (overall and per language) and with the fine-tuned model's predictions where given."""
+    (tc, P), (vc, P_val), (probe, meta) = test, val, trained
+    setup, w, n_boot, seed = context["screening_setup"], context["weights"], cfg.bootstrap_samples, cfg.random_seed
+    Y, X = tc["labels"], tc["embeddings"]
+    m = {**score_probe(Y, P, tc["dimension_names"], languages=tc["languages"], token_counts=tc["token_counts"],
+                       max_tokens=cut_at, n_boot=n_boot, seed=seed, method=ci_method(cfg, len(Y))),
+         "article_scores": tier_scores(Y, P, w, setup["tiers"], n_boot, seed),
+         "screening": screen((vc["labels"], P_val), (Y, P), w, setup["tiers"], setup["recall_targets"], cfg.score_range,
+                             n_boot, seed, confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
+    if meta["seeds"]["n"] > 1 and hasattr(probe, "member_outputs"):   # the guaranteed skip share, seed by seed
+        shares = seed_skip_shares((vc["labels"], probe.member_outputs(vc["embeddings"])), (Y, probe.member_outputs(X)),
+                                  w, setup["tiers"]["medium"], setup["recall_targets"], cfg.screening_confidence)
+        for entry_t, each in zip(m["screening"]["thresholds"], shares):
+            entry_t["guaranteed"]["seed_spread"] = spread(each)
+    if context.get("teacher") is not None:
+        m["screening_vs_teacher"] = teacher_screening(cfg, setup, context, (vc, P_val), (tc, P))
+    errors, median_errors = article_mae(Y, P), article_mae(Y, context["median_predictions"])
+    m["vs_mean_predictor"] = compared(cfg, errors, article_mae(Y, context["mean_predictions"]))
+    m["by_language"] = by_language(cfg, errors, median_errors, tc["languages"])
+    m["vs_median_predictor"] = compared(cfg, errors, median_errors)
+    baseline = context["baseline"]
+    if baseline["rows"] is not None:
+        rows = baseline["rows"]
+        m["vs_baseline"] = compared(cfg, article_mae(Y[rows], P[rows]), baseline["errors"])
+    return m
+
+
+def member_maes(probe, test: dict, val: dict) -> list:
+    """Test MAE of each member of a score seed ensemble alone."""
+    return [float(np.mean(np.abs(test["labels"] - P))) for P in probe.member_outputs(test["embeddings"])]
+
+
+def add_learning_curve(cfg, dataset, variant, kind, test: dict, full: tuple, context) -> None:
+    """A score probe's learning curve (`learning_curve`) into its record, where train_probes.py --train-fractions
+    trained its subset probes (`full`: the full-data probe's test predictions, record, metadata and probe)."""
+    m = full[1]
+    record = context["trained"].get(variant.name, {}).get(kind)
+    subsets = record.train_subsets if record else None
+    if not subsets:
+        return
+    m["learning_curve"] = learning_curve(cfg, dataset, variant, kind, subsets, test, full, context)
+    print(f"[{variant.name}] {kind:8s} learning curve: " + ", ".join(
+        f"{p['n_train']} articles {p['test_mae']:.4f} [{p['mae_ci95'][0]:.4f}, {p['mae_ci95'][1]:.4f}]"
+        for p in m["learning_curve"]))
+    r = m["learning_curve"][-1].get("vs_doubling")
+    if r:
+        lo, hi = r["per_doubling_ci95"]
+        print(f"[{variant.name}] {kind:8s} {r['n_reference']} -> {r['n_last']} articles: test MAE "
+              f"{r['per_doubling']:+.4f} [{lo:+.4f}, {hi:+.4f}] per doubling (paired, margin "
+              f"±{r['margin']:g}): {r['reading']}")
 
 
 def teacher_scores(cfg, dataset, variant, path):
@@ -715,47 +750,26 @@ def binary_header(cfg, dataset, variant, test: dict, opts: BaselineOptions) -> d
             "baseline_f1": base, "baseline_source": source if base else None, "baseline_n": baseline_n(dataset, opts)}
 
 
-def _yes_no_probes(cfg, dataset, variant, kinds, context, caches, probes: dict) -> None:
-    """`score_variant` for yes/no labels: each probe's record into `probes`, its test and validation P(yes) written."""
-    test, val, cut_at = caches
-    X, tokens = test["embeddings"], test["token_counts"]
-    for kind in kinds:
-        probe, meta = load_trained(paths.probe(cfg, dataset.name, variant.name, kind), test,
-                                   {s: context["data_sha256"][s] for s in ("train", "val")})
-        if meta.get("task") != "classification":
-            raise StudyError(f"{paths.probe(cfg, dataset.name, variant.name, kind)} is not a yes/no probe; rerun "
-                             "train_probes.py")
-        t0 = time.perf_counter()
-        p = probe.predict_proba(X)[:, 1]
-        ms = 1000 * (time.perf_counter() - t0) / len(p)
-        p_val = probe.predict_proba(val["embeddings"])[:, 1]
-        m = {**score_binary(test["labels"], p, probe.threshold_, languages=test["languages"], token_counts=tokens,
-                            max_tokens=cut_at, n_boot=cfg.bootstrap_samples, seed=cfg.random_seed),
-             "val_log_loss": meta["val_log_loss"], "val_f1": meta["val_f1"], "selected": meta["selected"],
-             "inference_ms_per_article": ms, "train_seconds": meta["train_seconds"]}
-        m["vs_always_yes"] = f1_difference(cfg, test["labels"], (p, probe.threshold_), SAY_YES)
-        m["seeds"] = seed_spread(meta, member_f1s(probe, test["labels"], X, val), YES_NO)
-        m["predictions_files"] = {split: save_predictions(cfg, dataset, variant, kind, split, cache, pred[:, None],
-                                                          cut_at, threshold=probe.threshold_)
-                                  for split, cache, pred in (("test", test, p), ("val", val, p_val))}
-        probes[kind] = m
-        print(f"[{variant.name}] {kind:8s} test F1 {_fmt(m['f1'])} [{_fmt(m['f1_ci95'][0])}, {_fmt(m['f1_ci95'][1])}]  "
-              f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
-              f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, val F1 {m['val_f1']:.4f})"
-              + said_seeds(m["seeds"]))
+def _yes_no_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_at: int) -> dict:
+    """What a yes/no probe's test P(yes) measure (`test`: (cache, P(yes)); `trained`: (probe, metadata)): F1,
+    precision, recall and ROC AUC at the threshold it chose on validation with their CIs (per language and
+    truncation), and its test F1 against saying yes to every article, paired."""
+    (tc, p), (probe, _) = test, trained
+    return {**score_binary(tc["labels"], p, probe.threshold_, languages=tc["languages"],
+                           token_counts=tc["token_counts"], max_tokens=cut_at, n_boot=cfg.bootstrap_samples,
+                           seed=cfg.random_seed),
+            "vs_always_yes": f1_difference(cfg, tc["labels"], (p, probe.threshold_), SAY_YES)}
 
 
-_PROBE_SCORERS = {SCORES.name: _score_probes, YES_NO.name: _yes_no_probes}   # by task: the one place it decides
 SAY_YES = "always yes"   # f1_difference's `theirs` for saying yes to every article
 
 
-def member_f1s(probe, y, X, val: dict) -> list:
+def member_f1s(probe, test: dict, val: dict) -> list:
     """Test F1 of each member of a yes/no seed ensemble alone, at the threshold that maximises that member's own
-    validation F1 (as a single-seed probe chooses it); a deterministic probe: its own test F1."""
-    if not hasattr(probe, "member_outputs"):
-        return [binary_scores(y, probe.predict_proba(X)[:, 1], probe.threshold_)["f1"]]
+    validation F1 (as a single-seed probe chooses it)."""
     thresholds = [best_f1_threshold(val["labels"], pv)[0] for pv in probe.member_outputs(val["embeddings"])]
-    return [binary_scores(y, p, t)["f1"] for p, t in zip(probe.member_outputs(X), thresholds)]
+    return [binary_scores(test["labels"], p, t)["f1"]
+            for p, t in zip(probe.member_outputs(test["embeddings"]), thresholds)]
 
 
 def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
@@ -775,25 +789,27 @@ def f1_difference(cfg, y, mine: tuple, theirs) -> dict:
     return {**reading, "verdict": _judged(cfg, len(y), reading["verdict"])}
 
 
-def _yes_no_verdicts(cfg, results: dict) -> dict:
-    """`best_verdicts` of a yes/no evaluation: "candidates", "vs_always_yes" (the paired F1 verdict),
-    "null_result" ('no better than saying yes to every article', or None) and, with a baseline F1,
-    "vs_baseline" (unpaired: the CI of the test F1 against that number, higher is better)."""
-    b, margin = results["best"], cfg.equivalence_margin_f1
-    m = results["models"][b["model"]]["probes"][b["probe"]]
-    d, n = m["vs_always_yes"], results["n_test"]
-    v = d["verdict"]
-    out = {"candidates": candidates(results["models"]), "vs_always_yes": v,
-           "null_result": null_result(v, ALWAYS_YES, ci=d["ci95"], n=n, margin=margin)}
-    if results.get("baseline_f1") and m["f1"] is not None:
-        out["vs_baseline"] = unpaired_reading(m["f1"], m["f1_ci95"], results["baseline_f1"], margin, "higher",
-                                              n=n, baseline_n=results.get("baseline_n"))
-        out["vs_baseline"]["verdict"] = _judged(cfg, results.get("n_test", cfg.min_group_articles), out["vs_baseline"]["verdict"])
-    return out
-
-
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-_VERDICT_RULES = {SCORES.name: _score_verdicts, YES_NO.name: _yes_no_verdicts}
+@dataclass(frozen=True)
+class _Scoring:
+    """What differs in scoring a probe between the tasks (study/tasks.py); `score_variant` shares the rest."""
+    predict: Callable   # (probe, embeddings) -> its predictions: the scores, or P(yes)
+    measure: Callable   # (cfg, context, (test cache, P), (val cache, P_val), (probe, metadata), cut_at) -> its figures
+    members: Callable   # (seed ensemble, test cache, val cache) -> each seed's headline metric alone on test
+    said: Callable      # (its record) -> the console's figures after the headline metric
+
+
+_SCORING = {   # by task: the one place it decides
+    SCORES.name: _Scoring(
+        predict=lambda probe, X: probe.predict(X), measure=_score_measures, members=member_maes,
+        said=lambda m: (f"RMSE {m['overall_rmse']:.4f}  Spearman {m['overall_spearman']:.3f}  "
+                        f"(val MAE {m['val_mae']:.4f})")),
+    YES_NO.name: _Scoring(
+        predict=lambda probe, X: probe.predict_proba(X)[:, 1], measure=_yes_no_measures, members=member_f1s,
+        said=lambda m: (f"precision {_fmt(m['precision'])}  recall {_fmt(m['recall'])}  AUC {_fmt(m['roc_auc'])}  "
+                        f"(threshold {m['threshold']:.3f}; val log-loss {m['val_log_loss']:.4f}, "
+                        f"val F1 {m['val_f1']:.4f})")),
+}

@@ -23,12 +23,13 @@ import math
 from typing import Literal
 
 from study.metrics import SUCCESS_BANDS, finite, success_band
+from study.tasks import SCORES, YES_NO
 
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
 VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
-CONSTANT = "a constant (the training median)"   # the best constant for MAE: what "learns anything" is read against
-MEAN = "the training mean"                       # recorded beside it (the best constant for RMSE)
-ALWAYS_YES = "saying yes to every article"       # the yes/no counterpart of CONSTANT
+CONSTANT = SCORES.reference.words   # the training median, the best constant for MAE: what "learns anything" reads
+MEAN = "the training mean"           # recorded beside it (the best constant for RMSE)
+ALWAYS_YES = YES_NO.reference.words  # the yes/no counterpart of CONSTANT (study/tasks.py declares both)
 POWER = 0.8                                      # the power of `articles_needed`
 TOO_FEW = "too few to judge"
 CURVE_READINGS = {BETTER: "still falling", EQUIVALENT: "flat", WORSE: "rising", INCONCLUSIVE: "inconclusive"}
