@@ -302,13 +302,14 @@ def training_cost(ev: ScoreEvaluation) -> list[dict]:
     rows = []
     arms = [(v, ARM, e.probes[ARM]) for v, e in ev.models.items() if ARM in e.probes]
     for v, p, m in ev.chosen_entries() + arms:
-        parts = [ev.models[v].embedding_cost.get(s) or {} for s in ("train", "val")]
-        embed = sum(x["seconds"] for x in parts) if all(finite(x.get("seconds")) for x in parts) else None
+        cost = ev.models[v].embedding_cost
+        parts, devices = [cost.train, cost.val], cost.train.devices if cost.train else None
+        embed = sum(x.seconds for x in parts) if all(x is not None and finite(x.seconds) for x in parts) else None
         if p == ARM:   # the fine-tuned encoder embeds nothing beforehand: its training is the whole cost
             embed = 0.0
         total = embed + m.train_seconds if embed is not None and finite(m.train_seconds) else None
         rows.append({"variant": v, "probe": p, "embedding_seconds": embed, "probe_seconds": m.train_seconds,
-                     "total_seconds": total, "device": ", ".join(parts[0].get("devices") or []) or None,
+                     "total_seconds": total, "device": ", ".join(devices) if devices else None,
                      "share_of_fine_tuned": [total / (h * 3600) for h in hours] if total and hours else None})
     return rows
 

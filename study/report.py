@@ -539,7 +539,7 @@ class Report:
                              MISSING, MISSING, MISSING, ref])
                 continue
             flag = " below target" if t.recall_below_target else " (one split)" if t.recall is not None and t.recall < r["target"] else ""
-            seeds = r.get("seed_spread")
+            seeds = r["seed_spread"]
             spread = (f"; seeds alone {pct(seeds.mean)} ± {pct(seeds.sd)}" if seeds is not None and seeds.sd is not None
                       else "")
             body.append([label(r["variant"], r["probe"]), pct(r["target"], 0), str(r["n_relevant_val"]),
@@ -635,8 +635,7 @@ class Report:
         if fits:
             w.bullet("Degenerate fits (train_probes.py's warnings): " + "; ".join(fits) + ".")
         else:
-            edge = [v for v, e in ev.models.items() if any(
-                m.selected.get("alpha_at_grid_edge") or m.selected.get("C_at_grid_edge") for m in e.probes.values())]
+            edge = [v for v, e in ev.models.items() if any(m.at_grid_edge for m in e.probes.values())]
             if edge:
                 w.bullet("The regularisation chosen for " + ", ".join(edge) + " sits at the edge of its grid; a wider "
                          "grid in config.yaml probe_methods might do better.")

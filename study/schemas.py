@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from study.artifacts import deep_merge, locked, read_json, write_json
 from study.config import Config
 from study.errors import StudyError
+from study.selection import at_grid_edge
 
 SCHEMA_VERSION = 2   # 2: the training median beside the mean, the whole-CI band in `best.band`, baseline_n
 
@@ -321,6 +322,33 @@ class ScreeningSetup(Record):
     fine_tuned_training_hours: list[float]
 
 
+class EmbeddingCost(Record):
+    """What embedding one split cost, as phase 1 recorded it in the cache (`embed_stats`: study/embedding.py; for a
+    side-by-side pair the sum of its parts', study/cache.py). Every field is optional: older caches recorded fewer."""
+    seconds: Optional[float] = None
+    articles_per_s: Optional[float] = None
+    tokens_per_s: Optional[float] = None
+    devices: Optional[list[str]] = None
+    dtype: Optional[str] = None
+    batching: Optional[str] = None            # the encode loop's batching, in words
+    packed: Optional[bool] = None
+    tokenize_seconds: Optional[float] = None
+    backend: Optional[str] = None             # torch, onnx, openvino
+    windows: Optional[int] = None             # a chunked variant: the windows embedded
+    capped_articles: Optional[int] = None     # a chunked variant: articles with more windows than its cap
+    token_capacity: Optional[int] = None      # chunked or side by side: the tokens it covers
+    layers_in_pass: Optional[int] = None      # a layer sweep: the layers pooled in one pass
+    parts: Optional[dict[str, EmbeddingCost]] = None   # side by side: {part variant: its cost}
+    part_sha256: Optional[dict[str, str]] = None        # side by side: {part variant: its cache's hash}
+
+
+class EmbeddingCosts(Record):
+    """{split: what embedding it cost} of a variant; a split is None (or absent) where its cache has no record."""
+    train: Optional[EmbeddingCost] = None
+    val: Optional[EmbeddingCost] = None
+    test: Optional[EmbeddingCost] = None
+
+
 class Chunks(Record):
     window: int
     overlap: int
@@ -404,6 +432,12 @@ class _ProbeCommon(Record):
     train_seconds: float
     predictions_files: dict[str, str]
     seeds: Optional[SeedRecord] = None   # the seed spread; evaluate.py writes it for every probe
+
+    @property
+    def at_grid_edge(self) -> bool:
+        """Whether validation chose the ridge alpha (logistic C) at the edge of its grid (`selected`, the probe's
+        hyper-parameters, records it; study/selection.py)."""
+        return at_grid_edge(self.selected)
 
 
 class ScoreProbe(_ProbeCommon, Scores):
@@ -494,7 +528,7 @@ class _ModelEntry(Record):
     truncated_fraction: float
     mean_token_count: float
     longer_than: Optional[dict[str, float]] = None   # share of test articles longer than N tokens (its tokenizer)
-    embedding_cost: dict[str, Optional[dict[str, Any]]]
+    embedding_cost: EmbeddingCosts
     chunked: Optional[bool] = None
     chunks: Optional[Chunks] = None
     parts: Optional[list[str]] = None

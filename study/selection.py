@@ -19,15 +19,23 @@ def describe_selected(selected: dict | None) -> str:
         else:
             what = "; ".join(describe_selected(m) for m in ms)
         return f"{what} over {n} seed{'s' * (n != 1)}" + _threshold(s)
+    edge = " (at the edge of the grid)" if at_grid_edge(s) else ""
     if "C" in s:
-        return f"C {s['C']:g}" + (" (at the edge of the grid)" if s.get("C_at_grid_edge") else "") + _threshold(s)
+        return f"C {s['C']:g}{edge}" + _threshold(s)
     if "alpha" in s:
-        return f"alpha {s['alpha']:g}" + (" (at the edge of the grid)" if s.get("alpha_at_grid_edge") else "")
+        return f"alpha {s['alpha']:g}{edge}"
     if "best_epoch" in s:
         return f"best epoch {s['best_epoch']} of {s.get('epochs_run', '?')}" + _threshold(s)
     if "best_iterations" in s:
         return "iterations " + ", ".join(str(i) for i in s["best_iterations"]) + _threshold(s)
     return "—"
+
+
+def at_grid_edge(selected: dict | None) -> bool:
+    """Whether validation chose the ridge alpha or the logistic C at the lowest or highest value of its grid (the
+    flag `selected()` records beside it): the best value may lie beyond the grid."""
+    s = selected or {}
+    return bool(s.get("alpha_at_grid_edge") or s.get("C_at_grid_edge"))
 
 
 def _span(values) -> str:
