@@ -324,22 +324,23 @@ class ScreeningSetup(Record):
 
 class EmbeddingCost(Record):
     """What embedding one split cost, as phase 1 recorded it in the cache (`embed_stats`: study/embedding.py; for a
-    side-by-side pair the sum of its parts', study/cache.py). Every field is optional: older caches recorded fewer."""
-    seconds: Optional[float] = None
+    side-by-side pair the sum of its parts', study/cache.py). Every field is optional: older caches recorded fewer.
+    The fields are in alphabetical order, as the cache stores them (sorted keys), so the evaluation JSON keeps it."""
     articles_per_s: Optional[float] = None
-    tokens_per_s: Optional[float] = None
+    backend: Optional[str] = None             # torch, onnx, openvino
+    batching: Optional[str] = None            # the encode loop's batching, in words
+    capped_articles: Optional[int] = None     # a chunked variant: articles with more windows than its cap
     devices: Optional[list[str]] = None
     dtype: Optional[str] = None
-    batching: Optional[str] = None            # the encode loop's batching, in words
-    packed: Optional[bool] = None
-    tokenize_seconds: Optional[float] = None
-    backend: Optional[str] = None             # torch, onnx, openvino
-    windows: Optional[int] = None             # a chunked variant: the windows embedded
-    capped_articles: Optional[int] = None     # a chunked variant: articles with more windows than its cap
-    token_capacity: Optional[int] = None      # chunked or side by side: the tokens it covers
     layers_in_pass: Optional[int] = None      # a layer sweep: the layers pooled in one pass
-    parts: Optional[dict[str, EmbeddingCost]] = None   # side by side: {part variant: its cost}
+    packed: Optional[bool] = None
     part_sha256: Optional[dict[str, str]] = None        # side by side: {part variant: its cache's hash}
+    parts: Optional[dict[str, EmbeddingCost]] = None    # side by side: {part variant: its cost}
+    seconds: Optional[float] = None
+    token_capacity: Optional[int] = None      # chunked or side by side: the tokens it covers
+    tokenize_seconds: Optional[float] = None
+    tokens_per_s: Optional[float] = None
+    windows: Optional[int] = None             # a chunked variant: the windows embedded
 
 
 class EmbeddingCosts(Record):
