@@ -30,11 +30,9 @@ once from the local model (study/backends.py); the backend is part of the cache'
 """
 from study import cli
 from study.backends import backend_name
-from study.cache import concatenate
-from study.config import load_config, with_parts
-from study.data import SPLITS, UNLABELLED, load_splits, resolve_dataset, splits_present
-from study.embedders import resolve_device, resolve_dtype, use_all_cores
-from study.embedding import EmbedOptions, embed_variants, layer_groups, report_leaks, stale_splits
+from study.config import load_config
+from study.data import SPLITS, UNLABELLED, resolve_dataset
+from study.embedding import EmbedOptions, Options, embed
 
 
 def main():
@@ -56,28 +54,13 @@ def main():
     cfg = load_config(args.config)
     cli.hold_results(cfg)   # one run at a time in a results folder
     dataset = resolve_dataset(cfg, args.dataset, args.data_dir)
-    variants = with_parts(cfg.select_variants(args.models, args.max_tokens, chunks=args.chunks, layers=args.layers))
-    splits = load_splits(dataset, cfg.score_range, tuple(args.splits or splits_present(dataset)))
-    report_leaks(cfg, dataset, splits)
-    device = resolve_device(args.devices[0] if args.devices else (args.device or cfg.device))
-    dtype = resolve_dtype(device, args.dtype)
-    backend = backend_name(args.backend or "torch", args.int8)
-    if device.type == "cpu":
-        print(f"device cpu ({use_all_cores()} threads), dtype {dtype}")
-    else:
-        print(f"device {', '.join(args.devices or [str(device)])}, dtype {dtype}")
-
-    opts = EmbedOptions(batch_size=args.batch_size, devices=tuple(args.devices or ()), packed=args.packed,
-                        backend=backend)
-    for group in layer_groups(variants):   # the layers of one model at one max tokens: one forward pass
-        if group[0].parts:
-            for split in splits.values():
-                concatenate(cfg, dataset, group[0], split, args.force)
-            continue
-        jobs = [(v, todo) for v in group
-                if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype, args.force, backend))]
-        if jobs:
-            embed_variants(cfg, dataset, jobs, device, dtype, opts)
+    tup = lambda xs: tuple(xs) if xs else None   # noqa: E731 (argparse's lists as the options' tuples)
+    options = Options(models=tup(args.models), max_tokens=tup(args.max_tokens), chunks=args.chunks,
+                      layers=tup(args.layers), splits=tup(args.splits), device=args.device, dtype=args.dtype,
+                      force=args.force,
+                      encode=EmbedOptions(batch_size=args.batch_size, devices=tuple(args.devices or ()),
+                                          packed=args.packed, backend=backend_name(args.backend or "torch", args.int8)))
+    embed(cfg, dataset, options)   # says per variant and split what it embedded, rebuilt or found valid
 
 
 if __name__ == "__main__":

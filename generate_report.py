@@ -39,10 +39,10 @@ def main():
         raise StudyError(f"--output must end in .docx, found {out}")
 
     done = write_report(cfg, dataset, out.resolve(), benchmarks_of=args.benchmarks_of)
-    print(f"sections: {'; '.join(done['sections'])}")
-    print(f"{done['tables']} tables, {done['figures']} figures"
-          + (f"; unavailable: {', '.join(done['missing'])}" if done["missing"] else ""))
-    print(f"report: {done['path']}")
+    print(f"sections: {'; '.join(done.sections)}")
+    print(f"{done.tables} tables, {done.figures} figures"
+          + (f"; unavailable: {', '.join(done.missing)}" if done.missing else ""))
+    print(f"report: {done.path}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 One module a concern:
 - inputs: config (config.yaml schema, variants), tasks (scores vs yes/no, declared once), languages (which
   languages a model reads; controls), data (splits, validation), demo (the synthetic demo datasets);
-- embedding: embedders (loading, tokenizing, the encode loop), cache (fingerprinted .npz caches), backends (the
-  encoder in onnxruntime or OpenVINO on a CPU);
+- embedding: embedders (loading, tokenizing, the encode loop), embedding (phase 1 as one function returning each
+  cache it made or reused), cache (fingerprinted .npz caches), backends (the encoder in onnxruntime or OpenVINO on
+  a CPU);
 - probes and numbers: probes (the estimators and their portable bundles), metrics, screening, evaluation
   (phase 3's steps), phase3 (phase 3 as one function returning its typed record), results (choices on validation), error_analysis, benchmark;
 - the results contract: schemas (one typed model per JSON artifact and its reader), artifacts (atomic,

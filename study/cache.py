@@ -242,8 +242,9 @@ def load_checked(cfg: Config, dataset, variant: Variant, split: str) -> dict:
     return data
 
 
-def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = False) -> Path:
-    """The cache of a concatenation `a+b` for one split: its parts' cached embeddings side by side.
+def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = False) -> tuple[Path, bool]:
+    """The cache of a concatenation `a+b` for one split: its parts' cached embeddings side by side; (its path,
+    whether it was made now: False when the valid cache was kept).
 
     Nothing is embedded: each part's cache must be valid for the current data and settings, and
     all must hold the same articles in the same order with the same labels. The token counts (and
@@ -269,7 +270,7 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
                       None if "token_capacity" in stats else "made before pairs recorded their token capacity")
         if why is None:
             print(f"[{variant.name}] {split.name}: cache is valid, skipped ({path.name})")
-            return path
+            return path, False
         print(f"[{variant.name}] {split.name}: cache out of date ({why}), rebuilding")
     caches = [load_checked(cfg, dataset, p, split.name) for p in variant.parts]
     first = caches[0]
@@ -298,4 +299,4 @@ def concatenate(cfg: Config, dataset, variant: Variant, split, force: bool = Fal
                                             first["fingerprint"]["data_sha256"]))
     print(f"[{variant.name}] {split.name}: {emb.shape[1]} dimensions ({' + '.join(str(c['embeddings'].shape[1]) for c in caches)}) "
           f"for {len(first['ids'])} articles -> {path}")
-    return path
+    return path, True

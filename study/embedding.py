@@ -1,22 +1,26 @@
-"""Phase 1's work, one function a step: which caches are stale, embedding one variant's stale splits
-(checkpointed, then saved with its fingerprint and cost), and the split-leak check.
+"""Phase 1 as one function, `embed(cfg, dataset, options)`: every chosen variant's split caches made or found
+valid, returned as `Embedded` (per variant and split: the cache and whether this run computed it).
+embed_articles.py parses its command line into `Options`, calls it and prints; tests call it directly.
 
-embed_articles.py reads top to bottom as their orchestration; a concatenation `a+b` is
-study/cache.py `concatenate` (nothing embedded).
+Its steps, one function each: the split-leak check, which caches are stale, and embedding one variant's stale
+splits (checkpointed, then saved with its fingerprint and cost); a concatenation `a+b` is study/cache.py
+`concatenate` (nothing embedded).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from tqdm import tqdm
 
 from study import paths
 from study.backends import parse_backend, with_backend
-from study.cache import Checkpoint, fingerprint, save_embeddings, status
-from study.data import TEXT_RECIPE, split_leaks
+from study.cache import Checkpoint, concatenate, fingerprint, save_embeddings, status
+from study.config import with_parts
+from study.data import TEXT_RECIPE, load_splits, split_leaks, splits_present
 from study.embedders import (batching_for, describe_batching, embed_texts, enable_packing, load_model, resolve_device,
-                             split_layers, with_layers)
+                             resolve_dtype, split_layers, use_all_cores, with_layers)
 from study.errors import StudyError
 from study.provenance import model_revision
 from study.schemas import DataChecks, write_record
@@ -65,6 +69,80 @@ class EmbedOptions:
     devices: tuple[str, ...] = ()          # --devices: several GPUs, one process each; (): the one device given
     packed: bool = False                   # padding-free batches (BERT / XLM-R encoders)
     backend: str = "torch"                 # --backend / --int8: the encoder's runtime (study/backends.py)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What embed_articles.py's command line chooses (None: the default it documents)."""
+    models: tuple[str, ...] | None = None       # --models (default: config default_models)
+    max_tokens: tuple[int, ...] | None = None   # --max-tokens
+    chunks: bool = False                        # --chunks: each model's chunked twin too
+    layers: tuple[int, ...] | None = None       # --layers: each model at these hidden layers instead
+    splits: tuple[str, ...] | None = None       # --splits (default: train val test, unlabelled where present)
+    device: str | None = None                   # --device (default: config device; --devices' first when given)
+    dtype: str | None = None                    # --dtype (default: float32 on CPU, bf16 / fp16 on CUDA)
+    force: bool = False                         # --force: rebuild valid caches too
+    encode: EmbedOptions = field(default_factory=EmbedOptions)   # the encode loop's: batch size, devices, ...
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One split's embedding cache of one variant after phase 1."""
+    variant: str
+    split: str
+    path: Path
+    computed: bool   # made (or rebuilt) by this run; False: its fingerprint matched and it was reused as it was
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What phase 1 did: the device and dtype it ran with, each variant's split caches (the parts of a pair first,
+    then the pair; the splits in order)."""
+    device: str
+    dtype: str
+    caches: tuple[Cache, ...]
+
+    @property
+    def computed(self) -> tuple[Cache, ...]:
+        return tuple(c for c in self.caches if c.computed)
+
+    @property
+    def reused(self) -> tuple[Cache, ...]:
+        return tuple(c for c in self.caches if not c.computed)
+
+
+def embed(cfg, dataset, options: Options = Options()) -> Embedded:
+    """Phase 1 of one dataset: the chosen variants' caches of its splits, embedded where missing, out of date or
+    forced (the layers of one model from one forward pass, a pair from its parts' caches), reused where valid."""
+    variants = with_parts(cfg.select_variants(list(options.models) if options.models else None,
+                                              list(options.max_tokens) if options.max_tokens else None,
+                                              chunks=options.chunks,
+                                              layers=list(options.layers) if options.layers else None))
+    splits = load_splits(dataset, cfg.score_range, tuple(options.splits or splits_present(dataset)))
+    report_leaks(cfg, dataset, splits)
+    devices = options.encode.devices
+    device = resolve_device(devices[0] if devices else (options.device or cfg.device))
+    dtype = resolve_dtype(device, options.dtype)
+    if device.type == "cpu":
+        print(f"device cpu ({use_all_cores()} threads), dtype {dtype}")
+    else:
+        print(f"device {', '.join(devices or [str(device)])}, dtype {dtype}")
+
+    caches = []
+    for group in layer_groups(variants):   # the layers of one model at one max tokens: one forward pass
+        if group[0].parts:
+            for split in splits.values():
+                path, computed = concatenate(cfg, dataset, group[0], split, options.force)
+                caches.append(Cache(group[0].name, split.name, path, computed))
+            continue
+        jobs = [(v, todo) for v in group if (todo := stale_splits(cfg, dataset, v, splits.values(), dtype,
+                                                                  options.force, options.encode.backend))]
+        if jobs:
+            embed_variants(cfg, dataset, jobs, device, dtype, options.encode)
+        stale = {(v.name, split.name) for v, todo in jobs for split, _, _ in todo}
+        caches += [Cache(v.name, s, paths.embedding_cache(cfg, dataset.name, v.name, s), (v.name, s) in stale)
+                   for v in group for s in splits]
+    return Embedded(str(device), dtype, tuple(caches))
 
 
 def embed_variants(cfg, dataset, jobs, device, dtype, opts: EmbedOptions = EmbedOptions()) -> None:

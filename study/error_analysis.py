@@ -1,11 +1,15 @@
 """Phase 5: where and how the probes err, from the test predictions written by evaluate.py.
 
-`load_predictions` reads one probe's predictions, `model_summary` / `error_summary` compute
-the numbers of `results/analysis/<ds>_error_summary.json`, and `draw_figures` draws the
-figures named in `FIGURES` (recorded by name in that JSON).
+`analyze(cfg, dataset, options)` is the phase as one function: it returns the typed error summary it wrote
+(study/schemas.py `ErrorSummary` / `YesNoErrorSummary`) with its figures; analyze_error_distribution.py parses its
+command line into `Options`, calls it and prints. Its steps: `load_predictions` reads one probe's predictions,
+`model_summary` / `error_summary` compute the numbers of `results/analysis/<ds>_error_summary.json`, and
+`draw_figures` draws the figures named in `FIGURES` (recorded by name in that JSON); the yes/no twins are
+`binary_error_summary` and `draw_binary_figures`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,10 @@ from study.artifacts import read_npz
 from study.config import Config
 from study.errors import StudyError
 from study.metrics import article_mae, mae_by_group, truncation_split
+from study.provenance import record
+from study.results import evaluation_sha256, read_evaluation
+from study.schemas import ErrorSummary, YesNoErrorSummary, write_record
+from study.tasks import task as task_of
 
 PREDICTION_ARRAYS = ("ids", "y_true", "y_pred", "languages", "token_counts", "titles", "max_tokens",
                      "dimension_names")
@@ -183,3 +191,59 @@ def draw_binary_figures(cfg: Config, summary: dict) -> dict[str, Path]:
                                                  title=f"Confusion at the validation threshold ({summary['dataset']}, "
                                                        f"{summary['probe']} probe)", xlabel="", ylabel="",
                                                  cbar_label="test articles", value_fmt="{:.0f}")}
+
+
+# -- the phase as one function ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Options:
+    """What analyze_error_distribution.py's command line chooses (None: the default it documents)."""
+    models: tuple[str, ...] | None = None       # --models: variants (default: every evaluated one)
+    max_tokens: tuple[int, ...] | None = None   # --max-tokens
+    probe: str | None = None                    # --probe (default: the best model's, chosen on validation)
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """What phase 5 wrote: the error summary's path, its typed record and its figures by name."""
+    path: Path
+    record: ErrorSummary | YesNoErrorSummary
+    figures: dict[str, Path]
+
+
+def analyze(cfg: Config, dataset: str, options: Options = Options()) -> Analysed:
+    """Phase 5 of the dataset named `dataset`: the errors of one probe's test predictions for every chosen model,
+    drawn as figures and written as the error summary (a yes/no dataset: at each model's threshold chosen on
+    validation)."""
+    evaluation = read_evaluation(cfg, dataset)
+    probe = options.probe or evaluation.best.probe
+    variants = [v.name for v in cfg.select_variants(list(options.models) if options.models else None,
+                                                    list(options.max_tokens) if options.max_tokens else None,
+                                                    available=list(evaluation.models))]
+    if not variants:
+        raise StudyError(f"no evaluated model at --max-tokens {list(options.max_tokens) if options.max_tokens else None}"
+                         f" in {paths.evaluation(cfg, dataset)}")
+    preds = {v: load_predictions(paths.predictions(cfg, dataset, v, probe), dataset) for v in variants}
+    dims = preds[variants[0]]["dimension_names"]
+    for v, p in preds.items():
+        if p["dimension_names"] != dims:
+            raise StudyError(f"predictions of {v} score dimensions {p['dimension_names']}, those of {variants[0]} {dims}")
+
+    if task_of(evaluation.task).has("error_figures"):
+        summary = error_summary(dataset, probe, preds, cfg.score_range)
+        return _saved(cfg, dataset, ErrorSummary, summary, draw_figures(cfg, summary, preds))
+    thresholds = {}
+    for v in preds:   # a yes/no dataset: its errors at each model's threshold chosen on validation
+        m = evaluation.models[v].probes.get(probe) if v in evaluation.models else None
+        if not m:
+            raise StudyError(f"the evaluation results hold no {probe} probe for {v}; rerun evaluate.py")
+        thresholds[v] = m.threshold
+    summary = binary_error_summary(dataset, probe, preds, thresholds)
+    return _saved(cfg, dataset, YesNoErrorSummary, summary, draw_binary_figures(cfg, summary))
+
+
+def _saved(cfg: Config, dataset: str, model, summary: dict, figures: dict[str, Path]) -> Analysed:
+    """The error summary with its figures (by name), provenance and the evaluation it was made from, written."""
+    summary.update(figures={n: paths.relative(cfg, p) for n, p in figures.items()}, provenance=record(),
+                   evaluation_sha256=evaluation_sha256(cfg, dataset))
+    out = paths.error_summary(cfg, dataset)
+    return Analysed(out, write_record(out, model, summary), figures)

@@ -5,10 +5,11 @@ training summary, benchmarks, error summary and the comparison record are option
 through its one reader into its model (study/schemas.py). A report is a list of sections per
 task (study/tasks.py `report_sections`); each section writes blocks (headings, paragraphs,
 captioned tables, figures) into one document model (study/document.py), which `write_report`
-lays out in Word and `comparison_markdown` writes as markdown: the same tables, the same
-cells. The main text answers the study's questions (page 1 is the decision, study/decision.py);
-everything behind it is in the annex. Every number comes from the records or from
-study/findings.py; every verdict word is the one the comparison rule recorded in phase 3.
+(phase 6 as one function: it returns `Reported`, the document with it) lays out in Word and
+`comparison_markdown` writes as markdown: the same tables, the same cells. The main text answers
+the study's questions (page 1 is the decision, study/decision.py); everything behind it is in
+the annex. Every number comes from the records or from study/findings.py; every verdict word is
+the one the comparison rule recorded in phase 3.
 """
 from __future__ import annotations
 
@@ -1007,12 +1008,23 @@ def build(cfg: Config, inputs: Inputs, out: Path) -> Document:
     return Report(cfg, inputs, out).build()
 
 
-def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None = None) -> dict:
-    """Build the report of `dataset` into `out` (.docx, written atomically); returns what went in."""
+@dataclass(frozen=True)
+class Reported:
+    """What phase 6 wrote: the .docx, the document model laid out in it, and what generate_report.py prints."""
+    path: Path
+    document: Document
+    sections: tuple[str, ...]   # the Word file's top-level headings, in order
+    tables: int
+    figures: int                # figures placed in the Word file (one whose png cannot be read is not)
+    missing: tuple[str, ...]    # what each `unavailable` note of the document named
+
+
+def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None = None) -> Reported:
+    """Phase 6: build the report of `dataset` into `out` (.docx, written atomically); returns what went in."""
     document = build(cfg, load_inputs(cfg, dataset, benchmarks_of), out)
     w = to_docx(document, out)
-    return {"path": out, "tables": document.tables, "figures": w.figures, "missing": document.missing,
-            "sections": [p.text for p in w.doc.paragraphs if p.style.name == "Heading 1"]}
+    return Reported(out, document, tuple(p.text for p in w.doc.paragraphs if p.style.name == "Heading 1"),
+                    document.tables, w.figures, tuple(document.missing))
 
 
 def comparison_markdown(cfg: Config, dataset: str, figures: dict[str, Path], out: Path) -> str:

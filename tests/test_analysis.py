@@ -15,6 +15,7 @@ from study.artifacts import save_npz
 from study.config import load_config
 from study.data import file_sha256
 from study.errors import StudyError
+from study.results import read_evaluation
 from study.schemas import ErrorModel
 
 DIMS = ["climate_relevance", "technical_depth", "optimism"]
@@ -180,3 +181,32 @@ def test_probe_defaults_to_the_one_chosen_on_validation(setup):
     summary = json.loads((cfg.results_path / "analysis" / "toy_error_summary.json").read_text())
     assert summary["probe"] == "lightgbm"
     assert all(rel.startswith("analysis/toy_lightgbm_") for rel in summary["figures"].values())
+
+
+def test_phase_5_is_a_function_returning_the_record_it_wrote(score_study_copy, yes_no_study_copy):
+    """study/error_analysis.py `analyze` (what analyze_error_distribution.py calls) returns the typed record it wrote,
+    of the task's type, with the figures it drew; the script on the same inputs writes the same file."""
+    from study import paths
+    from study.data import dataset_name
+    from study.error_analysis import BINARY_FIGURES, FIGURES, Options, analyze
+    from study.schemas import ErrorSummary, YesNoErrorSummary, read_record
+
+    for (cfg_path, data, _), kind, figures in ((score_study_copy, ErrorSummary, FIGURES),
+                                               (yes_no_study_copy, YesNoErrorSummary, BINARY_FIGURES)):
+        cfg, name = load_config(cfg_path), dataset_name(None, str(data))
+        done = analyze(cfg, name, Options(models=("tiny",)))
+        assert isinstance(done.record, kind) and done.path == paths.error_summary(cfg, name)
+        assert done.record == read_record(done.path, kind, "error summary", "")
+        assert list(done.figures) == list(figures) == list(done.record.figures)
+        for n, png in done.figures.items():
+            assert cfg.results_path / done.record.figures[n] == png and png.read_bytes()[:4] == b"\x89PNG"
+        assert list(done.record.models) == ["tiny"] and done.record.probe == read_evaluation(cfg, name).best.probe
+
+    # the script on the same inputs writes the same file and prints from the record (on the yes/no study: its one
+    # figure is cheap; the score study's script output is checked against numpy in test_script_writes_summary_...)
+    proc = in_process("analyze_error_distribution.py", "--config", cfg_path, "--data-dir", data, "--models", "tiny")
+    again = read_record(done.path, kind, "error summary", "")
+    assert again.model_dump(exclude={"provenance"}) == done.record.model_dump(exclude={"provenance"})
+    m = done.record.models["tiny"]
+    assert f"tiny{' ' * 28} {m.threshold:9.3f} {m.confusion.tp:5d} {m.confusion.fp:5d}" in proc.stdout
+    assert f"summary: {done.path}" in proc.stdout

@@ -71,16 +71,27 @@ def test_phases_1_to_3_with_a_real_model(tmp_path, demo_dir, real_model):
 
 
 def test_cache_hit_does_no_model_work_and_changed_input_rebuilds(tmp_path, demo_dir, tiny_config, monkeypatch, capsys):
-    common = ["--config", tiny_config, "--data-dir", demo_dir]
-    assert call("embed_articles", *common) == 0
-    embed = importlib.import_module("study.embedding")   # phase 1's per-split body
+    """Phase 1 (study/embedding.py `embed`, what embed_articles.py calls) returns each cache it made or reused: a
+    second run on the same inputs reuses every cache and loads no model; a changed split alone is rebuilt; a new
+    max tokens makes its own cache; --force rebuilds a valid one."""
+    from study import paths
+    from study.config import load_config
+    from study.data import resolve_dataset
+    from study.embedding import Options, embed
+
+    assert call("embed_articles", "--config", tiny_config, "--data-dir", demo_dir) == 0
+    cfg = load_config(tiny_config)
+    dataset = resolve_dataset(cfg, None, str(demo_dir))
+    embedding = importlib.import_module("study.embedding")   # phase 1's per-split body
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded on a cache hit")
 
-    monkeypatch.setattr(embed, "load_model", no_model)
+    monkeypatch.setattr(embedding, "load_model", no_model)
     capsys.readouterr()
-    assert call("embed_articles", *common) == 0
+    again = embed(cfg, dataset)
+    assert not again.computed and [(c.variant, c.split) for c in again.reused] == [("tiny", s) for s in ("train", "val", "test")]
+    assert all(c.path == paths.embedding_cache(cfg, dataset.name, "tiny", c.split) and c.path.is_file() for c in again.caches)
     assert capsys.readouterr().out.count("cache is valid") == 3
     monkeypatch.undo()
 
@@ -88,12 +99,15 @@ def test_cache_hit_does_no_model_work_and_changed_input_rebuilds(tmp_path, demo_
         fh.write(json.dumps({"id": "extra", "title": "News", "content": "The plan cuts carbon emissions.",
                              "labels": [5, 1, 1], "dimension_names": ["climate_relevance", "technical_depth",
                                                                        "optimism"]}) + "\n")
-    assert call("embed_articles", *common) == 0
+    changed = embed(cfg, dataset)
+    assert [(c.split, c.computed) for c in changed.caches] == [("train", False), ("val", True), ("test", False)]
     out = capsys.readouterr().out
     assert "val: cache out of date (data_sha256" in out and out.count("cache is valid") == 2
-    assert call("embed_articles", *common, "--max-tokens", "32", "--splits", "test") == 0
+    shorter = embed(cfg, dataset, Options(max_tokens=(32,), splits=("test",)))
+    assert [(c.variant, c.split, c.computed) for c in shorter.caches] == [("tiny-t32", "test", True)]
     assert (tmp_path / "embeddings" / f"{demo_dir.name}_tiny-t32_test.npz").is_file()
-    assert call("embed_articles", *common, "--force", "--splits", "test") == 0
+    capsys.readouterr()
+    assert [c.computed for c in embed(cfg, dataset, Options(force=True, splits=("test",))).caches] == [True]
     assert "cache is valid" not in capsys.readouterr().out
 
 

@@ -302,6 +302,37 @@ def test_the_comparison_markdown_and_the_word_report_are_one_document(results, t
             assert cells == word[caption], caption
 
 
+def test_phase_6_is_a_function_returning_the_document_it_wrote(results, tmp_path):
+    """study/report.py `write_report` (what generate_report.py calls) returns the document model it laid out in Word:
+    the .docx holds its top-level headings, its tables (caption and every cell) and its figures, in order; the
+    script prints from what it returns."""
+    from study.config import load_config
+    from study.document import Contents, Figure, Heading, Table
+    from study.report import write_report
+
+    cfg, res = results
+    (res / "analysis" / "toy_error_summary.json").unlink()   # one section's input missing: named in `missing`
+    out = tmp_path / "r.docx"
+    done = write_report(load_config(cfg), "toy", out)
+    doc, blocks = docx.Document(str(out)), done.document.blocks
+    assert done.path == out
+    heads = ["Contents" if isinstance(b, Contents) else b.text for b in blocks
+             if isinstance(b, Contents) or isinstance(b, Heading) and b.level == 1]
+    assert list(done.sections) == heads == [p.text for p in doc.paragraphs if p.style.name == "Heading 1"]
+    tables = [b for b in blocks if isinstance(b, Table)]
+    captions = [p.text.split(". ", 1)[1] for p in doc.paragraphs if p.style.name == "Caption" and p.text.startswith("Table ")]
+    assert done.tables == len(tables) == len(doc.tables) > 10 and captions == [t.caption for t in tables]
+    for t, word in zip(tables, doc.tables):
+        assert [t.header, *t.rows] == [[c.text for c in r.cells] for r in word.rows], t.caption
+    assert done.figures == sum(isinstance(b, Figure) for b in blocks) == len(doc.inline_shapes) > 0
+    assert done.missing == tuple(done.document.missing) and any("Error analysis" in m for m in done.missing)
+
+    proc = in_process("generate_report.py", "--config", cfg, "--dataset", "toy", "--output", out)
+    assert proc.stdout.splitlines() == [f"sections: {'; '.join(done.sections)}",
+                                        f"{done.tables} tables, {done.figures} figures; unavailable: "
+                                        f"{', '.join(done.missing)}", f"report: {out}"]
+
+
 def test_missing_inputs_are_reported_not_fatal(results, tmp_path):
     cfg, res = results
     (res / "benchmarks" / "toy_benchmarks.json").unlink()

@@ -195,9 +195,15 @@ def test_the_report_shows_the_sections_only_with_results(chunked):
 
 
 def test_a_pair_is_rebuilt_when_a_part_changes_and_refused_when_parts_disagree(chunked, capsys):
+    from study.data import resolve_dataset
+    from study.embedding import Options, embed
+
     cfg, demo, root = chunked
     common = ["--config", cfg, "--data-dir", demo, "--models", "tiny-t16+tiny-c16"]
-    assert call("embed_articles", *common) == 0
+    config = load_config(cfg)
+    dataset, pair = resolve_dataset(config, None, str(demo)), Options(models=("tiny-t16+tiny-c16",))
+    kept = embed(config, dataset, pair)   # phase 1 as embed_articles.py calls it
+    assert not kept.computed and [c.variant for c in kept.reused] == ["tiny-t16"] * 3 + ["tiny-c16"] * 3 + ["tiny-t16+tiny-c16"] * 3
     assert capsys.readouterr().out.count("cache is valid, skipped") == 9   # 2 parts + the pair, 3 splits each
     part = root / "embeddings" / "demo_ds_tiny-t16_test.npz"
     data = read_npz(part, "cache", "")
@@ -206,8 +212,8 @@ def test_a_pair_is_rebuilt_when_a_part_changes_and_refused_when_parts_disagree(c
                           else v) for k, v in data.items()})
     assert call("embed_articles", *common) == 2
     assert "differ in ids" in capsys.readouterr().err
-    assert call("embed_articles", *common, "--force") == 0
-    assert "tiny-t16+tiny-c16] test: 64 dimensions" in capsys.readouterr().out
+    forced = embed(config, dataset, Options(models=pair.models, force=True))
+    assert len(forced.computed) == 9 and "tiny-t16+tiny-c16] test: 64 dimensions" in capsys.readouterr().out
 
 
 def test_a_pair_costs_its_parts_summed_in_the_speed_chart():
