@@ -47,7 +47,6 @@ from study.artifacts import check_lightgbm_models
 from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
-from study.selection import describe_selected  # noqa: F401  (said in words, without torch)
 
 
 

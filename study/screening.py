@@ -229,8 +229,8 @@ def seed_skip_shares(val: tuple, test: tuple, w: np.ndarray, medium: float, targ
     """The guaranteed threshold's test skip share of each seed's probe alone, per recall target: `val`, `test`:
     (Y, [P of each member]); the threshold chosen on each member's own validation predictions
     (`guaranteed_threshold`), None where it cannot be certified."""
-    (Yv, Pvs), (Yt, Pts) = val, test
-    sv_true, st_true = np.asarray(Yv, np.float64) @ w, np.asarray(Yt, np.float64) @ w
+    (Yv, Pvs), (_, Pts) = val, test
+    sv_true = np.asarray(Yv, np.float64) @ w   # the test labels are not needed: the share skipped is of predictions
     out = []
     for target in targets:
         shares = []

@@ -22,10 +22,11 @@ from study.data import UNLABELLED, load_teacher_predictions
 from study.embedders import resolve_device
 from study.embedding import embedding_recipe
 from study.errors import StudyError
-from study.probes import (DEFAULT_HIDDEN, describe_selected, fit_warnings, ids_sha256, make_probe, nested_subsets,
-                          seed_record, with_teacher_rows)
+from study.probes import (DEFAULT_HIDDEN, fit_warnings, ids_sha256, make_probe, nested_subsets, seed_record,
+                          with_teacher_rows)
 from study.provenance import record
 from study.schemas import TrainingSummary, merge_record, read_record
+from study.selection import describe_selected
 from study.tasks import task
 
 
