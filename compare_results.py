@@ -12,15 +12,12 @@ Draws results/figures/<dataset>_{mae_by_model,dimension_mae_heatmap,screening_cu
 (the last two when their results exist; a yes/no dataset: <dataset>_f1_by_model.png) and writes
 results/<dataset>_comparison.json, which records them by name for the report.
 """
-from study import cli, paths
-from study.artifacts import atomic_path, staged_writes
-from study.comparison import draw_figures
+from study import cli
+from study.artifacts import staged_writes
 from study.config import load_config
 from study.data import dataset_name
-from study.provenance import record
-from study.report import comparison_markdown
-from study.results import best_line, evaluation_sha256, read_evaluation
-from study.schemas import ComparisonRecord, write_record
+from study.report import compare
+from study.results import best_line, read_evaluation
 
 
 def main():
@@ -29,27 +26,18 @@ def main():
     cfg = load_config(args.config)
     cli.hold_results(cfg)   # one run at a time in a results folder
     name = dataset_name(args.dataset, args.data_dir)
-    results = read_evaluation(cfg, name)
-    report = paths.comparison_markdown(cfg, name)
-
-    binary = results.task == "classification"
+    ev = read_evaluation(cfg, name)   # no evaluation: one line naming the file, before anything is drawn
     with staged_writes():   # the charts, the markdown and the record land together, or (on an error) none of them
-        figures = draw_figures(cfg, results)
-        text = comparison_markdown(cfg, name, figures, report)
-        with atomic_path(report, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-        write_record(paths.comparison_record(cfg, name), ComparisonRecord, {
-            "dataset": name, "report": paths.relative(cfg, report), "evaluation_sha256": evaluation_sha256(cfg, name),
-            "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
+        done = compare(cfg, name)
 
-    best = results.best
-    if binary:
+    best = ev.best
+    if ev.task == "classification":
         f1 = "n/a" if best.test_f1 is None else f"{best.test_f1:.4f}"
         print(f"best on validation: {best.model} + {best.probe}, test F1 {f1} at threshold {best.threshold:.3f}")
     else:
-        print(best_line(results))
-    print(f"report: {report}")
-    print("charts: " + "\n        ".join(str(p) for p in figures.values()))
+        print(best_line(ev))
+    print(f"report: {done.path}")
+    print("charts: " + "\n        ".join(str(p) for p in done.figures.values()))
 
 
 if __name__ == "__main__":

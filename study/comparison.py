@@ -1,7 +1,7 @@
 """Phase 3b: the charts of the evaluation, drawn under the names of `FIGURES` (`BINARY_FIGURES` for yes/no).
 
 The comparison markdown itself is the report's document rendered as markdown (study/report.py
-`comparison_markdown`), so its tables are the Word report's, cell for cell. `comparison_rows`
+`compare`, phase 3b as one function), so its tables are the Word report's, cell for cell. `comparison_rows`
 and `dimension_matrix` are the plain data of the two summary charts.
 """
 from __future__ import annotations

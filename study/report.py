@@ -6,7 +6,7 @@ through its one reader into its model (study/schemas.py). A report is a list of 
 task (study/tasks.py `report_sections`); each section writes blocks (headings, paragraphs,
 captioned tables, figures) into one document model (study/document.py), which `write_report`
 (phase 6 as one function: it returns `Reported`, the document with it) lays out in Word and
-`comparison_markdown` writes as markdown: the same tables, the same cells. The main text answers
+`compare` writes as markdown (phase 3b): the same tables, the same cells. The main text answers
 the study's questions (page 1 is the decision, study/decision.py); everything behind it is in
 the annex. Every number comes from the records or from study/findings.py; every verdict word is
 the one the comparison rule recorded in phase 3.
@@ -21,9 +21,10 @@ from pathlib import Path
 import yaml
 
 from study import decision, findings, paths, screening
-from study.artifacts import current, read_json
+from study.artifacts import atomic_path, current, read_json
 from study.comparison import BINARY_FIGURES as BINARY_COMPARISON
 from study.comparison import FIGURES as COMPARISON_FIGURES
+from study.comparison import draw_figures
 from study.config import Config
 from study.document import Document, to_docx, to_markdown
 from study.error_analysis import BINARY_FIGURES as BINARY_ERRORS
@@ -33,7 +34,7 @@ from study.selection import describe_selected
 from study.provenance import record
 from study.results import evaluation_sha256, read_evaluation
 from study.schemas import (BenchmarkRecord, ComparisonRecord, DataChecks, TrainingSummary, model_for, read_record,
-                           validate)
+                           validate, write_record)
 from study.tasks import task as task_of
 
 WORST_SHOWN = 10        # worst-scored articles listed per report
@@ -1027,11 +1028,35 @@ def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None
                     document.tables, w.figures, tuple(document.missing))
 
 
-def comparison_markdown(cfg: Config, dataset: str, figures: dict[str, Path], out: Path) -> str:
-    """Phase 3b's markdown: the same document as the Word report (same sections, tables and cells), from what
-    exists when it runs, with the comparison figures just drawn."""
+@dataclass(frozen=True)
+class Compared:
+    """What phase 3b wrote: the markdown report's path, its typed record (results/<dataset>_comparison.json), the
+    document it rendered and the charts it drew (by name)."""
+    path: Path
+    record: ComparisonRecord
+    document: Document
+    figures: dict[str, Path]
+
+
+def compare(cfg: Config, dataset: str) -> Compared:
+    """Phase 3b: the comparison charts of `dataset`'s evaluation, the report's document as markdown and the record
+    naming them, written together (the caller stages the writes: compare_results.py in `staged_writes`)."""
+    out = paths.comparison_markdown(cfg, dataset)
+    figures = draw_figures(cfg, read_evaluation(cfg, dataset))
+    document = comparison_document(cfg, dataset, figures, out)
+    with atomic_path(out, "wb") as fh:
+        fh.write(to_markdown(document, out.parent).encode("utf-8"))
+    rec = write_record(paths.comparison_record(cfg, dataset), ComparisonRecord, {
+        "dataset": dataset, "report": paths.relative(cfg, out), "evaluation_sha256": evaluation_sha256(cfg, dataset),
+        "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
+    return Compared(out, rec, document, figures)
+
+
+def comparison_document(cfg: Config, dataset: str, figures: dict[str, Path], out: Path) -> Document:
+    """Phase 3b's document: the Word report's (same sections, tables and cells), from what exists when it runs,
+    with the comparison figures just drawn."""
     inputs = load_inputs(cfg, dataset)
     inputs.left_out.pop("comparison", None)
     inputs.files.pop("comparison", None)
     inputs.comparison_figures, inputs.comparison_report = dict(figures), None
-    return to_markdown(build(cfg, inputs, out), Path(out).parent)
+    return build(cfg, inputs, out)

@@ -302,6 +302,29 @@ def test_the_comparison_markdown_and_the_word_report_are_one_document(results, t
             assert cells == word[caption], caption
 
 
+def test_phase_3b_is_a_function_returning_the_record_and_document_it_wrote(results):
+    """study/report.py `compare` (what compare_results.py calls) returns the comparison record it wrote, the document
+    the markdown renders and the charts the record names; the script prints from what it returns."""
+    from study.artifacts import staged_writes
+    from study.config import load_config
+    from study.document import to_markdown
+    from study.report import compare
+    from study.schemas import ComparisonRecord, read_record
+
+    cfg, res = results
+    with staged_writes():
+        done = compare(load_config(cfg), "toy")
+    assert done.path == res / "toy_comparison_report.md"
+    assert done.record == read_record(res / "toy_comparison.json", ComparisonRecord, "comparison record", "")
+    assert done.path.read_text(encoding="utf-8") == to_markdown(done.document, res)
+    assert {n: res / rel for n, rel in done.record.figures.items()} == done.figures
+    assert len(done.figures) >= 2 and all(p.is_file() for p in done.figures.values())
+    proc = in_process("compare_results.py", "--config", cfg, "--dataset", "toy")
+    assert proc.stdout.splitlines()[-1 - len(done.figures):] == [
+        f"report: {done.path}", *(("charts: " if i == 0 else "        ") + str(p)
+                                  for i, p in enumerate(done.figures.values()))]
+
+
 def test_phase_6_is_a_function_returning_the_document_it_wrote(results, tmp_path):
     """study/report.py `write_report` (what generate_report.py calls) returns the document model it laid out in Word:
     the .docx holds its top-level headings, its tables (caption and every cell) and its figures, in order; the
