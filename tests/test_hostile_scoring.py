@@ -180,17 +180,26 @@ def test_every_json_consumer_refuses_hostile_json_in_one_line(ws, capsys, script
     assert snapshot(root / "results", root / "embeddings") == before
 
 
+# A phase's start as every phase script's main() makes it under cli.run: its config, then the results folder's lock
+# (compare_results.py was run here: its figures' imports cost 2 s). run_all.py's own phases go ahead under its lock
+# in test_run_all.py's demo end to end (slow).
+PHASE = textwrap.dedent("""
+    import sys
+    from study import cli
+    from study.config import load_config
+    cli.run(lambda: cli.hold_results(load_config(sys.argv[1])))
+""")
 RUN_ALL_LIKE = textwrap.dedent("""
     import os, subprocess, sys
     from study import cli
+    PHASE = sys.argv[4]
     from study.config import load_config
     cfg = load_config(sys.argv[1])
     cli.hold_results(cfg)            # as run_all.py does, for all of its phases
     print("held", flush=True)
     if sys.argv[3] == "phase":       # a phase it starts goes ahead under its lock
         env = {**os.environ, cli.RESULTS_LOCK_ENV: str(os.getpid())}
-        code = subprocess.run([sys.executable, "compare_results.py", "--config", sys.argv[1], "--data-dir", sys.argv[2]],
-                              env=env, capture_output=True).returncode
+        code = subprocess.run([sys.executable, "-c", PHASE, sys.argv[1]], env=env, capture_output=True).returncode
         print(f"phase {code}", flush=True)
     sys.stdin.read()
 """)
@@ -200,8 +209,8 @@ def test_one_run_per_results_folder(ws, capsys):
     """README: "a second run on one results/ (run_all.py or a phase) while another holds it, naming the holder"."""
     cfg, root, _ = ws
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    holder = subprocess.Popen([sys.executable, "-c", RUN_ALL_LIKE, str(cfg), str(root / "demo_ds"), "phase"], cwd=REPO,
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", RUN_ALL_LIKE, str(cfg), str(root / "demo_ds"), "phase", PHASE],
+                              cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert holder.stdout.readline().strip() == "phase 0"

@@ -361,25 +361,20 @@ np.save(sys.argv[3], P)
 """
 
 
-def test_export_gives_phase_3s_predictions_in_the_production_layout_and_refuses_ridge(score_study, tmp_path, capsys):
-    """One seed: the exported MLP is the probe itself, so the production contract reproduces phase 3's predictions."""
-    import subprocess
-    import sys
+def _export_mlp(cfg, root, out):
+    """score_articles --export of phase 3's one-seed MLP bundle to `out` (plug-in rule, recall 0.95)."""
+    assert call("score_articles", "--config", cfg, "--stage1", root / "results" / "demo_ds_stage1_tiny_mlp", "--export",
+                out, "--rule", "plug-in", "--recall", "0.95") == 0
 
+
+def test_export_writes_phase_3s_threshold_in_the_production_layout_and_refuses_ridge(score_study, tmp_path, capsys):
+    """One seed: the exported MLP is the probe itself, with phase 3's own plug-in threshold."""
     cfg, demo, root = score_study
-    bundle, out = root / "results" / "demo_ds_stage1_tiny_mlp", tmp_path / "embedding_probe.pkl"
+    out = tmp_path / "embedding_probe.pkl"
     capsys.readouterr()
-    assert call("score_articles", "--config", cfg, "--stage1", bundle, "--export", out, "--rule", "plug-in",
-                "--recall", "0.95") == 0
+    _export_mlp(cfg, root, out)
     said = capsys.readouterr().out
     assert "member 0 of 1" in said and "EmbeddingStage(embedding_model_name=" in said
-    X = read_npz(root / "embeddings" / "demo_ds_tiny_test.npz", "cache", "")["embeddings"]
-    np.save(tmp_path / "X.npy", X)
-    proc = subprocess.run([sys.executable, "-I", "-c", PRODUCTION_LOAD, str(out), "X.npy", "P.npy"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    np.testing.assert_allclose(np.load(tmp_path / "P.npy"), _predictions(root, "demo_ds", "tiny", "mlp")["y_pred"],
-                               atol=1e-5, rtol=0)
     ev = json.loads((root / "results" / "demo_ds_evaluation_results.json").read_text())
     t = next(t for t in ev["models"]["tiny"]["probes"]["mlp"]["screening"]["thresholds"] if t["target_recall"] == 0.95)
     import pickle
@@ -392,6 +387,23 @@ def test_export_gives_phase_3s_predictions_in_the_production_layout_and_refuses_
         err = capsys.readouterr().err
         assert err.startswith("error: ") and expect in err and err.count("\n") == 1
         assert not (tmp_path / "r.pkl").exists()
+
+
+@pytest.mark.slow   # another interpreter (python -I) that cannot import the project: it pays torch's start
+def test_export_gives_phase_3s_predictions_through_the_production_contract(score_study, tmp_path):
+    import subprocess
+    import sys
+
+    cfg, demo, root = score_study
+    out = tmp_path / "embedding_probe.pkl"
+    _export_mlp(cfg, root, out)
+    X = read_npz(root / "embeddings" / "demo_ds_tiny_test.npz", "cache", "")["embeddings"]
+    np.save(tmp_path / "X.npy", X)
+    proc = subprocess.run([sys.executable, "-I", "-c", PRODUCTION_LOAD, str(out), "X.npy", "P.npy"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "P.npy"), _predictions(root, "demo_ds", "tiny", "mlp")["y_pred"],
+                               atol=1e-5, rtol=0)
 
 
 def test_production_weights_and_tier_free_output(score_study, tmp_path):

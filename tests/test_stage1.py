@@ -3,6 +3,7 @@ import the project; the export to the production loader's layout, checked by an 
 that loader's contract; thresholds for the fine-tuned scorer's weights; what the export refuses."""
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -84,22 +85,40 @@ def readme_snippet() -> str:
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-def test_every_probe_kind_loads_with_the_readme_loader_without_pickle_or_the_project(tmp_path, data):
-    _, _, _, _, Xte, _ = data
-    serving = tmp_path / "serving"
-    serving.mkdir()
-    expected = {}
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, data):
+    """Every probe kind of both tasks fitted and written as a bundle: (folder, {name: fitted probe})."""
+    serving = tmp_path_factory.mktemp("serving")
+    probes = {}
     for kind, task in (("ridge", "regression"), ("mlp", "regression"), ("lightgbm", "regression"),
                        ("logistic", "classification"), ("mlp", "classification"), ("lightgbm", "classification")):
-        probe = _fit(kind, data, task)
-        name = f"{kind}_{task}"
-        _bundle(serving / name, probe, data)
-        expected[name] = probe.predict(Xte) if task == "regression" else probe.predict_proba(Xte)[:, 1:]
-        # the study's own reader rebuilds exactly the estimator (no pickle either)
-        got = stage1.read_bundle(serving / name)["estimator"]
+        probes[f"{kind}_{task}"] = probe = _fit(kind, data, task)
+        _bundle(serving / f"{kind}_{task}", probe, data)
+    return serving, probes
+
+
+def _served_predictions(probe, X):
+    return probe.predict(X) if probe.task == "regression" else probe.predict_proba(X)[:, 1:]
+
+
+def test_every_probe_kind_reads_back_as_the_estimator_it_was(served, data):
+    """The study's own reader rebuilds exactly the estimator (no pickle either)."""
+    _, _, _, _, Xte, _ = data
+    folder, probes = served
+    assert "pickle" not in readme_snippet()   # the loader the slow test below runs in a process of its own
+    for name, probe in probes.items():
+        got = stage1.read_bundle(folder / name)["estimator"]
         np.testing.assert_array_equal(got.predict(Xte), probe.predict(Xte))
+
+
+@pytest.mark.slow   # another interpreter (python -I), which cannot import the project: it pays numpy's and lightgbm's start
+def test_every_probe_kind_loads_with_the_readme_loader_without_pickle_or_the_project(served, tmp_path, data):
+    _, _, _, _, Xte, _ = data
+    folder, probes = served
+    expected = {name: _served_predictions(probe, Xte) for name, probe in probes.items()}
+    serving = tmp_path / "serving"
+    shutil.copytree(folder, serving)
     np.save(serving / "X.npy", Xte)
-    assert "pickle" not in readme_snippet()
     (serving / "serve.py").write_text(SERVING.format(snippet=readme_snippet()))
     proc = subprocess.run([sys.executable, "-I", "serve.py", "X.npy", *expected], cwd=serving, capture_output=True,
                           text=True, timeout=300)
@@ -187,8 +206,12 @@ def _plug_in(y, p, w, medium, recall):
     return max(c for c in rel if (rel >= c).mean() >= recall - 1e-12)
 
 
-def test_export_loads_with_the_production_contract_and_reproduces_the_exported_member(tmp_path, data):
-    _, _, Xv, Yv, Xte, _ = data
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, data):
+    """A 3-seed MLP exported to the production layout with the fine-tuned scorer's own weights:
+    (probe, validation MAE of each member, weights, export info, the exported file)."""
+    _, _, Xv, Yv, _, _ = data
+    tmp_path = tmp_path_factory.mktemp("exported")
     probe = _fit("mlp", data, n_seeds=3)
     val = [float(np.abs(P - Yv).mean()) for P in probe.member_outputs(Xv)]
     folder = _bundle(tmp_path / "b", probe, data, seeds_val=val)
@@ -199,13 +222,28 @@ def test_export_loads_with_the_production_contract_and_reproduces_the_exported_m
     w = stage1.read_weights(weights_file, NAMES)
     out = tmp_path / "embedding_probe.pkl"
     info = stage1.export_production(bundle, out, weights=w, recall=0.95, rule="plug-in")
+    return probe, val, ft, info, out
+
+
+def test_export_writes_the_member_best_on_validation_with_its_own_threshold(exported, data):
+    _, _, Xv, Yv, _, _ = data
+    probe, val, ft, info, out = exported
     k = int(np.argmin(val))
     assert info["member"]["index"] == k and info["member"]["of"] == 3
     assert (out.parent / (out.name + ".sha256")).read_text().split()[0] == __import__("hashlib").sha256(out.read_bytes()).hexdigest()
     member_val = probe.member_outputs(Xv)[k]
     assert info["threshold"] == _plug_in(Yv, member_val, np.array([ft[d] for d in NAMES]), 4.0, 0.95)
     assert info["prefix"] == "" and info["text"].startswith("title + '\\n\\n' + content")
+    with open(out, "rb") as fh:
+        assert pickle.load(fh)["model_config"] == {"input_dim": 16, "output_dim": 3, "hidden_sizes": [256, 128],
+                                                   "dropout": 0.2}
 
+
+@pytest.mark.slow   # another interpreter (python -I) that cannot import the project: it pays torch's start
+def test_export_loads_with_the_production_contract_and_reproduces_the_exported_member(exported, tmp_path, data):
+    _, _, _, _, Xte, _ = data
+    probe, val, ft, info, out = exported
+    k = int(np.argmin(val))
     np.save(tmp_path / "X.npy", Xte)
     (tmp_path / "production.py").write_text(PRODUCTION)
     proc = subprocess.run([sys.executable, "-I", "production.py", str(out), "X.npy", "P.npy", "route.npy"],
@@ -215,9 +253,6 @@ def test_export_loads_with_the_production_contract_and_reproduces_the_exported_m
     np.testing.assert_allclose(np.load(tmp_path / "P.npy"), P, atol=1e-5, rtol=0)
     s = P.astype(np.float64) @ np.array([ft[d] for d in NAMES])
     assert np.array_equal(np.load(tmp_path / "route.npy"), s >= info["threshold"])
-    with open(out, "rb") as fh:
-        assert pickle.load(fh)["model_config"] == {"input_dim": 16, "output_dim": 3, "hidden_sizes": [256, 128],
-                                                   "dropout": 0.2}
 
 
 def test_the_export_refuses_what_the_production_layout_cannot_hold(tmp_path, data):
