@@ -14,7 +14,8 @@ from study import artifacts
 from study.artifacts import load_pickle, save_pickle, staged_writes, write_json, read_json
 from study.errors import StudyError
 
-WAIT = 1.0   # how long the test lets the other party try to enter the gap (it must not get in)
+WAIT = 0.3   # how long the test lets the other party try to enter the gap (it must not get in): unlocked, it gets
+#             in within milliseconds (a small pickle read), so 0.3 s tells waiting from not waiting with a wide margin
 
 
 class HeldWriter:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta, binomtest
 
+from conftest import percentile_ci
 from study.metrics import band_limits, bootstrap_ci, clopper_pearson, success_band
 from study.verdicts import (CONSTANT, articles_needed, band_phrase, bands_spanned, comparison_phrase, curve_reading,
                             doubling_reference, null_result, paired_reading, too_few_to_judge, unpaired_reading,
@@ -265,10 +266,7 @@ def _unpaired_error_at_the_margin(n: int, baseline_n, sims: int, margin: float =
     for s in range(sims):
         probe = rng.gamma(2.0, 0.4, n) + margin
         reference = rng.gamma(2.0, 0.4, n if baseline_n is None else baseline_n).mean()
-        # bootstrap_ci(probe, 200, s) in one draw of its 200 resamples (the same indices, the same seed; its loop
-        # costs 3 s over the simulations); the first ones are checked against it
-        means = probe[np.random.default_rng(s).integers(0, n, (200, n))].mean(axis=1)
-        ci = (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
+        ci = percentile_ci(probe, 200, s)   # bootstrap_ci(probe, 200, s), its resamples drawn at once: 3 s less
         if s < 20:
             assert ci == pytest.approx(bootstrap_ci(probe, 200, s), rel=1e-12, abs=0)
         r = unpaired_reading(probe.mean(), ci, reference, margin, n=n, baseline_n=baseline_n)
