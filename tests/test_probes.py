@@ -149,7 +149,7 @@ def test_a_seed_ensemble_predicts_the_mean_of_its_members_fitted_separately(kind
 @pytest.mark.parametrize("kind", ["mlp", "lightgbm"])
 def test_one_seed_is_exactly_the_single_seed_probe(kind, data):
     Xtr, Ytr, Xv, Yv, Xte, _ = data
-    over = {"epochs": 6} if kind == "mlp" else {}
+    over = {"epochs": 6} if kind == "mlp" else {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 60}}
     one = _probe(kind, n_seeds=1, **over).fit(Xtr, Ytr, Xv, Yv)
     single = _probe(kind, **over).fit(Xtr, Ytr, Xv, Yv)
     np.testing.assert_array_equal(one.predict(Xte), single.predict(Xte))

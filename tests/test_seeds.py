@@ -77,9 +77,14 @@ def test_yes_no_probes_carry_seeds_and_a_paired_f1_comparison_with_the_chosen_on
     val, test = _cache(cfg, "yn", "val"), _cache(cfg, "yn", "test")
     y = test["labels"].ravel().astype(bool)
 
+    predictions = {}   # each probe's file read once (the bootstrap below asks for it 2 x 200 times)
+    for kind in entry["probes"]:
+        with np.load(paths.predictions(cfg, "yn", "tiny", kind)) as pred:
+            predictions[kind] = pred["y_pred"].ravel(), float(pred["threshold"])
+
     def f1_of(kind, idx):
-        pred = np.load(paths.predictions(cfg, "yn", "tiny", kind))
-        return binary_scores(y[idx], pred["y_pred"].ravel()[idx], float(pred["threshold"]))["f1"]
+        p, threshold = predictions[kind]
+        return binary_scores(y[idx], p[idx], threshold)["f1"]
 
     assert "vs_chosen" not in entry["probes"][chosen]
     for kind, m in entry["probes"].items():
