@@ -235,6 +235,7 @@ def test_a_damaged_cache_is_rebuilt(workspace, capsys):
     assert np.load(cache, allow_pickle=False)["embeddings"].shape == (60, 32)
 
 
+@pytest.mark.slow   # whole phases in a chain: evaluate twice, compare, error analysis, report, train
 def test_phases_after_evaluation_need_only_results(workspace, tmp_path, capsys):
     """Results copied home without the data: comparison, error analysis and report still run."""
     tiny_config, demo_dir = workspace
