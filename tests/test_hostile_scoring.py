@@ -192,8 +192,8 @@ PHASE = textwrap.dedent("""
 RUN_ALL_LIKE = textwrap.dedent("""
     import os, subprocess, sys
     from study import cli
-    PHASE = sys.argv[4]
     from study.config import load_config
+    PHASE = sys.argv[4]
     cfg = load_config(sys.argv[1])
     cli.hold_results(cfg)            # as run_all.py does, for all of its phases
     print("held", flush=True)
