@@ -128,7 +128,7 @@ def test_lightgbm_stops_early_on_validation(data):
 @pytest.mark.parametrize("kind", ["mlp", "lightgbm"])
 def test_a_seed_ensemble_predicts_the_mean_of_its_members_fitted_separately(kind, data):
     Xtr, Ytr, Xv, Yv, Xte, _ = data
-    over = {"epochs": 8} if kind == "mlp" else {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 60}}
+    over = {"epochs": 8} if kind == "mlp" else {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 30}}
     ensemble = _probe(kind, n_seeds=3, **over).fit(Xtr, Ytr, Xv, Yv)
     assert ensemble.seeds_ == [42, 43, 44] == member_seeds(42, 3)
     alone = [_probe(kind, seed=s, **over).fit(Xtr, Ytr, Xv, Yv) for s in (42, 43, 44)]
