@@ -159,26 +159,20 @@ def test_one_seed_is_exactly_the_single_seed_probe(kind, data):
     assert seed_record(_probe("ridge").fit(Xtr, Ytr, Xv, Yv))["stochastic"] is False
 
 
-@pytest.fixture
-def no_workers_left():
-    """Shuts joblib's reusable worker processes down after the test: while they idle on (up to 300 s), every LightGBM
-    fit on 2 threads in this process ran about 12x slower (a 0.18 s fit took 2.2 s; 4 s more for the next tests)."""
-    yield
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True)
-
-
 @pytest.mark.slow
-def test_lightgbm_seeds_fitted_in_worker_processes_are_reproducible_and_the_same(data, monkeypatch, no_workers_left):
+def test_lightgbm_seeds_fitted_in_worker_processes_are_reproducible_and_the_same(data, monkeypatch):
     """Large inputs share LightGBM's boosters out over worker processes (one thread each on 2 cores): the same
-    seeds give the same bytes twice, and the same boosters as fitting them here one after another."""
+    seeds give the same bytes twice, and the same boosters as fitting them here one after another. No worker is left
+    idling after a fit (while joblib's idle workers lived, later fits in this process ran up to 9x slower)."""
+    import multiprocessing
+
     Xtr, Ytr, Xv, Yv, Xte, _ = data
     over = {"params": {**CFG.probe_methods.lightgbm.params, "n_estimators": 40}}
     sequential = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
     monkeypatch.setattr(probes_module, "PARALLEL_MIN_VALUES", 0)
     monkeypatch.setattr(probes_module, "available_cores", lambda: 2)
     first = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
+    assert not [p for p in multiprocessing.active_children() if "Loky" in type(p).__name__]
     second = _probe("lightgbm", n_seeds=2, **over).fit(Xtr, Ytr, Xv, Yv).predict(Xte)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, sequential)
