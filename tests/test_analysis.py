@@ -130,6 +130,7 @@ def setup(tmp_path):
     return cfg_path, load_config(cfg_path), data_dir
 
 
+@pytest.mark.slow   # every figure
 def test_script_writes_summary_and_figures(setup):
     cfg_path, cfg, data_dir = setup
     preds = {}

@@ -146,6 +146,7 @@ def docx_text(path) -> str:
     return "\n".join([p.text for p in doc.paragraphs] + cells)
 
 
+@pytest.mark.slow   # whole phases in a chain
 def test_the_phase_chain_on_a_yes_no_dataset_reports_classification_only(yes_no_study_copy, tmp_path):
     cfg_path, data, _ = yes_no_study_copy   # phases 1-3 of the session's yes/no study, evaluated again here
     cfg = load_config(cfg_path)

@@ -65,6 +65,7 @@ def test_run_all_passes_train_fractions_to_train_probes_only():
     assert "--train-fractions" not in run_all.phase_arguments(args, cfg, "toy", "d", [], "toy")["train"]
 
 
+@pytest.mark.slow   # whole phases in a chain
 def test_learning_curve_end_to_end(workspace, tmp_path):
     cfg, demo = workspace
     common = ["--config", cfg, "--data-dir", demo]
