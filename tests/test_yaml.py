@@ -36,8 +36,17 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("text, expect", [(t, e) for _, t, e in HOSTILE], ids=[c for c, _, _ in HOSTILE])
-def test_a_hostile_dataset_yaml_is_one_quick_line(tmp_path, text, expect):
+@pytest.mark.parametrize("text, expect, fast", [
+    pytest.param(t, e, fast, id=f"{c}, {'libyaml' if fast else 'pure Python'}",
+                 marks=[pytest.mark.slow] if c == "a 100,000-item list" and not fast else [])   # 3 s in pure Python
+    for fast in (True, False) for c, t, e in HOSTILE])
+def test_a_hostile_dataset_yaml_is_one_quick_line(tmp_path, text, expect, fast, monkeypatch):
+    """The same one line with libyaml's parser (anchors and depth checked on its events first) and without it."""
+    import study.config
+
+    if fast and not hasattr(__import__("yaml"), "CSafeLoader"):
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(study.config, "_FAST", fast)
     (tmp_path / "dataset.yaml").write_bytes(text.encode("latin-1") if "\xe9" in text else text.encode())
     t0 = time.perf_counter()
     with pytest.raises(StudyError) as err:
