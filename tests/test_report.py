@@ -379,7 +379,6 @@ def test_no_baseline_and_no_bge(tmp_path):
     res.mkdir()
     (res / "toy_evaluation_results.json").write_text(json.dumps(ev))
     doc = report(cfg, tmp_path / "r.docx")
-    text = text_of(doc)
     decision = {r[0]: r[1] for r in rows(table(doc, "Question", "Answer", "Number [95% CI]", "See"))}
     # a step this run did not take says how to take it ("cannot be judged" is kept for limits of the data)
     assert decision["Does bge-m3 close the gap?"] == "not run (to answer it: run_all.py --dataset toy --models bge-m3)"

@@ -57,7 +57,7 @@ def test_a_hostile_dataset_yaml_is_one_quick_line(tmp_path, text, expect, fast, 
     assert "\n" not in line and len(line) < 400
 
 
-def _config_with(tmp_path, edit) -> "Path":
+def _config_with(tmp_path, edit):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     edit(raw)
     path = tmp_path / "config.yaml"
