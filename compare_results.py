@@ -17,7 +17,7 @@ from study.artifacts import staged_writes
 from study.config import load_config
 from study.data import dataset_name
 from study.report import compare
-from study.results import best_line, read_evaluation
+from study.results import best_line
 
 
 def main():
@@ -26,10 +26,10 @@ def main():
     cfg = load_config(args.config)
     cli.hold_results(cfg)   # one run at a time in a results folder
     name = dataset_name(args.dataset, args.data_dir)
-    ev = read_evaluation(cfg, name)   # no evaluation: one line naming the file, before anything is drawn
     with staged_writes():   # the charts, the markdown and the record land together, or (on an error) none of them
         done = compare(cfg, name)
 
+    ev = done.evaluation
     best = ev.best
     if ev.task == "classification":
         f1 = "n/a" if best.test_f1 is None else f"{best.test_f1:.4f}"

@@ -12,7 +12,7 @@ import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Sequence, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -424,9 +424,9 @@ class Config(_Strict):
         self.model(text)   # raises the "not in embedding_models" error
         raise AssertionError("unreachable")
 
-    def select_variants(self, names: list[str] | None, max_tokens: list[int] | None,
+    def select_variants(self, names: Sequence[str] | None, max_tokens: Sequence[int] | None,
                         available: list[str] | None = None, chunks: bool = False,
-                        layers: list[int] | None = None) -> list["Variant"]:
+                        layers: Sequence[int] | None = None) -> list["Variant"]:
         """What `--models`, `--max-tokens` and `--chunks` mean in every phase.
 
         names: config model names, `model-t<N>` / `model-c<N>` spellings or `a+b` concatenations; each
@@ -435,7 +435,9 @@ class Config(_Strict):
         also as its chunked twin `model-c<N>`. `layers`: each plain or `-t<N>` variant taken instead at each
         of these hidden layers (`model-L<k>`, a layer sweep). Without names: the `available` variants (phases that read
         what an earlier phase made), kept where their max tokens is among `max_tokens`; else default_models.
+        Lists or tuples (a phase's frozen Options); empty means not given.
         """
+        names, max_tokens, layers = (list(x) if x else None for x in (names, max_tokens, layers))
         if not names and available is not None:
             found = [self.parse_variant(v) for v in available]
             return [v for v in found if not max_tokens or v.max_tokens in max_tokens]

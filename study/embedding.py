@@ -114,10 +114,9 @@ class Embedded:
 def embed(cfg, dataset, options: Options = Options()) -> Embedded:
     """Phase 1 of one dataset: the chosen variants' caches of its splits, embedded where missing, out of date or
     forced (the layers of one model from one forward pass, a pair from its parts' caches), reused where valid."""
-    variants = with_parts(cfg.select_variants(list(options.models) if options.models else None,
-                                              list(options.max_tokens) if options.max_tokens else None,
+    variants = with_parts(cfg.select_variants(options.models, options.max_tokens,
                                               chunks=options.chunks,
-                                              layers=list(options.layers) if options.layers else None))
+                                              layers=options.layers))
     splits = load_splits(dataset, cfg.score_range, tuple(options.splits or splits_present(dataset)))
     report_leaks(cfg, dataset, splits)
     devices = options.encode.devices

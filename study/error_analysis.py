@@ -216,11 +216,10 @@ def analyze(cfg: Config, dataset: str, options: Options = Options()) -> Analysed
     validation)."""
     evaluation = read_evaluation(cfg, dataset)
     probe = options.probe or evaluation.best.probe
-    variants = [v.name for v in cfg.select_variants(list(options.models) if options.models else None,
-                                                    list(options.max_tokens) if options.max_tokens else None,
+    variants = [v.name for v in cfg.select_variants(options.models, options.max_tokens,
                                                     available=list(evaluation.models))]
     if not variants:
-        raise StudyError(f"no evaluated model at --max-tokens {list(options.max_tokens) if options.max_tokens else None}"
+        raise StudyError(f"no evaluated model at --max-tokens {' '.join(map(str, options.max_tokens or ()))}"
                          f" in {paths.evaluation(cfg, dataset)}")
     preds = {v: load_predictions(paths.predictions(cfg, dataset, v, probe), dataset) for v in variants}
     dims = preds[variants[0]]["dimension_names"]

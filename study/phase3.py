@@ -55,8 +55,7 @@ def evaluate(cfg, dataset, options: Options = Options()) -> Evaluated:
     written as the evaluation JSON (and predictions, Stage 1 bundles); the caller stages the writes."""
     summary_path = paths.training_summary(cfg, dataset.name)
     trained = read_record(summary_path, TrainingSummary, "training summary", "run train_probes.py first").models
-    variants = with_teacher_twins(cfg.select_variants(list(options.models) if options.models else None,
-                                                      list(options.max_tokens) if options.max_tokens else None,
+    variants = with_teacher_twins(cfg.select_variants(options.models, options.max_tokens,
                                                       available=list(trained)),
                                   trained.__contains__)   # each variant's teacher twin where one was trained
     task = task_of(trained_task(dataset, trained, summary_path))
@@ -66,7 +65,7 @@ def evaluate(cfg, dataset, options: Options = Options()) -> Evaluated:
             raise StudyError(f"no {'/'.join(probes)} probe trained for '{v.name}' in {summary_path} "
                              f"(trained: {', '.join(trained) or 'none'})")
     if not variants:
-        raise StudyError(f"no trained variant at --max-tokens {list(options.max_tokens) if options.max_tokens else None} in {summary_path}")
+        raise StudyError(f"no trained variant at --max-tokens {' '.join(map(str, options.max_tokens or ()))} in {summary_path}")
 
     first_test = load_checked(cfg, dataset, variants[0], "test")
     results = {"dataset": dataset.name, "random_seed": cfg.random_seed, "bootstrap_samples": cfg.bootstrap_samples}

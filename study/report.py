@@ -1031,32 +1031,28 @@ def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None
 @dataclass(frozen=True)
 class Compared:
     """What phase 3b wrote: the markdown report's path, its typed record (results/<dataset>_comparison.json), the
-    document it rendered and the charts it drew (by name)."""
+    document it rendered, the charts it drew (by name) and the evaluation it read."""
     path: Path
     record: ComparisonRecord
     document: Document
     figures: dict[str, Path]
+    evaluation: object   # ScoreEvaluation | YesNoEvaluation
 
 
 def compare(cfg: Config, dataset: str) -> Compared:
-    """Phase 3b: the comparison charts of `dataset`'s evaluation, the report's document as markdown and the record
+    """Phase 3b: the comparison charts of `dataset`'s evaluation, the report's document as markdown (the Word
+    report's sections, tables and cells, from what exists when it runs, with the charts just drawn) and the record
     naming them, written together (the caller stages the writes: compare_results.py in `staged_writes`)."""
     out = paths.comparison_markdown(cfg, dataset)
-    figures = draw_figures(cfg, read_evaluation(cfg, dataset))
-    document = comparison_document(cfg, dataset, figures, out)
+    inputs = load_inputs(cfg, dataset)
+    inputs.left_out.pop("comparison", None)
+    inputs.files.pop("comparison", None)
+    figures = draw_figures(cfg, inputs.evaluation)
+    inputs.comparison_figures, inputs.comparison_report = dict(figures), None
+    document = build(cfg, inputs, out)
     with atomic_path(out, "wb") as fh:
         fh.write(to_markdown(document, out.parent).encode("utf-8"))
     rec = write_record(paths.comparison_record(cfg, dataset), ComparisonRecord, {
         "dataset": dataset, "report": paths.relative(cfg, out), "evaluation_sha256": evaluation_sha256(cfg, dataset),
         "figures": {n: paths.relative(cfg, p) for n, p in figures.items()}, "provenance": record()})
-    return Compared(out, rec, document, figures)
-
-
-def comparison_document(cfg: Config, dataset: str, figures: dict[str, Path], out: Path) -> Document:
-    """Phase 3b's document: the Word report's (same sections, tables and cells), from what exists when it runs,
-    with the comparison figures just drawn."""
-    inputs = load_inputs(cfg, dataset)
-    inputs.left_out.pop("comparison", None)
-    inputs.files.pop("comparison", None)
-    inputs.comparison_figures, inputs.comparison_report = dict(figures), None
-    return build(cfg, inputs, out)
+    return Compared(out, rec, document, figures, inputs.evaluation)

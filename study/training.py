@@ -59,8 +59,7 @@ def train(cfg, dataset, options: Options = Options(), log: Callable[[str], None]
     """Phase 2 of one dataset: each probe of each variant fitted (with its learning-curve subsets, transfer probe
     and teacher twin where asked), its file written and merged into the training summary. Everything that would
     stop the run part way is checked before the first write. `log` gets each fit's line (and warnings)."""
-    variants = teacher_twins(cfg.select_variants(list(options.models) if options.models else None,
-                                                 list(options.max_tokens) if options.max_tokens else None),
+    variants = teacher_twins(cfg.select_variants(options.models, options.max_tokens),
                              options.teacher_predictions)
     probes = task_probes(dataset.task, list(options.probes) if options.probes else None)
     fractions, languages = list(options.train_fractions), list(options.train_languages)
