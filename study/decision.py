@@ -450,9 +450,30 @@ def data_line(ev, training: TrainingSummary | None) -> str:
     return f"Data: {split}; test languages {langs}."
 
 
+def language_gap(ev) -> str | None:
+    """A caveat where the fine-tuned model is known only by its overall MAE (no per-article predictions) and a test
+    language's own MAE under the best model + probe has its whole 95% CI above that MAE: the overall answer does not
+    carry to those articles. None otherwise (a control is said in the banner)."""
+    base = getattr(ev, "baseline_mae", None)
+    vb = ev.best.verdicts.vs_baseline if base else None
+    if not vb or vb.paired or ev.best.control:
+        return None
+    _, _, m = ev.best_entry()
+    above = [(lang, r) for lang, r in (m.by_language or {}).items()
+             if not r.too_few and r.mae_ci95[0] is not None and r.mae_ci95[0] > base]
+    if not above:
+        return None
+    said = "; ".join(f"{lang} ({languages.name(lang)}, n {r.n}): test MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}"
+                     for lang, r in above)
+    return (f"{said}: the whole 95% CI lies above the fine-tuned model's overall MAE {base:g}, so the overall answer "
+            "does not carry to these articles. The fine-tuned model's own MAE on them is unknown: give "
+            "--baseline-predictions to compare per language, paired.")
+
+
 def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:
     n = ev.best.verdicts.candidates
-    out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
+    gap = language_gap(ev)
+    out = ([gap] if gap else []) + [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
            f"test figure is the estimate; {multiplicity_note(ev.multiplicity)}"]
     n, sd = seed_spread(ev)
     if sd is not None:

@@ -233,3 +233,29 @@ def test_the_report_shows_languages_controls_and_model_against_model(study, tmp_
     for caption, rows in tables.items():   # no column is empty in every row
         for i, head in enumerate(rows[0]):
             assert any(r[i] not in ("—", "") for r in rows[1:]) or len(rows) == 1, (caption, head)
+
+
+def test_page_1_warns_when_a_languages_whole_ci_lies_above_the_fine_tuned_models_overall_mae(study):
+    """Against a fine-tuned model known only by its overall MAE, a language whose own test MAE has its whole 95% CI
+    above that MAE gets a page-1 caveat naming it (the overall answer does not carry to it); none when every
+    language's CI reaches below it, and none when the comparison is paired on the fine-tuned model's predictions."""
+    from types import SimpleNamespace
+
+    from study.decision import caveats, language_gap
+
+    cfg, _, _, ev = study
+    by = ev.models[ev.best.model].probes[ev.best.probe].by_language
+
+    def against(base, paired=False):
+        verdicts = ev.best.verdicts.model_copy(update={"vs_baseline": SimpleNamespace(paired=paired)})
+        return ev.model_copy(update={"baseline_mae": base, "best": ev.best.model_copy(update={"verdicts": verdicts})})
+
+    low, high = sorted(by, key=lambda lang: by[lang].mae_ci95[0])   # the language with the lower CI first
+    assert by[high].mae_ci95[0] > by[low].mae_ci95[0]
+    base = (by[low].mae_ci95[0] + by[high].mae_ci95[0]) / 2   # below one language's whole CI, inside or above the other's
+    gap = language_gap(against(base))
+    assert gap is not None and gap.startswith(f"{high} (") and f"test MAE {by[high].mae:.3f}" in gap
+    assert f"{low} (" not in gap and caveats(against(base))[0] == gap
+    assert language_gap(against(max(r.mae_ci95[0] for r in by.values()) + 0.01)) is None   # every CI reaches below
+    assert language_gap(against(base, paired=True)) is None
+    assert language_gap(ev) is None   # no fine-tuned baseline at all
