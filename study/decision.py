@@ -472,8 +472,7 @@ def language_gap(ev) -> str | None:
 
 def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:
     n = ev.best.verdicts.candidates
-    gap = language_gap(ev)
-    out = ([gap] if gap else []) + [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
+    out = [f"The best was chosen on validation among {n} model + probe pairs: its validation score is optimistic, the "
            f"test figure is the estimate; {multiplicity_note(ev.multiplicity)}"]
     n, sd = seed_spread(ev)
     if sd is not None:

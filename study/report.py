@@ -172,6 +172,9 @@ class Report:
             w.para((warning, "b"))
         word, why = decision.decision(ev)
         w.para(("Decision: ", "b"), (word, "b"), f" — {why}.")
+        gap = decision.language_gap(ev) if self.scores else None
+        if gap:   # right under the decision: a language the overall answer does not carry to
+            w.para(("Not for every language: ", "b"), gap)
         w.para(decision.scope_line(ev))
         w.table("The study's questions, each answered by one rule (paired 95% bootstrap differences against the "
                 "margin; bands from the whole CI; guaranteed screening).",
