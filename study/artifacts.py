@@ -586,7 +586,7 @@ def load_pickle(path: Path):
 
 
 # -- LightGBM model strings -----------------------------------------------------------------------
-_LGBM_CHECKED: set[str] = set()   # sha256 of the model strings this process has seen load and predict safely
+_LGBM_CHECKED: set[str] = set()   # sha256 of the model strings this process wrote, or saw load and predict safely
 _LGBM_CHILD = """
 import json, sys
 sys.modules.update(dict.fromkeys(("sklearn", "pandas")))   # lightgbm's optional glue, unused here: 1 s less to start
@@ -606,11 +606,11 @@ def check_lightgbm_models(strings) -> None:
     LightGBM aborts or segfaults the whole process (SIGABRT, SIGSEGV) on some malformed model strings, where no
     Python exception can catch it. So the strings of a file are first loaded and made to predict in a child
     process (`python -I`, bounded in time); only when it exits cleanly does this process load them. A string
-    checked once is not checked again in this process."""
+    checked once, or written by this process (`lightgbm_models_written`), is not checked again in this process."""
     strings = list(strings)
     if not all(isinstance(s, str) for s in strings):
         raise StudyError("refused (a LightGBM model that is not a string); retrain it with train_probes.py")
-    digest = hashlib.sha256("\0".join(strings).encode("utf-8", "surrogatepass")).hexdigest()
+    digest = _lightgbm_digest(strings)
     if digest in _LGBM_CHECKED:
         return
     import subprocess
@@ -629,6 +629,18 @@ def check_lightgbm_models(strings) -> None:
                else (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["it could not be read"])[-1][:200])
         raise StudyError(f"refused (a malformed LightGBM model string: {how}); retrain it with train_probes.py")
     _LGBM_CHECKED.add(digest)
+
+
+def lightgbm_models_written(strings: list[str]) -> list[str]:
+    """`strings`, made by this process's own boosters (`Booster.model_to_string`), noted as safe to read back:
+    phase 3 in the process that trained (a test, a learning curve) then starts no check child for them. Only
+    these exact strings: a file changed on disk since has another digest and is checked."""
+    _LGBM_CHECKED.add(_lightgbm_digest(strings))
+    return strings
+
+
+def _lightgbm_digest(strings: list[str]) -> str:
+    return hashlib.sha256("\0".join(strings).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # -- one run at a time ----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 
-from study.artifacts import check_lightgbm_models
+from study.artifacts import check_lightgbm_models, lightgbm_models_written
 from study.config import MAX_SEED, PROBES
 from study.embedders import available_cores
 from study.errors import StudyError
@@ -477,7 +477,8 @@ class LightGBMProbe(_Member, _Probe):
         return np.column_stack([b.predict(X, num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_)])
 
     def _state(self) -> dict:
-        return {"boosters": [b.model_to_string(num_iteration=it) for b, it in zip(self.boosters_, self.best_iterations_)],
+        return {"boosters": lightgbm_models_written([b.model_to_string(num_iteration=it)
+                                                     for b, it in zip(self.boosters_, self.best_iterations_)]),
                 "best_iterations": list(self.best_iterations_)}
 
     def _restore(self, bundle):
@@ -742,7 +743,7 @@ class LightGBMClassifierProbe(_Member, _Classifier):
         return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_), dtype=np.float64)
 
     def _state(self):
-        return {"booster": self.booster_.model_to_string(num_iteration=self.best_iteration_),
+        return {"booster": lightgbm_models_written([self.booster_.model_to_string(num_iteration=self.best_iteration_)])[0],
                 "best_iteration": self.best_iteration_}
 
     def _restore(self, bundle):

@@ -130,6 +130,24 @@ def test_a_malformed_lightgbm_string_is_refused_not_a_crash(lightgbm_bundle, dam
     assert good.predict(X[:5]).shape == (5, 2)
 
 
+def test_strings_this_process_wrote_load_without_a_check_child_and_changed_ones_are_checked(lightgbm_bundle,
+                                                                                           monkeypatch):
+    """A probe trained here and read back here (phase 3 after phase 2 in one process) starts no child: its strings
+    came from this process's own boosters. One changed byte makes them strings of another file: checked again."""
+    bundle, X = lightgbm_bundle
+    children = []
+    real_run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: children.append(a) or real_run(*a, **k))
+    assert probe_from_bundle(bundle).predict(X[:3]).shape == (3, 2)
+    assert children == []
+    s = _strings(bundle)[0]
+    changed = s.replace("feature_names=Column_0", "feature_names=Column_x", 1)   # valid, but not the one written
+    assert changed != s
+    members = [{**bundle["members"][0], "boosters": [changed, *_strings(bundle)[1:]]}]
+    probe_from_bundle({**bundle, "members": members})
+    assert len(children) == 1
+
+
 def test_hostile_names_stay_inside_their_table_cell_and_are_not_html(tmp_path):
     """README: "markdown shows `|`, line breaks and HTML tags of names as text"."""
     from conftest import markdown_tables
