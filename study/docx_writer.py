@@ -144,12 +144,13 @@ class Writer:
         for side in ("left_margin", "right_margin"):
             setattr(section, side, Cm(2.2))
         section.top_margin = section.bottom_margin = Cm(2.0)
-        normal = self.doc.styles["Normal"]
+        self._style_ids = {style.name: style.style_id for style in self.doc.styles}   # python-docx looks a name
+        normal = self.doc.styles["Normal"]                                          # up anew at each use
         normal.font.name, normal.font.size = "Calibri", Pt(10.5)
         normal.paragraph_format.space_after = Pt(4)
         self.doc.core_properties.title = title
-        self.doc.add_paragraph(xml_safe(title), style="Title")
-        self.doc.add_paragraph(xml_safe(subtitle), style="Subtitle")
+        self._paragraph("Title", xml_safe(title))
+        self._paragraph("Subtitle", xml_safe(subtitle))
         footer = section.footer.paragraphs[0]
         footer.text = f"{title} · page "
         _field(footer, "PAGE")
@@ -158,12 +159,19 @@ class Writer:
         footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
         self._contents = None
 
+    def _paragraph(self, style: str | None = None, text: str = ""):
+        """`doc.add_paragraph(text, style)`, with the style's id found once per document, not at every paragraph."""
+        p = self.doc.add_paragraph(text)
+        if style is not None:
+            p._p.style = self._style_ids[style]
+        return p
+
     def heading(self, text: str, level: int = 1):
-        self.doc.add_heading(xml_safe(text), level=level)
+        self._paragraph(f"Heading {level}", xml_safe(text))
 
     def para(self, *parts, style: str | None = None):
         """A paragraph of plain strings and (text, "b"|"i") runs."""
-        p = self.doc.add_paragraph(style=style)
+        p = self._paragraph(style)
         for part in parts:
             text, fmt = part if isinstance(part, tuple) else (part, "")
             run = p.add_run(xml_safe(text))
@@ -188,19 +196,19 @@ class Writer:
         KEEP_TOGETHER_ROWS rows is kept on one page unless it `flows` (page 1's questions: they start on page 1
         whatever precedes them); no row is split across pages."""
         self.tables += 1
-        cap = self.doc.add_paragraph(style="Caption")
+        cap = self._paragraph("Caption")
         cap.add_run(f"Table {self.tables}. ").bold = True
         cap.add_run(xml_safe(caption))
         cap.paragraph_format.keep_with_next = True
         widths, split_headers = column_widths(header, rows, font_pt)
         table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
-        table.style = "Table Grid"
+        table._tbl.tblPr.style = self._style_ids["Table Grid"]
         table.alignment = WD_TABLE_ALIGNMENT.CENTER
         where = {"l": WD_ALIGN_PARAGRAPH.LEFT, "r": WD_ALIGN_PARAGRAPH.RIGHT, "c": WD_ALIGN_PARAGRAPH.CENTER}
+        cells = [row.cells for row in table.rows]   # each `.cells` walks the row's XML again
         for r, values in enumerate([header, *rows]):
             for c, value in enumerate(values):
-                cell = table.rows[r].cells[c]
-                cell.text = ""
+                cell = cells[r][c]
                 p = cell.paragraphs[0]
                 p.paragraph_format.space_after = Pt(0)
                 p.alignment = where["l" if r == 0 and align[c] == "l" else align[c]]
@@ -220,13 +228,13 @@ class Writer:
         grid = table._tbl.tblGrid.findall(qn("w:gridCol"))
         for c, width in enumerate(widths):
             grid[c].set(qn("w:w"), str(int(Cm(width).twips)))
-            for cell in table.columns[c].cells:
-                cell.width = Cm(width)
+            for row in cells:
+                row[c].width = Cm(width)
         for row in table.rows:
             row._tr.get_or_add_trPr().append(OxmlElement("w:cantSplit"))
         if len(rows) <= KEEP_TOGETHER_ROWS and not flows:  # a short table stays on one page
-            for row in table.rows[:-1]:
-                for cell in row.cells:
+            for row in cells[:-1]:
+                for cell in row:
                     for p in cell.paragraphs:
                         p.paragraph_format.keep_with_next = True
         repeat = OxmlElement("w:tblHeader")
@@ -252,7 +260,7 @@ class Writer:
         self.doc.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
         self.doc.paragraphs[-1].paragraph_format.keep_with_next = True
         self.figures += 1
-        cap = self.doc.add_paragraph(style="Caption")
+        cap = self._paragraph("Caption")
         cap.alignment = WD_ALIGN_PARAGRAPH.CENTER
         cap.add_run(f"Figure {self.figures}. ").bold = True
         cap.add_run(xml_safe(caption))
@@ -269,7 +277,7 @@ class Writer:
 
     def contents_here(self):
         """Mark where the list of sections goes; it is filled from the headings when the document is saved."""
-        self.doc.add_heading("Contents", level=1)
+        self.heading("Contents", 1)
         self._contents = self.doc.add_paragraph()
 
     def _fill_contents(self):
@@ -277,11 +285,12 @@ class Writer:
         must leave room on its page for the first results)."""
         if self._contents is None:
             return
-        heads = [p for p in self.doc.paragraphs if p.style.name in ("Heading 1", "Heading 2")
+        h1, h2 = self._style_ids["Heading 1"], self._style_ids["Heading 2"]
+        heads = [p for p in self.doc.paragraphs if p._p.style in (h1, h2)
                  and p.text != "Contents" and p._p is not self._contents._p and p._p.getparent() is not None]
         lines, annex = [], None
         for h in heads:
-            if h.style.name == "Heading 1":
+            if h._p.style == h1:
                 annex = [] if h.text == "Annex" else None
                 lines.append([h.text, annex])
             elif annex is not None:
