@@ -48,6 +48,19 @@ def mae_by_group(Y: np.ndarray, P: np.ndarray, groups) -> dict:
 CI_METHODS = ("percentile", "BCa")
 
 
+RESAMPLE_BLOCK = 1 << 20   # article indices drawn at once (8 MiB): memory stays flat however large the test set
+
+
+def resamples(n: int, n_boot: int, seed: int):
+    """The bootstrap's resamples of n articles (with replacement), in blocks of rows of indices, a resample a row:
+    the draws `rng.integers(0, n, n)` would give one resample at a time from `default_rng(seed)`, bit for bit (the
+    generator's stream does not depend on how many values a call asks for), at a numpy call a block."""
+    rng = np.random.default_rng(seed)
+    per_block = max(1, RESAMPLE_BLOCK // max(n, 1))
+    for start in range(0, n_boot, per_block):
+        yield rng.integers(0, n, (min(per_block, n_boot - start), n))
+
+
 def bootstrap_ci(per_article: np.ndarray, n_boot: int, seed: int, level: float = 0.95,
                  method: str = "percentile") -> tuple[float, float]:
     """CI of the mean of `per_article` values, resampling articles with replacement: percentile, or (`method`
@@ -57,10 +70,7 @@ def bootstrap_ci(per_article: np.ndarray, n_boot: int, seed: int, level: float =
     if method == "BCa":
         return bca_ci(per_article, n_boot, seed, level)
     values = np.asarray(per_article, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for b in range(n_boot):  # a loop keeps memory flat for large test sets
-        means[b] = values[rng.integers(0, len(values), len(values))].mean()
+    means = np.concatenate([np.empty(0), *(values[rows].mean(axis=1) for rows in resamples(len(values), n_boot, seed))])
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
@@ -171,9 +181,8 @@ def bootstrap_statistic(statistic, n: int, n_boot: int, seed: int, level: float 
     """Percentile CI of `statistic(rows)` over `n_boot` resamples of the n articles (the same draws as
     `bootstrap_ci`); resamples where the statistic is undefined (NaN) are left out; (None, None) if all are.
     A statistic that returns several numbers gets a list of CIs, one per number, from the same resamples."""
-    rng = np.random.default_rng(seed)
-    values = np.array([np.atleast_1d(np.asarray(statistic(rng.integers(0, n, n)), dtype=np.float64))
-                       for _ in range(n_boot)])
+    values = np.array([np.atleast_1d(np.asarray(statistic(rows), dtype=np.float64))
+                       for block in resamples(n, n_boot, seed) for rows in block])
     alpha = (1 - level) / 2
     cis = []
     for column in values.T:

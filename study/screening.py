@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from study.errors import StudyError
-from study.metrics import clopper_pearson
+from study.metrics import clopper_pearson, resamples
 from study.verdicts import too_few_to_judge
 
 TIER_NAMES = ("low", "medium", "high")
@@ -51,9 +51,10 @@ def tier_of(scores: np.ndarray, tiers: dict) -> np.ndarray:
 
 
 def bootstrap(n: int, stat, n_boot: int, seed: int) -> list[float | None]:
-    """Percentile 95% CI of `stat(indices)` over `n_boot` resamples of the n articles (NaN resamples dropped)."""
-    rng = np.random.default_rng(seed)
-    values = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=np.float64)
+    """Percentile 95% CI of a statistic over `n_boot` resamples of the n articles (NaN resamples dropped).
+    `stat(rows)` takes a block of resamples, a row of article indices each, and gives one value a row."""
+    values = np.concatenate([np.empty(0), *(np.asarray(stat(rows), dtype=np.float64)
+                                            for rows in resamples(n, n_boot, seed))])
     values = values[np.isfinite(values)]
     if not len(values):
         return [None, None]
@@ -75,7 +76,7 @@ def tier_scores(Y, P, w: np.ndarray, tiers: dict, n_boot: int, seed: int) -> dic
                              ("within_1.0", err <= 1.0)):
         values = per_article.astype(np.float64)
         out[key] = float(values.mean())
-        out[key + "_ci95"] = bootstrap(len(values), lambda i, v=values: v[i].mean(), n_boot, seed)
+        out[key + "_ci95"] = bootstrap(len(values), lambda rows, v=values: v[rows].mean(axis=1), n_boot, seed)
         if key != "weighted_mae":
             out[key + "_exact_ci95"] = clopper_pearson(int(per_article.sum()), len(values))
     out["tier_confusion"] = [[int(((t_true == a) & (t_pred == b)).sum()) for b in range(3)] for a in range(3)]
@@ -152,20 +153,21 @@ def at_threshold(s_true, s_pred, article_err, threshold: float, medium: float, n
     """Skip share, recall of medium+ articles and MAE of the skipped articles at one threshold, with CIs."""
     skip, relevant = s_pred < threshold, s_true >= medium
 
-    def skip_share(i):
-        return skip[i].mean()
+    def skip_share(rows):
+        return skip[rows].mean(axis=1)
 
-    def recall(i):
-        return _mean(~skip[i][relevant[i]])
+    def recall(rows):   # kept medium+ articles / medium+ articles: counts, so the same as each resample's mean
+        kept, among = (~skip[rows] & relevant[rows]).sum(axis=1), relevant[rows].sum(axis=1)
+        return np.divide(kept, among, out=np.full(len(rows), np.nan), where=among > 0)
 
-    def skipped_mae(i):
-        return _mean(article_err[i][skip[i]])
+    def skipped_mae(rows):   # a mean of floats over a subset: one resample at a time, to sum in the same order
+        return [_mean(article_err[r][skip[r]]) for r in rows]
 
     n, kept = len(skip), int((~skip & relevant).sum())
     return {"n": int(n), "n_skipped": int(skip.sum()), "n_relevant": int(relevant.sum()),
             "skip_share": float(skip.mean()), "skip_share_ci95": bootstrap(n, skip_share, n_boot, seed),
-            "recall": recall(np.arange(n)), "recall_ci95": bootstrap(n, recall, n_boot, seed),
-            "skipped_mae": skipped_mae(np.arange(n)), "skipped_mae_ci95": bootstrap(n, skipped_mae, n_boot, seed),
+            "recall": _mean(~skip[relevant]), "recall_ci95": bootstrap(n, recall, n_boot, seed),
+            "skipped_mae": _mean(article_err[skip]), "skipped_mae_ci95": bootstrap(n, skipped_mae, n_boot, seed),
             "n_kept_relevant": kept, "skip_share_exact_ci95": clopper_pearson(int(skip.sum()), n),
             "recall_exact_ci95": clopper_pearson(kept, int(relevant.sum()))}
 

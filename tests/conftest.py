@@ -130,15 +130,6 @@ def planted(n: int, d: int = 16, k: int = 3, seed: int = 0, noise: float = 0.3):
     return X, Y
 
 
-def percentile_ci(values, n_boot: int, seed: int) -> tuple[float, float]:
-    """study.metrics.bootstrap_ci's 95% percentile interval with its n_boot resamples drawn at once (the same generator,
-    seed and indices; its loop, which keeps memory flat on large test sets, costs 1.5 ms a call at 200 resamples): for simulations
-    over many small test sets. Equal to it but for the rounding of the means: a test checks that on its first draws."""
-    values = np.asarray(values, dtype=np.float64)
-    means = values[np.random.default_rng(seed).integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
 def call(script, *args):
     """Run a script's main() in-process as `cli.run` does; returns the exit code (0 on success). Its output goes
     to the test's sys.stdout / sys.stderr (read it with capsys), or use `in_process` to get it back."""

@@ -50,6 +50,43 @@ def test_figures_at_a_threshold_equal_a_direct_count():
         assert lo <= r[key] <= hi and hi - lo < 0.3
 
 
+
+
+def _one_at_a_time(n, stat, n_boot, seed, quantiles=(0.025, 0.975)):
+    """The bootstrap written plainly: a resample drawn, its statistic taken, and so on; NaN left out."""
+    rng = np.random.default_rng(seed)
+    values = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return tuple(float(np.quantile(values, q)) for q in quantiles)
+
+
+@pytest.mark.parametrize("block", [1 << 20, 4 * 60 + 7])   # the default; blocks of 4 resamples, the last one short
+def test_resamples_drawn_in_blocks_give_the_cis_of_one_at_a_time_bit_for_bit(monkeypatch, block):
+    """The CIs resample many articles at a numpy call (study.metrics.resamples); each must be, to the last bit, the
+    CI of the resamples drawn one at a time from the same seed, whatever the block: the MAE's, the screening's (a
+    share, a recall of the medium+ articles, the MAE of the skipped ones) and the tier scores'."""
+    import study.metrics
+    from study.metrics import bootstrap_ci
+    monkeypatch.setattr(study.metrics, "RESAMPLE_BLOCK", block)
+    Y, P = _scores(60, 4)
+    w = np.array([0.3, 0.7])
+    s_true, s_pred = Y @ w, P @ w
+    err = np.abs(P - Y).mean(axis=1)
+    n_boot, seed = 203, 8
+    alpha = (1 - 0.95) / 2   # as bootstrap_ci writes its level's quantiles (the screening's are 0.025 and 0.975)
+    assert bootstrap_ci(err, n_boot, seed) == _one_at_a_time(60, lambda i: err[i].mean(), n_boot, seed,
+                                                             (alpha, 1 - alpha))
+    r = at_threshold(s_true, s_pred, err, 3.5, 4.0, n_boot, seed)
+    skip, relevant = s_pred < 3.5, s_true >= 4.0
+    mean = lambda x: x.mean() if len(x) else np.nan   # noqa: E731
+    for key, stat in [("skip_share", lambda i: skip[i].mean()), ("recall", lambda i: mean(~skip[i][relevant[i]])),
+                      ("skipped_mae", lambda i: mean(err[i][skip[i]]))]:
+        assert tuple(r[key + "_ci95"]) == _one_at_a_time(60, stat, n_boot, seed), key
+    t = tier_scores(Y, P, w, TIERS, n_boot, seed)
+    assert tuple(t["weighted_mae_ci95"]) == _one_at_a_time(60, lambda i: np.abs(s_pred - s_true)[i].mean(), n_boot,
+                                                           seed)
+    tier_hit = (np.digitize(s_true, [4.0, 7.0]) == np.digitize(s_pred, [4.0, 7.0])).astype(float)
+    assert tuple(t["tier_accuracy_ci95"]) == _one_at_a_time(60, lambda i: tier_hit[i].mean(), n_boot, seed)
 def test_tier_scores_and_the_whole_screen():
     Yv, Pv = _scores(300, 2)
     Yt, Pt = _scores(300, 3)
