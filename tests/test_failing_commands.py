@@ -6,7 +6,6 @@ import os
 import pytest
 import yaml
 
-import evaluate
 from conftest import call, snapshot
 
 
