@@ -16,8 +16,8 @@ from study import languages
 from study.tasks import ARM
 from study.findings import controls, layer_curves, teacher_rows, margin as findings_margin, min_articles, paired_figures, seed_spread, study_models, undeclared
 from study.formats import MISSING, ci as _ci_fmt, num as _f, pct as _pct, pct_ci as _pct_ci, signed as _s
-from study.verdicts import (ALWAYS_YES, CONSTANT, band_phrase, bands_spanned, multiplicity_note, reading_phrase,
-                            unpaired_note)
+from study.verdicts import (ALWAYS_YES, CONSTANT, WORSE, band_phrase, bands_spanned, multiplicity_note,
+                            reading_phrase, unpaired_note)
 
 CANNOT = "cannot be judged on this data"   # only for a limit of the data; a step not run says not_run()
 
@@ -260,7 +260,9 @@ def _grouped(parts: list[tuple[str, str]]) -> list[str]:
 
 def _languages(ev: ScoreEvaluation) -> Row:
     """Does every language work? The best model's probe per test language against the constant reference, by the
-    paired rule; a language below min_group_articles is too few to judge."""
+    paired rule; a language below min_group_articles is too few to judge. "yes" only where no language falls short
+    of the fine-tuned model either (`lagging_languages`, said under the decision line); with its predictions each
+    language's paired difference from it is shown too."""
     q = "Does every language work?"
     v, p, m = ev.best_entry()
     by = m.by_language or {}
@@ -273,8 +275,11 @@ def _languages(ev: ScoreEvaluation) -> Row:
     for lang, r in by.items():
         groups.setdefault("too few to judge" if r.too_few else r.vs_reference.verdict, []).append(lang)
     judged = [k for k in groups if k != "too few to judge"]
+    lagging = [lang for lang, _ in lagging_languages(ev)]
     if ev.best.control:
         head = "not for this model: a control (the banner above)"
+    elif judged and all(k == "better" for k in judged) and lagging:
+        head = "not everywhere"
     elif judged and all(k == "better" for k in judged):
         head = "yes" if "too few to judge" not in groups else "yes where there are enough articles"
     elif any(k in ("worse", "equivalent") for k in judged):
@@ -283,10 +288,16 @@ def _languages(ev: ScoreEvaluation) -> Row:
         head = "not shown"
     words = {k: reading_phrase(k, CONSTANT) for k in ("better", "worse", "equivalent", "inconclusive")}
     answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
+    if lagging and not ev.best.control:
+        answer += f"; {', '.join(lagging)}: short of the fine-tuned model (under the decision)"
+    tuned = any(r.vs_baseline is not None for r in by.values())   # --baseline-predictions: per language too
     number = "; ".join(f"{lang} (n {r.n}) MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}, {_s(r.vs_reference.mae_difference)} "
                        f"{_ci_fmt(r.vs_reference.difference_ci95, sign=True)}"
+                       + (f", {_s(r.vs_baseline.mae_difference)} {_ci_fmt(r.vs_baseline.difference_ci95, sign=True)}"
+                          if r.vs_baseline is not None else "")
                        for lang, r in by.items() if not r.too_few)   # each language's own MAE: one may lag the rest
-    return Row(q, answer, (number + f" (test MAE, then against {CONSTANT}, paired), {v} + {p}") if number else MISSING,
+    against = f"against {CONSTANT}" + (" and against the fine-tuned model" if tuned else "")
+    return Row(q, answer, (number + f" (test MAE, then {against}, paired), {v} + {p}") if number else MISSING,
                "languages")
 
 
@@ -450,23 +461,40 @@ def data_line(ev, training: TrainingSummary | None) -> str:
     return f"Data: {split}; test languages {langs}."
 
 
-def language_gap(ev) -> str | None:
-    """A caveat where the fine-tuned model is known only by its overall MAE (no per-article predictions) and a test
-    language's own MAE under the best model + probe has its whole 95% CI above that MAE: the overall answer does not
-    carry to those articles. None otherwise (a control is said in the banner)."""
+def lagging_languages(ev) -> list[tuple[str, str]]:
+    """[(language, what shows it)]: the test languages where the best model + probe is shown to fall short of the
+    fine-tuned model. With its predictions (paired): the language's own paired difference is "worse". With its
+    overall MAE only: the language's own test MAE has its whole 95% CI above that MAE. [] without a fine-tuned
+    baseline, for a control (said in the banner), and where the best is worse overall (then no language is news)."""
     base = getattr(ev, "baseline_mae", None)
     vb = ev.best.verdicts.vs_baseline if base else None
-    if not vb or vb.paired or ev.best.control:
-        return None
+    if not vb or ev.best.control or vb.verdict == WORSE:
+        return []
     _, _, m = ev.best_entry()
-    above = [(lang, r) for lang, r in (m.by_language or {}).items()
-             if not r.too_few and r.mae_ci95[0] is not None and r.mae_ci95[0] > base]
-    if not above:
+    out = []
+    for lang, r in (m.by_language or {}).items():
+        mae = f"{lang} ({languages.name(lang)}, n {r.n}): test MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}"
+        d = r.vs_baseline
+        if vb.paired and d is not None and d.verdict == WORSE:
+            out.append((lang, f"{mae}, − fine-tuned {_s(d.mae_difference)} {_ci_fmt(d.difference_ci95, sign=True)} "
+                              f"on its {d.n_articles} articles the fine-tuned model scored"))
+        elif not vb.paired and not r.too_few and r.mae_ci95[0] is not None and r.mae_ci95[0] > base:
+            out.append((lang, mae))
+    return out
+
+
+def language_gap(ev) -> str | None:
+    """Page 1's caveat under the decision line: the languages of `lagging_languages`, and why the overall answer does
+    not carry to their articles; None when there are none."""
+    lagging = lagging_languages(ev)
+    if not lagging:
         return None
-    said = "; ".join(f"{lang} ({languages.name(lang)}, n {r.n}): test MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}"
-                     for lang, r in above)
-    return (f"{said}: the whole 95% CI lies above the fine-tuned model's overall MAE {base:g}, so the overall answer "
-            "does not carry to these articles. The fine-tuned model's own MAE on them is unknown: give "
+    said = "; ".join(text for _, text in lagging)
+    if ev.best.verdicts.vs_baseline.paired:
+        return (f"{said}: worse than the fine-tuned model on these articles (paired on its own predictions, read "
+                f"against ±{findings_margin(ev):g} MAE), so the overall answer does not carry to them.")
+    return (f"{said}: the whole 95% CI lies above the fine-tuned model's overall MAE {ev.baseline_mae:g}, so the "
+            "overall answer does not carry to these articles. The fine-tuned model's own MAE on them is unknown: give "
             "--baseline-predictions to compare per language, paired.")
 
 

@@ -329,7 +329,8 @@ def _score_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_a
     metadata)): MAE, RMSE and Spearman with their CIs (per dimension, language and truncation), the tiers, screening
     (thresholds chosen on its validation predictions; the guaranteed skip share seed by seed for an ensemble; against
     the teacher's own decisions with --teacher-predictions), and the paired comparisons with the training mean and
-    median (overall and per language) and with the fine-tuned model's predictions where given."""
+    median (overall and per language) and with the fine-tuned model's predictions where given (overall and per
+    language: `by_language[lang]["vs_baseline"]`, for a language with at least min_group_articles scored articles)."""
     (tc, P), (vc, P_val), (probe, meta) = test, val, trained
     setup, w, n_boot, seed = context["screening_setup"], context["weights"], cfg.bootstrap_samples, cfg.random_seed
     Y, X = tc["labels"], tc["embeddings"]
@@ -352,7 +353,13 @@ def _score_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_a
     baseline = context["baseline"]
     if baseline["rows"] is not None:
         rows = baseline["rows"]
-        m["vs_baseline"] = compared(cfg, article_mae(Y[rows], P[rows]), baseline["errors"])
+        mine = article_mae(Y[rows], P[rows])
+        m["vs_baseline"] = compared(cfg, mine, baseline["errors"])
+        scored = np.asarray(tc["languages"]).astype(str)[rows]   # the languages of the articles it scored
+        for lang, row in m["by_language"].items():
+            here = scored == lang
+            if not row["too_few"] and here.sum() >= cfg.min_group_articles:
+                row["vs_baseline"] = compared(cfg, mine[here], baseline["errors"][here])
     return m
 
 

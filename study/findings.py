@@ -102,13 +102,13 @@ def study_models(ev) -> tuple[list[str], list[str]]:
 
 def language_rows(ev: ScoreEvaluation) -> list[dict]:
     """Per model (its probe chosen on validation) and test language: {variant, probe, control, language, n, mae,
-    ci, too_few, vs_reference, vs_best}; the best model's rows first."""
+    ci, too_few, vs_reference, vs_best, vs_baseline}; the best model's rows first."""
     rows = []
     for v, p, m in sorted(ev.chosen_entries(), key=lambda e: (e[0] != ev.best.model, ev.models[e[0]].control)):
         for lang, r in (m.by_language or {}).items():
             rows.append({"variant": v, "probe": p, "control": ev.models[v].control, "language": lang, "n": r.n,
                          "mae": r.mae, "ci": r.mae_ci95, "too_few": r.too_few, "vs_reference": r.vs_reference,
-                         "vs_best": r.vs_best})
+                         "vs_best": r.vs_best, "vs_baseline": r.vs_baseline})
     return rows
 
 

@@ -305,16 +305,22 @@ class Report:
         small = {r["language"]: r["n"] for r in by_lang if r["too_few"]}
         tail = (f" Too few to judge (fewer than {few} test articles), left out of both tables: "
                 + ", ".join(f"{lang} ({n})" for lang, n in small.items()) + "." if small else "")
+        tuned = any(r["vs_baseline"] is not None for r in by_lang)   # --baseline-predictions: paired per language
         rows = [[r["variant"] + (" (control)" if r["control"] else ""), r["probe"], r["language"], str(r["n"]),
                  value_ci(r["mae"], r["ci"]), diff(r["vs_reference"], False),
                  "reference" if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)
-                 else diff(r["vs_best"], False)] for r in by_lang if not r["too_few"]]
+                 else diff(r["vs_best"], False)] + ([diff(r["vs_baseline"], False)] if tuned else [])
+                for r in by_lang if not r["too_few"]]
         w.table(f"Each model's probe chosen on validation, per test language (n: test articles). − train median and − "
-                f"best model ({best}): this minus the reference on the same articles of that language, paired 95% "
-                f"bootstrap CI read against ±{m_:g} MAE." + tail
+                f"best model ({best})"
+                + (", and − fine-tuned (its own test predictions, on the articles of that language it scored)"
+                   if tuned else "")
+                + f": this minus the reference on the same articles of that language, paired 95% bootstrap CI read "
+                f"against ±{m_:g} MAE." + tail
                 + (" (control): does not read every test language." if findings.controls(ev) else ""),
                 ["Model", "Probe", "Language", "n", "Test MAE [95% CI]", "− train median [95% CI]",
-                 "− best model [95% CI]"], rows, "lllrrrr", font_pt=7)
+                 "− best model [95% CI]"] + (["− fine-tuned [95% CI]"] if tuned else []), rows,
+                "lllrrrr" + ("r" if tuned else ""), font_pt=7)
         transfer = [r for r in findings.transfer_rows(ev) if not r["too_few"]]
         if not transfer:
             self.not_run("Train on some languages, serve the others?",

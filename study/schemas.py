@@ -365,14 +365,16 @@ class VsBest(PairedDifference):
 
 
 class LanguageReading(Record):
-    """One test language of a probe: its MAE there, and against the reference predictor and the best model on
-    the same articles; no interval or verdict for a language too few to judge."""
+    """One test language of a probe: its MAE there, and against the reference predictor, the best model and (with
+    --baseline-predictions) the fine-tuned model on the same articles; no interval or verdict for a language too
+    few to judge (for the fine-tuned model: too few of its articles among those the fine-tuned model scored)."""
     n: int
     mae: float
     mae_ci95: Optional[Ci]
     too_few: bool
     vs_reference: Optional[PairedDifference]
     vs_best: Optional[PairedDifference] = None
+    vs_baseline: Optional[PairedDifference] = None
 
 
 class TransferLanguage(Record):

@@ -265,8 +265,11 @@ def test_page_1_warns_when_a_languages_whole_ci_lies_above_the_fine_tuned_models
     assert gap is not None and gap.startswith(f"{high} (") and f"test MAE {by[high].mae:.3f}" in gap
     assert f"{low} (" not in gap
     assert language_gap(against(max(r.mae_ci95[0] for r in by.values()) + 0.01)) is None   # every CI reaches below
-    assert language_gap(against(base, paired=True)) is None
+    assert language_gap(against(base, paired=True)) is None   # paired: each language's own difference decides
     assert language_gap(ev) is None   # no fine-tuned baseline at all
+    row = next(x for x in decision.score_rows(against(base), None) if x.question == "Does every language work?")
+    assert row.answer.startswith("not everywhere: ") and row.answer.endswith(
+        f"; {high}: short of the fine-tuned model (under the decision)")
 
     inputs = load_inputs(cfg, "two_lang")
     inputs.evaluation = against(base)
@@ -274,3 +277,78 @@ def test_page_1_warns_when_a_languages_whole_ci_lies_above_the_fine_tuned_models
     text = ["".join(t if isinstance(t, str) else t[0] for t in b.parts) for b in paras]
     said = next(i for i, t in enumerate(text) if t.startswith("Decision: "))
     assert text[said + 1] == "Not for every language: " + gap   # right under the decision line, on page 1
+
+
+def _private_copy(cfg, cfg_path, tmp_path) -> Path:
+    """A copy of the module's study (caches, probes, results) under tmp_path; its config's path."""
+    import shutil
+    shutil.copytree(Path(cfg.results_path).parent, tmp_path / "copy")
+    c = yaml.safe_load(Path(cfg_path).read_text())
+    c["embeddings_dir"], c["results_dir"] = str(tmp_path / "copy/embeddings"), str(tmp_path / "copy/results")
+    (tmp_path / "copy/config.yaml").write_text(yaml.safe_dump(c))
+    return tmp_path / "copy/config.yaml"
+
+
+def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired(study, tmp_path):
+    """--baseline-predictions: each test language gets its paired difference from the fine-tuned model (re-derived
+    here with numpy) when enough of its articles were scored. A fine-tuned model close to the truth on Dutch and far
+    off on English: the probe is better overall, worse on Dutch; page 1 names Dutch under the decision line and
+    'Does every language work?' no longer says yes; the per-language table gains a − fine-tuned column."""
+    from study.report import build, load_inputs
+
+    cfg, cfg_path, data, _ = study
+    copy = _private_copy(cfg, cfg_path, tmp_path)
+    test = [json.loads(x) for x in (data / "test.jsonl").read_text().splitlines()]
+    y = np.array([a["labels"] for a in test], np.float64)
+    langs = np.array([a["language"] for a in test])
+    rng = np.random.default_rng(1)
+    scored = np.ones(len(test), bool)
+    scored[np.flatnonzero(langs == "en")[:100]] = False   # it scored 20 English articles only: too few to judge
+    noise = np.where(langs == "nl", 0.05, 2.5)[:, None]
+    preds = np.clip(y + rng.normal(size=y.shape) * noise, 0, 10)
+    path = tmp_path / "fine_tuned.json"
+    path.write_text(json.dumps({"predictions": preds[scored].tolist(), "labels": y[scored].tolist(),
+                                "article_ids": [a["id"] for a, s in zip(test, scored) if s],
+                                "dimension_names": ["score"]}))
+    assert call("evaluate", "--config", copy, "--data-dir", data, "--models", "multi",
+                "--baseline-predictions", path) == 0
+    c = load_config(copy)
+    ev = read_evaluation(c, "two_lang")
+    m = ev.models["multi"].probes["ridge"]
+    err, order, pred = _errors(c, "multi")
+    by_id = {a["id"]: i for i, a in enumerate(test)}
+    rows = np.array([by_id[i] for i in np.asarray(pred["ids"]).astype(str)])   # the predictions' order of articles
+    tuned = np.abs(preds[rows] - y[rows]).mean(axis=1)
+    nl = (order == "nl") & scored[rows]
+    d = err[nl] - tuned[nl]
+    r = m.by_language["nl"].vs_baseline
+    assert r.n_articles == nl.sum() == 80 and r.mae_difference == pytest.approx(d.mean(), abs=1e-6)   # float32 labels
+    assert r.difference_ci95 == pytest.approx(_ci(d, c.bootstrap_samples, c.random_seed), abs=1e-6)
+    assert r.verdict == "worse" and m.vs_baseline.verdict == "better"   # worse on Dutch, better overall
+    assert m.by_language["en"].vs_baseline is None   # 20 scored English articles: fewer than min_group_articles
+
+    gap = decision.language_gap(ev)
+    assert gap.startswith(f"nl (Dutch, n 80): test MAE {m.by_language['nl'].mae:.3f}")
+    assert "on its 80 articles the fine-tuned model scored: worse than the fine-tuned model on these articles" in gap
+    assert "en (" not in gap
+    row = next(x for x in decision.score_rows(ev, None) if x.question == "Does every language work?")
+    assert row.answer.startswith("not everywhere: en, nl: better than a constant")
+    assert row.answer.endswith("; nl: short of the fine-tuned model (under the decision)")
+    assert f"{r.mae_difference:+.3f}" in row.number and "and against the fine-tuned model" in row.number
+
+    inputs = load_inputs(c, "two_lang")
+    doc = build(c, inputs, Path("r.docx"))
+    table = next(b for b in doc.blocks if type(b).__name__ == "Table" and b.caption.startswith("Each model's probe "
+                                                                                                "chosen on validation"))
+    assert table.header[-1] == "− fine-tuned [95% CI]"
+    cells = {x[2]: x[-1] for x in table.rows}
+    assert cells["nl"].endswith("worse") and cells["en"] == "—"
+    assert language_gap_said(doc) == gap
+
+
+def language_gap_said(doc) -> str | None:
+    paras = [b for b in doc.blocks if type(b).__name__ == "Para"]
+    text = ["".join(t if isinstance(t, str) else t[0] for t in b.parts) for b in paras]
+    said = next(i for i, t in enumerate(text) if t.startswith("Decision: "))
+    line = text[said + 1]
+    return line.removeprefix("Not for every language: ") if line.startswith("Not for every language: ") else None
