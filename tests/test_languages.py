@@ -267,6 +267,8 @@ def test_page_1_warns_when_a_languages_whole_ci_lies_above_the_fine_tuned_models
     assert language_gap(against(max(r.mae_ci95[0] for r in by.values()) + 0.01)) is None   # every CI reaches below
     assert language_gap(against(base, paired=True)) is None   # paired: each language's own difference decides
     assert language_gap(ev) is None   # no fine-tuned baseline at all
+    worse = against(0.01)   # the best is worse overall: keeping the fine-tuned model carries to every language
+    assert worse.best.verdicts.vs_baseline.verdict == "worse" and language_gap(worse) is None
     row = next(x for x in decision.score_rows(against(base), None) if x.question == "Does every language work?")
     assert row.answer.startswith("not everywhere: ") and row.answer.endswith(
         f"; {high}: short of the fine-tuned model (under the decision)")
