@@ -297,9 +297,12 @@ class Writer:
                 annex.append(h.text)
             else:
                 lines.append(["    " + h.text, None])
-        for text, parts in lines:
-            line = self._contents.insert_paragraph_before(text + (": " + " · ".join(parts) if parts else ""))
-            line.paragraph_format.space_after = Pt(0)
+        block = self._contents.insert_paragraph_before()   # one paragraph, a line a heading, kept whole: on page 1,
+        block.paragraph_format.keep_together = True         # or all of it on the next page, never a last line alone
+        for i, (text, parts) in enumerate(lines):
+            run = block.add_run(text + (": " + " · ".join(parts) if parts else ""))
+            if i < len(lines) - 1:
+                run.add_break()
         self._contents._p.getparent().remove(self._contents._p)
         self._contents = None
 

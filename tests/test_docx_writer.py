@@ -99,3 +99,25 @@ def test_a_short_table_is_kept_on_one_page_unless_it_flows_and_no_row_is_split(t
     for table in (kept, flowing):
         assert all(row._tr.trPr.find(qn("w:cantSplit")) is not None for row in table.rows)
         assert table.rows[0]._tr.trPr.find(qn("w:tblHeader")) is not None   # the header repeats on the next page
+
+
+
+def test_the_contents_are_one_paragraph_kept_whole(tmp_path):
+    """The contents list is one paragraph, a line a heading (the annex's sections on its line), kept together: on
+    page 1 whole or whole on the next page. As a paragraph a line, LibreOffice broke their keep-with-next chain and
+    left the list's last line alone on page 2 of the yes/no demo's report."""
+    w = Writer("t", "s")
+    w.contents_here()
+    w.heading("1. First", 1)
+    w.heading("1.1 Second", 2)
+    w.heading("Annex", 1)
+    w.heading("A. Method", 2)
+    w.heading("B. Details", 2)
+    w.save(tmp_path / "t.docx")
+    doc = docx.Document(tmp_path / "t.docx")
+    i = next(k for k, p in enumerate(doc.paragraphs) if p.text == "Contents")
+    block = doc.paragraphs[i + 1]
+    assert block.text.split("\n") == ["1. First", "    1.1 Second", "Annex: A. Method · B. Details"]
+    assert block.paragraph_format.keep_together
+    assert doc.paragraphs[i].style.paragraph_format.keep_with_next   # the heading goes with it
+    assert doc.paragraphs[i + 2].text == "1. First"
