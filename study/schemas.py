@@ -1057,6 +1057,9 @@ class SummaryRow(Record):
     band: Optional[str]
     bands: Optional[str]
     n_test: int
+    control: bool = False              # the chosen model does not read every test language (page 1's banner)
+    decision: Optional[str] = None     # page 1's decision word
+    short_languages: list[str] = []    # test languages where it falls short of the fine-tuned model (page 1)
 
 
 class SummaryYesNoRow(Record):
@@ -1069,6 +1072,8 @@ class SummaryYesNoRow(Record):
     test_roc_auc: Optional[float]
     baseline_f1: Optional[float]
     n_test: int
+    control: bool = False
+    decision: Optional[str] = None
 
 
 class CrossDatasetSummary(Versioned):

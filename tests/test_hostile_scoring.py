@@ -130,8 +130,9 @@ def test_a_hostile_input_line_is_one_error_naming_the_line(ws, capsys, monkeypat
         monkeypatch.setattr(data_module, "MAX_LINE_BYTES", 1000)
         line = json.dumps({"id": "long", "content": "word " * 500})
     articles.write_text(articles.read_text() + line + "\n", encoding="utf-8")
-    _refused(*_score(cfg, root, articles, root / "scored.jsonl", capsys=capsys), f"{articles}:31: ")
-    assert expect in capsys.readouterr().err or True
+    code, err = _score(cfg, root, articles, root / "scored.jsonl", capsys=capsys)
+    _refused(code, err, f"{articles}:31: ")
+    assert expect in err[-1], err
 
 
 def test_line_separators_in_an_id_stay_escaped(ws, capsys):

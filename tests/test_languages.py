@@ -347,6 +347,16 @@ def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired
     assert cells["nl"].endswith("worse") and cells["en"] == "—"
     assert language_gap_said(doc) == gap
 
+    from study.summary import cross_dataset, summary_markdown   # run_all's summary across datasets says it too
+    summary = cross_dataset(c, ["two_lang"])
+    row = summary["datasets"][0]
+    assert (row["short_languages"], row["control"], row["decision"]) == (["nl"], False, decision.decision(ev)[0])
+    md = summary_markdown(summary, "")
+    line = next(x for x in md.splitlines() if x.startswith("| two_lang |"))
+    assert line.endswith(f"| {decision.decision(ev)[0]} | nl |")
+    whole = summary_markdown(cross_dataset(cfg, ["two_lang"]), "")   # the module's run: both models, no baseline
+    assert "| eng (control) |" in whole and "| multi |" in whole
+
 
 def language_gap_said(doc) -> str | None:
     paras = [b for b in doc.blocks if type(b).__name__ == "Para"]

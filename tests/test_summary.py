@@ -6,13 +6,17 @@ from study.summary import summary_markdown
 
 SUMMARY = {
     "datasets": [{"dataset": "news", "n_test": 120, "model": "bge-m3", "probe": "ridge", "test_mae": 0.7512,
-                  "mae_ci95": [0.70, 0.80], "baseline_mae": 0.68, "band": "partial"},
+                  "mae_ci95": [0.70, 0.80], "baseline_mae": 0.68, "band": "partial", "control": False,
+                  "decision": "Use the probe as Stage 1 (screening)", "short_languages": ["nl", "de"]},
                  {"dataset": "blogs", "n_test": 50, "model": "multilingual-e5-large", "probe": "mlp", "test_mae": 1.2,
-                  "mae_ci95": [1.1, 1.3], "baseline_mae": None, "band": None}],
-    "models": {"bge-m3": {"news": {"probe": "ridge", "mae": 0.7512}},
-               "multilingual-e5-large": {"news": {"probe": "mlp", "mae": 0.8}, "blogs": {"probe": "mlp", "mae": 1.2}}},
-    "yes_no": [{"dataset": "yes_no", "n_test": 40, "model": "bge-m3", "probe": "logistic", "threshold": 0.42,
-                "test_f1": 0.81, "f1_ci95": [0.7, 0.9], "test_roc_auc": 0.93, "baseline_f1": None}],
+                  "mae_ci95": [1.1, 1.3], "baseline_mae": None, "band": None, "control": False,
+                  "decision": "Not decidable from this run", "short_languages": []}],
+    "models": {"bge-m3": {"news": {"probe": "ridge", "mae": 0.7512, "control": False}},
+               "multilingual-e5-large": {"news": {"probe": "mlp", "mae": 0.8, "control": False},
+                                         "blogs": {"probe": "mlp", "mae": 1.2, "control": False}}},
+    "yes_no": [{"dataset": "yes_no", "n_test": 40, "model": "all-MiniLM-L6-v2", "probe": "logistic", "threshold": 0.42,
+                "test_f1": 0.81, "f1_ci95": [0.7, 0.9], "test_roc_auc": 0.93, "baseline_f1": None, "control": True,
+                "decision": "Not decidable from this run"}],
 }
 
 
@@ -40,11 +44,15 @@ def test_each_table_row_has_its_headers_cells_with_the_values_under_their_header
     by_dataset, per_model, yes_no = ({row[0]: dict(zip(t[0], row)) for row in t[2:]} for t in found)
     assert by_dataset["news"] == {"dataset": "news", "test articles": "120", "chosen on validation": "bge-m3 + ridge",
                                   "test MAE": "0.751", "95% CI": "[0.700, 0.800]", "baseline": "0.680",
-                                  "band": "partial"}
+                                  "band": "partial", "page 1": "Use the probe as Stage 1 (screening)",
+                                  "short of the fine-tuned model in": "nl, de"}
     assert by_dataset["blogs"]["baseline"] == "n/a" and by_dataset["blogs"]["band"] == "no baseline"
+    assert by_dataset["blogs"]["short of the fine-tuned model in"] == "—"
+    assert yes_no["yes_no"]["chosen on validation"] == "all-MiniLM-L6-v2 + logistic (control)"
+    assert md.count("(control): a model that does not read every test language") == 1   # under the yes/no table
     assert per_model["bge-m3"] == {"model": "bge-m3", "news": "0.751 (ridge)", "blogs": "n/a"}
     assert yes_no["yes_no"]["threshold"] == "0.420" and yes_no["yes_no"]["95% CI"] == "[0.700, 0.900]"
-    assert found[0][1] == ["---", "---:", "---", "---:", "---:", "---:", "---"]   # numbers right-aligned
+    assert found[0][1] == ["---", "---:", "---", "---:", "---:", "---:", "---", "---", "---"]   # numbers right
     assert "![Test MAE per dataset and model](figures/summary_mae_by_dataset.png)" in md
 
 
