@@ -63,7 +63,9 @@ def summary_markdown(summary: dict, figure: str) -> str:
     if names:   # score datasets
         out += ["Per dataset, the model + probe chosen on validation and its test MAE against the dataset's own "
                 "fine-tuned baseline (bands: margins over that baseline, read on the whole 95% CI as page 1 reads "
-                "them: 'partial, possibly closes the gap' when the CI spans both).", ""]
+                "them: 'partial, possibly closes the gap' when the CI spans both); page 1: the decision its report "
+                "opens with (the reason is there); the languages where that model falls short of the fine-tuned "
+                "model, named under that decision.", ""]
         out += _table(["dataset", "test articles", "chosen on validation", "test MAE", "95% CI", "baseline", "band",
                        "page 1", "short of the fine-tuned model in"], "lrlrrrlll",
                       [_chosen(r) + [_f(r["test_mae"]), _ci(r["mae_ci95"]), _f(r["baseline_mae"]),
