@@ -243,6 +243,9 @@ def _screening(ev: ScoreEvaluation) -> Row:
         answers = [(" / ".join(h for h, _ in answers), f"{CANNOT} (a guarantee needs "
                     f"{' / '.join(map(str, needs))} medium+ validation articles)")]   # said once for every target
     answers, numbers = _grouped(answers), _grouped(numbers)
+    short = screening_shortfalls(ev)
+    if short:   # the target is kept overall, not for every language
+        answers.append("not for every language: " + "; ".join(short))
     return Row(q, "; ".join(answers), "; ".join(numbers) + f" ({v} + {p}, {m.screening.thresholds[0].n_relevant_val} "
                "medium+ validation articles)", "screening")
 
@@ -374,6 +377,15 @@ def decision(ev) -> tuple[str, str]:
     closes the gap -> replace, partial -> Stage 1, no improvement -> keep. It is 'not decidable' when only
     controls ran, when the comparison with a constant is inconclusive, without a fine-tuned baseline, or when
     none of the study's models ran (then the reason says what this run's evidence points to)."""
+    word, why = evidence_decision(ev)
+    ran, _ = study_models(ev)
+    if not ran and word != UNDECIDED:
+        return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
+    return word, why
+
+
+def evidence_decision(ev) -> tuple[str, str]:
+    """`decision` on this run's evidence alone, whether or not the study's own models ran."""
     if ev.best.control:
         return UNDECIDED, "only models that do not read every test language ran (the banner above)"
     v, p, m = ev.best_entry()
@@ -393,9 +405,6 @@ def decision(ev) -> tuple[str, str]:
                                                        ", descriptive: --baseline-n makes it a test")
         why = (f"{v} + {p}: {verdicts.band_reading} (the whole 95% CI of its test MAE against the bands); against "
                f"the fine-tuned model {r.verdict} ({how}, margin ±{r.margin:g} MAE)")
-    ran, _ = study_models(ev)
-    if not ran and word != UNDECIDED:
-        return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
     return word, why
 
 
@@ -411,9 +420,6 @@ def _yes_no_decision(ev) -> tuple[str, str]:
         r = verdicts.vs_baseline.verdict
         word = {"better": REPLACE, "equivalent": REPLACE, "worse": KEEP}.get(r, UNDECIDED)
         why = f"{v} + {p} against the fine-tuned classifier's F1: {r} (unpaired)"
-    ran, _ = study_models(ev)
-    if not ran and word != UNDECIDED:
-        return UNDECIDED, f"none of the study's models ran; on this run's evidence alone: {word.lower()} ({why})"
     return word, why
 
 
@@ -483,19 +489,41 @@ def lagging_languages(ev) -> list[tuple[str, str]]:
     return out
 
 
+def screening_shortfalls(ev) -> list[str]:
+    """The best model + probe's guaranteed screening thresholds, per test language with at least min_group_articles
+    test articles: where the exact 95% CI of the recall of that language's medium+ articles lies wholly below the
+    target (the threshold keeps the target overall, not for that language). One text per language and target."""
+    _, _, m = ev.best_entry()
+    out = []
+    for t in m.screening.thresholds if m.screening else []:
+        for lang, r in (t.guaranteed.per_language or {}).items():
+            if r.recall_below_target and r.n >= min_articles(ev):
+                out.append(f"{lang} ({languages.name(lang)}) keeps {r.n_kept_relevant} of its {r.n_relevant} medium+ "
+                           f"test articles at the {t.target_recall:.0%} threshold: recall {_pct(r.recall)} "
+                           f"{_pct_ci(r.recall_exact_ci95)}, and {_pct(r.skip_share)} of its {r.n} articles skip the "
+                           "fine-tuned model")
+    return out
+
+
 def language_gap(ev) -> str | None:
     """Page 1's caveat under the decision line: the languages of `lagging_languages`, and why the overall answer does
     not carry to their articles; None when there are none."""
     lagging = lagging_languages(ev)
-    if not lagging:
-        return None
+    screen = screening_shortfalls(ev) if evidence_decision(ev)[0] == STAGE1 else []
     said = "; ".join(text for _, text in lagging)
-    if ev.best.verdicts.vs_baseline.paired:
-        return (f"{said}: worse than the fine-tuned model on these articles (paired on its own predictions, read "
-                f"against ±{findings_margin(ev):g} MAE), so the overall answer does not carry to them.")
-    return (f"{said}: the whole 95% CI lies above the fine-tuned model's overall MAE {ev.baseline_mae:g}, so the "
-            "overall answer does not carry to these articles. The fine-tuned model's own MAE on them is unknown: give "
-            "--baseline-predictions to compare per language, paired.")
+    if not lagging:
+        out = None
+    elif ev.best.verdicts.vs_baseline.paired:
+        out = (f"{said}: worse than the fine-tuned model on these articles (paired on its own predictions, read "
+               f"against ±{findings_margin(ev):g} MAE), so the overall answer does not carry to them.")
+    else:
+        out = (f"{said}: the whole 95% CI lies above the fine-tuned model's overall MAE {ev.baseline_mae:g}, so the "
+               "overall answer does not carry to these articles. The fine-tuned model's own MAE on them is unknown: "
+               "give --baseline-predictions to compare per language, paired.")
+    if screen:   # the decision is a screen: a language whose medium+ articles it does not keep
+        out = ((out + " ") if out else "") + ("As a screen: " + "; ".join(screen)
+                                              + " (the exact 95% CI wholly below the target; 2.7).")
+    return out
 
 
 def caveats(ev, bench: BenchmarkRecord | None = None) -> list[str]:

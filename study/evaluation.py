@@ -338,7 +338,8 @@ def _score_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_a
                        max_tokens=cut_at, n_boot=n_boot, seed=seed, method=ci_method(cfg, len(Y))),
          "article_scores": tier_scores(Y, P, w, setup["tiers"], n_boot, seed),
          "screening": screen((vc["labels"], P_val), (Y, P), w, setup["tiers"], setup["recall_targets"], cfg.score_range,
-                             n_boot, seed, confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles)}
+                             n_boot, seed, confidence=cfg.screening_confidence, min_articles=cfg.min_group_articles,
+                             languages=tc["languages"])}
     if meta["seeds"]["n"] > 1 and hasattr(probe, "member_outputs"):   # the guaranteed skip share, seed by seed
         shares = seed_skip_shares((vc["labels"], probe.member_outputs(vc["embeddings"])), (Y, probe.member_outputs(X)),
                                   w, setup["tiers"]["medium"], setup["recall_targets"], cfg.screening_confidence)

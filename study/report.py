@@ -527,6 +527,7 @@ class Report:
         others = len(rows) - len(best)
         self.screening_table(best, f"Screening by {label(ev.best.model, ev.best.probe)}, the model page 1 quotes"
                              + (" (the other models' in annex C)" if others else ""))
+        self.screening_languages()
         against = [r for r in findings.screening_rows(ev, teacher=True)
                    if (r["variant"], r["probe"]) == (ev.best.model, ev.best.probe)]
         if against:   # --teacher-predictions scored validation and test articles: its own decisions as the truth
@@ -537,6 +538,32 @@ class Report:
         if not self.place("cmp", ["screening_curve"], width_cm=12):
             w.unavailable("Screening curve", "no comparison record names one "
                           f"({self.rel(paths.comparison_record(self.cfg, self.inp.dataset))}); run compare_results.py.")
+
+    def screening_languages(self):
+        """Each guaranteed threshold of the best model + probe on each test language: a threshold that keeps the
+        target of medium+ articles overall may keep far fewer of one language's."""
+        ev, few = self.ev, findings.min_articles(self.ev)
+        m = ev.models[ev.best.model].probes[ev.best.probe]
+        body, small = [], {}
+        for t in m.screening.thresholds:
+            for lang, r in (t.guaranteed.per_language or {}).items():
+                if r.n < few:
+                    small[lang] = r.n
+                    continue
+                body.append([pct(t.target_recall, 0), lang, str(r.n), pct(r.skip_share), str(r.n_relevant),
+                             pct_value_ci(r.recall, r.recall_exact_ci95) if r.n_relevant else MISSING,
+                             "below target" if r.recall_below_target else
+                             "no medium+ articles" if r.recall_below_target is None else "its CI reaches the target"])
+        if len({row[1] for row in body}) < 2:   # one language judged: the table above is as good as its own
+            return
+        tail = (f" Too few to judge (fewer than {few} test articles), left out: "
+                + ", ".join(f"{lang} ({n})" for lang, n in small.items()) + "." if small else "")
+        self.w.table(f"The same guaranteed thresholds per test language ({label(ev.best.model, ev.best.probe)}): the "
+                     "share of the language's test articles that skip the fine-tuned model, and the recall of its "
+                     "medium+ articles (exact 95% CI). Below target: the whole CI lies below the target, so the "
+                     "overall guarantee does not carry to that language." + tail,
+                     ["Target", "Language", "n", "Skip", "Medium+", "Recall [95% CI]", "Reading"], body, "rlrrrrl",
+                     font_pt=7)
 
     def screening_table(self, rows: list[dict], head: str):
         body = []

@@ -276,8 +276,23 @@ class ScreenedTest(ScreenedVal):
     skipped_too_few: bool
 
 
+class ScreenedLanguage(Record):
+    """One test language at a screening threshold applied to the whole test set (screening.per_language): the share
+    of its articles that skip the fine-tuned model, and the recall of its medium+ articles with the exact CI, read
+    against the target (`recall_below_target`: the CI wholly below it; None without medium+ articles)."""
+    n: int
+    n_skipped: int
+    skip_share: float
+    n_relevant: int
+    n_kept_relevant: int
+    recall: Optional[float]
+    recall_exact_ci95: Ci
+    recall_below_target: Optional[bool]
+
+
 class GuaranteedThreshold(Record):
-    """The one-sided Clopper-Pearson threshold (screening.guaranteed_threshold); `val`/`test` when certified."""
+    """The one-sided Clopper-Pearson threshold (screening.guaranteed_threshold); `val`/`test` when certified, and
+    `per_language` on test when the test articles' languages were given."""
     threshold: Optional[float]
     confidence: float
     n_relevant: int
@@ -288,6 +303,7 @@ class GuaranteedThreshold(Record):
     val: Optional[ScreenedVal] = None
     test: Optional[ScreenedTest] = None
     seed_spread: Optional[Spread] = None   # a seed ensemble: the test skip share of each seed's probe alone
+    per_language: Optional[dict[str, ScreenedLanguage]] = None
 
 
 class ScreeningThreshold(Record):

@@ -196,13 +196,33 @@ def curve(s_true, s_pred, medium: float, score_range) -> dict:
             "recall": ((~skip[:, relevant]).mean(axis=1) if relevant.any() else np.full(len(thresholds), np.nan)).tolist()}
 
 
+def per_language(s_true, s_pred, threshold: float, medium: float, target: float, languages) -> dict:
+    """{language: its test articles at `threshold`}, largest first: how many skip the fine-tuned model, and the recall
+    of its medium+ articles with the exact CI, `recall_below_target` when that CI lies wholly below `target` (a
+    threshold that keeps the target overall may keep far fewer of one language's medium+ articles)."""
+    groups = np.asarray(languages).astype(str)
+    skip, relevant = np.asarray(s_pred) < threshold, np.asarray(s_true) >= medium
+    names, counts = np.unique(groups, return_counts=True)
+    out = {}
+    for lang in names[np.argsort(-counts, kind="stable")]:
+        here = groups == lang
+        n_rel, kept = int((relevant & here).sum()), int((relevant & here & ~skip).sum())
+        ci = clopper_pearson(kept, n_rel)
+        out[str(lang)] = {"n": int(here.sum()), "n_skipped": int((skip & here).sum()),
+                          "skip_share": float(skip[here].mean()), "n_relevant": n_rel, "n_kept_relevant": kept,
+                          "recall": kept / n_rel if n_rel else None, "recall_exact_ci95": ci,
+                          "recall_below_target": None if ci[1] is None else bool(ci[1] < target)}
+    return out
+
+
 def screen(val: tuple, test: tuple, w: np.ndarray, tiers: dict, targets: list[float], score_range,
-           n_boot: int, seed: int, confidence: float = 0.95, min_articles: int = 30) -> dict:
+           n_boot: int, seed: int, confidence: float = 0.95, min_articles: int = 30, languages=None) -> dict:
     """val, test: (Y, P) each. Thresholds chosen on validation for each recall target, applied to test.
 
     Each target's entry: "threshold", "val", "test" of the plug-in threshold (`choose_threshold`, a reference),
     "n_relevant_val" (medium+ validation articles) and "guaranteed" (`guaranteed_threshold`, with its own "val"
-    and "test" when it is certified). Test figures are `figures_on_test`."""
+    and "test" when it is certified, and with the test articles' `languages` its "per_language" figures). Test
+    figures are `figures_on_test`."""
     (Yv, Pv), (Yt, Pt) = val, test
     sv_true, sv_pred = np.asarray(Yv, np.float64) @ w, np.asarray(Pv, np.float64) @ w
     st_true, st_pred = np.asarray(Yt, np.float64) @ w, np.asarray(Pt, np.float64) @ w
@@ -220,6 +240,8 @@ def screen(val: tuple, test: tuple, w: np.ndarray, tiers: dict, targets: list[fl
         g = guaranteed_threshold(sv_true, sv_pred, medium, target, confidence)
         if g["threshold"] is not None:
             g.update(applied(g["threshold"], target))
+            if languages is not None:
+                g["per_language"] = per_language(st_true, st_pred, g["threshold"], medium, target, languages)
         entry = {"target_recall": target, "threshold": t, **(applied(t, target) if t is not None else {}),
                  "n_relevant_val": g["n_relevant"], "guaranteed": g}
         out.append(entry)

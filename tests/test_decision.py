@@ -3,6 +3,7 @@ import pytest
 from records import as_model, model_entry, paired, score_evaluation, score_probe, screening
 
 from study import decision
+from study.schemas import ScreenedLanguage
 
 
 def _screened(certified: bool, n_test=120, n_relevant=100):
@@ -97,3 +98,29 @@ def test_a_setting_missing_from_an_older_record_falls_back_to_the_config_default
         answer = next(r.answer for r in decision.score_rows(with_config(min_group_articles=least), None)
                       if r.evidence == "screening")
         assert ("only 20 of 120 test articles below medium" not in answer) is judged, (least, answer)
+
+
+def _language(n, n_relevant, kept, ci, below):
+    return {"n": n, "n_skipped": n // 2, "skip_share": 0.5, "n_relevant": n_relevant, "n_kept_relevant": kept,
+            "recall": kept / n_relevant if n_relevant else None, "recall_exact_ci95": ci, "recall_below_target": below}
+
+
+def test_a_language_whose_medium_plus_articles_the_screen_does_not_keep_is_named(monkeypatch):
+    """The guaranteed threshold keeps 99% overall; per language, Dutch keeps 4 of 10 (its exact CI wholly below the
+    target): page 1's screening answer names it; German, below the target too but with 5 test articles (under
+    min_group_articles 30), is too few to judge and not named. Under the decision line it is said only where the
+    decision is the screen (Stage 1)."""
+    ev = _evaluation(n_relevant=80)
+    g = ev.models["m"].probes["ridge"].screening.thresholds[0].guaranteed
+    g.per_language = {k: ScreenedLanguage(**v) for k, v in {
+        "en": _language(100, 70, 70, [0.95, 1.0], False), "nl": _language(40, 10, 4, [0.122, 0.738], True),
+        "de": _language(5, 2, 0, [0.0, 0.84], True)}.items()}
+    short = decision.screening_shortfalls(ev)
+    assert short == ["nl (Dutch) keeps 4 of its 10 medium+ test articles at the 99% threshold: recall 40.0% "
+                     "[12.2%, 73.8%], and 50.0% of its 40 articles skip the fine-tuned model"]
+    row = next(r for r in decision.score_rows(ev, None) if r.question.startswith("What share can skip"))
+    assert row.answer == "99%: 16.7% skip (guaranteed at 95% confidence); not for every language: " + short[0]
+    monkeypatch.setattr(decision, "evidence_decision", lambda ev: (decision.STAGE1, "partial"))
+    assert decision.language_gap(ev) == f"As a screen: {short[0]} (the exact 95% CI wholly below the target; 2.7)."
+    monkeypatch.setattr(decision, "evidence_decision", lambda ev: (decision.REPLACE, "closes the gap"))
+    assert decision.language_gap(ev) is None

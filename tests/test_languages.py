@@ -230,6 +230,12 @@ def test_the_report_shows_languages_controls_and_model_against_model(study, tmp_
     ev = read_evaluation(cfg, "two_lang")   # each language's own test MAE on page 1, beside its paired difference
     nl = ev.models[ev.best.model].probes[ev.best.probe].by_language["nl"]
     assert f"nl (n {nl.n}) MAE {nl.mae:.3f}" in row[2]
+    screens = next(t for c, t in tables.items() if c.startswith("The same guaranteed thresholds per test language"))
+    per = {t.target_recall: t.guaranteed.per_language for t in
+           ev.models[ev.best.model].probes[ev.best.probe].screening.thresholds if t.guaranteed.certified}
+    assert per and {(r[0], r[1], r[2]) for r in screens[1:]} == {
+        (f"{target:.0%}", lang, str(SIZES["test"][lang])) for target, langs in per.items() for lang in langs}
+    assert {r[6] for r in screens[1:]} <= {"below target", "its CI reaches the target", "no medium+ articles"}
     for caption, rows in tables.items():   # no column is empty in every row
         for i, head in enumerate(rows[0]):
             assert any(r[i] not in ("—", "") for r in rows[1:]) or len(rows) == 1, (caption, head)

@@ -242,3 +242,37 @@ def test_each_seed_alone_gets_its_own_guaranteed_threshold():
         assert s == pytest.approx(((pt @ w) < threshold).mean())
     assert shares[0][0] != shares[0][1]
     assert shares[1] == [None, None]   # 99.9% cannot be certified on these articles
+
+
+def test_per_language_the_recall_at_a_guaranteed_threshold_is_counted_with_its_exact_ci():
+    """A threshold that keeps the target of medium+ articles overall may keep few of one language's: the probe
+    underrates the Dutch articles here. Each language's skip share, medium+ count and recall are re-counted, the
+    recall's CI re-derived from the beta distribution, and only Dutch is below the target."""
+    from scipy.stats import beta
+    rng = np.random.default_rng(7)
+    n_en, n_nl = 400, 120
+    s_true = rng.uniform(0, 9, n_en + n_nl)
+    langs = np.array(["en"] * n_en + ["nl"] * n_nl)
+    s_pred = s_true + rng.normal(0, 0.3, len(s_true)) - np.where(langs == "nl", 2.5, 0.0)   # Dutch scored low
+    Y, P = s_true[:, None], s_pred[:, None]
+    half = len(Y) // 2
+    order = rng.permutation(len(Y))
+    val, test = order[:half], order[half:]
+    out = screen((Y[val], P[val]), (Y[test], P[test]), np.array([1.0]), TIERS, [0.95], [0, 10], 50, 0,
+                 languages=langs[test])
+    g = out["thresholds"][0]["guaranteed"]
+    assert g["certified"]
+    for lang, r in g["per_language"].items():
+        here = langs[test] == lang
+        skip, rel = s_pred[test][here] < g["threshold"], s_true[test][here] >= 4.0
+        kept = int((~skip & rel).sum())
+        assert (r["n"], r["n_skipped"], r["n_relevant"], r["n_kept_relevant"]) == (here.sum(), skip.sum(), rel.sum(), kept)
+        n = rel.sum()
+        lo = 0.0 if kept == 0 else beta.ppf(0.025, kept, n - kept + 1)
+        hi = 1.0 if kept == n else beta.ppf(0.975, kept + 1, n - kept)
+        assert r["recall_exact_ci95"] == pytest.approx([lo, hi])
+        assert r["recall_below_target"] == (hi < 0.95)
+    assert list(g["per_language"]) == ["en", "nl"]   # largest first
+    assert g["per_language"]["nl"]["recall_below_target"] and not g["per_language"]["en"]["recall_below_target"]
+    assert "per_language" not in screen((Y[val], P[val]), (Y[test], P[test]), np.array([1.0]), TIERS, [0.95], [0, 10],
+                                        50, 0)["thresholds"][0]["guaranteed"]
