@@ -172,14 +172,21 @@ def at_threshold(s_true, s_pred, article_err, threshold: float, medium: float, n
             "recall_exact_ci95": clopper_pearson(kept, int(relevant.sum()))}
 
 
+def below_target(recall_ci, target: float) -> bool | None:
+    """The screening's one reading of a test recall against its target: below it only where the exact 95% CI lies
+    wholly below (one test split's point estimate may fall short while the guarantee holds); None without medium+
+    articles."""
+    hi = recall_ci[1]
+    return None if hi is None else bool(hi < target)
+
+
 def figures_on_test(s_true, s_pred, article_err, threshold: float, medium: float, target: float, n_boot: int,
                  seed: int, min_articles: int) -> dict:
     """`at_threshold` on test, plus "recall_below_target" (the exact CI of the recall lies wholly below the
     target; None without medium+ articles) and "skipped_too_few" (fewer skipped articles than
     `min_articles`: their MAE is too few to judge)."""
     r = at_threshold(s_true, s_pred, article_err, threshold, medium, n_boot, seed)
-    hi = r["recall_exact_ci95"][1]
-    return {**r, "recall_below_target": None if hi is None else bool(hi < target),
+    return {**r, "recall_below_target": below_target(r["recall_exact_ci95"], target),
             "skipped_too_few": too_few_to_judge(r["n_skipped"], min_articles=min_articles, min_positives=0)}
 
 
@@ -211,7 +218,7 @@ def per_language(s_true, s_pred, threshold: float, medium: float, target: float,
         out[str(lang)] = {"n": int(here.sum()), "n_skipped": int((skip & here).sum()),
                           "skip_share": float(skip[here].mean()), "n_relevant": n_rel, "n_kept_relevant": kept,
                           "recall": kept / n_rel if n_rel else None, "recall_exact_ci95": ci,
-                          "recall_below_target": None if ci[1] is None else bool(ci[1] < target)}
+                          "recall_below_target": below_target(ci, target)}
     return out
 
 
