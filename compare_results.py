@@ -12,7 +12,7 @@ Draws results/figures/<dataset>_{mae_by_model,dimension_mae_heatmap,screening_cu
 (the last two when their results exist; a yes/no dataset: <dataset>_f1_by_model.png) and writes
 results/<dataset>_comparison.json, which records them by name for the report.
 """
-from study import cli
+from study import cli, decision
 from study.artifacts import staged_writes
 from study.config import load_config
 from study.data import dataset_name
@@ -36,6 +36,8 @@ def main():
         print(f"best on validation: {best.model} + {best.probe}, test F1 {f1} at threshold {best.threshold:.3f}")
     else:
         print(best_line(ev))
+        for line in decision.language_lines(ev):
+            print(line)
     print(f"report: {done.path}")
     print("charts: " + "\n        ".join(str(p) for p in done.figures.values()))
 

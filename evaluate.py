@@ -29,7 +29,7 @@ and the best chosen on validation log-loss, every other probe's paired test F1 d
 model's chosen one (`vs_chosen`), and the gap to the fine-tuned classifier's F1
 (config / dataset.yaml baseline_f1, or --baseline-f1).
 """
-from study import cli, paths
+from study import cli, decision, paths
 from study.artifacts import staged_writes
 from study.config import load_config
 from study.data import resolve_dataset
@@ -91,6 +91,8 @@ def said_scores(cfg, ev) -> None:
           + (f"; against the fine-tuned baseline ({'paired' if v.vs_baseline.paired else 'unpaired'}): "
              f"{v.vs_baseline.verdict}; band of the 95% CI: {v.band_reading}" if v.vs_baseline else "")
           + f"; chosen on validation among {v.candidates} model + probe pairs")
+    for line in decision.language_lines(ev):
+        print(line)
 
 
 def said_yes_no(cfg, ev) -> None:

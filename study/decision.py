@@ -505,6 +505,17 @@ def screening_shortfalls(ev) -> list[str]:
     return out
 
 
+def language_lines(ev) -> list[str]:
+    """The console's lines (evaluate.py, compare_results.py) naming what page 1 says under its decision and in its
+    screening answer: each language where the best falls short of the fine-tuned model, or where a guaranteed
+    screening threshold misses its target of that language's medium+ articles."""
+    lagging = lagging_languages(ev)
+    why = ("" if not lagging else ": worse (paired)" if ev.best.verdicts.vs_baseline.paired else
+           f", its whole 95% CI above the fine-tuned model's overall MAE {ev.baseline_mae:g}")
+    return ([f"short of the fine-tuned model: {text}{why}" for _, text in lagging]
+            + [f"screening, not for every language: {text}" for text in screening_shortfalls(ev)])
+
+
 def language_gap(ev) -> str | None:
     """Page 1's caveat under the decision line: the languages of `lagging_languages`, and why the overall answer does
     not carry to their articles; None when there are none."""

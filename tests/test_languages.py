@@ -273,6 +273,9 @@ def test_page_1_warns_when_a_languages_whole_ci_lies_above_the_fine_tuned_models
     assert language_gap(against(max(r.mae_ci95[0] for r in by.values()) + 0.01)) is None   # every CI reaches below
     assert language_gap(against(base, paired=True)) is None   # paired: each language's own difference decides
     assert language_gap(ev) is None   # no fine-tuned baseline at all
+    assert decision.language_lines(against(base)) == [   # the console's line (evaluate.py, compare_results.py)
+        f"short of the fine-tuned model: {gap.split(': the whole')[0]}, its whole 95% CI above the fine-tuned "
+        f"model's overall MAE {base:g}"]
     worse = against(0.01)   # the best is worse overall: keeping the fine-tuned model carries to every language
     assert worse.best.verdicts.vs_baseline.verdict == "worse" and language_gap(worse) is None
     row = next(x for x in decision.score_rows(against(base), None) if x.question == "Does every language work?")
@@ -297,7 +300,7 @@ def _private_copy(cfg, cfg_path, tmp_path) -> Path:
     return tmp_path / "copy/config.yaml"
 
 
-def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired(study, tmp_path):
+def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired(study, tmp_path, capsys):
     """--baseline-predictions: each test language gets its paired difference from the fine-tuned model (re-derived
     here with numpy) when enough of its articles were scored. A fine-tuned model close to the truth on Dutch and far
     off on English: the probe is better overall, worse on Dutch; page 1 names Dutch under the decision line and
@@ -318,8 +321,10 @@ def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired
     path.write_text(json.dumps({"predictions": preds[scored].tolist(), "labels": y[scored].tolist(),
                                 "article_ids": [a["id"] for a, s in zip(test, scored) if s],
                                 "dimension_names": ["score"]}))
+    capsys.readouterr()
     assert call("evaluate", "--config", copy, "--data-dir", data, "--models", "multi",
                 "--baseline-predictions", path) == 0
+    said = capsys.readouterr().out.splitlines()
     c = load_config(copy)
     ev = read_evaluation(c, "two_lang")
     m = ev.models["multi"].probes["ridge"]
@@ -339,6 +344,7 @@ def test_with_the_fine_tuned_models_predictions_each_language_is_compared_paired
     assert gap.startswith(f"nl (Dutch, n 80): test MAE {m.by_language['nl'].mae:.3f}")
     assert "on its 80 articles the fine-tuned model scored: worse than the fine-tuned model on these articles" in gap
     assert "en (" not in gap
+    assert f"short of the fine-tuned model: {decision.lagging_languages(ev)[0][1]}: worse (paired)" in said   # console
     row = next(x for x in decision.score_rows(ev, None) if x.question == "Does every language work?")
     assert row.answer.startswith("not everywhere: en, nl: better than a constant")
     assert row.answer.endswith("; nl: short of the fine-tuned model (under the decision)")
