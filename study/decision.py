@@ -291,7 +291,7 @@ def _languages(ev: ScoreEvaluation) -> Row:
         head = "not shown"
     words = {k: reading_phrase(k, CONSTANT) for k in ("better", "worse", "equivalent", "inconclusive")}
     answer = f"{head}: " + "; ".join(f"{', '.join(langs)}: {words.get(k, k)}" for k, langs in groups.items())
-    if lagging and not ev.best.control:
+    if lagging:   # none for a control
         answer += f"; {', '.join(lagging)}: short of the fine-tuned model (under the decision)"
     tuned = any(r.vs_baseline is not None for r in by.values())   # --baseline-predictions: per language too
     number = "; ".join(f"{lang} (n {r.n}) MAE {_f(r.mae)} {_ci_fmt(r.mae_ci95)}, {_s(r.vs_reference.mae_difference)} "
@@ -472,9 +472,8 @@ def lagging_languages(ev) -> list[tuple[str, str]]:
     fine-tuned model. With its predictions (paired): the language's own paired difference is "worse". With its
     overall MAE only: the language's own test MAE has its whole 95% CI above that MAE. [] without a fine-tuned
     baseline, for a control (said in the banner), and where the best is worse overall (then no language is news)."""
-    base = getattr(ev, "baseline_mae", None)
-    vb = ev.best.verdicts.vs_baseline if base else None
-    if not vb or ev.best.control or vb.verdict == WORSE:
+    base, vb = ev.baseline_mae, ev.best.verdicts.vs_baseline
+    if not base or not vb or ev.best.control or vb.verdict == WORSE:
         return []
     _, _, m = ev.best_entry()
     out = []
@@ -495,7 +494,7 @@ def screening_shortfalls(ev) -> list[str]:
     target (the threshold keeps the target overall, not for that language). One text per language and target."""
     _, _, m = ev.best_entry()
     out = []
-    for t in m.screening.thresholds if m.screening else []:
+    for t in m.screening.thresholds:
         for lang, r in (t.guaranteed.per_language or {}).items():
             if r.recall_below_target and r.n >= min_articles(ev):
                 out.append(f"{lang} ({languages.name(lang)}) keeps {r.n_kept_relevant} of its {r.n_relevant} medium+ "

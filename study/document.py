@@ -94,6 +94,12 @@ class Document:
     def figures(self) -> int:
         return sum(isinstance(b, Figure) for b in self.blocks)
 
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """Its top-level headings in order, 'Contents' where the list of sections stands."""
+        return tuple("Contents" if isinstance(b, Contents) else b.text for b in self.blocks
+                     if isinstance(b, Contents) or isinstance(b, Heading) and b.level == 1)
+
     def heading(self, text: str, level: int = 1):
         self.blocks.append(Heading(text, level))
 

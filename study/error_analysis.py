@@ -18,7 +18,7 @@ from study import paths, plots
 from study.artifacts import read_npz
 from study.config import Config
 from study.errors import StudyError
-from study.metrics import article_mae, mae_by_group, truncation_split
+from study.metrics import article_mae, groups_largest_first, mae_by_group, truncation_split
 from study.provenance import record
 from study.results import evaluation_sha256, read_evaluation
 from study.schemas import ErrorSummary, YesNoErrorSummary, write_record
@@ -160,14 +160,10 @@ def binary_model_summary(pred: dict, threshold: float, n_listed: int = N_LISTED)
         return [{"id": str(pred["ids"][i]), "language": str(pred["languages"][i]), "title": str(pred["titles"][i]),
                  "p_yes": float(p[i]), "true": int(y[i])} for i in rows[:n_listed]]
 
-    langs = np.asarray(pred["languages"])
-    names, counts = np.unique(langs, return_counts=True)
     per_language = {}
-    for g in np.argsort(-counts, kind="stable"):   # largest group first
-        m = langs == names[g]
-        per_language[str(names[g])] = {"n": int(m.sum()), "positives": int(y[m].sum()),
-                                       "false_positives": int((~y & yhat)[m].sum()),
-                                       "false_negatives": int((y & ~yhat)[m].sum())}
+    for lang, m in groups_largest_first(pred["languages"]):
+        per_language[lang] = {"n": int(m.sum()), "positives": int(y[m].sum()),
+                              "false_positives": int((~y & yhat)[m].sum()), "false_negatives": int((y & ~yhat)[m].sum())}
     return {"n": int(len(y)), "threshold": float(threshold), "max_tokens": int(pred["max_tokens"]),
             "confusion": {"tp": int((y & yhat).sum()), "fp": int(len(fp)), "fn": int(len(fn)), "tn": int((~y & ~yhat).sum())},
             "per_language": per_language,

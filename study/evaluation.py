@@ -20,8 +20,8 @@ from study.config import TEACHER_SUFFIX
 from study.data import Split, file_sha256, load_baseline_predictions, load_split, load_teacher_predictions
 from study.errors import StudyError
 from study.finetune import load_arm
-from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic, mae_by_group,
-                           paired_difference, score_binary, score_probe, score_with_ci)
+from study.metrics import (always_yes, article_mae, binary_scores, bootstrap_ci, bootstrap_statistic,
+                           groups_largest_first, mae_by_group, paired_difference, score_binary, score_probe, score_with_ci)
 from study.probes import best_f1_threshold, load_trained
 from study.results import band_interval, chosen_probe, layer_groups, sweep_groups
 from study.screening import majority_tier, screen, seed_skip_shares, tier_scores, weight_vector
@@ -356,11 +356,10 @@ def _score_measures(cfg, context, test: tuple, val: tuple, trained: tuple, cut_a
         rows = baseline["rows"]
         mine = article_mae(Y[rows], P[rows])
         m["vs_baseline"] = compared(cfg, mine, baseline["errors"])
-        scored = np.asarray(tc["languages"]).astype(str)[rows]   # the languages of the articles it scored
-        for lang, row in m["by_language"].items():
-            here = scored == lang
-            if not row["too_few"] and here.sum() >= cfg.min_group_articles:
-                row["vs_baseline"] = compared(cfg, mine[here], baseline["errors"][here])
+        scored = np.asarray(tc["languages"])[rows]   # the languages of the articles it scored
+        for lang, d in per_language(cfg, mine, baseline["errors"], scored, m["by_language"]).items():
+            if d is not None:
+                m["by_language"][lang]["vs_baseline"] = d
     return m
 
 
@@ -443,25 +442,23 @@ def by_language(cfg, errors: np.ndarray, reference_errors: np.ndarray, groups) -
     with its bootstrap CI, and its per-article MAE minus the constant reference's (the training median, what
     `vs_median_predictor` reads) on the same articles, by the comparison rule. A language with fewer than `min_group_articles` test
     articles is `too_few` and gets no interval or verdict (its MAE is still shown)."""
-    groups = np.asarray(groups).astype(str)
-    names, counts = np.unique(groups, return_counts=True)
     out = {}
-    for lang in names[np.argsort(-counts, kind="stable")]:
-        rows = groups == lang
+    for lang, rows in groups_largest_first(groups):
         n, few = int(rows.sum()), int(rows.sum()) < cfg.min_group_articles
-        out[str(lang)] = {"n": n, "mae": float(errors[rows].mean()), "too_few": few,
-                          "mae_ci95": None if few else list(bootstrap_ci(errors[rows], cfg.bootstrap_samples,
-                                                                         cfg.random_seed)),
-                          "vs_reference": None if few else compared(cfg, errors[rows], reference_errors[rows])}
+        out[lang] = {"n": n, "mae": float(errors[rows].mean()), "too_few": few,
+                     "mae_ci95": None if few else list(bootstrap_ci(errors[rows], cfg.bootstrap_samples, cfg.random_seed)),
+                     "vs_reference": None if few else compared(cfg, errors[rows], reference_errors[rows])}
     return out
 
 
 def per_language(cfg, mine: np.ndarray, theirs: np.ndarray, groups, by_lang: dict) -> dict:
-    """{language: the paired comparison mine − theirs on that language's test articles} for each language of
-    `by_lang` (a probe's `by_language`), None for a language too few to judge."""
+    """{language: the paired comparison mine − theirs on that language's articles among `groups` (the languages of
+    the articles mine and theirs score)} for each language of `by_lang` (a probe's `by_language`); None for a
+    language too few to judge there or among those articles (fewer than min_group_articles: the fine-tuned model
+    may have scored only some of the test articles)."""
     groups = np.asarray(groups).astype(str)
-    return {lang: None if row["too_few"] else compared(cfg, mine[groups == lang], theirs[groups == lang])
-            for lang, row in by_lang.items()}
+    return {lang: None if row["too_few"] or (groups == lang).sum() < cfg.min_group_articles else
+            compared(cfg, mine[groups == lang], theirs[groups == lang]) for lang, row in by_lang.items()}
 
 
 def add_model_differences(cfg, dataset, models: dict, best: tuple[str, str], groups) -> None:

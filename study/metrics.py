@@ -61,6 +61,20 @@ def resamples(n: int, n_boot: int, seed: int):
         yield rng.integers(0, n, (min(per_block, n_boot - start), n))
 
 
+def resampled(stat, n: int, n_boot: int, seed: int) -> np.ndarray:
+    """`stat(rows)` of every resample (`resamples`), called a block at a time: one value a resample, in draw order."""
+    return np.concatenate([np.empty(0), *(np.asarray(stat(rows), dtype=np.float64)
+                                          for rows in resamples(n, n_boot, seed))])
+
+
+def groups_largest_first(groups) -> list[tuple[str, np.ndarray]]:
+    """[(group, its rows as a boolean mask)] of an array of group names (languages), the largest group first and
+    ties in name order: the order every per-language table and record uses."""
+    groups = np.asarray(groups).astype(str)
+    names, counts = np.unique(groups, return_counts=True)
+    return [(str(names[g]), groups == names[g]) for g in np.argsort(-counts, kind="stable")]
+
+
 def bootstrap_ci(per_article: np.ndarray, n_boot: int, seed: int, level: float = 0.95,
                  method: str = "percentile") -> tuple[float, float]:
     """CI of the mean of `per_article` values, resampling articles with replacement: percentile, or (`method`
@@ -70,7 +84,7 @@ def bootstrap_ci(per_article: np.ndarray, n_boot: int, seed: int, level: float =
     if method == "BCa":
         return bca_ci(per_article, n_boot, seed, level)
     values = np.asarray(per_article, dtype=np.float64)
-    means = np.concatenate([np.empty(0), *(values[rows].mean(axis=1) for rows in resamples(len(values), n_boot, seed))])
+    means = resampled(lambda rows: values[rows].mean(axis=1), len(values), n_boot, seed)
     alpha = (1 - level) / 2
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
@@ -248,14 +262,10 @@ def score_binary(y, p, threshold: float, *, languages, token_counts, max_tokens:
 
     for key, ci in zip(keys, bootstrap_statistic(stat, len(y), n_boot, seed)):
         out[f"{key}_ci95"] = list(ci)
-    groups = np.asarray(languages)
-    names, counts = np.unique(groups, return_counts=True)
     out["per_language"] = {}
-    for g in np.argsort(-counts, kind="stable"):
-        mask = groups == names[g]
+    for lang, mask in groups_largest_first(languages):
         s = binary_scores(y[mask], p[mask], threshold)
-        out["per_language"][str(names[g])] = {k: _nan_to_none(s[k]) for k in
-                                              ("n", "positives", "f1", "precision", "recall")}
+        out["per_language"][lang] = {k: _nan_to_none(s[k]) for k in ("n", "positives", "f1", "precision", "recall")}
     cut = np.asarray(token_counts) > max_tokens
     out["truncation"] = {"max_tokens": int(max_tokens), **{
         name: {"n": int(mask.sum()), "positives": int(y[mask].sum()),

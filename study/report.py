@@ -1060,8 +1060,7 @@ def write_report(cfg: Config, dataset: str, out: Path, benchmarks_of: str | None
     """Phase 6: build the report of `dataset` into `out` (.docx, written atomically); returns what went in."""
     document = build(cfg, load_inputs(cfg, dataset, benchmarks_of), out)
     w = to_docx(document, out)
-    return Reported(out, document, tuple(p.text for p in w.doc.paragraphs if p.style.name == "Heading 1"),
-                    document.tables, w.figures, tuple(document.missing))
+    return Reported(out, document, document.sections, document.tables, w.figures, tuple(document.missing))
 
 
 @dataclass(frozen=True)

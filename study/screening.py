@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from study.errors import StudyError
-from study.metrics import clopper_pearson, resamples
+from study.metrics import clopper_pearson, groups_largest_first, resampled
 from study.verdicts import too_few_to_judge
 
 TIER_NAMES = ("low", "medium", "high")
@@ -53,8 +53,7 @@ def tier_of(scores: np.ndarray, tiers: dict) -> np.ndarray:
 def bootstrap(n: int, stat, n_boot: int, seed: int) -> list[float | None]:
     """Percentile 95% CI of a statistic over `n_boot` resamples of the n articles (NaN resamples dropped).
     `stat(rows)` takes a block of resamples, a row of article indices each, and gives one value a row."""
-    values = np.concatenate([np.empty(0), *(np.asarray(stat(rows), dtype=np.float64)
-                                            for rows in resamples(n, n_boot, seed))])
+    values = resampled(stat, n, n_boot, seed)
     values = values[np.isfinite(values)]
     if not len(values):
         return [None, None]
@@ -207,18 +206,14 @@ def per_language(s_true, s_pred, threshold: float, medium: float, target: float,
     """{language: its test articles at `threshold`}, largest first: how many skip the fine-tuned model, and the recall
     of its medium+ articles with the exact CI, `recall_below_target` when that CI lies wholly below `target` (a
     threshold that keeps the target overall may keep far fewer of one language's medium+ articles)."""
-    groups = np.asarray(languages).astype(str)
     skip, relevant = np.asarray(s_pred) < threshold, np.asarray(s_true) >= medium
-    names, counts = np.unique(groups, return_counts=True)
     out = {}
-    for lang in names[np.argsort(-counts, kind="stable")]:
-        here = groups == lang
+    for lang, here in groups_largest_first(languages):
         n_rel, kept = int((relevant & here).sum()), int((relevant & here & ~skip).sum())
         ci = clopper_pearson(kept, n_rel)
-        out[str(lang)] = {"n": int(here.sum()), "n_skipped": int((skip & here).sum()),
-                          "skip_share": float(skip[here].mean()), "n_relevant": n_rel, "n_kept_relevant": kept,
-                          "recall": kept / n_rel if n_rel else None, "recall_exact_ci95": ci,
-                          "recall_below_target": below_target(ci, target)}
+        out[lang] = {"n": int(here.sum()), "n_skipped": int((skip & here).sum()), "skip_share": float(skip[here].mean()),
+                     "n_relevant": n_rel, "n_kept_relevant": kept, "recall": kept / n_rel if n_rel else None,
+                     "recall_exact_ci95": ci, "recall_below_target": below_target(ci, target)}
     return out
 
 
